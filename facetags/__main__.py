@@ -1,0 +1,3 @@
+from facetags.cli import main
+
+main()

@@ -1,0 +1,83 @@
+"""The ``facetags`` command line: parse, call the library, print. Nothing else.
+
+Sub-commands live in ``facetags/commands/<name>.py`` and are imported only when they run
+(or when ``--help`` lists them), so ``facetags --help`` stays instant: no onnxruntime,
+TensorFlow or Textual is imported here. Heavy modules are imported inside command bodies.
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+import sys
+from typing import Any
+
+import click
+
+from facetags import __version__
+from facetags.errors import FacetagsError
+
+# name -> "module:attribute" (relative to facetags.commands)
+COMMANDS: dict[str, str] = {
+    "detect": "detect:detect",
+}
+
+
+class LazyGroup(click.Group):
+    """A click group whose commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        target = COMMANDS.get(cmd_name)
+        if target is None:
+            return None
+        module_name, attr = target.split(":")
+        module = importlib.import_module(f"facetags.commands.{module_name}")
+        command = getattr(module, attr)
+        assert isinstance(command, click.Command)
+        return command
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, "--version", prog_name="facetags")
+@click.option(
+    "--library",
+    type=click.Path(dir_okay=False),
+    envvar="FACETAGS_LIBRARY",
+    default=None,
+    help="The library file (env FACETAGS_LIBRARY; default: the user's data dir).",
+)
+@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.pass_context
+def cli(ctx: click.Context, library: str | None, verbose: int) -> None:
+    """facetags: find, name and tag the people in your photos, privately and offline."""
+    level = logging.WARNING - 10 * min(verbose, 2)
+    logging.basicConfig(level=level, format="facetags: %(levelname)s: %(message)s", stream=sys.stderr)
+    from facetags.config import load_settings
+
+    ctx.obj = load_settings(library=library)
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Entry point: domain errors become one line on stderr and exit status 1."""
+    try:
+        rv = cli.main(args=argv, prog_name="facetags", standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("Aborted.", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except FacetagsError as exc:
+        click.echo(f"facetags: error: {exc}", err=True)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        click.echo("Interrupted.", err=True)
+        sys.exit(130)
+    if isinstance(rv, int) and rv != 0:
+        sys.exit(rv)
+    return rv

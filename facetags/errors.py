@@ -1,0 +1,32 @@
+"""Domain errors. Front ends turn these into a one-line message and a non-zero exit."""
+
+from __future__ import annotations
+
+
+class FacetagsError(Exception):
+    """Base class for every error facetags reports to a user."""
+
+
+class DecodeError(FacetagsError):
+    """A file could not be decoded as a photo. The message names the file."""
+
+    def __init__(self, path: object, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"{self.path}: {reason}")
+
+
+class ModelError(FacetagsError):
+    """A model file is missing, corrupt or of the wrong kind."""
+
+
+class LibraryError(FacetagsError):
+    """The library file cannot be opened, migrated or used."""
+
+
+class NotFoundError(FacetagsError):
+    """A person, face or photo that the user named does not exist."""
+
+
+class ConfigError(FacetagsError):
+    """A setting has an invalid value."""

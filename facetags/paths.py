@@ -1,0 +1,56 @@
+"""Where facetags keeps things: XDG data/config dirs and the files shipped in the wheel."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+APP = "facetags"
+_PKG = Path(__file__).resolve().parent
+_REPO = _PKG.parent
+
+
+def data_dir() -> Path:
+    """The user's data directory ($XDG_DATA_HOME/facetags)."""
+    from platformdirs import user_data_path
+
+    return Path(user_data_path(APP, appauthor=False))
+
+
+def config_dir() -> Path:
+    """The user's config directory ($XDG_CONFIG_HOME/facetags)."""
+    from platformdirs import user_config_path
+
+    return Path(user_config_path(APP, appauthor=False))
+
+
+def cache_dir() -> Path:
+    """The user's cache directory ($XDG_CACHE_HOME/facetags)."""
+    from platformdirs import user_cache_path
+
+    return Path(user_cache_path(APP, appauthor=False))
+
+
+def default_library() -> Path:
+    return data_dir() / "library.db"
+
+
+def _shipped(name: str) -> Path:
+    """A top-level folder shipped as package data.
+
+    In a wheel, ``migrations/`` and ``models/`` live at ``facetags/_data/<name>``; in a
+    source checkout (editable install, tests) they are the repository's top-level folders.
+    """
+    packaged = _PKG / "_data" / name
+    if packaged.is_dir():
+        return packaged
+    return _REPO / name
+
+
+def migrations_dir() -> Path:
+    return _shipped("migrations")
+
+
+def models_dir() -> Path:
+    override = os.environ.get("FACETAGS_MODELS_DIR")
+    return Path(override) if override else _shipped("models")
