@@ -8,6 +8,7 @@ TensorFlow or Textual is imported here. Heavy modules are imported inside comman
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import logging
 import sys
 from typing import Any
@@ -20,18 +21,35 @@ from facetags.errors import FacetagsError
 # name -> "module:attribute" (relative to facetags.commands)
 COMMANDS: dict[str, str] = {
     "detect": "detect:detect",
+    "scan": "scan:scan",
+    "watch": "watch:watch",
+    "people": "people:people",
+    "faces": "people:faces",
+    "name": "people:name",
+    "merge": "people:merge",
+    "status": "status:status",
+    "find": "find:find",
+    "eval": "evaluate:eval_group",
+    "train": "train:train",
+    "xmp": "xmp:xmp_group",
+    "tui": "tui:tui",
 }
+
+
+def _available(name: str) -> bool:
+    module = COMMANDS[name].split(":")[0]
+    return importlib.util.find_spec(f"facetags.commands.{module}") is not None
 
 
 class LazyGroup(click.Group):
     """A click group whose commands are imported on first use."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
+        return sorted(name for name in COMMANDS if _available(name))
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
-        if target is None:
+        if target is None or not _available(cmd_name):
             return None
         module_name, attr = target.split(":")
         module = importlib.import_module(f"facetags.commands.{module_name}")
