@@ -1,0 +1,85 @@
+"""Model specs: everything needed to run a model, kept next to the model file.
+
+Each model the product runs lives in ``models/`` as ``<id>.onnx`` with ``<id>.json`` (its
+:class:`ModelSpec`) and ``<id>.md`` (its model card). Preprocessing is derived from the spec
+only; no other module hard-codes sizes, means or channel orders.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from facetags.errors import ModelError
+from facetags.paths import models_dir
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    id: str
+    file: str  # file name inside the models folder (or an absolute path for user models)
+    sha256: str
+    dim: int = 128
+    input_size: int = 112
+    mean: tuple[float, float, float] = (127.5, 127.5, 127.5)
+    std: tuple[float, float, float] = (128.0, 128.0, 128.0)
+    channel_order: str = "RGB"  # or "BGR"
+    layout: str = "NHWC"  # or "NCHW"
+    licence: str = "MIT"
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @classmethod
+    def from_json(cls, path: Path) -> ModelSpec:
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            data["mean"] = tuple(data.get("mean", cls.mean))
+            data["std"] = tuple(data.get("std", cls.std))
+            return cls(**data)
+        except (OSError, ValueError, TypeError) as exc:
+            raise ModelError(f"{path}: not a valid model spec ({exc})") from exc
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2) + "\n"
+
+    def path(self, root: Path | None = None) -> Path:
+        p = Path(self.file)
+        return p if p.is_absolute() else (root or models_dir()) / p
+
+
+def available(root: Path | None = None) -> dict[str, ModelSpec]:
+    """All shipped (or ``root``'s) model specs, by id."""
+    folder = root or models_dir()
+    specs = {}
+    for path in sorted(folder.glob("*.json")):
+        spec = ModelSpec.from_json(path)
+        specs[spec.id] = spec
+    return specs
+
+
+def get_spec(model_id: str, root: Path | None = None) -> ModelSpec:
+    specs = available(root)
+    if model_id not in specs:
+        known = ", ".join(sorted(specs)) or "none"
+        raise ModelError(f"unknown model {model_id!r} (available: {known})")
+    return specs[model_id]
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def verified_path(spec: ModelSpec, root: Path | None = None) -> Path:
+    """The model file, checked against the spec's sha256."""
+    path = spec.path(root)
+    if not path.is_file():
+        raise ModelError(f"model file missing: {path}")
+    actual = sha256_file(path)
+    if actual != spec.sha256:
+        raise ModelError(f"{path}: sha256 {actual[:12]}… does not match the spec ({spec.sha256[:12]}…)")
+    return path
