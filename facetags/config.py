@@ -27,7 +27,7 @@ class Settings:
     # Faces scoring below this (ONet probability) are dropped.
     score_threshold: float = 0.9
     # The embedder to run: a model id from facetags.vision.specs, or "insightface:<pack>".
-    embedder: str = "facetags-mbv2-128"
+    embedder: str = "facetags-mobilenet-v1"
 
 
 _ENV_PREFIX = "FACETAGS_"
