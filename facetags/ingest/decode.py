@@ -1,0 +1,288 @@
+"""Decode a photo file into an upright RGB uint8 array.
+
+Every supported file (JPEG, PNG, WebP, TIFF, BMP, GIF, HEIC/HEIF, AVIF, PPM, JPEG 2000) in
+any of its pixel layouts (greyscale, palette, CMYK, 16 bit, with or without alpha) becomes an
+``HxWx3`` ``uint8`` RGB array with the EXIF orientation applied. Alpha is composited onto
+white (a transparent background reads as paper, not as black). 16-bit samples are scaled to
+8 bits (``v / 257``), never clipped. GIFs and other multi-frame files give their first frame.
+
+With ``max_side`` the image is reduced so its long side is at most ``max_side``; JPEGs are then
+decoded at a reduced scale by libjpeg itself (draft mode), so a 24 MP photo costs a fraction of
+a full decode. :attr:`Decoded.width` and :attr:`Decoded.height` are always the full-size
+upright dimensions, so coordinates found in the reduced image map back with
+:attr:`Decoded.scale`.
+
+Any bad input (missing, unreadable, empty, truncated, not an image, too many pixels) raises
+:class:`facetags.errors.DecodeError`, whose message names the file; nothing else escapes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from facetags.errors import DecodeError
+
+log = logging.getLogger(__name__)
+
+#: Files with more pixels than this are refused before any pixel is decoded (a decompression
+#: bomb, or a panorama too large to be worth it). Twice Pillow's own warning level: ~179 MP.
+MAX_PIXELS = 178_956_970
+
+#: The Pillow formats tried, in order. Formats that shell out (EPS) or are not photos are left out.
+FORMATS = (
+    "JPEG", "PNG", "HEIF", "WEBP", "TIFF", "BMP", "DIB", "GIF", "AVIF", "PPM", "JPEG2000",
+)
+
+#: EXIF orientation tag (0x0112) value -> the transpose that makes the stored image upright.
+_TRANSPOSE = {
+    2: Image.Transpose.FLIP_LEFT_RIGHT,
+    3: Image.Transpose.ROTATE_180,
+    4: Image.Transpose.FLIP_TOP_BOTTOM,
+    5: Image.Transpose.TRANSPOSE,
+    6: Image.Transpose.ROTATE_270,
+    7: Image.Transpose.TRANSVERSE,
+    8: Image.Transpose.ROTATE_90,
+}
+_ORIENTATION_TAG = 0x0112
+_ISOBMFF_BRAND = b"ftyp"  # bytes 4..8 of a HEIF/HEIC/AVIF file
+_heif_lock = threading.Lock()
+_heif_registered = False
+
+
+@dataclass(frozen=True)
+class Decoded:
+    """A decoded photo."""
+
+    image: np.ndarray  # HxWx3 uint8 RGB, upright (EXIF orientation applied), possibly reduced
+    width: int  # upright full-size width in pixels
+    height: int  # upright full-size height in pixels
+
+    @property
+    def scale(self) -> float:
+        """Pixels of :attr:`image` per pixel of the full-size upright photo."""
+        return float(self.image.shape[1]) / float(self.width)
+
+
+def decode(path: str | os.PathLike[str], max_side: int | None = None) -> Decoded:
+    """Decode ``path`` to an upright RGB array whose long side is at most ``max_side``.
+
+    Raises :class:`DecodeError` for any file that cannot be decoded; ``ValueError`` only for a
+    ``max_side`` below 1 (a programming error, not bad input).
+    """
+    if max_side is not None and max_side < 1:
+        raise ValueError(f"max_side must be >= 1, got {max_side}")
+    with _open(path) as im:
+        stored_w, stored_h = im.size
+        try:
+            if max_side is not None and im.format == "JPEG":
+                _draft(im, max_side)
+            with _logged_warnings(path):
+                im.load()
+            orientation = _orientation(im, path)
+            rgb = _to_rgb(im)
+            if max_side is not None and max(rgb.size) > max_side:
+                rgb = _shrink(rgb, max_side)
+            if orientation in _TRANSPOSE:
+                rgb = rgb.transpose(_TRANSPOSE[orientation])
+            # A copy, so the array owns its memory once the file is closed.
+            array = np.array(rgb, dtype=np.uint8, order="C")
+        except DecodeError:
+            raise
+        except Exception as exc:  # Pillow raises many types for broken data
+            raise DecodeError(path, f"cannot decode image data ({_describe(exc)})") from exc
+    if orientation >= 5:
+        stored_w, stored_h = stored_h, stored_w
+    return Decoded(image=array, width=stored_w, height=stored_h)
+
+
+def read_orientation(path: str | os.PathLike[str]) -> int:
+    """The EXIF orientation (1..8) that :func:`decode` applies to ``path``.
+
+    Missing or invalid values read as 1. For HEIF files the container's own rotation is
+    already applied by the decoder, so they read as 1 too. Raises :class:`DecodeError`.
+    """
+    with _open(path) as im:
+        try:
+            return _orientation(im, path)
+        except Exception as exc:  # e.g. PNG loads pixels to find a trailing eXIf chunk
+            raise DecodeError(path, f"cannot read metadata ({_describe(exc)})") from exc
+
+
+def image_size(path: str | os.PathLike[str]) -> tuple[int, int]:
+    """The stored (not upright) ``(width, height)`` of ``path``, read from its header only.
+
+    ``decode(path).width, .height`` equal this, swapped when :func:`read_orientation` is 5..8.
+    """
+    with _open(path) as im:
+        width, height = im.size
+        return int(width), int(height)
+
+
+@contextmanager
+def _open(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
+    """Open ``path`` lazily (header only) after checking it is a readable, sane image file."""
+    try:
+        info = os.stat(path)
+    except FileNotFoundError as exc:
+        raise DecodeError(path, "no such file") from exc
+    except OSError as exc:
+        raise DecodeError(path, f"cannot access file ({_describe(exc)})") from exc
+    if stat.S_ISDIR(info.st_mode):
+        raise DecodeError(path, "is a directory, not a photo")
+    if not stat.S_ISREG(info.st_mode):
+        raise DecodeError(path, "not a regular file")
+    if info.st_size == 0:
+        raise DecodeError(path, "empty file (0 bytes)")
+    try:
+        fh = open(path, "rb")  # noqa: SIM115 - closed in finally below
+    except OSError as exc:
+        raise DecodeError(path, f"cannot open file ({_describe(exc)})") from exc
+    try:
+        if fh.read(12)[4:8] == _ISOBMFF_BRAND:
+            _register_heif()
+        fh.seek(0)
+        im = _pil_open(fh, path)
+        try:
+            width, height = im.size
+            if width < 1 or height < 1:
+                raise DecodeError(path, f"image has no pixels ({width}x{height})")
+            if width * height > MAX_PIXELS:
+                raise DecodeError(
+                    path,
+                    f"image too large ({width}x{height} = {width * height} pixels, "
+                    f"limit {MAX_PIXELS}); refusing a possible decompression bomb",
+                )
+            yield im
+        finally:
+            im.close()
+    finally:
+        fh.close()
+
+
+def _pil_open(fh: Any, path: str | os.PathLike[str]) -> Image.Image:
+    try:
+        with _logged_warnings(path):
+            return Image.open(fh, formats=_available_formats())
+    except Image.DecompressionBombError as exc:
+        raise DecodeError(path, f"refusing a possible decompression bomb ({exc})") from exc
+    except Image.UnidentifiedImageError as exc:
+        raise DecodeError(path, "not a recognised image format") from exc
+    except Exception as exc:
+        raise DecodeError(path, f"cannot read image header ({_describe(exc)})") from exc
+
+
+@contextmanager
+def _logged_warnings(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Turn Pillow's warnings (corrupt EXIF, odd chunks) into log records that name the file.
+
+    DecompressionBombWarning is dropped: MAX_PIXELS decides, not Pillow's lower warning level.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        yield
+    for warning in caught:
+        log.warning("%s: %s", os.fspath(path), warning.message)
+
+
+def _available_formats() -> tuple[str, ...]:
+    Image.init()  # loads Pillow's plugins once; a no-op afterwards
+    return tuple(name for name in FORMATS if name in Image.OPEN)
+
+
+def _register_heif() -> None:
+    """Make Pillow able to open HEIF/HEIC, once, on the first such file."""
+    global _heif_registered
+    with _heif_lock:
+        if _heif_registered:
+            return
+        try:
+            import pillow_heif
+
+            pillow_heif.register_heif_opener()
+        except ImportError:
+            log.warning("pillow-heif is not installed; HEIC/HEIF photos cannot be decoded")
+        _heif_registered = True
+
+
+def _draft(im: Image.Image, max_side: int) -> None:
+    """Ask libjpeg to decode at the smallest 1/2, 1/4 or 1/8 scale still >= ``max_side``."""
+    width, height = im.size
+    factor = max_side / max(width, height)
+    if factor >= 1:
+        return
+    wanted = (max(1, int(width * factor + 0.999)), max(1, int(height * factor + 0.999)))
+    mode = "RGB" if im.mode in ("RGB", "YCbCr") else im.mode
+    im.draft(mode, wanted)
+
+
+def _orientation(im: Image.Image, path: str | os.PathLike[str]) -> int:
+    """The EXIF orientation of ``im``: 1..8, or 1 (logged) when missing, corrupt or invalid."""
+    try:
+        with _logged_warnings(path):
+            value = im.getexif().get(_ORIENTATION_TAG, 1)
+    except Exception as exc:  # corrupt EXIF blocks raise all sorts of things
+        log.warning("%s: unreadable EXIF (%s); assuming upright", os.fspath(path), _describe(exc))
+        return 1
+    if isinstance(value, (tuple, list)) and len(value) == 1:
+        value = value[0]
+    if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8:
+        return value
+    log.warning("%s: invalid EXIF orientation %r; assuming upright", os.fspath(path), value)
+    return 1
+
+
+def _to_rgb(im: Image.Image) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB; alpha composited onto white, 16 bit scaled (not clipped)."""
+    mode = im.mode
+    if mode == "RGB":
+        return im
+    if mode.startswith("I") or mode == "F":
+        return Image.fromarray(_to_8bit(np.asarray(im)), mode="L").convert("RGB")
+    if mode == "P":
+        has_alpha = "transparency" in im.info
+        im = im.convert("RGBA" if has_alpha else "RGB")
+        mode = im.mode
+    if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
+        rgba = im.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        background.alpha_composite(rgba)
+        return background.convert("RGB")
+    return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
+
+
+def _to_8bit(samples: np.ndarray) -> np.ndarray:
+    """16-bit (or 32-bit integer / float) greyscale samples -> uint8 by scaling."""
+    if samples.dtype.kind == "f":
+        finite = samples[np.isfinite(samples)]
+        top = 1.0 if finite.size == 0 or float(finite.max()) <= 1.0 else 65535.0
+        scaled = np.nan_to_num(samples.astype(np.float64) / top * 255.0)
+    else:
+        scaled = samples.astype(np.float64) / 257.0
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _shrink(im: Image.Image, max_side: int) -> Image.Image:
+    width, height = im.size
+    factor = max_side / max(width, height)
+    size = (max(1, min(max_side, round(width * factor))), max(1, min(max_side, round(height * factor))))
+    # reducing_gap: a fast box reduction first, then Lanczos over the last factor of 3.
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc).strip()
+    if isinstance(exc, OSError) and exc.strerror:
+        text = exc.strerror
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
