@@ -7,8 +7,10 @@ keys are the field names of :class:`Settings`.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -33,23 +35,67 @@ class Settings:
 _ENV_PREFIX = "FACETAGS_"
 
 
-def _coerce(name: str, raw: Any) -> Any:
-    kinds = {f.name: f.type for f in fields(Settings)}
-    kind = kinds[name]
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _coerce(name: str, raw: Any, source: str) -> Any:
+    """``raw`` (a TOML value, or a string from the environment or a flag) as the field's type.
+
+    Strict: a float for an int, a bool for a number or a list for a string is refused rather
+    than truncated or stringified. ``source`` names where the value came from, for the message.
+    """
+    kind = {f.name: f.type for f in fields(Settings)}[name]
+    kind = getattr(kind, "__name__", kind)
+    problem = f"{source}: setting {name}: {raw!r} is not a valid {kind}"
+    if kind == "bool":
+        if isinstance(raw, bool):
+            return raw
+        if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+            return raw.strip().lower() in _TRUE
+        raise ConfigError(problem)
     try:
-        if kind in ("Path", Path):
-            return Path(str(raw)).expanduser()
-        if kind in ("int", int):
+        if isinstance(raw, bool):
+            raise ValueError(raw)
+        if kind == "Path":
+            if not isinstance(raw, (str, os.PathLike)) or not str(raw).strip():
+                raise ValueError(raw)
+            return Path(raw).expanduser()
+        if kind == "int":
+            if not isinstance(raw, (str, int)):
+                raise ValueError(raw)
             return int(raw)
-        if kind in ("float", float):
-            return float(raw)
-        return str(raw)
+        if kind == "float":
+            if not isinstance(raw, (str, int, float)) or not math.isfinite(value := float(raw)):
+                raise ValueError(raw)
+            return value
+        if not isinstance(raw, str):
+            raise ValueError(raw)
+        return raw
     except (TypeError, ValueError) as exc:
-        raise ConfigError(f"setting {name}: {raw!r} is not a valid {kind}") from exc
+        raise ConfigError(problem) from exc
+
+
+# field -> (check, what a valid value is); fields without an entry accept any value of their type
+_CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
+    "detect_max_side": (lambda v: v >= 1, "a positive number of pixels"),
+    "min_face": (lambda v: v >= 1, "a positive number of pixels"),
+    "score_threshold": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
+    "embedder": (lambda v: bool(v.strip()), "a model id"),
+}
+
+
+def _check(name: str, value: Any, source: str) -> Any:
+    rule = _CHECKS.get(name)
+    if rule is not None and not rule[0](value):
+        raise ConfigError(f"{source}: setting {name}: {value!r} is out of range (must be {rule[1]})")
+    return value
 
 
 def config_file() -> Path:
-    return Path(os.environ.get("FACETAGS_CONFIG", config_dir() / "config.toml"))
+    """``FACETAGS_CONFIG`` if set, else ``config.toml`` in the user's config directory."""
+    explicit = os.environ.get("FACETAGS_CONFIG")
+    return Path(explicit).expanduser() if explicit else config_dir() / "config.toml"
 
 
 def load_settings(**flags: Any) -> Settings:
@@ -57,22 +103,26 @@ def load_settings(**flags: Any) -> Settings:
     known = {f.name for f in fields(Settings)}
     values: dict[str, Any] = {}
     path = config_file()
+    if os.environ.get("FACETAGS_CONFIG") and not path.is_file():
+        raise ConfigError(f"FACETAGS_CONFIG: {path} is not a file")
     if path.is_file():
         try:
             data = tomllib.loads(path.read_text(encoding="utf-8"))
-        except (OSError, tomllib.TOMLDecodeError) as exc:
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
             raise ConfigError(f"{path}: {exc}") from exc
         for key, raw in data.items():
             if key not in known:
                 raise ConfigError(f"{path}: unknown setting {key!r}")
-            values[key] = _coerce(key, raw)
+            values[key] = _check(key, _coerce(key, raw, str(path)), str(path))
     for key in known:
-        raw = os.environ.get(_ENV_PREFIX + key.upper())
+        env = _ENV_PREFIX + key.upper()
+        raw = os.environ.get(env)
         if raw is not None and raw != "":
-            values[key] = _coerce(key, raw)
+            values[key] = _check(key, _coerce(key, raw, env), env)
     for key, raw in flags.items():
         if raw is not None:
             if key not in known:
                 raise ConfigError(f"unknown setting {key!r}")
-            values[key] = _coerce(key, raw)
+            source = "--" + key.replace("_", "-")
+            values[key] = _check(key, _coerce(key, raw, source), source)
     return dataclasses.replace(Settings(), **values)
