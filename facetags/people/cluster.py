@@ -1,0 +1,330 @@
+"""Batch clustering of face embeddings, obeying the user's decisions.
+
+Every algorithm takes unit-length embeddings ``x`` (n, dim) and :class:`Constraints`, and
+returns one label per face:
+
+* a face the user placed (``fixed[i] = person id >= 0``) keeps that person id as its label, and
+  every face clustered with it gets the same id (must-link: all faces of one person are one
+  cluster, whatever the algorithm thought);
+* other clusters get fresh ids above every fixed id (``first_new``), numbered in a canonical order
+  so the same faces in any input order get the same partition;
+* two faces of one photo are never in one cluster (cannot-link), and a face is never labelled with
+  a person listed in its rejections; a face that would break either is moved to the nearest
+  cluster it may join with similarity >= threshold, else left alone (precision first).
+
+Hidden strangers are people like any other to this module: their faces are fixed to the hidden
+person, so the machine never moves them out, and similar new faces may join them (and stay hidden).
+
+Algorithms: :func:`chinese_whispers` (kNN graph, the product's default: scales to 100k faces),
+:func:`agglomerative` (average linkage; O(n^2) memory, for small sets and comparison),
+:func:`dbscan` and :func:`hdbscan` (scikit-learn; comparison).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from facetags.people.graph import Graph, knn_graph
+
+log = logging.getLogger(__name__)
+
+FREE = -1
+
+
+@dataclass(frozen=True)
+class Constraints:
+    photo: np.ndarray | None = None  # (n,) photo id of each face: one photo's faces are cannot-link
+    fixed: np.ndarray | None = None  # (n,) person id the user put the face in, or FREE (-1)
+    rejected: Mapping[int, Collection[int]] = field(default_factory=dict)  # face index -> person ids
+
+    def fixed_or_free(self, n: int) -> np.ndarray:
+        return np.full(n, FREE, np.int64) if self.fixed is None else np.asarray(self.fixed, np.int64)
+
+    def photos(self, n: int) -> np.ndarray:
+        # Without photo ids every face is its own photo (no cannot-link).
+        return np.arange(n, dtype=np.int64) if self.photo is None else np.asarray(self.photo, np.int64)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, np.float32)
+    return x / np.maximum(np.linalg.norm(x, axis=1, keepdims=True), 1e-12)
+
+
+def canonical_order(x: np.ndarray) -> np.ndarray:
+    """A permutation that depends on the embeddings only, not on the order they arrived in."""
+    q = np.round(np.asarray(x, np.float64) * 1e4).astype(np.int64)
+    return np.lexsort(q.T[::-1])
+
+
+# ---------------------------------------------------------------------------------------------
+# Constraint repair and final labels
+
+
+def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float) -> np.ndarray:
+    """Make a clustering obey the constraints (see the module doc); returns final labels."""
+    n = len(labels)
+    fixed = c.fixed_or_free(n)
+    photo = c.photos(n)
+    labels = np.asarray(labels, np.int64).copy()
+    # Fixed faces: their person decides. Clusters holding several people are split: each free
+    # member goes to the person whose fixed faces there it is most similar to.
+    groups: dict[tuple[str, int], list[int]] = {}
+    for cl in np.unique(labels):
+        members = np.flatnonzero(labels == cl)
+        persons = np.unique(fixed[members][fixed[members] != FREE])
+        if len(persons) == 0:
+            groups[("c", int(cl))] = members.tolist()
+            continue
+        free = members[fixed[members] == FREE]
+        if len(persons) == 1:
+            groups.setdefault(("p", int(persons[0])), []).extend(members.tolist())
+            continue
+        cent = np.stack([unit(x[members[fixed[members] == p]].sum(0, keepdims=True))[0] for p in persons])
+        best = np.argmax(x[free] @ cent.T, axis=1) if len(free) else np.zeros(0, np.int64)
+        for p in persons:
+            groups.setdefault(("p", int(p)), []).extend(members[fixed[members] == p].tolist())
+        for i, b in zip(free.tolist(), best.tolist(), strict=True):
+            groups[("p", int(persons[b]))].append(i)
+    # Cannot-link and rejections: keep fixed faces, then the members closest to the centroid.
+    out = np.full(n, FREE, np.int64)
+    kicked: list[int] = []
+    gid = 0
+    group_person: dict[int, int] = {}
+    for (kind, key), members_list in sorted(groups.items()):
+        members = np.asarray(members_list, np.int64)
+        person = key if kind == "p" else FREE
+        cent = unit(x[members].sum(0, keepdims=True))[0]
+        sim = x[members] @ cent
+        order = np.lexsort((-sim, fixed[members] == FREE))
+        seen: set[int] = set()
+        for i in members[order].tolist():
+            bad = person != FREE and fixed[i] == FREE and person in c.rejected.get(i, ())
+            if (photo[i] in seen and fixed[i] == FREE) or bad:
+                kicked.append(i)
+                continue
+            seen.add(int(photo[i]))
+            out[i] = gid
+        group_person[gid] = person
+        gid += 1
+    for i in kicked:  # the nearest group this face may join, else alone
+        gid = _rehome(i, out, x, photo, fixed, group_person, c, threshold, gid)
+    return finalise(out, fixed, group_person)
+
+
+def _rehome(
+    i: int,
+    out: np.ndarray,
+    x: np.ndarray,
+    photo: np.ndarray,
+    fixed: np.ndarray,
+    group_person: dict[int, int],
+    c: Constraints,
+    threshold: float,
+    next_gid: int,
+) -> int:
+    placed = np.flatnonzero(out != FREE)
+    sims = x[placed] @ x[i]
+    for j in np.argsort(-sims)[:20]:
+        if sims[j] < threshold:
+            break
+        g = int(out[placed[j]])
+        if group_person[g] in c.rejected.get(i, ()):
+            continue
+        if np.any(photo[out == g] == photo[i]):
+            continue
+        out[i] = g
+        return next_gid
+    out[i] = next_gid
+    group_person[next_gid] = FREE
+    return next_gid + 1
+
+
+def finalise(groups: np.ndarray, fixed: np.ndarray, group_person: Mapping[int, int]) -> np.ndarray:
+    """Group numbers -> person ids for groups of fixed faces, fresh ids (canonical order) otherwise."""
+    first_new = int(max(fixed.max(initial=FREE), FREE)) + 1
+    labels = np.empty(len(groups), np.int64)
+    nxt = first_new
+    mapping: dict[int, int] = {}
+    for i, g in enumerate(groups.tolist()):
+        if g not in mapping:
+            p = group_person.get(g, FREE)
+            if p != FREE:
+                mapping[g] = p
+            else:
+                mapping[g] = nxt
+                nxt += 1
+        labels[i] = mapping[g]
+    return labels
+
+
+# ---------------------------------------------------------------------------------------------
+# Algorithms
+
+
+def chinese_whispers(
+    x: np.ndarray,
+    threshold: float,
+    constraints: Constraints | None = None,
+    *,
+    k: int = 12,
+    iterations: int = 30,
+    batches: int = 16,
+    seed: int = 0,
+    graph: Graph | None = None,
+) -> np.ndarray:
+    """Chinese whispers (Biemann 2006) on the kNN graph, edges with similarity >= threshold.
+
+    Each face takes the label carrying the largest summed edge weight among its neighbours.
+    Updates run in seeded random order, in ``batches`` vectorised rounds per iteration (a close,
+    deterministic approximation of the one-node-at-a-time original). Fixed faces are clamped to
+    one label per person. Runs in canonical order, so input order does not matter.
+    """
+    c = constraints or Constraints()
+    x = unit(x)
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    perm = canonical_order(x)
+    inv = np.empty(n, np.int64)
+    inv[perm] = np.arange(n)
+    xs = x[perm]
+    fixed = c.fixed_or_free(n)[perm]
+    g = graph if graph is not None else knn_graph(xs, k, threshold, seed=seed)
+    labels = np.arange(n, dtype=np.int64)
+    for p in np.unique(fixed[fixed != FREE]):
+        members = np.flatnonzero(fixed == p)
+        labels[members] = members[0]
+    movable = np.flatnonzero(fixed == FREE)
+    src_all = g.sources()
+    rng = np.random.default_rng(seed)
+    for it in range(iterations):
+        changed = 0
+        order = rng.permutation(movable)
+        for part in np.array_split(order, min(batches, max(1, len(order)))):
+            changed += _update(part, labels, g, src_all)
+        if changed == 0:
+            log.debug("chinese whispers converged after %d iterations", it + 1)
+            break
+    groups = labels[inv]
+    return enforce(groups, x, c, threshold)
+
+
+def _update(part: np.ndarray, labels: np.ndarray, g: Graph, src_all: np.ndarray) -> int:
+    if len(part) == 0:
+        return 0
+    starts, ends = g.indptr[part], g.indptr[part + 1]
+    counts = ends - starts
+    has = counts > 0
+    part, starts, counts = part[has], starts[has], counts[has]
+    if len(part) == 0:
+        return 0
+    edge = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
+    src = np.repeat(np.arange(len(part)), counts)
+    lab = labels[g.indices[edge]]
+    w = g.weights[edge].astype(np.float64)
+    key = src * (len(labels) + 1) + lab
+    uniq, inverse = np.unique(key, return_inverse=True)
+    score = np.bincount(inverse, weights=w)
+    s_node, s_lab = uniq // (len(labels) + 1), uniq % (len(labels) + 1)
+    pick = np.lexsort((s_lab, -score, s_node))  # per node: highest score, then smallest label
+    first = np.ones(len(pick), bool)
+    first[1:] = s_node[pick][1:] != s_node[pick][:-1]
+    best_node, best_lab = s_node[pick][first], s_lab[pick][first]
+    nodes = part[best_node]
+    changed = int((labels[nodes] != best_lab).sum())
+    labels[nodes] = best_lab
+    return changed
+
+
+def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
+    """Cosine distances, with cannot-link pairs pushed out of reach and must-link pairs at 0."""
+    n = len(x)
+    d = np.clip(1.0 - (x @ x.T).astype(np.float64), 0.0, 2.0)
+    big = 1e6
+    photo = c.photos(n)
+    d[photo[:, None] == photo[None, :]] = big
+    fixed = c.fixed_or_free(n)
+    isf = fixed != FREE
+    same = isf[:, None] & isf[None, :]
+    d[same & (fixed[:, None] == fixed[None, :])] = 0.0
+    d[same & (fixed[:, None] != fixed[None, :])] = big
+    for i, persons in c.rejected.items():
+        cols = np.flatnonzero(np.isin(fixed, list(persons)))
+        d[i, cols] = big
+        d[cols, i] = big
+    np.fill_diagonal(d, 0.0)
+    return d
+
+
+def agglomerative(x: np.ndarray, threshold: float, constraints: Constraints | None = None) -> np.ndarray:
+    """Average-linkage agglomerative clustering, merging while mean similarity >= threshold."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    c = constraints or Constraints()
+    x = unit(x)
+    if len(x) < 2:
+        return enforce(np.zeros(len(x), np.int64), x, c, threshold)
+    perm = canonical_order(x)
+    inv = np.argsort(perm)
+    d = _constraint_distances(x[perm], Constraints(_take(c.photo, perm), _take(c.fixed, perm)))
+    model = AgglomerativeClustering(
+        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - threshold
+    )
+    groups = model.fit_predict(d)[inv]
+    return enforce(groups.astype(np.int64), x, c, threshold)
+
+
+def _take(a: np.ndarray | None, perm: np.ndarray) -> np.ndarray | None:
+    return None if a is None else np.asarray(a)[perm]
+
+
+def _noise_alone(groups: np.ndarray) -> np.ndarray:
+    groups = np.asarray(groups, np.int64).copy()
+    noise = np.flatnonzero(groups < 0)
+    groups[noise] = groups.max(initial=-1) + 1 + np.arange(len(noise))
+    return groups
+
+
+def dbscan(
+    x: np.ndarray, threshold: float, constraints: Constraints | None = None, *, min_samples: int = 1
+) -> np.ndarray:
+    """DBSCAN with eps = the euclidean distance of cosine similarity ``threshold``."""
+    from sklearn.cluster import DBSCAN
+
+    c = constraints or Constraints()
+    x = unit(x)
+    perm = canonical_order(x)
+    eps = float(np.sqrt(max(2.0 - 2.0 * threshold, 1e-9)))
+    groups = np.empty(len(x), np.int64)
+    groups[perm] = DBSCAN(eps=eps, min_samples=min_samples).fit_predict(x[perm])
+    return enforce(_noise_alone(groups), x, c, threshold)
+
+
+def hdbscan(
+    x: np.ndarray, threshold: float, constraints: Constraints | None = None, *, min_cluster_size: int = 2
+) -> np.ndarray:
+    """HDBSCAN (density based, no distance threshold); ``threshold`` only bounds constraint repair."""
+    from sklearn.cluster import HDBSCAN
+
+    c = constraints or Constraints()
+    x = unit(x)
+    perm = canonical_order(x)
+    groups = np.empty(len(x), np.int64)
+    if len(x) < 2:
+        groups[:] = 0
+    else:
+        model = HDBSCAN(min_cluster_size=min_cluster_size, min_samples=1, copy=True)
+        groups[perm] = model.fit_predict(x[perm].astype(np.float64))
+    return enforce(_noise_alone(groups), x, c, threshold)
+
+
+ALGORITHMS = {
+    "chinese_whispers": chinese_whispers,
+    "agglomerative": agglomerative,
+    "dbscan": dbscan,
+    "hdbscan": hdbscan,
+}
