@@ -15,6 +15,7 @@ import sys
 import zlib
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -185,7 +186,7 @@ def test_gif_gives_first_frame(upright: np.ndarray, tmp_path: Path) -> None:
     assert mean_diff(out.image, 255 - upright) > 50.0
 
 
-def _heif_writer() -> object:
+def _heif_writer() -> Any:
     pillow_heif = pytest.importorskip("pillow_heif")
     if not pillow_heif.libheif_info().get("HEIF"):  # the HEVC encoder's name, or empty
         pytest.skip("this pillow-heif build has no HEVC encoder to write a test HEIC")
@@ -196,7 +197,7 @@ def _heif_writer() -> object:
 def test_heic(upright: np.ndarray, tmp_path: Path, orientation: int) -> None:
     pillow_heif = _heif_writer()
     stored = np.ascontiguousarray(STORED[orientation](upright))
-    heif = pillow_heif.from_pillow(Image.fromarray(stored))  # type: ignore[attr-defined]
+    heif = pillow_heif.from_pillow(Image.fromarray(stored))
     heif.info["exif"] = exif_with(orientation).tobytes()  # libheif turns this into irot
     path = tmp_path / "photo.heic"
     heif.save(path, quality=90)

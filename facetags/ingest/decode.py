@@ -57,6 +57,7 @@ _TRANSPOSE = {
 _ORIENTATION_TAG = 0x0112
 _ISOBMFF_BRAND = b"ftyp"  # bytes 4..8 of a HEIF/HEIC/AVIF file
 _heif_lock = threading.Lock()
+_warnings_lock = threading.Lock()
 _heif_registered = False
 
 
@@ -87,8 +88,7 @@ def decode(path: str | os.PathLike[str], max_side: int | None = None) -> Decoded
         try:
             if max_side is not None and im.format == "JPEG":
                 _draft(im, max_side)
-            with _logged_warnings(path):
-                im.load()
+            im.load()  # outside _logged_warnings: the slow part runs in parallel across threads
             orientation = _orientation(im, path)
             rgb = _to_rgb(im)
             if max_side is not None and max(rgb.size) > max_side:
@@ -187,8 +187,10 @@ def _logged_warnings(path: str | os.PathLike[str]) -> Iterator[None]:
     """Turn Pillow's warnings (corrupt EXIF, odd chunks) into log records that name the file.
 
     DecompressionBombWarning is dropped: MAX_PIXELS decides, not Pillow's lower warning level.
+    ``catch_warnings`` swaps process-wide state, so callers are serialised by a lock; it only
+    wraps header and metadata parsing (fast), never pixel decoding.
     """
-    with warnings.catch_warnings(record=True) as caught:
+    with _warnings_lock, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         yield
