@@ -1,0 +1,80 @@
+"""Open a library file: created private (0600), WAL, foreign keys, a generous busy timeout.
+
+Writes go through :func:`transaction`, which takes the write lock up front (``BEGIN IMMEDIATE``)
+so two processes never deadlock upgrading a read to a write; with WAL, readers never wait.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from facetags.errors import LibraryError
+
+log = logging.getLogger(__name__)
+
+#: How long a writer waits for another process's write transaction before giving up.
+BUSY_TIMEOUT_S = 60.0
+FILE_MODE = 0o600
+DIR_MODE = 0o700
+
+
+def _create_private(path: Path) -> None:
+    """Create ``path`` empty with mode 0600 before SQLite opens it (SQLite gives its -wal and
+    -shm files the database file's mode)."""
+    if not path.parent.exists():
+        path.parent.mkdir(parents=True, mode=DIR_MODE, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, FILE_MODE)
+    except FileExistsError:
+        return
+    except OSError as exc:
+        raise LibraryError(f"{path}: cannot create library file ({exc.strerror})") from exc
+    os.close(fd)
+    os.chmod(path, FILE_MODE)  # the umask may have removed bits; never added any
+
+
+def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Connection:
+    """An open connection to the library at ``path`` in autocommit mode (use :func:`transaction`)."""
+    path = Path(path).expanduser()
+    if path.is_dir():
+        raise LibraryError(f"{path}: is a directory, not a library file")
+    if not path.exists():
+        if not create:
+            raise LibraryError(f"{path}: no library here (run `facetags scan` first)")
+        _create_private(path)
+    try:
+        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+    except sqlite3.Error as exc:
+        raise LibraryError(f"{path}: cannot open library ({exc})") from exc
+    try:
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            log.warning("%s: journal mode is %s, not WAL (a network file system?)", path, mode)
+        conn.execute("PRAGMA foreign_keys = ON")
+        conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise LibraryError(f"{path}: not a facetags library ({exc})") from exc
+    return conn
+
+
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        raise LibraryError(f"library is busy: {exc}") from exc
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    else:
+        conn.execute("COMMIT")

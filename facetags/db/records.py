@@ -1,0 +1,109 @@
+"""Plain records the store returns and the library hands to front ends (no SQL here)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FileRow:
+    id: int
+    path: str
+    photo_id: int
+    size: int
+    mtime_ns: int
+    device: int
+    inode: int
+
+
+@dataclass(frozen=True)
+class FileStat:
+    """What one ``stat`` says about a file: enough to tell whether it can have changed."""
+
+    size: int
+    mtime_ns: int
+    device: int
+    inode: int
+
+    @classmethod
+    def of(cls, st: os.stat_result) -> FileStat:
+        return cls(st.st_size, st.st_mtime_ns, st.st_dev, st.st_ino)
+
+    def same_file(self, row: FileRow) -> bool:
+        return (self.size, self.mtime_ns) == (row.size, row.mtime_ns)
+
+
+@dataclass(frozen=True)
+class Person:
+    id: int
+    name: str | None
+    faces: int
+    photos: int
+    hidden: bool = False
+
+    def to_json(self) -> dict[str, object]:
+        return {"id": self.id, "name": self.name, "faces": self.faces, "photos": self.photos}
+
+
+@dataclass(frozen=True)
+class FaceRecord:
+    face_id: int
+    photo_id: int
+    path: str  # absolute path of the photo (its first path when it has duplicates)
+    box: tuple[float, float, float, float]  # x, y, w, h normalised to the upright photo
+    score: float
+    person_id: int | None
+    person_name: str | None
+    assigned_by: str | None = None
+    landmarks: tuple[tuple[float, float], ...] = ()
+    width: int = 0  # upright full-size photo size in pixels
+    height: int = 0
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "face_id": self.face_id,
+            "path": self.path,
+            "box": [round(v, 6) for v in self.box],
+            "score": round(self.score, 5),
+            "person_id": self.person_id,
+            "person_name": self.person_name,
+        }
+
+
+@dataclass(frozen=True)
+class Failure:
+    path: str
+    error: str
+    attempts: int
+
+    def to_json(self) -> dict[str, object]:
+        return {"path": self.path, "error": self.error, "attempts": self.attempts}
+
+
+@dataclass(frozen=True)
+class Status:
+    library: str
+    schema_version: int
+    photos: int
+    files: int
+    faces: int
+    people: int  # named people
+    clusters: int  # unnamed clusters with at least one face
+    queue: int
+    failures: list[Failure]
+    bytes: int
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "library": self.library,
+            "schema_version": self.schema_version,
+            "photos": self.photos,
+            "files": self.files,
+            "faces": self.faces,
+            "people": self.people,
+            "clusters": self.clusters,
+            "queue": self.queue,
+            "failures": [f.to_json() for f in self.failures],
+            "bytes": self.bytes,
+        }

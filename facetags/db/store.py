@@ -1,0 +1,505 @@
+"""All of facetags' SQL. Callers hold a :class:`Store` and wrap writes in :meth:`Store.write`.
+
+Nothing outside this module builds SQL. Methods are small and named for what they mean to
+the library; none commits on its own (the caller's transaction decides).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetags.db import vectors
+from facetags.db.connect import transaction
+from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, Person
+
+_FILE_COLS = "id, path, photo_id, size, mtime_ns, device, inode"
+
+
+def _prefix_range(root: str) -> tuple[str, str]:
+    """Bounds so that ``lo < path < hi`` selects exactly the paths inside folder ``root``."""
+    base = root.rstrip(os.sep) + os.sep
+    return base, base[:-1] + chr(ord(os.sep) + 1)
+
+
+def _file(row: sqlite3.Row | tuple[int, str, int, int, int, int, int]) -> FileRow:
+    return FileRow(*row)
+
+
+@dataclass(frozen=True)
+class NewFace:
+    """A face ready to store: geometry normalised to the upright photo."""
+
+    box: tuple[float, float, float, float]
+    landmarks: np.ndarray  # (5, 2) normalised
+    score: float
+    thumb: bytes | None
+    embedding: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class EmbeddingSet:
+    """Every assigned, real face embedded by one model: what incremental assignment compares to."""
+
+    face_ids: np.ndarray  # (N,) int64
+    person_ids: np.ndarray  # (N,) int64
+    photo_ids: np.ndarray  # (N,) int64
+    vectors: np.ndarray  # (N, dim) float32
+
+
+class Store:
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def write(self) -> AbstractContextManager[sqlite3.Connection]:
+        return transaction(self.conn)
+
+    def data_version(self) -> int:
+        """Changes whenever another connection commits (not on this connection's own commits)."""
+        return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
+
+    # -- meta ---------------------------------------------------------------------------------
+
+    def get_meta(self, key: str) -> str | None:
+        row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_meta(self, key: str, value: str) -> None:
+        self.conn.execute(
+            "INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET value ="
+            " excluded.value",
+            (key, value),
+        )
+
+    # -- files --------------------------------------------------------------------------------
+
+    def files_under(self, root: str) -> dict[str, FileRow]:
+        lo, hi = _prefix_range(root)
+        rows = self.conn.execute(
+            f"SELECT {_FILE_COLS} FROM files WHERE path = ? OR (path > ? AND path < ?)", (root, lo, hi)
+        )
+        return {r[1]: _file(r) for r in rows}
+
+    def file_by_path(self, path: str) -> FileRow | None:
+        row = self.conn.execute(f"SELECT {_FILE_COLS} FROM files WHERE path = ?", (path,)).fetchone()
+        return None if row is None else _file(row)
+
+    def files_by_inode(self, st: FileStat) -> list[FileRow]:
+        rows = self.conn.execute(
+            f"SELECT {_FILE_COLS} FROM files WHERE inode = ? AND device = ? AND size = ? AND mtime_ns = ?",
+            (st.inode, st.device, st.size, st.mtime_ns),
+        )
+        return [_file(r) for r in rows]
+
+    def photo_files(self, photo_id: int) -> list[FileRow]:
+        rows = self.conn.execute(
+            f"SELECT {_FILE_COLS} FROM files WHERE photo_id = ? ORDER BY id", (photo_id,)
+        )
+        return [_file(r) for r in rows]
+
+    def add_file(self, path: str, photo_id: int, st: FileStat) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO files (path, photo_id, size, mtime_ns, device, inode, seen_at) VALUES (?,"
+            " ?, ?, ?, ?, ?, ?)"
+            " ON CONFLICT(path) DO UPDATE SET photo_id = excluded.photo_id, size = excluded.size,"
+            " mtime_ns = excluded.mtime_ns, device = excluded.device, inode = excluded.inode,"
+            " seen_at = excluded.seen_at",
+            (path, photo_id, st.size, st.mtime_ns, st.device, st.inode, time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def move_file(self, file_id: int, new_path: str, st: FileStat) -> None:
+        self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, file_id))
+        self.conn.execute(
+            "UPDATE files SET path = ?, size = ?, mtime_ns = ?, device = ?, inode = ?, seen_at = ?"
+            " WHERE id = ?",
+            (new_path, st.size, st.mtime_ns, st.device, st.inode, time.time(), file_id),
+        )
+
+    def touch_file(self, file_id: int, st: FileStat) -> None:
+        """Same content, new stat (e.g. metadata written into the file)."""
+        self.conn.execute(
+            "UPDATE files SET size = ?, mtime_ns = ?, device = ?, inode = ?, seen_at = ? WHERE id = ?",
+            (st.size, st.mtime_ns, st.device, st.inode, time.time(), file_id),
+        )
+
+    def remove_files(self, paths: Iterable[str]) -> list[int]:
+        """Forget these paths; returns the photo id of each path that was indexed."""
+        photo_ids: list[int] = []
+        for path in paths:
+            row = self.conn.execute("DELETE FROM files WHERE path = ? RETURNING photo_id", (path,)).fetchone()
+            if row is not None:
+                photo_ids.append(int(row[0]))
+        return photo_ids
+
+    def remove_under(self, folder: str) -> list[int]:
+        """Forget every path inside ``folder`` (and its failures and queue entries)."""
+        lo, hi = _prefix_range(folder)
+        rows = self.conn.execute(
+            "DELETE FROM files WHERE path > ? AND path < ? RETURNING photo_id", (lo, hi)
+        ).fetchall()
+        for table in ("failures", "queue"):
+            self.conn.execute(f"DELETE FROM {table} WHERE path > ? AND path < ?", (lo, hi))
+        return [int(r[0]) for r in rows]
+
+    def move_tree(self, src: str, dest: str) -> int:
+        """A folder was renamed: rewrite every indexed path under ``src`` to lie under ``dest``."""
+        s_lo, s_hi = _prefix_range(src)
+        d_lo, d_hi = _prefix_range(dest)
+        self.conn.execute("DELETE FROM files WHERE path > ? AND path < ?", (d_lo, d_hi))
+        cur = self.conn.execute(
+            "UPDATE files SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
+            (d_lo, len(s_lo) + 1, s_lo, s_hi),
+        )
+        for table in ("failures", "queue"):
+            self.conn.execute(f"DELETE FROM {table} WHERE path > ? AND path < ?", (d_lo, d_hi))
+            self.conn.execute(
+                f"UPDATE {table} SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
+                (d_lo, len(s_lo) + 1, s_lo, s_hi),
+            )
+        return cur.rowcount
+
+    def delete_orphan_photos(self, photo_ids: Iterable[int]) -> int:
+        """Delete the photos among ``photo_ids`` that no path points to any more (faces go too)."""
+        gone = 0
+        for photo_id in photo_ids:
+            cur = self.conn.execute(
+                "DELETE FROM photos WHERE id = ? AND NOT EXISTS (SELECT 1 FROM files WHERE photo_id = ?)",
+                (photo_id, photo_id),
+            )
+            gone += cur.rowcount
+        return gone
+
+    # -- failures and queue -------------------------------------------------------------------
+
+    def failures_under(self, root: str) -> dict[str, tuple[int | None, int | None]]:
+        lo, hi = _prefix_range(root)
+        rows = self.conn.execute(
+            "SELECT path, size, mtime_ns FROM failures WHERE path = ? OR (path > ? AND path < ?)",
+            (root, lo, hi),
+        )
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def record_failure(self, path: str, st: FileStat | None, error: str) -> None:
+        self.conn.execute(
+            "INSERT INTO failures (path, size, mtime_ns, error, attempts, failed_at) VALUES (?, ?,"
+            " ?, ?, 1, ?)"
+            " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+            " error = excluded.error, attempts = attempts + 1, failed_at = excluded.failed_at",
+            (path, st.size if st else None, st.mtime_ns if st else None, error, time.time()),
+        )
+
+    def clear_failures(self, paths: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM failures WHERE path = ?", ((p,) for p in paths))
+
+    def failures(self) -> list[Failure]:
+        rows = self.conn.execute("SELECT path, error, attempts FROM failures ORDER BY path")
+        return [Failure(r[0], r[1], int(r[2])) for r in rows]
+
+    def failure(self, path: str) -> Failure | None:
+        row = self.conn.execute(
+            "SELECT path, error, attempts FROM failures WHERE path = ?", (path,)
+        ).fetchone()
+        return None if row is None else Failure(row[0], row[1], int(row[2]))
+
+    def failure_stat(self, path: str) -> tuple[int | None, int | None] | None:
+        row = self.conn.execute("SELECT size, mtime_ns FROM failures WHERE path = ?", (path,)).fetchone()
+        return None if row is None else (row[0], row[1])
+
+    def enqueue(self, paths: Iterable[str]) -> None:
+        now = time.time()
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO queue (path, enqueued_at) VALUES (?, ?)", ((p, now) for p in paths)
+        )
+
+    def dequeue(self, paths: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM queue WHERE path = ?", ((p,) for p in paths))
+
+    def queued_under(self, root: str) -> list[str]:
+        lo, hi = _prefix_range(root)
+        rows = self.conn.execute(
+            "SELECT path FROM queue WHERE path = ? OR (path > ? AND path < ?) ORDER BY path", (root, lo, hi)
+        )
+        return [r[0] for r in rows]
+
+    # -- photos, faces, embeddings ------------------------------------------------------------
+
+    def photo_by_hash(self, content_hash: str) -> int | None:
+        row = self.conn.execute("SELECT id FROM photos WHERE content_hash = ?", (content_hash,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def insert_photo(self, content_hash: str, width: int, height: int, detector: str) -> int:
+        cur = self.conn.execute(
+            "INSERT INTO photos (content_hash, width, height, detector, created_at) VALUES (?, ?, ?, ?, ?)",
+            (content_hash, width, height, detector, time.time()),
+        )
+        return int(cur.lastrowid or 0)
+
+    def insert_face(self, photo_id: int, idx: int, face: NewFace) -> int:
+        x, y, w, h = (float(v) for v in face.box)
+        cur = self.conn.execute(
+            "INSERT INTO faces (photo_id, idx, x, y, w, h, landmarks, score, thumb)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                photo_id,
+                idx,
+                x,
+                y,
+                w,
+                h,
+                vectors.landmarks_to_blob(face.landmarks),
+                float(face.score),
+                face.thumb,
+            ),
+        )
+        return int(cur.lastrowid or 0)
+
+    def insert_embedding(self, face_id: int, model_id: str, vector: np.ndarray) -> None:
+        self.conn.execute(
+            "INSERT OR REPLACE INTO embeddings (face_id, model_id, dim, vector) VALUES (?, ?, ?, ?)",
+            (face_id, model_id, int(vector.shape[0]), vectors.to_blob(vector)),
+        )
+
+    def embeddings(self, model_id: str) -> EmbeddingSet:
+        rows = self.conn.execute(
+            "SELECT f.id, f.person_id, f.photo_id, e.dim, e.vector FROM embeddings e"
+            " JOIN faces f ON f.id = e.face_id"
+            " WHERE e.model_id = ? AND f.person_id IS NOT NULL AND f.not_face = 0 ORDER BY f.id",
+            (model_id,),
+        ).fetchall()
+        dim = int(rows[0][3]) if rows else 0
+        return EmbeddingSet(
+            face_ids=np.array([r[0] for r in rows], np.int64),
+            person_ids=np.array([r[1] for r in rows], np.int64),
+            photo_ids=np.array([r[2] for r in rows], np.int64),
+            vectors=vectors.stack([r[4] for r in rows], dim),
+        )
+
+    def face_embedding(self, face_id: int, model_id: str) -> np.ndarray | None:
+        row = self.conn.execute(
+            "SELECT dim, vector FROM embeddings WHERE face_id = ? AND model_id = ?", (face_id, model_id)
+        ).fetchone()
+        return None if row is None else vectors.from_blob(row[1], int(row[0]))
+
+    def face_photo(self, face_id: int) -> int | None:
+        row = self.conn.execute("SELECT photo_id FROM faces WHERE id = ?", (face_id,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def face_thumb(self, face_id: int) -> bytes | None:
+        row = self.conn.execute("SELECT thumb FROM faces WHERE id = ?", (face_id,)).fetchone()
+        return None if row is None else row[0]
+
+    def _face_records(self, where: str, params: Sequence[object]) -> list[FaceRecord]:
+        rows = self.conn.execute(
+            "SELECT f.id, f.photo_id, (SELECT path FROM files WHERE photo_id = f.photo_id ORDER BY"
+            " id LIMIT 1),"
+            " f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned_by, f.landmarks,"
+            " ph.width, ph.height"
+            " FROM faces f JOIN photos ph ON ph.id = f.photo_id LEFT JOIN people p ON p.id = f.person_id"
+            f" WHERE f.not_face = 0 {where} ORDER BY f.photo_id, f.idx",
+            params,
+        )
+        return [
+            FaceRecord(
+                face_id=r[0],
+                photo_id=r[1],
+                path=r[2],
+                box=(r[3], r[4], r[5], r[6]),
+                score=r[7],
+                person_id=r[8],
+                person_name=r[9],
+                assigned_by=r[10],
+                landmarks=tuple((float(x), float(y)) for x, y in vectors.landmarks_from_blob(r[11])),
+                width=r[12],
+                height=r[13],
+            )
+            for r in rows
+        ]
+
+    def all_faces(self) -> list[FaceRecord]:
+        return self._face_records("", ())
+
+    def faces_of_photo(self, photo_id: int) -> list[FaceRecord]:
+        return self._face_records("AND f.photo_id = ?", (photo_id,))
+
+    def faces_of_person(self, person_id: int) -> list[FaceRecord]:
+        return self._face_records("AND f.person_id = ?", (person_id,))
+
+    def face_record(self, face_id: int) -> FaceRecord | None:
+        found = self._face_records("AND f.id = ?", (face_id,))
+        return found[0] if found else None
+
+    def set_not_face(self, face_id: int) -> None:
+        self.conn.execute(
+            "UPDATE faces SET not_face = 1, person_id = NULL, assigned_by = 'user', assigned_at = ?"
+            " WHERE id = ?",
+            (time.time(), face_id),
+        )
+
+    # -- people -------------------------------------------------------------------------------
+
+    def new_person(self, name: str | None = None, name_key: str | None = None) -> int:
+        now = time.time()
+        cur = self.conn.execute(
+            "INSERT INTO people (name, name_key, created_at, updated_at) VALUES (?, ?, ?, ?)",
+            (name, name_key, now, now),
+        )
+        return int(cur.lastrowid or 0)
+
+    def assign(self, face_id: int, person_id: int, by: str) -> None:
+        self.conn.execute(
+            "UPDATE faces SET person_id = ?, assigned_by = ?, assigned_at = ? WHERE id = ?",
+            (person_id, by, time.time(), face_id),
+        )
+
+    def person_row(self, person_id: int) -> tuple[int, str | None, bool, int | None] | None:
+        """(id, name, hidden, merged_into) of a person row, merged or not."""
+        row = self.conn.execute(
+            "SELECT id, name, hidden, merged_into FROM people WHERE id = ?", (person_id,)
+        ).fetchone()
+        return None if row is None else (int(row[0]), row[1], bool(row[2]), row[3])
+
+    def people(self, include_empty_named: bool = True) -> list[Person]:
+        """Active (not merged) people with their face and photo counts: named first by name, then
+        clusters by size. Unnamed clusters without faces are left out."""
+        rows = self.conn.execute(
+            "SELECT p.id, p.name, p.hidden, COUNT(f.id), COUNT(DISTINCT f.photo_id) FROM people p"
+            " LEFT JOIN faces f ON f.person_id = p.id AND f.not_face = 0"
+            " WHERE p.merged_into IS NULL GROUP BY p.id"
+            " HAVING COUNT(f.id) > 0 OR (p.name IS NOT NULL AND ?)"
+            " ORDER BY p.name IS NULL, p.name_key, COUNT(f.id) DESC, p.id",
+            (int(include_empty_named),),
+        )
+        return [Person(int(r[0]), r[1], int(r[3]), int(r[4]), bool(r[2])) for r in rows]
+
+    def person(self, person_id: int) -> Person | None:
+        row = self.conn.execute(
+            "SELECT p.id, p.name, p.hidden, COUNT(f.id), COUNT(DISTINCT f.photo_id) FROM people p"
+            " LEFT JOIN faces f ON f.person_id = p.id AND f.not_face = 0 WHERE p.id = ? GROUP BY p.id",
+            (person_id,),
+        ).fetchone()
+        return None if row is None else Person(int(row[0]), row[1], int(row[3]), int(row[4]), bool(row[2]))
+
+    def people_by_key(self, name_key: str) -> list[int]:
+        rows = self.conn.execute(
+            "SELECT id FROM people WHERE name_key = ? AND merged_into IS NULL ORDER BY id", (name_key,)
+        )
+        return [int(r[0]) for r in rows]
+
+    def named_people(self) -> list[tuple[int, str, str]]:
+        rows = self.conn.execute(
+            "SELECT id, name, name_key FROM people WHERE name IS NOT NULL AND merged_into IS NULL"
+            " ORDER BY name_key"
+        )
+        return [(int(r[0]), r[1], r[2]) for r in rows]
+
+    def set_name(self, person_id: int, name: str | None, name_key: str | None) -> None:
+        self.conn.execute(
+            "UPDATE people SET name = ?, name_key = ?, updated_at = ? WHERE id = ?",
+            (name, name_key, time.time(), person_id),
+        )
+
+    def set_hidden(self, person_id: int, hidden: bool) -> None:
+        self.conn.execute(
+            "UPDATE people SET hidden = ?, updated_at = ? WHERE id = ?", (int(hidden), time.time(), person_id)
+        )
+
+    def merge_person(self, source: int, target: int) -> None:
+        """Move every face and rejection of ``source`` to ``target`` and remember the merge."""
+        now = time.time()
+        self.conn.execute("UPDATE faces SET person_id = ? WHERE person_id = ?", (target, source))
+        self.conn.execute(
+            "INSERT OR IGNORE INTO rejections (face_id, person_id, created_at)"
+            " SELECT face_id, ?, created_at FROM rejections WHERE person_id = ?",
+            (target, source),
+        )
+        self.conn.execute("UPDATE people SET merged_into = ? WHERE merged_into = ?", (target, source))
+        self.conn.execute(
+            "UPDATE people SET merged_into = ?, updated_at = ? WHERE id = ?", (target, now, source)
+        )
+
+    def people_in_photo(self, photo_id: int, exclude_face: int | None = None) -> set[int]:
+        rows = self.conn.execute(
+            "SELECT DISTINCT person_id FROM faces WHERE photo_id = ? AND person_id IS NOT NULL AND"
+            " id IS NOT ?",
+            (photo_id, exclude_face),
+        )
+        return {int(r[0]) for r in rows}
+
+    def add_rejection(self, face_id: int, person_id: int) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO rejections (face_id, person_id, created_at) VALUES (?, ?, ?)",
+            (face_id, person_id, time.time()),
+        )
+
+    def rejected_people(self, face_id: int) -> set[int]:
+        rows = self.conn.execute("SELECT person_id FROM rejections WHERE face_id = ?", (face_id,))
+        return {int(r[0]) for r in rows}
+
+    def log_decision(
+        self,
+        kind: str,
+        face_id: int | None = None,
+        person_id: int | None = None,
+        other_id: int | None = None,
+        **detail: object,
+    ) -> None:
+        self.conn.execute(
+            "INSERT INTO decisions (at, kind, face_id, person_id, other_id, detail) VALUES (?, ?, ?,"
+            " ?, ?, ?)",
+            (time.time(), kind, face_id, person_id, other_id, json.dumps(detail) if detail else None),
+        )
+
+    # -- search and status --------------------------------------------------------------------
+
+    def photo_paths_with_all(self, person_sets: Sequence[Sequence[int]]) -> list[str]:
+        """Paths of the photos that show, for every set, at least one person of that set."""
+        if not person_sets:
+            return []
+        clauses = []
+        params: list[object] = []
+        for ids in person_sets:
+            marks = ", ".join("?" for _ in ids)
+            clauses.append(
+                "EXISTS (SELECT 1 FROM faces f WHERE f.photo_id = fi.photo_id AND f.not_face = 0"
+                f" AND f.person_id IN ({marks}))"
+            )
+            params.extend(ids)
+        rows = self.conn.execute(
+            f"SELECT fi.path FROM files fi WHERE {' AND '.join(clauses)} ORDER BY fi.path", params
+        )
+        return [r[0] for r in rows]
+
+    def counts(self) -> dict[str, int]:
+        row = self.conn.execute(
+            "SELECT (SELECT COUNT(*) FROM photos), (SELECT COUNT(*) FROM files),"
+            " (SELECT COUNT(*) FROM faces WHERE not_face = 0),"
+            " (SELECT COUNT(*) FROM people WHERE merged_into IS NULL AND name IS NOT NULL),"
+            " (SELECT COUNT(*) FROM people p WHERE merged_into IS NULL AND name IS NULL"
+            "   AND EXISTS (SELECT 1 FROM faces f WHERE f.person_id = p.id)),"
+            " (SELECT COUNT(*) FROM queue), (SELECT COUNT(*) FROM failures)"
+        ).fetchone()
+        keys = ("photos", "files", "faces", "people", "clusters", "queue", "failures")
+        return dict(zip(keys, (int(v) for v in row), strict=True))
+
+    def schema(self) -> dict[str, list[str]]:
+        """Every table of the schema and its columns (for the docs drift check)."""
+        tables = [
+            r[0]
+            for r in self.conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " ORDER BY name"
+            )
+        ]
+        return {t: [c[1] for c in self.conn.execute(f"PRAGMA table_info({t})")] for t in tables}
+
+    def iter_paths(self) -> Iterator[str]:
+        for row in self.conn.execute("SELECT path FROM files ORDER BY path"):
+            yield row[0]
