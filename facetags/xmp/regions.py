@@ -1,0 +1,226 @@
+"""Region geometry: upright <-> stored coordinates, MWG and MP encodings, IoU matching.
+
+Every box here is normalised: ``(x, y, w, h)`` with ``x, y`` the top-left corner and all four
+values fractions of the image's width and height. Two frames matter:
+
+* **upright**: the photo as shown, with the EXIF orientation applied. facetags detects faces
+  here (:class:`facetags.vision.types.Face`) and the library stores them here.
+* **stored**: the pixel grid as it lies in the file, before the orientation is applied. The
+  MWG guidelines put regions here (``AppliedToDimensions`` is the stored pixel size), and so do
+  Windows' ``MP:RegionInfo`` rectangles; so does every tool that reads them.
+
+Because boxes are normalised, converting between the frames needs only the orientation, not
+the pixel size. EXIF orientation ``o`` says which transform makes the stored image upright:
+
+=====  ======================================  ==========================
+``o``  stored -> upright                        stored (u, v) -> upright
+=====  ======================================  ==========================
+1      identity                                 (u, v)
+2      mirror left-right                        (1 - u, v)
+3      rotate 180°                              (1 - u, 1 - v)
+4      mirror top-bottom                        (u, 1 - v)
+5      transpose (mirror along main diagonal)   (v, u)
+6      rotate 90° clockwise                     (1 - v, u)
+7      transverse (mirror along anti-diagonal)  (1 - v, 1 - u)
+8      rotate 90° counter-clockwise             (v, 1 - u)
+=====  ======================================  ==========================
+
+These match the Pillow transposes that :mod:`facetags.ingest.decode` applies, which a test checks
+pixel by pixel.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+Box = tuple[float, float, float, float]  # x, y, w, h; top-left corner; normalised
+
+_Point = tuple[float, float]
+
+_TO_UPRIGHT: dict[int, Callable[[float, float], _Point]] = {
+    1: lambda u, v: (u, v),
+    2: lambda u, v: (1.0 - u, v),
+    3: lambda u, v: (1.0 - u, 1.0 - v),
+    4: lambda u, v: (u, 1.0 - v),
+    5: lambda u, v: (v, u),
+    6: lambda u, v: (1.0 - v, u),
+    7: lambda u, v: (1.0 - v, 1.0 - u),
+    8: lambda u, v: (v, 1.0 - u),
+}
+
+_TO_STORED: dict[int, Callable[[float, float], _Point]] = {
+    1: lambda x, y: (x, y),
+    2: lambda x, y: (1.0 - x, y),
+    3: lambda x, y: (1.0 - x, 1.0 - y),
+    4: lambda x, y: (x, 1.0 - y),
+    5: lambda x, y: (y, x),
+    6: lambda x, y: (y, 1.0 - x),
+    7: lambda x, y: (1.0 - y, 1.0 - x),
+    8: lambda x, y: (1.0 - y, x),
+}
+
+
+@dataclass(frozen=True)
+class FaceTag:
+    """A face facetags wants written: a normalised upright box and the person's name, if any."""
+
+    box: Box
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Region:
+    """A face region read from a photo's XMP, converted to a normalised upright box."""
+
+    box: Box
+    name: str | None
+    schema: str  # "mwg" or "mp"
+    source: str  # the file it was read from (the photo or a sidecar)
+
+
+def _check_orientation(orientation: int) -> int:
+    if orientation not in _TO_UPRIGHT:
+        raise ValueError(f"EXIF orientation must be 1..8, got {orientation!r}")
+    return orientation
+
+
+def _map_box(box: Box, fn: Callable[[float, float], _Point]) -> Box:
+    x, y, w, h = box
+    ax, ay = fn(x, y)
+    bx, by = fn(x + w, y + h)
+    left, top = min(ax, bx), min(ay, by)
+    return (left, top, abs(bx - ax), abs(by - ay))
+
+
+def upright_to_stored(box: Box, orientation: int) -> Box:
+    """A normalised box in the upright photo -> the same box in the stored image."""
+    return _map_box(box, _TO_STORED[_check_orientation(orientation)])
+
+
+def stored_to_upright(box: Box, orientation: int) -> Box:
+    """A normalised box in the stored image -> the same box in the upright photo."""
+    return _map_box(box, _TO_UPRIGHT[_check_orientation(orientation)])
+
+
+def point_to_upright(u: float, v: float, orientation: int) -> _Point:
+    """A normalised point of the stored image -> the upright photo (used by tests)."""
+    return _TO_UPRIGHT[_check_orientation(orientation)](u, v)
+
+
+def upright_size(stored_size: tuple[int, int], orientation: int) -> tuple[int, int]:
+    """The upright ``(width, height)`` of a stored image of ``stored_size``."""
+    w, h = stored_size
+    return (h, w) if _check_orientation(orientation) >= 5 else (w, h)
+
+
+def normalise(box_px: Sequence[float], width: float, height: float) -> Box:
+    """A pixel box ``(x, y, w, h)`` -> normalised, clipped to the image."""
+    x, y, w, h = (float(v) for v in box_px)
+    return clip((x / width, y / height, w / width, h / height))
+
+
+def clip(box: Box) -> Box:
+    """``box`` clipped to the unit square (a detector's box may stick out of the photo)."""
+    x, y, w, h = box
+    left, top = min(max(x, 0.0), 1.0), min(max(y, 0.0), 1.0)
+    right, bottom = min(max(x + w, 0.0), 1.0), min(max(y + h, 0.0), 1.0)
+    return (left, top, max(right - left, 0.0), max(bottom - top, 0.0))
+
+
+# -- encodings ------------------------------------------------------------------------------
+
+
+def to_mwg_area(stored: Box) -> Box:
+    """A stored-frame box -> MWG ``stArea`` ``(x, y, w, h)`` with ``x, y`` the centre."""
+    x, y, w, h = stored
+    return (x + w / 2.0, y + h / 2.0, w, h)
+
+
+def from_mwg_area(cx: float, cy: float, w: float, h: float) -> Box:
+    """MWG ``stArea`` (centre, size) -> a top-left box in the same (stored) frame."""
+    return (cx - w / 2.0, cy - h / 2.0, w, h)
+
+
+def format_number(value: float) -> str:
+    """A coordinate as XMP text: six decimals, no exponent, no trailing zeros."""
+    text = f"{value:.6f}".rstrip("0").rstrip(".")
+    return "0" if text in ("", "-0") else text
+
+
+def format_mp_rectangle(stored: Box) -> str:
+    """A stored-frame box -> MP ``Rectangle`` text ``"x, y, w, h"`` (top-left, normalised)."""
+    return ", ".join(format_number(v) for v in stored)
+
+
+def parse_mp_rectangle(text: str) -> Box:
+    """MP ``Rectangle`` text -> ``(x, y, w, h)``; raises ``ValueError`` if it is not 4 numbers."""
+    parts = [p.strip() for p in str(text).split(",")]
+    if len(parts) != 4:
+        raise ValueError(f"MP rectangle needs 4 numbers, got {text[:60]!r}")
+    values = tuple(float(p) for p in parts)
+    return (values[0], values[1], values[2], values[3])
+
+
+def check_box(box: Box, *, slack: float = 0.01) -> Box:
+    """Validate a normalised box read from a file; return it clipped to the unit square.
+
+    Raises ``ValueError`` for NaN/infinite values, an empty or negative size, a size beyond the
+    image, or a box lying outside the image (more than ``slack`` beyond an edge).
+    """
+    if not all(math.isfinite(v) for v in box):
+        raise ValueError(f"non-finite coordinate in {box}")
+    x, y, w, h = box
+    if w <= 0.0 or h <= 0.0:
+        raise ValueError(f"empty or negative size {w:g} x {h:g}")
+    if w > 1.0 + slack or h > 1.0 + slack:
+        raise ValueError(f"size {w:g} x {h:g} is larger than the image")
+    if x < -slack or y < -slack or x + w > 1.0 + slack or y + h > 1.0 + slack:
+        raise ValueError(f"box {tuple(round(v, 4) for v in box)} lies outside the image")
+    clipped = clip(box)
+    if clipped[2] <= 0.0 or clipped[3] <= 0.0:
+        raise ValueError("box is empty once clipped to the image")
+    return clipped
+
+
+# -- matching -------------------------------------------------------------------------------
+
+
+def iou(a: Box, b: Box) -> float:
+    """Intersection over union of two ``(x, y, w, h)`` boxes in the same frame."""
+    ax, ay, aw, ah = a
+    bx, by, bw, bh = b
+    iw = min(ax + aw, bx + bw) - max(ax, bx)
+    ih = min(ay + ah, by + bh) - max(ay, by)
+    if iw <= 0.0 or ih <= 0.0:
+        return 0.0
+    inter = iw * ih
+    union = aw * ah + bw * bh - inter
+    return inter / union if union > 0.0 else 0.0
+
+
+def match_boxes(
+    left: Sequence[Box], right: Sequence[Box], threshold: float = 0.5
+) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matching by IoU: ``(i, j, iou)`` for pairs with IoU >= ``threshold``.
+
+    The best-overlapping pair is taken first, so each box is used at most once.
+    """
+    pairs = [
+        (score, i, j)
+        for i, a in enumerate(left)
+        for j, b in enumerate(right)
+        if (score := iou(a, b)) >= threshold
+    ]
+    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+    used_left: set[int] = set()
+    used_right: set[int] = set()
+    out: list[tuple[int, int, float]] = []
+    for score, i, j in pairs:
+        if i in used_left or j in used_right:
+            continue
+        used_left.add(i)
+        used_right.add(j)
+        out.append((i, j, score))
+    return out

@@ -1,0 +1,179 @@
+"""Crash-safe file updates: temporary copy, modify, verify, fsync, atomic rename.
+
+The user's file is never opened for writing. :func:`atomic_update` copies it to a hidden
+temporary file in the same directory, lets the caller modify the copy, checks that the image
+data did not change (JPEG: the compressed scan data byte for byte; other formats: the decoded
+pixels), fsyncs the copy, renames it over the original (atomic on POSIX) and fsyncs the
+directory. A crash or kill at any point leaves either the old file or the new one, never a mix;
+at worst a stale ``.<name>.*.facetags.tmp`` file remains beside it.
+
+Test hook: with ``FACETAGS_XMP_TEST_PAUSE=<marker path>`` in the environment the writer, once
+the temporary file is complete, writes its path to the marker file and sleeps, so a test can
+kill it at the most delicate moment.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import stat
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from facetags.xmp.packet import XmpError
+
+log = logging.getLogger(__name__)
+
+TEMP_SUFFIX = ".facetags.tmp"
+PAUSE_ENV = "FACETAGS_XMP_TEST_PAUSE"
+
+_NO_LENGTH = {0x01, 0xD8, *range(0xD0, 0xD8)}
+
+
+def jpeg_scan_data(data: bytes) -> bytes:
+    """The bytes of a JPEG from its first SOS marker to the end (the compressed image data).
+
+    Raises ``ValueError`` if ``data`` is not a JPEG with a scan.
+    """
+    if data[:2] != b"\xff\xd8":
+        raise ValueError("not a JPEG (no SOI marker)")
+    pos = 2
+    size = len(data)
+    while pos + 4 <= size:
+        if data[pos] != 0xFF:
+            raise ValueError(f"bad JPEG marker at byte {pos}")
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte
+            pos += 1
+            continue
+        if marker == 0xDA:
+            return data[pos:]
+        if marker in _NO_LENGTH:
+            pos += 2
+            continue
+        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+    raise ValueError("JPEG has no scan (SOS marker)")
+
+
+def _pixels(path: Path) -> tuple[str, tuple[int, int], bytes]:
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return im.mode, im.size, im.tobytes()
+
+
+def verify_same_image(original: Path, candidate: Path) -> None:
+    """Raise :class:`XmpError` unless ``candidate`` holds the same image data as ``original``."""
+    head = original.open("rb").read(2)
+    if head == b"\xff\xd8":
+        try:
+            same = jpeg_scan_data(original.read_bytes()) == jpeg_scan_data(candidate.read_bytes())
+        except ValueError as exc:
+            raise XmpError(original, f"rewritten JPEG is not valid ({exc}); original kept") from exc
+        if not same:
+            raise XmpError(original, "rewriting changed the JPEG image data; original kept")
+        return
+    try:
+        same = _pixels(original) == _pixels(candidate)
+    except Exception as exc:  # Pillow raises many types
+        raise XmpError(original, f"cannot verify the rewritten image ({exc}); original kept") from exc
+    if not same:
+        raise XmpError(original, "rewriting changed the decoded pixels; original kept")
+
+
+def _fsync_path(path: Path, *, directory: bool = False) -> None:
+    flags = os.O_RDONLY | (getattr(os, "O_DIRECTORY", 0) if directory else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        if directory:
+            return  # some filesystems cannot open directories; the rename still happened
+        raise
+    try:
+        os.fsync(fd)
+    except OSError:
+        if not directory:
+            raise
+    finally:
+        os.close(fd)
+
+
+def _copy_mode(original: Path | None, temp: Path, like: Path | None) -> None:
+    """Give ``temp`` the original's mode and owner; a new file takes ``like``'s read/write bits."""
+    if original is None:
+        if like is not None and like.exists():
+            os.chmod(temp, (stat.S_IMODE(like.stat().st_mode) & 0o666) | stat.S_IRUSR | stat.S_IWUSR)
+        else:
+            os.chmod(temp, 0o644)
+        return
+    info = original.stat()
+    os.chmod(temp, stat.S_IMODE(info.st_mode))
+    if (info.st_uid, info.st_gid) != (os.getuid(), os.getgid()):
+        with contextlib.suppress(OSError):  # only root may give a file away
+            os.chown(temp, info.st_uid, info.st_gid)
+
+
+def _pause_for_tests(temp: Path) -> None:
+    marker = os.environ.get(PAUSE_ENV)
+    if not marker:
+        return
+    Path(marker).write_text(str(temp), encoding="utf-8")
+    log.warning("test hook %s: paused before rename of %s", PAUSE_ENV, temp)
+    time.sleep(3600)
+
+
+def atomic_update(
+    target: Path,
+    modify: Callable[[Path], None],
+    *,
+    initial: bytes | None = None,
+    verify_image: bool = False,
+    mode_like: Path | None = None,
+) -> None:
+    """Replace ``target`` by a modified copy, crash-safely.
+
+    ``modify(temp)`` edits the temporary copy in place. A missing ``target`` starts from
+    ``initial`` (e.g. an empty XMP packet for a new sidecar), with ``mode_like``'s read/write
+    permissions (its photo's). With ``verify_image`` the copy must hold the same image data as
+    the original. An existing file's mode and ownership are kept where permitted.
+    Raises :class:`XmpError`; on any failure the original is untouched and the copy removed.
+    """
+    real = Path(os.path.realpath(target))  # write through a symlink, don't replace the link
+    directory = real.parent
+    exists = real.exists()
+    if not exists and initial is None:
+        raise XmpError(target, "no such file")
+    try:
+        fd, temp_name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=TEMP_SUFFIX, dir=directory)
+    except OSError as exc:
+        raise XmpError(target, f"cannot create a temporary file beside it ({exc.strerror or exc})") from exc
+    temp = Path(temp_name)
+    done = False
+    try:
+        with os.fdopen(fd, "wb") as out:
+            if exists:
+                with real.open("rb") as src:
+                    while chunk := src.read(1 << 20):
+                        out.write(chunk)
+            else:
+                assert initial is not None
+                out.write(initial)
+        modify(temp)
+        if verify_image and exists:
+            verify_same_image(real, temp)
+        _copy_mode(real if exists else None, temp, mode_like)
+        _fsync_path(temp)
+        _pause_for_tests(temp)
+        os.replace(temp, real)
+        done = True
+        _fsync_path(directory, directory=True)
+    except OSError as exc:
+        raise XmpError(target, f"cannot write ({exc.strerror or exc})") from exc
+    finally:
+        if not done:
+            with contextlib.suppress(OSError):
+                temp.unlink()

@@ -1,0 +1,396 @@
+"""Write facetags' faces into a photo's XMP (embedded or sidecar), merging with what is there.
+
+:func:`write_photo` plans the change as flat Exiv2 keys (:func:`plan`), then applies it through
+:func:`facetags.xmp.safefile.atomic_update`. The plan only ever *adds*: new regions are appended
+after the ones already in the file, an unnamed region that matches one of our faces gets its
+name, and names are appended to the keyword lists. Other tools' regions, names, keywords and
+fields facetags does not know are left as they are. A region at the place of one of our faces
+(IoU >= ``iou_threshold``) that carries another name is kept and reported as a conflict, unless
+``replace_names`` is set. Running it twice changes nothing the second time.
+
+All coordinates written are in the stored-image frame (MWG rule); see
+:mod:`facetags.xmp.regions`.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import stat
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from facetags.errors import FacetagsError
+from facetags.xmp import packet, read
+from facetags.xmp.packet import Entry, Flat
+from facetags.xmp.read import MP_LIST, MP_ROOT, MWG_DIMS, MWG_LIST, MWG_ROOT, Parsed, RawRegion
+from facetags.xmp.regions import (
+    Box,
+    FaceTag,
+    clip,
+    format_mp_rectangle,
+    format_number,
+    iou,
+    to_mwg_area,
+    upright_to_stored,
+)
+from facetags.xmp.safefile import atomic_update
+
+log = logging.getLogger(__name__)
+
+SCHEMAS = ("mwg", "mp", "iptc", "digikam", "lightroom", "dc")
+
+# schema -> (flat key, array type, how a name becomes an item)
+_KEYWORDS: dict[str, tuple[str, str]] = {
+    "iptc": ("Xmp.iptcExt.PersonInImage", "Bag"),
+    "digikam": ("Xmp.digiKam.TagsList", "Seq"),
+    "lightroom": ("Xmp.lr.hierarchicalSubject", "Bag"),
+    "dc": ("Xmp.dc.subject", "Bag"),
+}
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """What to write and where. :meth:`from_settings` reads the ``xmp_*`` settings."""
+
+    schemas: frozenset[str] = frozenset(SCHEMAS)
+    mode: str = "embed"  # "embed" or "sidecar"
+    sidecar_name: str = "photo.jpg.xmp"  # or "photo.xmp"
+    people_root: str = "People"
+    include_unnamed: bool = False
+    replace_names: bool = False
+    iou_threshold: float = 0.5
+
+    def __post_init__(self) -> None:
+        unknown = set(self.schemas) - set(SCHEMAS)
+        if unknown:
+            raise ValueError(f"unknown XMP schema(s) {sorted(unknown)}; known: {', '.join(SCHEMAS)}")
+        if self.mode not in ("embed", "sidecar"):
+            raise ValueError(f"XMP mode must be 'embed' or 'sidecar', got {self.mode!r}")
+        if self.sidecar_name not in ("photo.jpg.xmp", "photo.xmp"):
+            raise ValueError(
+                f"sidecar name must be 'photo.jpg.xmp' or 'photo.xmp', got {self.sidecar_name!r}"
+            )
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> WriteOptions:
+        """Options from :class:`facetags.config.Settings` (missing fields keep defaults)."""
+        values: dict[str, Any] = {}
+        schemas = getattr(settings, "xmp_schemas", None)
+        if isinstance(schemas, str):
+            values["schemas"] = frozenset(s.strip().lower() for s in schemas.split(",") if s.strip())
+        for name, attr in (
+            ("mode", "xmp_mode"),
+            ("sidecar_name", "xmp_sidecar_name"),
+            ("people_root", "xmp_people_root"),
+        ):
+            value = getattr(settings, attr, None)
+            if value:
+                values[name] = value
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class Plan:
+    updates: dict[str, Any] = field(default_factory=dict)
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+@dataclass
+class WriteResult:
+    """What :func:`write_photo` did (or, with ``dry_run``, would do) to one photo."""
+
+    photo: Path
+    target: Path | None  # the file written: the photo itself or its sidecar
+    mode: str  # "embedded" or "sidecar"
+    changes: list[str]
+    warnings: list[str]
+    written: bool = False
+    error: str | None = None
+
+
+# -- planning ---------------------------------------------------------------------------------
+
+
+def _same(a: str | None, b: str | None) -> bool:
+    return a is not None and b is not None and a.casefold() == b.casefold()
+
+
+def _match(
+    ours: Sequence[tuple[Box, str | None]], theirs: Sequence[RawRegion], threshold: float
+) -> dict[int, int]:
+    """Our face i -> their region position j; a region with the same name is preferred."""
+    pairs: list[tuple[float, int, int]] = []
+    for i, (box, name) in enumerate(ours):
+        for j, region in enumerate(theirs):
+            if region.box is None or region.type not in (None, "", "Face"):
+                continue
+            score = iou(box, region.box)
+            if score >= threshold:
+                pairs.append((score + (1.0 if _same(name, region.name) else 0.0), i, j))
+    pairs.sort(key=lambda p: (-p[0], p[1], p[2]))
+    out: dict[int, int] = {}
+    used: set[int] = set()
+    for _score, i, j in pairs:
+        if i not in out and j not in used:
+            out[i] = j
+            used.add(j)
+    return out
+
+
+def _regions(
+    plan: Plan,
+    schema: str,
+    parsed: Parsed,
+    ours: Sequence[tuple[Box, str | None]],
+    opts: WriteOptions,
+    renamed: dict[tuple[str, int], str],
+    kept_names: set[str],
+) -> None:
+    """Plan one region list (MWG or MP): name unnamed matches, append the rest."""
+    label = schema.upper()
+    theirs = parsed.mwg if schema == "mwg" else parsed.mp
+    lst, name_field = (MWG_LIST, "mwg-rs:Name") if schema == "mwg" else (MP_LIST, "MPReg:PersonDisplayName")
+    matches = _match(ours, theirs, opts.iou_threshold)
+    next_index = parsed.max_index(schema) + 1
+    if schema == "mp" and not parsed.mp_root:
+        plan.updates[MP_ROOT] = 'type="Struct"'
+    list_exists = parsed.mwg_list if schema == "mwg" else parsed.mp_list
+    for i, (box, name) in enumerate(ours):
+        j = matches.get(i)
+        if j is not None:
+            region = theirs[j]
+            if name is None or _same(name, region.name):
+                if name is not None:
+                    kept_names.add(name)
+                continue
+            if region.name is None:
+                plan.updates[f"{lst}[{region.index}]/{name_field}"] = name
+                plan.changes.append(f"{label} region {region.index}: name it {name!r} (was unnamed)")
+                kept_names.add(name)
+            elif opts.replace_names:
+                plan.updates[f"{lst}[{region.index}]/{name_field}"] = name
+                plan.changes.append(f"{label} region {region.index}: rename {region.name!r} -> {name!r}")
+                renamed[(schema, region.index)] = region.name
+                kept_names.add(name)
+            else:
+                plan.warnings.append(
+                    f"{label} region {region.index} is named {region.name!r} by another tool; facetags "
+                    f"has {name!r} for this face; kept {region.name!r} (use --replace-names to change it)"
+                )
+            continue
+        if not list_exists:
+            plan.updates[lst] = 'type="Bag"'
+            list_exists = True
+        item = f"{lst}[{next_index}]"
+        if schema == "mwg":
+            cx, cy, w, h = to_mwg_area(box)
+            plan.updates.update(
+                {
+                    f"{item}/mwg-rs:Area/stArea:x": format_number(cx),
+                    f"{item}/mwg-rs:Area/stArea:y": format_number(cy),
+                    f"{item}/mwg-rs:Area/stArea:w": format_number(w),
+                    f"{item}/mwg-rs:Area/stArea:h": format_number(h),
+                    f"{item}/mwg-rs:Area/stArea:unit": "normalized",
+                    f"{item}/mwg-rs:Type": "Face",
+                }
+            )
+        else:
+            plan.updates[f"{item}/MPReg:Rectangle"] = format_mp_rectangle(box)
+        if name is not None:
+            plan.updates[f"{item}/{name_field}"] = name
+            kept_names.add(name)
+        plan.changes.append(f"{label} region {next_index}: add {name or 'unnamed face'!r}")
+        next_index += 1
+
+
+def _items(entry: Entry | None) -> list[str]:
+    if entry is None:
+        return []
+    value = entry[1]
+    if isinstance(value, list):
+        return [str(v) for v in value]
+    if isinstance(value, str) and value and not value.startswith("type="):
+        return [value]
+    return []
+
+
+def _keywords(
+    plan: Plan, flat: Mapping[str, Entry], opts: WriteOptions, names: set[str], removed: set[str]
+) -> None:
+    root = opts.people_root
+    for schema, (key, kind) in _KEYWORDS.items():
+        if schema not in opts.schemas:
+            continue
+
+        def item(name: str, schema: str = schema) -> str:
+            if schema == "digikam":
+                return f"{root}/{name}" if root else name
+            if schema == "lightroom":
+                return f"{root}|{name}" if root else name
+            return name
+
+        old = _items(flat.get(key))
+        gone = {item(n) for n in removed}
+        new = [v for v in old if v not in gone]
+        for name in sorted(names, key=str.casefold):
+            if item(name) not in new:
+                new.append(item(name))
+        if new == old:
+            continue
+        existing_kind = flat[key][0] if key in flat else ""
+        kind = {"XmpBag": "Bag", "XmpSeq": "Seq", "XmpAlt": "Alt"}.get(existing_kind, kind)
+        plan.updates[key] = f'type="{kind}"'
+        for n, value in enumerate(new, start=1):
+            plan.updates[f"{key}[{n}]"] = value
+        added = [v for v in new if v not in old]
+        dropped = [v for v in old if v not in new]
+        plan.changes.append(f"{key}: " + ", ".join([f"+{v!r}" for v in added] + [f"-{v!r}" for v in dropped]))
+
+
+def plan(
+    flat: Flat,
+    faces: Sequence[FaceTag],
+    *,
+    orientation: int,
+    stored_size: tuple[int, int],
+    options: WriteOptions,
+    source: str = "",
+) -> Plan:
+    """The flat-key updates that merge ``faces`` (upright, normalised) into ``flat``."""
+    out = Plan()
+    parsed = read.parse(flat, source)
+    out.warnings += parsed.warnings
+    ours: list[tuple[Box, str | None]] = []
+    for face in faces:
+        name = read.clean_name(face.name) if face.name is not None else None
+        if name is None and not options.include_unnamed:
+            continue
+        box = upright_to_stored(clip(face.box), orientation)
+        if box[2] <= 0 or box[3] <= 0:
+            out.warnings.append(f"face {face.box} lies outside the photo; skipped")
+            continue
+        ours.append((box, name))
+    renamed: dict[tuple[str, int], str] = {}  # (schema, index) -> the name it had
+    kept: set[str] = set()
+    if "mwg" in options.schemas and ours:
+        # Containers are declared before anything inside them, or Exiv2 drops the contents.
+        if not parsed.mwg_root:
+            out.updates[MWG_ROOT] = 'type="Struct"'
+        if parsed.mwg_dims is None:
+            if not any(k.startswith(MWG_DIMS) for k in flat):
+                out.updates[MWG_DIMS] = 'type="Struct"'
+            w, h = stored_size
+            out.updates[f"{MWG_DIMS}/stDim:w"] = str(int(w))
+            out.updates[f"{MWG_DIMS}/stDim:h"] = str(int(h))
+            out.updates[f"{MWG_DIMS}/stDim:unit"] = "pixel"
+        elif tuple(round(v) for v in parsed.mwg_dims) != tuple(stored_size):
+            out.warnings.append(
+                f"AppliedToDimensions {parsed.mwg_dims} differs from the stored size {stored_size}; "
+                "existing regions left as they are"
+            )
+        _regions(out, "mwg", parsed, ours, options, renamed, kept)
+    if "mp" in options.schemas and ours:
+        _regions(out, "mp", parsed, ours, options, renamed, kept)
+    if not {"mwg", "mp"} & options.schemas:
+        kept = {name for _box, name in ours if name is not None}
+    # A replaced name leaves the keyword lists only if no region still carries it.
+    still = {n.casefold() for n in kept}
+    for schema, regions in (("mwg", parsed.mwg), ("mp", parsed.mp)):
+        still |= {r.name.casefold() for r in regions if r.name and (schema, r.index) not in renamed}
+    removed = {n for n in renamed.values() if n.casefold() not in still}
+    _keywords(out, flat, options, kept, removed)
+    if not out.changes:
+        out.updates.clear()  # containers declared for nothing: leave the file alone
+    return out
+
+
+# -- choosing the file and writing --------------------------------------------------------------
+
+
+def _writable(path: Path) -> bool:
+    """Whether facetags may rewrite ``path``: write permission bits set, and access granted.
+
+    The mode bits are checked too because root passes every ``os.access`` test; a file the user
+    marked read-only stays untouched even then.
+    """
+    try:
+        info = path.stat()
+    except OSError:
+        return False
+    if not info.st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+        return False
+    return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
+
+
+def sidecar_for(photo: Path, options: WriteOptions) -> Path:
+    """The sidecar to write: an existing one (preferred name first), else a new preferred name."""
+    preferred = (
+        photo.with_name(photo.name + ".xmp")
+        if options.sidecar_name == "photo.jpg.xmp"
+        else photo.with_suffix(".xmp")
+    )
+    existing = read.existing_sidecars(photo)
+    for path in existing:
+        if path.name.casefold() == preferred.name.casefold():
+            return path
+    return existing[0] if existing else preferred
+
+
+def write_photo(
+    photo: Path,
+    faces: Sequence[FaceTag],
+    options: WriteOptions | None = None,
+    *,
+    dry_run: bool = False,
+    orientation: int | None = None,
+    stored_size: tuple[int, int] | None = None,
+) -> WriteResult:
+    """Merge ``faces`` into ``photo``'s XMP (embedded, or sidecar as ``options.mode`` says).
+
+    Never raises for a problem with this one photo: the result carries ``error`` instead.
+    """
+    options = options or WriteOptions()
+    photo = Path(photo)
+    result = WriteResult(photo=photo, target=None, mode="embedded", changes=[], warnings=[])
+    try:
+        if orientation is None or stored_size is None:
+            orientation, stored_size = read.photo_geometry(photo)
+        target, sidecar = photo, options.mode == "sidecar"
+        flat: Flat = {}
+        if not sidecar:
+            flat, format_ok = packet.load(photo)
+            if not format_ok:
+                result.warnings.append(f"{photo}: this format cannot hold embedded XMP here; using a sidecar")
+                sidecar = True
+            elif not _writable(photo):
+                result.warnings.append(f"{photo}: read-only; using a sidecar")
+                sidecar = True
+        if sidecar:
+            target = sidecar_for(photo, options)
+            flat = packet.load(target, sidecar=True)[0] if target.exists() else {}
+            result.mode = "sidecar"
+        result.target = target
+        todo = plan(
+            flat, faces, orientation=orientation, stored_size=stored_size, options=options, source=str(target)
+        )
+        result.changes, result.warnings = todo.changes, result.warnings + todo.warnings
+        if dry_run or not todo.updates:
+            return result
+        atomic_update(
+            target,
+            lambda temp: packet.apply(temp, todo.updates, sidecar=sidecar),
+            initial=packet.EMPTY_PACKET if sidecar else None,
+            verify_image=not sidecar,
+            mode_like=photo,
+        )
+        result.written = True
+        log.info("%s: %d change(s) written to %s", photo, len(todo.changes), target)
+    except (FacetagsError, OSError) as exc:  # XmpError, or a DecodeError reading the geometry
+        result.error = str(exc)
+        log.warning("%s", exc)
+    return result
