@@ -30,6 +30,14 @@ class Settings:
     score_threshold: float = 0.9
     # The embedder to run: a model id from facetags.vision.specs, or "insightface:<pack>".
     embedder: str = "facetags-mobilenet-v1"
+    # XMP face tags (facetags xmp write): which schemas to write, comma-separated, from
+    # mwg, mp, iptc, digikam, lightroom, dc; where ("embed" into the photo, or "sidecar");
+    # the sidecar's name ("photo.jpg.xmp" or "photo.xmp"; both are read); the keyword root
+    # ("People" gives People/Alice and People|Alice).
+    xmp_schemas: str = "mwg,mp,iptc,digikam,lightroom,dc"
+    xmp_mode: str = "embed"
+    xmp_sidecar_name: str = "photo.jpg.xmp"
+    xmp_people_root: str = "People"
 
 
 _ENV_PREFIX = "FACETAGS_"
