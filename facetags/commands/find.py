@@ -1,0 +1,26 @@
+"""``facetags find NAME...``: the photos that show all the named people."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from facetags.config import Settings
+
+
+@click.command()
+@click.argument("names", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list of paths.")
+@click.pass_obj
+def find(settings: Settings, names: tuple[str, ...], as_json: bool) -> None:
+    """Print the paths of photos showing every NAME (case and accents ignored)."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        paths = lib.find(list(names))
+    if as_json:
+        click.echo(json.dumps(paths, indent=2, ensure_ascii=False))
+        return
+    for path in paths:
+        click.echo(path)

@@ -1,0 +1,72 @@
+"""``facetags people | faces | name | merge``: list and organise people."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from facetags.config import Settings
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_obj
+def people(settings: Settings, as_json: bool) -> None:
+    """List people and unnamed clusters: id, name, faces, photos."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        found = lib.people()
+    if as_json:
+        click.echo(json.dumps([p.to_json() for p in found], indent=2, ensure_ascii=False))
+        return
+    for p in found:
+        name = p.name if p.name is not None else "(unnamed)"
+        hidden = "  [hidden]" if p.hidden else ""
+        click.echo(f"{p.id:>6}  {name:<30} {p.faces:>5} faces {p.photos:>5} photos{hidden}")
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_obj
+def faces(settings: Settings, as_json: bool) -> None:
+    """List every face: its photo, box (normalised x y w h), score and person."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        found = lib.faces()
+    if as_json:
+        click.echo(json.dumps([f.to_json() for f in found], indent=2, ensure_ascii=False))
+        return
+    for f in found:
+        box = " ".join(f"{v:.4f}" for v in f.box)
+        who = f.person_name if f.person_name is not None else "(unnamed)"
+        click.echo(f"{f.face_id}\t{f.path}\t{box}\t{f.score:.3f}\t{f.person_id}\t{who}")
+
+
+@click.command()
+@click.argument("person_id", type=int)
+@click.argument("name", nargs=-1, required=True)
+@click.pass_obj
+def name(settings: Settings, person_id: int, name: tuple[str, ...]) -> None:
+    """Name person or cluster ID (a name someone already has merges the two)."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        person = lib.name(person_id, " ".join(name))
+    merged = f" (merged into {person.id})" if person.id != person_id else ""
+    click.echo(f"{person.id}\t{person.name}\t{person.faces} faces{merged}")
+
+
+@click.command()
+@click.argument("ids", nargs=-1, required=True, type=int)
+@click.pass_obj
+def merge(settings: Settings, ids: tuple[int, ...]) -> None:
+    """Merge people or clusters ID ID... into the first."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        person = lib.merge(list(ids))
+    label = person.name if person.name is not None else "(unnamed)"
+    click.echo(f"{person.id}\t{label}\t{person.faces} faces")

@@ -1,0 +1,31 @@
+"""``facetags status``: what the library holds and what is left to do."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from facetags.config import Settings
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_obj
+def status(settings: Settings, as_json: bool) -> None:
+    """Photos, faces, people, queued work and failed files."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        st = lib.status()
+    if as_json:
+        click.echo(json.dumps(st.to_json(), indent=2, ensure_ascii=False))
+        return
+    click.echo(f"library   {st.library} ({st.bytes / 1e6:.1f} MB, schema {st.schema_version})")
+    click.echo(f"photos    {st.photos} ({st.files} files)")
+    click.echo(f"faces     {st.faces}")
+    click.echo(f"people    {st.people} named, {st.clusters} unnamed clusters")
+    click.echo(f"queue     {st.queue}")
+    click.echo(f"failures  {len(st.failures)}")
+    for failure in st.failures:
+        click.echo(f"  {failure.path}: {failure.error}")

@@ -1,0 +1,43 @@
+"""``facetags watch DIR...``: keep the library in step with folders until stopped."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+from pathlib import Path
+from types import FrameType
+
+import click
+
+from facetags.config import Settings
+
+log = logging.getLogger(__name__)
+
+
+@click.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.option("--settle", type=float, default=0.5, show_default=True, help="Seconds a file must be quiet.")
+@click.pass_obj
+def watch(settings: Settings, paths: tuple[Path, ...], settle: float) -> None:
+    """Index DIR... now, then follow every change (stop with Ctrl-C or SIGTERM)."""
+    from facetags.ingest.watch import Watcher
+    from facetags.library import Library
+
+    stop = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("signal %d: stopping", signum)
+        stop.set()
+
+    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
+    ready = threading.Event()
+    try:
+        with Library.open(settings.library, settings) as lib:
+            watcher = Watcher(lib, [str(p) for p in paths], settle=settle)
+            click.echo(f"facetags: watching {', '.join(str(p) for p in paths)}", err=True)
+            watcher.run(stop, ready)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo("facetags: stopped", err=True)

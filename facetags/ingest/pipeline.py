@@ -1,0 +1,160 @@
+"""One photo through the stages: decode -> hash -> detect -> align -> embed (storing is the
+library's job). Each stage is timed; models are loaded on first use, so a scan that finds
+nothing new never loads one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import logging
+import os
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from facetags.config import Settings
+from facetags.db.store import NewFace
+
+if TYPE_CHECKING:
+    from facetags.ingest.decode import Decoded
+    from facetags.vision.embed import Embedder
+
+log = logging.getLogger(__name__)
+
+THUMB_SIZE = 112
+THUMB_QUALITY = 85
+STAGES = ("decode", "hash", "detect", "align", "embed", "store")
+
+
+@dataclass
+class Timings:
+    """Seconds spent per stage, summed over photos."""
+
+    seconds: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    photos: int = 0
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+    def to_json(self) -> dict[str, float]:
+        return {name: round(self.seconds.get(name, 0.0), 4) for name in STAGES}
+
+
+@dataclass(frozen=True)
+class Decoded1:
+    """A decoded photo and the hash of its pixels."""
+
+    decoded: Decoded
+    content_hash: str
+
+
+@dataclass(frozen=True)
+class Analysis:
+    faces: list[NewFace]
+    model_id: str
+
+
+def content_hash(image: np.ndarray, width: int, height: int, max_side: int) -> str:
+    """A hash of the decoded (bounded-size, upright) pixels and the full-size shape.
+
+    Identical compressed pixel data decodes identically, so rewriting a file's metadata keeps
+    its hash; the decode size is part of the key so that hashes made at different sizes never
+    collide by accident.
+    """
+    digest = hashlib.blake2b(digest_size=20)
+    digest.update(f"{image.shape[0]}x{image.shape[1]}x{image.shape[2]}:{width}x{height}:".encode())
+    digest.update(np.ascontiguousarray(image).data)
+    return f"{max_side}:{digest.hexdigest()}"
+
+
+def encode_thumb(crop: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(crop)).save(buf, format="JPEG", quality=THUMB_QUALITY)
+    return buf.getvalue()
+
+
+class Pipeline:
+    def __init__(self, settings: Settings, detector: Any = None, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._detector = detector
+        self._embedder = embedder
+        self.timings = Timings()
+
+    @property
+    def detector(self) -> Any:
+        if self._detector is None:
+            from facetags.vision.detect import Detector
+
+            self._detector = Detector(self.settings)
+        return self._detector
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            from facetags.vision.embed import load_embedder
+
+            self._embedder = load_embedder(self.settings.embedder)
+        return self._embedder
+
+    @property
+    def model_id(self) -> str:
+        return self._embedder.model_id if self._embedder is not None else self.settings.embedder
+
+    @property
+    def detector_id(self) -> str:
+        s = self.settings
+        return f"mtcnn:max{s.detect_max_side}:min{s.min_face}:score{s.score_threshold}"
+
+    def decode(self, path: str | os.PathLike[str]) -> Decoded1:
+        """Decode at the detection size and hash the pixels. Raises DecodeError."""
+        from facetags.ingest.decode import decode
+
+        side = self.settings.detect_max_side
+        with self.timings.stage("decode"):
+            decoded = decode(path, max_side=side)
+        with self.timings.stage("hash"):
+            key = content_hash(decoded.image, decoded.width, decoded.height, side)
+        return Decoded1(decoded, key)
+
+    def analyse(self, decoded: Decoded) -> Analysis:
+        """Find, align and embed the faces of a decoded photo."""
+        from facetags.vision.align import align_face
+
+        image = decoded.image
+        h, w = image.shape[:2]
+        with self.timings.stage("detect"):
+            found = self.detector.detect(image)
+        crops = []
+        with self.timings.stage("align"):
+            for face in found:
+                crops.append(align_face(image, np.asarray(face.landmarks, np.float64), size=THUMB_SIZE))
+            thumbs = [encode_thumb(c) for c in crops]
+        with self.timings.stage("embed"):
+            embedder = self.embedder
+            batch = np.stack(crops) if crops else np.zeros((0, THUMB_SIZE, THUMB_SIZE, 3), np.uint8)
+            vectors = embedder.embed(batch)
+        self.timings.photos += 1
+        faces = []
+        for face, thumb, vector in zip(found, thumbs, vectors, strict=True):
+            x, y, bw, bh = (float(v) for v in face.box)
+            box = (_clip(x / w), _clip(y / h), _clip(bw / w), _clip(bh / h))
+            marks = np.asarray(face.landmarks, np.float64) / np.array([w, h], np.float64)
+            faces.append(NewFace(box, marks.astype(np.float32), float(face.score), thumb, vector))
+        return Analysis(faces, embedder.model_id)
+
+
+def _clip(v: float) -> float:
+    return min(1.0, max(0.0, v))

@@ -1,0 +1,310 @@
+"""The facade every front end uses: open a library, index photos, work with people, search.
+
+    with Library.open("~/photos.db") as lib:
+        report = lib.scan(["~/Pictures"])
+        for person in lib.people(): ...
+        lib.name(3, "Ada")
+        paths = lib.find(["Ada", "Grace"])
+
+Front ends (CLI, watcher, TUI, XMP) call only this class; none runs SQL or loads a model.
+Models are loaded on the first photo that needs analysing, so reading commands stay fast.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from facetags.config import Settings, load_settings
+from facetags.db.connect import connect
+from facetags.db.migrate import current_version, migrate
+from facetags.db.records import FaceRecord, Person, Status
+from facetags.db.store import Store
+from facetags.errors import FacetagsError, LibraryError, NotFoundError
+from facetags.ingest.indexer import Indexer, Progress, ScanReport
+from facetags.ingest.pipeline import Pipeline
+from facetags.people.assign import DEFAULT_THRESHOLD, Assigner, NearestCluster
+from facetags.people.names import clean_name, close_matches, name_key
+
+log = logging.getLogger(__name__)
+
+
+def _threshold(model_id: str) -> float:
+    """The assignment threshold a model's spec recommends, else the default."""
+    try:
+        from facetags.vision.specs import get_spec
+
+        extra = get_spec(model_id).extra
+    except FacetagsError:
+        return DEFAULT_THRESHOLD
+    for key in ("cluster_threshold", "assign_threshold", "threshold"):
+        value = extra.get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return DEFAULT_THRESHOLD
+
+
+class Library:
+    def __init__(self, path: Path, settings: Settings, store: Store, pipeline: Pipeline) -> None:
+        self.path = path
+        self.settings = settings
+        self.store = store
+        self.pipeline = pipeline
+        self.indexer = Indexer(store, pipeline, self._make_assigner)
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str] | None = None,
+        settings: Settings | None = None,
+        *,
+        create: bool = True,
+        detector: Any = None,
+        embedder: Any = None,
+    ) -> Library:
+        """Open (creating and migrating as needed) the library at ``path`` or ``settings.library``."""
+        settings = settings or load_settings()
+        where = Path(path).expanduser() if path is not None else Path(settings.library).expanduser()
+        conn = connect(where, create=create)
+        try:
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(where, settings, Store(conn), Pipeline(settings, detector=detector, embedder=embedder))
+
+    def close(self) -> None:
+        self.store.conn.close()
+
+    def __enter__(self) -> Library:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    def _make_assigner(self, model_id: str) -> Assigner:
+        return NearestCluster(model_id, threshold=_threshold(model_id))
+
+    # -- indexing -----------------------------------------------------------------------------
+
+    def scan(
+        self,
+        paths: Iterable[str | os.PathLike[str]],
+        progress: Progress | None = None,
+        stop: threading.Event | None = None,
+    ) -> ScanReport:
+        """Bring the index in step with the photos under ``paths`` (folders or files)."""
+        with self._lock:
+            return self.indexer.scan(paths, progress=progress, stop=stop)
+
+    def index_photo(self, path: str | os.PathLike[str]) -> str:
+        """Index or refresh one file; returns what happened (new, unchanged, moved, failed, ...)."""
+        with self._lock:
+            return self.indexer.index_path(os.fspath(path))
+
+    def forget(self, paths: Iterable[str | os.PathLike[str]]) -> int:
+        """Forget paths that no longer exist on disk (faces of photos left without a path go)."""
+        with self._lock:
+            return self.indexer.remove_paths([os.path.abspath(p) for p in paths])
+
+    def moved(self, src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str:
+        """A file was renamed: keep its faces and names under the new path."""
+        with self._lock:
+            return self.indexer.move_path(os.path.abspath(src), os.path.abspath(dest))
+
+    def folder_moved(self, src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> int:
+        with self._lock:
+            return self.indexer.move_tree(os.path.abspath(src), os.path.abspath(dest))
+
+    def folder_deleted(self, folder: str | os.PathLike[str]) -> int:
+        with self._lock:
+            return self.indexer.remove_tree(os.path.abspath(folder))
+
+    # -- reading ------------------------------------------------------------------------------
+
+    def people(self) -> list[Person]:
+        """Every person and unnamed cluster with faces (and named people without any)."""
+        return self.store.people()
+
+    def person(self, person_id: int) -> Person:
+        return self._person(person_id)
+
+    def faces(self, person_id: int | None = None) -> list[FaceRecord]:
+        """Every face (of one person, if given) with its photo's path and its person."""
+        if person_id is not None:
+            return self.store.faces_of_person(self._resolve(person_id))
+        return self.store.all_faces()
+
+    def face(self, face_id: int) -> FaceRecord:
+        record = self.store.face_record(face_id)
+        if record is None:
+            raise NotFoundError(f"no face {face_id}")
+        return record
+
+    def photo_faces(self, path: str | os.PathLike[str]) -> list[FaceRecord]:
+        """The faces of the photo at ``path`` (empty if it has none; NotFoundError if not indexed)."""
+        row = self.store.file_by_path(os.path.abspath(path))
+        if row is None:
+            raise NotFoundError(f"{path}: not in the library")
+        return self.store.faces_of_photo(row.photo_id)
+
+    def thumbnail(self, face_id: int) -> bytes:
+        """The face's aligned 112x112 crop as JPEG bytes."""
+        thumb = self.store.face_thumb(face_id)
+        if thumb is None:
+            raise NotFoundError(f"no thumbnail for face {face_id}")
+        return thumb
+
+    def find(self, names: Sequence[str]) -> list[str]:
+        """Absolute paths of the photos that show every one of ``names`` (case and accents ignored).
+
+        Raises NotFoundError naming close matches when a name is unknown."""
+        if not names:
+            raise FacetagsError("name at least one person")
+        sets = []
+        for name in names:
+            ids = self.store.people_by_key(name_key(name))
+            if not ids:
+                known = [n for _, n, _ in self.store.named_people()]
+                close = close_matches(name, known)
+                hint = f"; did you mean: {', '.join(close)}?" if close else ""
+                raise NotFoundError(f"no one called {name!r}{hint}")
+            sets.append(ids)
+        return self.store.photo_paths_with_all(sets)
+
+    def status(self) -> Status:
+        counts = self.store.counts()
+        size = sum(os.path.getsize(p) for p in (self.path, Path(f"{self.path}-wal")) if os.path.exists(p))
+        return Status(
+            library=str(self.path),
+            schema_version=current_version(self.store.conn),
+            photos=counts["photos"],
+            files=counts["files"],
+            faces=counts["faces"],
+            people=counts["people"],
+            clusters=counts["clusters"],
+            queue=counts["queue"],
+            failures=self.store.failures(),
+            bytes=size,
+        )
+
+    # -- the user's decisions -----------------------------------------------------------------
+
+    def _resolve(self, person_id: int) -> int:
+        """The active person ``person_id`` is now (following merges)."""
+        seen = set()
+        current = person_id
+        while True:
+            row = self.store.person_row(current)
+            if row is None:
+                raise NotFoundError(f"no person or cluster {person_id}")
+            if row[3] is None:
+                return current
+            if current in seen:
+                raise LibraryError(f"person {person_id}: merge loop")
+            seen.add(current)
+            current = int(row[3])
+
+    def _person(self, person_id: int) -> Person:
+        person = self.store.person(self._resolve(person_id))
+        if person is None:
+            raise NotFoundError(f"no person or cluster {person_id}")
+        return person
+
+    def name(self, person_id: int, name: str) -> Person:
+        """Name a person or cluster. A name another person already has merges the two."""
+        text = clean_name(name)
+        key = name_key(text)
+        with self._lock, self.store.write():
+            target = self._resolve(person_id)
+            same = [p for p in self.store.people_by_key(key) if p != target]
+            if same:
+                survivor = same[0]
+                self.store.merge_person(target, survivor)
+                self.store.set_name(survivor, text, key)
+                self.store.log_decision("merge", person_id=survivor, other_id=target, reason="same name")
+                target = survivor
+            else:
+                self.store.set_name(target, text, key)
+            self.store.log_decision("name", person_id=target, name=text)
+        self.indexer.invalidate()
+        return self._person(target)
+
+    def unname(self, person_id: int) -> Person:
+        with self._lock, self.store.write():
+            target = self._resolve(person_id)
+            self.store.set_name(target, None, None)
+            self.store.log_decision("name", person_id=target, name=None)
+        return self._person(target)
+
+    def merge(self, ids: Sequence[int]) -> Person:
+        """Merge people into the first of ``ids``. The survivor keeps its name, or takes the one
+        name among the others; people with different names are not merged (rename first)."""
+        if len(ids) < 2:
+            raise FacetagsError("merge needs at least two ids")
+        with self._lock, self.store.write():
+            resolved = list(dict.fromkeys(self._resolve(i) for i in ids))
+            target, others = resolved[0], resolved[1:]
+            rows = {p: self.store.person_row(p) for p in resolved}
+            names = {name_key(r[1]): r[1] for r in rows.values() if r is not None and r[1]}
+            if len(names) > 1:
+                listed = ", ".join(sorted(names.values()))
+                raise FacetagsError(f"these are different named people ({listed}); rename one first")
+            for other in others:
+                self.store.merge_person(other, target)
+                self.store.log_decision("merge", person_id=target, other_id=other)
+            if names:
+                ((key, text),) = names.items()
+                self.store.set_name(target, text, key)
+        self.indexer.invalidate()
+        return self._person(target)
+
+    def set_assignment(self, face_id: int, person_id: int | None, source: str = "user") -> int:
+        """Put a face into a person (None: a new cluster of its own). Returns the person id."""
+        if source not in ("user", "auto"):
+            raise ValueError(f"source is 'user' or 'auto', not {source!r}")
+        self.face(face_id)
+        with self._lock, self.store.write():
+            target = self.store.new_person() if person_id is None else self._resolve(person_id)
+            self.store.assign(face_id, target, source)
+            self.store.log_decision("assign", face_id=face_id, person_id=target, source=source)
+        self.indexer.invalidate()
+        return target
+
+    def reject(self, face_id: int, person_id: int) -> int:
+        """The face is not this person: never put it there again, and find it a new place now.
+        Returns the face's person afterwards."""
+        record = self.face(face_id)
+        with self._lock, self.store.write():
+            target = self._resolve(person_id)
+            self.store.add_rejection(face_id, target)
+            self.store.log_decision("reject", face_id=face_id, person_id=target)
+            placed = record.person_id
+            if placed is not None and self._resolve(placed) == target:
+                placed = self.indexer.assigner(self.pipeline.model_id).reassign(self.store, face_id)
+        self.indexer.invalidate()
+        return int(placed) if placed is not None else 0
+
+    def hide(self, person_id: int, hidden: bool = True) -> Person:
+        """Hide (or show again) a person or cluster, e.g. strangers in the background."""
+        with self._lock, self.store.write():
+            target = self._resolve(person_id)
+            self.store.set_hidden(target, hidden)
+            self.store.log_decision("hide", person_id=target, hidden=hidden)
+        return self._person(target)
+
+    def not_a_face(self, face_id: int) -> None:
+        """The detector was wrong: the face leaves its person and every listing."""
+        self.face(face_id)
+        with self._lock, self.store.write():
+            self.store.set_not_face(face_id)
+            self.store.log_decision("not_face", face_id=face_id)
+        self.indexer.invalidate()

@@ -1,0 +1,41 @@
+"""People's names: validation and the search key (case- and accent-insensitive)."""
+
+from __future__ import annotations
+
+import difflib
+import unicodedata
+
+from facetags.errors import FacetagsError
+
+MAX_NAME = 200
+
+
+def clean_name(name: str) -> str:
+    """A name as stored: surrounding and repeated white space removed. Raises on empty names or
+    control characters."""
+    text = " ".join(unicodedata.normalize("NFC", name).split())
+    if not text:
+        raise FacetagsError("a name cannot be empty")
+    if any(unicodedata.category(ch).startswith("C") for ch in text):
+        raise FacetagsError(f"a name cannot contain control characters: {name!r}")
+    if len(text) > MAX_NAME:
+        raise FacetagsError(f"a name is at most {MAX_NAME} characters")
+    return text
+
+
+def name_key(name: str) -> str:
+    """The search key: accents stripped, case folded, white space collapsed ("José" == "jose")."""
+    decomposed = unicodedata.normalize("NFKD", name)
+    stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return " ".join(stripped.casefold().split())
+
+
+def close_matches(name: str, known: list[str], n: int = 3) -> list[str]:
+    """Known names that look like ``name`` (compared by key), best first."""
+    by_key: dict[str, str] = {}
+    for k in known:
+        by_key.setdefault(name_key(k), k)
+    key = name_key(name)
+    found = difflib.get_close_matches(key, list(by_key), n=n, cutoff=0.6)
+    found += [k for k in by_key if key and key in k.split() and k not in found]
+    return [by_key[k] for k in found[:n]]
