@@ -1,0 +1,210 @@
+"""The library file: creation mode, pragmas, migrations (empty and old files), vector blobs,
+and the schema documentation's drift check."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import stat
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetags.db import vectors
+from facetags.db.connect import connect, transaction
+from facetags.db.migrate import available, current_version, latest_version, migrate, split_statements
+from facetags.db.store import Store
+from facetags.errors import LibraryError
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_new_library_is_private_wal_with_foreign_keys(tmp_path: Path) -> None:
+    path = tmp_path / "deep" / "er" / "library.db"
+    old = os.umask(0)
+    try:
+        conn = connect(path)
+    finally:
+        os.umask(old)
+    migrate(conn)
+    with transaction(conn):
+        conn.execute("INSERT INTO meta (key, value) VALUES ('x', 'y')")
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{path}{suffix}")
+        assert side.exists()
+        assert stat.S_IMODE(side.stat().st_mode) & 0o077 == 0
+    assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+    assert conn.execute("PRAGMA busy_timeout").fetchone()[0] >= 10_000
+    conn.close()
+
+
+def test_not_a_library(tmp_path: Path) -> None:
+    junk = tmp_path / "junk.db"
+    junk.write_bytes(b"this is not SQLite" * 100)
+    with pytest.raises(LibraryError, match="not a facetags library"):
+        migrate(connect(junk))
+    with pytest.raises(LibraryError, match="directory"):
+        connect(tmp_path)
+    with pytest.raises(LibraryError, match="no library"):
+        connect(tmp_path / "missing.db", create=False)
+
+
+def test_empty_file_migrates_to_latest(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "a.db")
+    assert current_version(conn) == 0
+    applied = migrate(conn)
+    assert applied == list(range(1, latest_version() + 1))
+    assert current_version(conn) == latest_version()
+    assert migrate(conn) == []  # idempotent
+    rows = conn.execute("SELECT version, name FROM schema_migrations ORDER BY version").fetchall()
+    assert [r[0] for r in rows] == applied
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def _fill(conn: sqlite3.Connection) -> dict[str, int]:
+    """Rows in every table of a version-1 library (written as that release would)."""
+    store = Store(conn)
+    with transaction(conn):
+        store.set_meta("embedder", "m1")
+        person = store.new_person("Ada", "ada")
+        other = store.new_person()
+        conn.execute(
+            "INSERT INTO photos (id, content_hash, width, height, detector, created_at)"
+            " VALUES (1, '1280:abc', 640, 480, 'mtcnn', 0)"
+        )
+        conn.execute(
+            "INSERT INTO files (path, photo_id, size, mtime_ns, device, inode, seen_at)"
+            " VALUES ('/p/a.jpg', 1, 10, 20, 1, 2, 0)"
+        )
+        for idx in range(2):
+            conn.execute(
+                "INSERT INTO faces (photo_id, idx, x, y, w, h, landmarks, score, thumb, person_id,"
+                " assigned_by) VALUES (1, ?, 0.1, 0.1, 0.2, 0.2, ?, 0.99, x'ffd8', ?, 'user')",
+                (idx, vectors.landmarks_to_blob(np.zeros((5, 2))), person if idx == 0 else other),
+            )
+            conn.execute(
+                "INSERT INTO embeddings (face_id, model_id, dim, vector) VALUES (?, 'm1', 4, ?)",
+                (idx + 1, vectors.to_blob(np.ones(4) / 2)),
+            )
+        store.add_rejection(2, person)
+        conn.execute("INSERT INTO cannot_link (face_a, face_b, created_at) VALUES (1, 2, 0)")
+        store.log_decision("name", person_id=person, name="Ada")
+        store.record_failure("/p/bad.jpg", None, "broken")
+        store.enqueue(["/p/new.jpg"])
+    return {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in store.schema()}
+
+
+def test_old_library_upgrades_keeping_rows(tmp_path: Path) -> None:
+    """A library made by the first release's schema, with rows in every table, migrates to the
+    latest schema without losing any (each later migration is applied on top of real data)."""
+    path = tmp_path / "old.db"
+    conn = connect(path)
+    migrate(conn, target=1)
+    before = _fill(conn)
+    conn.close()
+    conn = connect(path)
+    migrate(conn)
+    assert current_version(conn) == latest_version()
+    after = {t: conn.execute(f"SELECT COUNT(*) FROM {t}").fetchone()[0] for t in before}
+    before.pop("schema_migrations")
+    after.pop("schema_migrations")
+    assert after == before
+    assert conn.execute("SELECT name FROM people WHERE id = 1").fetchone()[0] == "Ada"
+    assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
+
+
+def test_upgraded_schema_equals_fresh_schema(tmp_path: Path) -> None:
+    fresh = connect(tmp_path / "fresh.db")
+    migrate(fresh)
+    stepped = connect(tmp_path / "stepped.db")
+    for version in range(1, latest_version() + 1):
+        migrate(stepped, target=version)
+    assert Store(stepped).schema() == Store(fresh).schema()
+
+
+def test_newer_library_is_refused(tmp_path: Path) -> None:
+    conn = connect(tmp_path / "n.db")
+    migrate(conn)
+    with transaction(conn):
+        conn.execute("INSERT INTO schema_migrations VALUES (999, 'future', 0)")
+    with pytest.raises(LibraryError, match="newer"):
+        migrate(conn)
+
+
+def test_two_processes_migrating_at_once(tmp_path: Path) -> None:
+    path = tmp_path / "race.db"
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            conn = connect(path)
+            migrate(conn)
+            conn.close()
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert errors == []
+    assert current_version(connect(path)) == latest_version()
+
+
+def test_migration_files_are_well_formed() -> None:
+    found = available()
+    assert [m.version for m in found] == list(range(1, len(found) + 1))
+    for migration in found:
+        statements = migration.statements()
+        assert statements, migration.path
+        assert all(sqlite3.complete_statement(s + ";") for s in statements)
+
+
+def test_split_statements_keeps_triggers_whole() -> None:
+    script = """-- a comment
+CREATE TABLE t (a INTEGER);
+CREATE TRIGGER tr AFTER INSERT ON t BEGIN
+    UPDATE t SET a = 1; UPDATE t SET a = 2;
+END;
+"""
+    parts = split_statements(script)
+    assert len(parts) == 2
+    assert parts[1].startswith("CREATE TRIGGER") and parts[1].endswith("END;")
+
+
+def test_vector_blobs_round_trip_little_endian() -> None:
+    v = np.array([0.5, -1.25, 3.0], np.float32)
+    blob = vectors.to_blob(v)
+    assert blob == np.array([0.5, -1.25, 3.0], "<f4").tobytes()
+    assert np.array_equal(vectors.from_blob(blob, 3), v)
+    assert vectors.stack([blob, blob], 3).shape == (2, 3)
+    with pytest.raises(LibraryError):
+        vectors.from_blob(blob, 4)
+    with pytest.raises(LibraryError):
+        vectors.stack([blob, blob[:-4]], 3)
+
+
+def test_schema_doc_lists_every_table_and_column(tmp_path: Path) -> None:
+    """docs/schema.md must describe the migrated schema: every table and every column."""
+    doc = (ROOT / "docs" / "schema.md").read_text(encoding="utf-8")
+    conn = connect(tmp_path / "s.db")
+    migrate(conn)
+    sections = re.split(r"^## ", doc, flags=re.M)
+    documented = {}
+    for section in sections[1:]:
+        title, _, body = section.partition("\n")
+        table = title.strip().strip("`")
+        documented[table] = set(re.findall(r"^\|\s*`(\w+)`", body, flags=re.M))
+    for table, columns in Store(conn).schema().items():
+        assert table in documented, f"docs/schema.md has no section for table {table}"
+        missing = set(columns) - documented[table]
+        assert not missing, f"docs/schema.md: table {table} lacks columns {sorted(missing)}"
+    extra = set(documented) - set(Store(conn).schema())
+    assert not extra, f"docs/schema.md describes tables that do not exist: {sorted(extra)}"
