@@ -1,0 +1,238 @@
+"""XMP orchestration for front ends: write the library's faces out, bring other tools' names in.
+
+Nothing here imports the library; it works on what the library hands out (face records with a
+path, a normalised upright box and a person) and, for importing, on any object with the
+library's ``people``/``set_assignment``/``name`` methods. The CLI (``facetags xmp``) and the TUI
+both call these functions.
+
+    records = lib.faces(person_id)                         # or lib.faces()
+    results = write_records(records, WriteOptions.from_settings(lib.settings))
+
+    found = import_photo(path, lib.photo_faces(path))      # regions matched to detected faces
+    applied = apply_import(lib, found.matches)
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import unicodedata
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from facetags.xmp.read import read_regions
+from facetags.xmp.regions import Box, FaceTag, Region, iou, match_boxes
+from facetags.xmp.write import WriteOptions, WriteResult, write_photo
+
+log = logging.getLogger(__name__)
+
+
+class FaceLike(Protocol):
+    """What :func:`write_records` and :func:`import_photo` need of a face record."""
+
+    @property
+    def face_id(self) -> int: ...
+    @property
+    def path(self) -> str: ...
+    @property
+    def box(self) -> tuple[float, float, float, float]: ...
+    @property
+    def person_id(self) -> int | None: ...
+    @property
+    def person_name(self) -> str | None: ...
+
+
+class PersonLike(Protocol):
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str | None: ...
+
+
+class Decisions(Protocol):
+    """The library methods :func:`apply_import` calls (``facetags.library.Library`` has them)."""
+
+    def people(self) -> Sequence[Any]: ...
+    def set_assignment(self, face_id: int, person_id: int | None, source: str = "user") -> int: ...
+    def name(self, person_id: int, name: str) -> Any: ...
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -> dict[Path, list[FaceTag]]:
+    """Face records -> photo path -> the faces to write there (named ones, plus unnamed if asked)."""
+    photos: dict[Path, list[FaceTag]] = {}
+    for record in records:
+        name = record.person_name or None
+        if name is None and not include_unnamed:
+            continue
+        photos.setdefault(Path(record.path), []).append(FaceTag(box=tuple(record.box), name=name))  # type: ignore[arg-type]
+    return photos
+
+
+def write_photos(
+    photos: Mapping[Path, Sequence[FaceTag]],
+    options: WriteOptions | None = None,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[WriteResult], None] | None = None,
+    stop: threading.Event | None = None,
+) -> list[WriteResult]:
+    """:func:`facetags.xmp.write.write_photo` for each photo; a failure is reported, not raised."""
+    options = options or WriteOptions()
+    results: list[WriteResult] = []
+    for path in sorted(photos):
+        if stop is not None and stop.is_set():
+            break
+        result = write_photo(path, photos[path], options, dry_run=dry_run)
+        results.append(result)
+        if progress is not None:
+            progress(result)
+    return results
+
+
+def write_records(
+    records: Iterable[FaceLike],
+    options: WriteOptions | None = None,
+    *,
+    dry_run: bool = False,
+    progress: Callable[[WriteResult], None] | None = None,
+    stop: threading.Event | None = None,
+) -> list[WriteResult]:
+    """Write the faces the library gave (e.g. ``lib.faces(person_id)``) into their photos."""
+    options = options or WriteOptions()
+    photos = group_faces(records, include_unnamed=options.include_unnamed)
+    return write_photos(photos, options, dry_run=dry_run, progress=progress, stop=stop)
+
+
+# -- importing ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Match:
+    """A named region that lies on a detected face."""
+
+    face_id: int
+    name: str
+    iou: float
+    region: Region
+
+
+@dataclass
+class ImportResult:
+    """What one photo's XMP says about its detected faces."""
+
+    photo: Path
+    matches: list[Match] = field(default_factory=list)
+    unmatched: list[Region] = field(default_factory=list)  # named regions on no detected face
+    warnings: list[str] = field(default_factory=list)
+
+
+def _key(name: str) -> str:
+    """Names compare without case and accents (as the library's own name keys do)."""
+    text = unicodedata.normalize("NFKD", name.strip()).casefold()
+    return "".join(c for c in text if not unicodedata.combining(c))
+
+
+def match_regions(
+    regions: Sequence[Region], faces: Sequence[tuple[int, Box]], threshold: float = 0.5
+) -> tuple[list[Match], list[Region], list[str]]:
+    """Named regions -> detected faces by IoU (one to one). Returns matches, unmatched, warnings.
+
+    A face covered by regions that disagree about the name (say MWG "Bob", MP "Robert") gets no
+    match and a warning: facetags does not guess between two other tools.
+    """
+    named = [r for r in regions if r.name]
+    pairs = match_boxes([r.box for r in named], [box for _id, box in faces], threshold)
+    matches: list[Match] = []
+    used: set[int] = set()
+    warnings: list[str] = []
+    for ri, fi, score in pairs:
+        region = named[ri]
+        assert region.name is not None
+        face_id, face_box = faces[fi]
+        rivals = {
+            r.name
+            for r in named
+            if r.name and _key(r.name) != _key(region.name) and iou(r.box, face_box) >= threshold
+        }
+        if rivals:
+            names = ", ".join(sorted({region.name, *rivals}))
+            warnings.append(f"face {face_id}: regions disagree ({names}); not imported")
+            continue
+        matches.append(Match(face_id=face_id, name=region.name, iou=score, region=region))
+        used.add(ri)
+    unmatched = [r for i, r in enumerate(named) if i not in used]
+    return matches, unmatched, warnings
+
+
+def import_photo(path: str | Path, faces: Iterable[FaceLike], threshold: float = 0.5) -> ImportResult:
+    """Read ``path``'s regions (embedded and sidecars) and match them to its detected ``faces``."""
+    photo = Path(path)
+    result = ImportResult(photo=photo)
+    try:
+        found = read_regions(photo)
+    except Exception as exc:
+        from facetags.errors import FacetagsError
+
+        if not isinstance(exc, FacetagsError):
+            raise
+        result.warnings.append(str(exc))
+        return result
+    result.warnings += found.warnings
+    boxes = [(f.face_id, tuple(f.box)) for f in faces]
+    matches, unmatched, warnings = match_regions(found.regions, boxes, threshold)  # type: ignore[arg-type]
+    result.matches, result.unmatched = matches, unmatched
+    result.warnings += warnings
+    return result
+
+
+@dataclass
+class Applied:
+    """What :func:`apply_import` did with the matches."""
+
+    assigned: list[tuple[int, str]] = field(default_factory=list)  # (face id, name)
+    unchanged: list[tuple[int, str]] = field(default_factory=list)
+    conflicts: list[str] = field(default_factory=list)
+
+
+def apply_import(
+    lib: Decisions, matches: Iterable[Match], face_records: Mapping[int, FaceLike], *, dry_run: bool = False
+) -> Applied:
+    """Apply matched names as the user's decisions.
+
+    A face already in a person of that name is left alone. A face the user put into a person with
+    another name in facetags is left alone too (a conflict is reported): facetags' own decision
+    wins over another tool's. Otherwise the face goes to the person with that name, created if
+    needed, as a ``source="user"`` assignment.
+    """
+    out = Applied()
+    by_name: dict[str, int] = {}
+    for person in lib.people():
+        if person.name:
+            by_name.setdefault(_key(person.name), int(person.id))
+    for match in matches:
+        record = face_records.get(match.face_id)
+        current = record.person_name if record is not None else None
+        if current and _key(current) == _key(match.name):
+            out.unchanged.append((match.face_id, match.name))
+            continue
+        if current and getattr(record, "assigned_by", None) == "user":
+            out.conflicts.append(
+                f"face {match.face_id} in {record.path if record else '?'}: XMP says {match.name!r}, "
+                f"you said {current!r} in facetags; kept {current!r}"
+            )
+            continue
+        if not dry_run:
+            person_id = by_name.get(_key(match.name))
+            if person_id is None:
+                person_id = lib.set_assignment(match.face_id, None, source="user")
+                person = lib.name(person_id, match.name)
+                by_name[_key(match.name)] = int(getattr(person, "id", person_id))
+            else:
+                lib.set_assignment(match.face_id, person_id, source="user")
+        out.assigned.append((match.face_id, match.name))
+    return out
