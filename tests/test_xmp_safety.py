@@ -1,0 +1,197 @@
+"""Writing is lossless and crash-safe: pixels, JPEG scan data, EXIF/IPTC/ICC survive; a killed
+writer leaves the original intact; read-only photos and formats Exiv2 cannot write get sidecars."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image, ImageCms
+
+from facetags.ingest.decode import decode
+from facetags.xmp.read import read_regions
+from facetags.xmp.regions import FaceTag
+from facetags.xmp.safefile import PAUSE_ENV, TEMP_SUFFIX
+from facetags.xmp.write import WriteOptions, write_photo
+from tests.xmp_support import exiftool, exiftool_write, jpeg_scan, need_exiftool, oriented_copy
+
+FACE = FaceTag((0.318, 0.127, 0.193, 0.209), "Eileen Collins")
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _srgb() -> bytes:
+    return ImageCms.ImageCmsProfile(ImageCms.createProfile("sRGB")).tobytes()
+
+
+def _rich_jpeg(astronaut: np.ndarray, path: Path) -> Path:
+    """A real photo with EXIF (orientation 6 and camera data), IPTC and an ICC profile."""
+    oriented_copy(Image.fromarray(astronaut), 6, path, quality=93, icc_profile=_srgb())
+    exiftool_write(
+        "-EXIF:Make=FaceCam",
+        "-EXIF:Model=FC-1",
+        "-EXIF:DateTimeOriginal=2021:06:05 14:03:22",
+        "-EXIF:Artist=Test Photographer",
+        "-IPTC:Keywords=space",
+        "-IPTC:Keywords=nasa",
+        "-IPTC:City=Houston",
+        "-XMP-dc:Rights=CC0",
+        path,
+    )
+    return path
+
+
+def _metadata(path: Path) -> dict:
+    (report,) = exiftool("-G1", "-EXIF:all", "-IPTC:all", "-ICC_Profile:all", "-b", path)
+    report.pop("SourceFile")
+    return report
+
+
+def test_jpeg_keeps_scan_data_pixels_exif_iptc_icc(astronaut: np.ndarray, tmp_path: Path) -> None:
+    need_exiftool()
+    photo = _rich_jpeg(astronaut, tmp_path / "rich.jpg")
+    before_bytes = photo.read_bytes()
+    before_meta = _metadata(photo)
+    before_pixels = decode(photo).image
+    assert (
+        "IFD0:Make" in before_meta
+        and "IPTC:City" in before_meta
+        and "ICC_Profile:ProfileDescription" in before_meta
+    )
+    os.chmod(photo, 0o640)
+
+    result = write_photo(photo, [FACE])
+    assert result.written and result.mode == "embedded", result
+
+    after_bytes = photo.read_bytes()
+    assert after_bytes != before_bytes
+    assert jpeg_scan(after_bytes) == jpeg_scan(before_bytes)
+    assert np.array_equal(decode(photo).image, before_pixels)
+    assert _metadata(photo) == before_meta
+    (xmp,) = exiftool("-XMP-dc:Rights", "-XMP-iptcExt:PersonInImage", photo)
+    assert xmp["Rights"] == "CC0" and xmp["PersonInImage"] == "Eileen Collins"
+    assert stat.S_IMODE(photo.stat().st_mode) == 0o640
+    assert not list(tmp_path.glob(f"*{TEMP_SUFFIX}"))
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif", ".webp"])
+def test_other_formats_keep_their_pixels(suffix: str, astronaut: np.ndarray, tmp_path: Path) -> None:
+    need_exiftool()
+    save = {".webp": {"quality": 90}, ".png": {}, ".tif": {}}[suffix]
+    photo = oriented_copy(Image.fromarray(astronaut), 8, tmp_path / f"photo{suffix}", **save)
+    before = decode(photo).image
+    result = write_photo(photo, [FACE])
+    assert result.written and result.mode == "embedded", result
+    assert np.array_equal(decode(photo).image, before)
+    (report,) = exiftool("-struct", "-RegionInfo", "-Orientation#", photo)
+    assert report["RegionInfo"]["RegionList"][0]["Name"] == "Eileen Collins"
+    assert report["Orientation"] == 8
+    assert read_regions(photo).regions[0].name == "Eileen Collins"
+
+
+def test_heic_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -> None:
+    pillow_heif = pytest.importorskip("pillow_heif")
+    pillow_heif.register_heif_opener()
+    photo = tmp_path / "photo.heic"
+    Image.fromarray(astronaut).save(photo)
+    before = photo.read_bytes()
+    result = write_photo(photo, [FACE])
+    assert result.written and result.mode == "sidecar", result
+    assert result.target == tmp_path / "photo.heic.xmp"
+    assert photo.read_bytes() == before
+    assert [r.name for r in read_regions(photo).regions] == ["Eileen Collins"]
+
+
+def test_read_only_photo_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -> None:
+    photo = oriented_copy(Image.fromarray(astronaut), 3, tmp_path / "ro.jpg", quality=90)
+    before = photo.read_bytes()
+    os.chmod(photo, 0o444)
+    result = write_photo(photo, [FACE])
+    assert result.written and result.mode == "sidecar", result
+    assert any("read-only" in w for w in result.warnings)
+    assert photo.read_bytes() == before
+    assert stat.S_IMODE(photo.stat().st_mode) == 0o444
+    assert (tmp_path / "ro.jpg.xmp").is_file()
+    (region,) = read_regions(photo).regions
+    assert region.name == "Eileen Collins"
+
+
+def test_photo_xmp_sidecar_name_option(astronaut: np.ndarray, tmp_path: Path) -> None:
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "p.jpg", quality=90)
+    result = write_photo(photo, [FACE], WriteOptions(mode="sidecar", sidecar_name="photo.xmp"))
+    assert result.target == tmp_path / "p.xmp" and result.written
+    assert not (tmp_path / "p.jpg.xmp").exists()
+    assert [r.name for r in read_regions(photo).regions] == ["Eileen Collins"]
+
+
+def test_dry_run_changes_nothing(astronaut: np.ndarray, tmp_path: Path) -> None:
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "d.jpg", quality=90)
+    before = photo.read_bytes()
+    for mode in ("embed", "sidecar"):
+        result = write_photo(photo, [FACE], WriteOptions(mode=mode), dry_run=True)
+        assert not result.written and result.error is None
+        assert any("add 'Eileen Collins'" in c for c in result.changes)
+        assert any("PersonInImage" in c for c in result.changes)
+    assert photo.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jpg"]
+
+
+_WRITER = """
+import sys
+from pathlib import Path
+from facetags.xmp.regions import FaceTag
+from facetags.xmp.write import WriteOptions, write_photo
+photo, mode = Path(sys.argv[1]), sys.argv[2]
+write_photo(photo, [FaceTag((0.318, 0.127, 0.193, 0.209), "Eileen Collins")], WriteOptions(mode=mode))
+"""
+
+
+@pytest.mark.parametrize("mode", ["embed", "sidecar"])
+def test_killed_writer_leaves_the_original_intact(mode: str, astronaut: np.ndarray, tmp_path: Path) -> None:
+    photo = oriented_copy(Image.fromarray(astronaut), 6, tmp_path / "k.jpg", quality=90)
+    target = photo if mode == "embed" else tmp_path / "k.jpg.xmp"
+    if mode == "sidecar":  # an existing sidecar from another tool, which must survive too
+        assert write_photo(
+            photo, [FaceTag((0.7, 0.7, 0.1, 0.1), "Someone Else")], WriteOptions(mode=mode)
+        ).written
+    before = target.read_bytes()
+    marker = tmp_path / "paused"
+    env = {**os.environ, PAUSE_ENV: str(marker), "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _WRITER, str(photo), mode], env=env, stderr=subprocess.PIPE
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not marker.exists():
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "writer never reached the rename"
+            time.sleep(0.05)
+        temp = Path(marker.read_text(encoding="utf-8"))
+        assert temp.parent == tmp_path and temp.name.endswith(TEMP_SUFFIX)
+        assert temp.stat().st_size > 0  # the new version is complete on disk ...
+        assert target.read_bytes() == before  # ... and the original not yet touched
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert target.read_bytes() == before
+    assert decode(photo).width == 512
+    # The next run writes normally (the stale temporary file is left for the user to see).
+    result = write_photo(photo, [FACE], WriteOptions(mode=mode))
+    assert result.written and result.error is None
+    assert "Eileen Collins" in {r.name for r in read_regions(photo).regions}
+
+
+def test_symlinked_photo_is_written_through_the_link(astronaut: np.ndarray, tmp_path: Path) -> None:
+    real = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "real.jpg", quality=90)
+    link = tmp_path / "link.jpg"
+    link.symlink_to(real)
+    assert write_photo(link, [FACE]).written
+    assert link.is_symlink()
+    assert [r.name for r in read_regions(real).regions] == ["Eileen Collins"]
