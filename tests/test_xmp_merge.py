@@ -1,0 +1,163 @@
+"""Merging with what other tools wrote: foreign regions and keywords kept, no duplicates, conflicts
+reported, rewriting idempotent."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from facetags.xmp.read import read_regions
+from facetags.xmp.regions import FaceTag, to_mwg_area, upright_to_stored
+from facetags.xmp.write import WriteOptions, write_photo
+from tests.xmp_support import exiftool, exiftool_write, need_exiftool, oriented_copy
+
+FACE_BOX = (0.318, 0.127, 0.193, 0.209)  # the astronaut's face, upright, normalised
+ORIENTATION = 6
+
+
+def _mwg(box, name: str | None, orientation: int = ORIENTATION) -> str:
+    x, y, w, h = to_mwg_area(upright_to_stored(box, orientation))
+    named = f",Name={name}" if name else ""
+    return f"{{Area={{X={x:.6f},Y={y:.6f},W={w:.6f},H={h:.6f},Unit=normalized}},Type=Face{named}}}"
+
+
+def _foreign(photo: Path, *regions: str, keywords: bool = True) -> None:
+    """Regions and keywords as another tool (here: exiftool) would write them."""
+    args = [
+        f"-RegionInfo={{AppliedToDimensions={{W=512,H=512,Unit=pixel}},RegionList=[{','.join(regions)}]}}"
+    ]
+    if keywords:
+        args += [
+            "-XMP-dc:Subject=holiday",
+            "-XMP-lr:HierarchicalSubject=Places|Houston",
+            "-XMP-digiKam:TagsList=Places/Houston",
+            "-XMP-iptcExt:PersonInImage=Bob",
+        ]
+    exiftool_write(*args, photo)
+
+
+@pytest.fixture
+def photo(astronaut: np.ndarray, tmp_path: Path) -> Path:
+    need_exiftool()
+    return oriented_copy(Image.fromarray(astronaut), ORIENTATION, tmp_path / "m.jpg", quality=92)
+
+
+def _report(path: Path) -> dict:
+    (report,) = exiftool(
+        "-struct",
+        "-RegionInfo",
+        "-RegionInfoMP",
+        "-PersonInImage",
+        "-HierarchicalSubject",
+        "-TagsList",
+        "-Subject",
+        path,
+    )
+    return report
+
+
+def _as_list(value: object) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+@pytest.mark.parametrize("mode", ["embed", "sidecar"])
+def test_foreign_regions_and_keywords_are_kept(mode: str, photo: Path) -> None:
+    target = photo if mode == "embed" else photo.with_name("m.jpg.xmp")
+    if mode == "sidecar":  # a sidecar another tool made from the photo
+        exiftool_write("-o", target, photo)
+    _foreign(target, _mwg((0.75, 0.7, 0.1, 0.12), "Bob"))
+    result = write_photo(photo, [FaceTag(FACE_BOX, "Eileen")], WriteOptions(mode=mode))
+    assert result.written, result
+    report = _report(target)
+    names = [r.get("Name") for r in report["RegionInfo"]["RegionList"]]
+    assert names == ["Bob", "Eileen"]
+    assert sorted(_as_list(report["PersonInImage"])) == ["Bob", "Eileen"]
+    assert sorted(_as_list(report["Subject"])) == ["Eileen", "holiday"]
+    assert sorted(_as_list(report["HierarchicalSubject"])) == ["People|Eileen", "Places|Houston"]
+    assert sorted(_as_list(report["TagsList"])) == ["People/Eileen", "Places/Houston"]
+    assert report["RegionInfo"]["AppliedToDimensions"] == {"W": 512, "H": 512, "Unit": "pixel"}
+
+
+def test_rewriting_is_idempotent(photo: Path) -> None:
+    faces = [FaceTag(FACE_BOX, "Eileen"), FaceTag((0.6, 0.6, 0.1, 0.1), None)]
+    first = write_photo(photo, faces)
+    assert first.written
+    data, mtime = photo.read_bytes(), photo.stat().st_mtime_ns
+    for mode in ("embed", "embed"):
+        again = write_photo(photo, faces, WriteOptions(mode=mode))
+        assert again.changes == [] and not again.written
+    assert photo.read_bytes() == data and photo.stat().st_mtime_ns == mtime
+    # a slightly different detection of the same face is the same region, not a new one
+    moved = (FACE_BOX[0] + 0.01, FACE_BOX[1] - 0.005, FACE_BOX[2], FACE_BOX[3] * 1.02)
+    assert write_photo(photo, [FaceTag(moved, "Eileen")]).changes == []
+    report = _report(photo)
+    assert len(report["RegionInfo"]["RegionList"]) == 1
+    assert len(report["RegionInfoMP"]["Regions"]) == 1
+
+
+def test_unnamed_region_at_our_face_gets_the_name(photo: Path) -> None:
+    _foreign(photo, _mwg(FACE_BOX, None), keywords=False)
+    result = write_photo(photo, [FaceTag(FACE_BOX, "Eileen")])
+    assert "MWG region 1: name it 'Eileen' (was unnamed)" in result.changes
+    regions = _report(photo)["RegionInfo"]["RegionList"]
+    assert [r.get("Name") for r in regions] == ["Eileen"]
+
+
+def test_a_name_another_tool_gave_is_kept_unless_asked(photo: Path) -> None:
+    _foreign(photo, _mwg(FACE_BOX, "Carol"), keywords=False)
+    exiftool_write("-XMP-iptcExt:PersonInImage=Carol", photo)
+    result = write_photo(
+        photo, [FaceTag(FACE_BOX, "Eileen")], WriteOptions(schemas=frozenset({"mwg", "iptc"}))
+    )
+    assert any("named 'Carol' by another tool" in w for w in result.warnings)
+    report = _report(photo)
+    assert [r["Name"] for r in report["RegionInfo"]["RegionList"]] == ["Carol"]
+    assert _as_list(report["PersonInImage"]) == ["Carol"]
+
+    result = write_photo(
+        photo,
+        [FaceTag(FACE_BOX, "Eileen")],
+        WriteOptions(schemas=frozenset({"mwg", "iptc"}), replace_names=True),
+    )
+    assert "MWG region 1: rename 'Carol' -> 'Eileen'" in result.changes
+    report = _report(photo)
+    assert [r["Name"] for r in report["RegionInfo"]["RegionList"]] == ["Eileen"]
+    assert _as_list(report["PersonInImage"]) == ["Eileen"]
+
+
+def test_unnamed_faces_only_when_asked(photo: Path) -> None:
+    faces = [FaceTag(FACE_BOX, None)]
+    assert write_photo(photo, faces).changes == []
+    result = write_photo(photo, faces, WriteOptions(include_unnamed=True))
+    assert result.written
+    report = _report(photo)
+    (region,) = report["RegionInfo"]["RegionList"]
+    assert region["Type"] == "Face" and "Name" not in region
+    assert "PersonInImage" not in report
+    assert read_regions(photo).regions[0].name is None
+
+
+def test_schemas_setting_limits_what_is_written(photo: Path) -> None:
+    result = write_photo(photo, [FaceTag(FACE_BOX, "Eileen")], WriteOptions(schemas=frozenset({"mwg", "dc"})))
+    assert result.written
+    report = _report(photo)
+    assert "RegionInfo" in report and _as_list(report["Subject"]) == ["Eileen"]
+    for absent in ("RegionInfoMP", "PersonInImage", "HierarchicalSubject", "TagsList"):
+        assert absent not in report
+    with pytest.raises(ValueError):
+        WriteOptions(schemas=frozenset({"mwg", "bogus"}))
+
+
+def test_settings_feed_the_options() -> None:
+    from facetags.config import Settings
+
+    options = WriteOptions.from_settings(
+        Settings(
+            xmp_schemas="mwg, MP", xmp_mode="sidecar", xmp_sidecar_name="photo.xmp", xmp_people_root="Family"
+        )
+    )
+    assert options.schemas == {"mwg", "mp"} and options.mode == "sidecar"
+    assert options.sidecar_name == "photo.xmp" and options.people_root == "Family"
