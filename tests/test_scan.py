@@ -1,0 +1,230 @@
+"""Scanning real photos: new, unchanged (no decode), moved, renamed, duplicated, changed,
+metadata-only changes, deleted, hidden and sidecar files."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import facetags.ingest.decode as decode_mod
+from facetags.errors import NotFoundError
+from facetags.ingest.pipeline import Pipeline
+
+if TYPE_CHECKING:
+    from tests.library_support import OpenLibrary
+
+pytest_plugins = ["tests.library_support"]
+
+
+def _forbid(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise AssertionError(f"{what} must not run here")
+
+    if what == "decode":
+        monkeypatch.setattr(decode_mod, "decode", boom)
+    else:
+        monkeypatch.setattr(Pipeline, "analyse", boom)
+
+
+def test_first_scan_finds_faces_and_puts_each_in_one_person(
+    open_library: OpenLibrary, photo_dir: Path
+) -> None:
+    lib = open_library()
+    report = lib.scan([photo_dir])
+    assert report.counts["new"] == 2 and report.counts["failed"] == 0
+    faces = lib.faces()
+    assert report.faces == len(faces) >= 6
+    assert all(f.person_id is not None for f in faces)
+    assert all(os.path.isabs(f.path) and Path(f.path).exists() for f in faces)
+    for f in faces:
+        x, y, w, h = f.box
+        assert 0 <= x <= 1 and 0 <= y <= 1 and 0 < w <= 1 and 0 < h <= 1
+        assert len(lib.thumbnail(f.face_id)) > 500
+    t1_faces = [f for f in faces if f.path.endswith("t1.jpg")]
+    assert len(t1_faces) >= 5
+    assert len({f.person_id for f in t1_faces}) == len(t1_faces), "two faces of one photo in one person"
+    people = lib.people()
+    assert sum(p.faces for p in people) == len(faces)
+    status = lib.status()
+    assert (status.photos, status.files, status.faces, status.queue) == (2, 2, len(faces), 0)
+    timings = report.timings
+    assert set(timings) == {"decode", "hash", "detect", "align", "embed", "store"}
+    assert timings["detect"] > 0 and timings["embed"] > 0
+
+
+def test_rescan_of_unchanged_photos_decodes_nothing(
+    open_library: OpenLibrary, photo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = open_library()
+    lib.scan([photo_dir])
+    _forbid(monkeypatch, "decode")
+    report = lib.scan([photo_dir])
+    assert report.counts["unchanged"] == 2
+    assert sum(report.counts.values()) == 2
+
+
+def test_rename_and_move_keep_faces_names_and_ids(
+    open_library: OpenLibrary, photo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = open_library()
+    lib.scan([photo_dir])
+    (face,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    assert face.person_id is not None
+    lib.name(face.person_id, "Eileen Collins")
+    (photo_dir / "2024" / "trip").mkdir(parents=True)
+    moved = photo_dir / "2024" / "trip" / "eileen.jpg"
+    os.rename(photo_dir / "astronaut.jpg", moved)
+    _forbid(monkeypatch, "decode")  # a rename keeps the inode: recognised without decoding
+    report = lib.scan([photo_dir])
+    assert (report.counts["moved"], report.counts["deleted"], report.counts["new"]) == (1, 0, 0)
+    (after,) = lib.photo_faces(moved)
+    assert (after.face_id, after.person_id, after.person_name) == (
+        face.face_id,
+        face.person_id,
+        "Eileen Collins",
+    )
+    assert lib.find(["eileen collins"]) == [str(moved)]
+    with pytest.raises(NotFoundError):
+        lib.photo_faces(photo_dir / "astronaut.jpg")
+
+
+def test_move_by_copy_and_delete_decodes_but_does_not_analyse(
+    open_library: OpenLibrary, photo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = open_library()
+    lib.scan([photo_dir])
+    before = {f.face_id for f in lib.faces()}
+    other = photo_dir / "elsewhere" / "copy.jpg"
+    other.parent.mkdir()
+    shutil.copyfile(photo_dir / "t1.jpg", other)  # new inode and mtime: another file system
+    (photo_dir / "t1.jpg").unlink()
+    _forbid(monkeypatch, "analyse")
+    report = lib.scan([photo_dir])
+    assert report.counts["moved"] == 1 and report.counts["deleted"] == 0
+    assert {f.face_id for f in lib.faces()} == before
+
+
+def test_duplicates_share_faces_and_deleting_one_path_keeps_them(
+    open_library: OpenLibrary, photo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    lib = open_library()
+    lib.scan([photo_dir])
+    (face,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    lib.name(face.person_id or 0, "Eileen")
+    shutil.copyfile(photo_dir / "astronaut.jpg", photo_dir / "copy of astronaut.jpg")
+    _forbid(monkeypatch, "analyse")
+    report = lib.scan([photo_dir])
+    assert report.counts["duplicate"] == 1
+    assert len(lib.faces()) == lib.status().faces
+    assert lib.find(["Eileen"]) == sorted(
+        [str(photo_dir / "astronaut.jpg"), str(photo_dir / "copy of astronaut.jpg")]
+    )
+    assert lib.status().files == 3 and lib.status().photos == 2
+
+    (photo_dir / "astronaut.jpg").unlink()
+    report = lib.scan([photo_dir])
+    assert report.counts["deleted"] == 1
+    assert lib.find(["Eileen"]) == [str(photo_dir / "copy of astronaut.jpg")]
+
+    (photo_dir / "copy of astronaut.jpg").unlink()
+    report = lib.scan([photo_dir])
+    assert report.counts["deleted"] == 1
+    assert lib.find(["Eileen"]) == []
+    assert lib.status().photos == 1
+    eileen = [p for p in lib.people() if p.name == "Eileen"]
+    assert eileen and eileen[0].faces == 0, "deleting photos removes faces, not people"
+
+
+def test_metadata_written_into_a_photo_is_not_a_change(
+    open_library: OpenLibrary, photo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.library_support import with_xmp
+
+    lib = open_library()
+    lib.scan([photo_dir])
+    before = [(f.face_id, f.person_id) for f in lib.photo_faces(photo_dir / "t1.jpg")]
+    path = photo_dir / "t1.jpg"
+    path.write_bytes(with_xmp(path.read_bytes()))
+    _forbid(monkeypatch, "analyse")
+    report = lib.scan([photo_dir])
+    assert report.counts["touched"] == 1 and report.counts["changed"] == 0
+    assert [(f.face_id, f.person_id) for f in lib.photo_faces(path)] == before
+    assert lib.scan([photo_dir]).counts["unchanged"] == 2  # the new stat was recorded
+
+
+def test_changed_pixels_are_analysed_again(open_library: OpenLibrary, photo_dir: Path) -> None:
+    lib = open_library()
+    lib.scan([photo_dir])
+    path = photo_dir / "astronaut.jpg"
+    (old,) = lib.photo_faces(path)
+    flipped = np.asarray(Image.open(path))[:, ::-1]
+    Image.fromarray(np.ascontiguousarray(flipped)).save(path, quality=92)
+    report = lib.scan([photo_dir])
+    assert report.counts["changed"] == 1
+    (new,) = lib.photo_faces(path)
+    assert new.face_id != old.face_id
+    assert abs((new.box[0] + new.box[2] / 2) - (1 - (old.box[0] + old.box[2] / 2))) < 0.05
+    assert lib.status().photos == 2  # the old content went with its faces
+    with pytest.raises(NotFoundError):
+        lib.face(old.face_id)
+
+
+def test_hidden_folders_sidecars_and_other_files_are_skipped(
+    open_library: OpenLibrary, photo_dir: Path, astronaut_path: Path
+) -> None:
+    (photo_dir / ".thumbnails").mkdir()
+    shutil.copyfile(astronaut_path, photo_dir / ".thumbnails" / "a.jpg")
+    shutil.copyfile(astronaut_path, photo_dir / ".hidden.jpg")
+    (photo_dir / "astronaut.jpg.xmp").write_text("<x:xmpmeta/>")
+    (photo_dir / "IMG_0001.AAE").write_text("<plist/>")
+    (photo_dir / "notes.txt").write_text("hello")
+    shutil.copyfile(astronaut_path, photo_dir / "UPPER.JPG")
+    lib = open_library()
+    report = lib.scan([photo_dir])
+    assert report.counts["new"] == 2 and report.counts["duplicate"] == 1
+    assert report.counts["failed"] == 0
+    assert lib.status().files == 3
+
+
+def test_hard_links_are_recognised_without_decoding(
+    open_library: OpenLibrary, photo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.library_support import link_or_copy
+
+    lib = open_library()
+    lib.scan([photo_dir])
+    for i in range(25):
+        link_or_copy(photo_dir / "t1.jpg", photo_dir / "links" / f"t1-{i:02d}.jpg")
+    if (photo_dir / "links" / "t1-00.jpg").stat().st_nlink < 2:
+        pytest.skip("hard links not supported here")
+    _forbid(monkeypatch, "decode")
+    report = lib.scan([photo_dir])
+    assert report.counts["duplicate"] == 25
+    assert lib.status().files == 27 and lib.status().photos == 2
+
+
+def test_missing_folder_is_an_error_and_forgets_nothing(open_library: OpenLibrary, photo_dir: Path) -> None:
+    lib = open_library()
+    lib.scan([photo_dir])
+    with pytest.raises(NotFoundError):
+        lib.scan([photo_dir / "nope"])
+    assert lib.status().photos == 2
+
+
+def test_interrupted_scan_keeps_what_it_finished(open_library: OpenLibrary, photo_dir: Path) -> None:
+    import threading
+
+    lib = open_library()
+    stop = threading.Event()
+    report = lib.scan([photo_dir], progress=lambda done, total, path: stop.set(), stop=stop)
+    assert report.interrupted and report.counts["new"] == 1
+    assert lib.status().queue == 1  # the rest is visible as queued work
+    report = lib.scan([photo_dir])
+    assert report.counts["new"] == 1 and report.counts["unchanged"] == 1
+    assert lib.status().queue == 0
