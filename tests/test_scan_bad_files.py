@@ -1,0 +1,123 @@
+"""Bad files are recorded with their error, reported and skipped; a later scan retries one only
+when it changed. Odd but valid names are indexed like any other."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import struct
+import zlib
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from tests.library_support import OpenLibrary
+
+pytest_plugins = ["tests.library_support"]
+
+
+def _png_bomb(path: Path, side: int = 40_000) -> None:
+    """A tiny PNG whose header claims side x side pixels (1.6 gigapixels)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", side, side, 8, 2, 0, 0, 0)
+    idat = zlib.compress(b"\x00" * 64)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", idat) + chunk(b"IEND", b""))
+
+
+@pytest.fixture
+def bad_dir(photo_dir: Path) -> Path:
+    good = (photo_dir / "astronaut.jpg").read_bytes()
+    (photo_dir / "empty.jpg").write_bytes(b"")
+    (photo_dir / "truncated.jpg").write_bytes(good[: len(good) // 3])
+    (photo_dir / "not-an-image.jpg").write_text("<html>a web page saved as .jpg</html>")
+    _png_bomb(photo_dir / "bomb.png")
+    os.mkfifo(photo_dir / "pipe.jpg")
+    os.symlink(photo_dir / "nowhere.jpg", photo_dir / "broken-link.jpg")
+    os.symlink("self-loop.jpg", photo_dir / "self-loop.jpg")
+    (photo_dir / "sub").mkdir()
+    os.symlink("..", photo_dir / "sub" / "loop")  # a folder loop: walked once
+    os.close(os.open(os.path.join(os.fsencode(photo_dir), b"latin1-\xe9t\xe9.jpg"), os.O_CREAT | os.O_WRONLY))
+    return photo_dir
+
+
+def test_bad_files_are_recorded_reported_and_skipped(open_library: OpenLibrary, bad_dir: Path) -> None:
+    lib = open_library()
+    report = lib.scan([bad_dir])
+    assert report.counts["new"] == 2
+    failed = dict(report.failures)
+    expected = {
+        "empty.jpg": "empty",
+        "truncated.jpg": "",
+        "not-an-image.jpg": "not a recognised image",
+        "bomb.png": "bomb",
+        "pipe.jpg": "not a regular file",
+        "broken-link.jpg": "broken symbolic link",
+        "self-loop.jpg": "loop",
+        "latin1-\\xe9t\\xe9.jpg": "UTF-8",
+    }
+    for name, words in expected.items():
+        path = str(bad_dir / name)
+        assert path in failed, f"{name} not reported: {sorted(failed)}"
+        assert words in failed[path], (name, failed[path])
+    assert report.counts["failed"] == len(expected)
+    status = lib.status()
+    assert {f.path for f in status.failures} == {str(bad_dir / n) for n in expected}
+    assert status.photos == 2 and status.queue == 0
+    # The folder loop was walked once: no duplicate paths through sub/loop.
+    assert status.files == 2
+
+    again = lib.scan([bad_dir])
+    assert again.counts["failed"] == 0 and again.counts["known_bad"] == len(expected)
+    assert all(f.attempts == 1 for f in lib.status().failures)
+
+
+def test_a_bad_file_is_retried_once_it_changes(open_library: OpenLibrary, bad_dir: Path) -> None:
+    lib = open_library()
+    lib.scan([bad_dir])
+    shutil.copyfile(bad_dir / "t1.jpg", bad_dir / "truncated.jpg")  # the copy finished
+    report = lib.scan([bad_dir])
+    assert report.counts["duplicate"] == 1 and report.counts["failed"] == 0
+    assert str(bad_dir / "truncated.jpg") not in {f.path for f in lib.status().failures}
+    (bad_dir / "not-an-image.jpg").unlink()
+    lib.scan([bad_dir])
+    assert str(bad_dir / "not-an-image.jpg") not in {f.path for f in lib.status().failures}
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root reads files whatever their mode")
+def test_unreadable_file_is_recorded(open_library: OpenLibrary, photo_dir: Path) -> None:
+    locked = photo_dir / "locked.jpg"
+    shutil.copyfile(photo_dir / "astronaut.jpg", locked)
+    locked.chmod(0)
+    try:
+        report = open_library().scan([photo_dir])
+    finally:
+        locked.chmod(0o644)
+    assert str(locked) in dict(report.failures)
+
+
+def test_odd_but_valid_names_are_indexed(open_library: OpenLibrary, photo_dir: Path) -> None:
+    names = [
+        "with space.jpg",
+        "-rf.jpg",
+        "ünïcødé 😀.jpeg",
+        "new\nline.jpg",
+        "semi;colon'quote\".JPG",
+        "a%b_c.png",
+    ]
+    src = photo_dir / "astronaut.jpg"
+    for name in names:
+        shutil.copyfile(src, photo_dir / name)
+    lib = open_library()
+    report = lib.scan([photo_dir])
+    assert report.counts["failed"] == 0
+    # the PNG has different pixels from the JPEG only if re-encoded; here the bytes are a JPEG
+    assert report.counts["new"] + report.counts["duplicate"] == len(names) + 2
+    (face,) = lib.photo_faces(src)
+    lib.name(face.person_id or 0, "Eileen")
+    found = lib.find(["eileen"])
+    assert sorted(found) == sorted([str(src)] + [str(photo_dir / n) for n in names])
