@@ -129,25 +129,19 @@ def build_graph(name: str) -> Any:
             if softmax:
                 nodes.append(helper.make_node("Softmax", [out], [head], axis=1))
             channels = w.shape[-1]
-            outputs.append(
-                helper.make_tensor_value_info(head, TensorProto.FLOAT, ["n", channels, "h", "w"])
-            )
+            outputs.append(helper.make_tensor_value_info(head, TensorProto.FLOAT, ["n", channels, "h", "w"]))
     else:
         # Keras permutes NHWC to (N, W, H, C) before flattening; from NCHW that is perm (0, 3, 2, 1).
         nodes.append(helper.make_node("Transpose", [x], ["permuted"], perm=[0, 3, 2, 1]))
         nodes.append(helper.make_node("Flatten", ["permuted"], ["flat"], axis=1))
         w, b, alpha = next(weights), next(weights), next(weights)
-        nodes.append(
-            helper.make_node("Gemm", ["flat", const("fc.w", w), const("fc.b", b)], ["fc"])
-        )
+        nodes.append(helper.make_node("Gemm", ["flat", const("fc.w", w), const("fc.b", b)], ["fc"]))
         nodes.append(helper.make_node("PRelu", ["fc", const("fc.alpha", alpha)], ["fc_act"]))
         for head, softmax in _HEADS[name]:
             w, b = next(weights), next(weights)
             out = f"{head}_logits" if softmax else head
             nodes.append(
-                helper.make_node(
-                    "Gemm", ["fc_act", const(f"{head}.w", w), const(f"{head}.b", b)], [out]
-                )
+                helper.make_node("Gemm", ["fc_act", const(f"{head}.w", w), const(f"{head}.b", b)], [out])
             )
             if softmax:
                 nodes.append(helper.make_node("Softmax", [out], [head], axis=1))
@@ -164,9 +158,7 @@ def build_graph(name: str) -> Any:
         outputs,
         initializer=inits,
     )
-    model = helper.make_model(
-        graph, producer_name="facetags", opset_imports=[helper.make_opsetid("", OPSET)]
-    )
+    model = helper.make_model(graph, producer_name="facetags", opset_imports=[helper.make_opsetid("", OPSET)])
     model.ir_version = 8
     checker.check_model(model)
     return model
@@ -209,8 +201,6 @@ def load_net(name: str) -> Net:
     # Busy-waiting worker threads steal the CPU from numpy and from other processes on a
     # small machine; measured faster without it on 2 shared cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(
-        model.SerializeToString(), options, providers=["CPUExecutionProvider"]
-    )
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
     log.debug("built MTCNN %s (%d threads)", name, options.intra_op_num_threads)
     return Net(name, session, [o.name for o in session.get_outputs()], threading.Lock())
