@@ -37,9 +37,7 @@ def open_library(tmp_path: Path, models: tuple[Any, Any]) -> Iterator[OpenLibrar
 
     def _open(path: Path | None = None, **settings: Any) -> Library:
         where = path or tmp_path / "library.db"
-        lib = Library.open(
-            where, Settings(library=where, **settings), detector=models[0], embedder=models[1]
-        )
+        lib = Library.open(where, Settings(library=where, **settings), detector=models[0], embedder=models[1])
         opened.append(lib)
         return lib
 

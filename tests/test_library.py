@@ -1,0 +1,157 @@
+"""People operations on a real library: naming, merging, assignment, rejection, hiding,
+"not a face", and find's semantics (all named people, case and accents ignored)."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from facetags.errors import FacetagsError, NotFoundError
+from facetags.library import Library
+
+if TYPE_CHECKING:
+    from tests.library_support import OpenLibrary
+
+pytest_plugins = ["tests.library_support"]
+
+
+@pytest.fixture
+def lib(open_library: OpenLibrary, photo_dir: Path) -> Library:
+    shutil.copyfile(photo_dir / "astronaut.jpg", photo_dir / "astronaut-copy.jpg")
+    library = open_library()
+    library.scan([photo_dir])
+    return library
+
+
+def _t1_people(lib: Library, photo_dir: Path) -> list[int]:
+    return [f.person_id or 0 for f in lib.photo_faces(photo_dir / "t1.jpg")]
+
+
+def test_name_then_find_is_case_and_accent_insensitive(lib: Library, photo_dir: Path) -> None:
+    (face,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    person = lib.name(face.person_id or 0, "  Éileen   Collins ")
+    assert person.name == "Éileen Collins" and person.faces == 1 and person.photos == 1
+    expected = sorted([str(photo_dir / "astronaut.jpg"), str(photo_dir / "astronaut-copy.jpg")])
+    for query in ("éileen collins", "EILEEN COLLINS", "Eileen  Collins"):
+        assert lib.find([query]) == expected
+    record = lib.face(face.face_id)
+    assert record.person_name == "Éileen Collins"
+
+
+def test_find_needs_every_named_person(lib: Library, photo_dir: Path) -> None:
+    a, b, *_ = _t1_people(lib, photo_dir)
+    lib.name(a, "Ann")
+    lib.name(b, "Bob")
+    (astro,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    lib.name(astro.person_id or 0, "Eileen")
+    t1 = str(photo_dir / "t1.jpg")
+    assert lib.find(["ann"]) == [t1]
+    assert lib.find(["Ann", "Bob"]) == [t1]
+    assert lib.find(["Ann", "Eileen"]) == []
+
+
+def test_unknown_name_suggests_close_matches(lib: Library, photo_dir: Path) -> None:
+    lib.name(_t1_people(lib, photo_dir)[0], "Margaret Hamilton")
+    with pytest.raises(NotFoundError, match="Margaret Hamilton"):
+        lib.find(["margret hamilton"])
+    with pytest.raises(NotFoundError, match="no one called"):
+        lib.find(["Zed"])
+
+
+def test_naming_with_an_existing_name_merges(lib: Library, photo_dir: Path) -> None:
+    (astro,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    first = _t1_people(lib, photo_dir)[0]
+    lib.name(first, "Ann")
+    survivor = lib.name(astro.person_id or 0, "ann")
+    assert survivor.id == first and survivor.faces == 2
+    assert lib.person(astro.person_id or 0).id == first  # the old id resolves to the survivor
+    assert len(lib.find(["Ann"])) == 3
+
+
+def test_merge_moves_faces_and_keeps_the_one_name(lib: Library, photo_dir: Path) -> None:
+    a, b, c, *_ = _t1_people(lib, photo_dir)
+    lib.name(b, "Bea")
+    merged = lib.merge([a, b, c])
+    assert merged.id == a and merged.name == "Bea" and merged.faces == 3
+    ids = {p.id for p in lib.people()}
+    assert b not in ids and c not in ids
+    assert sum(p.faces for p in lib.people()) == len(lib.faces())
+    lib.name(_t1_people(lib, photo_dir)[3], "Dan")
+    with pytest.raises(FacetagsError, match="different named people"):
+        lib.merge([a, _t1_people(lib, photo_dir)[3]])
+    with pytest.raises(NotFoundError):
+        lib.merge([a, 99999])
+
+
+def test_user_assignment_reject_hide_and_not_a_face(lib: Library, photo_dir: Path) -> None:
+    faces = lib.photo_faces(photo_dir / "t1.jpg")
+    (astro,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    target = astro.person_id or 0
+    moved = lib.set_assignment(faces[0].face_id, target)
+    assert moved == target
+    record = lib.face(faces[0].face_id)
+    assert record.person_id == target and record.assigned_by == "user"
+
+    new_place = lib.reject(faces[0].face_id, target)
+    assert new_place != target
+    assert lib.face(faces[0].face_id).person_id == new_place
+
+    hidden = lib.hide(new_place)
+    assert hidden.hidden
+    assert lib.hide(new_place, hidden=False).hidden is False
+
+    lib.not_a_face(faces[1].face_id)
+    assert faces[1].face_id not in {f.face_id for f in lib.faces()}
+    with pytest.raises(NotFoundError):
+        lib.face(faces[1].face_id)
+    assert sum(p.faces for p in lib.people()) == len(lib.faces())
+
+
+def test_rescan_keeps_user_decisions(lib: Library, photo_dir: Path) -> None:
+    faces = lib.photo_faces(photo_dir / "t1.jpg")
+    lib.name(faces[0].person_id or 0, "Ann")
+    shutil.copyfile(photo_dir / "t1.jpg", photo_dir / "again.jpg")
+    lib.scan([photo_dir])
+    assert lib.face(faces[0].face_id).person_name == "Ann"
+    assert lib.find(["ann"]) == sorted([str(photo_dir / "again.jpg"), str(photo_dir / "t1.jpg")])
+
+
+def test_same_person_in_two_photos_joins_one_cluster(
+    open_library: OpenLibrary, shared_data: Path, tmp_path: Path
+) -> None:
+    """With the shipped model, two photos of one person land in one cluster and a different
+    person does not join it (LFW, deep-funnelled crops)."""
+    from tests.library_support import copy, lfw
+
+    folder = tmp_path / "lfw"
+    for name, number in [("Colin_Powell", 1), ("Colin_Powell", 2), ("Serena_Williams", 1)]:
+        copy(lfw(shared_data, name, number), folder / f"{name}_{number}.jpg")
+    library = open_library()
+    library.scan([folder])
+
+    def main_person(name: str, number: int) -> int:
+        faces = library.photo_faces(folder / f"{name}_{number}.jpg")
+        centre = max(faces, key=lambda f: f.box[2] * f.box[3])
+        return centre.person_id or 0
+
+    assert main_person("Colin_Powell", 1) == main_person("Colin_Powell", 2)
+    assert main_person("Serena_Williams", 1) != main_person("Colin_Powell", 1)
+
+
+def test_reading_commands_do_not_load_models(
+    tmp_path: Path, photo_dir: Path, open_library: OpenLibrary
+) -> None:
+    import subprocess
+    import sys
+
+    open_library(tmp_path / "l.db").scan([photo_dir])
+    code = (
+        "import sys; from facetags.library import Library\n"
+        f"lib = Library.open({str(tmp_path / 'l.db')!r})\n"
+        "lib.people(); lib.faces(); lib.status(); lib.scan([sys.argv[1]])\n"
+        "assert 'onnxruntime' not in sys.modules, 'onnxruntime loaded'\n"
+    )
+    subprocess.run([sys.executable, "-c", code, str(photo_dir)], check=True)
