@@ -1,0 +1,184 @@
+"""``facetags xmp write | import``: face tags into photos' XMP, and other tools' tags into facetags."""
+
+from __future__ import annotations
+
+import json
+import os
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import click
+
+from facetags.config import Settings
+
+
+@click.group(name="xmp")
+def xmp_group() -> None:
+    """Write people into photos' XMP metadata, or read names other tools wrote.
+
+    Regions follow the MWG rule (stored-image coordinates); see docs/xmp.md.
+    """
+
+
+def _find_person(lib: Any, wanted: str) -> Any:
+    from facetags.errors import NotFoundError
+    from facetags.people.names import close_matches, name_key
+
+    key = name_key(wanted)
+    people = [p for p in lib.people() if p.name and name_key(p.name) == key]
+    if not people:
+        known = [p.name for p in lib.people() if p.name]
+        close = close_matches(wanted, known)
+        hint = f"; did you mean: {', '.join(close)}?" if close else ""
+        raise NotFoundError(f"no one called {wanted!r}{hint}")
+    return people[0]
+
+
+@xmp_group.command("write")
+@click.option(
+    "--sidecar/--embed",
+    "sidecar",
+    default=None,
+    help="Write photo.jpg.xmp sidecars, or embed in the photos (default: setting xmp_mode).",
+)
+@click.option("--person", "person", metavar="NAME", help="Only this person's faces.")
+@click.option("--all-faces", is_flag=True, help="Also write regions for faces that have no name.")
+@click.option(
+    "--replace-names",
+    is_flag=True,
+    help="Rename a region another tool named differently at the place of one of our faces.",
+)
+@click.option(
+    "--schemas",
+    metavar="LIST",
+    help="Comma-separated: mwg,mp,iptc,digikam,lightroom,dc (default: setting xmp_schemas).",
+)
+@click.option("--dry-run", is_flag=True, help="Show what would change; write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per photo.")
+@click.pass_obj
+def write(
+    settings: Settings,
+    sidecar: bool | None,
+    person: str | None,
+    all_faces: bool,
+    replace_names: bool,
+    schemas: str | None,
+    dry_run: bool,
+    as_json: bool,
+) -> None:
+    """Write the library's people into their photos: regions, names and keywords."""
+    from facetags.errors import ConfigError
+    from facetags.library import Library
+    from facetags.xmp.sync import write_records
+    from facetags.xmp.write import WriteOptions
+
+    overrides: dict[str, Any] = {"include_unnamed": all_faces, "replace_names": replace_names}
+    if sidecar is not None:
+        overrides["mode"] = "sidecar" if sidecar else "embed"
+    if schemas is not None:
+        overrides["schemas"] = frozenset(s.strip().lower() for s in schemas.split(",") if s.strip())
+    try:
+        options = WriteOptions.from_settings(settings, **overrides)
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        records = lib.faces(_find_person(lib, person).id) if person else lib.faces()
+
+    def show(result: Any) -> None:
+        if as_json:
+            click.echo(
+                json.dumps(
+                    {
+                        "photo": str(result.photo),
+                        "target": str(result.target) if result.target else None,
+                        "mode": result.mode,
+                        "written": result.written,
+                        "changes": result.changes,
+                        "warnings": result.warnings,
+                        "error": result.error,
+                    },
+                    ensure_ascii=False,
+                )
+            )
+            return
+        for warning in result.warnings:
+            click.echo(f"facetags: warning: {warning}", err=True)
+        if result.error:
+            click.echo(f"facetags: error: {result.error}", err=True)
+        elif result.changes:
+            verb = "would change" if dry_run else "changed"
+            click.echo(f"{result.target}\t{result.mode}\t{verb}: " + "; ".join(result.changes))
+
+    results = write_records(records, options, dry_run=dry_run, progress=show)
+    changed = sum(1 for r in results if r.changes and not r.error)
+    failed = sum(1 for r in results if r.error)
+    verb = "would change" if dry_run else "changed"
+    click.echo(
+        f"{len(results)} photos: {changed} {verb}, {len(results) - changed - failed} up to date, "
+        f"{failed} failed",
+        err=True,
+    )
+    if failed:
+        raise SystemExit(1)
+
+
+def _under(path: str, root: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True
+
+
+@xmp_group.command("import")
+@click.argument("directory", required=False, default=".", type=click.Path(exists=True, file_okay=True))
+@click.option("--dry-run", is_flag=True, help="Show which faces would be named; change nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object per named face.")
+@click.pass_obj
+def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) -> None:
+    """Name detected faces from the MWG/MP regions other tools wrote (photos under DIRECTORY).
+
+    The photos must be indexed first (facetags scan). Names become your decisions; a face you
+    already named differently in facetags keeps your name.
+    """
+    from facetags.library import Library
+    from facetags.xmp.sync import apply_import, import_photo
+
+    root = Path(directory).resolve()
+    with Library.open(settings.library, settings, create=False) as lib:
+        by_photo: dict[str, list[Any]] = defaultdict(list)
+        for record in lib.faces():
+            if _under(record.path, root):
+                by_photo[record.path].append(record)
+        if not by_photo:
+            click.echo(f"facetags: no indexed faces under {directory}; run 'facetags scan' first", err=True)
+            return
+        named = conflicts = unmatched = 0
+        for path in sorted(by_photo):
+            if not os.path.exists(path):
+                continue
+            faces = by_photo[path]
+            found = import_photo(path, faces)
+            for warning in found.warnings:
+                click.echo(f"facetags: warning: {warning}", err=True)
+            applied = apply_import(lib, found.matches, {f.face_id: f for f in faces}, dry_run=dry_run)
+            for face_id, name in applied.assigned:
+                if as_json:
+                    click.echo(
+                        json.dumps({"photo": path, "face_id": face_id, "name": name}, ensure_ascii=False)
+                    )
+                else:
+                    click.echo(f"{path}\t{face_id}\t{name}")
+            for conflict in applied.conflicts:
+                click.echo(f"facetags: warning: {conflict}", err=True)
+            named += len(applied.assigned)
+            conflicts += len(applied.conflicts)
+            unmatched += len(found.unmatched)
+    verb = "would name" if dry_run else "named"
+    click.echo(
+        f"{len(by_photo)} photos: {verb} {named} faces; {conflicts} conflicts kept; "
+        f"{unmatched} named regions on no detected face",
+        err=True,
+    )

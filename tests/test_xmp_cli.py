@@ -1,0 +1,101 @@
+"""``facetags xmp import`` and ``facetags xmp write`` against a real library of real photos."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+
+from facetags.cli import cli
+from facetags.errors import FacetagsError
+from facetags.xmp.regions import to_mwg_area
+from tests.library_support import models, open_library, photo_dir  # noqa: F401 - fixtures
+from tests.xmp_support import exiftool, exiftool_write, need_exiftool
+
+
+@pytest.fixture
+def library(request: pytest.FixtureRequest, photo_dir: Path, tmp_path: Path) -> tuple[Path, Path]:  # noqa: F811
+    """A library that has scanned photo_dir; the astronaut was tagged by "another tool" first."""
+    need_exiftool()
+    try:
+        opener = request.getfixturevalue("open_library")
+    except FacetagsError as exc:
+        pytest.skip(f"the shipped models are not available here: {exc}")
+    astronaut = photo_dir / "astronaut.jpg"
+    x, y, w, h = to_mwg_area((0.352, 0.127, 0.165, 0.21))
+    exiftool_write(
+        "-RegionInfo={AppliedToDimensions={W=512,H=512,Unit=pixel},"
+        f"RegionList=[{{Area={{X={x},Y={y},W={w},H={h},Unit=normalized}},Type=Face,Name=Eileen Collins}}]}}",
+        astronaut,
+    )
+    where = tmp_path / "library.db"
+    lib = opener(where)
+    lib.scan([photo_dir])
+    assert len(lib.faces()) == 7
+    lib.close()
+    return where, photo_dir
+
+
+def _run(where: Path, *args: str) -> Any:
+    result = CliRunner().invoke(cli, ["--library", str(where), "xmp", *args], catch_exceptions=False)
+    return result
+
+
+def test_import_names_the_face_other_tools_tagged(library: tuple[Path, Path]) -> None:
+    where, photos = library
+    dry = _run(where, "import", str(photos), "--dry-run", "--json")
+    assert dry.exit_code == 0, dry.output
+    (line,) = [json.loads(x) for x in dry.stdout.splitlines()]
+    assert line["name"] == "Eileen Collins" and line["photo"].endswith("astronaut.jpg")
+
+    done = _run(where, "import", str(photos))
+    assert done.exit_code == 0, done.output
+    assert "Eileen Collins" in done.stdout
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        named = [f for f in lib.faces() if f.person_name == "Eileen Collins"]
+        assert len(named) == 1 and named[0].assigned_by == "user"
+        assert named[0].path.endswith("astronaut.jpg")
+    again = _run(where, "import", str(photos))
+    assert again.exit_code == 0 and again.stdout.strip() == ""
+
+
+def test_write_dry_run_then_sidecar_then_embedded(library: tuple[Path, Path]) -> None:
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        t1_faces = [f for f in lib.faces() if f.path.endswith("t1.jpg")]
+        lib.name(t1_faces[0].person_id, "Alice")
+    t1 = photos / "t1.jpg"
+    before = t1.read_bytes()
+
+    dry = _run(where, "write", "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert "would change" in dry.stdout and "Alice" in dry.stdout
+    assert t1.read_bytes() == before and not (photos / "t1.jpg.xmp").exists()
+
+    side = _run(where, "write", "--sidecar", "--person", "alice")
+    assert side.exit_code == 0, side.output
+    assert t1.read_bytes() == before
+    (report,) = exiftool("-struct", "-RegionInfo", "-PersonInImage", photos / "t1.jpg.xmp")
+    assert [r["Name"] for r in report["RegionInfo"]["RegionList"]] == ["Alice"]
+
+    embed = _run(where, "write", "--embed", "--json")
+    assert embed.exit_code == 0, embed.output
+    results = {Path(r["photo"]).name: r for r in map(json.loads, embed.stdout.splitlines())}
+    assert results["t1.jpg"]["written"] and results["t1.jpg"]["mode"] == "embedded"
+    (report,) = exiftool("-struct", "-RegionInfo", t1)
+    assert [r["Name"] for r in report["RegionInfo"]["RegionList"]] == ["Alice"]
+    assert _run(where, "write", "--embed").stdout.strip() == ""  # nothing left to change
+
+    from facetags.errors import NotFoundError
+
+    with pytest.raises(NotFoundError, match="Nobody"):
+        _run(where, "write", "--person", "Nobody")
