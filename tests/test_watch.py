@@ -1,0 +1,238 @@
+"""The watcher on a real folder with real watchdog events: copies, slow copies, renames,
+deletions, folder moves, hidden folders, clean stops without leaked threads, and another
+process writing to the library at the same time."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+from facetags.ingest.watch import Watcher
+from facetags.library import Library
+
+if TYPE_CHECKING:
+    from tests.library_support import OpenLibrary
+
+pytest_plugins = ["tests.library_support"]
+
+TIMEOUT = 30.0
+
+
+def wait_for(check: Callable[[], bool], timeout: float = TIMEOUT, what: str = "condition") -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        if check():
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+class Running:
+    def __init__(self, watcher: Watcher) -> None:
+        self.watcher = watcher
+        self.outcomes: list[tuple[str, str]] = []
+        watcher.on_done = lambda path, outcome: self.outcomes.append((path, outcome))
+
+    def outcomes_for(self, path: Path) -> list[str]:
+        return [o for p, o in self.outcomes if p == str(path)]
+
+
+@contextmanager
+def watching(lib: Library, folder: Path, settle: float = 0.3) -> Iterator[Running]:
+    before = set(threading.enumerate())
+    stop, ready = threading.Event(), threading.Event()
+    running = Running(Watcher(lib, [folder], settle=settle))
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            running.watcher.run(stop, ready)
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, name="test-watcher")
+    thread.start()
+    try:
+        assert ready.wait(TIMEOUT), "catch-up scan did not finish"
+        yield running
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+    assert not thread.is_alive(), "watcher did not stop"
+    assert errors == []
+    leaked = [t for t in set(threading.enumerate()) - before if t.is_alive()]
+    assert leaked == [], f"leaked threads: {leaked}"
+
+
+@pytest.fixture
+def reader(tmp_path: Path) -> Iterator[Callable[[], Library]]:
+    """A second connection to the same library, as another front end would have."""
+    opened: list[Library] = []
+
+    def _open() -> Library:
+        lib = Library.open(tmp_path / "library.db")
+        opened.append(lib)
+        return lib
+
+    yield _open
+    for lib in opened:
+        lib.close()
+
+
+def test_copy_rename_delete(
+    open_library: OpenLibrary,
+    tmp_path: Path,
+    astronaut_path: Path,
+    t1_path: Path,
+    reader: Callable[[], Library],
+) -> None:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    shutil.copyfile(t1_path, folder / "already-there.jpg")
+    lib = open_library()
+    with watching(lib, folder) as run:
+        other = reader()
+        assert other.status().photos == 1  # the catch-up scan
+        start = time.monotonic()
+        shutil.copyfile(astronaut_path, folder / "new.jpg")
+        wait_for(lambda: other.status().photos == 2, what="the copied photo")
+        latency = time.monotonic() - start
+        (face,) = other.photo_faces(folder / "new.jpg")
+        assert face.person_id is not None
+        assert latency < 10, latency
+
+        os.rename(folder / "new.jpg", folder / "renamed.jpg")
+        wait_for(lambda: run.outcomes_for(folder / "renamed.jpg") != [], what="the rename")
+        (after,) = other.photo_faces(folder / "renamed.jpg")
+        assert after.face_id == face.face_id
+        assert run.outcomes_for(folder / "renamed.jpg") == ["moved"]
+
+        (folder / "renamed.jpg").unlink()
+        wait_for(lambda: other.status().photos == 1, what="the deletion")
+        assert other.status().files == 1
+
+
+def test_a_photo_still_being_written_is_read_once_complete(
+    open_library: OpenLibrary, tmp_path: Path, t1_path: Path
+) -> None:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    data = t1_path.read_bytes()
+    lib = open_library()
+    with watching(lib, folder, settle=0.5) as run:
+        target = folder / "slow.jpg"
+        with open(target, "wb") as fh:
+            for i in range(4):
+                fh.write(data[i * len(data) // 4 : (i + 1) * len(data) // 4])
+                fh.flush()
+                time.sleep(0.3)
+        wait_for(lambda: run.outcomes_for(target) != [], what="the slow copy")
+        time.sleep(1.0)
+        assert run.outcomes_for(target) == ["new"]
+        assert lib.status().failures == []
+        assert len(lib.photo_faces(target)) >= 5
+
+
+def test_folder_moves_and_deletes_and_hidden_folders(
+    open_library: OpenLibrary, tmp_path: Path, astronaut_path: Path, reader: Callable[[], Library]
+) -> None:
+    folder = tmp_path / "watched"
+    (folder / "2023").mkdir(parents=True)
+    lib = open_library()
+    with watching(lib, folder):
+        other = reader()
+        shutil.copyfile(astronaut_path, folder / "2023" / "a.jpg")
+        wait_for(lambda: other.status().photos == 1, what="the photo")
+        (face,) = other.photo_faces(folder / "2023" / "a.jpg")
+
+        os.rename(folder / "2023", folder / "2023 - holiday")
+        wait_for(lambda: other.status().files == 1 and _indexed(other, folder / "2023 - holiday" / "a.jpg"))
+        assert other.photo_faces(folder / "2023 - holiday" / "a.jpg")[0].face_id == face.face_id
+
+        (folder / ".cache").mkdir()
+        shutil.copyfile(astronaut_path, folder / ".cache" / "b.jpg")
+        outside = tmp_path / "outside"
+        outside.mkdir()
+        shutil.copyfile(astronaut_path, outside / "c.jpg")
+        shutil.move(str(outside), str(folder / "moved-in"))
+        wait_for(lambda: other.status().files == 2, what="the folder moved in")
+        time.sleep(0.8)
+        assert not _indexed(other, folder / ".cache" / "b.jpg")
+
+        shutil.rmtree(folder / "2023 - holiday")
+        shutil.rmtree(folder / "moved-in")
+        wait_for(lambda: other.status().files == 0 and other.status().photos == 0, what="folder deletion")
+
+
+def _indexed(lib: Library, path: Path) -> bool:
+    try:
+        lib.photo_faces(path)
+    except Exception:
+        return False
+    return True
+
+
+def test_another_process_writes_while_the_watcher_indexes(
+    open_library: OpenLibrary, tmp_path: Path, t1_path: Path, astronaut_path: Path
+) -> None:
+    """The watcher and CLI commands writing the same library at once: no 'database is locked'."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    shutil.copyfile(astronaut_path, folder / "a.jpg")
+    lib = open_library()
+    env = {**os.environ, "FACETAGS_LIBRARY": str(tmp_path / "library.db")}
+    with watching(lib, folder) as run:
+        (face,) = lib.photo_faces(folder / "a.jpg")
+        script = (
+            "import sys\n"
+            "from facetags.cli import main\n"
+            "for i in range(30):\n"
+            f"    try:\n        main(['name', '{face.person_id}', f'Eileen {{i}}'])\n"
+            "    except SystemExit as e:\n"
+            "        assert e.code in (0, None), e.code\n"
+            "    main(['status', '--json']) if i % 10 == 0 else None\n"
+        )
+        writer = subprocess.Popen(
+            [sys.executable, "-c", script],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for i in range(4):
+            data = t1_path.read_bytes() if i % 2 == 0 else astronaut_path.read_bytes()
+            (folder / f"copy-{i}.jpg").write_bytes(data)
+            time.sleep(0.2)
+        _, err = writer.communicate(timeout=120)
+        assert writer.returncode == 0, err
+        assert "locked" not in err
+        wait_for(
+            lambda: len([o for _, o in run.outcomes if o in ("new", "duplicate")]) >= 4, what="the copies"
+        )
+    assert lib.person(face.person_id or 0).name == "Eileen 29"
+    assert lib.status().files == 5
+
+
+def test_stop_during_the_catch_up_scan(
+    open_library: OpenLibrary, tmp_path: Path, astronaut_path: Path
+) -> None:
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    for i in range(3):
+        shutil.copyfile(astronaut_path, folder / f"{i}.jpg")
+    lib = open_library()
+    before = set(threading.enumerate())
+    stop = threading.Event()
+    stop.set()
+    Watcher(lib, [folder]).run(stop)
+    assert [t for t in set(threading.enumerate()) - before if t.is_alive()] == []
