@@ -40,6 +40,14 @@ class Constraints:
     photo: np.ndarray | None = None  # (n,) photo id of each face: one photo's faces are cannot-link
     fixed: np.ndarray | None = None  # (n,) person id the user put the face in, or FREE (-1)
     rejected: Mapping[int, Collection[int]] = field(default_factory=dict)  # face index -> person ids
+    cannot: Collection[tuple[int, int]] = ()  # face index pairs the user split apart
+
+    def partners(self) -> dict[int, set[int]]:
+        out: dict[int, set[int]] = {}
+        for a, b in self.cannot:
+            out.setdefault(int(a), set()).add(int(b))
+            out.setdefault(int(b), set()).add(int(a))
+        return out
 
     def fixed_or_free(self, n: int) -> np.ndarray:
         return np.full(n, FREE, np.int64) if self.fixed is None else np.asarray(self.fixed, np.int64)
@@ -91,6 +99,7 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
             groups[("p", int(persons[b]))].append(i)
     # Cannot-link and rejections: keep fixed faces, then the members closest to the centroid.
     out = np.full(n, FREE, np.int64)
+    partners = c.partners()
     kicked: list[int] = []
     gid = 0
     group_person: dict[int, int] = {}
@@ -101,17 +110,20 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
         sim = x[members] @ cent
         order = np.lexsort((-sim, fixed[members] == FREE))
         seen: set[int] = set()
+        inside: set[int] = set()
         for i in members[order].tolist():
             bad = person != FREE and fixed[i] == FREE and person in c.rejected.get(i, ())
-            if (photo[i] in seen and fixed[i] == FREE) or bad:
+            split = fixed[i] == FREE and not partners.get(i, set()).isdisjoint(inside)
+            if (photo[i] in seen and fixed[i] == FREE) or bad or split:
                 kicked.append(i)
                 continue
             seen.add(int(photo[i]))
+            inside.add(i)
             out[i] = gid
         group_person[gid] = person
         gid += 1
     for i in kicked:  # the nearest group this face may join, else alone
-        gid = _rehome(i, out, x, photo, fixed, group_person, c, threshold, gid)
+        gid = _rehome(i, out, x, photo, partners, group_person, c, threshold, gid)
     return finalise(out, fixed, group_person)
 
 
@@ -120,7 +132,7 @@ def _rehome(
     out: np.ndarray,
     x: np.ndarray,
     photo: np.ndarray,
-    fixed: np.ndarray,
+    partners: dict[int, set[int]],
     group_person: dict[int, int],
     c: Constraints,
     threshold: float,
@@ -135,6 +147,8 @@ def _rehome(
         if group_person[g] in c.rejected.get(i, ()):
             continue
         if np.any(photo[out == g] == photo[i]):
+            continue
+        if any(out[j] == g for j in partners.get(i, ())):
             continue
         out[i] = g
         return next_gid
@@ -199,13 +213,15 @@ def chinese_whispers(
         members = np.flatnonzero(fixed == p)
         labels[members] = members[0]
     movable = np.flatnonzero(fixed == FREE)
-    src_all = g.sources()
+    # Seed: a free face next to the user's faces starts with their person's label, so a named
+    # person pulls its look-alikes before free faces can form a rival cluster around them.
+    _update(movable, labels, g, anchors=fixed != FREE)
     rng = np.random.default_rng(seed)
     for it in range(iterations):
         changed = 0
         order = rng.permutation(movable)
         for part in np.array_split(order, min(batches, max(1, len(order)))):
-            changed += _update(part, labels, g, src_all)
+            changed += _update(part, labels, g)
         if changed == 0:
             log.debug("chinese whispers converged after %d iterations", it + 1)
             break
@@ -213,7 +229,8 @@ def chinese_whispers(
     return enforce(groups, x, c, threshold)
 
 
-def _update(part: np.ndarray, labels: np.ndarray, g: Graph, src_all: np.ndarray) -> int:
+def _update(part: np.ndarray, labels: np.ndarray, g: Graph, anchors: np.ndarray | None = None) -> int:
+    """Relabel the faces ``part`` at once from their neighbours (only ``anchors`` if given)."""
     if len(part) == 0:
         return 0
     starts, ends = g.indptr[part], g.indptr[part + 1]
@@ -224,6 +241,11 @@ def _update(part: np.ndarray, labels: np.ndarray, g: Graph, src_all: np.ndarray)
         return 0
     edge = np.repeat(starts - np.cumsum(counts) + counts, counts) + np.arange(counts.sum())
     src = np.repeat(np.arange(len(part)), counts)
+    if anchors is not None:
+        keep = anchors[g.indices[edge]]
+        edge, src = edge[keep], src[keep]
+        if len(edge) == 0:
+            return 0
     lab = labels[g.indices[edge]]
     w = g.weights[edge].astype(np.float64)
     key = src * (len(labels) + 1) + lab
@@ -241,7 +263,9 @@ def _update(part: np.ndarray, labels: np.ndarray, g: Graph, src_all: np.ndarray)
 
 
 def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
-    """Cosine distances, with cannot-link pairs pushed out of reach and must-link pairs at 0."""
+    """Cosine distances, with cannot-link pairs pushed out of reach. Must-link (one person's fixed
+    faces) is left to :func:`enforce`: forcing it here would let one odd face the user moved drag
+    its person's average away from all its other faces."""
     n = len(x)
     d = np.clip(1.0 - (x @ x.T).astype(np.float64), 0.0, 2.0)
     big = 1e6
@@ -250,8 +274,9 @@ def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
     fixed = c.fixed_or_free(n)
     isf = fixed != FREE
     same = isf[:, None] & isf[None, :]
-    d[same & (fixed[:, None] == fixed[None, :])] = 0.0
     d[same & (fixed[:, None] != fixed[None, :])] = big
+    for a, b in c.cannot:
+        d[a, b] = d[b, a] = big
     for i, persons in c.rejected.items():
         cols = np.flatnonzero(np.isin(fixed, list(persons)))
         d[i, cols] = big
@@ -270,16 +295,12 @@ def agglomerative(x: np.ndarray, threshold: float, constraints: Constraints | No
         return enforce(np.zeros(len(x), np.int64), x, c, threshold)
     perm = canonical_order(x)
     inv = np.argsort(perm)
-    d = _constraint_distances(x[perm], Constraints(_take(c.photo, perm), _take(c.fixed, perm)))
+    d = _constraint_distances(x, c)[np.ix_(perm, perm)]
     model = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - threshold
     )
     groups = model.fit_predict(d)[inv]
     return enforce(groups.astype(np.int64), x, c, threshold)
-
-
-def _take(a: np.ndarray | None, perm: np.ndarray) -> np.ndarray | None:
-    return None if a is None else np.asarray(a)[perm]
 
 
 def _noise_alone(groups: np.ndarray) -> np.ndarray:

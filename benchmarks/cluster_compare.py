@@ -1,0 +1,110 @@
+"""Compare clustering algorithms on the labelled sets, thresholds calibrated on LFW DevTrain.
+
+    python benchmarks/cluster_compare.py [--pipeline facetags|dlib] [--sets deepface,bbt,lfw]
+
+For each algorithm, the threshold is chosen on a calibration library (300 LFW DevTrain people
+with 2+ photos, seeded; never a reported set): the best BCubed F among thresholds whose BCubed
+precision is >= 0.98. Then every set is clustered with all its detected faces (cannot-link
+between faces of one photo) and the labelled faces are scored. Prints a Markdown table (stdout);
+embeddings are cached in ``.cache/cluster/`` (first run: detection and embedding of ~4,000
+photos, several minutes on 2 cores).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from cluster_data import load_faces
+
+from facetags.evaluate.clustering import score_clustering
+from facetags.people.calibrate import choose, sweep
+from facetags.people.cluster import ALGORITHMS, Constraints
+
+log = logging.getLogger("cluster_compare")
+
+
+def grid_for(x: np.ndarray) -> list[float]:
+    """Thresholds spanning the model's similarity range (embedders differ a lot here)."""
+    rng = np.random.default_rng(0)
+    s = x[rng.choice(len(x), size=min(len(x), 2000), replace=False)]
+    sims = (s @ s.T)[np.triu_indices(len(s), 1)]
+    lo, hi = np.percentile(sims, [50, 99.99])
+    return [round(float(t), 3) for t in np.linspace(lo, hi, 25)]
+
+
+def calibrate(pipeline: str, min_precision: float) -> dict[str, float]:
+    lset, faces = load_faces("lfw_devtrain", pipeline)
+    idx, truth, _ = faces.scored(lset.labels)
+    c = Constraints(photo=faces.photo_ids())
+    grid = grid_for(faces.vectors)
+    chosen = {}
+    for name, algo in ALGORITHMS.items():
+        if name == "hdbscan":
+            chosen[name] = 0.0
+            continue
+        g = grid if name != "agglomerative" else grid[::2]
+        points = sweep(algo, faces.vectors, c, idx, truth, g)
+        best = choose(points, min_precision)
+        # refine around the coarse choice
+        step = g[1] - g[0]
+        fine = [round(best.threshold + d * step / 4, 4) for d in (-3, -2, -1, 1, 2, 3)]
+        best = choose([*points, *sweep(algo, faces.vectors, c, idx, truth, fine)], min_precision)
+        s = best.scores
+        log.info(
+            "%s: threshold %.4f on DevTrain: P %.4f R %.4f F %.4f",
+            name, best.threshold, s.bcubed_precision, s.bcubed_recall, s.bcubed_f,
+        )  # fmt: skip
+        chosen[name] = best.threshold
+    return chosen
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--pipeline", default="facetags", choices=["facetags", "dlib"])
+    parser.add_argument("--sets", default="deepface,bbt,lfw")
+    parser.add_argument("--min-precision", type=float, default=0.98)
+    parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+
+    thresholds = calibrate(args.pipeline, args.min_precision)
+    rows = []
+    for set_name in args.sets.split(","):
+        lset, faces = load_faces(set_name, args.pipeline)
+        idx, truth, missed = faces.scored(lset.labels)
+        c = Constraints(photo=faces.photo_ids())
+        for name, algo in ALGORITHMS.items():
+            start = time.perf_counter()
+            labels = algo(faces.vectors, thresholds[name], c)
+            seconds = time.perf_counter() - start
+            s = score_clustering(truth, labels[idx].tolist())
+            rows.append(
+                {"set": set_name, "algorithm": name, "threshold": thresholds[name], "model": faces.model_id,
+                 "faces": len(faces.vectors), "missed": missed, "seconds": round(seconds, 3), **s.to_json()}
+            )  # fmt: skip
+    print(f"model `{rows[0]['model']}`, pipeline `{args.pipeline}`\n")
+    print("| set | algorithm | threshold | BCubed P | BCubed R | BCubed F | pairwise F | clusters / people "
+          "| singletons | labelled faces missed | time (s) |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        thr = "-" if r["algorithm"] == "hdbscan" else f"{r['threshold']:.3f}"
+        print(
+            f"| {r['set']} | {r['algorithm']} | {thr} | {r['bcubed_precision']:.3f} "
+            f"| {r['bcubed_recall']:.3f} | {r['bcubed_f']:.3f} | {r['pairwise_f']:.3f} "
+            f"| {r['clusters']} / {r['people']} "
+            f"| {r['singleton_share']:.2f} | {r['missed']} | {r['seconds']:.2f} |"
+        )
+    if args.json:
+        args.json.write_text(json.dumps({"thresholds": thresholds, "rows": rows}, indent=1))
+
+
+if __name__ == "__main__":
+    main()

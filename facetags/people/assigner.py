@@ -1,0 +1,204 @@
+"""The library's clustering: incremental assignment, batch re-clustering, suggestions, model change.
+
+:class:`ClusterAssigner` implements :class:`facetags.people.assign.Assigner` (what the indexer
+calls for each new photo) with :class:`~facetags.people.incremental.FaceIndex`, and adds
+:meth:`~ClusterAssigner.recluster`, which re-clusters every face with
+:func:`~facetags.people.cluster.chinese_whispers` under the user's decisions:
+
+* anchors (fixed faces): faces the user placed (``assigned_by = 'user'``), and every face of a
+  person the user named, hid, or merged into; with ``model_change=True`` only the user's own
+  faces, except for people with none (their faces anchor them, so no name is ever lost);
+* rejections and ``cannot_link`` splits are hard constraints; two faces of one photo never meet;
+* new clusters take over the id of the unnamed cluster they overlap most, so ids stay stable.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetags.db.store import Store
+from facetags.people.assign import NewFaceVector
+from facetags.people.cluster import FREE, Constraints, chinese_whispers
+from facetags.people.incremental import FaceIndex, Suggestion
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class ReclusterReport:
+    faces: int
+    moved: int
+    clusters: int  # distinct people and clusters afterwards
+    anchored: int  # faces held in place by the user's decisions
+
+    def to_json(self) -> dict[str, int]:
+        return {
+            "faces": self.faces,
+            "moved": self.moved,
+            "clusters": self.clusters,
+            "anchored": self.anchored,
+        }
+
+
+class ClusterAssigner:
+    def __init__(self, model_id: str, threshold: float, k: int = 12) -> None:
+        self.model_id = model_id
+        self.threshold = float(threshold)
+        self.k = int(k)
+        self._index: FaceIndex | None = None
+        self._version: int | None = None
+
+    # -- the Assigner protocol ------------------------------------------------------------------
+
+    def invalidate(self) -> None:
+        self._index = None
+
+    def index(self, store: Store) -> FaceIndex:
+        version = store.data_version()
+        if self._index is None or version != self._version:
+            es = store.embeddings(self.model_id)
+            dim = es.vectors.shape[1] if len(es.face_ids) else 0
+            self._index = FaceIndex(dim, self.threshold, self.k, capacity=max(1024, 2 * len(es.face_ids)))
+            if len(es.face_ids):
+                self._index.add(es.face_ids, es.vectors, es.person_ids, es.photo_ids)
+            self._version = version
+        return self._index
+
+    def _ready(self, store: Store, dim: int) -> FaceIndex:
+        index = self.index(store)
+        if index.dim != dim:  # an empty library learns its dimension from the first face
+            index = self._index = FaceIndex(dim, self.threshold, self.k)
+        return index
+
+    def assign_photo(self, store: Store, photo_id: int, faces: Sequence[NewFaceVector]) -> dict[int, int]:
+        if not faces:
+            return {}
+        vectors = np.stack([np.asarray(f.vector, np.float32) for f in faces])
+        index = self._ready(store, vectors.shape[1])
+        rejected = [store.rejected_people(f.face_id) for f in faces]
+        chosen = index.assign_photo(vectors, photo_id, rejected, taken=store.people_in_photo(photo_id))
+        result: dict[int, int] = {}
+        for face, person in zip(faces, chosen, strict=True):
+            pid = store.new_person() if person is None else person
+            store.assign(face.face_id, pid, "auto")
+            result[face.face_id] = pid
+        index.add(
+            [f.face_id for f in faces], vectors, [result[f.face_id] for f in faces], [photo_id] * len(faces)
+        )
+        return result
+
+    def reassign(self, store: Store, face_id: int) -> int:
+        self.invalidate()
+        photo_id = store.face_photo(face_id)
+        vector = store.face_embedding(face_id, self.model_id)
+        person: int | None = None
+        if photo_id is not None and vector is not None:
+            index = self._ready(store, vector.shape[0])
+            banned = store.people_in_photo(photo_id, exclude_face=face_id) | store.rejected_people(face_id)
+            ranked = sorted(index.scores(vector, exclude_face=face_id).items(), key=lambda kv: -kv[1])
+            person = next((p for p, _ in ranked if p not in banned), None)
+        if person is None:
+            person = store.new_person()
+        store.assign(face_id, person, "auto")
+        self.invalidate()
+        return person
+
+    # -- suggestions ----------------------------------------------------------------------------
+
+    def suggest(self, store: Store, person_id: int, limit: int = 20) -> list[Suggestion]:
+        """Faces in unnamed, visible clusters most like ``person_id``, best first."""
+        flags = store.people_flags()
+        unnamed = [
+            p for p, (named, hidden, _) in flags.items() if not named and not hidden and p != person_id
+        ]
+        rejected: dict[int, set[int]] = {}
+        for f, p in store.all_rejections():
+            rejected.setdefault(f, set()).add(p)
+        return self.index(store).suggest(person_id, unnamed, rejected, limit=limit)
+
+    # -- batch ----------------------------------------------------------------------------------
+
+    def recluster(self, store: Store, model_change: bool = False) -> ReclusterReport:
+        """Re-cluster every face of this model under the user's decisions (caller's transaction)."""
+        rows = store.clustering_rows(self.model_id)
+        if not rows:
+            return ReclusterReport(0, 0, 0, 0)
+        x = store.embedding_matrix(self.model_id)
+        face_ids = np.array([r[0] for r in rows], np.int64)
+        photo = np.array([r[1] for r in rows], np.int64)
+        person = np.array([FREE if r[2] is None else r[2] for r in rows], np.int64)
+        by_user = np.array([r[3] == "user" for r in rows])
+        flags = store.people_flags()
+        touched = {p for p, (named, hidden, merged) in flags.items() if named or hidden or merged}
+        fixed = np.full(len(rows), FREE, np.int64)
+        fixed[by_user & (person != FREE)] = person[by_user & (person != FREE)]
+        for p in touched:
+            mine = person == p
+            if not model_change or not np.any(mine & by_user):
+                fixed[mine] = p
+        row_of = {int(f): i for i, f in enumerate(face_ids)}
+        rejected: dict[int, set[int]] = {}
+        for f, p in store.all_rejections():
+            if f in row_of:
+                rejected.setdefault(row_of[f], set()).add(p)
+        cannot = [(row_of[a], row_of[b]) for a, b in store.all_cannot_links() if a in row_of and b in row_of]
+        c = Constraints(photo=photo, fixed=fixed, rejected=rejected, cannot=cannot)
+        labels = chinese_whispers(x, self.threshold, c, k=self.k)
+        new_ids = _stable_ids(labels, person, fixed, set(flags) - touched)
+        assignments = []
+        for i in range(len(rows)):
+            target = new_ids.get(int(labels[i]))
+            if target is None:
+                target = new_ids[int(labels[i])] = store.new_person()
+            if target != person[i] and fixed[i] == FREE:
+                assignments.append((int(face_ids[i]), target))
+        store.assign_many(assignments, "auto")
+        self.invalidate()
+        report = ReclusterReport(
+            len(rows), len(assignments), len(set(labels.tolist())), int((fixed != FREE).sum())
+        )
+        log.info("re-clustered %s", report.to_json())
+        return report
+
+    def reembed(self, store: Store, embedder: object) -> int:
+        """Embed (with ``embedder``, which must be this assigner's model) every face that has no
+        vector of this model yet, from its stored aligned thumbnail. Returns how many."""
+        from io import BytesIO
+
+        from PIL import Image
+
+        todo = store.faces_without_embedding(self.model_id)
+        done = 0
+        for start in range(0, len(todo), 256):
+            part = [(f, t) for f, t in todo[start : start + 256] if t]
+            if not part:
+                continue
+            crops = np.stack([np.asarray(Image.open(BytesIO(t)).convert("RGB")) for _, t in part])
+            vecs = embedder.embed(crops)  # type: ignore[attr-defined]
+            for (f, _), v in zip(part, vecs, strict=True):
+                store.insert_embedding(f, self.model_id, np.asarray(v, np.float32))
+            done += len(part)
+        self.invalidate()
+        return done
+
+
+def _stable_ids(labels: np.ndarray, old: np.ndarray, fixed: np.ndarray, reusable: set[int]) -> dict[int, int]:
+    """Cluster label -> person id: people keep theirs; a new cluster takes the unnamed cluster id
+    it shares most faces with (each id used once); the rest get new rows (missing from the map)."""
+    out: dict[int, int] = {int(p): int(p) for p in np.unique(fixed[fixed != FREE])}
+    overlap: dict[tuple[int, int], int] = {}
+    for lab, o in zip(labels.tolist(), old.tolist(), strict=True):
+        if lab in out or o not in reusable:
+            continue
+        overlap[(lab, o)] = overlap.get((lab, o), 0) + 1
+    used: set[int] = set(out.values())
+    for (lab, o), _count in sorted(overlap.items(), key=lambda kv: (-kv[1], kv[0])):
+        if lab in out or o in used:
+            continue
+        out[lab] = o
+        used.add(o)
+    return out

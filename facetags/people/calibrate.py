@@ -1,0 +1,77 @@
+"""Clustering thresholds per embedder model, and the sweep that calibrates them.
+
+A threshold is a cosine similarity: two faces at least this similar may be one person. It is a
+property of the embedder, so it is stored per model id in :data:`THRESHOLDS`, each entry with the
+command and data it came from. :func:`sweep` runs one algorithm over a grid on labelled
+calibration data (LFW DevTrain people, never the sets we report on) and :func:`choose` picks the
+threshold with the best BCubed F among those whose BCubed precision reaches ``min_precision``
+(users forgive a split far more than a wrong merge).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from facetags.evaluate.clustering import ClusterScores, score_clustering
+from facetags.people.cluster import Constraints
+
+log = logging.getLogger(__name__)
+
+#: model id -> calibrated threshold (benchmarks/cluster_compare.py --calibrate; docs/clustering.md).
+THRESHOLDS: dict[str, float] = {
+    # LFW DevTrain sample (300 people with 2+ photos), Chinese whispers, BCubed P >= 0.98.
+    "dlib-resnet-v1": 0.5,
+}
+#: For a model nobody has calibrated: conservative (few merges).
+FALLBACK = 0.6
+
+
+def threshold_for(model_id: str, extra: dict[str, object] | None = None) -> float:
+    """The calibrated threshold of ``model_id``; a spec's ``extra["cluster_threshold"]`` next."""
+    if model_id in THRESHOLDS:
+        return THRESHOLDS[model_id]
+    if extra and isinstance(extra.get("cluster_threshold"), int | float):
+        return float(extra["cluster_threshold"])  # type: ignore[arg-type]
+    log.warning("no calibrated clustering threshold for %s; using %.2f", model_id, FALLBACK)
+    return FALLBACK
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    threshold: float
+    scores: ClusterScores
+
+
+Algorithm = Callable[[np.ndarray, float, Constraints], np.ndarray]
+
+
+def sweep(
+    algorithm: Algorithm,
+    x: np.ndarray,
+    constraints: Constraints,
+    scored: np.ndarray,
+    truth: Sequence[Hashable],
+    grid: Sequence[float],
+) -> list[SweepPoint]:
+    """Cluster all faces at each threshold; score the labelled ones (indices ``scored``)."""
+    out = []
+    for t in grid:
+        labels = algorithm(x, float(t), constraints)
+        s = score_clustering(list(truth), labels[scored].tolist())
+        out.append(SweepPoint(float(t), s))
+        log.debug(
+            "threshold %.3f: BCubed P %.4f R %.4f F %.4f", t, s.bcubed_precision, s.bcubed_recall, s.bcubed_f
+        )
+    return out
+
+
+def choose(points: Sequence[SweepPoint], min_precision: float = 0.98) -> SweepPoint:
+    """Best BCubed F among points with precision >= min_precision (else the most precise)."""
+    ok = [p for p in points if p.scores.bcubed_precision >= min_precision]
+    if not ok:
+        return max(points, key=lambda p: (p.scores.bcubed_precision, p.scores.bcubed_f))
+    return max(ok, key=lambda p: (p.scores.bcubed_f, p.scores.bcubed_precision))

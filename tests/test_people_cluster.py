@@ -1,0 +1,220 @@
+"""Batch clustering, constraints, the kNN graph and the incremental index.
+
+Constraint tests use a handful of vectors whose geometry is stated in each test (hand-checkable);
+the quality and order tests use real faces: dlib's reference descriptors of the Big Bang Theory
+group photos and of LFW (computed in the test; our own embedder is measured by
+benchmarks/cluster_compare.py and ``facetags eval clusters``).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetags.evaluate.clustering import agreement, score_clustering
+from facetags.evaluate.labels import DetectedFace, match_labels, read_labels
+from facetags.people.cluster import ALGORITHMS, FREE, Constraints, chinese_whispers, unit
+from facetags.people.graph import knn_graph
+from facetags.people.incremental import FaceIndex
+
+LABELS = Path(__file__).parent / "data" / "labels"
+#: dlib descriptors, L2-normalised: calibrated on LFW DevTrain (benchmarks/cluster_compare.py --pipeline dlib)
+DLIB_THRESHOLD = 0.925
+
+
+def _near(base: np.ndarray, seed: int, n: int, noise: float = 0.05) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return unit(base[None, :] + noise * rng.normal(size=(n, base.shape[0])))
+
+
+@pytest.fixture(scope="module")
+def two_people() -> tuple[np.ndarray, np.ndarray]:
+    """Faces 0-3 are one person (A), 4-7 another (B), far apart (similarity ~0)."""
+    rng = np.random.default_rng(1)
+    a, b = unit(rng.normal(size=(2, 64)))
+    x = np.concatenate([_near(a, 2, 4), _near(b, 3, 4)])
+    return x, np.array([0, 0, 0, 0, 1, 1, 1, 1])
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_algorithms_separate_two_people(name: str, two_people: tuple[np.ndarray, np.ndarray]) -> None:
+    x, truth = two_people
+    labels = ALGORITHMS[name](x, 0.5, Constraints())
+    assert score_clustering(truth.tolist(), labels.tolist()).bcubed_f == 1.0
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_two_faces_of_one_photo_never_together(name: str, two_people: tuple[np.ndarray, np.ndarray]) -> None:
+    x, _ = two_people
+    photo = np.arange(8)
+    photo[1] = photo[0]  # faces 0 and 1 (same person by looks) are in one photo
+    labels = ALGORITHMS[name](x, 0.5, Constraints(photo=photo))
+    assert labels[0] != labels[1]
+    assert len({labels[0], labels[2], labels[3]}) == 1 or len({labels[1], labels[2], labels[3]}) == 1
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_user_placed_faces_stay_and_pull_their_cluster(
+    name: str, two_people: tuple[np.ndarray, np.ndarray]
+) -> None:
+    x, _ = two_people
+    fixed = np.full(8, FREE)
+    fixed[0] = 7  # the user named face 0 "person 7"
+    fixed[4] = 9  # and face 4 "person 9"
+    fixed[5] = 7  # and moved face 5 (looks like B) into person 7: it stays there
+    labels = ALGORITHMS[name](x, 0.5, Constraints(fixed=fixed))
+    assert labels[0] == 7 and labels[5] == 7 and labels[4] == 9
+    assert set(labels[[1, 2, 3]].tolist()) == {7}  # look like face 0
+    assert set(labels[[6, 7]].tolist()) <= {7, 9}  # ambiguous: they look like faces 4 and 5
+
+
+@pytest.mark.parametrize("name", sorted(ALGORITHMS))
+def test_rejected_face_never_goes_back(name: str, two_people: tuple[np.ndarray, np.ndarray]) -> None:
+    x, _ = two_people
+    fixed = np.full(8, FREE)
+    fixed[0] = 7
+    labels = ALGORITHMS[name](x, 0.5, Constraints(fixed=fixed, rejected={2: {7}}))
+    assert labels[2] != 7 and labels[1] == 7  # (face 3 looks like both 1 and 2)
+
+
+def test_split_pairs_stay_apart_and_new_ids_come_after_fixed(
+    two_people: tuple[np.ndarray, np.ndarray],
+) -> None:
+    x, _ = two_people
+    fixed = np.full(8, FREE)
+    fixed[4] = 30
+    labels = chinese_whispers(x, 0.5, Constraints(fixed=fixed, cannot=[(0, 1)]))
+    assert labels[0] != labels[1]
+    assert labels[4] == 30 and all(lab > 30 for lab in labels[:4])
+
+
+def test_input_order_does_not_matter(two_people: tuple[np.ndarray, np.ndarray]) -> None:
+    x, _ = two_people
+    perm = np.random.default_rng(0).permutation(len(x))
+    for name, algo in ALGORITHMS.items():
+        a = algo(x, 0.5, Constraints())
+        b = algo(x[perm], 0.5, Constraints())
+        assert agreement(a[perm].tolist(), b.tolist()) == 1.0, name
+
+
+def test_approximate_graph_finds_the_close_neighbours() -> None:
+    rng = np.random.default_rng(0)
+    centres = unit(rng.normal(size=(300, 64)))
+    x = unit(centres[rng.integers(0, 300, 6000)] + 0.04 * rng.normal(size=(6000, 64)))
+    exact = knn_graph(x, 8, 0.5)
+    approx = knn_graph(x, 8, 0.5, exact_limit=100)
+    e = set(zip(exact.sources().tolist(), exact.indices.tolist(), strict=True))
+    a = set(zip(approx.sources().tolist(), approx.indices.tolist(), strict=True))
+    assert len(e & a) / len(e) > 0.97
+
+
+# -- incremental ----------------------------------------------------------------------------------
+
+
+def test_index_assigns_jointly_and_obeys_rejections(two_people: tuple[np.ndarray, np.ndarray]) -> None:
+    x, _ = two_people
+    index = FaceIndex(x.shape[1], threshold=0.5, k=4)
+    index.add([10, 11, 14, 15], x[[0, 1, 4, 5]], [1, 1, 2, 2], [100, 101, 102, 103])
+    # A photo holding a face like A and another like A: only one may join person 1.
+    got = index.assign_photo(x[[2, 3]], photo_id=200)
+    assert sorted(got, key=str) == [1, None] or sorted(got, key=str) == [None, 1]
+    assert index.assign_photo(x[[6]], photo_id=201) == [2]
+    assert index.assign_photo(x[[6]], photo_id=201, rejected=[{2}]) == [None]
+    assert index.assign_photo(x[[6]], photo_id=201, taken={2}) == [None]
+    assert index.assign_photo(x[[6]], photo_id=102) == [None]  # person 2 is already in photo 102
+
+
+def test_suggestions_rank_the_closest_faces(two_people: tuple[np.ndarray, np.ndarray]) -> None:
+    x, _ = two_people
+    index = FaceIndex(x.shape[1], threshold=0.5)
+    index.add(range(8), x, [1, 2, 3, 3, 4, 4, 5, 6], range(8))
+    s = index.suggest(1, candidates={2, 3, 4, 5, 6}, rejected={3: {1}})
+    assert [t.face_id for t in s] == sorted([1, 2], key=lambda f: -float(x[f] @ x[0]))
+    assert all(t.person_id in {2, 3} for t in s)
+
+
+def test_assigning_among_100k_faces_is_fast() -> None:
+    rng = np.random.default_rng(0)
+    x = unit(rng.normal(size=(100_000, 128)).astype(np.float32))
+    index = FaceIndex(128, threshold=0.5)
+    index.add(np.arange(100_000), x, rng.integers(0, 20_000, 100_000), np.arange(100_000) // 3)
+    q = _near(x[5], 4, 1, 0.3)
+    index.assign_photo(q, 10**9)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        index.assign_photo(q, 10**9)
+        times.append(time.perf_counter() - start)
+    # The goal is 20 ms (benchmarks/cluster_scale.py); allow for a loaded CI machine here.
+    assert float(np.median(times)) < 0.06
+
+
+# -- real faces ---------------------------------------------------------------------------------
+
+
+def _dlib_faces(paths: list[Path]) -> tuple[list[str], np.ndarray, np.ndarray]:
+    dlib = pytest.importorskip("dlib")
+    frm = pytest.importorskip("face_recognition_models")
+    from PIL import Image
+
+    det = dlib.get_frontal_face_detector()
+    sp = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+    net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+    photos, boxes, vecs = [], [], []
+    for p in paths:
+        img = np.asarray(Image.open(p).convert("RGB"))
+        h, w = img.shape[:2]
+        for r in det(img, 1):
+            photos.append(p.name)
+            x0, y0 = max(r.left(), 0), max(r.top(), 0)
+            boxes.append((x0 / w, y0 / h, (r.right() - x0) / w, (r.bottom() - y0) / h))
+            vecs.append(np.asarray(net.compute_face_descriptor(img, sp(img, r)), np.float32))
+    return photos, np.asarray(boxes), unit(np.asarray(vecs))
+
+
+@pytest.fixture(scope="module")
+def bbt(shared_data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
+    photos, boxes, x = _dlib_faces(sorted((shared_data / "bbt" / "groups").glob("*.jpg")))
+    det = [DetectedFace(i, p, tuple(b)) for i, (p, b) in enumerate(zip(photos, boxes, strict=True))]
+    m = match_labels(read_labels(LABELS / "bbt_groups.csv"), det)
+    _, photo_ids = np.unique(photos, return_inverse=True)
+    return x, photo_ids, np.asarray(m.face_ids), m.identities
+
+
+def test_bbt_group_photos_cluster_by_person(
+    bbt: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]],
+) -> None:
+    x, photo, scored, truth = bbt
+    assert len(scored) >= 20
+    for name in ("chinese_whispers", "agglomerative"):
+        labels = ALGORITHMS[name](x, DLIB_THRESHOLD, Constraints(photo=photo))
+        s = score_clustering(truth, labels[scored].tolist())
+        assert s.bcubed_precision == 1.0 and s.bcubed_f >= 0.95, (name, s)
+
+
+def test_arrival_order_barely_matters(bbt: tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]) -> None:
+    """Faces arriving photo by photo in two orders: incremental assignment alone depends a little
+    on the order; the batch re-cluster the library runs after a scan does not depend on it."""
+    x, photo, _, _ = bbt
+    incremental, batch = [], []
+    for order in (np.arange(len(x)), np.arange(len(x))[::-1]):
+        index = FaceIndex(x.shape[1], DLIB_THRESHOLD)
+        person = np.full(len(x), -1)
+        fresh = 1000
+        for ph in dict.fromkeys(photo[order].tolist()):
+            rows = np.flatnonzero(photo == ph)
+            got = index.assign_photo(x[rows], ph)
+            for r, g in zip(rows, got, strict=True):
+                if g is None:
+                    g, fresh = fresh, fresh + 1
+                person[r] = g
+            index.add(rows, x[rows], person[rows], photo[rows])
+        incremental.append(person)
+        labels = np.empty(len(x), np.int64)
+        labels[order] = chinese_whispers(x[order], DLIB_THRESHOLD, Constraints(photo=photo[order]))
+        batch.append(labels)
+    assert agreement(incremental[0].tolist(), incremental[1].tolist()) >= 0.9
+    assert agreement(batch[0].tolist(), batch[1].tolist()) == 1.0
