@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from facetags.errors import FacetagsError
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import Box, FaceTag, Region, iou, match_boxes
 from facetags.xmp.write import WriteOptions, WriteResult, write_photo
@@ -175,11 +176,7 @@ def import_photo(path: str | Path, faces: Iterable[FaceLike], threshold: float =
     result = ImportResult(photo=photo)
     try:
         found = read_regions(photo)
-    except Exception as exc:
-        from facetags.errors import FacetagsError
-
-        if not isinstance(exc, FacetagsError):
-            raise
+    except FacetagsError as exc:  # e.g. the photo itself cannot be decoded any more
         result.warnings.append(str(exc))
         return result
     result.warnings += found.warnings
