@@ -1,0 +1,88 @@
+"""The library commands as a user runs them: stdout data (JSON shapes), stderr messages, exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(env: dict[str, str], *args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([sys.executable, "-m", "facetags", *args], env=env, capture_output=True, text=True)
+    if ok:
+        assert proc.returncode == 0, proc.stderr
+    return proc
+
+
+@pytest.fixture
+def cli(tmp_path: Path, t1_path: Path, astronaut_path: Path) -> tuple[dict[str, str], Path]:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copyfile(t1_path, folder / "t1.jpg")
+    shutil.copyfile(astronaut_path, folder / "astronaut.jpg")
+    (folder / "broken.jpg").write_bytes(b"not a photo")
+    env = {**os.environ, "FACETAGS_LIBRARY": str(tmp_path / "lib.db")}
+    return env, folder
+
+
+def test_scan_people_faces_name_merge_find_status(cli: tuple[dict[str, str], Path]) -> None:
+    env, folder = cli
+    scan = run(env, "scan", "--json", str(folder))
+    report = json.loads(scan.stdout)
+    assert report["new"] == 2 and report["failed"] == 1 and report["faces"] >= 6
+    assert "broken.jpg" in scan.stderr
+    assert "0 new" in run(env, "scan", str(folder)).stdout  # the plain summary
+
+    people = json.loads(run(env, "people", "--json").stdout)
+    assert all(set(p) == {"id", "name", "faces", "photos"} for p in people)
+    assert all(p["name"] is None for p in people)
+
+    faces = json.loads(run(env, "faces", "--json").stdout)
+    assert len(faces) == report["faces"]
+    for face in faces:
+        assert set(face) == {"face_id", "path", "box", "score", "person_id", "person_name"}
+        assert os.path.isabs(face["path"]) and len(face["box"]) == 4
+        assert face["person_id"] in {p["id"] for p in people}
+    assert sum(p["faces"] for p in people) == len(faces)
+
+    astro = next(f for f in faces if f["path"].endswith("astronaut.jpg"))
+    t1 = [f for f in faces if f["path"].endswith("t1.jpg")]
+    run(env, "name", str(astro["person_id"]), "Eileen", "Collins")
+    run(env, "name", str(t1[0]["person_id"]), "Zoë")
+    merged = run(env, "merge", str(astro["person_id"]), str(t1[1]["person_id"]))
+    assert "Eileen Collins" in merged.stdout
+
+    assert run(env, "find", "eileen collins").stdout.splitlines() == sorted(
+        [str(folder / "astronaut.jpg"), str(folder / "t1.jpg")]
+    )
+    assert json.loads(run(env, "find", "--json", "ZOE", "Eileen Collins").stdout) == [str(folder / "t1.jpg")]
+
+    missing = run(env, "find", "Eilen Colins", ok=False)
+    assert missing.returncode == 1 and missing.stdout == ""
+    assert "Eileen Collins" in missing.stderr and "Traceback" not in missing.stderr
+
+    status = json.loads(run(env, "status", "--json").stdout)
+    assert status["photos"] == 2 and status["faces"] == len(faces) and status["queue"] == 0
+    assert status["people"] == 2 and [f["path"] for f in status["failures"]] == [str(folder / "broken.jpg")]
+    assert "failures  1" in run(env, "status").stdout
+
+
+def test_errors_are_one_line(cli: tuple[dict[str, str], Path], tmp_path: Path) -> None:
+    env, folder = cli
+    fresh = {**env, "FACETAGS_LIBRARY": str(tmp_path / "none.db")}
+    for args in (["people"], ["find", "x"], ["status"]):
+        proc = run(fresh, *args, ok=False)
+        assert proc.returncode == 1 and proc.stderr.count("\n") == 1 and "no library" in proc.stderr
+    assert not (tmp_path / "none.db").exists()
+    proc = run(env, "scan", str(folder / "missing"), ok=False)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    run(env, "scan", str(folder))
+    proc = run(env, "name", "99999", "Nobody", ok=False)
+    assert proc.returncode == 1 and "99999" in proc.stderr
+    proc = run(env, "name", "1", "   ", ok=False)
+    assert proc.returncode == 1 and "empty" in proc.stderr
