@@ -142,10 +142,13 @@ class ClusterAssigner:
                 fixed[mine] = p
         row_of = {int(f): i for i, f in enumerate(face_ids)}
         rejected: dict[int, set[int]] = {}
-        for f, p in store.all_rejections():
-            if f in row_of:
-                rejected.setdefault(row_of[f], set()).add(p)
         cannot = [(row_of[a], row_of[b]) for a, b in store.all_cannot_links() if a in row_of and b in row_of]
+        for f, p in store.all_rejections():
+            if f not in row_of:
+                continue
+            rejected.setdefault(row_of[f], set()).add(p)
+            if p not in fixed:  # an unnamed cluster: "not like these faces" (its members now)
+                cannot.extend((row_of[f], int(j)) for j in np.flatnonzero(person == p) if j != row_of[f])
         c = Constraints(photo=photo, fixed=fixed, rejected=rejected, cannot=cannot)
         labels = chinese_whispers(x, self.threshold, c, k=self.k)
         new_ids = _stable_ids(labels, person, fixed, set(flags) - touched)
