@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -28,25 +29,26 @@ from facetags.db.store import Store
 from facetags.errors import FacetagsError, LibraryError, NotFoundError
 from facetags.ingest.indexer import Indexer, Progress, ScanReport
 from facetags.ingest.pipeline import Pipeline
-from facetags.people.assign import DEFAULT_THRESHOLD, Assigner, NearestCluster
+from facetags.people.assign import Assigner
+from facetags.people.assigner import ClusterAssigner, ReclusterReport
+from facetags.people.incremental import Suggestion
 from facetags.people.names import clean_name, close_matches, name_key
 
 log = logging.getLogger(__name__)
 
 
 def _threshold(model_id: str) -> float:
-    """The assignment threshold a model's spec recommends, else the default."""
+    """The model's calibrated clustering threshold (facetags.people.calibrate), else its spec's."""
+    from facetags.people.calibrate import threshold_for
+
+    extra: dict[str, object] = {}
     try:
         from facetags.vision.specs import get_spec
 
         extra = get_spec(model_id).extra
     except FacetagsError:
-        return DEFAULT_THRESHOLD
-    for key in ("cluster_threshold", "assign_threshold", "threshold"):
-        value = extra.get(key)
-        if isinstance(value, int | float):
-            return float(value)
-    return DEFAULT_THRESHOLD
+        pass
+    return threshold_for(model_id, extra)
 
 
 class Library:
@@ -91,7 +93,37 @@ class Library:
         self.close()
 
     def _make_assigner(self, model_id: str) -> Assigner:
-        return NearestCluster(model_id, threshold=_threshold(model_id))
+        return ClusterAssigner(model_id, threshold=_threshold(model_id))
+
+    def _cluster_assigner(self) -> ClusterAssigner:
+        assigner = self.indexer.assigner(self.pipeline.model_id)
+        assert isinstance(assigner, ClusterAssigner)
+        return assigner
+
+    # -- clustering (facetags.people.assigner) ------------------------------------------------
+
+    def recluster(self, model_change: bool = False) -> ReclusterReport:
+        """Re-cluster every face under the user's decisions (names, merges, rejections, splits)."""
+        with self._lock, self.store.write():
+            report = self._cluster_assigner().recluster(self.store, model_change=model_change)
+        self.indexer.invalidate()
+        return report
+
+    def suggest(self, person_id: int, limit: int = 20) -> list[Suggestion]:
+        """Faces in unnamed clusters that look most like ``person_id``, best first. Answer yes with
+        ``set_assignment(face, person)`` and no with ``reject(face, person)``."""
+        with self._lock:
+            return self._cluster_assigner().suggest(self.store, self._resolve(person_id), limit)
+
+    def change_model(self) -> ReclusterReport:
+        """After the embedder changed: embed every face with the current model (from the stored
+        aligned thumbnails) and redo the automatic assignments, anchored on the user's faces."""
+        with self._lock, self.store.write():
+            assigner = self._cluster_assigner()
+            assigner.reembed(self.store, self.pipeline.embedder)
+            report = assigner.recluster(self.store, model_change=True)
+        self.indexer.invalidate()
+        return report
 
     # -- indexing -----------------------------------------------------------------------------
 
@@ -308,3 +340,73 @@ class Library:
             self.store.set_not_face(face_id)
             self.store.log_decision("not_face", face_id=face_id)
         self.indexer.invalidate()
+
+    # -- groups of decisions, undo (facetags.db.journal) -------------------------------------
+
+    def data_version(self) -> int:
+        """A number that changes whenever another process commits to the library (cheap to poll)."""
+        return self.store.data_version()
+
+    def move_faces(self, face_ids: Sequence[int], person_id: int) -> Person:
+        """The user puts these faces into ``person_id`` (one transaction)."""
+        for face_id in face_ids:
+            self.face(face_id)
+        with self._lock, self.store.write():
+            target = self._resolve(person_id)
+            for face_id in face_ids:
+                self.store.assign(face_id, target, "user")
+                self.store.log_decision("assign", face_id=face_id, person_id=target, source="user")
+        self.indexer.invalidate()
+        return self._person(target)
+
+    def split(self, person_id: int, face_ids: Sequence[int]) -> Person:
+        """Split ``face_ids`` off ``person_id`` into a new cluster of their own, as the user's decision."""
+        if not face_ids:
+            raise FacetagsError("split needs at least one face")
+        with self._lock, self.store.write():
+            source = self._resolve(person_id)
+            for face_id in face_ids:
+                placed = self.face(face_id).person_id
+                if placed is None or self._resolve(placed) != source:
+                    raise FacetagsError(f"face {face_id} is not in person {person_id}")
+            target = self.store.new_person()
+            for face_id in face_ids:
+                self.store.assign(face_id, target, "user")
+            self.store.log_decision("split", person_id=target, other_id=source, faces=list(face_ids))
+        self.indexer.invalidate()
+        return self._person(target)
+
+    @contextmanager
+    def undoable(self, label: str) -> Iterator[None]:
+        """Every change made inside is one step that :meth:`undo` reverts (in this session).
+
+            with lib.undoable("move 3 faces to Ada"):
+                for face in faces:
+                    lib.set_assignment(face, ada)
+        """
+        from facetags.db import journal
+
+        with self._lock:
+            step = journal.begin(self.store.conn, label)
+            try:
+                yield
+            finally:
+                journal.end(self.store.conn, step)
+
+    def undo_steps(self) -> list[str]:
+        """What :meth:`undo` can revert, latest first."""
+        from facetags.db import journal
+
+        with self._lock:
+            return journal.steps(self.store.conn)
+
+    def undo(self) -> str:
+        """Revert the latest :meth:`undoable` step; returns its label."""
+        from facetags.db import journal
+
+        with self._lock, self.store.write():
+            label = journal.undo(self.store.conn)
+        if label is None:
+            raise FacetagsError("nothing to undo")
+        self.indexer.invalidate()
+        return label

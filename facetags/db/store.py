@@ -503,3 +503,58 @@ class Store:
     def iter_paths(self) -> Iterator[str]:
         for row in self.conn.execute("SELECT path FROM files ORDER BY path"):
             yield row[0]
+
+    # -- batch clustering (facetags.people.assigner) ------------------------------------------
+
+    def clustering_rows(self, model_id: str) -> list[tuple[int, int, int | None, str | None]]:
+        """(face id, photo id, person id, assigned_by) of every real face embedded by
+        ``model_id``, in face id order (the order of :meth:`embedding_matrix`)."""
+        rows = self.conn.execute(
+            "SELECT f.id, f.photo_id, f.person_id, f.assigned_by FROM embeddings e"
+            " JOIN faces f ON f.id = e.face_id WHERE e.model_id = ? AND f.not_face = 0 ORDER BY f.id",
+            (model_id,),
+        )
+        return [(int(r[0]), int(r[1]), r[2], r[3]) for r in rows]
+
+    def embedding_matrix(self, model_id: str) -> np.ndarray:
+        """The vectors of :meth:`clustering_rows`, stacked (N, dim)."""
+        rows = self.conn.execute(
+            "SELECT e.dim, e.vector FROM embeddings e JOIN faces f ON f.id = e.face_id"
+            " WHERE e.model_id = ? AND f.not_face = 0 ORDER BY f.id",
+            (model_id,),
+        ).fetchall()
+        return vectors.stack([r[1] for r in rows], int(rows[0][0]) if rows else 0)
+
+    def people_flags(self) -> dict[int, tuple[bool, bool, bool]]:
+        """Active person id -> (named, hidden, has absorbed a merge)."""
+        rows = self.conn.execute(
+            "SELECT p.id, p.name IS NOT NULL, p.hidden,"
+            " EXISTS (SELECT 1 FROM people m WHERE m.merged_into = p.id)"
+            " FROM people p WHERE p.merged_into IS NULL"
+        )
+        return {int(r[0]): (bool(r[1]), bool(r[2]), bool(r[3])) for r in rows}
+
+    def all_rejections(self) -> list[tuple[int, int]]:
+        rows = self.conn.execute("SELECT face_id, person_id FROM rejections")
+        return [(int(r[0]), int(r[1])) for r in rows]
+
+    def all_cannot_links(self) -> list[tuple[int, int]]:
+        rows = self.conn.execute("SELECT face_a, face_b FROM cannot_link")
+        return [(int(r[0]), int(r[1])) for r in rows]
+
+    def faces_without_embedding(self, model_id: str) -> list[tuple[int, bytes | None]]:
+        """(face id, thumbnail) of real faces not yet embedded by ``model_id``."""
+        rows = self.conn.execute(
+            "SELECT f.id, f.thumb FROM faces f WHERE f.not_face = 0 AND NOT EXISTS"
+            " (SELECT 1 FROM embeddings e WHERE e.face_id = f.id AND e.model_id = ?) ORDER BY f.id",
+            (model_id,),
+        )
+        return [(int(r[0]), r[1]) for r in rows]
+
+    def assign_many(self, pairs: Iterable[tuple[int, int]], by: str) -> None:
+        """Assign (face id, person id) pairs, all by the same source."""
+        now = time.time()
+        self.conn.executemany(
+            "UPDATE faces SET person_id = ?, assigned_by = ?, assigned_at = ? WHERE id = ?",
+            [(p, by, now, f) for f, p in pairs],
+        )
