@@ -195,3 +195,34 @@ def test_symlinked_photo_is_written_through_the_link(astronaut: np.ndarray, tmp_
     assert write_photo(link, [FACE]).written
     assert link.is_symlink()
     assert [r.name for r in read_regions(real).regions] == ["Eileen Collins"]
+
+
+def test_a_write_that_does_not_read_back_keeps_the_original(
+    astronaut: np.ndarray, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from facetags.xmp import packet
+
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "s.jpg", quality=90)
+    before = photo.read_bytes()
+    monkeypatch.setattr(packet, "apply", lambda path, updates, sidecar=False: None)  # a silent no-op
+    result = write_photo(photo, [FACE])
+    assert not result.written and result.error and "did not read back" in result.error
+    assert photo.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["s.jpg"]
+
+
+def test_keyword_list_with_qualifiers_is_left_alone(astronaut: np.ndarray, tmp_path: Path) -> None:
+    """Exiv2 cannot rewrite a Bag whose items carry xml:lang qualifiers: facetags leaves that
+    one property alone (with a warning) and writes the rest."""
+    import pyexiv2
+
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "q.jpg", quality=90)
+    image = pyexiv2.Image(str(photo))
+    image.modify_xmp({"Xmp.dc.subject": {'lang="x-default"': "space"}})
+    image.close()
+    result = write_photo(photo, [FACE])
+    assert result.written, result
+    assert any("Xmp.dc.subject" in w for w in result.warnings)
+    (report,) = exiftool("-struct", "-RegionInfo", "-Subject", "-PersonInImage", photo)
+    assert report["Subject"] == ["space"] and report["PersonInImage"] == ["Eileen Collins"]
+    assert report["RegionInfo"]["RegionList"][0]["Name"] == "Eileen Collins"

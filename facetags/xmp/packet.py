@@ -64,7 +64,9 @@ def _pyexiv2() -> Any:
     except ImportError as exc:  # pragma: no cover - a declared dependency
         raise FacetagsError("pyexiv2 is not installed; it is needed to read and write XMP") from exc
     if not _configured:
-        pyexiv2.set_log_level(4)  # mute: failures reach us as exceptions, and we log them
+        # Errors only: pyexiv2 raises for what Exiv2 logs at error level, so muting it entirely
+        # would turn a failed XMP encode into a silent no-op. Warnings reach us as exceptions.
+        pyexiv2.set_log_level(3)
         _configured = True
     return pyexiv2
 
@@ -113,13 +115,19 @@ def load(path: Path, *, sidecar: bool = False) -> tuple[Flat, bool]:
         try:
             raw = image.read_raw_xmp()
             check_packet(path, raw.encode("utf-8", "surrogatepass"))
-            detail = image.read_xmp_detail()
+            try:
+                detail = image.read_xmp_detail()
+                flat: Flat = {k: (str(d.get("typeName", "")), d.get("value")) for k, d in detail.items()}
+            except RuntimeError as exc:
+                # Exiv2 cannot label some qualifiers (e.g. xml:lang on a Bag item); the plain
+                # reader still works, only the array types are then unknown.
+                log.debug("%s: XMP details unavailable (%s); reading plain values", path, _describe(exc))
+                flat = {k: ("", v) for k, v in image.read_xmp().items()}
             writable = "write" in (image.get_access_mode().get("xmp") or "")
         except (RuntimeError, UnicodeError, ValueError) as exc:
             raise XmpError(path, f"unreadable XMP ({_describe(exc)})") from exc
         finally:
             _close(image)
-    flat: Flat = {key: (str(d.get("typeName", "")), d.get("value")) for key, d in detail.items()}
     return flat, writable
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 from facetags.errors import FacetagsError
 from facetags.xmp import packet, read
-from facetags.xmp.packet import Entry, Flat
+from facetags.xmp.packet import Entry, Flat, XmpError
 from facetags.xmp.read import MP_LIST, MP_ROOT, MWG_DIMS, MWG_LIST, MWG_ROOT, Parsed, RawRegion
 from facetags.xmp.regions import (
     Box,
@@ -208,15 +208,29 @@ def _regions(
         next_index += 1
 
 
-def _items(entry: Entry | None) -> list[str]:
+def _items(flat: Mapping[str, Entry], key: str) -> list[str] | None:
+    """The items of a simple array; None when the property holds something we must not rewrite
+    (a language alternative, a structure): then it is left alone."""
+    entry = flat.get(key)
+    if any(k.startswith(key + "[") and "/" in k for k in flat):
+        return None  # items with qualifiers or fields: not a plain list of strings
+    indexed = sorted(
+        (int(k[len(key) + 1 : -1]), v)
+        for k, (_t, v) in flat.items()
+        if k.startswith(key + "[") and k.endswith("]") and k[len(key) + 1 : -1].isdigit()
+    )
     if entry is None:
-        return []
+        return [str(v) for _i, v in indexed] if all(isinstance(v, str) for _i, v in indexed) else None
     value = entry[1]
     if isinstance(value, list):
         return [str(v) for v in value]
-    if isinstance(value, str) and value and not value.startswith("type="):
-        return [value]
-    return []
+    if isinstance(value, str) and value.startswith("type="):
+        if "Struct" in value or not all(isinstance(v, str) for _i, v in indexed):
+            return None
+        return [str(v) for _i, v in indexed]
+    if isinstance(value, str):
+        return [value] if value else []
+    return None
 
 
 def _keywords(
@@ -234,7 +248,10 @@ def _keywords(
                 return f"{root}|{name}" if root else name
             return name
 
-        old = _items(flat.get(key))
+        old = _items(flat, key)
+        if old is None:
+            plan.warnings.append(f"{key} is not a simple list here; left as it is")
+            continue
         gone = {item(n) for n in removed}
         new = [v for v in old if v not in gone]
         for name in sorted(names, key=str.casefold):
@@ -381,9 +398,26 @@ def write_photo(
         result.changes, result.warnings = todo.changes, result.warnings + todo.warnings
         if dry_run or not todo.updates:
             return result
+
+        def modify(temp: Path) -> None:
+            packet.apply(temp, todo.updates, sidecar=sidecar)
+            # Read the copy back: the same plan against it must have nothing left to do.
+            again = plan(
+                packet.load(temp, sidecar=sidecar)[0],
+                faces,
+                orientation=orientation,
+                stored_size=stored_size,
+                options=options,
+                source=str(target),
+            )
+            if again.changes:
+                raise XmpError(
+                    target, f"the XMP written did not read back ({again.changes[0]}); original kept"
+                )
+
         atomic_update(
             target,
-            lambda temp: packet.apply(temp, todo.updates, sidecar=sidecar),
+            modify,
             initial=packet.EMPTY_PACKET if sidecar else None,
             verify_image=not sidecar,
             mode_like=photo,
