@@ -167,6 +167,20 @@ class ClusterAssigner:
         log.info("re-clustered %s", report.to_json())
         return report
 
+    def maybe_recluster(
+        self, store: Store, small: int = 20000, growth: float = 0.1
+    ) -> ReclusterReport | None:
+        """After a scan: re-cluster when the library is small (cheap), or has grown by ``growth``
+        since the last re-cluster, so that the order photos arrived in stops mattering."""
+        key = f"reclustered_faces:{self.model_id}"
+        n = len(store.clustering_rows(self.model_id))
+        last = int(store.get_meta(key) or 0)
+        if n == last or (n > small and n - last < growth * max(last, 1)):
+            return None
+        report = self.recluster(store)
+        store.set_meta(key, str(n))
+        return report
+
     def reembed(self, store: Store, embedder: object) -> int:
         """Embed (with ``embedder``, which must be this assigner's model) every face that has no
         vector of this model yet, from its stored aligned thumbnail. Returns how many."""
