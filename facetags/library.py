@@ -95,7 +95,8 @@ class Library:
     def _make_assigner(self, model_id: str) -> Assigner:
         return ClusterAssigner(model_id, threshold=_threshold(model_id))
 
-    def _cluster_assigner(self) -> ClusterAssigner:
+    def clustering(self) -> ClusterAssigner:
+        """The current model's clustering (incremental index, thresholds, batch re-cluster)."""
         assigner = self.indexer.assigner(self.pipeline.model_id)
         assert isinstance(assigner, ClusterAssigner)
         return assigner
@@ -105,7 +106,7 @@ class Library:
     def recluster(self, model_change: bool = False) -> ReclusterReport:
         """Re-cluster every face under the user's decisions (names, merges, rejections, splits)."""
         with self._lock, self.store.write():
-            report = self._cluster_assigner().recluster(self.store, model_change=model_change)
+            report = self.clustering().recluster(self.store, model_change=model_change)
         self.indexer.invalidate()
         return report
 
@@ -113,13 +114,13 @@ class Library:
         """Faces in unnamed clusters that look most like ``person_id``, best first. Answer yes with
         ``set_assignment(face, person)`` and no with ``reject(face, person)``."""
         with self._lock:
-            return self._cluster_assigner().suggest(self.store, self._resolve(person_id), limit)
+            return self.clustering().suggest(self.store, self._resolve(person_id), limit)
 
     def change_model(self) -> ReclusterReport:
         """After the embedder changed: embed every face with the current model (from the stored
         aligned thumbnails) and redo the automatic assignments, anchored on the user's faces."""
         with self._lock, self.store.write():
-            assigner = self._cluster_assigner()
+            assigner = self.clustering()
             assigner.reembed(self.store, self.pipeline.embedder)
             report = assigner.recluster(self.store, model_change=True)
         self.indexer.invalidate()
