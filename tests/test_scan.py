@@ -228,3 +228,13 @@ def test_interrupted_scan_keeps_what_it_finished(open_library: OpenLibrary, phot
     report = lib.scan([photo_dir])
     assert report.counts["new"] == 1 and report.counts["unchanged"] == 1
     assert lib.status().queue == 0
+
+
+def test_a_photo_moved_into_a_hidden_folder_is_forgotten(open_library: OpenLibrary, photo_dir: Path) -> None:
+    lib = open_library()
+    lib.scan([photo_dir])
+    (photo_dir / ".trash").mkdir()
+    os.rename(photo_dir / "astronaut.jpg", photo_dir / ".trash" / "astronaut.jpg")
+    report = lib.scan([photo_dir])
+    assert report.counts["deleted"] == 1
+    assert lib.status().photos == 1

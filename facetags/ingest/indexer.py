@@ -298,11 +298,7 @@ class Indexer:
         self, indexed: dict[str, FileRow], seen: set[str], info: Walk, roots: list[str]
     ) -> int:
         blocked = [u.rstrip(os.sep) + os.sep for u in info.unreadable]
-        missing = [
-            p
-            for p in indexed
-            if p not in seen and not any(p.startswith(b) for b in blocked) and not os.path.lexists(p)
-        ]
+        missing = [p for p in indexed if p not in seen and not any(p.startswith(b) for b in blocked)]
         gone_bad = [p for root in roots for p in self.store.failures_under(root) if p not in seen]
         with self.store.write():
             photo_ids = self.store.remove_files(missing)

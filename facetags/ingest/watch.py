@@ -145,6 +145,13 @@ class Watcher:
             self._note(event, now)
 
     def _note(self, event: Event, now: float) -> None:
+        dest_ok = event.dest is not None and not is_hidden(event.dest, self.roots)
+        if event.kind == "moved" and not dest_ok:  # moved out of sight (e.g. into .trash)
+            if event.is_dir:
+                self._dirs[event.path] = now
+            else:
+                self._files[event.path] = _Pending(now, None)
+            return
         if event.is_dir:
             if event.kind == "moved" and event.dest is not None:
                 self._flush_under(event.path)
