@@ -68,7 +68,10 @@ def summary(report: ScanReport) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @click.pass_obj
 def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Index the photos in DIR... (and keep the index in step: moves, deletions, changes)."""
+    """Index photo folders: new, changed, moved, duplicated and deleted photos.
+
+    DIR may be folders or single photos. Bad files are reported on stderr and skipped.
+    """
     from facetags.library import Library
 
     progress = ProgressLine()

@@ -20,7 +20,7 @@ log = logging.getLogger(__name__)
 @click.option("--settle", type=float, default=0.5, show_default=True, help="Seconds a file must be quiet.")
 @click.pass_obj
 def watch(settings: Settings, paths: tuple[Path, ...], settle: float) -> None:
-    """Index DIR... now, then follow every change (stop with Ctrl-C or SIGTERM)."""
+    """Index folders now, then follow every change until Ctrl-C or SIGTERM."""
     from facetags.ingest.watch import Watcher
     from facetags.library import Library
 
