@@ -1,0 +1,231 @@
+"""The facetags TUI: review, name and fix people in the terminal.
+
+Screens (one per file under ``screens/``): people, a person's faces, a photo, suggestions, help.
+Every change goes through :class:`facetags.library.Library` (the same API as the CLI) in a thread
+worker, in the order the user asked; results and errors come back as messages. Errors are
+notifications, never a crash. A timer polls the library's change counter, so faces that
+``facetags watch`` adds in another process appear without a restart.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable
+from functools import partial
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding, BindingType
+from textual.screen import Screen
+
+from facetags.tui.client import LibraryClient
+from facetags.tui.messages import ActionDone, ActionFailed, LibraryChanged
+from facetags.tui.screens.base import LibraryScreen, describe_error
+from facetags.tui.screens.confirm import ConfirmDialog
+from facetags.tui.widgets import picture
+
+if TYPE_CHECKING:
+    from facetags.db.records import Person
+    from facetags.library import Library
+
+log = logging.getLogger(__name__)
+
+POLL_SECONDS = 1.0
+
+
+class FacetagsApp(App[None]):
+    CSS_PATH = "app.tcss"
+    TITLE = "facetags"
+    ENABLE_COMMAND_PALETTE = True
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("question_mark,f1", "help", "Help"),
+        Binding("u,ctrl+z", "undo", "Undo"),
+        Binding("X", "write_xmp_all", "XMP all"),
+        Binding("ctrl+r", "refresh", "Refresh", show=False),
+        Binding("q", "quit", "Quit"),
+    ]
+
+    def __init__(
+        self,
+        library: Library,
+        *,
+        images: str = "auto",
+        poll_seconds: float = POLL_SECONDS,
+        read_only: bool = False,
+    ) -> None:
+        picture.set_mode(images)
+        super().__init__()
+        self.library = library
+        self.client = LibraryClient(library, read_only=read_only)
+        self.poll_seconds = poll_seconds
+        self.sub_title = Path(library.path).name + (" (read-only)" if read_only else "")
+
+    def on_mount(self) -> None:
+        from facetags.tui.screens.people import PeopleScreen
+
+        self.push_screen(PeopleScreen())
+        if self.poll_seconds > 0:
+            self.set_interval(self.poll_seconds, self._poll)
+        self.run_worker(self._poll_thread, thread=True, group="poll", exit_on_error=False)
+        if self.client.read_only:
+            self.notify("The library is read-only: you can look but not change.", severity="warning")
+
+    # -- changes ----------------------------------------------------------------------------------
+
+    def perform(
+        self,
+        label: str,
+        fn: Callable[[Library], Any],
+        *,
+        summary: Callable[[Any], str] | None = None,
+        then: Callable[[Any], None] | None = None,
+        undoable: bool = True,
+    ) -> None:
+        """Change the library with ``fn(library)`` in a thread worker, after the changes asked
+        for before it, as one undo step. ``summary(result)`` is the notification;
+        ``then(result)`` runs on the UI thread afterwards."""
+        if self.client.read_only:
+            self.notify("The library is read-only.", title=label, severity="error")
+            return
+        if undoable:
+            inner = fn
+
+            def fn(lib: Library) -> Any:
+                with lib.undoable(label):
+                    return inner(lib)
+
+        ticket = self.client.ticket()
+        self.run_worker(
+            partial(self._perform, ticket, label, fn, summary, then),
+            thread=True,
+            group="actions",
+            name=label,
+            exit_on_error=False,
+        )
+
+    def _perform(
+        self,
+        ticket: int,
+        label: str,
+        fn: Callable[[Library], Any],
+        summary: Callable[[Any], str] | None,
+        then: Callable[[Any], None] | None,
+    ) -> None:
+        try:
+            result = self.client.act(ticket, fn)
+            text = summary(result) if summary is not None else label
+        except Exception as exc:  # reported, never a crash
+            log.debug("%s failed", label, exc_info=True)
+            self.post_message(ActionFailed(label, describe_error(exc)))
+            return
+        self.post_message(ActionDone(label, result, text, then))
+
+    def on_action_done(self, message: ActionDone) -> None:
+        self.notify(message.summary or message.label, timeout=4)
+        if message.then is not None:
+            try:
+                message.then(message.result)
+            except Exception as exc:  # a display problem must not end the session
+                log.debug("after %s", message.label, exc_info=True)
+                self.notify(describe_error(exc), severity="error")
+        self.refresh_screen()
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        self.notify(message.error, title=message.label, severity="error", timeout=8)
+
+    def refresh_screen(self) -> None:
+        screen = self.screen
+        if isinstance(screen, LibraryScreen):
+            screen.reload()
+
+    def name_person(self, person: Person, text: str | None) -> None:
+        """Name (or rename) a person or cluster; an existing name merges the two."""
+        if not text:
+            return
+        from facetags.tui.screens.people import person_label
+
+        before = person_label(person)
+
+        def summary(named: Person) -> str:
+            if named.id != person.id:
+                return f"{before} joined {named.name} ({named.faces} faces)"
+            return f"{before} is now {named.name}"
+
+        self.perform(f"name {before}", lambda lib: lib.name(person.id, text), summary=summary)
+
+    # -- another process changed the library ----------------------------------------------------
+
+    def _poll(self) -> None:
+        if not any(w.group == "poll" and not w.is_finished for w in self.workers):
+            self.run_worker(self._poll_thread, thread=True, group="poll", exit_on_error=False)
+
+    def _poll_thread(self) -> None:
+        try:
+            changed = self.client.changed_elsewhere()
+        except Exception:  # a busy or vanished file: try again next tick
+            log.debug("poll failed", exc_info=True)
+            return
+        if changed:
+            self.post_message(LibraryChanged(elsewhere=True))
+
+    def on_library_changed(self, message: LibraryChanged) -> None:
+        self.refresh_screen()
+
+    # -- actions --------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from facetags.tui.screens.help import HelpScreen
+
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_undo(self) -> None:
+        self.perform("undo", lambda lib: lib.undo(), summary=lambda what: f"Undone: {what}", undoable=False)
+
+    def action_refresh(self) -> None:
+        self.refresh_screen()
+
+    def action_write_xmp_all(self) -> None:
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.write_xmp(None, "everyone")
+
+        self.push_screen(ConfirmDialog("Write XMP face tags for everyone into the photos?"), answered)
+
+    def write_xmp(self, person_id: int | None, who: str) -> None:
+        """Write XMP face tags for one person (or everyone) with the XMP feature's writer."""
+        from facetags.xmp.sync import write_records
+        from facetags.xmp.write import WriteOptions
+
+        def run(lib: Library) -> Any:
+            records = lib.faces(person_id) if person_id is not None else lib.faces()
+            return write_records(records, WriteOptions.from_settings(lib.settings))
+
+        def summary(results: Any) -> str:
+            changed = sum(1 for r in results if r.changes and not r.error)
+            failed = [r for r in results if r.error]
+            text = f"XMP for {who}: {len(results)} photos, {changed} changed, {len(failed)} failed"
+            if failed:
+                text += f" (first: {failed[0].error})"
+            return text
+
+        self.perform(f"write XMP for {who}", run, summary=summary, undoable=False)
+
+    # -- the command palette lists every action --------------------------------------------------
+
+    def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        seen: set[str] = set()
+        for active in screen.active_bindings.values():
+            binding = active.binding
+            if not binding.description or binding.action in seen or not active.enabled:
+                continue
+            seen.add(binding.action)
+            key = self.get_key_display(binding)
+            yield SystemCommand(
+                binding.description,
+                f"key: {key}",
+                partial(self.run_action, binding.action, active.node),
+            )

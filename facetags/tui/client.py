@@ -1,0 +1,86 @@
+"""The app's one door to the library.
+
+Every library call the TUI makes goes through :class:`LibraryClient` from a thread worker. The
+library uses one SQLite connection, so calls are serialised with a lock, and actions (the user's
+changes) also run strictly in the order the user asked for them, whatever thread runs first.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:
+    from facetags.library import Library
+
+T = TypeVar("T")
+
+THUMB_CACHE = 4000  # aligned thumbnails are ~4 KB each
+
+
+class LibraryClient:
+    def __init__(self, library: Library, *, read_only: bool = False) -> None:
+        self.library = library
+        self.read_only = read_only
+        self._lock = threading.RLock()
+        self._turn = threading.Condition()
+        self._next_ticket = 0
+        self._serving = 0
+        self._thumbs: OrderedDict[int, bytes] = OrderedDict()
+        self._version: int | None = None
+
+    def call(self, fn: Callable[[Library], T]) -> T:
+        """Run ``fn(library)`` under the library lock (a read or a change)."""
+        with self._lock:
+            return fn(self.library)
+
+    def ticket(self) -> int:
+        """Reserve a place in the queue of actions (on the UI thread, when the user asks)."""
+        with self._turn:
+            ticket = self._next_ticket
+            self._next_ticket += 1
+            return ticket
+
+    def act(self, ticket: int, fn: Callable[[Library], T]) -> T:
+        """Run an action once every action asked for before it has run."""
+        with self._turn:
+            self._turn.wait_for(lambda: self._serving == ticket)
+        try:
+            return self.call(fn)
+        finally:
+            with self._turn:
+                self._serving += 1
+                self._turn.notify_all()
+
+    def thumbnail(self, face_id: int) -> bytes | None:
+        """The face's JPEG thumbnail (cached), or None when the face has none."""
+        cached = self._thumbs.get(face_id)
+        if cached is not None:
+            self._thumbs.move_to_end(face_id)
+            return cached
+        from facetags.errors import NotFoundError
+
+        try:
+            data = self.call(lambda lib: lib.thumbnail(face_id))
+        except NotFoundError:
+            return None
+        self._thumbs[face_id] = data
+        while len(self._thumbs) > THUMB_CACHE:
+            self._thumbs.popitem(last=False)
+        return data
+
+    def changed_elsewhere(self) -> bool:
+        """True when another process (``facetags watch``, the CLI) committed since the last call.
+
+        Never waits: a busy library counts as unchanged until the next poll."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        try:
+            version = self.library.data_version()
+        finally:
+            self._lock.release()
+        changed = self._version is not None and version != self._version
+        self._version = version
+        return changed

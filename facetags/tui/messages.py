@@ -1,0 +1,49 @@
+"""Typed messages that carry results from thread workers back to the UI thread."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from textual.message import Message
+
+
+class LibraryChanged(Message):
+    """The library changed: an action of ours, or another process (``facetags watch``)."""
+
+    def __init__(self, elsewhere: bool = False) -> None:
+        super().__init__()
+        self.elsewhere = elsewhere
+
+
+class ActionDone(Message):
+    """A change the user asked for went through; ``summary`` says what happened."""
+
+    def __init__(
+        self, label: str, result: Any, summary: str = "", then: Callable[[Any], None] | None = None
+    ) -> None:
+        super().__init__()
+        self.label = label
+        self.result = result
+        self.summary = summary
+        self.then = then
+
+
+class ActionFailed(Message):
+    """A change (or a load) failed; ``error`` is a one-line message for the user."""
+
+    def __init__(self, label: str, error: str) -> None:
+        super().__init__()
+        self.label = label
+        self.error = error
+
+
+class Loaded(Message):
+    """Data a screen asked a worker for: ``what`` names the request, ``data`` is the answer,
+    ``token`` tells a stale answer (an older request) from the current one."""
+
+    def __init__(self, what: str, data: Any, token: int = 0) -> None:
+        super().__init__()
+        self.what = what
+        self.data = data
+        self.token = token

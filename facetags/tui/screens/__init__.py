@@ -1,0 +1,1 @@
+"""Screens of the facetags TUI, one per file."""

@@ -1,0 +1,82 @@
+"""What every library screen shares: loading data in thread workers and reloading on change."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from collections.abc import Callable
+from functools import partial
+from typing import TYPE_CHECKING, Any, cast
+
+from textual.screen import Screen
+
+from facetags.tui.messages import ActionFailed, Loaded
+
+if TYPE_CHECKING:
+    from facetags.library import Library
+    from facetags.tui.app import FacetagsApp
+
+log = logging.getLogger(__name__)
+_tokens = itertools.count(1)
+
+
+def describe_error(exc: BaseException) -> str:
+    """A one-line message for the user (domain errors say it themselves)."""
+    from facetags.errors import FacetagsError
+
+    if isinstance(exc, FacetagsError):
+        return str(exc)
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+class LibraryScreen(Screen[None]):
+    """A screen that shows library data: :meth:`reload` asks for it, :meth:`loaded` shows it."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._wanted: dict[str, int] = {}
+
+    @property
+    def facetags(self) -> FacetagsApp:
+        return cast("FacetagsApp", self.app)
+
+    def reload(self) -> None:
+        """Ask for fresh data (called on mount, on resume, and after every change)."""
+
+    def loaded(self, what: str, data: Any) -> None:
+        """Show data a :meth:`load` brought back."""
+
+    def load(self, what: str, fn: Callable[[Library], Any]) -> None:
+        """Run ``fn(library)`` in a thread worker; its answer comes back to :meth:`loaded`.
+        An answer to an older request for the same ``what`` is dropped."""
+        token = next(_tokens)
+        self._wanted[what] = token
+        self.run_worker(
+            partial(self._load, what, fn, token),
+            thread=True,
+            group=f"load-{what}",
+            name=f"load {what}",
+            exit_on_error=False,
+        )
+
+    def _load(self, what: str, fn: Callable[[Library], Any], token: int) -> None:
+        try:
+            data = self.facetags.client.call(fn)
+        except Exception as exc:  # shown to the user, never a crash
+            log.debug("loading %s failed", what, exc_info=True)
+            self.post_message(ActionFailed(f"loading {what}", describe_error(exc)))
+            return
+        self.post_message(Loaded(what, data, token))
+
+    def on_loaded(self, message: Loaded) -> None:
+        message.stop()
+        if self._wanted.get(message.what) == message.token:
+            self.loaded(message.what, message.data)
+
+    def on_action_failed(self, message: ActionFailed) -> None:
+        message.stop()
+        self.notify(message.error, title=message.label, severity="error", timeout=8)
+
+    def on_screen_resume(self) -> None:
+        self.reload()

@@ -1,0 +1,267 @@
+"""The people screen: named people and unnamed clusters, largest first, with a sample face.
+
+Type ``/`` and a few letters to filter; hidden strangers come back with ``H``.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import DataTable, Footer, Header, Input, Static
+
+from facetags.db.records import Person
+from facetags.people.names import name_key
+from facetags.tui.screens.base import LibraryScreen
+from facetags.tui.screens.name_dialog import NameDialog
+from facetags.tui.widgets.picture import Picture, decode
+
+if TYPE_CHECKING:
+    from facetags.library import Library
+
+
+def person_label(person: Person) -> str:
+    return person.name if person.name else f"cluster {person.id}"
+
+
+def sort_people(people: list[Person]) -> list[Person]:
+    """Largest first; named before unnamed at equal size; then by id (stable on screen)."""
+    return sorted(people, key=lambda p: (-p.faces, p.name is None, p.id))
+
+
+class PeopleScreen(LibraryScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("enter,o", "open", "Open"),
+        Binding("n", "name", "Name"),
+        Binding("space", "mark", "Mark"),
+        Binding("m", "merge", "Merge marked"),
+        Binding("h", "hide", "Hide stranger"),
+        Binding("H", "toggle_hidden", "Show hidden"),
+        Binding("s", "suggest", "Suggestions"),
+        Binding("x", "write_xmp", "XMP person"),
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__(id="people")
+        self.people: list[Person] = []
+        self.shown: list[Person] = []
+        self.marked: set[int] = set()
+        self.show_hidden = False
+        self._sample_for: int | None = None
+        self._rows: list[tuple[Any, ...]] | None = None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with Horizontal(id="people-body"):
+            with Vertical(id="people-left"):
+                yield Input(placeholder="/ to filter people by name", id="filter")
+                yield DataTable(id="people-table", cursor_type="row", zebra_stripes=True)
+            with Vertical(id="people-side"):
+                yield Picture(placeholder="", id="sample")
+                yield Static("", id="person-info")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        table.add_column(" ", key="mark", width=1)
+        table.add_column("Name", key="name")
+        table.add_column("Faces", key="faces", width=6)
+        table.add_column("Photos", key="photos", width=6)
+        table.focus()
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        self.load("people", lambda lib: lib.people())
+
+    def loaded(self, what: str, data: Any) -> None:
+        if what == "people":
+            self.people = sort_people(list(data))
+            ids = {p.id for p in self.people}
+            self.marked &= ids
+            self._fill()
+        elif what == "sample":
+            person_id, thumb = data
+            if person_id == self._sample_for:
+                self.query_one("#sample", Picture).show(decode(thumb), text="no face")
+
+    @property
+    def table(self) -> DataTable[Any]:
+        return self.query_one(DataTable)
+
+    def _visible(self) -> list[Person]:
+        text = self.query_one("#filter", Input).value
+        key = name_key(text) if text.strip() else ""
+        out = []
+        for p in self.people:
+            if p.hidden and not self.show_hidden:
+                continue
+            if key and key not in name_key(person_label(p)) and key != str(p.id):
+                continue
+            out.append(p)
+        return out
+
+    def _fill(self) -> None:
+        table = self.table
+        current = self.current
+        self.shown = self._visible()
+        rows = [(p.id, p.name, p.faces, p.photos, p.hidden, p.id in self.marked) for p in self.shown]
+        if rows != self._rows:
+            self._rows = rows
+            table.clear()
+            for p in self.shown:
+                label = Text(person_label(p), style="" if p.name else "italic dim")
+                if p.hidden:
+                    label.append("  hidden", style="red")
+                mark = "●" if p.id in self.marked else " "
+                table.add_row(mark, label, str(p.faces), str(p.photos), key=str(p.id))
+        if current is not None:
+            for i, p in enumerate(self.shown):
+                if p.id == current.id:
+                    table.move_cursor(row=i, animate=False)
+                    break
+        self._describe()
+
+    @property
+    def current(self) -> Person | None:
+        table = self.table
+        if not self.shown or table.row_count == 0:
+            return None
+        row = table.cursor_row
+        return self.shown[row] if 0 <= row < len(self.shown) else None
+
+    def _describe(self) -> None:
+        info = self.query_one("#person-info", Static)
+        person = self.current
+        named = sum(1 for p in self.people if p.name)
+        clusters = len(self.people) - named
+        total = f"{named} people, {clusters} clusters"
+        if person is None:
+            info.update(f"No one here yet.\n\n{total}\n\nScan photos with\n`facetags scan DIR`.")
+            self.query_one("#sample", Picture).show(None, text="")
+            self._sample_for = None
+            return
+        lines = [
+            person_label(person),
+            f"{person.faces} faces in {person.photos} photos",
+            "hidden stranger" if person.hidden else "",
+            f"{len(self.marked)} marked" if self.marked else "",
+            "",
+            total,
+        ]
+        info.update("\n".join(line for line in lines if line is not None))
+        if self._sample_for != person.id:
+            self._sample_for = person.id
+            client = self.facetags.client
+            pid = person.id
+
+            def sample(lib: Library) -> tuple[int, bytes | None]:
+                faces = lib.faces(pid)
+                return pid, (client.thumbnail(faces[0].face_id) if faces else None)
+
+            self.load("sample", sample)
+
+    def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        self._describe()
+
+    def on_data_table_row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self._fill()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.table.focus()
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def action_filter(self) -> None:
+        self.query_one("#filter", Input).focus()
+
+    def action_clear_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = ""
+        self.table.focus()
+
+    def action_open(self) -> None:
+        from facetags.tui.screens.person import PersonScreen
+
+        person = self.current
+        if person is not None:
+            self.app.push_screen(PersonScreen(person.id))
+
+    def action_mark(self) -> None:
+        person = self.current
+        if person is None:
+            return
+        self.marked ^= {person.id}
+        self._fill()
+        row = self.table.cursor_row
+        if row + 1 < self.table.row_count:
+            self.table.move_cursor(row=row + 1)
+
+    def action_merge(self) -> None:
+        person = self.current
+        ids = set(self.marked) | ({person.id} if person is not None else set())
+        if len(ids) < 2:
+            self.notify("Mark the clusters to merge with space, then press m.", severity="warning")
+            return
+        chosen = [p for p in self.people if p.id in ids]
+        # the survivor: a named one if any, else the largest
+        chosen.sort(key=lambda p: (p.name is None, -p.faces, p.id))
+        order = [p.id for p in chosen]
+        self.marked.clear()
+        self.facetags.perform(
+            f"merge {len(order)}",
+            lambda lib: lib.merge(order),
+            summary=lambda p: f"Merged {len(order)} into {person_label(p)} ({p.faces} faces)",
+        )
+
+    def action_name(self) -> None:
+        person = self.current
+        if person is None:
+            return
+        names = [p.name for p in self.people if p.name]
+        self.app.push_screen(
+            NameDialog(f"Name {person_label(person)}", names, value=person.name or ""),
+            lambda text: self.facetags.name_person(person, text),
+        )
+
+    def action_hide(self) -> None:
+        person = self.current
+        if person is None:
+            return
+        hide = not person.hidden
+        self.facetags.perform(
+            f"{'hide' if hide else 'show'} {person_label(person)}",
+            lambda lib: lib.hide(person.id, hide),
+            summary=lambda p: f"{person_label(p)} {'hidden' if hide else 'shown again'}",
+        )
+
+    def action_toggle_hidden(self) -> None:
+        self.show_hidden = not self.show_hidden
+        hidden = sum(1 for p in self.people if p.hidden)
+        self.notify(f"{'Showing' if self.show_hidden else 'Hiding'} {hidden} hidden strangers", timeout=3)
+        self._fill()
+
+    def action_suggest(self) -> None:
+        from facetags.tui.screens.suggestions import SuggestionsScreen
+
+        person = self.current
+        if person is None:
+            return
+        if not person.name:
+            self.notify("Name this cluster first (n); suggestions are for named people.", severity="warning")
+            return
+        self.app.push_screen(SuggestionsScreen(person.id, person.name))
+
+    def action_write_xmp(self) -> None:
+        person = self.current
+        if person is not None:
+            self.facetags.write_xmp(person.id, person_label(person))

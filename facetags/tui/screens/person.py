@@ -1,0 +1,247 @@
+"""A person or cluster: a grid of its faces as real thumbnails, with multi-select.
+
+Space selects faces (or click them); actions apply to the selected faces, or to the face under
+the cursor when none is selected.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.widgets import Footer, Header, Static
+
+from facetags.db.records import FaceRecord, Person
+from facetags.people.names import name_key
+from facetags.tui.screens.base import LibraryScreen
+from facetags.tui.screens.name_dialog import NameDialog
+from facetags.tui.screens.people import person_label
+from facetags.tui.widgets.face_grid import FaceGrid
+from facetags.tui.widgets.picture import decode
+
+if TYPE_CHECKING:
+    from facetags.library import Library
+
+
+def _faces_word(n: int) -> str:
+    return f"{n} face" + ("" if n == 1 else "s")
+
+
+def _not_faces(lib: Library, ids: list[int]) -> None:
+    for face_id in ids:
+        lib.not_a_face(face_id)
+
+
+class PersonScreen(LibraryScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape,backspace", "back", "Back"),
+        Binding("n", "name", "Name"),
+        Binding("m", "move", "Move to…"),
+        Binding("r", "reject", "Not them"),
+        Binding("d", "not_face", "Not a face"),
+        Binding("p", "split", "Split off"),
+        Binding("h", "hide", "Hide stranger"),
+        Binding("s", "suggest", "Suggestions"),
+        Binding("x", "write_xmp", "XMP person"),
+    ]
+
+    def __init__(self, person_id: int) -> None:
+        super().__init__(id="person")
+        self.person_id = person_id
+        self.person: Person | None = None
+        self.names: list[str] = []
+        self.people: dict[int, Person] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="person-title")
+        yield FaceGrid(id="faces")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one(FaceGrid).focus()
+
+    @property
+    def grid(self) -> FaceGrid:
+        return self.query_one(FaceGrid)
+
+    # -- data ---------------------------------------------------------------------------------
+
+    def reload(self) -> None:
+        pid = self.person_id
+
+        def person(lib: Library) -> tuple[Person, list[FaceRecord], list[Person]]:
+            return lib.person(pid), lib.faces(pid), lib.people()
+
+        self.load("person", person)
+
+    def loaded(self, what: str, data: Any) -> None:
+        if what == "person":
+            person, faces, people = data
+            self.person = person
+            self.person_id = person.id  # follows a merge
+            self.people = {p.id: p for p in people}
+            self.names = [p.name for p in people if p.name]
+            self.grid.set_faces(faces)
+            self._title()
+        elif what == "thumbs":
+            self.grid.set_thumbnails(data)
+
+    def _title(self) -> None:
+        person = self.person
+        if person is None:
+            return
+        grid = self.grid
+        parts = [
+            person_label(person),
+            f"{_faces_word(person.faces)} in {person.photos} photos",
+        ]
+        if person.hidden:
+            parts.append("hidden stranger")
+        if grid.selected:
+            parts.append(f"{len(grid.selected)} selected")
+        if grid.pages > 1:
+            parts.append(f"page {grid.page + 1}/{grid.pages} ([ ])")
+        self.query_one("#person-title", Static).update("  ·  ".join(parts))
+
+    def on_face_grid_page_shown(self, event: FaceGrid.PageShown) -> None:
+        client = self.facetags.client
+        ids = list(event.face_ids)
+
+        def thumbs(lib: Library) -> dict[int, Any]:
+            return {fid: decode(client.thumbnail(fid)) for fid in ids}
+
+        self.load("thumbs", thumbs)
+        self._title()
+
+    def on_face_grid_selection_changed(self, event: FaceGrid.SelectionChanged) -> None:
+        self._title()
+
+    def on_face_grid_opened(self, event: FaceGrid.Opened) -> None:
+        from facetags.tui.screens.photo import PhotoScreen
+
+        self.app.push_screen(PhotoScreen(event.face.path, event.face.face_id))
+
+    # -- actions ------------------------------------------------------------------------------
+
+    def _chosen(self, what: str) -> list[int]:
+        ids = [f.face_id for f in self.grid.chosen()]
+        if not ids:
+            self.notify(f"No face to {what}.", severity="warning")
+        return ids
+
+    def _done(self, result: Any) -> None:
+        self.grid.action_clear()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()
+
+    def action_name(self) -> None:
+        if self.person is not None:
+            self.app.push_screen(
+                NameDialog(f"Name {person_label(self.person)}", self.names, value=self.person.name or ""),
+                lambda text: self.facetags.name_person(self.person, text) if self.person else None,
+            )
+
+    def action_move(self) -> None:
+        ids = self._chosen("move")
+        if not ids:
+            return
+        self.app.push_screen(
+            NameDialog(
+                f"Move {_faces_word(len(ids))} to:",
+                self.names,
+                hint="an existing name, #id of a cluster, or a new name",
+                allow_ids=True,
+            ),
+            lambda text: self._move(ids, text),
+        )
+
+    def _move(self, ids: list[int], text: str | None) -> None:
+        if not text:
+            return
+        target: int | None = None
+        if text.startswith("#") and text[1:].isdigit():
+            target = int(text[1:])
+        word = _faces_word(len(ids))
+
+        source = self.person_id
+
+        def move(lib: Library) -> Person:
+            if target is not None:
+                return lib.move_faces(ids, target)
+            named = [p for p in lib.people() if p.name and name_key(p.name) == name_key(text)]
+            if named:
+                return lib.move_faces(ids, named[0].id)
+            return lib.name(lib.split(source, ids).id, text)  # a new person
+
+        self.facetags.perform(
+            f"move {word}",
+            move,
+            summary=lambda p: f"Moved {word} to {person_label(p)}",
+            then=self._done,
+        )
+
+    def action_reject(self) -> None:
+        ids = self._chosen("reject")
+        if not ids or self.person is None:
+            return
+        pid, label, word = self.person_id, person_label(self.person), _faces_word(len(ids))
+        self.facetags.perform(
+            f"reject {word}",
+            lambda lib: [lib.reject(fid, pid) for fid in ids],
+            summary=lambda _r: f"{word} are not {label}" if len(ids) > 1 else f"{word} is not {label}",
+            then=self._done,
+        )
+
+    def action_not_face(self) -> None:
+        ids = self._chosen("mark")
+        if not ids:
+            return
+        word = _faces_word(len(ids))
+        self.facetags.perform(
+            f"not a face ×{len(ids)}",
+            lambda lib: _not_faces(lib, ids),
+            summary=lambda _r: f"{word} marked as not a face",
+            then=self._done,
+        )
+
+    def action_split(self) -> None:
+        ids = [f.face_id for f in self.grid.chosen()] if self.grid.selected else []
+        if not ids:
+            self.notify("Select the faces to split off with space first.", severity="warning")
+            return
+        pid, word = self.person_id, _faces_word(len(ids))
+        self.facetags.perform(
+            f"split {word}",
+            lambda lib: lib.split(pid, ids),
+            summary=lambda p: f"Split {word} into {person_label(p)}",
+            then=self._done,
+        )
+
+    def action_hide(self) -> None:
+        person = self.person
+        if person is None:
+            return
+        hide = not person.hidden
+        self.facetags.perform(
+            f"{'hide' if hide else 'show'} {person_label(person)}",
+            lambda lib: lib.hide(person.id, hide),
+            summary=lambda p: f"{person_label(p)} {'hidden' if hide else 'shown again'}",
+        )
+
+    def action_suggest(self) -> None:
+        from facetags.tui.screens.suggestions import SuggestionsScreen
+
+        person = self.person
+        if person is None:
+            return
+        if not person.name:
+            self.notify("Name this cluster first (n); suggestions are for named people.", severity="warning")
+            return
+        self.app.push_screen(SuggestionsScreen(person.id, person.name))
+
+    def action_write_xmp(self) -> None:
+        if self.person is not None:
+            self.facetags.write_xmp(self.person.id, person_label(self.person))

@@ -1,0 +1,133 @@
+"""Suggestions: "Is this Alice?" for the unnamed faces most like a named person.
+
+Single keys answer: y (yes: the face joins her, as the user's decision), n (no: never suggest
+or assign it to her again), space (skip). Every answer teaches the clustering through the
+library, and u undoes the last one.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Header, Label, Static
+
+from facetags.tui.screens.base import LibraryScreen
+from facetags.tui.widgets.picture import Picture, decode
+
+if TYPE_CHECKING:
+    from facetags.library import Library
+
+BATCH = 30
+
+
+class SuggestionsScreen(LibraryScreen):
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("y", "answer(True)", "Yes"),
+        Binding("n", "answer(False)", "No"),
+        Binding("space", "skip", "Skip"),
+        Binding("escape,backspace", "back", "Done"),
+    ]
+
+    def __init__(self, person_id: int, name: str) -> None:
+        super().__init__(id="suggestions")
+        self.person_id = person_id
+        self.name_text = name
+        self.queue: list[Any] = []
+        self.seen: set[int] = set()
+        self.answered = 0
+        self._loading = False
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="suggest-question")
+        with Horizontal(id="suggest-body"):
+            with Vertical(classes="suggest-face"):
+                yield Label(self.name_text, classes="suggest-caption")
+                yield Picture(placeholder="", id="suggest-known")
+            with Vertical(classes="suggest-face"):
+                yield Label("this face?", classes="suggest-caption", id="suggest-candidate-caption")
+                yield Picture(placeholder="", id="suggest-candidate")
+        yield Static("y yes  ·  n no  ·  space skip  ·  u undo  ·  esc done", id="suggest-keys")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._fetch()
+
+    def reload(self) -> None:
+        if not self.queue and not self._loading:
+            self._fetch()
+
+    def _fetch(self) -> None:
+        pid, client, seen = self.person_id, self.facetags.client, set(self.seen)
+        self._loading = True
+
+        def fetch(lib: Library) -> tuple[list[Any], Any]:
+            found = [s for s in lib.suggest(pid, limit=BATCH + len(seen)) if s.face_id not in seen]
+            own = lib.faces(pid)
+            known = decode(client.thumbnail(own[0].face_id)) if own else None
+            return found[:BATCH], known
+
+        self.load("suggestions", fetch)
+
+    def loaded(self, what: str, data: Any) -> None:
+        if what == "suggestions":
+            self._loading = False
+            self.queue, known = data
+            self.query_one("#suggest-known", Picture).show(known)
+            self._show()
+        elif what == "candidate":
+            face_id, image = data
+            if self.queue and self.queue[0].face_id == face_id:
+                self.query_one("#suggest-candidate", Picture).show(image)
+
+    def _show(self) -> None:
+        question = self.query_one("#suggest-question", Static)
+        candidate = self.query_one("#suggest-candidate", Picture)
+        if not self.queue:
+            done = f" ({self.answered} answered)" if self.answered else ""
+            question.update(f"No more suggestions for {self.name_text}{done}. Esc to go back.")
+            candidate.show(None, text="")
+            return
+        s = self.queue[0]
+        question.update(
+            f"Is this {self.name_text}?   face #{s.face_id} from cluster {s.person_id}, "
+            f"similarity {s.score:.2f}"
+        )
+        candidate.show(None, text="…")
+        client, fid = self.facetags.client, s.face_id
+        self.load("candidate", lambda _lib: (fid, decode(client.thumbnail(fid))))
+
+    def _next(self) -> None:
+        if self.queue:
+            self.seen.add(self.queue.pop(0).face_id)
+        self._show()
+        if not self.queue:
+            self._fetch()
+
+    def action_answer(self, yes: bool) -> None:
+        if not self.queue:
+            return
+        fid, pid, name = self.queue[0].face_id, self.person_id, self.name_text
+        self.answered += 1
+        if yes:
+            self.facetags.perform(
+                f"yes, {name}",
+                lambda lib: lib.set_assignment(fid, pid, source="user"),
+                summary=lambda _r: f"Face #{fid} is {name}",
+            )
+        else:
+            self.facetags.perform(
+                f"no, not {name}",
+                lambda lib: lib.reject(fid, pid),
+                summary=lambda _r: f"Face #{fid} is not {name}",
+            )
+        self._next()
+
+    def action_skip(self) -> None:
+        self._next()
+
+    def action_back(self) -> None:
+        self.app.pop_screen()

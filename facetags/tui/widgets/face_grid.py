@@ -1,0 +1,228 @@
+"""A page of face thumbnails with a cursor and multi-select (keyboard and mouse).
+
+Only one page of tiles exists at a time, so a person with thousands of faces opens as fast as
+one with ten; the screen loads the page's thumbnails in a worker and hands them to
+:meth:`FaceGrid.set_thumbnails`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+from PIL import Image as PILImage
+from textual import events
+from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
+from textual.containers import VerticalScroll
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Label
+
+from facetags.db.records import FaceRecord
+from facetags.tui.widgets.picture import Picture
+
+TILE_WIDTH = 14
+PAGE_SIZE = 40
+
+
+def face_label(face: FaceRecord) -> str:
+    return f"#{face.face_id}" + ("" if face.assigned_by != "user" else " ✓")
+
+
+class FaceTile(Widget):
+    """One face: its thumbnail and its id (✓: placed by the user)."""
+
+    class Clicked(Message):
+        def __init__(self, tile: FaceTile, double: bool) -> None:
+            super().__init__()
+            self.tile = tile
+            self.double = double
+
+    def __init__(self, face: FaceRecord, index: int) -> None:
+        super().__init__(classes="face-tile")
+        self.face = face
+        self.index = index
+
+    def compose(self) -> ComposeResult:
+        yield Picture(placeholder="face", classes="face-tile--picture")
+        yield Label(face_label(self.face), classes="face-tile--label")
+
+    def set_image(self, image: PILImage.Image | None) -> None:
+        self.query_one(Picture).show(image, text=None if image is not None else "no thumb")
+
+    def set_selected(self, selected: bool) -> None:
+        self.set_class(selected, "-selected")
+        mark = "● " if selected else ""
+        self.query_one(Label).update(mark + face_label(self.face))
+
+    def on_click(self, event: events.Click) -> None:
+        event.stop()
+        self.post_message(self.Clicked(self, double=event.chain >= 2))
+
+
+class FaceGrid(VerticalScroll, can_focus=True):
+    """Faces in pages; arrows move, space selects, ] and [ turn pages."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("left", "move(-1, 0)", "Left", show=False),
+        Binding("right", "move(1, 0)", "Right", show=False),
+        Binding("up", "move(0, -1)", "Up", show=False),
+        Binding("down", "move(0, 1)", "Down", show=False),
+        Binding("space", "toggle_face", "Select face"),
+        Binding("enter", "open", "Open photo"),
+        Binding("a", "select_all", "Select page"),
+        Binding("escape", "clear", "Clear selection", show=False),
+        Binding("right_square_bracket", "page(1)", "Next page"),
+        Binding("left_square_bracket", "page(-1)", "Previous page"),
+    ]
+
+    class PageShown(Message):
+        """A page of faces is on screen; the listener loads their thumbnails."""
+
+        def __init__(self, grid: FaceGrid, face_ids: list[int]) -> None:
+            super().__init__()
+            self.grid = grid
+            self.face_ids = face_ids
+
+    class SelectionChanged(Message):
+        def __init__(self, grid: FaceGrid) -> None:
+            super().__init__()
+            self.grid = grid
+
+    class Opened(Message):
+        """The user asked to open a face (enter or double click)."""
+
+        def __init__(self, grid: FaceGrid, face: FaceRecord) -> None:
+            super().__init__()
+            self.grid = grid
+            self.face = face
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self.faces: list[FaceRecord] = []
+        self.selected: set[int] = set()
+        self.cursor = 0
+        self.page = 0
+        self._tiles: list[FaceTile] = []
+
+    # -- content ------------------------------------------------------------------------------
+
+    def set_faces(self, faces: Sequence[FaceRecord]) -> None:
+        """Show ``faces`` (keeping the page, cursor and selection where they still make sense)."""
+        current = self.current
+        self.faces = list(faces)
+        ids = {f.face_id for f in self.faces}
+        self.selected &= ids
+        if current is not None and current.face_id in ids:
+            self.cursor = next(i for i, f in enumerate(self.faces) if f.face_id == current.face_id)
+        self.cursor = min(self.cursor, max(0, len(self.faces) - 1))
+        self.page = self.cursor // PAGE_SIZE
+        self._render_page()
+        self.post_message(self.SelectionChanged(self))
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-len(self.faces) // PAGE_SIZE))
+
+    @property
+    def current(self) -> FaceRecord | None:
+        return self.faces[self.cursor] if 0 <= self.cursor < len(self.faces) else None
+
+    def chosen(self) -> list[FaceRecord]:
+        """The selected faces, or the face under the cursor when none is selected."""
+        if self.selected:
+            return [f for f in self.faces if f.face_id in self.selected]
+        return [self.current] if self.current is not None else []
+
+    def _render_page(self) -> None:
+        start = self.page * PAGE_SIZE
+        page = self.faces[start : start + PAGE_SIZE]
+        self.remove_children()
+        self._tiles = [FaceTile(face, start + i) for i, face in enumerate(page)]
+        if self._tiles:
+            self.mount_all(self._tiles)
+        self.call_after_refresh(self._after_mount)
+        self.post_message(self.PageShown(self, [f.face_id for f in page]))
+
+    def _after_mount(self) -> None:
+        for tile in self._tiles:
+            tile.set_selected(tile.face.face_id in self.selected)
+        self._show_cursor()
+
+    def set_thumbnails(self, images: dict[int, PILImage.Image | None]) -> None:
+        for tile in self._tiles:
+            if tile.face.face_id in images and tile.is_mounted:
+                tile.set_image(images[tile.face.face_id])
+
+    # -- cursor and selection ------------------------------------------------------------------
+
+    @property
+    def columns(self) -> int:
+        return max(1, (self.scrollable_content_region.width or TILE_WIDTH) // TILE_WIDTH)
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.styles.grid_size_columns = self.columns
+
+    def _show_cursor(self) -> None:
+        for tile in self._tiles:
+            tile.set_class(tile.index == self.cursor, "-cursor")
+            if tile.index == self.cursor and tile.is_mounted:
+                self.scroll_to_widget(tile, animate=False)
+
+    def _go(self, index: int) -> None:
+        if not self.faces:
+            return
+        index = max(0, min(len(self.faces) - 1, index))
+        self.cursor = index
+        if index // PAGE_SIZE != self.page:
+            self.page = index // PAGE_SIZE
+            self._render_page()
+        else:
+            self._show_cursor()
+
+    def action_move(self, dx: int, dy: int) -> None:
+        self._go(self.cursor + dx + dy * self.columns)
+
+    def action_page(self, step: int) -> None:
+        page = max(0, min(self.pages - 1, self.page + step))
+        if page != self.page:
+            self._go(page * PAGE_SIZE)
+
+    def action_toggle_face(self) -> None:
+        face = self.current
+        if face is None:
+            return
+        self.selected ^= {face.face_id}
+        for tile in self._tiles:
+            if tile.face.face_id == face.face_id:
+                tile.set_selected(face.face_id in self.selected)
+        self.post_message(self.SelectionChanged(self))
+
+    def action_select_all(self) -> None:
+        page_ids = {t.face.face_id for t in self._tiles}
+        if page_ids <= self.selected:
+            self.selected -= page_ids
+        else:
+            self.selected |= page_ids
+        for tile in self._tiles:
+            tile.set_selected(tile.face.face_id in self.selected)
+        self.post_message(self.SelectionChanged(self))
+
+    def action_clear(self) -> None:
+        self.selected.clear()
+        for tile in self._tiles:
+            tile.set_selected(False)
+        self.post_message(self.SelectionChanged(self))
+
+    def on_face_tile_clicked(self, event: FaceTile.Clicked) -> None:
+        event.stop()
+        self.focus()
+        self._go(event.tile.index)
+        self.action_toggle_face()  # a double click toggles twice: the selection is as it was
+        if event.double:
+            self.action_open()
+
+    def action_open(self) -> None:
+        if self.current is not None:
+            self.post_message(self.Opened(self, self.current))

@@ -1,0 +1,573 @@
+"""The TUI, driven with Textual's Pilot against a real library indexed from real photos.
+
+Each test performs actions the way a user would (keys, clicks) and asserts what happened in
+the library. Snapshot tests keep SVG pictures of the main screens (update them with
+``pytest tests/test_tui.py --snapshot-update`` after a deliberate change, and look at them).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Callable, Coroutine, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import DataTable, OptionList
+
+from facetags.config import load_settings
+from facetags.library import Library
+from facetags.tui.app import FacetagsApp
+from facetags.tui.screens.people import PeopleScreen
+from facetags.tui.screens.person import PersonScreen
+from facetags.tui.screens.photo import PhotoScreen
+from facetags.tui.screens.suggestions import SuggestionsScreen
+from facetags.tui.widgets.face_grid import FaceGrid
+from tests.tui_helpers import DistinctEmbedder, PixelEmbedder, build_library, copy_library
+
+SIZE = (100, 30)
+
+
+def run_async(fn: Callable[..., Coroutine[Any, Any, None]]) -> Callable[..., None]:
+    """Run an async test without an asyncio pytest plugin (fixtures still resolve)."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> None:
+        asyncio.run(fn(*args, **kwargs))
+
+    return wrapper
+
+
+@pytest.fixture(scope="module")
+def template(tmp_path_factory: pytest.TempPathFactory, t1_path: Path, astronaut_path: Path) -> Path:
+    """t1 (6 faces) and the astronaut (1 face), every face a cluster of its own: ids 1..7,
+    face 1 the astronaut, faces 2..7 the people of t1 from left to right as detected."""
+    return build_library(tmp_path_factory.mktemp("tui-lib"), [t1_path, astronaut_path], DistinctEmbedder())
+
+
+@pytest.fixture
+def lib(template: Path, tmp_path: Path) -> Iterator[Library]:
+    db = copy_library(template, tmp_path)
+    library = Library.open(db, load_settings(library=str(db)), embedder=DistinctEmbedder())
+    try:
+        yield library
+    finally:
+        library.close()
+
+
+@pytest.fixture
+def arranged(lib: Library) -> Library:
+    """Ada (the astronaut and one t1 face), Grace, three unnamed clusters, one hidden stranger."""
+    lib.merge([1, 2])
+    lib.name(1, "Ada Lovelace")
+    lib.name(3, "Grace Hopper")
+    lib.hide(7)
+    return lib
+
+
+def make_app(library: Library, **kwargs: Any) -> FacetagsApp:
+    kwargs.setdefault("images", "unicode")
+    kwargs.setdefault("poll_seconds", 0)
+    return FacetagsApp(library, **kwargs)
+
+
+async def settle(pilot: Pilot[Any], rounds: int = 3) -> None:
+    """Let workers finish and their messages land (loads can chain: people -> sample face)."""
+    for _ in range(rounds):
+        await pilot.app.workers.wait_for_complete()
+        await pilot.pause()
+
+
+async def type_text(pilot: Pilot[Any], text: str) -> None:
+    await pilot.press(*["space" if c == " " else c for c in text])
+
+
+def names(library: Library) -> dict[str, int]:
+    return {p.name: p.faces for p in library.people() if p.name}
+
+
+def row_labels(app: FacetagsApp) -> list[str]:
+    table = app.screen.query_one(DataTable)
+    return [str(table.get_row_at(i)[1]) for i in range(table.row_count)]
+
+
+# -- people screen --------------------------------------------------------------------------
+
+
+@run_async
+async def test_people_screen_lists_largest_first_hidden_out_of_the_way(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert isinstance(app.screen, PeopleScreen)
+        labels = row_labels(app)
+        assert labels[0] == "Ada Lovelace"  # 2 faces: the largest
+        assert "Grace Hopper" in labels
+        assert not any("cluster 7" in label for label in labels)  # hidden
+        await pilot.press("H")
+        await settle(pilot)
+        assert any("cluster 7" in label and "hidden" in label for label in row_labels(app))
+
+
+@run_async
+async def test_filter_by_typing(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await type_text(pilot, "grace")
+        await settle(pilot)
+        assert row_labels(app) == ["Grace Hopper"]
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(row_labels(app)) == 5
+
+
+@run_async
+async def test_name_a_cluster(lib: Library) -> None:
+    app = make_app(lib)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        first = app.screen.current  # type: ignore[attr-defined]
+        await pilot.press("n")
+        await type_text(pilot, "Ada Lovelace")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert lib.person(first.id).name == "Ada Lovelace"
+        assert "Ada Lovelace" in row_labels(app)
+        assert lib.find(["ada lovelace"])  # the CLI's search sees it
+
+
+@run_async
+async def test_naming_with_an_existing_name_merges_and_completes(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await type_text(pilot, "cluster 4")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("n")
+        await type_text(pilot, "gra")
+        await pilot.pause()
+        choices = app.screen.query_one("#name-choices", OptionList)
+        assert choices.get_option_at_index(0).id == "Grace Hopper"  # completion
+        await pilot.press("down", "enter")  # pick it from the list
+        await settle(pilot)
+        assert names(arranged)["Grace Hopper"] == 2
+        assert arranged.person(4).name == "Grace Hopper"  # cluster 4 now resolves to Grace
+
+
+@run_async
+async def test_merge_marked_clusters(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await type_text(pilot, "cluster")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert len(row_labels(app)) == 3
+        await pilot.press("space", "space")  # marks two, cursor on the third
+        await pilot.press("m")
+        await settle(pilot)
+        unnamed = [p for p in arranged.people() if not p.name and not p.hidden]
+        assert sorted(p.faces for p in unnamed) == [3]
+
+
+@run_async
+async def test_errors_are_notifications_not_crashes(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("space")  # mark Ada
+        await pilot.press("m")  # merge Ada and Grace: different named people
+        await settle(pilot)
+        assert app.is_running
+        assert any("different named people" in n.message for n in app._notifications)
+        assert names(arranged) == {"Ada Lovelace": 2, "Grace Hopper": 1}
+
+
+@run_async
+async def test_hide_a_stranger_and_bring_it_back(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await type_text(pilot, "cluster 5")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        assert arranged.person(5).hidden
+        await pilot.press("H")  # show hidden
+        await settle(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        assert not arranged.person(5).hidden
+
+
+@run_async
+async def test_undo_several_steps(arranged: Library) -> None:
+    before = arranged.people()
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await type_text(pilot, "cluster 4")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("n")
+        await type_text(pilot, "Grace Hopper")
+        await pilot.press("enter")  # 1: a merge by name
+        await settle(pilot)
+        await pilot.press("escape")
+        await settle(pilot)
+        await pilot.press("h")  # 2: hide whoever is first (Ada or Grace)
+        await settle(pilot)
+        assert arranged.people() != before
+        await pilot.press("u")
+        await settle(pilot)
+        await pilot.press("ctrl+z")
+        await settle(pilot)
+        assert arranged.people() == before
+        await pilot.press("u")  # nothing left of this session: a message, not a crash
+        await settle(pilot)
+        assert any("nothing to undo" in n.message for n in app._notifications)
+
+
+# -- the face grid ----------------------------------------------------------------------------
+
+
+async def open_person(pilot: Pilot[Any], query: str) -> PersonScreen:
+    await pilot.press("slash")
+    await type_text(pilot, query)
+    await pilot.press("enter")
+    await settle(pilot)
+    await pilot.press("enter")
+    await settle(pilot)
+    screen = pilot.app.screen
+    assert isinstance(screen, PersonScreen)
+    return screen
+
+
+@run_async
+async def test_grid_shows_faces_with_real_thumbnails(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = await open_person(pilot, "ada")
+        grid = screen.query_one(FaceGrid)
+        assert [f.face_id for f in grid.faces] == [f.face_id for f in arranged.faces(1)]
+        tiles = list(grid.query("FaceTile"))
+        assert len(tiles) == 2
+        assert all(t.query_one("Picture").image is not None for t in tiles)  # type: ignore[attr-defined]
+        assert all(t.query_one("Picture").image.size == (112, 112) for t in tiles)  # type: ignore[attr-defined]
+
+
+@run_async
+async def test_split_selected_faces(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "ada")
+        face = arranged.faces(1)[1].face_id
+        await pilot.press("right", "space", "p")
+        await settle(pilot)
+        left = {f.face_id for f in arranged.faces(1)}
+        assert left and face not in left
+        moved = arranged.face(face)
+        assert moved.person_id not in (None, 1) and moved.assigned_by == "user"
+        assert arranged.person(moved.person_id).faces == 1
+
+
+@run_async
+async def test_move_faces_to_another_person_by_name(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "ada")
+        face = arranged.faces(1)[0].face_id
+        await pilot.press("space", "m")
+        await type_text(pilot, "Grace")
+        await pilot.press("right")  # accepts the inline completion: "Grace Hopper"
+        await pilot.press("enter")
+        await settle(pilot)
+        assert arranged.face(face).person_name == "Grace Hopper"
+        assert names(arranged) == {"Ada Lovelace": 1, "Grace Hopper": 2}
+
+
+@run_async
+async def test_move_to_a_new_name_creates_the_person(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "ada")
+        face = arranged.faces(1)[0].face_id
+        await pilot.press("m")  # nothing selected: the face under the cursor
+        await type_text(pilot, "Eileen Collins")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert arranged.face(face).person_name == "Eileen Collins"
+        await pilot.press("u")  # one step, undone at once
+        await settle(pilot)
+        assert arranged.face(face).person_name == "Ada Lovelace"
+        assert "Eileen Collins" not in names(arranged)
+
+
+@run_async
+async def test_reject_a_face_from_a_person(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "ada")
+        face = arranged.faces(1)[0].face_id
+        await pilot.press("r")
+        await settle(pilot)
+        assert face not in {f.face_id for f in arranged.faces(1)}
+        assert arranged.face(face).person_id != 1
+        assert len(app.screen.query_one(FaceGrid).faces) == 1
+
+
+@run_async
+async def test_not_a_face(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "ada")
+        face = arranged.faces(1)[1].face_id
+        await pilot.press("right", "d")
+        await settle(pilot)
+        assert face not in {f.face_id for f in arranged.faces()}
+
+
+@run_async
+async def test_mouse_selects_faces(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = await open_person(pilot, "ada")
+        tiles = list(screen.query("FaceTile"))
+        await pilot.click(tiles[1])
+        await pilot.pause()
+        grid = screen.query_one(FaceGrid)
+        assert grid.selected == {tiles[1].face.face_id}  # type: ignore[attr-defined]
+        assert grid.cursor == 1
+
+
+# -- photo and suggestions ------------------------------------------------------------------
+
+
+@run_async
+async def test_photo_screen_shows_boxes_and_names(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "grace")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PhotoScreen)
+        listed = app.screen.query_one(OptionList)
+        labels = [str(listed.get_option_at_index(i).prompt) for i in range(listed.option_count)]
+        assert len(labels) == 6  # t1's six faces
+        assert any("Grace Hopper" in label and "Ada Lovelace" not in label for label in labels)
+        assert any("Ada Lovelace" in label for label in labels)
+        assert app.screen.photo is not None
+
+
+def _same_face(a: Any, b: Any) -> bool:
+    return all(abs(u - v) < 0.02 for u, v in zip(a.box, b.box, strict=True))
+
+
+@run_async
+async def test_suggestions_yes_and_no_teach_the_library(tmp_path: Path, t1_path: Path) -> None:
+    from PIL import Image
+
+    copies = []
+    for scale in (0.9, 0.8):  # the same people in other photos (other pixels, other hashes)
+        img = Image.open(t1_path)
+        path = tmp_path / f"t1-{int(scale * 100)}.jpg"
+        img.resize((int(img.width * scale), int(img.height * scale))).save(path, quality=85)
+        copies.append(path)
+    db = build_library(tmp_path / "lib", [t1_path, *copies], PixelEmbedder())
+    library = Library.open(db, load_settings(library=str(db)), embedder=PixelEmbedder())
+    try:
+        faces = library.faces()
+        original = next(f for f in faces if f.path.endswith("/t1.jpg"))
+        twins = [f for f in faces if f.path != original.path and _same_face(f, original)]
+        assert len(twins) == 2, "the detector should find the same face in both copies"
+        ada = library.split(original.person_id, [original.face_id])  # type: ignore[arg-type]
+        library.name(ada.id, "Ada")
+        for twin in twins:  # each twin a cluster of its own, for the suggestions to find
+            library.set_assignment(twin.face_id, None)
+        assert len(library.suggest(ada.id, 10)) >= 2
+        app = make_app(library)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            await pilot.press("slash")
+            await type_text(pilot, "ada")
+            await pilot.press("enter", "s")
+            await settle(pilot)
+            screen = app.screen
+            assert isinstance(screen, SuggestionsScreen)
+            first, second = screen.queue[0].face_id, screen.queue[1].face_id
+            assert {first, second} == {t.face_id for t in twins}  # the same face ranks first
+            await pilot.press("y")
+            await settle(pilot)
+            await pilot.press("n")
+            await settle(pilot)
+        assert library.face(first).person_id == ada.id
+        assert library.face(first).assigned_by == "user"
+        assert library.face(second).person_id != ada.id
+        assert second not in {s.face_id for s in library.suggest(ada.id, 50)}
+    finally:
+        library.close()
+
+
+# -- XMP, live updates, read-only, palette, docs ----------------------------------------------
+
+
+@run_async
+async def test_write_xmp_for_one_person(arranged: Library) -> None:
+    from facetags.xmp.read import read_regions
+
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("x")  # Ada, the first row
+        await settle(pilot)
+    for face in arranged.faces(1):
+        found = read_regions(Path(face.path))
+        assert "Ada Lovelace" in {r.name for r in found.regions}, face.path
+
+
+@run_async
+async def test_another_process_changes_appear_without_restart(arranged: Library) -> None:
+    app = make_app(arranged, poll_seconds=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert "Marie Curie" not in row_labels(app)
+        other = Library.open(arranged.path, arranged.settings, create=False)  # like `facetags name`
+        try:
+            other.name(5, "Marie Curie")
+        finally:
+            other.close()
+        for _ in range(40):
+            await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+            if "Marie Curie" in row_labels(app):
+                break
+        assert "Marie Curie" in row_labels(app)
+
+
+@run_async
+async def test_read_only_library_refuses_changes_politely(arranged: Library) -> None:
+    app = make_app(arranged, read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("h")
+        await settle(pilot)
+        assert app.is_running
+        assert any("read-only" in n.message for n in app._notifications)
+    assert not any(p.hidden for p in arranged.people() if p.name)
+
+
+@run_async
+async def test_command_palette_lists_every_action(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for binding in PeopleScreen.BINDINGS:
+            assert binding.description in titles  # type: ignore[union-attr]
+        for wanted in ("Undo", "Help", "XMP all", "Quit"):
+            assert wanted in titles
+        await open_person(pilot, "ada")
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        for wanted in ("Split off", "Not them", "Not a face", "Move to…", "Select face", "Next page"):
+            assert wanted in titles
+        # and running one from the palette works
+        await pilot.press("ctrl+p")
+        await type_text(pilot, "hide stranger")
+        await pilot.pause(0.3)
+        await pilot.press("enter")
+        await settle(pilot)
+        assert arranged.person(1).hidden
+
+
+def test_docs_list_every_key_binding() -> None:
+    from facetags.tui.keys import all_keys
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "tui.md").read_text(encoding="utf-8")
+    rows = {tuple(c.strip() for c in line.strip().strip("|").split("|")) for line in doc.splitlines()}
+    missing = [k for k in all_keys() if (k.section, f"`{k.keys}`", k.description) not in rows]
+    assert not missing, "docs/tui.md lacks: " + ", ".join(f"{k.section} {k.keys}" for k in missing)
+
+
+def test_help_screen_lists_every_binding() -> None:
+    from facetags.tui.keys import all_keys
+
+    keys = all_keys()
+    assert {k.action for k in keys} >= {"undo", "help", "name", "merge", "split", "reject", "not_face"}
+    assert all(re.match(r"\S", k.keys) for k in keys)
+
+
+# -- snapshots of the main screens -------------------------------------------------------------
+
+
+def test_snapshot_people(arranged: Library, snap_compare: Any) -> None:
+    assert snap_compare(make_app(arranged), terminal_size=(80, 24), run_before=settle)
+
+
+def test_snapshot_person_grid(arranged: Library, snap_compare: Any) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("space")
+        await settle(pilot)
+
+    assert snap_compare(make_app(arranged), terminal_size=(80, 24), run_before=before)
+
+
+def test_snapshot_photo(arranged: Library, snap_compare: Any) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("right", "enter")
+        await settle(pilot)
+
+    assert snap_compare(make_app(arranged), terminal_size=(80, 24), run_before=before)
+
+
+def test_snapshot_name_dialog(arranged: Library, snap_compare: Any) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("slash", "c", "l", "u", "enter")
+        await settle(pilot)
+        await pilot.press("n", "g")
+        await settle(pilot)
+
+    assert snap_compare(make_app(arranged), terminal_size=(80, 24), run_before=before)
+
+
+def test_snapshot_suggestions(arranged: Library, snap_compare: Any) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("s")
+        await settle(pilot)
+
+    assert snap_compare(make_app(arranged), terminal_size=(80, 24), run_before=before)
+
+
+def test_snapshot_help(arranged: Library, snap_compare: Any) -> None:
+    async def before(pilot: Pilot[Any]) -> None:
+        await settle(pilot)
+        await pilot.press("question_mark")
+        await settle(pilot)
+
+    assert snap_compare(make_app(arranged), terminal_size=(80, 24), run_before=before)
