@@ -111,7 +111,7 @@ class Detector:
         resizer = ops.AreaResizer(image)
         for scale in ops.pyramid_scales(w, h, self.min_face, c.scale_factor):
             level = resizer.resize(scale)
-            box, prob = self._pnet.run(ops.normalize_nchw(level[None]))
+            box, prob = self._pnet.run(level[None])
             boxes = ops.pnet_boxes(box, prob, scale, c.pnet_threshold)
             if boxes.shape[0]:
                 found.append(ops.nms(boxes, c.pnet_nms_level))

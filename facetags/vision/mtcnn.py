@@ -15,7 +15,8 @@ Layer layout (from ``mtcnn/network/*.py``, Keras NHWC; the graphs here are NCHW)
   conv3x3(64) PReLU maxpool2x2/2 'same' | conv2x2(128) PReLU | permute + flatten | dense(256) PReLU |
   dense(4) box, dense(10) landmarks (x1..x5, y1..y5), dense(2) softmax.
 
-Every output is float32; the networks expect NCHW input normalised as ``(pixel - 127.5) / 128``.
+Every output is float32. The graphs take raw RGB pixel values (0..255, float32) in NHWC
+layout: the reference's ``(pixel - 127.5) / 128`` and the layout change are part of the graph.
 """
 
 from __future__ import annotations
@@ -93,10 +94,16 @@ def build_graph(name: str) -> Any:
         inits.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), tag))
         return tag
 
-    x = "input"
+    # Input: raw pixels, NHWC. The reference normalises (x - 127.5) / 128 first; conv1 has no
+    # padding, so that is folded exactly into conv1's weights and bias.
+    nodes.append(helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]))
+    x = "nchw"
     for i, (_, kernel, pool) in enumerate(_ARCH[name], start=1):
         w, b, alpha = next(weights), next(weights), next(weights)
         assert w.shape[0] == kernel
+        if i == 1:
+            b = b - (127.5 / 128.0) * w.sum(axis=(0, 1, 2))
+            w = w / 128.0
         # Keras HWIO -> ONNX OIHW; PReLU alpha (1, 1, C) -> (C, 1, 1) for NCHW.
         wn = const(f"conv{i}.w", w.transpose(3, 2, 0, 1))
         bn = const(f"conv{i}.b", b)
@@ -150,7 +157,7 @@ def build_graph(name: str) -> Any:
         raise ModelError(f"{name}: unexpected extra weights in the mtcnn wheel")
 
     side: Any = INPUT_SIZE.get(name)
-    dims = ["n", 3, side or "h", side or "w"]
+    dims = ["n", side or "h", side or "w", 3]
     graph = helper.make_graph(
         nodes,
         f"facetags-mtcnn-{name}",

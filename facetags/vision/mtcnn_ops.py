@@ -14,18 +14,26 @@ PNET_STRIDE = 2
 PNET_CELL = 12
 
 
+#: The pyramid's levels sit on the reference's grid: 12/20 (a 20 px face fills PNet's 12 px
+#: window, the mtcnn package's default) times powers of the scale factor.
+PYRAMID_ANCHOR_FACE = 20
+
+
 def pyramid_scales(width: int, height: int, min_face: int, factor: float) -> list[float]:
     """Scales at which PNet (a 12 px window) sees faces from ``min_face`` px up to the whole image.
 
-    The first scale maps a ``min_face`` face onto PNet's 12 px window; each next one shrinks by
-    ``factor`` while the shorter side stays at least 12 px (the classic MTCNN pyramid).
+    Levels are ``12 / 20 * factor**k`` as in the reference package; ``min_face`` selects the
+    level nearest to it to start from (so any ``min_face`` keeps the reference's levels for
+    the faces it covers), and levels continue while the shorter side stays >= 12 px.
     """
-    scale = PNET_CELL / max(1, min_face)
+    base = PNET_CELL / PYRAMID_ANCHOR_FACE
+    first = round(np.log(max(1, min_face) / PYRAMID_ANCHOR_FACE) / np.log(1 / factor))
     side = min(width, height)
     scales: list[float] = []
-    while int(side * scale) >= PNET_CELL and len(scales) < 64:
-        scales.append(scale)
-        scale *= factor
+    k = first
+    while int(side * base * factor**k) >= PNET_CELL and len(scales) < 64:
+        scales.append(base * factor**k)
+        k += 1
     return scales
 
 
@@ -52,28 +60,43 @@ class AreaResizer:
 
     def __init__(self, image: np.ndarray) -> None:
         h, w = image.shape[:2]
+        c = image.shape[2]
         self.height, self.width = h, w
         self.pixels = image
-        cum = np.empty((h + 1, w, image.shape[2]), dtype=np.float32)
+        cum = np.empty((h + 1, w, c), dtype=np.float32)
         cum[0] = 0
         # Row by row: numpy's cumsum along axis 0 is an order of magnitude slower.
         for y in range(h):
             np.add(cum[y], image[y], out=cum[y + 1])
         self.cum = cum
+        # Work buffers reused across scales: fresh multi-megabyte temporaries cost more in
+        # page faults than the arithmetic done in them.
+        self._edges = np.empty((h + 1) * w * c, dtype=np.float32)
+        self._frac = np.empty((h + 1) * w * c, dtype=np.float32)
+        self._rows = np.empty(h * w * c, dtype=np.float32)
 
     def resize(self, scale: float) -> np.ndarray:
         h, w = self.height, self.width
+        c = self.pixels.shape[2]
         oh, ow = max(1, int(h * scale)), max(1, int(w * scale))
         # Vertical: sums over each output row's span, (oh, w, c).
         i, f = _edges(h, oh)
-        edges = self.cum[i]
-        edges += f[:, None, None] * self.pixels[np.minimum(i, h - 1)].astype(np.float32)
-        rows = edges[1:] - edges[:-1]
+        edges = self._edges[: (oh + 1) * w * c].reshape(oh + 1, w, c)
+        frac = self._frac[: (oh + 1) * w * c].reshape(oh + 1, w, c)
+        edges[...] = self.cum[i]
+        np.multiply(
+            self.pixels[np.minimum(i, h - 1)].reshape(oh + 1, w * c),
+            f[:, None],
+            out=frac.reshape(oh + 1, w * c),
+        )
+        edges += frac
+        rows = self._rows[: oh * w * c].reshape(oh, w, c)
+        np.subtract(edges[1:], edges[:-1], out=rows)
         ratio = w / ow
         if ratio <= 6:
             out = _band_sum(rows, w, ow)
         else:
-            cum = np.empty((oh, w + 1, rows.shape[2]), dtype=np.float32)
+            cum = np.empty((oh, w + 1, c), dtype=np.float32)
             cum[:, 0] = 0
             np.cumsum(rows, axis=1, out=cum[:, 1:])
             j, g = _edges(w, ow)
@@ -92,29 +115,27 @@ def _edges(size: int, out: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _band_sum(rows: np.ndarray, size: int, out: int) -> np.ndarray:
-    """Area sums along axis 1 as ``sum_k weight_k * x[start + k]`` (weights: pixel coverage)."""
+    """Area sums along axis 1 as ``sum_k weight_k * x[start + k]`` (weights: pixel coverage).
+
+    Works on ``(rows, columns * channels)`` views so numpy's inner loops run over whole rows,
+    not over 3 channels at a time.
+    """
+    n, _, c = rows.shape
+    flat = rows.reshape(n, size * c)
     edges = np.minimum(np.arange(out + 1, dtype=np.float64) * (size / out), size)
     lo, hi = edges[:-1], edges[1:]
     start = np.floor(lo).astype(np.intp)
     span = int(np.max(np.ceil(hi).astype(np.intp) - start))
-    result: np.ndarray | None = None
+    channel = np.arange(c)
+    result = np.zeros((n, out * c), dtype=np.float32)
     for k in range(span):
         col = start + k
-        cover = np.minimum(col + 1, hi) - np.maximum(col, lo)
-        weight = np.clip(cover, 0, None).astype(np.float32)
-        term = np.take(rows, np.minimum(col, size - 1), axis=1)
-        term *= weight[None, :, None]
-        result = term if result is None else result + term
-    assert result is not None
-    return result
-
-
-def normalize_nchw(batch: np.ndarray) -> np.ndarray:
-    """NHWC pixels (uint8 or float) -> NCHW float32 ``(x - 127.5) / 128``."""
-    out = batch.astype(np.float32).transpose(0, 3, 1, 2)
-    out -= 127.5
-    out *= 1.0 / 128.0
-    return np.ascontiguousarray(out)
+        weight = np.clip(np.minimum(col + 1, hi) - np.maximum(col, lo), 0, None)
+        index = (np.minimum(col, size - 1)[:, None] * c + channel).reshape(-1)
+        term = np.take(flat, index, axis=1)
+        term *= np.repeat(weight.astype(np.float32), c)[None, :]
+        result += term
+    return result.reshape(n, out, c)
 
 
 def pnet_boxes(box: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
@@ -218,11 +239,11 @@ def refine(boxes: np.ndarray, offsets: np.ndarray) -> np.ndarray:
 
 
 def crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
-    """Bilinear ``size x size`` patches of ``boxes`` from an HxWx3 image, NCHW normalised.
+    """Bilinear ``size x size`` patches of ``boxes`` from an HxWx3 image, ``(n, size, size, 3)``.
 
     Reproduces ``tf.image.crop_and_resize`` as the reference calls it: box corners are divided
     by the image size (not size - 1) and then sampled at ``corner * (size - 1)``; samples
-    outside the image take the normalised value 0 (pixel 127.5).
+    outside the image take the normalised value 0, i.e. pixel value 127.5.
     """
     h, w, channels = image.shape
     steps = np.arange(size, dtype=np.float64) / (size - 1)
@@ -233,18 +254,27 @@ def crop_patches(image: np.ndarray, boxes: np.ndarray, size: int) -> np.ndarray:
     outside = ((ys < 0) | (ys > h - 1))[:, :, None] | ((xs < 0) | (xs > w - 1))[:, None, :]
     y0 = np.clip(np.floor(ys), 0, h - 1)
     x0 = np.clip(np.floor(xs), 0, w - 1)
-    fy = np.clip(ys - y0, 0, 1).astype(np.float32)[:, :, None, None]
-    fx = np.clip(xs - x0, 0, 1).astype(np.float32)[:, None, :, None]
-    # One gather of 2x2 neighbourhoods from an edge-padded image (the pad is only ever
-    # weighted 0, or sampled outside the image where the value is replaced anyway).
+    n = boxes.shape[0]
+    # Weights expanded over channels so numpy's inner loops run over whole patch rows.
+    fy = np.clip(ys - y0, 0, 1).astype(np.float32)[:, :, None]  # (n, size, 1)
+    fx = np.repeat(np.clip(xs - x0, 0, 1).astype(np.float32), channels, axis=1)[:, None, :]
+    # Corners from an edge-padded image (the pad is only ever weighted 0, or sampled
+    # outside the image where the value is replaced anyway).
     padded = np.pad(image, ((0, 1), (0, 1), (0, 0)), mode="edge")
-    s0, s1, s2 = padded.strides
-    quads = np.lib.stride_tricks.as_strided(
-        padded, shape=(h, w, 2, 2, channels), strides=(s0, s1, s0, s1, s2), writeable=False
-    )
-    q = quads[y0.astype(np.intp)[:, :, None], x0.astype(np.intp)[:, None, :]].astype(np.float32)
-    top = q[..., 0, 0, :] + (q[..., 0, 1, :] - q[..., 0, 0, :]) * fx
-    bottom = q[..., 1, 0, :] + (q[..., 1, 1, :] - q[..., 1, 0, :]) * fx
-    patches = top + (bottom - top) * fy  # (n, size, size, c)
+    flat = padded.reshape(-1, channels)
+    stride = w + 1
+    base = (y0.astype(np.intp) * stride)[:, :, None] + x0.astype(np.intp)[:, None, :]
+
+    def corner(offset: int) -> np.ndarray:
+        return flat[base + offset].reshape(n, size, size * channels).astype(np.float32)
+
+    top = corner(0)
+    top += (corner(1) - top) * fx
+    bottom = corner(stride)
+    bottom += (corner(stride + 1) - bottom) * fx
+    bottom -= top
+    bottom *= fy
+    top += bottom
+    patches = top.reshape(n, size, size, channels)
     patches[outside] = 127.5
-    return normalize_nchw(patches)
+    return patches
