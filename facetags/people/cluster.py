@@ -63,9 +63,11 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 def canonical_order(x: np.ndarray) -> np.ndarray:
-    """A permutation that depends on the embeddings only, not on the order they arrived in."""
-    q = np.round(np.asarray(x, np.float64) * 1e4).astype(np.int64)
-    return np.lexsort(q.T[::-1])
+    """A permutation that depends on the embeddings only, not on the order they arrived in:
+    sorted by two fixed random projections (rounded, so float noise cannot reorder)."""
+    r = np.random.default_rng(12345).normal(size=(np.shape(x)[1], 2)).astype(np.float32)
+    keys = np.round(np.asarray(x, np.float32) @ r * 1e5).astype(np.int64)
+    return np.lexsort((keys[:, 1], keys[:, 0]))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -81,8 +83,10 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
     # Fixed faces: their person decides. Clusters holding several people are split: each free
     # member goes to the person whose fixed faces there it is most similar to.
     groups: dict[tuple[str, int], list[int]] = {}
-    for cl in np.unique(labels):
-        members = np.flatnonzero(labels == cl)
+    order = np.argsort(labels, kind="stable")
+    cuts = np.flatnonzero(np.diff(labels[order])) + 1
+    for members in np.split(order, cuts):
+        cl = labels[members[0]]
         persons = np.unique(fixed[members][fixed[members] != FREE])
         if len(persons) == 0:
             groups[("c", int(cl))] = members.tolist()
@@ -138,12 +142,13 @@ def _rehome(
     threshold: float,
     next_gid: int,
 ) -> int:
-    placed = np.flatnonzero(out != FREE)
-    sims = x[placed] @ x[i]
-    for j in np.argsort(-sims)[:20]:
+    sims = x @ x[i]
+    sims[out == FREE] = -np.inf
+    best = np.argpartition(-sims, min(20, len(sims) - 1))[:20]
+    for j in best[np.argsort(-sims[best])]:
         if sims[j] < threshold:
             break
-        g = int(out[placed[j]])
+        g = int(out[j])
         if group_person[g] in c.rejected.get(i, ()):
             continue
         if np.any(photo[out == g] == photo[i]):

@@ -99,11 +99,12 @@ def _ivf(x: np.ndarray, k: int, cells: int, probes: int, seed: int) -> tuple[np.
         for start in range(0, len(queries), BLOCK):
             q = queries[start : start + BLOCK]
             block = x[q] @ x[pool].T
-            block[pool[None, :] == q[:, None]] = -np.inf
-            idx, val = _topk_rows(block, k)
-            rows.append(np.repeat(q, idx.shape[1]))
-            cols.append(pool[idx.ravel()])
-            vals.append(val.ravel())
+            idx, val = _topk_rows(block, k + 1)  # one extra: the face itself is in its pool
+            r, c = np.repeat(q, idx.shape[1]), pool[idx.ravel()]
+            not_self = r != c
+            rows.append(r[not_self])
+            cols.append(c[not_self])
+            vals.append(val.ravel()[not_self])
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
@@ -114,7 +115,7 @@ def knn_graph(
     *,
     exact_limit: int = 20000,
     cells: int | None = None,
-    probes: int = 3,
+    probes: int = 2,
     seed: int = 0,
 ) -> Graph:
     """Symmetric kNN graph of ``x`` (rows of unit length), edges with similarity >= threshold."""
@@ -125,7 +126,7 @@ def knn_graph(
     if n <= exact_limit:
         r, c, v = _exact(x, k)
     else:
-        cells = cells or max(16, int(np.sqrt(n) * 1.5))
+        cells = cells or max(16, int(np.sqrt(n) * 4))
         r, c, v = _ivf(x, k, cells, min(probes, cells), seed)
     keep = np.isfinite(v) & (v >= threshold)
     r, c, v = r[keep], c[keep], v[keep].astype(np.float32)

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,6 +26,21 @@ log = logging.getLogger(__name__)
 
 NONE = -1
 DEAD = -2
+
+
+_controller: Any = None
+
+
+def _one_blas_thread() -> AbstractContextManager[Any]:
+    global _controller
+    try:
+        if _controller is None:
+            from threadpoolctl import ThreadpoolController
+
+            _controller = ThreadpoolController()
+        return _controller.limit(limits=1, user_api="blas")
+    except ImportError:  # threadpoolctl comes with scikit-learn; without it, run as is
+        return nullcontext()
 
 
 @dataclass(frozen=True)
@@ -43,6 +60,7 @@ class FaceIndex:
         self._photo = np.full(capacity, NONE, np.int64)
         self._face = np.full(capacity, NONE, np.int64)
         self._row: dict[int, int] = {}
+        self._photo_rows: dict[int, set[int]] = {}
         self._n = 0
 
     # -- contents -----------------------------------------------------------------------------
@@ -79,13 +97,18 @@ class FaceIndex:
             old = self._row.get(f)
             if old is not None:
                 self._person[old] = DEAD
+                self._vectors[old] = 0.0
             self._row[f] = self._n + i
+        for i, ph in enumerate(np.asarray(photo_ids, np.int64).reshape(-1).tolist()):
+            self._photo_rows.setdefault(ph, set()).add(self._n + i)
         self._n += m
 
     def remove(self, face_id: int) -> None:
         row = self._row.pop(face_id, None)
         if row is not None:
             self._person[row] = DEAD
+            self._vectors[row] = 0.0
+            self._photo_rows.get(int(self._photo[row]), set()).discard(row)
 
     def move(self, face_id: int, person_id: int) -> None:
         self._person[self._row[face_id]] = person_id
@@ -106,13 +129,13 @@ class FaceIndex:
         n = self._n
         if n == 0:
             return {}
-        sims = self._vectors[:n] @ np.asarray(vector, np.float32)
-        sims[self._person[:n] == DEAD] = -np.inf
+        with _one_blas_thread():  # a matrix-vector product: threads only add jitter under load
+            sims = self._vectors[:n] @ np.asarray(vector, np.float32)  # dead rows are zero vectors
         if exclude_face is not None and exclude_face in self._row:
             sims[self._row[exclude_face]] = -np.inf
-        k = min(self.k, n)
-        top = np.argpartition(-sims, k - 1)[:k]
-        top = top[sims[top] >= self.threshold]
+        top = np.flatnonzero(sims >= self.threshold)  # usually few: cheaper than a partition
+        if len(top) > self.k:
+            top = top[np.argpartition(-sims[top], self.k - 1)[: self.k]]
         out: dict[int, float] = {}
         for i in top.tolist():
             p = int(self._person[i])
@@ -133,7 +156,7 @@ class FaceIndex:
         """
         vectors = np.asarray(vectors, np.float32).reshape(-1, self.dim)
         in_photo = set(int(p) for p in taken)
-        in_photo.update(int(p) for p in self._person[: self._n][self._photo[: self._n] == photo_id])
+        in_photo.update(int(self._person[r]) for r in self._photo_rows.get(int(photo_id), ()))
         candidates = []
         for i, v in enumerate(vectors):
             banned = set(rejected[i]) if rejected is not None else set()
