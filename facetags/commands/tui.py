@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 
@@ -43,9 +44,14 @@ def tui(settings: Settings, images: str, poll: float) -> None:
     except Exception as exc:  # sqlite3 errors on unreadable or foreign files
         raise LibraryError(f"{path}: cannot open library ({exc})") from exc
 
-    from facetags.tui.app import FacetagsApp  # imports textual (and asks the terminal about images)
+    from facetags.tui.app import FacetagsApp, NotifyHandler  # imports textual; asks the terminal
 
+    app = FacetagsApp(library, images=images, poll_seconds=poll, read_only=read_only)
+    root = logging.getLogger()
+    saved = root.handlers[:]
+    root.handlers = [NotifyHandler(app)]  # stderr is the screen while the app runs
     try:
-        FacetagsApp(library, images=images, poll_seconds=poll, read_only=read_only).run()
+        app.run()
     finally:
+        root.handlers = saved
         library.close()

@@ -13,7 +13,7 @@ import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
@@ -32,6 +32,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+
+
+class NotifyHandler(logging.Handler):
+    """Library warnings become notifications: stderr belongs to the terminal while the app runs."""
+
+    def __init__(self, app: App[Any]) -> None:
+        super().__init__(level=logging.WARNING)
+        self.app = app
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage().splitlines()[0]
+        except Exception:  # a bad log call must not end the session
+            return
+        severity: Literal["warning", "error"] = "error" if record.levelno >= logging.ERROR else "warning"
+        try:
+            self.app.call_from_thread(self.app.notify, message, severity=severity, timeout=6)
+        except RuntimeError:  # on the app's own thread (or not running yet)
+            if self.app.is_running:
+                self.app.notify(message, severity=severity, timeout=6)
 
 
 class FacetagsApp(App[None]):

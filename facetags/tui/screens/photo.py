@@ -106,7 +106,7 @@ class PhotoScreen(LibraryScreen):
             if self.faces:
                 options.highlighted = index or 0
             self.query_one("#photo-title", Static).update(
-                f"{os.path.basename(self.path)}  ·  {len(self.faces)} faces  ·  {os.path.dirname(self.path)}"
+                f"{os.path.basename(self.path)}  ·  {len(self.faces)} faces"
             )
             self._draw()
 
