@@ -1,0 +1,214 @@
+"""``facetags train``: build the crop cache, fit the MobileNet embedder, export it to ONNX.
+
+Needs the ``[train]`` extra (TensorFlow, tf2onnx, dlib). Everything heavy is imported inside the
+command bodies so that ``facetags --help`` stays light.
+
+The shipped model is reproduced by::
+
+    facetags train prepare --data ../shared/data --cache .cache/train/crops-v1
+    facetags train fit --cache .cache/train/crops-v1 --run .cache/train/runs/ship --seed 0 ...
+    facetags train export --run .cache/train/runs/ship --out models/
+
+(``facetags train all`` runs the three in a row.) The exact options of the shipped model are in
+its model card, ``models/facetags-mobilenet-v1.md``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+log = logging.getLogger(__name__)
+
+DEFAULT_DATA = "../shared/data"
+DEFAULT_ID = "facetags-mobilenet-v1"
+
+
+def _default_cache() -> str:
+    from facetags.paths import cache_dir
+
+    return str(cache_dir() / "train" / "crops-v1")
+
+
+def _log_to_stderr() -> None:
+    root = logging.getLogger()
+    if root.level > logging.INFO or not root.handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("facetags").setLevel(logging.INFO)
+
+
+def _fit_options(f: Any) -> Any:
+    options = [
+        click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder."),
+        click.option(
+            "--run",
+            "run_dir",
+            type=click.Path(file_okay=False),
+            default=".cache/train/runs/main",
+            show_default=True,
+            help="Run folder: checkpoints, history.json.",
+        ),
+        click.option("--epochs", type=int, default=40, show_default=True),
+        click.option("--steps-per-epoch", type=int, default=0, help="0: one pass over the crops."),
+        click.option(
+            "--loss",
+            type=click.Choice(["batch-hard", "batch-all"]),
+            default="batch-hard",
+            show_default=True,
+            help="Triplet loss.",
+        ),
+        click.option("--margin", type=float, default=0.3, show_default=True),
+        click.option("--triplet-weight", type=float, default=1.0, show_default=True),
+        click.option(
+            "--distill-weight",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="Weight of the dlib-teacher distillation term (0: off).",
+        ),
+        click.option(
+            "--relational-weight",
+            type=float,
+            default=1.0,
+            show_default=True,
+            help="Similarity-matrix term inside the distillation term.",
+        ),
+        click.option("--p", "p", type=int, default=16, show_default=True, help="People per batch."),
+        click.option("--k", "k", type=int, default=4, show_default=True, help="Crops per person."),
+        click.option(
+            "--u",
+            "u",
+            type=int,
+            default=64,
+            show_default=True,
+            help="Extra crops per batch from any source (distillation only).",
+        ),
+        click.option("--lr", type=float, default=2e-3, show_default=True),
+        click.option("--augment", type=float, default=1.0, show_default=True, help="Augmentation strength."),
+        click.option("--arch", type=click.Choice(["v3s", "v2"]), default="v3s", show_default=True),
+        click.option("--alpha", type=float, default=1.0, show_default=True),
+        click.option("--head", type=click.Choice(["gap", "gdc"]), default="gap", show_default=True),
+        click.option("--bn-momentum", type=float, default=0.99, show_default=True),
+        click.option(
+            "--val-people",
+            type=int,
+            default=150,
+            show_default=True,
+            help="LFW DevTrain people held out for per-epoch validation.",
+        ),
+        click.option("--seed", type=int, default=0, show_default=True),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return f
+
+
+@click.group("train")
+def train() -> None:
+    """Train the MobileNet face embedder (needs the [train] extra)."""
+
+
+@train.command("prepare")
+@click.option("--data", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True)
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder.")
+@click.option("--workers", type=int, default=2, show_default=True)
+def prepare(data: str, cache: str | None, workers: int) -> None:
+    """Detect, align and describe (dlib teacher) every training image into the crop cache."""
+    _log_to_stderr()
+    from facetags.train.data import build_cache, training_items
+
+    root = Path(data)
+    items = training_items(root)
+    build_cache(root, Path(cache or _default_cache()), items, workers=workers)
+
+
+def _fit(**kw: Any) -> Path:
+    from facetags.train.fit import FitConfig, fit
+    from facetags.train.model import ModelConfig
+
+    model = ModelConfig(
+        arch=kw.pop("arch"), alpha=kw.pop("alpha"), head=kw.pop("head"), bn_momentum=kw.pop("bn_momentum")
+    )
+    run = kw.pop("run_dir")
+    kw["cache"] = kw["cache"] or _default_cache()
+    cfg = FitConfig(out=run, model=model, **kw)
+    summary = fit(cfg)
+    click.echo(json.dumps({"run": run, "best_epoch": summary.get("best_epoch")}))
+    return Path(run)
+
+
+@train.command("fit")
+@_fit_options
+def fit_cmd(**kw: Any) -> None:
+    """Train from the crop cache; checkpoints every epoch into the run folder."""
+    _log_to_stderr()
+    _fit(**kw)
+
+
+def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int) -> None:
+    from facetags.train.data import load_cache, split_validation
+    from facetags.train.export import export, max_abs_diff
+    from facetags.train.fit import load_trained, recalibrate_bn
+
+    model, cfg = load_trained(run, which)
+    history = json.loads((run / "history.json").read_text())
+    # the same shards the run trained on (a cache may have grown since)
+    data = load_cache(Path(cfg.cache), cfg.limit_shards or history.get("shards") or None)
+    train_set, _ = split_validation(data, cfg.val_people, cfg.seed)
+    if recalibrate:
+        recalibrate_bn(model, train_set.crops, batches=recalibrate, seed=cfg.seed)
+    arch = "V3-Small" if cfg.model.arch == "v3s" else "V2"
+    extra = {
+        "architecture": f"MobileNet{arch} alpha {cfg.model.alpha}, {cfg.model.head} head, Dense128+BN+L2",
+        "parameters": int(model.count_params()),
+        "epochs": len(history.get("history", [])),
+        "checkpoint": which,
+        "bn_recalibrated_batches": recalibrate,
+        "training": {k: v for k, v in history["config"].items() if k not in ("cache", "out")},
+    }
+    spec = export(model, Path(out), model_id, extra=extra)
+    diff = max_abs_diff(model, Path(out) / spec.file, train_set.crops[:64])
+    click.echo(json.dumps({"model": spec.id, "sha256": spec.sha256, "max_abs_diff_vs_tf": diff}))
+
+
+@train.command("export")
+@click.option(
+    "--run", "run_dir", type=click.Path(file_okay=False), default=".cache/train/runs/main", show_default=True
+)
+@click.option("--which", default="best", show_default=True, help="best, last or epoch_NNN.")
+@click.option("--out", type=click.Path(file_okay=False), default="models", show_default=True)
+@click.option("--id", "model_id", default=DEFAULT_ID, show_default=True)
+@click.option(
+    "--recalibrate-bn",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Re-estimate BatchNorm statistics over N training batches before export (0: off).",
+)
+def export_cmd(run_dir: str, which: str, out: str, model_id: str, recalibrate_bn: int) -> None:
+    """Export a run's checkpoint to ONNX + spec json (checks onnxruntime against TensorFlow)."""
+    _log_to_stderr()
+    _export(Path(run_dir), which, out, model_id, recalibrate_bn)
+
+
+@train.command("all")
+@click.option("--data", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True)
+@click.option("--out", type=click.Path(file_okay=False), default="models", show_default=True)
+@click.option("--id", "model_id", default=DEFAULT_ID, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+@_fit_options
+def all_cmd(data: str, out: str, model_id: str, workers: int, **kw: Any) -> None:
+    """prepare + fit + export in one go."""
+    _log_to_stderr()
+    from facetags.train.data import build_cache, training_items
+
+    kw["cache"] = kw["cache"] or _default_cache()
+    root = Path(data)
+    build_cache(root, Path(kw["cache"]), training_items(root), workers=workers)
+    run = _fit(**kw)
+    _export(run, "best", out, model_id, 100)

@@ -1,0 +1,366 @@
+"""Training data: the aligned-crop cache, the P x K batch sampler and augmentation (no TensorFlow).
+
+Crops are made by facetags' own detector and aligner (the face nearest the image centre), so the
+student sees exactly what the product will feed it. Each crop carries the dlib teacher's 128-D
+descriptor of the same face (dlib's own 150x150 chip cut from our detected box). The cache is a
+folder of ``shard_NNNNN.npz`` files written atomically, so an interrupted build resumes.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import multiprocessing as mp
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageFilter
+
+log = logging.getLogger(__name__)
+
+CROP = 112
+SHARD = 200
+# Pins people who are also LFW DevTest people: never trained on while DevTest measures us.
+DEVTEST_IN_PINS = frozenset(
+    {
+        "Adriana_Lima",
+        "Ben_Affleck",
+        "Emma_Watson",
+        "Gwyneth_Paltrow",
+        "Johnny_Depp",
+        "Leonardo_DiCaprio",
+        "Robert_Downey_Jr",
+        "Tom_Cruise",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Item:
+    path: str  # relative to the data root
+    source: str  # lfw, pins, fairface, utkface
+    identity: str | None  # None: no identity (distillation only)
+
+
+def read_people(path: Path) -> dict[str, int]:
+    """A View 1 people list: first line the count, then ``Name<TAB>n``."""
+    lines = path.read_text(encoding="utf-8").split("\n")
+    out = {}
+    for line in lines[1:]:
+        parts = line.split()
+        if len(parts) == 2:
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def _norm_name(name: str) -> str:
+    return name.strip().replace(" ", "_")
+
+
+def training_items(
+    root: Path, sources: tuple[str, ...] = ("lfw", "pins", "fairface", "utkface")
+) -> list[Item]:
+    """Every training image, in a fixed order. LFW DevTest people are never included."""
+    devtest = set(read_people(root / "lfw/protocol/peopleDevTest.txt"))
+    items: list[Item] = []
+    if "lfw" in sources:
+        for name in sorted(read_people(root / "lfw/protocol/peopleDevTrain.txt")):
+            for p in sorted((root / "lfw/images" / name).glob("*.jpg")):
+                items.append(Item(str(p.relative_to(root)), "lfw", name))
+    if "pins" in sources and (root / "pins").is_dir():
+        for folder in sorted(p for p in (root / "pins").iterdir() if p.is_dir()):
+            name = _norm_name(folder.name)
+            if name in DEVTEST_IN_PINS or name in devtest:
+                continue
+            for p in sorted(folder.glob("*.jpg")):
+                items.append(Item(str(p.relative_to(root)), "pins", name))
+    if "fairface" in sources and (root / "fairface").is_dir():
+        for p in sorted((root / "fairface").glob("*.jpg")):
+            items.append(Item(str(p.relative_to(root)), "fairface", None))
+    if "utkface" in sources and (root / "utkface").is_dir():
+        for p in sorted((root / "utkface").glob("*.jpg")):
+            items.append(Item(str(p.relative_to(root)), "utkface", None))
+    leaked = {i.identity for i in items if i.identity} & devtest
+    if leaked:
+        raise RuntimeError(f"DevTest people in the training list: {sorted(leaked)[:5]}")
+    return items
+
+
+# --------------------------------------------------------------------------- face crops
+
+
+class FaceCropper:
+    """Our detector + aligner: the face nearest the centre -> (112x112 crop, box)."""
+
+    def __init__(self) -> None:
+        from facetags.config import Settings
+        from facetags.vision.detect import Detector
+
+        self.name = "facetags"
+        self._detector = Detector(Settings())
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
+        from facetags.vision.align import align_face
+
+        faces = self._detector.detect(image)
+        if not faces:
+            return None
+        h, w = image.shape[:2]
+        face = min(
+            faces,
+            key=lambda f: (f.box[0] + f.box[2] / 2 - w / 2) ** 2 + (f.box[1] + f.box[3] / 2 - h / 2) ** 2,
+        )
+        crop = align_face(image, np.asarray(face.landmarks, np.float32), size=CROP)
+        return np.asarray(crop, np.uint8), tuple(float(v) for v in face.box)  # type: ignore[return-value]
+
+
+def load_rgb(path: Path) -> np.ndarray:
+    try:
+        from facetags.ingest.decode import decode
+
+        return decode(path).image
+    except ImportError:  # pragma: no cover - decode is part of the product
+        with Image.open(path) as im:
+            return np.asarray(im.convert("RGB"), np.uint8)
+
+
+_worker: dict[str, object] = {}
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    from facetags.vision.dlib_teacher import DlibTeacher
+
+    _worker["cropper"] = FaceCropper()
+    _worker["teacher"] = DlibTeacher()
+
+
+def _build_shard(args: tuple[Path, Path, list[Item], int]) -> tuple[int, int, int]:
+    root, out, items, shard = args
+    cropper = _worker["cropper"]
+    teacher = _worker["teacher"]
+    crops, boxes, chips, index = [], [], [], []
+    for i, item in enumerate(items):
+        try:
+            image = load_rgb(root / item.path)
+            found = cropper(image)  # type: ignore[operator]
+        except Exception as exc:  # a broken photo must not stop a long build
+            log.warning("%s: %s", item.path, exc)
+            continue
+        if found is None:
+            continue
+        crop, box = found
+        crops.append(crop)
+        boxes.append(box)
+        chips.append(teacher.chip(image, box))  # type: ignore[attr-defined]
+        index.append(shard * SHARD + i)
+    vecs = teacher.describe_chips(chips)  # type: ignore[attr-defined]
+    tmp = out / f".shard_{shard:05d}.tmp.npz"
+    np.savez(
+        tmp,
+        crops=np.asarray(crops, np.uint8).reshape(-1, CROP, CROP, 3),
+        teacher=vecs.astype(np.float32).reshape(-1, 128),
+        boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
+        index=np.asarray(index, np.int64),
+    )
+    os.replace(tmp, out / f"shard_{shard:05d}.npz")
+    return shard, len(items), len(index)
+
+
+def build_cache(root: Path, cache: Path, items: list[Item], workers: int = 2) -> Path:
+    """Detect, align and describe every item into ``cache`` (resumes where it stopped)."""
+    cache.mkdir(parents=True, exist_ok=True)
+    manifest = cache / "manifest.json"
+    listing = [[i.path, i.source, i.identity] for i in items]
+    if manifest.is_file():
+        if json.loads(manifest.read_text())["items"] != listing:
+            raise RuntimeError(f"{cache} holds a different image list; use another --cache folder")
+    else:
+        manifest.write_text(json.dumps({"items": listing, "crop": CROP}))
+    n_shards = (len(items) + SHARD - 1) // SHARD
+    todo = [s for s in range(n_shards) if not (cache / f"shard_{s:05d}.npz").is_file()]
+    log.info("crop cache %s: %d shards, %d to build", cache, n_shards, len(todo))
+    jobs = [(root, cache, items[s * SHARD : (s + 1) * SHARD], s) for s in todo]
+    if not jobs:
+        return cache
+    done = 0
+    if workers <= 1:
+        _init_worker()
+        results: Iterator[tuple[int, int, int]] = map(_build_shard, jobs)
+        for shard, n, ok in results:
+            done += 1
+            log.info("shard %d: %d/%d faces (%d/%d shards)", shard, ok, n, done, len(jobs))
+    else:
+        ctx = mp.get_context("spawn")
+        with ctx.Pool(workers, initializer=_init_worker) as pool:
+            for shard, n, ok in pool.imap_unordered(_build_shard, jobs):
+                done += 1
+                log.info("shard %d: %d/%d faces (%d/%d shards)", shard, ok, n, done, len(jobs))
+    return cache
+
+
+@dataclass
+class CropSet:
+    crops: np.ndarray  # (N, 112, 112, 3) uint8
+    teacher: np.ndarray  # (N, 128) float32, unit rows
+    labels: np.ndarray  # (N,) int32; -1 = no identity
+    names: list[str]  # identity names by label
+    items: list[Item]  # the item each crop came from
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+    def subset(self, mask: np.ndarray) -> CropSet:
+        idx = np.flatnonzero(mask)
+        keep = sorted({int(v) for v in self.labels[idx] if v >= 0})
+        remap = {old: new for new, old in enumerate(keep)}
+        labels = np.asarray([remap.get(int(v), -1) for v in self.labels[idx]], np.int32)
+        return CropSet(
+            self.crops[idx],
+            self.teacher[idx],
+            labels,
+            [self.names[k] for k in keep],
+            [self.items[i] for i in idx],
+        )
+
+
+def load_cache(cache: Path, limit_shards: int | None = None) -> CropSet:
+    manifest = json.loads((cache / "manifest.json").read_text())
+    items = [Item(p, s, n) for p, s, n in manifest["items"]]
+    crops, teacher, index = [], [], []
+    shards = sorted(cache.glob("shard_*.npz"))[:limit_shards]
+    for path in shards:
+        with np.load(path) as z:
+            crops.append(z["crops"])
+            teacher.append(z["teacher"])
+            index.append(z["index"])
+    if not shards:
+        raise RuntimeError(f"{cache}: no shards built yet")
+    idx = np.concatenate(index)
+    kept = [items[i] for i in idx]
+    names = sorted({i.identity for i in kept if i.identity})
+    lookup = {n: k for k, n in enumerate(names)}
+    labels = np.asarray([lookup[i.identity] if i.identity else -1 for i in kept], np.int32)
+    return CropSet(np.concatenate(crops), np.concatenate(teacher), labels, names, kept)
+
+
+def split_validation(data: CropSet, n_people: int, seed: int) -> tuple[CropSet, CropSet]:
+    """Hold out ``n_people`` LFW identities (with >= 2 crops) for per-epoch validation pairs."""
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(data.labels[data.labels >= 0], minlength=len(data.names))
+    lfw = {k for k, it in zip(data.labels, data.items, strict=True) if k >= 0 and it.source == "lfw"}
+    candidates = sorted(k for k in lfw if counts[k] >= 2)
+    held = set(rng.choice(candidates, size=min(n_people, len(candidates)), replace=False).tolist())
+    mask = np.isin(data.labels, sorted(held))
+    return data.subset(~mask), data.subset(mask)
+
+
+def validation_pairs(labels: np.ndarray, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Up to ``n`` same and ``n`` different index pairs: ((M, 2) int, (M,) bool same)."""
+    rng = np.random.default_rng(seed)
+    by = {k: np.flatnonzero(labels == k) for k in np.unique(labels) if k >= 0}
+    multi = [k for k, v in by.items() if len(v) >= 2]
+    pairs, same = [], []
+    for _ in range(n):
+        k = multi[rng.integers(len(multi))]
+        a, b = rng.choice(by[k], 2, replace=False)
+        pairs.append((a, b))
+        same.append(True)
+        k1, k2 = rng.choice(list(by), 2, replace=False)
+        pairs.append((rng.choice(by[k1]), rng.choice(by[k2])))
+        same.append(False)
+    return np.asarray(pairs, np.int64), np.asarray(same, bool)
+
+
+# --------------------------------------------------------------------------- sampling
+
+
+class PKSampler:
+    """Batches of P identities x K crops each, plus U crops drawn from the whole set.
+
+    Only identities with at least 2 crops are drawn, so every labelled anchor has a positive
+    (a different crop of the same person) and, with P >= 2, negatives in the same batch. When a
+    person has fewer than K crops, the remaining slots repeat crops (augmented differently).
+    """
+
+    def __init__(self, labels: np.ndarray, p: int, k: int, u: int = 0, seed: int = 0) -> None:
+        if p < 2 or k < 2:
+            raise ValueError("P and K must both be at least 2")
+        self.labels = labels
+        self.p, self.k, self.u = p, k, u
+        self.rng = np.random.default_rng(seed)
+        self.by = {int(c): np.flatnonzero(labels == c) for c in np.unique(labels) if c >= 0}
+        self.people = np.asarray(sorted(c for c, v in self.by.items() if len(v) >= 2))
+        if len(self.people) < p:
+            raise ValueError(f"need at least {p} people with 2+ crops, have {len(self.people)}")
+
+    def batch(self) -> np.ndarray:
+        """Indices: the first P*K labelled (grouped by person), then U from anywhere."""
+        chosen = self.rng.choice(self.people, self.p, replace=False)
+        idx: list[int] = []
+        for c in chosen:
+            pool = self.by[int(c)]
+            if len(pool) >= self.k:
+                idx.extend(self.rng.choice(pool, self.k, replace=False))
+            else:
+                first = self.rng.permutation(pool)
+                extra = self.rng.choice(pool, self.k - len(pool), replace=True)
+                idx.extend(np.concatenate([first, extra]))
+        if self.u:
+            idx.extend(self.rng.integers(0, len(self.labels), self.u))
+        return np.asarray(idx, np.int64)
+
+    def steps_per_epoch(self, n_items: int) -> int:
+        return max(1, n_items // (self.p * self.k + self.u))
+
+
+# --------------------------------------------------------------------------- augmentation
+
+
+def augment(crop: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    """One randomly augmented copy of a 112x112 RGB crop (uint8 in, uint8 out)."""
+    im = Image.fromarray(crop)
+    if rng.random() < 0.5:
+        im = im.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+    if rng.random() < 0.8 * strength:  # scale / shift / small rotation jitter about the centre
+        s = 1.0 + rng.uniform(-0.08, 0.10) * strength
+        angle = np.deg2rad(rng.uniform(-8, 8) * strength)
+        tx, ty = rng.uniform(-5, 5, 2) * strength
+        c = CROP / 2
+        cos, sin = np.cos(angle) / s, np.sin(angle) / s
+        # inverse map: output (x, y) -> input
+        a, b = cos, sin
+        d, e = -sin, cos
+        cx = c - a * (c + tx) - b * (c + ty)
+        cy = c - d * (c + tx) - e * (c + ty)
+        im = im.transform(im.size, Image.Transform.AFFINE, (a, b, cx, d, e, cy), Image.Resampling.BILINEAR)
+    if rng.random() < 0.15 * strength:  # low resolution
+        side = int(rng.integers(24, 64))
+        im = im.resize((side, side), Image.Resampling.BILINEAR).resize(
+            (CROP, CROP), Image.Resampling.BILINEAR
+        )
+    if rng.random() < 0.2 * strength:
+        im = im.filter(ImageFilter.GaussianBlur(radius=float(rng.uniform(0.3, 1.5))))
+    x = np.asarray(im, np.float32)
+    if rng.random() < 0.8 * strength:  # colour: brightness, contrast, saturation
+        mean = x.mean()
+        x = (x - mean) * rng.uniform(0.7, 1.3) + mean * rng.uniform(0.7, 1.3)
+        grey = x.mean(axis=2, keepdims=True)
+        x = grey + (x - grey) * rng.uniform(0.6, 1.4)
+    if rng.random() < 0.1 * strength:
+        x = np.repeat(x.mean(axis=2, keepdims=True), 3, axis=2)
+    out = np.clip(x, 0, 255).astype(np.uint8)
+    if rng.random() < 0.25 * strength:
+        buf = io.BytesIO()
+        Image.fromarray(out).save(buf, format="JPEG", quality=int(rng.integers(25, 90)))
+        buf.seek(0)
+        out = np.asarray(Image.open(buf).convert("RGB"), np.uint8)
+    return out
+
+
+def augment_batch(crops: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
+    return np.stack([augment(c, rng, strength) for c in crops])

@@ -1,0 +1,99 @@
+"""Export a trained student to ONNX (via tf2onnx) with its ModelSpec json and sha256."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from facetags.train.model import INPUT_SIZE, MEAN, STD
+from facetags.vision.specs import ModelSpec, sha256_file
+
+log = logging.getLogger(__name__)
+
+OPSET = 17
+
+
+def export_onnx(model: tf.keras.Model, path: Path, nchw: bool = True) -> Path:
+    """Write ``model`` as ONNX: float32 input (N, 3, 112, 112) if ``nchw`` else NHWC, normalised."""
+    import tf2onnx
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    spec = (tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32, name="input"),)
+
+    @tf.function(input_signature=spec)
+    def infer(x: tf.Tensor) -> tf.Tensor:
+        return tf.identity(model(x, training=False), name="embedding")
+
+    model_proto, _ = tf2onnx.convert.from_function(
+        infer,
+        input_signature=spec,
+        opset=OPSET,
+        inputs_as_nchw=["input:0"] if nchw else None,
+        output_path=None,
+    )
+    # stable, readable names: the input is "input", the output "embedding"
+    graph = model_proto.graph
+    rename = {graph.input[0].name: "input", graph.output[0].name: "embedding"}
+    for node in graph.node:
+        node.input[:] = [rename.get(n, n) for n in node.input]
+        node.output[:] = [rename.get(n, n) for n in node.output]
+    graph.input[0].name = "input"
+    graph.output[0].name = "embedding"
+    model_proto.producer_name = "facetags"
+    path.write_bytes(model_proto.SerializeToString())
+    return path
+
+
+def write_spec(onnx_path: Path, model_id: str, nchw: bool, extra: dict[str, object]) -> ModelSpec:
+    spec = ModelSpec(
+        id=model_id,
+        file=onnx_path.name,
+        sha256=sha256_file(onnx_path),
+        dim=128,
+        input_size=INPUT_SIZE,
+        mean=(MEAN, MEAN, MEAN),
+        std=(STD, STD, STD),
+        channel_order="RGB",
+        layout="NCHW" if nchw else "NHWC",
+        licence="MIT",
+        extra=extra,
+    )
+    onnx_path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
+    return spec
+
+
+def max_abs_diff(model: tf.keras.Model, onnx_path: Path, crops: np.ndarray, nchw: bool = True) -> float:
+    """Largest |onnxruntime - TensorFlow| over the embeddings of ``crops`` (uint8 NHWC)."""
+    import onnxruntime as ort
+
+    x = (crops.astype(np.float32) - MEAN) / STD
+    tf_out = model(x, training=False).numpy()
+    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    feed = x.transpose(0, 3, 1, 2) if nchw else x
+    (ort_out,) = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(feed)})
+    return float(np.max(np.abs(ort_out - tf_out)))
+
+
+def export(
+    model: tf.keras.Model,
+    out_dir: Path,
+    model_id: str,
+    extra: dict[str, object] | None = None,
+    nchw: bool = True,
+) -> ModelSpec:
+    path = export_onnx(model, out_dir / f"{model_id}.onnx", nchw=nchw)
+    spec = write_spec(path, model_id, nchw, dict(extra or {}))
+    size = path.stat().st_size
+    spec = replace(spec, extra={**spec.extra, "file_bytes": size})
+    path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
+    log.info("exported %s (%.2f MB, sha256 %s)", path, size / 1e6, spec.sha256[:12])
+    return spec
+
+
+def read_spec_extra(path: Path) -> dict[str, object]:
+    return dict(json.loads(path.read_text())["extra"])

@@ -1,0 +1,263 @@
+"""The training loop: P x K batches, triplet + distillation losses, per-epoch checkpoints.
+
+Every epoch ends with a validation pass **in inference mode** (moving BatchNorm statistics,
+exactly what the exported ONNX computes) on identities held out of training, and writes
+``epoch_NNN.weights.h5``, ``last.weights.h5``, ``best.weights.h5`` and ``history.json`` to
+the run folder, so a long run that is stopped can still be exported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import random
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from facetags.train.data import (
+    CropSet,
+    PKSampler,
+    augment_batch,
+    load_cache,
+    split_validation,
+    validation_pairs,
+)
+from facetags.train.losses import TRIPLET, cosine_distill, relational_distill
+from facetags.train.model import MEAN, STD, ModelConfig, _all_layers, build_model
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class FitConfig:
+    cache: str
+    out: str
+    epochs: int = 40
+    steps_per_epoch: int = 0  # 0: one pass over the crops' count
+    p: int = 16
+    k: int = 4
+    u: int = 64  # crops drawn from anywhere (incl. no-identity faces) for the distillation term
+    loss: str = "batch-hard"
+    margin: float = 0.3
+    triplet_weight: float = 1.0
+    distill_weight: float = 1.0
+    relational_weight: float = 1.0
+    lr: float = 2e-3
+    weight_decay: float = 5e-5
+    warmup_epochs: float = 1.0
+    seed: int = 0
+    augment: float = 1.0
+    val_people: int = 150
+    centre_teacher: bool = True  # dlib's vectors sit in a narrow cone (mean norm ~0.91): centre them
+    limit_shards: int = 0  # tests: read only the first N cache shards
+    model: ModelConfig = field(default_factory=ModelConfig)
+
+
+def set_seeds(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    tf.random.set_seed(seed)
+    tf.keras.utils.set_random_seed(seed)
+
+
+def normalise(crops: np.ndarray) -> np.ndarray:
+    return (crops.astype(np.float32) - MEAN) / STD
+
+
+def embed(model: tf.keras.Model, crops: np.ndarray, batch: int = 256) -> np.ndarray:
+    """Inference-mode embeddings (moving BN statistics), as the exported model computes them."""
+    out = [
+        model(normalise(crops[i : i + batch]), training=False).numpy() for i in range(0, len(crops), batch)
+    ]
+    return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
+
+
+def pair_accuracy(emb: np.ndarray, pairs: np.ndarray, same: np.ndarray) -> tuple[float, float]:
+    """(best-threshold accuracy, threshold) of cosine similarity over the pairs."""
+    sims = np.sum(emb[pairs[:, 0]] * emb[pairs[:, 1]], axis=1)
+    best, thr = 0.0, 0.0
+    for t in np.unique(sims):
+        acc = float(np.mean((sims >= t) == same))
+        if acc > best:
+            best, thr = acc, float(t)
+    return best, thr
+
+
+def centre(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Subtract the teacher's mean vector and re-normalise (spreads dlib's narrow cone)."""
+    v = vectors - mean[None, :]
+    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+def recalibrate_bn(
+    model: tf.keras.Model, crops: np.ndarray, batches: int = 50, batch: int = 128, seed: int = 0
+) -> None:
+    """Re-estimate every BatchNorm's moving statistics as the plain average over ``batches``
+    training batches (momentum i/(i+1) at step i), leaving the weights untouched."""
+    rng = np.random.default_rng(seed)
+    bns = [layer for layer in _all_layers(model) if isinstance(layer, tf.keras.layers.BatchNormalization)]
+    saved = [layer.momentum for layer in bns]
+    try:
+        for i in range(batches):
+            for layer in bns:
+                layer.momentum = i / (i + 1.0)
+            idx = rng.integers(0, len(crops), batch)
+            model(normalise(crops[idx]), training=True)
+    finally:
+        for layer, m in zip(bns, saved, strict=True):
+            layer.momentum = m
+
+
+class BatchFeeder:
+    """Builds augmented batches in a background thread (numpy/PIL release the GIL)."""
+
+    def __init__(self, data: CropSet, sampler: PKSampler, strength: float, seed: int, depth: int = 4) -> None:
+        self.data, self.sampler, self.strength = data, sampler, strength
+        self.rng = np.random.default_rng(seed + 1)
+        self.q: queue.Queue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            idx = self.sampler.batch()
+            x = normalise(augment_batch(self.data.crops[idx], self.rng, self.strength))
+            labels = self.data.labels[idx].copy()
+            labels[self.sampler.p * self.sampler.k :] = -1  # extra crops: distillation only
+            item = (x, self.data.teacher[idx], labels)
+            while not self._stop.is_set():
+                try:
+                    self.q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def get(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.q.get()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
+    """Train; returns the summary written to ``<out>/history.json``."""
+    set_seeds(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if data is None:
+        data = load_cache(Path(cfg.cache), cfg.limit_shards or None)
+    n_crops = len(data)
+    train, val = split_validation(data, cfg.val_people, cfg.seed) if cfg.val_people else (data, None)
+    if cfg.centre_teacher:
+        teacher_mean = train.teacher.mean(axis=0)
+        train.teacher = centre(train.teacher, teacher_mean)
+        if val is not None:
+            val.teacher = centre(val.teacher, teacher_mean)
+    log.info(
+        "training on %d crops (%d people), validating on %d crops (%d people)",
+        len(train),
+        len(train.names),
+        len(val) if val else 0,
+        len(val.names) if val else 0,
+    )
+    sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, seed=cfg.seed)
+    batch_size = cfg.p * cfg.k + cfg.u
+    steps = cfg.steps_per_epoch or sampler.steps_per_epoch(len(train))
+    total = steps * cfg.epochs
+    warmup = min(int(cfg.warmup_epochs * steps), max(total - 1, 0))
+    schedule = tf.keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=cfg.lr * 0.05 if warmup else cfg.lr,
+        decay_steps=max(total - warmup, 1),
+        alpha=0.01,
+        warmup_target=cfg.lr if warmup else None,
+        warmup_steps=warmup,
+    )
+    optimizer = tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
+    model = build_model(cfg.model)
+    triplet_fn = TRIPLET[cfg.loss]
+    n_lab = cfg.p * cfg.k
+    tw, dw, rw = float(cfg.triplet_weight), float(cfg.distill_weight), float(cfg.relational_weight)
+
+    @tf.function
+    def step(x: tf.Tensor, teacher: tf.Tensor, labels: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            emb = model(x, training=True)
+            trip = triplet_fn(emb[:n_lab], labels[:n_lab], cfg.margin) if tw else tf.constant(0.0)
+            dist = (
+                cosine_distill(emb, teacher) + rw * relational_distill(emb, teacher)
+                if dw
+                else tf.constant(0.0)
+            )
+            loss = tw * trip + dw * dist
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss, trip, dist
+
+    if val is not None and len(val.names) >= 2:
+        pairs, same = validation_pairs(val.labels, 600, cfg.seed)
+    else:
+        pairs, same = np.zeros((0, 2), np.int64), np.zeros(0, bool)
+    history: list[dict[str, float]] = []
+    best = -1.0
+    summary: dict[str, object] = {
+        "config": asdict(cfg),
+        "batch_size": batch_size,
+        "steps_per_epoch": steps,
+        "crops": n_crops,
+        "shards": len(list(Path(cfg.cache).glob("shard_*.npz"))) if cfg.cache else 0,
+    }
+    if cfg.centre_teacher:
+        summary["teacher_mean"] = [float(v) for v in teacher_mean]
+    feeder = BatchFeeder(train, sampler, cfg.augment, cfg.seed)
+    try:
+        for epoch in range(1, cfg.epochs + 1):
+            t0 = time.time()
+            sums = np.zeros(3)
+            for _ in range(steps):
+                x, teacher, labels = feeder.get()
+                sums += [float(v) for v in step(x, teacher, labels)]
+            row: dict[str, float] = {
+                "epoch": epoch,
+                "loss": sums[0] / steps,
+                "triplet": sums[1] / steps,
+                "distill": sums[2] / steps,
+                "seconds": time.time() - t0,
+            }
+            if len(pairs):
+                emb = embed(model, val.crops)  # type: ignore[union-attr]
+                row["val_acc"], row["val_thr"] = pair_accuracy(emb, pairs, same)
+                row["val_teacher_cos"] = float(np.mean(np.sum(emb * val.teacher, axis=1)))  # type: ignore[union-attr]
+            history.append(row)
+            log.info("epoch %d: %s", epoch, " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
+            model.save_weights(out / f"epoch_{epoch:03d}.weights.h5")
+            model.save_weights(out / "last.weights.h5")
+            score = row.get("val_acc", -row["loss"])
+            if score >= best:
+                best = score
+                model.save_weights(out / "best.weights.h5")
+                summary["best_epoch"] = epoch
+            summary["history"] = history
+            (out / "history.json").write_text(json.dumps(summary, indent=2))
+    finally:
+        feeder.close()
+    summary["model"] = model
+    return summary
+
+
+def load_trained(run: Path, which: str = "best") -> tuple[tf.keras.Model, FitConfig]:
+    """Rebuild the model of a run folder and load its ``best``/``last``/``epoch_NNN`` weights."""
+    meta = json.loads((run / "history.json").read_text())
+    conf = dict(meta["config"])
+    conf["model"] = ModelConfig(**conf["model"])
+    cfg = FitConfig(**conf)
+    model = build_model(cfg.model)
+    model.load_weights(run / f"{which}.weights.h5")
+    return model, cfg

