@@ -71,6 +71,7 @@ def arranged(lib: Library) -> Library:
 def make_app(library: Library, **kwargs: Any) -> FacetagsApp:
     kwargs.setdefault("images", "unicode")
     kwargs.setdefault("poll_seconds", 0)
+    kwargs.setdefault("sample_delay", 0)  # deterministic: no timer before the sample face loads
     return FacetagsApp(library, **kwargs)
 
 

@@ -32,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 POLL_SECONDS = 1.0
+SAMPLE_DELAY = 0.25  # seconds the cursor rests on a person before its sample face loads
 
 
 class NotifyHandler(logging.Handler):
@@ -74,12 +75,15 @@ class FacetagsApp(App[None]):
         images: str = "auto",
         poll_seconds: float = POLL_SECONDS,
         read_only: bool = False,
+        sample_delay: float = SAMPLE_DELAY,
     ) -> None:
         picture.set_mode(images)
         super().__init__()
         self.library = library
         self.client = LibraryClient(library, read_only=read_only)
         self.poll_seconds = poll_seconds
+        self.sample_delay = sample_delay
+        self.people_cache: list[Person] = []  # the latest people list (for name completion)
         self.sub_title = Path(library.path).name + (" (read-only)" if read_only else "")
 
     def on_mount(self) -> None:
@@ -156,6 +160,7 @@ class FacetagsApp(App[None]):
         self.notify(message.error, title=message.label, severity="error", timeout=8)
 
     def refresh_screen(self) -> None:
+        self.client.forget_samples()
         screen = self.screen
         if isinstance(screen, LibraryScreen):
             screen.reload()

@@ -30,6 +30,7 @@ class LibraryClient:
         self._serving = 0
         self._thumbs: OrderedDict[int, bytes] = OrderedDict()
         self._version: int | None = None
+        self._samples: dict[int, int | None] = {}
 
     def call(self, fn: Callable[[Library], T]) -> T:
         """Run ``fn(library)`` under the library lock (a read or a change)."""
@@ -70,6 +71,18 @@ class LibraryClient:
         while len(self._thumbs) > THUMB_CACHE:
             self._thumbs.popitem(last=False)
         return data
+
+    def sample_face(self, person_id: int) -> int | None:
+        """A face id remembered to show for ``person_id`` (None: not known yet)."""
+        return self._samples.get(person_id)
+
+    def remember_sample(self, person_id: int, face_id: int | None) -> None:
+        if face_id is not None:
+            self._samples[person_id] = face_id
+
+    def forget_samples(self) -> None:
+        """After a change: a remembered face may have left its person."""
+        self._samples.clear()
 
     def changed_elsewhere(self) -> bool:
         """True when another process (``facetags watch``, the CLI) committed since the last call.

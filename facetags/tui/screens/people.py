@@ -5,12 +5,14 @@ Type ``/`` and a few letters to filter; hidden strangers come back with ``H``.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Header, Input, Static
 
 from facetags.db.records import Person
@@ -21,6 +23,9 @@ from facetags.tui.widgets.picture import Picture, decode
 
 if TYPE_CHECKING:
     from facetags.library import Library
+
+
+MAX_ROWS = 1000  # more would only slow the table down; typing finds the rest
 
 
 def person_label(person: Person) -> str:
@@ -53,6 +58,7 @@ class PeopleScreen(LibraryScreen):
         self.marked: set[int] = set()
         self.show_hidden = False
         self._sample_for: int | None = None
+        self._sample_timer: Timer | None = None
         self._rows: list[tuple[Any, ...]] | None = None
 
     def compose(self) -> ComposeResult:
@@ -82,6 +88,7 @@ class PeopleScreen(LibraryScreen):
     def loaded(self, what: str, data: Any) -> None:
         if what == "people":
             self.people = sort_people(list(data))
+            self.facetags.people_cache = self.people
             ids = {p.id for p in self.people}
             self.marked &= ids
             self._fill()
@@ -109,8 +116,13 @@ class PeopleScreen(LibraryScreen):
     def _fill(self) -> None:
         table = self.table
         current = self.current
-        self.shown = self._visible()
-        rows = [(p.id, p.name, p.faces, p.photos, p.hidden, p.id in self.marked) for p in self.shown]
+        visible = self._visible()
+        self.shown = visible[:MAX_ROWS]
+        more = len(visible) - len(self.shown)
+        rows: list[tuple[Any, ...]] = [
+            (p.id, p.name, p.faces, p.photos, p.hidden, p.id in self.marked) for p in self.shown
+        ]
+        rows.append(("more", more))
         if rows != self._rows:
             self._rows = rows
             table.clear()
@@ -120,6 +132,9 @@ class PeopleScreen(LibraryScreen):
                     label.append("  hidden", style="red")
                 mark = "●" if p.id in self.marked else " "
                 table.add_row(mark, label, str(p.faces), str(p.photos), key=str(p.id))
+            if more:
+                hint = Text(f"… {more} smaller clusters: type / to find them", style="dim")
+                table.add_row(" ", hint, "", "", key="more")
         if current is not None:
             for i, p in enumerate(self.shown):
                 if p.id == current.id:
@@ -157,14 +172,30 @@ class PeopleScreen(LibraryScreen):
         info.update("\n".join(line for line in lines if line is not None))
         if self._sample_for != person.id:
             self._sample_for = person.id
-            client = self.facetags.client
-            pid = person.id
+            self.query_one("#sample", Picture).show(None, text="")
+            if self._sample_timer is not None:
+                self._sample_timer.stop()
+            # after a pause: scrolling past people (or opening one) costs no library reads
+            delay = self.facetags.sample_delay
+            if delay > 0:
+                self._sample_timer = self.set_timer(delay, partial(self._load_sample, person.id))
+            else:
+                self._load_sample(person.id)
 
-            def sample(lib: Library) -> tuple[int, bytes | None]:
+    def _load_sample(self, pid: int) -> None:
+        if pid != self._sample_for or not self.is_current:
+            return
+        client = self.facetags.client
+
+        def sample(lib: Library) -> tuple[int, bytes | None]:
+            face_id = client.sample_face(pid)
+            if face_id is None:
                 faces = lib.faces(pid)
-                return pid, (client.thumbnail(faces[0].face_id) if faces else None)
+                face_id = faces[0].face_id if faces else None
+                client.remember_sample(pid, face_id)
+            return pid, (client.thumbnail(face_id) if face_id is not None else None)
 
-            self.load("sample", sample)
+        self.load("sample", sample)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._describe()

@@ -50,8 +50,6 @@ class PersonScreen(LibraryScreen):
         super().__init__(id="person")
         self.person_id = person_id
         self.person: Person | None = None
-        self.names: list[str] = []
-        self.people: dict[int, Person] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -63,6 +61,10 @@ class PersonScreen(LibraryScreen):
         self.query_one(FaceGrid).focus()
 
     @property
+    def names(self) -> list[str]:
+        return [p.name for p in self.facetags.people_cache if p.name]
+
+    @property
     def grid(self) -> FaceGrid:
         return self.query_one(FaceGrid)
 
@@ -71,18 +73,16 @@ class PersonScreen(LibraryScreen):
     def reload(self) -> None:
         pid = self.person_id
 
-        def person(lib: Library) -> tuple[Person, list[FaceRecord], list[Person]]:
-            return lib.person(pid), lib.faces(pid), lib.people()
+        def person(lib: Library) -> tuple[Person, list[FaceRecord]]:
+            return lib.person(pid), lib.faces(pid)
 
         self.load("person", person)
 
     def loaded(self, what: str, data: Any) -> None:
         if what == "person":
-            person, faces, people = data
+            person, faces = data
             self.person = person
             self.person_id = person.id  # follows a merge
-            self.people = {p.id: p for p in people}
-            self.names = [p.name for p in people if p.name]
             self.grid.set_faces(faces)
             self._title()
         elif what == "thumbs":

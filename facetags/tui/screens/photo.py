@@ -23,7 +23,7 @@ from facetags.tui.screens.name_dialog import NameDialog
 from facetags.tui.widgets.picture import Picture
 
 if TYPE_CHECKING:
-    pass
+    from facetags.library import Library
 
 MAX_SIDE = 640
 BOX = (230, 60, 60)
@@ -86,7 +86,12 @@ class PhotoScreen(LibraryScreen):
 
     def reload(self) -> None:
         path = self.path
-        self.load("faces", lambda lib: (lib.photo_faces(path), lib.people()))
+        def faces(lib: Library) -> tuple[list[FaceRecord], list[Person]]:
+            found = lib.photo_faces(path)
+            ids = sorted({f.person_id for f in found if f.person_id is not None})
+            return found, [lib.person(pid) for pid in ids]
+
+        self.load("faces", faces)
 
     def loaded(self, what: str, data: Any) -> None:
         if what == "image":
@@ -143,7 +148,7 @@ class PhotoScreen(LibraryScreen):
         person = next((p for p in self.people if p.id == face.person_id), None)
         if person is None:
             return
-        names = [p.name for p in self.people if p.name]
+        names = [p.name for p in self.facetags.people_cache if p.name]
         self.app.push_screen(
             NameDialog(f"Name face {self.faces.index(face) + 1}", names, value=person.name or ""),
             lambda text: self.facetags.name_person(person, text),

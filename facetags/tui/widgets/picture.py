@@ -86,6 +86,6 @@ class Picture(Widget):
         if inner is None:
             return
         if isinstance(inner, Static):
-            inner.update(text or (self.placeholder if image is None else "▣"))
+            inner.update("▣" if image is not None else (text or self.placeholder))
         else:
             inner.image = image  # type: ignore[attr-defined]
