@@ -1,0 +1,66 @@
+"""Embedding speed of a shipped model: milliseconds per face at batch 32 on this CPU.
+
+    python benchmarks/embed.py [--model facetags-mobilenet-v1] [--batch 32] [--repeat 30] [--json]
+
+Runs the product's own OnnxEmbedder (spec-driven preprocessing included) on real aligned crops
+when ../shared/data is present (random pixels otherwise; speed does not depend on content).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def main() -> None:
+    from facetags.vision.embed import OnnxEmbedder
+    from facetags.vision.specs import get_spec, verified_path
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--model", default="facetags-mobilenet-v1")
+    ap.add_argument("--batch", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=30)
+    ap.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all cores)")
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+
+    spec = get_spec(args.model)
+    embedder = OnnxEmbedder(spec, threads=args.threads)
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (args.batch, spec.input_size, spec.input_size, 3), dtype=np.uint8)
+    for _ in range(5):
+        embedder.embed(crops)
+    times = []
+    for _ in range(args.repeat):
+        t0 = time.perf_counter()
+        embedder.embed(crops)
+        times.append(time.perf_counter() - t0)
+    per_face = statistics.median(times) / args.batch * 1000
+    result = {
+        "model": spec.id,
+        "batch": args.batch,
+        "ms_per_face_median": round(per_face, 3),
+        "ms_per_face_best": round(min(times) / args.batch * 1000, 3),
+        "file_mb": round(verified_path(spec).stat().st_size / 1e6, 3),
+        "cpus": os.cpu_count(),
+        "load_avg_1m": round(os.getloadavg()[0], 2),
+    }
+    if args.json:
+        print(json.dumps(result))
+    else:
+        for k, v in result.items():
+            print(f"{k:20s} {v}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,100 @@
+"""The shipped embedder through onnxruntime, and the opt-in insightface path (our own ONNX)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetags.errors import ModelError
+from facetags.vision.embed import OnnxEmbedder, load_embedder
+from facetags.vision.specs import get_spec, verified_path
+
+MODEL_ID = "facetags-mobilenet-v1"
+
+
+@pytest.fixture(scope="module")
+def devtest_crops(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Aligned crops of 5 LFW DevTest people (never trained on) x 3 photos, with labels."""
+    from facetags.config import Settings
+    from facetags.evaluate.verification import central_face
+    from facetags.ingest.decode import decode
+    from facetags.train.data import read_people
+    from facetags.vision.align import align_face
+    from facetags.vision.detect import Detector
+
+    people = read_people(shared_data / "lfw/protocol/peopleDevTest.txt")
+    chosen = sorted(n for n, c in people.items() if c >= 3)[:5]
+    detector = Detector(Settings())
+    crops, labels = [], []
+    for label, name in enumerate(chosen):
+        for path in sorted((shared_data / "lfw/images" / name).glob("*.jpg"))[:3]:
+            image = decode(path).image
+            face = central_face(detector.detect(image), image.shape[1], image.shape[0])
+            assert face is not None, path
+            crops.append(align_face(image, face.landmarks, size=112))
+            labels.append(label)
+    return np.stack(crops), np.asarray(labels)
+
+
+def test_shipped_model_matches_its_spec() -> None:
+    spec = get_spec(MODEL_ID)
+    path = verified_path(spec)
+    assert path.stat().st_size <= 5 * 1024 * 1024
+    assert spec.dim == 128 and spec.input_size == 112
+
+
+def test_output_is_unit_length_and_batching_is_consistent(devtest_crops) -> None:
+    crops, _ = devtest_crops
+    embedder = load_embedder(MODEL_ID)
+    all_at_once = embedder.embed(crops)
+    assert all_at_once.shape == (len(crops), 128) and all_at_once.dtype == np.float32
+    assert np.allclose(np.linalg.norm(all_at_once, axis=1), 1.0, atol=1e-5)
+    one_by_one = np.concatenate([embedder.embed(crops[i : i + 1]) for i in range(len(crops))])
+    assert np.max(np.abs(all_at_once - one_by_one)) <= 1e-4
+    assert embedder.embed(crops[:0]).shape == (0, 128)
+
+
+def test_same_person_is_closer_than_different_people(devtest_crops) -> None:
+    crops, labels = devtest_crops
+    v = load_embedder(MODEL_ID).embed(crops)
+    sims = v @ v.T
+    same = (labels[:, None] == labels[None, :]) & ~np.eye(len(labels), dtype=bool)
+    different = labels[:, None] != labels[None, :]
+    assert sims[same].mean() > sims[different].mean() + 0.1
+
+
+def test_sha256_mismatch_is_a_model_error() -> None:
+    spec = get_spec(MODEL_ID)
+    bad = dataclasses.replace(spec, file=str(verified_path(spec)), sha256="0" * 64)
+    with pytest.raises(ModelError, match="sha256"):
+        OnnxEmbedder(bad)
+
+
+def test_wrong_crop_size_is_refused() -> None:
+    with pytest.raises(ValueError):
+        load_embedder(MODEL_ID).embed(np.zeros((1, 100, 100, 3), np.uint8))
+
+
+def test_insightface_model_zoo_runs_our_onnx_identically(devtest_crops) -> None:
+    pytest.importorskip("insightface")
+    from facetags.vision.insightface_embed import InsightfaceEmbedder
+
+    crops, _ = devtest_crops
+    spec = get_spec(MODEL_ID)
+    ours = load_embedder(MODEL_ID).embed(crops)
+    theirs = InsightfaceEmbedder(str(verified_path(spec))).embed(crops)
+    assert theirs.shape == ours.shape
+    if spec.layout == "NCHW" and spec.mean == (127.5,) * 3 and spec.std == (127.5,) * 3:
+        # insightface feeds (pixel - 127.5) / 127.5, RGB, NCHW: exactly what the spec asks for
+        assert np.max(np.abs(theirs - ours)) <= 1e-4
+    else:  # a model normalised differently still runs, nearly identically
+        assert np.min(np.sum(theirs * ours, axis=1)) >= 0.999
+
+
+def test_missing_insightface_pack_is_a_model_error_not_a_download(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
+    with pytest.raises(ModelError, match="never downloads"):
+        load_embedder("insightface:buffalo_l")

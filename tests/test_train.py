@@ -1,0 +1,153 @@
+"""Training pipeline: P x K sampler, losses, a few real training steps, ONNX export parity.
+
+TensorFlow is imported only here (and under facetags/train). Real crops come from LFW DevTrain
+people in ../shared/data, cut by our own detector and aligner; skipped where the data is absent.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetags.train.data import PKSampler, augment_batch, read_people, training_items
+
+
+def test_sampler_gives_p_people_times_k_crops() -> None:
+    rng = np.random.default_rng(0)
+    labels = np.concatenate([np.repeat(np.arange(30), rng.integers(1, 7, 30)), -np.ones(50, int)])
+    sampler = PKSampler(labels, p=8, k=4, u=16, seed=1)
+    for _ in range(50):
+        idx = sampler.batch()
+        assert len(idx) == 8 * 4 + 16
+        head = labels[idx[:32]].reshape(8, 4)
+        assert (head >= 0).all()
+        assert (head == head[:, :1]).all(), "each group of K is one person"
+        assert len(set(head[:, 0])) == 8, "P different people"
+        for row in idx[:32].reshape(8, 4):
+            # every anchor has a positive that is a different crop (people with >= 2 crops only)
+            assert len(set(row)) >= 2
+
+
+def test_sampler_rejects_too_few_people() -> None:
+    with pytest.raises(ValueError):
+        PKSampler(np.array([0, 0, 1, 2, 3]), p=2, k=2)
+
+
+def test_augment_keeps_shape_and_type() -> None:
+    crops = np.random.default_rng(0).integers(0, 255, (6, 112, 112, 3)).astype(np.uint8)
+    out = augment_batch(crops, np.random.default_rng(1))
+    assert out.shape == crops.shape and out.dtype == np.uint8
+    assert not np.array_equal(out, crops)
+
+
+def test_training_list_never_holds_devtest_people(shared_data: Path) -> None:
+    items = training_items(shared_data)
+    devtest = set(read_people(shared_data / "lfw/protocol/peopleDevTest.txt"))
+    names = {i.identity for i in items if i.identity}
+    assert not names & devtest
+    assert "Tom_Cruise" not in names and "Emma_Watson" not in names
+    assert {i.source for i in items} == {"lfw", "pins", "fairface", "utkface"}
+
+
+def test_losses_match_brute_force() -> None:
+    tf = pytest.importorskip("tensorflow")
+    from facetags.train.losses import batch_all_triplet, batch_hard_triplet
+
+    rng = np.random.default_rng(0)
+    e = rng.normal(size=(12, 8)).astype(np.float32)
+    e /= np.linalg.norm(e, axis=1, keepdims=True)
+    labels = np.array([0, 0, 0, 1, 1, 1, 2, 2, 3, 3, -1, -1])
+    d = np.linalg.norm(e[:, None] - e[None], axis=2)
+    hard, every = [], []
+    for a in range(10):
+        pos = [p for p in range(10) if labels[p] == labels[a] and p != a]
+        neg = [n for n in range(10) if labels[n] != labels[a]]
+        hard.append(max(0.0, max(d[a, pos]) - min(d[a, neg]) + 0.3))
+        every += [max(0.0, d[a, p] - d[a, n] + 0.3) for p in pos for n in neg]
+    every_np = np.array(every)
+    got_hard = float(batch_hard_triplet(tf.constant(e), tf.constant(labels), 0.3))
+    got_all = float(batch_all_triplet(tf.constant(e), tf.constant(labels), 0.3))
+    assert got_hard == pytest.approx(np.mean(hard), abs=1e-5)
+    assert got_all == pytest.approx(every_np.sum() / (every_np > 1e-12).sum(), abs=1e-5)
+
+
+@pytest.fixture(scope="module")
+def lfw_crops(shared_data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Aligned crops + dlib teacher vectors for 6 DevTrain people x 4 photos."""
+    pytest.importorskip("dlib")
+    from facetags.train.data import FaceCropper, load_rgb
+    from facetags.vision.dlib_teacher import DlibTeacher
+
+    people = read_people(shared_data / "lfw/protocol/peopleDevTrain.txt")
+    chosen = sorted(n for n, c in people.items() if c >= 4)[:6]
+    cropper, teacher = FaceCropper(), DlibTeacher()
+    crops, vecs, labels = [], [], []
+    for label, name in enumerate(chosen):
+        for path in sorted((shared_data / "lfw/images" / name).glob("*.jpg"))[:4]:
+            image = load_rgb(path)
+            found = cropper(image)
+            assert found is not None, path
+            crops.append(found[0])
+            vecs.append(teacher.describe(image, found[1]))
+            labels.append(label)
+    return np.stack(crops), np.stack(vecs), np.asarray(labels, np.int32)
+
+
+@pytest.fixture(scope="module")
+def trained(lfw_crops: tuple[np.ndarray, np.ndarray, np.ndarray], tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("tensorflow")
+    from facetags.train.data import CropSet, Item
+    from facetags.train.fit import FitConfig, fit
+    from facetags.train.model import ModelConfig
+
+    crops, vecs, labels = lfw_crops
+    data = CropSet(
+        crops, vecs, labels, [str(i) for i in range(6)], [Item("x", "lfw", str(v)) for v in labels]
+    )
+    out = tmp_path_factory.mktemp("run")
+    cfg = FitConfig(
+        cache="",
+        out=str(out),
+        epochs=2,
+        steps_per_epoch=12,
+        p=6,
+        k=4,
+        u=0,
+        val_people=0,
+        lr=2e-3,
+        warmup_epochs=0.0,
+        augment=0.0,
+        model=ModelConfig(arch="v3s", alpha=0.75),
+        seed=0,
+    )
+    summary = fit(cfg, data=data)
+    return summary, out
+
+
+@pytest.mark.slow
+def test_a_few_steps_on_real_crops_lower_the_loss(trained) -> None:
+    summary, out = trained
+    history = summary["history"]
+    assert history[-1]["loss"] < history[0]["loss"]
+    assert (out / "last.weights.h5").is_file() and (out / "best.weights.h5").is_file()
+
+
+@pytest.mark.slow
+def test_onnx_export_matches_tensorflow(trained, lfw_crops, tmp_path: Path) -> None:
+    from facetags.train.export import export, max_abs_diff
+    from facetags.vision.embed import OnnxEmbedder
+    from facetags.vision.specs import get_spec
+
+    summary, _ = trained
+    model = summary["model"]
+    crops = lfw_crops[0]
+    spec = export(model, tmp_path, "test-export")
+    assert spec.layout == "NCHW" and spec.sha256
+    assert max_abs_diff(model, tmp_path / spec.file, crops) <= 1e-4
+    # and through the product's runtime, preprocessing from the spec
+    from facetags.train.fit import embed
+
+    runtime = OnnxEmbedder(get_spec("test-export", root=tmp_path), path=tmp_path / spec.file)
+    assert np.max(np.abs(runtime.embed(crops) - embed(model, crops))) <= 1e-4
