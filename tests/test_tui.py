@@ -465,6 +465,47 @@ async def test_another_process_changes_appear_without_restart(arranged: Library)
 
 
 @run_async
+async def test_faces_a_watcher_indexes_appear_without_restart(arranged: Library, astronaut: Any) -> None:
+    from PIL import Image
+
+    app = make_app(arranged, poll_seconds=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = len(row_labels(app))
+        new = Path(arranged.path).parent / "new-photos"
+        new.mkdir()
+        Image.fromarray(astronaut[:, ::-1]).save(new / "mirrored.jpg", quality=95)  # a new photo
+        watcher = Library.open(
+            arranged.path, arranged.settings, create=False, embedder=DistinctEmbedder(start=64)
+        )
+        try:
+            assert watcher.index_photo(new / "mirrored.jpg") == "new"  # `facetags watch`, per file
+        finally:
+            watcher.close()
+        for _ in range(40):
+            await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+            if len(row_labels(app)) > before:
+                break
+        assert len(row_labels(app)) == before + 1
+
+
+def test_missing_library_is_a_clear_message(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "facetags", "--library", str(tmp_path / "none.db"), "tui"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 1
+    assert "no library here" in done.stderr and "Traceback" not in done.stderr
+
+
+@run_async
 async def test_read_only_library_refuses_changes_politely(arranged: Library) -> None:
     app = make_app(arranged, read_only=True)
     async with app.run_test(size=SIZE) as pilot:
@@ -523,7 +564,6 @@ def test_help_screen_lists_every_binding() -> None:
 
 def snap_app(library: Library) -> FacetagsApp:
     return make_app(library, images="none")
-
 
 
 def test_snapshot_people(arranged: Library, snap_compare: Any) -> None:

@@ -21,8 +21,8 @@ class DistinctEmbedder:
     model_id = "test-distinct"
     dim = 128
 
-    def __init__(self) -> None:
-        self._next = 0
+    def __init__(self, start: int = 0) -> None:
+        self._next = start  # another process indexing more photos: start past the first ones
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         out = np.zeros((len(crops), self.dim), np.float32)
