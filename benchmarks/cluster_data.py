@@ -89,7 +89,7 @@ def _facetags_extractor() -> tuple[str, Extractor]:
 
     def run(path: Path) -> list[tuple[tuple[float, float, float, float], np.ndarray]]:
         analysis = pipe.analyse(pipe.decode(path).decoded)
-        return [(tuple(f.box), np.asarray(f.vector, np.float32)) for f in analysis.faces]  # type: ignore[misc]
+        return [(tuple(f.box), np.asarray(f.embedding, np.float32)) for f in analysis.faces]  # type: ignore[misc]
 
     return pipe.embedder.model_id, run
 

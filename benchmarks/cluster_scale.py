@@ -9,8 +9,8 @@ model's clustering threshold and 1, so copies behave like more photos of the sam
 are grouped into photos of 1 to 4 faces (cannot-link) and 2% of the faces are "user placed".
 
 Measures: assigning one new face with :class:`FaceIndex` (median and p95 over 200 faces), and a
-full constrained re-cluster (:func:`chinese_whispers`), wall time and peak memory (RSS of this
-process, in a child process so earlier allocations do not count).
+full constrained re-cluster (:func:`graph_average`, what the library runs), wall time and peak
+memory (RSS of a child process, so earlier allocations do not count).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster_data import CACHE
 
 from facetags.people.calibrate import threshold_for
-from facetags.people.cluster import FREE, Constraints, chinese_whispers, unit
+from facetags.people.cluster import FREE, Constraints, graph_average, unit
 from facetags.people.incremental import FaceIndex
 
 log = logging.getLogger("cluster_scale")
@@ -73,7 +73,7 @@ def _recluster(x: np.ndarray, threshold: float, queue: mp.Queue) -> None:  # typ
     fixed[chosen] = chosen % 500  # 500 named people
     c = Constraints(photo=photos_for(n), fixed=fixed)
     start = time.perf_counter()
-    labels = chinese_whispers(x, threshold, c)
+    labels = graph_average(x, threshold, c)
     seconds = time.perf_counter() - start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     queue.put({"seconds": seconds, "peak_rss_mb": peak / 1024, "rss_before_mb": before / 1024,

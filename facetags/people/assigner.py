@@ -3,7 +3,7 @@
 :class:`ClusterAssigner` implements :class:`facetags.people.assign.Assigner` (what the indexer
 calls for each new photo) with :class:`~facetags.people.incremental.FaceIndex`, and adds
 :meth:`~ClusterAssigner.recluster`, which re-clusters every face with
-:func:`~facetags.people.cluster.chinese_whispers` under the user's decisions:
+:func:`~facetags.people.cluster.graph_average` under the user's decisions:
 
 * anchors (fixed faces): faces the user placed (``assigned_by = 'user'``), and every face of a
   person the user named, hid, or merged into; with ``model_change=True`` only the user's own
@@ -22,7 +22,7 @@ import numpy as np
 
 from facetags.db.store import Store
 from facetags.people.assign import NewFaceVector
-from facetags.people.cluster import FREE, Constraints, chinese_whispers
+from facetags.people.cluster import FREE, Constraints, graph_average
 from facetags.people.incremental import FaceIndex, Suggestion
 
 log = logging.getLogger(__name__)
@@ -150,7 +150,7 @@ class ClusterAssigner:
             if p not in fixed:  # an unnamed cluster: "not like these faces" (its members now)
                 cannot.extend((row_of[f], int(j)) for j in np.flatnonzero(person == p) if j != row_of[f])
         c = Constraints(photo=photo, fixed=fixed, rejected=rejected, cannot=cannot)
-        labels = chinese_whispers(x, self.threshold, c, k=self.k)
+        labels = graph_average(x, self.threshold, c, k=self.k)
         new_ids = _stable_ids(labels, person, fixed, set(flags) - touched)
         assignments = []
         for i in range(len(rows)):

@@ -15,8 +15,9 @@ returns one label per face:
 Hidden strangers are people like any other to this module: their faces are fixed to the hidden
 person, so the machine never moves them out, and similar new faces may join them (and stay hidden).
 
-Algorithms: :func:`chinese_whispers` (kNN graph, the product's default: scales to 100k faces),
-:func:`agglomerative` (average linkage; O(n^2) memory, for small sets and comparison),
+Algorithms: :func:`graph_average` (average linkage within the components of a kNN graph: the
+product's default, scales to 100k faces), :func:`chinese_whispers` (label propagation on the kNN
+graph), :func:`agglomerative` (exact average linkage; O(n^2) memory, for small sets),
 :func:`dbscan` and :func:`hdbscan` (scikit-learn; comparison).
 """
 
@@ -33,6 +34,7 @@ from facetags.people.graph import Graph, knn_graph
 log = logging.getLogger(__name__)
 
 FREE = -1
+AGGLOMERATIVE_LIMIT = 15000  # 15k x 15k float64 distances = 1.8 GB
 
 
 @dataclass(frozen=True)
@@ -290,22 +292,85 @@ def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
     return d
 
 
-def agglomerative(x: np.ndarray, threshold: float, constraints: Constraints | None = None) -> np.ndarray:
-    """Average-linkage agglomerative clustering, merging while mean similarity >= threshold."""
+def _average_groups(x: np.ndarray, threshold: float, c: Constraints) -> np.ndarray:
+    """Average-linkage groups (before :func:`enforce`), in canonical order."""
     from sklearn.cluster import AgglomerativeClustering
 
-    c = constraints or Constraints()
-    x = unit(x)
+    if len(x) > AGGLOMERATIVE_LIMIT:
+        raise ValueError(f"average linkage needs O(n^2) memory; {len(x)} faces is too many")
     if len(x) < 2:
-        return enforce(np.zeros(len(x), np.int64), x, c, threshold)
+        return np.zeros(len(x), np.int64)
     perm = canonical_order(x)
     inv = np.argsort(perm)
     d = _constraint_distances(x, c)[np.ix_(perm, perm)]
     model = AgglomerativeClustering(
         n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - threshold
     )
-    groups = model.fit_predict(d)[inv]
-    return enforce(groups.astype(np.int64), x, c, threshold)
+    return np.asarray(model.fit_predict(d), np.int64)[inv]
+
+
+def agglomerative(x: np.ndarray, threshold: float, constraints: Constraints | None = None) -> np.ndarray:
+    """Average-linkage agglomerative clustering, merging while mean similarity >= threshold.
+    Exact, O(n^2) memory: up to AGGLOMERATIVE_LIMIT faces."""
+    c = constraints or Constraints()
+    x = unit(x)
+    return enforce(_average_groups(x, threshold, c), x, c, threshold)
+
+
+def graph_average(
+    x: np.ndarray,
+    threshold: float,
+    constraints: Constraints | None = None,
+    *,
+    k: int = 12,
+    component_limit: int = 5000,
+    seed: int = 0,
+) -> np.ndarray:
+    """Average linkage at library scale: exact within each connected component of the kNN graph.
+
+    Two clusters can only average >= threshold if some pair of their faces is >= threshold, so
+    clusters never span components of the graph of such pairs: clustering each component on its
+    own gives (up to the k-nearest truncation) what average linkage over all faces would, at the
+    cost of the components' sizes squared. A component larger than ``component_limit`` (a chain
+    of look-alikes) is clustered with :func:`chinese_whispers` instead.
+    """
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    c = constraints or Constraints()
+    x = unit(x)
+    n = len(x)
+    if n == 0:
+        return np.zeros(0, np.int64)
+    g = knn_graph(x, k, threshold, seed=seed)
+    adj = csr_matrix((np.ones(len(g.indices), np.int8), g.indices, g.indptr), shape=(n, n))
+    _, comp = connected_components(adj, directed=False)
+    photo, fixed = c.photos(n), c.fixed_or_free(n)
+    partners = c.partners()
+    groups = np.empty(n, np.int64)
+    offset = 0
+    order = np.argsort(comp, kind="stable")
+    for members in np.split(order, np.flatnonzero(np.diff(comp[order])) + 1):
+        if len(members) == 1:
+            groups[members] = offset
+            offset += 1
+            continue
+        local = {int(m): i for i, m in enumerate(members.tolist())}
+        sub = Constraints(
+            photo=photo[members],
+            fixed=fixed[members],
+            rejected={local[i]: p for i, p in c.rejected.items() if i in local},
+            cannot=[(local[a], local[b]) for a in local for b in partners.get(a, ()) if b in local and a < b],
+        )
+        if len(members) <= component_limit:
+            part = _average_groups(x[members], threshold, sub)
+        else:
+            log.info("component of %d faces: Chinese whispers instead of average linkage", len(members))
+            part = chinese_whispers(x[members], threshold, sub, k=k, seed=seed)
+            part = part - part.min()
+        groups[members] = part + offset
+        offset += int(part.max()) + 1
+    return enforce(groups, x, c, threshold)
 
 
 def _noise_alone(groups: np.ndarray) -> np.ndarray:
@@ -349,6 +414,7 @@ def hdbscan(
 
 
 ALGORITHMS = {
+    "graph_average": graph_average,
     "chinese_whispers": chinese_whispers,
     "agglomerative": agglomerative,
     "dbscan": dbscan,

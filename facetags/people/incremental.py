@@ -5,11 +5,12 @@
 scored against all of them with one matrix-vector product, which is what makes assigning a face
 take a few milliseconds at 100k faces without any approximate index.
 
-The rule is the incremental form of :func:`facetags.people.cluster.chinese_whispers`: among the
-face's ``k`` nearest neighbours with cosine similarity >= ``threshold``, each person gets the sum
-of its neighbours' similarities; the face joins the best-scoring person it may join (no other face
-of its photo is in it; the face was never rejected from it), else it starts a cluster of its own
-(``None``). The faces of one photo are placed jointly, best pairs first.
+The rule is the incremental form of average linkage (:func:`facetags.people.cluster.graph_average`):
+a person's score is the face's mean cosine similarity to all of that person's faces; only people
+with a face at least ``threshold`` similar are candidates (one product and a threshold test). The
+face joins the best-scoring person whose score reaches ``threshold`` and that it may join (no other
+face of its photo is in it; the face was never rejected from it), else it starts a cluster of its
+own (``None``). The faces of one photo are placed jointly, best pairs first.
 """
 
 from __future__ import annotations
@@ -125,22 +126,29 @@ class FaceIndex:
     # -- assignment -----------------------------------------------------------------------------
 
     def scores(self, vector: np.ndarray, exclude_face: int | None = None) -> dict[int, float]:
-        """Person id -> summed similarity of its faces among the k nearest above threshold."""
+        """Person id -> mean similarity of the face to all of that person's faces (the average
+        linkage the batch re-cluster uses), for the people it may join: mean >= threshold."""
         n = self._n
         if n == 0:
             return {}
         with _one_blas_thread():  # a matrix-vector product: threads only add jitter under load
             sims = self._vectors[:n] @ np.asarray(vector, np.float32)  # dead rows are zero vectors
-        if exclude_face is not None and exclude_face in self._row:
-            sims[self._row[exclude_face]] = -np.inf
-        top = np.flatnonzero(sims >= self.threshold)  # usually few: cheaper than a partition
-        if len(top) > self.k:
-            top = top[np.argpartition(-sims[top], self.k - 1)[: self.k]]
-        out: dict[int, float] = {}
-        for i in top.tolist():
-            p = int(self._person[i])
-            out[p] = out.get(p, 0.0) + float(sims[i])
-        return out
+        person = self._person[:n]
+        skip = self._row.get(exclude_face, -1) if exclude_face is not None else -1
+        if skip >= 0:
+            sims[skip] = -np.inf
+        near = np.flatnonzero(sims >= self.threshold)  # only these people can average >= threshold
+        if len(near) > 4 * self.k:
+            near = near[np.argpartition(-sims[near], 4 * self.k - 1)[: 4 * self.k]]
+        candidates = np.unique(person[near])
+        if len(candidates) == 0:
+            return {}
+        rows = np.flatnonzero(np.isin(person, candidates))
+        if skip >= 0:
+            rows = rows[rows != skip]
+        who, inverse = np.unique(person[rows], return_inverse=True)
+        mean = np.bincount(inverse, weights=sims[rows]) / np.bincount(inverse)
+        return {int(p): float(m) for p, m in zip(who, mean, strict=True) if m >= self.threshold and p != DEAD}
 
     def assign_photo(
         self,
