@@ -8,7 +8,8 @@ Two pipelines:
   descriptor), as face_recognition runs it.
 
 Every detected face of every labelled photo is kept (a real library clusters them all); the
-labels say which ones are scored. The cache key is the pipeline, its model id and the set.
+labels say which ones are scored. The cache key is the pipeline, its model id (with the first 12
+hex digits of the model file's sha256, since a retrained model keeps its id) and the set.
 """
 
 from __future__ import annotations
@@ -91,7 +92,8 @@ def _facetags_extractor() -> tuple[str, Extractor]:
         analysis = pipe.analyse(pipe.decode(path).decoded)
         return [(tuple(f.box), np.asarray(f.embedding, np.float32)) for f in analysis.faces]  # type: ignore[misc]
 
-    return pipe.embedder.model_id, run
+    sha = getattr(getattr(pipe.embedder, "spec", None), "sha256", "")
+    return f"{pipe.embedder.model_id}@{sha[:12]}" if sha else pipe.embedder.model_id, run
 
 
 def _dlib_extractor() -> tuple[str, Extractor]:

@@ -21,21 +21,29 @@ from facetags.people.cluster import Constraints
 
 log = logging.getLogger(__name__)
 
-#: model id -> calibrated threshold (benchmarks/cluster_compare.py --calibrate; docs/clustering.md).
+#: Calibrated thresholds: "model id@first 12 hex of its sha256" (a retrained model keeps its id)
+#: or a bare model id for models that never change. benchmarks/cluster_compare.py prints them;
+#: docs/clustering.md has the runs. A model's spec may carry its own, extra["cluster_threshold"].
 THRESHOLDS: dict[str, float] = {
-    # LFW DevTrain sample (300 people with 2+ photos), graph_average, best F with BCubed P >= 0.98.
+    # dlib descriptors, L2-normalised. LFW DevTrain sample (300 people with 2+ photos),
+    # graph_average, best BCubed F with BCubed P >= 0.98.
     "dlib-resnet-v1": 0.924,
+    # The bootstrap model (weak); same protocol. Recall is low at this precision.
+    "facetags-mobilenet-v1@07f2f793f2f6": 0.863,
 }
 #: For a model nobody has calibrated: conservative (few merges).
 FALLBACK = 0.6
 
 
-def threshold_for(model_id: str, extra: dict[str, object] | None = None) -> float:
-    """The calibrated threshold of ``model_id``; a spec's ``extra["cluster_threshold"]`` next."""
-    if model_id in THRESHOLDS:
-        return THRESHOLDS[model_id]
-    if extra and isinstance(extra.get("cluster_threshold"), int | float):
-        return float(extra["cluster_threshold"])  # type: ignore[arg-type]
+def threshold_for(model_id: str, extra: dict[str, object] | None = None, sha256: str = "") -> float:
+    """The clustering threshold for a model: its spec's ``cluster_threshold``, else this table's
+    entry for that exact file, else for the id, else :data:`FALLBACK` (with a warning)."""
+    value = (extra or {}).get("cluster_threshold")
+    if isinstance(value, int | float):
+        return float(value)
+    for key in (f"{model_id}@{sha256[:12]}", model_id):
+        if key in THRESHOLDS:
+            return THRESHOLDS[key]
     log.warning("no calibrated clustering threshold for %s; using %.2f", model_id, FALLBACK)
     return FALLBACK
 
