@@ -41,14 +41,13 @@ def _threshold(model_id: str) -> float:
     """The model's calibrated clustering threshold (facetags.people.calibrate), else its spec's."""
     from facetags.people.calibrate import threshold_for
 
-    extra: dict[str, object] = {}
     try:
         from facetags.vision.specs import get_spec
 
-        extra = get_spec(model_id).extra
+        spec = get_spec(model_id)
     except FacetagsError:
-        pass
-    return threshold_for(model_id, extra)
+        return threshold_for(model_id)
+    return threshold_for(model_id, spec.extra, spec.sha256)
 
 
 class Library:
