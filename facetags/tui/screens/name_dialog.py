@@ -67,7 +67,10 @@ class NameDialog(ModalScreen[str | None]):
         matches = self._matches(text)
         choices.add_options([Option(n, id=n) for n in matches])
         choices.display = bool(matches)
-        exact = [n for n in self.names if text.strip() and name_key(n) == name_key(text)]
+        own = name_key(self.value) if self.value else None
+        exact = [
+            n for n in self.names if text.strip() and name_key(n) == name_key(text) and name_key(n) != own
+        ]
         hint = self.query_one("#dialog-hint", Label)
         if exact:
             hint.update(f"{exact[0]} exists: this joins them")
