@@ -86,6 +86,7 @@ class PhotoScreen(LibraryScreen):
 
     def reload(self) -> None:
         path = self.path
+
         def faces(lib: Library) -> tuple[list[FaceRecord], list[Person]]:
             found = lib.photo_faces(path)
             ids = sorted({f.person_id for f in found if f.person_id is not None})
