@@ -106,10 +106,12 @@ class FacetagsApp(App[None]):
         summary: Callable[[Any], str] | None = None,
         then: Callable[[Any], None] | None = None,
         undoable: bool = True,
+        after: Callable[[Any], Any] | None = None,
     ) -> None:
         """Change the library with ``fn(library)`` in a thread worker, after the changes asked
         for before it, as one undo step. ``summary(result)`` is the notification;
-        ``then(result)`` runs on the UI thread afterwards."""
+        ``then(result)`` runs on the UI thread afterwards. ``after(result)`` runs in the worker
+        once the library is free again (slow work that needs no library, like writing files)."""
         if self.client.read_only:
             self.notify("The library is read-only.", title=label, severity="error")
             return
@@ -122,7 +124,7 @@ class FacetagsApp(App[None]):
 
         ticket = self.client.ticket()
         self.run_worker(
-            partial(self._perform, ticket, label, fn, summary, then),
+            partial(self._perform, ticket, label, fn, summary, then, after),
             thread=True,
             group="actions",
             name=label,
@@ -136,9 +138,12 @@ class FacetagsApp(App[None]):
         fn: Callable[[Library], Any],
         summary: Callable[[Any], str] | None,
         then: Callable[[Any], None] | None,
+        after: Callable[[Any], Any] | None = None,
     ) -> None:
         try:
             result = self.client.act(ticket, fn)
+            if after is not None:
+                result = after(result)
             text = summary(result) if summary is not None else label
         except Exception as exc:  # reported, never a crash
             log.debug("%s failed", label, exc_info=True)
@@ -224,9 +229,11 @@ class FacetagsApp(App[None]):
         from facetags.xmp.sync import write_records
         from facetags.xmp.write import WriteOptions
 
-        def run(lib: Library) -> Any:
-            records = lib.faces(person_id) if person_id is not None else lib.faces()
-            return write_records(records, WriteOptions.from_settings(lib.settings))
+        def records(lib: Library) -> Any:
+            return lib.faces(person_id) if person_id is not None else lib.faces()
+
+        def write(found: Any) -> Any:  # file work, outside the library lock
+            return write_records(found, WriteOptions.from_settings(self.library.settings))
 
         def summary(results: Any) -> str:
             changed = sum(1 for r in results if r.changes and not r.error)
@@ -236,7 +243,7 @@ class FacetagsApp(App[None]):
                 text += f" (first: {failed[0].error})"
             return text
 
-        self.perform(f"write XMP for {who}", run, summary=summary, undoable=False)
+        self.perform(f"write XMP for {who}", records, summary=summary, undoable=False, after=write)
 
     # -- the command palette lists every action --------------------------------------------------
 
