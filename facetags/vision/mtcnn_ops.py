@@ -140,7 +140,7 @@ def _band_sum(rows: np.ndarray, size: int, out: int) -> np.ndarray:
 
 def pnet_boxes(box: np.ndarray, prob: np.ndarray, scale: float, threshold: float) -> np.ndarray:
     """Turn one pyramid level's PNet maps (NCHW, batch 1) into scored boxes, best first."""
-    score = prob[0, 1]
+    score = prob[0, -1]  # P(face): the last channel (2-way softmax or a single sigmoid)
     ys, xs = np.nonzero(score > threshold)
     if ys.size == 0:
         return np.empty((0, 5), dtype=np.float64)
