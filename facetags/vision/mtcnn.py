@@ -203,9 +203,12 @@ class Net:
 
 
 def _threads() -> int:
-    env = os.environ.get("FACETAGS_THREADS")
+    env = os.environ.get("FACETAGS_THREADS", "").strip()
     if env:
-        return max(1, int(env))
+        try:
+            return max(1, int(env))
+        except ValueError:
+            log.warning("FACETAGS_THREADS=%r is not a number; ignored", env)
     return max(1, min(4, os.cpu_count() or 1))
 
 
