@@ -18,13 +18,18 @@ from facetags.config import Settings
     help="CSV: photo,identity (largest face) or photo,x,y,w,h,identity (one row per face).",
 )
 @click.argument("folder", type=click.Path(exists=True, file_okay=False))
+@click.option(
+    "--only-labelled", is_flag=True, help="Index only the photos the labels name (e.g. LFW's images folder)."
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the scores as JSON.")
 @click.pass_obj
-def clusters(settings: Settings | None, labels_file: str, folder: str, as_json: bool) -> None:
+def clusters(
+    settings: Settings | None, labels_file: str, folder: str, only_labelled: bool, as_json: bool
+) -> None:
     """Index FOLDER into a temporary library and score its people against the labels."""
     from facetags.evaluate.library_clusters import evaluate_folder
 
-    result = evaluate_folder(labels_file, folder, settings or Settings())
+    result = evaluate_folder(labels_file, folder, settings or Settings(), only_labelled=only_labelled)
     if as_json:
         click.echo(json.dumps(result.to_json()))
         return

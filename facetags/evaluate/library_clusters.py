@@ -66,8 +66,10 @@ def evaluate_folder(
     settings: Settings | None = None,
     detector: Any = None,
     embedder: Any = None,
+    only_labelled: bool = False,
 ) -> LibraryClusterResult:
-    """Index ``folder`` into a throw-away library and score its people against the labels."""
+    """Index ``folder`` (or only its labelled photos) into a throw-away library and score its
+    people against the labels."""
     from facetags.library import Library
 
     labels = read_labels(labels_path)
@@ -77,7 +79,8 @@ def evaluate_folder(
         where = Path(tmp) / "library.db"
         temp_settings = dataclasses.replace(settings or Settings(), library=where)
         with Library.open(where, temp_settings, detector=detector, embedder=embedder) as lib:
-            report = lib.scan([folder])
+            targets = [folder / p for p in sorted(labels.photos)] if only_labelled else [folder]
+            report = lib.scan(targets)
             log.info("indexed %s: %s", folder, dict(report.counts))
             incremental, _, _, _ = _score(lib, folder, labels)
             lib.recluster()
