@@ -7,7 +7,8 @@ with 2+ photos, seeded; never a reported set): the best BCubed F among threshold
 precision is >= 0.98. Then every set is clustered with all its detected faces (cannot-link
 between faces of one photo) and the labelled faces are scored. Prints a Markdown table (stdout);
 embeddings are cached in ``.cache/cluster/`` (first run: detection and embedding of ~4,000
-photos, several minutes on 2 cores).
+photos, several minutes on 2 cores). ``--save`` records the library's (graph_average) threshold
+for this model file in ``facetags/people/thresholds.json``: run it when the embedder changes.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster_data import load_faces
 
 from facetags.evaluate.clustering import score_clustering
-from facetags.people.calibrate import choose, sweep
+from facetags.people.calibrate import choose, save_threshold, sweep
 from facetags.people.cluster import ALGORITHMS, Constraints
 
 log = logging.getLogger("cluster_compare")
@@ -40,7 +41,7 @@ def grid_for(x: np.ndarray) -> list[float]:
     return [round(float(t), 3) for t in np.linspace(lo, hi, 25)]
 
 
-def calibrate(pipeline: str, min_precision: float) -> dict[str, float]:
+def calibrate(pipeline: str, min_precision: float, save: bool = False) -> dict[str, float]:
     lset, faces = load_faces("lfw_devtrain", pipeline)
     idx, truth, _ = faces.scored(lset.labels)
     c = Constraints(photo=faces.photo_ids())
@@ -63,6 +64,16 @@ def calibrate(pipeline: str, min_precision: float) -> dict[str, float]:
             name, best.threshold, s.bcubed_precision, s.bcubed_recall, s.bcubed_f,
         )  # fmt: skip
         chosen[name] = best.threshold
+        if save and name == "graph_average":  # the library's algorithm
+            save_threshold(
+                faces.model_id,
+                best.threshold,
+                algorithm=name,
+                calibration=f"LFW DevTrain sample ({len(set(truth))} people with 2+ photos, seed 0), "
+                f"{name}, best BCubed F with BCubed P >= {min_precision}",
+                devtrain={k: round(v, 4) for k, v in s.to_json().items() if k.startswith("bcubed")},
+            )
+            log.info("saved %s: %.4f", faces.model_id, best.threshold)
     return chosen
 
 
@@ -72,10 +83,15 @@ def main() -> None:
     parser.add_argument("--sets", default="deepface,bbt,lfw")
     parser.add_argument("--min-precision", type=float, default=0.98)
     parser.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    parser.add_argument(
+        "--save",
+        action="store_true",
+        help="record graph_average's threshold in facetags/people/thresholds.json",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
-    thresholds = calibrate(args.pipeline, args.min_precision)
+    thresholds = calibrate(args.pipeline, args.min_precision, args.save)
     rows = []
     for set_name in args.sets.split(","):
         lset, faces = load_faces(set_name, args.pipeline)

@@ -218,3 +218,12 @@ def test_arrival_order_barely_matters(bbt: tuple[np.ndarray, np.ndarray, np.ndar
         batch.append(labels)
     assert agreement(incremental[0].tolist(), incremental[1].tolist()) >= 0.9
     assert agreement(batch[0].tolist(), batch[1].tolist()) == 1.0
+
+
+def test_thresholds_come_from_the_spec_then_the_model_file_then_the_id() -> None:
+    from facetags.people.calibrate import FALLBACK, threshold_for
+
+    assert threshold_for("dlib-resnet-v1", {"cluster_threshold": 0.7}) == 0.7
+    assert threshold_for("dlib-resnet-v1") == pytest.approx(0.924)
+    assert threshold_for("facetags-mobilenet-v1", {}, "07f2f793f2f6" + "0" * 52) == pytest.approx(0.8628)
+    assert threshold_for("no-such-model") == FALLBACK

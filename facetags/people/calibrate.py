@@ -1,8 +1,8 @@
 """Clustering thresholds per embedder model, and the sweep that calibrates them.
 
 A threshold is a cosine similarity: two faces at least this similar may be one person. It is a
-property of the embedder, so it is stored per model id in :data:`THRESHOLDS`, each entry with the
-command and data it came from. :func:`sweep` runs one algorithm over a grid on labelled
+property of the embedder, so it is stored per model file in ``thresholds.json``, each entry with
+how it was calibrated. :func:`sweep` runs one algorithm over a grid on labelled
 calibration data (LFW DevTrain people, never the sets we report on) and :func:`choose` picks the
 threshold with the best BCubed F among those whose BCubed precision reaches ``min_precision``
 (users forgive a split far more than a wrong merge).
@@ -10,9 +10,13 @@ threshold with the best BCubed F among those whose BCubed precision reaches ``mi
 
 from __future__ import annotations
 
+import functools
+import json
 import logging
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -21,31 +25,45 @@ from facetags.people.cluster import Constraints
 
 log = logging.getLogger(__name__)
 
-#: Calibrated thresholds: "model id@first 12 hex of its sha256" (a retrained model keeps its id)
-#: or a bare model id for models that never change. benchmarks/cluster_compare.py prints them;
-#: docs/clustering.md has the runs. A model's spec may carry its own, extra["cluster_threshold"].
-THRESHOLDS: dict[str, float] = {
-    # dlib descriptors, L2-normalised. LFW DevTrain sample (300 people with 2+ photos),
-    # graph_average, best BCubed F with BCubed P >= 0.98.
-    "dlib-resnet-v1": 0.924,
-    # The bootstrap model (weak); same protocol. Recall is low at this precision.
-    "facetags-mobilenet-v1@07f2f793f2f6": 0.863,
-}
+#: Calibrated thresholds, keyed "model id@first 12 hex of its sha256" (a retrained model keeps its
+#: id) or a bare id for models that never change; each entry records how it was calibrated.
+#: Written by ``python benchmarks/cluster_compare.py --save``; docs/clustering.md has the runs.
+#: A model's spec may carry its own, ``extra["cluster_threshold"]``, which wins.
+THRESHOLDS_FILE = Path(__file__).with_name("thresholds.json")
 #: For a model nobody has calibrated: conservative (few merges).
 FALLBACK = 0.6
 
 
+@functools.cache
+def _table() -> dict[str, dict[str, Any]]:
+    try:
+        data = json.loads(THRESHOLDS_FILE.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        log.warning("%s: %s", THRESHOLDS_FILE, exc)
+        return {}
+    return {str(k): v for k, v in data.items() if isinstance(v, dict)}
+
+
 def threshold_for(model_id: str, extra: dict[str, object] | None = None, sha256: str = "") -> float:
-    """The clustering threshold for a model: its spec's ``cluster_threshold``, else this table's
+    """The clustering threshold for a model: its spec's ``cluster_threshold``, else the table's
     entry for that exact file, else for the id, else :data:`FALLBACK` (with a warning)."""
     value = (extra or {}).get("cluster_threshold")
     if isinstance(value, int | float):
         return float(value)
+    table = _table()
     for key in (f"{model_id}@{sha256[:12]}", model_id):
-        if key in THRESHOLDS:
-            return THRESHOLDS[key]
+        if key in table and isinstance(table[key].get("threshold"), int | float):
+            return float(table[key]["threshold"])
     log.warning("no calibrated clustering threshold for %s; using %.2f", model_id, FALLBACK)
     return FALLBACK
+
+
+def save_threshold(key: str, threshold: float, **details: Any) -> None:
+    """Record a calibrated threshold in :data:`THRESHOLDS_FILE` (keys sorted, one per model)."""
+    data = dict(_table())
+    data[key] = {"threshold": round(float(threshold), 4), **details}
+    THRESHOLDS_FILE.write_text(json.dumps(dict(sorted(data.items())), indent=2) + "\n", encoding="utf-8")
+    _table.cache_clear()
 
 
 @dataclass(frozen=True)
