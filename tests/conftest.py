@@ -13,6 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+# The library fixtures (models loaded once, open_library, photo_dir) for every test module.
+pytest_plugins = ["tests.library_support"]
+
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(__import__("os").environ.get("FACETAGS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 

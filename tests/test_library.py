@@ -15,8 +15,6 @@ from facetags.library import Library
 if TYPE_CHECKING:
     from tests.library_support import OpenLibrary
 
-pytest_plugins = ["tests.library_support"]
-
 
 @pytest.fixture
 def lib(open_library: OpenLibrary, photo_dir: Path) -> Library:

@@ -15,8 +15,6 @@ import pytest
 if TYPE_CHECKING:
     from tests.library_support import OpenLibrary
 
-pytest_plugins = ["tests.library_support"]
-
 
 def _png_bomb(path: Path, side: int = 40_000) -> None:
     """A tiny PNG whose header claims side x side pixels (1.6 gigapixels)."""

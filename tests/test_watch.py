@@ -23,8 +23,6 @@ from facetags.library import Library
 if TYPE_CHECKING:
     from tests.library_support import OpenLibrary
 
-pytest_plugins = ["tests.library_support"]
-
 TIMEOUT = 30.0
 
 

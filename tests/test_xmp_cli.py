@@ -12,12 +12,11 @@ from click.testing import CliRunner
 from facetags.cli import cli
 from facetags.errors import FacetagsError
 from facetags.xmp.regions import to_mwg_area
-from tests.library_support import models, open_library, photo_dir  # noqa: F401 - fixtures
 from tests.xmp_support import exiftool, exiftool_write, need_exiftool
 
 
 @pytest.fixture
-def library(request: pytest.FixtureRequest, photo_dir: Path, tmp_path: Path) -> tuple[Path, Path]:  # noqa: F811
+def library(request: pytest.FixtureRequest, photo_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     """A library that has scanned photo_dir; the astronaut was tagged by "another tool" first."""
     need_exiftool()
     try:
