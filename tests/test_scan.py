@@ -19,8 +19,6 @@ from facetags.ingest.pipeline import Pipeline
 if TYPE_CHECKING:
     from tests.library_support import OpenLibrary
 
-pytest_plugins = ["tests.library_support"]
-
 
 def _forbid(monkeypatch: pytest.MonkeyPatch, what: str) -> None:
     def boom(*args: object, **kwargs: object) -> None:
@@ -169,6 +167,7 @@ def test_changed_pixels_are_analysed_again(open_library: OpenLibrary, photo_dir:
     assert report.counts["changed"] == 1
     (new,) = lib.photo_faces(path)
     assert new.face_id != old.face_id
+    assert new.person_id == old.person_id  # the same face, mirrored: it keeps its place
     assert abs((new.box[0] + new.box[2] / 2) - (1 - (old.box[0] + old.box[2] / 2))) < 0.05
     assert lib.status().photos == 2  # the old content went with its faces
     with pytest.raises(NotFoundError):

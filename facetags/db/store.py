@@ -45,6 +45,25 @@ class NewFace:
 
 
 @dataclass(frozen=True)
+class OldFace:
+    """A face of a photo's previous version and the decisions on it (see Store.faces_to_carry)."""
+
+    face_id: int
+    box: tuple[float, float, float, float]
+    person_id: int | None
+    assigned_by: str | None
+    not_face: bool
+    person_name: str | None
+    rejections: int
+    vector: np.ndarray | None
+
+    @property
+    def decided(self) -> bool:
+        """Something the user said concerns this face (its person's name included)."""
+        return self.assigned_by == "user" or self.not_face or self.rejections > 0 or bool(self.person_name)
+
+
+@dataclass(frozen=True)
 class EmbeddingSet:
     """Every assigned, real face embedded by one model: what incremental assignment compares to."""
 
@@ -335,6 +354,62 @@ class Store:
     def face_record(self, face_id: int) -> FaceRecord | None:
         found = self._face_records("AND f.id = ?", (face_id,))
         return found[0] if found else None
+
+    def faces_to_carry(self, photo_id: int, model_id: str) -> list[OldFace]:
+        """Every face of a photo (real or not) with what the user decided about it, for carrying
+        those decisions to the faces of the photo's new version."""
+        rows = self.conn.execute(
+            "SELECT f.id, f.x, f.y, f.w, f.h, f.person_id, f.assigned_by, f.not_face, p.name,"
+            " (SELECT COUNT(*) FROM rejections r WHERE r.face_id = f.id), e.dim, e.vector"
+            " FROM faces f LEFT JOIN people p ON p.id = f.person_id"
+            " LEFT JOIN embeddings e ON e.face_id = f.id AND e.model_id = ?"
+            " WHERE f.photo_id = ? ORDER BY f.idx",
+            (model_id, photo_id),
+        )
+        return [
+            OldFace(
+                face_id=int(r[0]),
+                box=(float(r[1]), float(r[2]), float(r[3]), float(r[4])),
+                person_id=r[5],
+                assigned_by=r[6],
+                not_face=bool(r[7]),
+                person_name=r[8],
+                rejections=int(r[9]),
+                vector=None if r[11] is None else vectors.from_blob(r[11], int(r[10])),
+            )
+            for r in rows
+        ]
+
+    def carry_face(self, old: OldFace, new_face_id: int) -> None:
+        """Give face ``new_face_id`` the place, source, "not a face" mark and rejections of
+        ``old`` (the same face in the photo's previous version)."""
+        self.conn.execute(
+            "UPDATE faces SET person_id = ?, assigned_by = ?, assigned_at = ?, not_face = ? WHERE id = ?",
+            (old.person_id, old.assigned_by, time.time(), int(old.not_face), new_face_id),
+        )
+        self.conn.execute(
+            "INSERT OR IGNORE INTO rejections (face_id, person_id, created_at)"
+            " SELECT ?, person_id, created_at FROM rejections WHERE face_id = ?",
+            (new_face_id, old.face_id),
+        )
+
+    def carry_cannot_links(self, mapping: dict[int, int]) -> None:
+        """Copy the "different people" pairs of old faces to their new faces (old id -> new id)."""
+        if not mapping:
+            return
+        marks = ", ".join("?" for _ in mapping)
+        rows = self.conn.execute(
+            f"SELECT face_a, face_b, created_at FROM cannot_link WHERE face_a IN ({marks})"
+            f" OR face_b IN ({marks})",
+            [*mapping, *mapping],
+        ).fetchall()
+        for a, b, at in rows:
+            na, nb = mapping.get(int(a), int(a)), mapping.get(int(b), int(b))
+            if na != nb:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO cannot_link (face_a, face_b, created_at) VALUES (?, ?, ?)",
+                    (min(na, nb), max(na, nb), at),
+                )
 
     def set_not_face(self, face_id: int) -> None:
         self.conn.execute(

@@ -27,6 +27,7 @@ from facetags.db.records import FileRow, FileStat
 from facetags.db.store import Store
 from facetags.errors import DecodeError
 from facetags.ingest.pipeline import Analysis, Decoded1, Pipeline
+from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
 from facetags.people.assign import Assigner, NewFaceVector
 
@@ -131,20 +132,73 @@ class Indexer:
                     decoded.content_hash, d.width, d.height, self.pipeline.detector_id
                 )
                 vectors = []
+                face_ids = []
                 for idx, face in enumerate(analysis.faces):
                     face_id = self.store.insert_face(photo_id, idx, face)
+                    face_ids.append(face_id)
                     if face.embedding is not None:
                         self.store.insert_embedding(face_id, analysis.model_id, face.embedding)
                         vectors.append(NewFaceVector(face_id, face.embedding))
                 self.store.add_file(path, photo_id, st)
+                carried: set[int] = set()
+                if row is not None and row.photo_id != photo_id:
+                    carried = self._carry(path, row.photo_id, face_ids, analysis)
+                vectors = [v for v in vectors if v.face_id not in carried]
                 if vectors:
-                    self.assigner(analysis.model_id).assign_photo(self.store, photo_id, vectors)
+                    assigner = self.assigner(analysis.model_id)
+                    if carried:
+                        assigner.invalidate()  # the carried faces are in people now
+                    assigner.assign_photo(self.store, photo_id, vectors)
                 if row is not None and row.photo_id != photo_id:
                     self.store.delete_orphan_photos([row.photo_id])
                 self._done(path)
                 self.faces_added += len(analysis.faces)
                 return "changed" if row is not None else "new"
         return self._link(path, existing, st, row)
+
+    def _carry(self, path: str, old_photo: int, face_ids: list[int], analysis: Analysis) -> set[int]:
+        """``path`` showed ``old_photo`` and now shows new pixels (an edit, a crop, a re-export):
+        the faces that are the same face keep their person, its source, "not a face" and their
+        rejections (facetags.ingest.rematch says which is which). A face the user had decided
+        on that is gone from the new version (cropped out, or no longer detected) is logged and
+        recorded as a ``face_lost`` decision, unless another path still shows the old version.
+        Returns the new face ids that were given a place."""
+        old = self.store.faces_to_carry(old_photo, analysis.model_id)
+        if not old:
+            return set()
+        pairs = match_faces(
+            [f.box for f in old],
+            [f.box for f in analysis.faces],
+            [f.vector for f in old],
+            [f.embedding for f in analysis.faces],
+        )
+        carried: set[int] = set()
+        for i, j in pairs.items():
+            self.store.carry_face(old[i], face_ids[j])
+            if old[i].person_id is not None or old[i].not_face:
+                carried.add(face_ids[j])
+        self.store.carry_cannot_links({old[i].face_id: face_ids[j] for i, j in pairs.items()})
+        still_shown = any(f.path != path for f in self.store.photo_files(old_photo))
+        lost = [f for i, f in enumerate(old) if i not in pairs and f.decided and not still_shown]
+        for face in lost:
+            log.warning(
+                "%s: the changed photo no longer shows face %d (%s); its decisions are recorded",
+                path,
+                face.face_id,
+                face.person_name or ("not a face" if face.not_face else f"person {face.person_id}"),
+            )
+            self.store.log_decision(
+                "face_lost",
+                face_id=face.face_id,
+                person_id=face.person_id,
+                path=path,
+                box=list(face.box),
+                name=face.person_name,
+                assigned_by=face.assigned_by,
+                not_face=face.not_face,
+            )
+        log.info("%s changed: %d of %d faces kept their place", path, len(pairs), len(old))
+        return carried
 
     def _link(self, path: str, photo_id: int, st: FileStat, row: FileRow | None) -> str:
         """``path`` shows a photo already indexed: record it as a move, a duplicate or a change."""
