@@ -234,3 +234,51 @@ def test_stop_during_the_catch_up_scan(
     stop.set()
     Watcher(lib, [folder]).run(stop)
     assert [t for t in set(threading.enumerate()) - before if t.is_alive()] == []
+
+
+def test_hidden_files_temp_files_and_xmp_written_into_a_watched_photo(
+    open_library: OpenLibrary,
+    tmp_path: Path,
+    t1_path: Path,
+    reader: Callable[[], Library],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Hidden files (a crashed XMP writer's ``.<name>.*.facetags.tmp``, ``.name.jpg``) are
+    never indexed, by the catch-up scan or the watcher; writing XMP into a watched photo (an
+    atomic rename of our own temp file over it) is recorded as metadata only: no detection,
+    faces, ids and names unchanged."""
+    from facetags.ingest.pipeline import Pipeline
+    from facetags.xmp.sync import write_records
+    from facetags.xmp.write import WriteOptions
+
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    photo = folder / "t1.jpg"
+    shutil.copyfile(t1_path, photo)
+    shutil.copyfile(t1_path, folder / ".t1.jpg.k2j3h4.facetags.tmp")  # left by a crash
+    shutil.copyfile(t1_path, folder / ".hidden.jpg")
+    lib = open_library()
+    with watching(lib, folder) as run:
+        other = reader()
+        assert (other.status().files, other.status().failures) == (1, [])
+        first = other.photo_faces(photo)
+        other.name(first[0].person_id or 0, "Ann")
+        before = [(f.face_id, f.person_id, f.person_name, f.box) for f in other.photo_faces(photo)]
+
+        def no_detection(*args: object, **kwargs: object) -> None:
+            raise AssertionError("a photo whose pixels did not change was analysed again")
+
+        monkeypatch.setattr(Pipeline, "analyse", no_detection)
+        (result,) = write_records(other.faces(), WriteOptions(mode="embed"))
+        assert result.written and result.error is None, result
+        assert b"Ann" in photo.read_bytes()
+        shutil.copyfile(t1_path, folder / ".another.jpg")  # hidden, created while watching
+        (folder / ".t1.jpg.x.facetags.tmp").write_bytes(b"partial")
+        wait_for(lambda: run.outcomes_for(photo) != [], what="the XMP write")
+        time.sleep(1.0)
+        assert run.outcomes_for(photo) == ["touched"]
+        assert [p for p, _ in run.outcomes if Path(p).name.startswith(".")] == []
+        assert [(f.face_id, f.person_id, f.person_name, f.box) for f in other.photo_faces(photo)] == before
+        assert (other.status().files, other.status().photos, other.status().failures) == (1, 1, [])
+    again = lib.scan([folder])
+    assert again.counts["unchanged"] == 1 and sum(again.counts.values()) == 1

@@ -163,7 +163,10 @@ class Watcher:
         if event.kind == "moved" and event.dest is not None:
             if event.path in self._files or not is_photo_name(event.path):
                 self._files.pop(event.path, None)
-                self._files[event.path] = _Pending(now, None)  # forget it if it was indexed
+                if is_photo_name(event.path) and not is_hidden(event.path, self.roots):
+                    self._files[event.path] = _Pending(now, None)  # forget it if it was indexed
+                # else a temporary file renamed over a photo (an editor's save, facetags' own
+                # XMP writer): never indexed, so there is nothing to forget
                 if is_photo_name(event.dest):
                     self._files[event.dest] = _Pending(now, _stat(event.dest))
             else:
