@@ -25,8 +25,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from cluster_data import load_faces
 
+from facetags.evaluate.calibration import choose, sweep
 from facetags.evaluate.clustering import score_clustering
-from facetags.people.calibrate import choose, save_threshold, sweep
+from facetags.people.calibrate import save_threshold
 from facetags.people.cluster import ALGORITHMS, Constraints
 
 log = logging.getLogger("cluster_compare")
