@@ -37,10 +37,9 @@ def detect_all(paths: list[Path], cache: Path) -> dict[str, tuple[np.ndarray, np
         with np.load(cache, allow_pickle=False) as z:
             names = list(z["names"])
             if names == [str(p) for p in paths]:
-                found = z["found"]
+                found, crops, chips, boxes = z["found"], z["crops"], z["chips"], z["boxes"]  # read once
                 return {
-                    n: (z["crops"][i], z["chips"][i], z["boxes"][i]) if found[i] else None
-                    for i, n in enumerate(names)
+                    n: (crops[i], chips[i], boxes[i]) if found[i] else None for i, n in enumerate(names)
                 }
     try:
         from facetags.vision.dlib_teacher import DlibTeacher

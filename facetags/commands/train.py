@@ -102,6 +102,17 @@ def _fit_options(f: Any) -> Any:
             help="LFW DevTrain people held out for per-epoch validation.",
         ),
         click.option("--seed", type=int, default=0, show_default=True),
+        click.option(
+            "--grow",
+            is_flag=True,
+            help="Add shards a concurrent 'train prepare' builds, at each epoch start (recorded).",
+        ),
+        click.option(
+            "--shards",
+            default="",
+            help="Train on exactly these cache shards ('0-76,80'); "
+            "default: every shard built (recorded in history.json).",
+        ),
     ]
     for option in reversed(options):
         f = option(f)
@@ -151,14 +162,14 @@ def fit_cmd(**kw: Any) -> None:
 
 
 def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int) -> None:
-    from facetags.train.data import load_cache, split_validation
+    from facetags.train.data import load_cache, parse_shards, split_validation
     from facetags.train.export import export, max_abs_diff
     from facetags.train.fit import load_trained, recalibrate_bn
 
     model, cfg = load_trained(run, which)
     history = json.loads((run / "history.json").read_text())
     # the same shards the run trained on (a cache may have grown since)
-    data = load_cache(Path(cfg.cache), cfg.limit_shards or history.get("shards") or None)
+    data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards) if cfg.shards else None)
     train_set, _ = split_validation(data, cfg.val_people, cfg.seed)
     if recalibrate:
         recalibrate_bn(model, train_set.crops, batches=recalibrate, seed=cfg.seed)

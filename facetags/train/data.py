@@ -171,6 +171,45 @@ def _build_shard(args: tuple[Path, Path, list[Item], int]) -> tuple[int, int, in
     return shard, len(items), len(index)
 
 
+def _build_order(items: list[Item], shard: int) -> tuple[int, int]:
+    """Labelled shards first, then the unlabelled sources interleaved (so a cache that is
+    stopped early still holds some of each)."""
+    chunk = items[shard * SHARD : (shard + 1) * SHARD]
+    if any(i.identity for i in chunk):
+        return (0, shard)
+    source = chunk[0].source
+    first = next(k for k, i in enumerate(items) if i.source == source) // SHARD
+    return (1, shard - first)
+
+
+def parse_shards(spec: str) -> list[int]:
+    """``"0-76,80,95-97"`` -> [0, 1, ..., 76, 80, 95, 96, 97]."""
+    out: list[int] = []
+    for part in filter(None, (p.strip() for p in spec.split(","))):
+        a, _, b = part.partition("-")
+        out.extend(range(int(a), int(b or a) + 1))
+    return out
+
+
+def format_shards(shards: list[int]) -> str:
+    """The inverse of :func:`parse_shards` (compact ranges)."""
+    parts, run = [], []
+    for s in sorted(shards):
+        if run and s == run[-1] + 1:
+            run.append(s)
+            continue
+        if run:
+            parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+        run = [s]
+    if run:
+        parts.append(f"{run[0]}-{run[-1]}" if len(run) > 1 else str(run[0]))
+    return ",".join(parts)
+
+
+def built_shards(cache: Path) -> list[int]:
+    return sorted(int(p.stem.split("_")[1]) for p in cache.glob("shard_*.npz"))
+
+
 def build_cache(root: Path, cache: Path, items: list[Item], workers: int = 2) -> Path:
     """Detect, align and describe every item into ``cache`` (resumes where it stopped)."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -183,6 +222,7 @@ def build_cache(root: Path, cache: Path, items: list[Item], workers: int = 2) ->
         manifest.write_text(json.dumps({"items": listing, "crop": CROP}))
     n_shards = (len(items) + SHARD - 1) // SHARD
     todo = [s for s in range(n_shards) if not (cache / f"shard_{s:05d}.npz").is_file()]
+    todo.sort(key=lambda s: _build_order(items, s))
     log.info("crop cache %s: %d shards, %d to build", cache, n_shards, len(todo))
     jobs = [(root, cache, items[s * SHARD : (s + 1) * SHARD], s) for s in todo]
     if not jobs:
@@ -228,17 +268,24 @@ class CropSet:
         )
 
 
-def load_cache(cache: Path, limit_shards: int | None = None) -> CropSet:
+def load_cache(cache: Path, limit_shards: int | None = None, shards: list[int] | None = None) -> CropSet:
+    """The cached crops: every shard built, the first ``limit_shards``, or exactly ``shards``."""
     manifest = json.loads((cache / "manifest.json").read_text())
     items = [Item(p, s, n) for p, s, n in manifest["items"]]
     crops, teacher, index = [], [], []
-    shards = sorted(cache.glob("shard_*.npz"))[:limit_shards]
-    for path in shards:
+    numbers = shards if shards is not None else built_shards(cache)[:limit_shards]
+    missing = [s for s in numbers if not (cache / f"shard_{s:05d}.npz").is_file()]
+    if missing:
+        raise RuntimeError(
+            f"{cache}: shards not built: {format_shards(missing)} (run 'facetags train prepare')"
+        )
+    shards_paths = [cache / f"shard_{s:05d}.npz" for s in numbers]
+    for path in shards_paths:
         with np.load(path) as z:
             crops.append(z["crops"])
             teacher.append(z["teacher"])
             index.append(z["index"])
-    if not shards:
+    if not shards_paths:
         raise RuntimeError(f"{cache}: no shards built yet")
     idx = np.concatenate(index)
     kept = [items[i] for i in idx]

@@ -24,7 +24,10 @@ from facetags.train.data import (
     CropSet,
     PKSampler,
     augment_batch,
+    built_shards,
+    format_shards,
     load_cache,
+    parse_shards,
     split_validation,
     validation_pairs,
 )
@@ -56,6 +59,8 @@ class FitConfig:
     val_people: int = 150
     centre_teacher: bool = True  # dlib's vectors sit in a narrow cone (mean norm ~0.91): centre them
     limit_shards: int = 0  # tests: read only the first N cache shards
+    shards: str = ""  # exactly these cache shards ("0-76,80"); "" = every shard built
+    grow: bool = False  # pick up shards a concurrent 'train prepare' adds, at each epoch start
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -153,7 +158,9 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     if data is None:
-        data = load_cache(Path(cfg.cache), cfg.limit_shards or None)
+        if not cfg.shards:
+            cfg.shards = format_shards(built_shards(Path(cfg.cache))[: cfg.limit_shards or None])
+        data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards))
     n_crops = len(data)
     train, val = split_validation(data, cfg.val_people, cfg.seed) if cfg.val_people else (data, None)
     if cfg.centre_teacher:
@@ -212,14 +219,36 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         "batch_size": batch_size,
         "steps_per_epoch": steps,
         "crops": n_crops,
-        "shards": len(list(Path(cfg.cache).glob("shard_*.npz"))) if cfg.cache else 0,
     }
     if cfg.centre_teacher:
         summary["teacher_mean"] = [float(v) for v in teacher_mean]
     feeder = BatchFeeder(train, sampler, cfg.augment, cfg.seed)
+    used = parse_shards(cfg.shards) if cfg.shards else []
     try:
         for epoch in range(1, cfg.epochs + 1):
             t0 = time.time()
+            if cfg.grow and cfg.cache and epoch > 1:
+                new = sorted(set(built_shards(Path(cfg.cache))) - set(used))
+                if new:
+                    extra = load_cache(Path(cfg.cache), shards=new)
+                    if cfg.centre_teacher:
+                        extra.teacher = centre(extra.teacher, teacher_mean)
+                    held = set(val.names) if val is not None else set()
+                    train = merge(train, extra, exclude=held)
+                    used = sorted(set(used) | set(new))
+                    cfg.shards = format_shards(used)
+                    summary["config"] = asdict(cfg)
+                    summary.setdefault("grown", []).append({"epoch": epoch, "shards": format_shards(new)})
+                    log.info(
+                        "epoch %d: +%d shards, now %d crops (%d people)",
+                        epoch,
+                        len(new),
+                        len(train),
+                        len(train.names),
+                    )
+                    feeder.close()
+                    sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, seed=cfg.seed + epoch)
+                    feeder = BatchFeeder(train, sampler, cfg.augment, cfg.seed + epoch)
             sums = np.zeros(3)
             for _ in range(steps):
                 x, teacher, labels = feeder.get()
@@ -250,6 +279,25 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         feeder.close()
     summary["model"] = model
     return summary
+
+
+def merge(a: CropSet, b: CropSet, exclude: set[str]) -> CropSet:
+    """``a`` + ``b`` with identities matched by name; people in ``exclude`` dropped from ``b``."""
+    keep = np.asarray([not (it.identity and it.identity in exclude) for it in b.items], bool)
+    b = b.subset(keep)
+    names = sorted(set(a.names) | set(b.names))
+    lookup = {n: k for k, n in enumerate(names)}
+
+    def relabel(c: CropSet) -> np.ndarray:
+        return np.asarray([lookup[c.names[v]] if v >= 0 else -1 for v in c.labels], np.int32)
+
+    return CropSet(
+        np.concatenate([a.crops, b.crops]),
+        np.concatenate([a.teacher, b.teacher]),
+        np.concatenate([relabel(a), relabel(b)]),
+        names,
+        a.items + b.items,
+    )
 
 
 def load_trained(run: Path, which: str = "best") -> tuple[tf.keras.Model, FitConfig]:
