@@ -37,7 +37,7 @@ def test_defaults(tmp_path: Path) -> None:
     settings = load_settings()
     assert settings == Settings()
     assert settings.library == tmp_path / "xdg_data_home" / "facetags" / "library.db"
-    assert settings.detect_max_side == 1280 and settings.min_face == 20
+    assert settings.detect_max_side == 1280 and settings.min_face == 40
     assert settings.score_threshold == 0.9
     assert config_file() == tmp_path / "xdg_config_home" / "facetags" / "config.toml"
 
@@ -52,13 +52,13 @@ def test_default_config_file_location_is_read(tmp_path: Path) -> None:
 def test_config_file_overrides_defaults(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_config(
         tmp_path,
-        'library = "~/photos/faces.db"\nmin_face = 40\nscore_threshold = 0.8\n'
+        'library = "~/photos/faces.db"\nmin_face = 44\nscore_threshold = 0.8\n'
         'detect_max_side = 960\nembedder = "insightface:buffalo_s"\n',
         monkeypatch,
     )
     settings = load_settings()
     assert settings.library == tmp_path / "home" / "photos" / "faces.db"  # ~ expanded
-    assert settings.min_face == 40
+    assert settings.min_face == 44
     assert settings.score_threshold == 0.8
     assert settings.detect_max_side == 960
     assert settings.embedder == "insightface:buffalo_s"
@@ -67,7 +67,7 @@ def test_config_file_overrides_defaults(tmp_path: Path, monkeypatch: pytest.Monk
 def test_env_overrides_file_and_flags_override_env(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    write_config(tmp_path, 'min_face = 40\nscore_threshold = 0.8\nlibrary = "/from/file.db"\n', monkeypatch)
+    write_config(tmp_path, 'min_face = 44\nscore_threshold = 0.8\nlibrary = "/from/file.db"\n', monkeypatch)
     monkeypatch.setenv("FACETAGS_MIN_FACE", "50")
     monkeypatch.setenv("FACETAGS_LIBRARY", "/from/env.db")
     monkeypatch.setenv("FACETAGS_SCORE_THRESHOLD", "")  # empty means unset
