@@ -204,3 +204,17 @@ def test_reembed_from_thumbnails(store: Store) -> None:
         report = assigner.recluster(store, model_change=True)
     assert report.faces == n
     _one_per_photo(store)
+
+
+def test_a_plan_is_not_written_over_newer_decisions(store: Store) -> None:
+    assigner = ClusterAssigner(MODEL_A, THRESHOLD)
+    plan = assigner.plan(store)  # computed outside a transaction, as Library.recluster does
+    with store.write():
+        store.add_rejection(1, _people(store)[1])  # meanwhile another process decides something
+    before = _people(store)
+    with store.write():
+        assert not assigner.apply(store, plan)
+    assert _people(store) == before
+    with store.write():
+        assert assigner.apply(store, assigner.plan(store))
+    assert not assigner.recluster_due(store)  # the re-cluster was recorded

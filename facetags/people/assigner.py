@@ -44,6 +44,14 @@ class ReclusterReport:
         }
 
 
+@dataclass(frozen=True)
+class ReclusterPlan:
+    inputs: tuple[object, ...]  # what it was computed from (faces, people flags, decisions)
+    moves: list[tuple[int, int]]  # (face id, cluster label) for every face that changes person
+    ids: dict[int, int]  # cluster label -> existing person id (labels missing: new people)
+    report: ReclusterReport
+
+
 class ClusterAssigner:
     def __init__(self, model_id: str, threshold: float, k: int = 12) -> None:
         self.model_id = model_id
@@ -122,17 +130,21 @@ class ClusterAssigner:
 
     # -- batch ----------------------------------------------------------------------------------
 
-    def recluster(self, store: Store, model_change: bool = False) -> ReclusterReport:
-        """Re-cluster every face of this model under the user's decisions (caller's transaction)."""
+    def plan(self, store: Store, model_change: bool = False) -> ReclusterPlan:
+        """Compute a re-cluster from what the store holds now (reads only: run it outside the
+        write transaction, then :meth:`apply` it inside one)."""
         rows = store.clustering_rows(self.model_id)
+        flags = store.people_flags()
+        rejections = sorted(store.all_rejections())
+        cannot_links = sorted(store.all_cannot_links())
+        inputs = (tuple(rows), tuple(sorted(flags.items())), tuple(rejections), tuple(cannot_links))
         if not rows:
-            return ReclusterReport(0, 0, 0, 0)
+            return ReclusterPlan(inputs, [], {}, ReclusterReport(0, 0, 0, 0))
         x = store.embedding_matrix(self.model_id)
         face_ids = np.array([r[0] for r in rows], np.int64)
         photo = np.array([r[1] for r in rows], np.int64)
         person = np.array([FREE if r[2] is None else r[2] for r in rows], np.int64)
         by_user = np.array([r[3] == "user" for r in rows])
-        flags = store.people_flags()
         touched = {p for p, (named, hidden, merged) in flags.items() if named or hidden or merged}
         fixed = np.full(len(rows), FREE, np.int64)
         fixed[by_user & (person != FREE)] = person[by_user & (person != FREE)]
@@ -142,8 +154,8 @@ class ClusterAssigner:
                 fixed[mine] = p
         row_of = {int(f): i for i, f in enumerate(face_ids)}
         rejected: dict[int, set[int]] = {}
-        cannot = [(row_of[a], row_of[b]) for a, b in store.all_cannot_links() if a in row_of and b in row_of]
-        for f, p in store.all_rejections():
+        cannot = [(row_of[a], row_of[b]) for a, b in cannot_links if a in row_of and b in row_of]
+        for f, p in rejections:
             if f not in row_of:
                 continue
             rejected.setdefault(row_of[f], set()).add(p)
@@ -152,34 +164,53 @@ class ClusterAssigner:
         c = Constraints(photo=photo, fixed=fixed, rejected=rejected, cannot=cannot)
         labels = graph_average(x, self.threshold, c, k=self.k)
         new_ids = _stable_ids(labels, person, fixed, set(flags) - touched)
-        assignments = []
+        moves: list[tuple[int, int]] = []  # (face id, label); a label without an id gets a new person
         for i in range(len(rows)):
             target = new_ids.get(int(labels[i]))
-            if target is None:
-                target = new_ids[int(labels[i])] = store.new_person()
-            if target != person[i] and fixed[i] == FREE:
-                assignments.append((int(face_ids[i]), target))
-        store.assign_many(assignments, "auto")
-        self.invalidate()
-        report = ReclusterReport(
-            len(rows), len(assignments), len(set(labels.tolist())), int((fixed != FREE).sum())
-        )
-        log.info("re-clustered %s", report.to_json())
-        return report
+            if fixed[i] == FREE and target != person[i]:
+                moves.append((int(face_ids[i]), int(labels[i])))
+        report = ReclusterReport(len(rows), len(moves), len(set(labels.tolist())), int((fixed != FREE).sum()))
+        return ReclusterPlan(inputs, moves, new_ids, report)
 
-    def maybe_recluster(
-        self, store: Store, small: int = 20000, growth: float = 0.1
-    ) -> ReclusterReport | None:
-        """After a scan: re-cluster when the library is small (cheap), or has grown by ``growth``
-        since the last re-cluster, so that the order photos arrived in stops mattering."""
-        key = f"reclustered_faces:{self.model_id}"
+    def apply(self, store: Store, plan: ReclusterPlan) -> bool:
+        """Write a plan (caller's transaction) if nothing it was computed from has changed since;
+        returns False, writing nothing, if something has."""
+        rows = store.clustering_rows(self.model_id)
+        flags = store.people_flags()
+        now = (tuple(rows), tuple(sorted(flags.items())), tuple(sorted(store.all_rejections())),
+               tuple(sorted(store.all_cannot_links())))  # fmt: skip
+        if now != plan.inputs:
+            return False
+        ids = dict(plan.ids)
+        assignments = []
+        for face_id, label in plan.moves:
+            if label not in ids:
+                ids[label] = store.new_person()
+            assignments.append((face_id, ids[label]))
+        store.assign_many(assignments, "auto")
+        store.set_meta(self._meta_key, str(len(rows)))
+        self.invalidate()
+        log.info("re-clustered %s", plan.report.to_json())
+        return True
+
+    def recluster(self, store: Store, model_change: bool = False) -> ReclusterReport:
+        """Re-cluster every face of this model under the user's decisions (caller's transaction)."""
+        plan = self.plan(store, model_change)
+        applied = self.apply(store, plan)
+        assert applied, "the store changed inside one transaction"
+        return plan.report
+
+    def recluster_due(self, store: Store, small: int = 20000, growth: float = 0.1) -> bool:
+        """After a scan: is a re-cluster due? Yes while the library is small (cheap), or once it
+        has grown by ``growth`` since the last one, so that the order photos arrived in stops
+        mattering."""
         n = len(store.clustering_rows(self.model_id))
-        last = int(store.get_meta(key) or 0)
-        if n == last or (n > small and n - last < growth * max(last, 1)):
-            return None
-        report = self.recluster(store)
-        store.set_meta(key, str(n))
-        return report
+        last = int(store.get_meta(self._meta_key) or 0)
+        return n != last and (n <= small or n - last >= growth * max(last, 1))
+
+    @property
+    def _meta_key(self) -> str:
+        return f"reclustered_faces:{self.model_id}"
 
     def reembed(self, store: Store, embedder: object) -> int:
         """Embed (with ``embedder``, which must be this assigner's model) every face that has no
