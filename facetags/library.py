@@ -104,8 +104,16 @@ class Library:
 
     def recluster(self, model_change: bool = False) -> ReclusterReport:
         """Re-cluster every face under the user's decisions (names, merges, rejections, splits)."""
-        with self._lock, self.store.write():
-            report = self.clustering().recluster(self.store, model_change=model_change)
+        clustering = self.clustering()
+        for _attempt in range(3):  # computed outside the write transaction (other processes keep
+            with self._lock:  # writing), written if nothing it read has changed meanwhile
+                plan = clustering.plan(self.store, model_change=model_change)
+            with self._lock, self.store.write():
+                if clustering.apply(self.store, plan):
+                    self.indexer.invalidate()
+                    return plan.report
+        with self._lock, self.store.write():  # a busy library: compute while holding it
+            report = clustering.recluster(self.store, model_change=model_change)
         self.indexer.invalidate()
         return report
 
@@ -133,9 +141,15 @@ class Library:
         progress: Progress | None = None,
         stop: threading.Event | None = None,
     ) -> ScanReport:
-        """Bring the index in step with the photos under ``paths`` (folders or files)."""
+        """Bring the index in step with the photos under ``paths`` (folders or files); then
+        re-cluster when due (facetags.people.assigner), so scan order does not matter."""
         with self._lock:
-            return self.indexer.scan(paths, progress=progress, stop=stop)
+            report = self.indexer.scan(paths, progress=progress, stop=stop)
+            due = report.faces > 0 and not report.interrupted
+            due = due and self.clustering().recluster_due(self.store)
+        if due:
+            self.recluster()
+        return report
 
     def index_photo(self, path: str | os.PathLike[str]) -> str:
         """Index or refresh one file; returns what happened (new, unchanged, moved, failed, ...)."""
