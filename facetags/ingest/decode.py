@@ -241,7 +241,9 @@ def _orientation(im: Image.Image, path: str | os.PathLike[str]) -> int:
         value = value[0]
     if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 8:
         return value
-    log.warning("%s: invalid EXIF orientation %r; assuming upright", os.fspath(path), value)
+    # 0 ("unknown") is common in camera files and harmless: not worth a warning.
+    report = log.debug if value == 0 else log.warning
+    report("%s: invalid EXIF orientation %r; assuming upright", os.fspath(path), value)
     return 1
 
 
