@@ -61,9 +61,9 @@ class FacetagsApp(App[None]):
     ENABLE_COMMAND_PALETTE = True
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("question_mark,f1", "help", "Help"),
-        Binding("u,ctrl+z", "undo", "Undo"),
-        Binding("X", "write_xmp_all", "XMP all"),
+        Binding("question_mark,f1", "help", "Help", key_display="?"),
+        Binding("u,ctrl+z", "undo", "Undo", key_display="u"),
+        Binding("X", "write_xmp_all", "XMP all", show=False),
         Binding("ctrl+r", "refresh", "Refresh", show=False),
         Binding("q", "quit", "Quit"),
     ]

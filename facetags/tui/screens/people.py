@@ -9,6 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
+from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
@@ -32,6 +33,11 @@ def person_label(person: Person) -> str:
     return person.name if person.name else f"cluster {person.id}"
 
 
+def plural(n: int, word: str) -> str:
+    """``1 face``, ``2 faces``."""
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def sort_people(people: list[Person]) -> list[Person]:
     """Largest first; named before unnamed at equal size; then by id (stable on screen)."""
     return sorted(people, key=lambda p: (-p.faces, p.name is None, p.id))
@@ -39,15 +45,19 @@ def sort_people(people: list[Person]) -> list[Person]:
 
 class PeopleScreen(LibraryScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("enter,o", "open", "Open"),
+        # show=False: the footer of an 80-column terminal keeps room for Help, Undo and Quit;
+        # every key is still in Help (?) and the command palette
+        Binding("enter,o", "open", "Open", show=False),
         Binding("n", "name", "Name"),
         Binding("space", "mark", "Mark"),
-        Binding("m", "merge", "Merge marked"),
-        Binding("h", "hide", "Hide stranger"),
-        Binding("H", "toggle_hidden", "Show hidden"),
-        Binding("s", "suggest", "Suggestions"),
-        Binding("x", "write_xmp", "XMP person"),
-        Binding("slash", "filter", "Filter"),
+        Binding("m", "merge", "Merge"),
+        Binding("h", "hide", "Hide stranger", show=False),
+        Binding("H", "toggle_hidden", "Show hidden", show=False),
+        Binding("s", "suggest", "Suggest"),
+        Binding("x", "write_xmp", "XMP person", show=False),
+        # priority: runs as the key arrives, before the keys behind it in a burst (a paste, tmux
+        # send-keys) are handed to the list; the filter box takes focus at once, so they land in it
+        Binding("slash", "filter", "Filter", priority=True, show=False),  # the filter box says so
         Binding("escape", "clear_filter", "Clear filter", show=False),
     ]
 
@@ -163,7 +173,7 @@ class PeopleScreen(LibraryScreen):
             return
         lines = [
             person_label(person),
-            f"{person.faces} faces in {person.photos} photos",
+            f"{plural(person.faces, 'face')} in {plural(person.photos, 'photo')}",
             "hidden stranger" if person.hidden else "",
             f"{len(self.marked)} marked" if self.marked else "",
             "",
@@ -213,7 +223,12 @@ class PeopleScreen(LibraryScreen):
     # -- actions ------------------------------------------------------------------------------
 
     def action_filter(self) -> None:
-        self.query_one("#filter", Input).focus()
+        # Screen.set_focus, not Input.focus(): the latter waits a message-queue round, and keys
+        # typed right behind the `/` would reach the list first (`u` would undo, `h` hide).
+        box = self.query_one("#filter", Input)
+        if self.focused is box:
+            raise SkipAction()  # a `/` typed into the filter is a character of it
+        self.set_focus(box)
 
     def action_clear_filter(self) -> None:
         box = self.query_one("#filter", Input)

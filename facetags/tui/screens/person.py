@@ -16,7 +16,7 @@ from facetags.db.records import FaceRecord, Person
 from facetags.people.names import name_key
 from facetags.tui.screens.base import LibraryScreen
 from facetags.tui.screens.name_dialog import NameDialog
-from facetags.tui.screens.people import person_label
+from facetags.tui.screens.people import person_label, plural
 from facetags.tui.widgets.face_grid import FaceGrid
 from facetags.tui.widgets.picture import decode
 
@@ -41,9 +41,9 @@ class PersonScreen(LibraryScreen):
         Binding("r", "reject", "Not them"),
         Binding("d", "not_face", "Not a face"),
         Binding("p", "split", "Split off"),
-        Binding("h", "hide", "Hide stranger"),
-        Binding("s", "suggest", "Suggestions"),
-        Binding("x", "write_xmp", "XMP person"),
+        Binding("h", "hide", "Hide stranger", show=False),  # footer room at 80 columns
+        Binding("s", "suggest", "Suggest"),
+        Binding("x", "write_xmp", "XMP person", show=False),
     ]
 
     def __init__(self, person_id: int) -> None:
@@ -95,7 +95,7 @@ class PersonScreen(LibraryScreen):
         grid = self.grid
         parts = [
             person_label(person),
-            f"{_faces_word(person.faces)} in {person.photos} photos",
+            f"{_faces_word(person.faces)} in {plural(person.photos, 'photo')}",
         ]
         if person.hidden:
             parts.append("hidden stranger")

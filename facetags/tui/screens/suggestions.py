@@ -7,6 +7,7 @@ library, and u undoes the last one.
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
@@ -37,6 +38,7 @@ class SuggestionsScreen(LibraryScreen):
         self.name_text = name
         self.queue: list[Any] = []
         self.seen: set[int] = set()
+        self.photos: dict[int, str] = {}  # face id -> its photo's file name
         self.answered = 0
         self._loading = False
 
@@ -64,18 +66,21 @@ class SuggestionsScreen(LibraryScreen):
         pid, client, seen = self.person_id, self.facetags.client, set(self.seen)
         self._loading = True
 
-        def fetch(lib: Library) -> tuple[list[Any], Any]:
+        def fetch(lib: Library) -> tuple[list[Any], Any, dict[int, str]]:
             found = [s for s in lib.suggest(pid, limit=BATCH + len(seen)) if s.face_id not in seen]
+            found = found[:BATCH]
             own = lib.faces(pid)
             known = decode(client.thumbnail(own[0].face_id)) if own else None
-            return found[:BATCH], known
+            photos = {s.face_id: os.path.basename(lib.face(s.face_id).path) for s in found}
+            return found, known, photos
 
         self.load("suggestions", fetch)
 
     def loaded(self, what: str, data: Any) -> None:
         if what == "suggestions":
             self._loading = False
-            self.queue, known = data
+            self.queue, known, photos = data
+            self.photos.update(photos)
             self.query_one("#suggest-known", Picture).show(known)
             self._show()
         elif what == "candidate":
@@ -92,10 +97,9 @@ class SuggestionsScreen(LibraryScreen):
             candidate.show(None, text="")
             return
         s = self.queue[0]
-        question.update(
-            f"Is this {self.name_text}?   face #{s.face_id} from cluster {s.person_id}, "
-            f"similarity {s.score:.2f}"
-        )
+        # which photo helps a person decide; the model's similarity is there for the curious
+        question.update(f"Is this {self.name_text}?   face #{s.face_id} in {self.photos.get(s.face_id, '?')}")
+        question.tooltip = f"similarity {s.score:.2f} (cluster {s.person_id})"
         candidate.show(None, text="…")
         client, fid = self.facetags.client, s.face_id
         self.load("candidate", lambda _lib: (fid, decode(client.thumbnail(fid))))

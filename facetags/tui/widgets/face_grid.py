@@ -71,10 +71,10 @@ class FaceGrid(VerticalScroll, can_focus=True):
         Binding("down", "move(0, 1)", "Down", show=False),
         Binding("space", "toggle_face", "Select face"),
         Binding("enter", "open", "Open photo"),
-        Binding("a", "select_all", "Select page"),
+        Binding("a", "select_all", "Select page", show=False),  # footer room at 80 columns
         Binding("escape", "clear", "Clear selection", show=False),
-        Binding("right_square_bracket", "page(1)", "Next page"),
-        Binding("left_square_bracket", "page(-1)", "Previous page"),
+        Binding("right_square_bracket", "page(1)", "Next page", show=False),  # the title says [ ]
+        Binding("left_square_bracket", "page(-1)", "Previous page", show=False),
     ]
 
     class PageShown(Message):
