@@ -1,0 +1,270 @@
+"""The tools that ``benchmarks/compare.py`` runs, one per subprocess (so each has its own peak memory).
+
+    python benchmarks/compare_workers.py TOOL JOB.json OUT.json
+
+``JOB.json``: ``{"root": folder, "photos": [relative paths], "options": {...}}``. ``OUT.json`` gets
+every detected face (photo, box normalised to the photo as the tool read it), one or more
+clusterings of those faces, seconds per stage, peak RSS and CPU seconds. Tools:
+
+* ``facetags``: a fresh temporary library, ``Library.scan(photos)`` (decode, detect, align,
+  embed, store, assign, and the scan's re-cluster), then the people it made. Default settings.
+* ``face_recognition``: its documented recipe, photo by photo: ``load_image_file``,
+  ``face_locations`` (HOG, upsample 1), ``face_encodings`` (5-point, ``num_jitters=1``); then
+  the encodings clustered with dlib's Chinese whispers at 0.5 (dlib's ``face_clustering.py``)
+  and with DBSCAN at eps 0.6 (min_samples 1: every face a core point, none noise). When the
+  ``face_recognition`` package is not importable, the same dlib calls are made directly
+  (``impl`` in the output says which). ``max_side`` (option) shrinks photos first: not the recipe,
+  a what-if for the detector's cost.
+* ``mtcnn+dlib`` (a swap): facetags' decoder and MTCNN detector, dlib's 5-point chip and ResNet
+  descriptor on the boxes it found (``facetags.vision.dlib_teacher``). Its vectors are clustered
+  by the parent with facetags' algorithm.
+"""
+
+from __future__ import annotations
+
+import json
+import resource
+import sys
+import time
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+T0 = time.perf_counter()  # as close to the process start as Python lets us
+
+
+class Stages:
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = defaultdict(float)
+
+    @contextmanager
+    def stage(self, name: str):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] += time.perf_counter() - start
+
+
+def _finish(out: dict[str, Any], ready: float, path: Path) -> None:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    out["ready_s"] = round(ready - T0, 3)  # imports and model loading
+    out["process_s"] = round(time.perf_counter() - ready, 3)  # the photos, then the clustering
+    out["maxrss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: kilobytes
+    out["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
+    out["stages"] = {k: round(v, 3) for k, v in out.get("stages", {}).items()}
+    path.write_text(json.dumps(out))
+
+
+def run_facetags(root: Path, photos: list[str], options: dict[str, Any], out_path: Path) -> None:
+    import dataclasses
+    import os
+    import tempfile
+
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with tempfile.TemporaryDirectory(prefix="facetags-compare-") as tmp:
+        where = Path(tmp) / "library.db"
+        settings = dataclasses.replace(Settings(), library=where)
+        with Library.open(where, settings) as lib:
+            _ = lib.pipeline.detector, lib.pipeline.embedder  # load the models before the clock
+            ready = time.perf_counter()
+            report = lib.scan([root / p for p in photos])
+            scanned = time.perf_counter()
+            faces, labels = [], []
+            for r in lib.faces():
+                faces.append({"photo": Path(os.path.relpath(r.path, root)).as_posix(), "box": list(r.box)})
+                labels.append(r.person_id if r.person_id is not None else -r.face_id)
+            clustering = lib.clustering()
+            spec = getattr(lib.pipeline.embedder, "spec", None)
+            stages = dict(report.timings)
+            stages["cluster (scan's re-cluster)"] = scanned - ready - report.seconds
+            out = {
+                "tool": "facetags",
+                "photos": len(photos),
+                "failed": [p for p, _ in report.failures],
+                "faces": faces,
+                "clusterings": {"library": labels},
+                "cluster_seconds": {"library": round(stages["cluster (scan's re-cluster)"], 3)},
+                "stages": stages,
+                "info": {
+                    "model_id": clustering.model_id,
+                    "sha256": getattr(spec, "sha256", ""),
+                    "threshold": clustering.threshold,
+                    "detector": lib.pipeline.detector_id,
+                },
+            }
+    _finish(out, ready, out_path)
+
+
+class _Recipe:
+    """face_recognition's calls, through the package or (same calls) through dlib directly."""
+
+    def __init__(self, use_package: bool = True) -> None:
+        try:
+            if not use_package:
+                raise ImportError("asked for dlib directly")
+            import face_recognition
+
+            self.impl = f"face_recognition {getattr(face_recognition, '__version__', '?')}"
+            self.load = face_recognition.load_image_file
+            self.locations = face_recognition.face_locations
+            self.encodings = face_recognition.face_encodings
+            return
+        except ImportError:
+            pass
+        import dlib
+        import face_recognition_models as frm
+        import PIL.Image
+
+        self.impl = f"dlib {dlib.__version__} direct (face_recognition not importable)"
+        detector = dlib.get_frontal_face_detector()
+        shape = dlib.shape_predictor(frm.pose_predictor_five_point_model_location())
+        net = dlib.face_recognition_model_v1(frm.face_recognition_model_location())
+
+        def load(file: Path) -> np.ndarray:
+            return np.array(PIL.Image.open(file).convert("RGB"))
+
+        def locations(img: np.ndarray) -> list[tuple[int, int, int, int]]:
+            h, w = img.shape[:2]
+            return [
+                (max(r.top(), 0), min(r.right(), w), min(r.bottom(), h), max(r.left(), 0))
+                for r in detector(img, 1)
+            ]
+
+        def encodings(img: np.ndarray, locs: list[tuple[int, int, int, int]]) -> list[np.ndarray]:
+            rects = [dlib.rectangle(left, top, right, bottom) for top, right, bottom, left in locs]
+            return [np.array(net.compute_face_descriptor(img, shape(img, r), 1)) for r in rects]
+
+        self.load, self.locations, self.encodings = load, locations, encodings
+
+
+def run_face_recognition(root: Path, photos: list[str], options: dict[str, Any], out_path: Path) -> None:
+    recipe = _Recipe()
+    import dlib
+
+    max_side = int(options.get("max_side", 0))
+    ready = time.perf_counter()
+    st = Stages()
+    faces: list[dict[str, Any]] = []
+    vectors: list[np.ndarray] = []
+    failed = []
+    for photo in photos:
+        try:
+            with st.stage("decode"):
+                img = recipe.load(root / photo)
+                if max_side and max(img.shape[:2]) > max_side:
+                    from PIL import Image
+
+                    f = max_side / max(img.shape[:2])
+                    size = (round(img.shape[1] * f), round(img.shape[0] * f))
+                    img = np.asarray(Image.fromarray(img).resize(size, Image.Resampling.BILINEAR))
+            with st.stage("detect"):
+                locs = recipe.locations(img)
+            with st.stage("embed"):  # 5-point landmarks + ResNet descriptor
+                encs = recipe.encodings(img, locs)
+        except Exception as exc:  # a bad photo is the tool's failure, not the benchmark's
+            failed.append(f"{photo}: {exc}")
+            continue
+        h, w = img.shape[:2]
+        for (top, right, bottom, left), enc in zip(locs, encs, strict=True):
+            faces.append({"photo": photo, "box": [left / w, top / h, (right - left) / w, (bottom - top) / h]})
+            vectors.append(np.asarray(enc, np.float64))
+    clusterings: dict[str, list[int]] = {}
+    seconds: dict[str, float] = {}
+    start = time.perf_counter()
+    clusterings["chinese_whispers 0.5"] = (
+        list(dlib.chinese_whispers_clustering([dlib.vector(v.tolist()) for v in vectors], 0.5))
+        if vectors
+        else []
+    )
+    seconds["chinese_whispers 0.5"] = time.perf_counter() - start
+    start = time.perf_counter()
+    from sklearn.cluster import DBSCAN
+
+    clusterings["dbscan 0.6"] = (
+        DBSCAN(eps=0.6, min_samples=1, metric="euclidean").fit(np.asarray(vectors)).labels_.tolist()
+        if vectors
+        else []
+    )
+    seconds["dbscan 0.6"] = time.perf_counter() - start
+    vec_path = out_path.with_suffix(".npy")
+    np.save(vec_path, np.asarray(vectors, np.float32).reshape(len(vectors), 128))
+    out = {
+        "tool": "face_recognition",
+        "photos": len(photos),
+        "failed": failed,
+        "faces": faces,
+        "clusterings": clusterings,
+        "cluster_seconds": {k: round(v, 3) for k, v in seconds.items()},
+        "stages": dict(st.seconds),
+        "vectors": vec_path.name,
+        "info": {"impl": recipe.impl, "max_side": max_side, "model": "dlib-resnet-v1 (HOG, 5-point)"},
+    }
+    for name, s in seconds.items():
+        out["stages"][f"cluster ({name})"] = s
+    _finish(out, ready, out_path)
+
+
+def run_mtcnn_dlib(root: Path, photos: list[str], options: dict[str, Any], out_path: Path) -> None:
+    from facetags.config import Settings
+    from facetags.errors import DecodeError
+    from facetags.ingest.decode import decode
+    from facetags.vision.detect import Detector
+    from facetags.vision.dlib_teacher import DlibTeacher
+
+    settings = Settings()
+    detector = Detector(settings)
+    teacher = DlibTeacher()
+    ready = time.perf_counter()
+    st = Stages()
+    faces: list[dict[str, Any]] = []
+    vectors: list[np.ndarray] = []
+    failed = []
+    for photo in photos:
+        try:
+            with st.stage("decode"):
+                img = decode(root / photo, max_side=settings.detect_max_side).image
+        except (DecodeError, OSError) as exc:
+            failed.append(f"{photo}: {exc}")
+            continue
+        with st.stage("detect"):
+            found = detector.detect(img)
+        with st.stage("embed"):  # dlib 5-point chip + ResNet on our boxes
+            vecs = teacher.describe_chips([teacher.chip(img, f.box) for f in found])
+        h, w = img.shape[:2]
+        for f, v in zip(found, vecs, strict=True):
+            x, y, bw, bh = f.box
+            faces.append({"photo": photo, "box": [x / w, y / h, bw / w, bh / h]})
+            vectors.append(v)
+    vec_path = out_path.with_suffix(".npy")
+    np.save(vec_path, np.asarray(vectors, np.float32).reshape(len(vectors), 128))
+    out = {
+        "tool": "mtcnn+dlib",
+        "photos": len(photos),
+        "failed": failed,
+        "faces": faces,
+        "clusterings": {},
+        "cluster_seconds": {},
+        "stages": dict(st.seconds),
+        "vectors": vec_path.name,
+        "info": {"detector": f"mtcnn:max{settings.detect_max_side}:min{settings.min_face}"},
+    }
+    _finish(out, ready, out_path)
+
+
+TOOLS = {"facetags": run_facetags, "face_recognition": run_face_recognition, "mtcnn+dlib": run_mtcnn_dlib}
+
+
+def main() -> None:
+    tool, job_path, out_path = sys.argv[1], Path(sys.argv[2]), Path(sys.argv[3])
+    job = json.loads(job_path.read_text())
+    TOOLS[tool](Path(job["root"]), job["photos"], job.get("options", {}), out_path)
+
+
+if __name__ == "__main__":
+    main()
