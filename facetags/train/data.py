@@ -193,7 +193,8 @@ def parse_shards(spec: str) -> list[int]:
 
 def format_shards(shards: list[int]) -> str:
     """The inverse of :func:`parse_shards` (compact ranges)."""
-    parts, run = [], []
+    parts: list[str] = []
+    run: list[int] = []
     for s in sorted(shards):
         if run and s == run[-1] + 1:
             run.append(s)

@@ -238,7 +238,9 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
                     used = sorted(set(used) | set(new))
                     cfg.shards = format_shards(used)
                     summary["config"] = asdict(cfg)
-                    summary.setdefault("grown", []).append({"epoch": epoch, "shards": format_shards(new)})
+                    grown = summary.setdefault("grown", [])
+                    assert isinstance(grown, list)
+                    grown.append({"epoch": epoch, "shards": format_shards(new)})
                     log.info(
                         "epoch %d: +%d shards, now %d crops (%d people)",
                         epoch,
