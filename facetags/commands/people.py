@@ -24,7 +24,9 @@ def people(settings: Settings, as_json: bool) -> None:
     for p in found:
         name = p.name if p.name is not None else "(unnamed)"
         hidden = "  [hidden]" if p.hidden else ""
-        click.echo(f"{p.id:>6}  {name:<30} {p.faces:>5} faces {p.photos:>5} photos{hidden}")
+        faces = "face " if p.faces == 1 else "faces"
+        photos = "photo " if p.photos == 1 else "photos"
+        click.echo(f"{p.id:>6}  {name:<30} {p.faces:>5} {faces} {p.photos:>5} {photos}{hidden}")
 
 
 @click.command()
