@@ -103,6 +103,16 @@ def _fit_options(f: Any) -> Any:
         ),
         click.option("--seed", type=int, default=0, show_default=True),
         click.option(
+            "--val-names-file",
+            default="",
+            help="Hold out exactly these people (a json list, e.g. a first stage's val_people.json).",
+        ),
+        click.option(
+            "--init-from",
+            default="",
+            help="Start from these weights (another run's .weights.h5): a second training stage.",
+        ),
+        click.option(
             "--grow",
             is_flag=True,
             help="Add shards a concurrent 'train prepare' builds, at each epoch start (recorded).",
@@ -162,6 +172,8 @@ def fit_cmd(**kw: Any) -> None:
 
 
 def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int) -> None:
+    import numpy as np
+
     from facetags.train.data import load_cache, parse_shards, split_validation
     from facetags.train.export import export, max_abs_diff
     from facetags.train.fit import load_trained, recalibrate_bn
@@ -170,7 +182,12 @@ def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int) ->
     history = json.loads((run / "history.json").read_text())
     # the same shards the run trained on (a cache may have grown since)
     data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards) if cfg.shards else None)
-    train_set, _ = split_validation(data, cfg.val_people, cfg.seed)
+    held_file = run / "val_people.json"
+    if held_file.is_file():
+        held = set(json.loads(held_file.read_text()))
+        train_set = data.subset(np.asarray([not (i.identity and i.identity in held) for i in data.items]))
+    else:
+        train_set, _ = split_validation(data, cfg.val_people, cfg.seed)
     if recalibrate:
         recalibrate_bn(model, train_set.crops, batches=recalibrate, seed=cfg.seed)
     arch = "V3-Small" if cfg.model.arch == "v3s" else "V2"

@@ -60,6 +60,8 @@ class FitConfig:
     centre_teacher: bool = True  # dlib's vectors sit in a narrow cone (mean norm ~0.91): centre them
     limit_shards: int = 0  # tests: read only the first N cache shards
     shards: str = ""  # exactly these cache shards ("0-76,80"); "" = every shard built
+    val_names_file: str = ""  # hold out exactly these people (json list), e.g. a first stage's
+    init_from: str = ""  # start from these weights (a previous run's .weights.h5): a second stage
     grow: bool = False  # pick up shards a concurrent 'train prepare' adds, at each epoch start
     model: ModelConfig = field(default_factory=ModelConfig)
 
@@ -162,7 +164,16 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
             cfg.shards = format_shards(built_shards(Path(cfg.cache))[: cfg.limit_shards or None])
         data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards))
     n_crops = len(data)
-    train, val = split_validation(data, cfg.val_people, cfg.seed) if cfg.val_people else (data, None)
+    if cfg.val_names_file:
+        held_names = set(json.loads(Path(cfg.val_names_file).read_text()))
+        held = np.asarray([bool(it.identity and it.identity in held_names) for it in data.items], bool)
+        train, val = data.subset(~held), data.subset(held)
+    elif cfg.val_people:
+        train, val = split_validation(data, cfg.val_people, cfg.seed)
+    else:
+        train, val = data, None
+    if val is not None:
+        (out / "val_people.json").write_text(json.dumps(val.names))
     if cfg.centre_teacher:
         teacher_mean = train.teacher.mean(axis=0)
         train.teacher = centre(train.teacher, teacher_mean)
@@ -189,6 +200,9 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
     )
     optimizer = tf.keras.optimizers.AdamW(learning_rate=schedule, weight_decay=cfg.weight_decay)
     model = build_model(cfg.model)
+    if cfg.init_from:
+        model.load_weights(cfg.init_from)
+        log.info("starting from %s", cfg.init_from)
     triplet_fn = TRIPLET[cfg.loss]
     n_lab = cfg.p * cfg.k
     tw, dw, rw = float(cfg.triplet_weight), float(cfg.distill_weight), float(cfg.relational_weight)
