@@ -104,12 +104,13 @@ def test_small_side_by_side_run(shared_data: Path, tmp_path: Path) -> None:
     tools = [r["tool"] for r in rows]
     assert tools == [
         "facetags",
-        "upper bound: facetags faces, threshold chosen on this set",
+        "diagnostic: facetags faces, threshold for the best BCubed F on this set",
+        "diagnostic: facetags faces, threshold for the best F with BCubed P >= 0.98 on this set",
         "face_recognition",
         "swap: face_recognition faces + facetags clustering",
     ]
     for r in rows:
         assert r["faces"] >= 4 and r["wall_s"] > 0 and r["maxrss_mb"] > 50
         assert 0 < r["bcubed_f"] <= 1
-    assert rows[2]["clustering"] in ("chinese_whispers 0.5", "dbscan 0.6")
-    assert set(rows[2]["variants"]) == {"chinese_whispers 0.5", "dbscan 0.6"}
+    assert rows[3]["clustering"] in ("chinese_whispers 0.5", "dbscan 0.6")
+    assert set(rows[3]["variants"]) == {"chinese_whispers 0.5", "dbscan 0.6"}
