@@ -259,7 +259,7 @@ def rows_for(pset: PhotoSet, runs: dict[str, Run]) -> list[dict[str, Any]]:
             "set": pset.name, "tool": name, "clustering": clustering, "photos": n,
             "wall_s": round(wall, 2), "photos_per_s": round(n / wall, 3) if wall else 0.0,
             "photos_per_s_warm": round(n / warm, 3) if warm > 0 else 0.0,
-            "faces": len(run.result["faces"]), "labels_missed": missed,
+            "faces_found": len(run.result["faces"]), "labels_missed": missed,
             "maxrss_mb": run.result["maxrss_mb"], "cpu_s": run.result["cpu_s"],
             "ready_s": run.result["ready_s"], "stages": run.result["stages"], "load": run.load,
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in s.to_json().items()}, **kw,
@@ -308,7 +308,7 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, int]]) -> st
     out = []
     ref = {r["set"]: r for r in rows if r["tool"] == "face_recognition"}
     out.append(
-        "| set | tool | clustering | photos | wall (s) | photos/s | photos/s after start-up | faces "
+        "| set | tool | clustering | photos | wall (s) | photos/s | photos/s after start-up | faces found "
         "| labelled missed "
         "| BCubed P | BCubed R | BCubed F | pairwise P | pairwise R | pairwise F | clusters / people "
         "| peak RSS (MB) | CPU (s) | load |"
@@ -317,8 +317,8 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, int]]) -> st
     for r in rows:
         out.append(
             f"| {r['set']} | {r['tool']} | {r['clustering']} | {r['photos']} | {r['wall_s']:.1f} "
-            f"| {r['photos_per_s']:.2f} | {r['photos_per_s_warm']:.2f} | {r['faces']} | {r['labels_missed']} "
-            f"| {r['bcubed_precision']:.3f} "
+            f"| {r['photos_per_s']:.2f} | {r['photos_per_s_warm']:.2f} | {r['faces_found']} "
+            f"| {r['labels_missed']} | {r['bcubed_precision']:.3f} "
             f"| {r['bcubed_recall']:.3f} | {r['bcubed_f']:.3f} | {r['pairwise_precision']:.3f} "
             f"| {r['pairwise_recall']:.3f} | {r['pairwise_f']:.3f} | {r['clusters']} / {r['people']} "
             f"| {r['maxrss_mb']:.0f} | {r['cpu_s']:.1f} | {r['load']} |"
@@ -326,8 +326,8 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, int]]) -> st
     out.append("")
     out.append("Ratios facetags / face_recognition (speed: higher is better for facetags; memory: lower):\n")
     out.append(
-        "| set | speed (photos/s) | after start-up | CPU seconds | BCubed F | BCubed P | BCubed R | faces "
-        "| peak RSS |"
+        "| set | speed (photos/s) | after start-up | CPU seconds | BCubed F | BCubed P | BCubed R "
+        "| faces found | peak RSS |"
     )
     out.append("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
@@ -342,7 +342,7 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, int]]) -> st
             f"| {r['set']} | {q(r['photos_per_s'], b['photos_per_s'])}x "
             f"| {q(r['photos_per_s_warm'], b['photos_per_s_warm'])}x | {q(r['cpu_s'], b['cpu_s'])} "
             f"| {q(r['bcubed_f'], b['bcubed_f'])} | {q(r['bcubed_precision'], b['bcubed_precision'])} "
-            f"| {q(r['bcubed_recall'], b['bcubed_recall'])} | {q(r['faces'], b['faces'])} "
+            f"| {q(r['bcubed_recall'], b['bcubed_recall'])} | {q(r['faces_found'], b['faces_found'])} "
             f"| {q(r['maxrss_mb'], b['maxrss_mb'])} |"
         )
     out.append("")

@@ -66,7 +66,7 @@ def test_install_size_closure_follows_requirements() -> None:
 def test_markdown_has_the_tables() -> None:
     row = {
         "set": "bbt", "clustering": "x", "photos": 5, "wall_s": 2.0, "photos_per_s": 2.5,
-        "photos_per_s_warm": 5.0, "faces": 20, "labels_missed": 0, "bcubed_precision": 1.0,
+        "photos_per_s_warm": 5.0, "faces_found": 20, "labels_missed": 0, "bcubed_precision": 1.0,
         "bcubed_recall": 0.5, "bcubed_f": 0.667, "pairwise_precision": 1.0, "pairwise_recall": 0.4,
         "pairwise_f": 0.57, "clusters": 9, "people": 7, "maxrss_mb": 200.0, "cpu_s": 3.0, "load": "1.0",
         "ready_s": 1.0, "stages": {"detect": 0.5, "embed": 0.2}, "cluster_s": 0.01,
@@ -110,7 +110,7 @@ def test_small_side_by_side_run(shared_data: Path, tmp_path: Path) -> None:
         "swap: face_recognition faces + facetags clustering",
     ]
     for r in rows:
-        assert r["faces"] >= 4 and r["wall_s"] > 0 and r["maxrss_mb"] > 50
+        assert r["faces_found"] >= 4 and r["wall_s"] > 0 and r["maxrss_mb"] > 50
         assert 0 < r["bcubed_f"] <= 1
     assert rows[3]["clustering"] in ("chinese_whispers 0.5", "dbscan 0.6")
     assert set(rows[3]["variants"]) == {"chinese_whispers 0.5", "dbscan 0.6"}
