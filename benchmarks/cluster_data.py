@@ -92,8 +92,7 @@ def _facetags_extractor() -> tuple[str, Extractor]:
         analysis = pipe.analyse(pipe.decode(path).decoded)
         return [(tuple(f.box), np.asarray(f.embedding, np.float32)) for f in analysis.faces]  # type: ignore[misc]
 
-    sha = getattr(getattr(pipe.embedder, "spec", None), "sha256", "")
-    return f"{pipe.embedder.model_id}@{sha[:12]}" if sha else pipe.embedder.model_id, run
+    return pipe.embedder.model_id, run  # already "id@sha256 prefix" (facetags.vision.specs)
 
 
 def _dlib_extractor() -> tuple[str, Extractor]:

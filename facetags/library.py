@@ -38,7 +38,8 @@ log = logging.getLogger(__name__)
 
 
 def _threshold(model_id: str) -> float:
-    """The model's calibrated clustering threshold (facetags.people.calibrate), else its spec's."""
+    """The model's calibrated clustering threshold (facetags.people.calibrate), else its spec's.
+    ``model_id`` is versioned (``id@<sha256 prefix>``) or, for older libraries, bare."""
     from facetags.people.calibrate import threshold_for
 
     try:
@@ -58,6 +59,7 @@ class Library:
         self.pipeline = pipeline
         self.indexer = Indexer(store, pipeline, self._make_assigner)
         self._lock = threading.RLock()
+        self._model_checked: str | None = None  # the model version no face is known to lack
 
     @classmethod
     def open(
@@ -104,6 +106,7 @@ class Library:
 
     def recluster(self, model_change: bool = False) -> ReclusterReport:
         """Re-cluster every face under the user's decisions (names, merges, rejections, splits)."""
+        self.ensure_model()
         clustering = self.clustering()
         for _attempt in range(3):  # computed outside the write transaction (other processes keep
             with self._lock:  # writing), written if nothing it read has changed meanwhile
@@ -125,13 +128,49 @@ class Library:
 
     def change_model(self) -> ReclusterReport:
         """After the embedder changed: embed every face with the current model (from the stored
-        aligned thumbnails) and redo the automatic assignments, anchored on the user's faces."""
+        aligned thumbnails) and redo the automatic assignments, anchored on the user's faces.
+        Vectors of older versions of the same model id are dropped. Scans do this by themselves
+        (:meth:`ensure_model`)."""
+        return self._change_model()[1]
+
+    def _change_model(self) -> tuple[int, ReclusterReport]:
+        from facetags.vision.specs import split_version
+
         with self._lock, self.store.write():
             assigner = self.clustering()
-            assigner.reembed(self.store, self.pipeline.embedder)
+            model = assigner.model_id
+            done = assigner.reembed(self.store, self.pipeline.embedder)
+            base = split_version(model)[0]
+            older = [m for m in self.store.embedding_models() if m != model and split_version(m)[0] == base]
+            dropped = self.store.delete_embeddings(older)
             report = assigner.recluster(self.store, model_change=True)
         self.indexer.invalidate()
-        return report
+        log.info(
+            "model %s: re-embedded %d faces, dropped %d vectors of %s; %s",
+            model, done, dropped, ", ".join(older) or "no older version", report.to_json(),
+        )  # fmt: skip
+        return done, report
+
+    def stale_faces(self) -> int:
+        """Faces with no vector of the current model version (made by another model or an older
+        file of the same id, or by a library from before versioned ids)."""
+        return self.store.count_stale_faces(self.pipeline.model_id)
+
+    def ensure_model(self) -> int:
+        """Before assigning faces: if any face lacks a vector of the current model version,
+        re-embed and re-cluster (:meth:`change_model`) once. Returns how many faces were
+        re-embedded (0 when none was stale). Checked once per library object and model."""
+        with self._lock:
+            model = self.pipeline.model_id
+            if self._model_checked == model:
+                return 0
+            stale = self.store.count_stale_faces(model)
+            done = 0
+            if stale:
+                log.info("%d faces have no vector of %s (the embedder changed): re-embedding", stale, model)
+                done = self._change_model()[0]
+            self._model_checked = model
+            return done
 
     # -- indexing -----------------------------------------------------------------------------
 
@@ -144,7 +183,9 @@ class Library:
         """Bring the index in step with the photos under ``paths`` (folders or files); then
         re-cluster when due (facetags.people.assigner), so scan order does not matter."""
         with self._lock:
+            reembedded = self.ensure_model()
             report = self.indexer.scan(paths, progress=progress, stop=stop)
+            report.reembedded = reembedded
             due = report.faces > 0 and not report.interrupted
             due = due and self.clustering().recluster_due(self.store)
         if due:
@@ -154,6 +195,7 @@ class Library:
     def index_photo(self, path: str | os.PathLike[str]) -> str:
         """Index or refresh one file; returns what happened (new, unchanged, moved, failed, ...)."""
         with self._lock:
+            self.ensure_model()
             return self.indexer.index_path(os.fspath(path))
 
     def forget(self, paths: Iterable[str | os.PathLike[str]]) -> int:
@@ -164,6 +206,7 @@ class Library:
     def moved(self, src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str:
         """A file was renamed: keep its faces and names under the new path."""
         with self._lock:
+            self.ensure_model()
             return self.indexer.move_path(os.path.abspath(src), os.path.abspath(dest))
 
     def folder_moved(self, src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> int:
@@ -240,6 +283,8 @@ class Library:
             queue=counts["queue"],
             failures=self.store.failures(),
             bytes=size,
+            model=self.pipeline.model_id,
+            stale_faces=self.stale_faces(),
         )
 
     # -- the user's decisions -----------------------------------------------------------------
@@ -328,6 +373,7 @@ class Library:
     def reject(self, face_id: int, person_id: int) -> int:
         """The face is not this person: never put it there again, and find it a new place now.
         Returns the face's person afterwards."""
+        self.ensure_model()  # placing the face needs its vector of the current model
         record = self.face(face_id)
         with self._lock, self.store.write():
             target = self._resolve(person_id)

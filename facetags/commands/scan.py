@@ -60,6 +60,8 @@ def summary(report: ScanReport) -> str:
     if c["known_bad"]:
         parts.append(f"{c['known_bad']} known bad skipped")
     tail = " (interrupted)" if report.interrupted else ""
+    if report.reembedded:
+        tail += f"; {report.reembedded} faces re-embedded (the embedder changed)"
     return f"{', '.join(parts)}; {report.faces} faces found in {report.seconds:.1f} s{tail}"
 
 

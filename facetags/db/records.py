@@ -93,6 +93,8 @@ class Status:
     queue: int
     failures: list[Failure]
     bytes: int
+    model: str = ""  # the embedder's versioned id (facetags.vision.specs)
+    stale_faces: int = 0  # faces with no vector of that model yet (re-embedded on the next scan)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -106,4 +108,6 @@ class Status:
             "queue": self.queue,
             "failures": [f.to_json() for f in self.failures],
             "bytes": self.bytes,
+            "model": self.model,
+            "stale_faces": self.stale_faces,
         }

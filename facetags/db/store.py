@@ -626,6 +626,29 @@ class Store:
         )
         return [(int(r[0]), r[1]) for r in rows]
 
+    def count_stale_faces(self, model_id: str) -> int:
+        """Real faces with a thumbnail (so they can be re-embedded) but no vector of ``model_id``."""
+        row = self.conn.execute(
+            "SELECT COUNT(*) FROM faces f WHERE f.not_face = 0 AND f.thumb IS NOT NULL AND NOT EXISTS"
+            " (SELECT 1 FROM embeddings e WHERE e.face_id = f.id AND e.model_id = ?)",
+            (model_id,),
+        ).fetchone()
+        return int(row[0])
+
+    def embedding_models(self) -> dict[str, int]:
+        """Model id -> how many vectors of it the library holds."""
+        rows = self.conn.execute("SELECT model_id, COUNT(*) FROM embeddings GROUP BY model_id")
+        return {str(r[0]): int(r[1]) for r in rows}
+
+    def delete_embeddings(self, model_ids: Iterable[str]) -> int:
+        """Drop every vector of these models (older versions of a re-embedded model)."""
+        ids = list(model_ids)
+        if not ids:
+            return 0
+        marks = ",".join("?" * len(ids))
+        cur = self.conn.execute(f"DELETE FROM embeddings WHERE model_id IN ({marks})", ids)
+        return int(cur.rowcount)
+
     def assign_many(self, pairs: Iterable[tuple[int, int]], by: str) -> None:
         """Assign (face id, person id) pairs, all by the same source."""
         now = time.time()

@@ -46,6 +46,7 @@ class ScanReport:
     seconds: float = 0.0
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
+    reembedded: int = 0  # faces re-embedded first because the embedder had changed (Library.scan)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {k: self.counts.get(k, 0) for k in OUTCOMES}
@@ -55,6 +56,7 @@ class ScanReport:
             seconds=round(self.seconds, 3),
             timings=self.timings,
             interrupted=self.interrupted,
+            reembedded=self.reembedded,
         )
         return out
 

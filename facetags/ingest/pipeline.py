@@ -91,6 +91,7 @@ class Pipeline:
         self.settings = settings
         self._detector = detector
         self._embedder = embedder
+        self._model_id: str | None = None
         self.timings = Timings()
 
     @property
@@ -111,7 +112,20 @@ class Pipeline:
 
     @property
     def model_id(self) -> str:
-        return self._embedder.model_id if self._embedder is not None else self.settings.embedder
+        """The embedder's versioned id (``<id>@<sha256 prefix>``), what every stored embedding
+        records; read from the model's spec, so asking never loads the model."""
+        if self._embedder is not None:
+            return self._embedder.model_id
+        if self._model_id is None:
+            from facetags.errors import FacetagsError
+            from facetags.vision.embed import model_version
+
+            try:
+                self._model_id = model_version(self.settings.embedder)
+            except FacetagsError as exc:  # loading it would fail too; reading commands still work
+                log.debug("%s: %s", self.settings.embedder, exc)
+                return self.settings.embedder
+        return self._model_id
 
     @property
     def detector_id(self) -> str:

@@ -36,12 +36,19 @@ def _table() -> dict[str, dict[str, Any]]:
 
 def threshold_for(model_id: str, extra: dict[str, object] | None = None, sha256: str = "") -> float:
     """The clustering threshold for a model: its spec's ``cluster_threshold``, else the table's
-    entry for that exact file, else for the id, else :data:`FALLBACK` (with a warning)."""
+    entry for that exact file, else for the id, else :data:`FALLBACK` (with a warning).
+
+    ``model_id`` may be bare or versioned (``id@<12 hex>``, what libraries store): the version
+    names the file as well as ``sha256`` does."""
     value = (extra or {}).get("cluster_threshold")
     if isinstance(value, int | float):
         return float(value)
     table = _table()
-    for key in (f"{model_id}@{sha256[:12]}", model_id):
+    base, _, version = model_id.rpartition("@")
+    if not base:
+        base, version = model_id, ""
+    keys = [f"{base}@{v}" for v in (sha256[:12], version) if v] + [base]
+    for key in dict.fromkeys(keys):
         if key in table and isinstance(table[key].get("threshold"), int | float):
             return float(table[key]["threshold"])
     log.warning("no calibrated clustering threshold for %s; using %.2f", model_id, FALLBACK)

@@ -56,7 +56,7 @@ class OnnxEmbedder:
         import onnxruntime as ort
 
         self.spec = spec
-        self.model_id = spec.id
+        self.model_id = spec.version_id  # id@sha256 prefix: a retrained file is another model
         self.dim = spec.dim
         model_path = path or verified_path(spec)
         opts = ort.SessionOptions()
@@ -84,6 +84,17 @@ class OnnxEmbedder:
         if vectors.shape[1] != self.dim:
             raise ModelError(f"{self.model_id}: produced {vectors.shape[1]}-D vectors, spec says {self.dim}")
         return l2_normalise(vectors)
+
+
+def model_version(name: str) -> str:
+    """The versioned id (what :attr:`Embedder.model_id` will be) of the embedder ``name``, without
+    loading it: ``<id>@<sha256 prefix>`` from a shipped spec, ``insightface:<pack>@<fingerprint>``
+    for a pack. ModelError when ``name`` cannot be resolved."""
+    if name.startswith("insightface:"):
+        from facetags.vision.insightface_embed import pack_version
+
+        return pack_version(name.split(":", 1)[1])
+    return get_spec(name).version_id
 
 
 def load_embedder(name: str) -> Embedder:

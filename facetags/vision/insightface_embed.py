@@ -39,6 +39,23 @@ def resolve_pack(pack: str) -> Path:
     return candidate
 
 
+def pack_version(pack: str) -> str:
+    """``insightface:<pack>@<fingerprint>``: the fingerprint hashes the name, size and mtime of
+    every ONNX file of the pack (hashing hundreds of MB on every scan would be slow), so a pack
+    whose recogniser is replaced gets a new id and its old vectors are re-embedded."""
+    import hashlib
+
+    from facetags.vision.specs import versioned
+
+    path = resolve_pack(pack)
+    files = [path] if path.is_file() else sorted(path.glob("*.onnx"))
+    digest = hashlib.sha256()
+    for file in files:
+        st = file.stat()
+        digest.update(f"{file.name}:{st.st_size}:{st.st_mtime_ns}\n".encode())
+    return versioned(f"insightface:{pack}", digest.hexdigest()[:12])
+
+
 class InsightfaceEmbedder:
     """Runs an insightface recognition model (ArcFace-style, 112x112 aligned crops)."""
 
@@ -64,7 +81,7 @@ class InsightfaceEmbedder:
                 break
         if self._model is None:
             raise ModelError(f"{path}: no recognition model found in this pack")
-        self.model_id = f"insightface:{pack}"
+        self.model_id = pack_version(pack)
         self.input_size = int(self._model.input_size[0])
         shape = self._model.output_shape
         self.dim = int(shape[1]) if len(shape) > 1 and isinstance(shape[1], int) else 512

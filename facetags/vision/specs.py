@@ -47,6 +47,31 @@ class ModelSpec:
         p = Path(self.file)
         return p if p.is_absolute() else (root or models_dir()) / p
 
+    @property
+    def version(self) -> str:
+        """Which file of this id it is: the first 12 hex of its sha256."""
+        return self.sha256[:12]
+
+    @property
+    def version_id(self) -> str:
+        """``<id>@<version>``: what is stored with every embedding this file makes, so vectors
+        of a retrained file (same id, new weights) never mix with the old file's."""
+        return versioned(self.id, self.version)
+
+
+#: Separates a model id from its version in a versioned id (``facetags-mobilenet-v1@0177e48e0530``).
+VERSION_SEP = "@"
+
+
+def versioned(model_id: str, version: str) -> str:
+    return f"{model_id}{VERSION_SEP}{version}" if version else model_id
+
+
+def split_version(model_id: str) -> tuple[str, str]:
+    """``"id@version"`` -> ``("id", "version")``; a bare id (older libraries) -> ``("id", "")``."""
+    base, _, version = model_id.rpartition(VERSION_SEP)
+    return (base, version) if base else (model_id, "")
+
 
 def available(root: Path | None = None) -> dict[str, ModelSpec]:
     """All shipped (or ``root``'s) model specs, by id."""
@@ -59,11 +84,17 @@ def available(root: Path | None = None) -> dict[str, ModelSpec]:
 
 
 def get_spec(model_id: str, root: Path | None = None) -> ModelSpec:
+    """The spec of ``model_id``: a bare id, or a versioned one (``id@version``), which must name
+    the file that is installed now (ModelError for an older or newer version)."""
     specs = available(root)
-    if model_id not in specs:
+    base, version = split_version(model_id)
+    if base not in specs:
         known = ", ".join(sorted(specs)) or "none"
         raise ModelError(f"unknown model {model_id!r} (available: {known})")
-    return specs[model_id]
+    spec = specs[base]
+    if version and version != spec.version:
+        raise ModelError(f"model {model_id!r} is not installed (installed: {spec.version_id})")
+    return spec
 
 
 def sha256_file(path: Path) -> str:
