@@ -247,8 +247,8 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
                     extra = load_cache(Path(cfg.cache), shards=new)
                     if cfg.centre_teacher:
                         extra.teacher = centre(extra.teacher, teacher_mean)
-                    held = set(val.names) if val is not None else set()
-                    train = merge(train, extra, exclude=held)
+                    held_names = set(val.names) if val is not None else set()
+                    train = merge(train, extra, exclude=held_names)
                     used = sorted(set(used) | set(new))
                     cfg.shards = format_shards(used)
                     summary["config"] = asdict(cfg)
