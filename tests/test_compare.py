@@ -79,8 +79,21 @@ def test_markdown_has_the_tables() -> None:
     assert "| a | 10 | numpy 10 |" in text
 
 
+@pytest.fixture
+def keep_pillow_truncation_rule() -> object:
+    """face_recognition sets PIL's process-wide LOAD_TRUNCATED_IMAGES on import; put it back so
+    later tests (facetags' decoder must reject truncated files) see Pillow's default."""
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    yield
+    ImageFile.LOAD_TRUNCATED_IMAGES = before
+
+
 @needs_dlib
-def test_dlib_stand_in_makes_face_recognitions_calls(shared_data: Path) -> None:
+def test_dlib_stand_in_makes_face_recognitions_calls(
+    shared_data: Path, keep_pillow_truncation_rule: object
+) -> None:
     pytest.importorskip("face_recognition", reason="face_recognition not installed (pip install --no-deps)")
     import compare_workers
 
