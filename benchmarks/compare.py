@@ -79,7 +79,7 @@ def photo_sets(names: Iterable[str], lfw_people: int, seed: int, limit: int = 0)
             root = DATA / "deepface" / "photos"
             labels = read_labels(LABELS / "deepface.csv")
             photos = sorted(p.name for p in root.iterdir() if p.suffix.lower() in PHOTO_SUFFIXES)
-            note = "every photo in the folder (2 unlabelled group photos too), photo-level labels"
+            note = "every photo in the folder (3 unlabelled ones too), photo-level labels"
         elif name == "bbt":
             root = DATA / "bbt" / "groups"
             labels = read_labels(LABELS / "bbt_groups.csv")
