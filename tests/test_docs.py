@@ -25,7 +25,10 @@ non-zero exit status.
 
 
 def _walk(command: click.Command, path: list[str], parent: click.Context | None) -> list[str]:
-    ctx = click.Context(command, info_name=path[-1], parent=parent, terminal_width=100, max_content_width=100)
+    # The command's own context_settings (e.g. -h as well as --help), as a real run applies them:
+    # click caches each command's help option once built, so the doc must match a real run's.
+    settings = {"terminal_width": 100, "max_content_width": 100, **command.context_settings}
+    ctx = click.Context(command, info_name=path[-1], parent=parent, **settings)
     title = " ".join(path)
     parts = [f"\n## `{title}`\n\n```text\n{command.get_help(ctx).rstrip()}\n```\n"]
     if isinstance(command, click.Group):
