@@ -185,6 +185,17 @@ class FacetagsApp(App[None]):
 
         self.perform(f"name {before}", lambda lib: lib.name(person.id, text), summary=summary)
 
+    def toggle_hidden(self, person: Person) -> None:
+        """Hide a stranger (or show a hidden one again)."""
+        from facetags.tui.screens.people import person_label
+
+        hide = not person.hidden
+        self.perform(
+            f"{'hide' if hide else 'show'} {person_label(person)}",
+            lambda lib: lib.hide(person.id, hide),
+            summary=lambda p: f"{person_label(p)} {'hidden' if hide else 'shown again'}",
+        )
+
     # -- another process changed the library ----------------------------------------------------
 
     def _poll(self) -> None:

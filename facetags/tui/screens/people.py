@@ -280,15 +280,8 @@ class PeopleScreen(LibraryScreen):
         )
 
     def action_hide(self) -> None:
-        person = self.current
-        if person is None:
-            return
-        hide = not person.hidden
-        self.facetags.perform(
-            f"{'hide' if hide else 'show'} {person_label(person)}",
-            lambda lib: lib.hide(person.id, hide),
-            summary=lambda p: f"{person_label(p)} {'hidden' if hide else 'shown again'}",
-        )
+        if self.current is not None:
+            self.facetags.toggle_hidden(self.current)
 
     def action_toggle_hidden(self) -> None:
         self.show_hidden = not self.show_hidden

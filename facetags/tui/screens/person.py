@@ -221,15 +221,8 @@ class PersonScreen(LibraryScreen):
         )
 
     def action_hide(self) -> None:
-        person = self.person
-        if person is None:
-            return
-        hide = not person.hidden
-        self.facetags.perform(
-            f"{'hide' if hide else 'show'} {person_label(person)}",
-            lambda lib: lib.hide(person.id, hide),
-            summary=lambda p: f"{person_label(p)} {'hidden' if hide else 'shown again'}",
-        )
+        if self.person is not None:
+            self.facetags.toggle_hidden(self.person)
 
     def action_suggest(self) -> None:
         from facetags.tui.screens.suggestions import SuggestionsScreen
