@@ -185,6 +185,15 @@ class FacetagsApp(App[None]):
 
         self.perform(f"name {before}", lambda lib: lib.name(person.id, text), summary=summary)
 
+    def suggest(self, person: Person) -> None:
+        """Open "Is this <name>?" suggestions for a named person."""
+        from facetags.tui.screens.suggestions import SuggestionsScreen
+
+        if not person.name:
+            self.notify("Name this cluster first (n); suggestions are for named people.", severity="warning")
+            return
+        self.push_screen(SuggestionsScreen(person.id, person.name))
+
     def toggle_hidden(self, person: Person) -> None:
         """Hide a stranger (or show a hidden one again)."""
         from facetags.tui.screens.people import person_label

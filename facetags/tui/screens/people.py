@@ -290,15 +290,8 @@ class PeopleScreen(LibraryScreen):
         self._fill()
 
     def action_suggest(self) -> None:
-        from facetags.tui.screens.suggestions import SuggestionsScreen
-
-        person = self.current
-        if person is None:
-            return
-        if not person.name:
-            self.notify("Name this cluster first (n); suggestions are for named people.", severity="warning")
-            return
-        self.app.push_screen(SuggestionsScreen(person.id, person.name))
+        if self.current is not None:
+            self.facetags.suggest(self.current)
 
     def action_write_xmp(self) -> None:
         person = self.current

@@ -225,15 +225,8 @@ class PersonScreen(LibraryScreen):
             self.facetags.toggle_hidden(self.person)
 
     def action_suggest(self) -> None:
-        from facetags.tui.screens.suggestions import SuggestionsScreen
-
-        person = self.person
-        if person is None:
-            return
-        if not person.name:
-            self.notify("Name this cluster first (n); suggestions are for named people.", severity="warning")
-            return
-        self.app.push_screen(SuggestionsScreen(person.id, person.name))
+        if self.person is not None:
+            self.facetags.suggest(self.person)
 
     def action_write_xmp(self) -> None:
         if self.person is not None:
