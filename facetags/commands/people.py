@@ -6,6 +6,7 @@ import json
 
 import click
 
+from facetags.commands import plural
 from facetags.config import Settings
 
 
@@ -58,7 +59,7 @@ def name(settings: Settings, person_id: int, name: tuple[str, ...]) -> None:
     with Library.open(settings.library, settings, create=False) as lib:
         person = lib.name(person_id, " ".join(name))
     merged = f" (merged into {person.id})" if person.id != person_id else ""
-    click.echo(f"{person.id}\t{person.name}\t{person.faces} faces{merged}")
+    click.echo(f"{person.id}\t{person.name}\t{plural(person.faces, 'face')}{merged}")
 
 
 @click.command()
@@ -71,4 +72,4 @@ def merge(settings: Settings, ids: tuple[int, ...]) -> None:
     with Library.open(settings.library, settings, create=False) as lib:
         person = lib.merge(list(ids))
     label = person.name if person.name is not None else "(unnamed)"
-    click.echo(f"{person.id}\t{label}\t{person.faces} faces")
+    click.echo(f"{person.id}\t{label}\t{plural(person.faces, 'face')}")

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from facetags.commands import plural
 from facetags.config import Settings
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ def summary(report: ScanReport) -> str:
         parts.append(f"{c['known_bad']} known bad skipped")
     tail = " (interrupted)" if report.interrupted else ""
     if report.reembedded:
-        tail += f"; {report.reembedded} faces re-embedded (the embedder changed)"
-    return f"{', '.join(parts)}; {report.faces} faces found in {report.seconds:.1f} s{tail}"
+        tail += f"; {plural(report.reembedded, 'face')} re-embedded (the embedder changed)"
+    return f"{', '.join(parts)}; {plural(report.faces, 'face')} found in {report.seconds:.1f} s{tail}"
 
 
 @click.command()

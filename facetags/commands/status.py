@@ -6,6 +6,7 @@ import json
 
 import click
 
+from facetags.commands import plural
 from facetags.config import Settings
 
 
@@ -24,7 +25,7 @@ def status(settings: Settings, as_json: bool) -> None:
     click.echo(f"library   {st.library} ({st.bytes / 1e6:.1f} MB, schema {st.schema_version})")
     click.echo(f"photos    {st.photos} ({st.files} files)")
     click.echo(f"faces     {st.faces}")
-    stale = f" ({st.stale_faces} faces to re-embed on the next scan)" if st.stale_faces else ""
+    stale = f" ({plural(st.stale_faces, 'face')} to re-embed on the next scan)" if st.stale_faces else ""
     click.echo(f"model     {st.model}{stale}")
     click.echo(f"people    {st.people} named, {st.clusters} unnamed clusters")
     click.echo(f"queue     {st.queue}")

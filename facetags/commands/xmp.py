@@ -10,6 +10,7 @@ from typing import Any
 
 import click
 
+from facetags.commands import plural
 from facetags.config import Settings
 
 
@@ -116,7 +117,7 @@ def write(
     failed = sum(1 for r in results if r.error)
     verb = "would change" if dry_run else "changed"
     click.echo(
-        f"{len(results)} photos: {changed} {verb}, {len(results) - changed - failed} up to date, "
+        f"{plural(len(results), 'photo')}: {changed} {verb}, {len(results) - changed - failed} up to date, "
         f"{failed} failed",
         err=True,
     )
@@ -178,7 +179,7 @@ def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) ->
             unmatched += len(found.unmatched)
     verb = "would name" if dry_run else "named"
     click.echo(
-        f"{len(by_photo)} photos: {verb} {named} faces; {conflicts} conflicts kept; "
+        f"{plural(len(by_photo), 'photo')}: {verb} {plural(named, 'face')}; {conflicts} conflicts kept; "
         f"{unmatched} named regions on no detected face",
         err=True,
     )
