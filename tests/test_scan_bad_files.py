@@ -3,9 +3,12 @@ when it changed. Odd but valid names are indexed like any other."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import struct
+import subprocess
+import sys
 import zlib
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -96,6 +99,46 @@ def test_unreadable_file_is_recorded(open_library: OpenLibrary, photo_dir: Path)
     finally:
         locked.chmod(0o644)
     assert str(locked) in dict(report.failures)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv (util-linux)"
+)
+def test_unreadable_file_is_recorded_as_root_without_dac_override(photo_dir: Path, tmp_path: Path) -> None:
+    """Root (CI) reads any file; the same scan in a process without CAP_DAC_OVERRIDE /
+    CAP_DAC_READ_SEARCH meets a real EACCES, as an ordinary user's scan would."""
+    locked = photo_dir / "locked.jpg"
+    shutil.copyfile(photo_dir / "astronaut.jpg", locked)
+    locked.chmod(0)
+    library = tmp_path / "lib.db"
+    try:
+        out = subprocess.run(
+            [
+                "setpriv",
+                "--bounding-set",
+                "-dac_override,-dac_read_search",
+                sys.executable,
+                "-m",
+                "facetags",
+                "--library",
+                str(library),
+                "scan",
+                "--json",
+                str(photo_dir),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+    finally:
+        locked.chmod(0o644)
+    assert out.returncode == 0, out.stderr[-2000:]
+    report = json.loads(out.stdout)
+    assert report["failed"] == 1, report
+    (failure,) = report["failures"]
+    assert failure["path"] == str(locked) and "ermission" in failure["error"], failure
+    assert "locked.jpg" in out.stderr  # reported on stderr too
+    assert report["new"] >= 1  # the readable photos were still indexed
 
 
 def test_odd_but_valid_names_are_indexed(open_library: OpenLibrary, photo_dir: Path) -> None:
