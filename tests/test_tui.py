@@ -52,14 +52,19 @@ def template(tmp_path_factory: pytest.TempPathFactory, t1_path: Path, astronaut_
     return db
 
 
-@pytest.fixture
-def lib(template: Path, tmp_path: Path) -> Iterator[Library]:
+def _open_copy(template: Path, tmp_path: Path) -> Iterator[Library]:
+    """A test's own copy of a template library, opened, closed afterwards."""
     db = copy_library(template, tmp_path)
     library = Library.open(db, load_settings(library=str(db)))
     try:
         yield library
     finally:
         library.close()
+
+
+@pytest.fixture
+def lib(template: Path, tmp_path: Path) -> Iterator[Library]:
+    yield from _open_copy(template, tmp_path)
 
 
 @pytest.fixture
@@ -456,12 +461,7 @@ def twins_template(tmp_path_factory: pytest.TempPathFactory, t1_path: Path) -> P
 
 @pytest.fixture
 def twins(twins_template: Path, tmp_path: Path) -> Iterator[Library]:
-    db = copy_library(twins_template, tmp_path)
-    library = Library.open(db, load_settings(library=str(db)))
-    try:
-        yield library
-    finally:
-        library.close()
+    yield from _open_copy(twins_template, tmp_path)
 
 
 @run_async
