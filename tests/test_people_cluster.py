@@ -227,3 +227,25 @@ def test_thresholds_come_from_the_spec_then_the_model_file_then_the_id() -> None
     assert threshold_for("dlib-resnet-v1") == pytest.approx(0.924)
     assert threshold_for("facetags-mobilenet-v1", {}, "07f2f793f2f6" + "0" * 52) == pytest.approx(0.8628)
     assert threshold_for("no-such-model") == FALLBACK
+
+
+def test_two_face_components_agree_with_scikit_learns_average_linkage() -> None:
+    """The two-face shortcut in average linkage gives the partition scikit-learn gives."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    from facetags.people.cluster import _average_groups, _constraint_distances
+
+    rng = np.random.default_rng(0)
+    threshold = 0.6
+    for sim in (0.2, 0.59, 0.599, 0.601, 0.61, 0.9):
+        a = unit(rng.normal(size=(1, 128)))[0]
+        other = unit(rng.normal(size=(1, 128)))[0]
+        other = unit((other - a * (other @ a))[None])[0]
+        b = sim * a + np.sqrt(1 - sim**2) * other
+        x = np.stack([a, b]).astype(np.float32)
+        for c in (Constraints(), Constraints(photo=np.array([1, 1])), Constraints(cannot=[(0, 1)])):
+            ours = _average_groups(x, threshold, c)
+            ref = AgglomerativeClustering(
+                n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1 - threshold
+            ).fit_predict(_constraint_distances(x, c))
+            assert (ours[0] == ours[1]) == (ref[0] == ref[1]), (sim, c)

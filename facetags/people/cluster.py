@@ -294,12 +294,15 @@ def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
 
 def _average_groups(x: np.ndarray, threshold: float, c: Constraints) -> np.ndarray:
     """Average-linkage groups (before :func:`enforce`), in canonical order."""
-    from sklearn.cluster import AgglomerativeClustering
-
     if len(x) > AGGLOMERATIVE_LIMIT:
         raise ValueError(f"average linkage needs O(n^2) memory; {len(x)} faces is too many")
     if len(x) < 2:
         return np.zeros(len(x), np.int64)
+    if len(x) == 2:  # the commonest component: one merge or none (and no scikit-learn import)
+        merge = _constraint_distances(x, c)[0, 1] < 1.0 - threshold
+        return np.array([0, 0] if merge else [0, 1], np.int64)
+    from sklearn.cluster import AgglomerativeClustering
+
     perm = canonical_order(x)
     inv = np.argsort(perm)
     d = _constraint_distances(x, c)[np.ix_(perm, perm)]
