@@ -14,6 +14,7 @@ hex digits of the model file's sha256, since a retrained model keeps its id) and
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import time
@@ -28,6 +29,8 @@ from facetags.evaluate.labels import DetectedFace, Labels, lfw_library_rows, mat
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACETAGS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 LABELS = ROOT / "tests" / "data" / "labels"
+#: LFW DevTrain people held out of the embedder's training (``facetags train fit --val-names-file``).
+HELDOUT = LABELS / "lfw_devtrain_heldout.json"
 CACHE = ROOT / ".cache" / "cluster"
 log = logging.getLogger(__name__)
 
@@ -46,14 +49,17 @@ def labelled_set(name: str, calib_people: int = 300, seed: int = 0) -> LabelledS
         return LabelledSet(name, DATA / "bbt" / "groups", read_labels(LABELS / "bbt_groups.csv"))
     if name == "lfw":
         return LabelledSet(name, DATA / "lfw" / "images", read_labels(LABELS / "lfw_devtest.csv"))
-    if name == "lfw_devtrain":  # calibration: a seeded sample of DevTrain people with 2+ photos
+    if name in ("lfw_devtrain", "lfw_heldout"):  # calibration sets, never reported on
         from facetags.evaluate.labels import LabelledFace
 
         rows = lfw_library_rows(DATA / "lfw", "peopleDevTrain.txt")
         people = sorted({p for _, p in rows})
-        keep = set(
-            np.random.default_rng(seed).choice(people, size=min(calib_people, len(people)), replace=False)
-        )
+        if name == "lfw_heldout":  # the DevTrain people facetags' embedder never trained on
+            keep = set(json.loads(HELDOUT.read_text(encoding="utf-8"))) & set(people)
+        else:  # a seeded sample of DevTrain people with 2+ photos
+            keep = set(
+                np.random.default_rng(seed).choice(people, size=min(calib_people, len(people)), replace=False)
+            )
         faces = tuple(LabelledFace(photo, who) for photo, who in rows if who in keep)
         return LabelledSet(name, DATA / "lfw" / "images", Labels(faces, per_face=False))
     raise ValueError(f"unknown set {name!r}")

@@ -38,9 +38,7 @@ def detect_all(paths: list[Path], cache: Path) -> dict[str, tuple[np.ndarray, np
             names = list(z["names"])
             if names == [str(p) for p in paths]:
                 found, crops, chips, boxes = z["found"], z["crops"], z["chips"], z["boxes"]  # read once
-                return {
-                    n: (crops[i], chips[i], boxes[i]) if found[i] else None for i, n in enumerate(names)
-                }
+                return {n: (crops[i], chips[i], boxes[i]) if found[i] else None for i, n in enumerate(names)}
     try:
         from facetags.vision.dlib_teacher import DlibTeacher
 
