@@ -24,7 +24,7 @@ from typing import Any
 from facetags.config import Settings, load_settings
 from facetags.db.connect import connect
 from facetags.db.migrate import current_version, migrate
-from facetags.db.records import FaceRecord, Person, Status
+from facetags.db.records import FaceRecord, LostFace, Person, Status
 from facetags.db.store import Store
 from facetags.errors import FacetagsError, LibraryError, NotFoundError
 from facetags.ingest.indexer import Indexer, Progress, ScanReport
@@ -35,6 +35,9 @@ from facetags.people.incremental import Suggestion
 from facetags.people.names import clean_name, close_matches, name_key
 
 log = logging.getLogger(__name__)
+
+#: meta key: the last ``face_lost`` decision a front end has shown (Library.lost_faces_to_show).
+LOST_SHOWN_KEY = "lost_faces_shown"
 
 
 def _threshold(model_id: str) -> float:
@@ -150,6 +153,16 @@ class Library:
             model, done, dropped, ", ".join(older) or "no older version", report.to_json(),
         )  # fmt: skip
         return done, report
+
+    def lost_faces_to_show(self, mark: bool = True) -> list[LostFace]:
+        """Faces the user had decided on that edited photos no longer show, recorded since a
+        front end last showed them (``mark``: they count as shown from now on)."""
+        seen = self.store.get_meta(LOST_SHOWN_KEY)
+        lost = self.store.lost_faces(after_id=int(seen) if seen and seen.isdigit() else 0)
+        if lost and mark:
+            with self.store.write():
+                self.store.set_meta(LOST_SHOWN_KEY, str(lost[-1].decision_id))
+        return lost
 
     def stale_faces(self) -> int:
         """Faces with no vector of the current model version (made by another model or an older
@@ -285,6 +298,7 @@ class Library:
             bytes=size,
             model=self.pipeline.model_id,
             stale_faces=self.stale_faces(),
+            lost_faces=self.store.lost_faces(),
         )
 
     # -- the user's decisions -----------------------------------------------------------------

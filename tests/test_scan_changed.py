@@ -10,8 +10,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+from click.testing import CliRunner
 from PIL import Image, ImageEnhance
 
+from facetags.cli import cli
 from facetags.db.records import FaceRecord
 from facetags.ingest.rematch import match_faces
 
@@ -123,6 +125,17 @@ def test_a_named_face_cropped_out_is_recorded_and_the_person_stays(
     assert [(r[0], r[1]) for r in rows] == [(leftmost.face_id, ann)]
     detail = json.loads(rows[0][2])
     assert detail["path"] == str(t1) and detail["name"] == "Ann"
+    # shown to the user: status lists it for good, a front end is told once
+    (lost,) = lib.status().lost_faces
+    assert (lost.path, lost.name, lost.person_id) == (str(t1), "Ann", ann)
+    assert lib.lost_faces_to_show(mark=False) == [lost]
+    assert lib.lost_faces_to_show() == [lost]
+    assert lib.lost_faces_to_show() == []
+    assert lib.status().lost_faces == [lost]
+    out = CliRunner().invoke(cli, ["--library", str(lib.path), "status"])
+    assert out.exit_code == 0, out.output
+    assert "lost      1 decided face gone from edited photos" in out.output
+    assert f"  {t1}: Ann" in out.output
 
 
 def test_editing_one_copy_of_a_duplicate_keeps_both(open_library: OpenLibrary, photo_dir: Path) -> None:

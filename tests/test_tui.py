@@ -528,6 +528,30 @@ async def test_another_process_changes_appear_without_restart(arranged: Library)
 
 
 @run_async
+async def test_a_named_face_gone_from_an_edited_photo_is_told_once(arranged: Library) -> None:
+    from PIL import Image, ImageDraw
+
+    face = next(f for f in arranged.faces(ADA) if Path(f.path).name.startswith("t1"))
+    with Image.open(face.path) as im:  # paint over Ada's face: the edited photo no longer shows it
+        w, h = im.size
+        edited = im.convert("RGB")
+    x, y, fw, fh = face.box
+    ImageDraw.Draw(edited).rectangle((x * w - 4, y * h - 4, (x + fw) * w + 4, (y + fh) * h + 4), fill="grey")
+    edited.save(face.path, quality=92)
+    assert arranged.scan([Path(face.path).parent]).counts["changed"] == 1
+    for attempt in range(2):
+        app = make_app(arranged)
+        async with app.run_test(size=SIZE) as pilot:
+            await settle(pilot)
+            told = [n for n in app._notifications if "gone from edited photos" in (n.title or "")]
+            if attempt == 0:
+                assert len(told) == 1 and f"{face.path}: Ada Lovelace" in told[0].message
+            else:
+                assert told == []  # told once; `facetags status` keeps the list
+    assert [f.name for f in arranged.status().lost_faces] == ["Ada Lovelace"]
+
+
+@run_async
 async def test_faces_a_watcher_indexes_appear_without_restart(arranged: Library, astronaut: Any) -> None:
     from PIL import Image
 

@@ -32,3 +32,7 @@ def status(settings: Settings, as_json: bool) -> None:
     click.echo(f"failures  {len(st.failures)}")
     for failure in st.failures:
         click.echo(f"  {failure.path}: {failure.error}")
+    if st.lost_faces:
+        click.echo(f"lost      {plural(len(st.lost_faces), 'decided face')} gone from edited photos")
+        for lost in st.lost_faces:
+            click.echo(f"  {lost.describe()}")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 
 @dataclass(frozen=True)
@@ -82,6 +82,34 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class LostFace:
+    """A face the user had decided on (named, placed, marked not a face) that an edited version
+    of its photo no longer shows: recorded as a ``face_lost`` decision when the photo changed."""
+
+    decision_id: int
+    at: float  # seconds since the epoch
+    path: str
+    name: str | None  # the person's name then, if any
+    person_id: int | None
+    not_face: bool
+
+    def describe(self) -> str:
+        what = self.name or (
+            "a face marked not a face" if self.not_face else f"a face of person {self.person_id}"
+        )
+        return f"{self.path}: {what}"
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "at": self.at,
+            "path": self.path,
+            "name": self.name,
+            "person_id": self.person_id,
+            "not_face": self.not_face,
+        }
+
+
+@dataclass(frozen=True)
 class Status:
     library: str
     schema_version: int
@@ -95,6 +123,7 @@ class Status:
     bytes: int
     model: str = ""  # the embedder's versioned id (facetags.vision.specs)
     stale_faces: int = 0  # faces with no vector of that model yet (re-embedded on the next scan)
+    lost_faces: list[LostFace] = field(default_factory=list)  # decided faces gone from edited photos
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -110,4 +139,5 @@ class Status:
             "bytes": self.bytes,
             "model": self.model,
             "stale_faces": self.stale_faces,
+            "lost_faces": [f.to_json() for f in self.lost_faces],
         }

@@ -18,7 +18,7 @@ import numpy as np
 
 from facetags.db import vectors
 from facetags.db.connect import transaction
-from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, Person
+from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, LostFace, Person
 
 _FILE_COLS = "id, path, photo_id, size, mtime_ns, device, inode"
 
@@ -531,6 +531,27 @@ class Store:
             " ?, ?, ?)",
             (time.time(), kind, face_id, person_id, other_id, json.dumps(detail) if detail else None),
         )
+
+    def lost_faces(self, after_id: int = 0) -> list[LostFace]:
+        """The ``face_lost`` decisions (oldest first), those after decision ``after_id`` only."""
+        rows = self.conn.execute(
+            "SELECT id, at, person_id, detail FROM decisions WHERE kind = 'face_lost' AND id > ? ORDER BY id",
+            (after_id,),
+        )
+        out = []
+        for decision_id, at, person_id, detail in rows:
+            d = json.loads(detail) if detail else {}
+            out.append(
+                LostFace(
+                    int(decision_id),
+                    float(at),
+                    str(d.get("path", "")),
+                    d.get("name") or None,
+                    None if person_id is None else int(person_id),
+                    bool(d.get("not_face")),
+                )
+            )
+        return out
 
     # -- search and status --------------------------------------------------------------------
 

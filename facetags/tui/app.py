@@ -84,6 +84,7 @@ class FacetagsApp(App[None]):
         self.poll_seconds = poll_seconds
         self.sample_delay = sample_delay
         self.people_cache: list[Person] = []  # the latest people list (for name completion)
+        self._lost_checked = False
         self.sub_title = Path(library.path).name + (" (read-only)" if read_only else "")
 
     def on_mount(self) -> None:
@@ -219,6 +220,28 @@ class FacetagsApp(App[None]):
             return
         if changed:
             self.post_message(LibraryChanged(elsewhere=True))
+        if changed or not self._lost_checked:  # at start, then when a scan may have lost some
+            self._lost_checked = True
+            self._show_lost_faces()
+
+    def _show_lost_faces(self) -> None:
+        """Tell the user (once) about faces they had decided on that edited photos no longer
+        show; ``facetags status`` keeps listing them. In a worker thread."""
+        try:
+            lost = self.client.call(lambda lib: lib.lost_faces_to_show(mark=not self.client.read_only))
+        except Exception:  # a busy library: next tick
+            log.debug("lost faces", exc_info=True)
+            return
+        if lost:
+            shown = "\n".join(f.describe() for f in lost[:5])
+            more = f"\n… and {len(lost) - 5} more (facetags status)" if len(lost) > 5 else ""
+            self.call_from_thread(
+                self.notify,
+                f"{shown}{more}",
+                title=f"{len(lost)} decided face{'s' if len(lost) != 1 else ''} gone from edited photos",
+                severity="warning",
+                timeout=12,
+            )
 
     def on_library_changed(self, message: LibraryChanged) -> None:
         self.refresh_screen()
