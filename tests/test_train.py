@@ -123,7 +123,18 @@ def trained(lfw_crops: tuple[np.ndarray, np.ndarray, np.ndarray], tmp_path_facto
         seed=0,
     )
     summary = fit(cfg, data=data)
+    # 24 steps leave the BatchNorm moving statistics at their initial values and the model
+    # collapsed in inference mode (one vector for every face); re-estimate them as export does,
+    # so the export tests below compare real, distinct embeddings
+    from facetags.train.fit import recalibrate_bn
+
+    recalibrate_bn(summary["model"], crops, batches=8, batch=24)
     return summary, out
+
+
+def spread(vectors: np.ndarray) -> float:
+    """How different the embeddings of different faces are (0: a collapsed model)."""
+    return float(np.max(np.abs(vectors - vectors[:1])))
 
 
 @pytest.mark.slow
@@ -137,6 +148,7 @@ def test_a_few_steps_on_real_crops_lower_the_loss(trained) -> None:
 @pytest.mark.slow
 def test_onnx_export_matches_tensorflow(trained, lfw_crops, tmp_path: Path) -> None:
     from facetags.train.export import export, max_abs_diff
+    from facetags.train.fit import embed
     from facetags.vision.embed import OnnxEmbedder
     from facetags.vision.specs import get_spec
 
@@ -145,9 +157,29 @@ def test_onnx_export_matches_tensorflow(trained, lfw_crops, tmp_path: Path) -> N
     crops = lfw_crops[0]
     spec = export(model, tmp_path, "test-export")
     assert spec.layout == "NCHW" and spec.sha256
+    assert spread(embed(model, crops)) > 0.05
     assert max_abs_diff(model, tmp_path / spec.file, crops) <= 1e-4
     # and through the product's runtime, preprocessing from the spec
-    from facetags.train.fit import embed
-
     runtime = OnnxEmbedder(get_spec("test-export", root=tmp_path), path=tmp_path / spec.file)
     assert np.max(np.abs(runtime.embed(crops) - embed(model, crops))) <= 1e-4
+
+
+@pytest.mark.slow
+def test_flip_tta_export_is_mirror_invariant(trained, lfw_crops, tmp_path: Path) -> None:
+    """--flip-tta builds the mirror image into the graph: a crop and its mirror embed alike."""
+    from facetags.train.export import export, max_abs_diff
+    from facetags.train.fit import embed
+    from facetags.vision.embed import OnnxEmbedder
+    from facetags.vision.specs import get_spec
+
+    model = trained[0]["model"]
+    crops = lfw_crops[0]
+    spec = export(model, tmp_path, "test-flip", flip=True)
+    assert spec.extra["flip_tta"] is True
+    assert max_abs_diff(model, tmp_path / spec.file, crops, flip=True) <= 1e-4
+    runtime = OnnxEmbedder(get_spec("test-flip", root=tmp_path), path=tmp_path / spec.file)
+    plain, mirrored = runtime.embed(crops), runtime.embed(np.ascontiguousarray(crops[:, :, ::-1]))
+    assert np.max(np.abs(plain - mirrored)) <= 1e-4
+    assert np.allclose(np.linalg.norm(plain, axis=1), 1.0, atol=1e-4)
+    single = embed(model, crops)  # without the mirror: a different vector
+    assert spread(single) > 0.05 and np.max(np.abs(plain - single)) > 1e-3

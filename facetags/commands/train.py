@@ -171,7 +171,7 @@ def fit_cmd(**kw: Any) -> None:
     _fit(**kw)
 
 
-def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int) -> None:
+def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int, flip: bool = False) -> None:
     import numpy as np
 
     from facetags.train.data import load_cache, parse_shards, split_validation
@@ -199,8 +199,8 @@ def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int) ->
         "bn_recalibrated_batches": recalibrate,
         "training": {k: v for k, v in history["config"].items() if k not in ("cache", "out")},
     }
-    spec = export(model, Path(out), model_id, extra=extra)
-    diff = max_abs_diff(model, Path(out) / spec.file, train_set.crops[:64])
+    spec = export(model, Path(out), model_id, extra=extra, flip=flip)
+    diff = max_abs_diff(model, Path(out) / spec.file, train_set.crops[:64], flip=flip)
     click.echo(json.dumps({"model": spec.id, "sha256": spec.sha256, "max_abs_diff_vs_tf": diff}))
 
 
@@ -218,10 +218,19 @@ def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int) ->
     show_default=True,
     help="Re-estimate BatchNorm statistics over N training batches before export (0: off).",
 )
-def export_cmd(run_dir: str, which: str, out: str, model_id: str, recalibrate_bn: int) -> None:
+@click.option(
+    "--flip-tta/--no-flip-tta",
+    default=False,
+    show_default=True,
+    help="Build flip test-time augmentation into the graph: the embedding of the crop plus that of "
+    "its mirror image, normalised (twice the compute per face).",
+)
+def export_cmd(
+    run_dir: str, which: str, out: str, model_id: str, recalibrate_bn: int, flip_tta: bool
+) -> None:
     """Export a run's checkpoint to ONNX + spec json (checks onnxruntime against TensorFlow)."""
     _log_to_stderr()
-    _export(Path(run_dir), which, out, model_id, recalibrate_bn)
+    _export(Path(run_dir), which, out, model_id, recalibrate_bn, flip_tta)
 
 
 @train.command("all")

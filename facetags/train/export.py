@@ -6,6 +6,7 @@ import json
 import logging
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -18,16 +19,33 @@ log = logging.getLogger(__name__)
 OPSET = 17
 
 
-def export_onnx(model: tf.keras.Model, path: Path, nchw: bool = True) -> Path:
-    """Write ``model`` as ONNX: float32 input (N, 3, 112, 112) if ``nchw`` else NHWC, normalised."""
+def embedding_fn(model: tf.keras.Model, flip: bool = False) -> Any:
+    """What the exported graph computes for a normalised NHWC batch: the model's embedding, or
+    with ``flip`` the L2-normalised sum of the embeddings of the crop and its mirror image
+    (test-time augmentation inside the file: one batch of 2N through the network)."""
+
+    def run(x: tf.Tensor) -> tf.Tensor:
+        if not flip:
+            return model(x, training=False)
+        both = model(tf.concat([x, tf.reverse(x, axis=[2])], axis=0), training=False)
+        plain, mirrored = tf.split(both, 2, axis=0)
+        return tf.math.l2_normalize(plain + mirrored, axis=1)
+
+    return run
+
+
+def export_onnx(model: tf.keras.Model, path: Path, nchw: bool = True, flip: bool = False) -> Path:
+    """Write ``model`` as ONNX: float32 input (N, 3, 112, 112) if ``nchw`` else NHWC, normalised;
+    ``flip``: with flip test-time augmentation in the graph (:func:`embedding_fn`)."""
     import tf2onnx
 
     path.parent.mkdir(parents=True, exist_ok=True)
     spec = (tf.TensorSpec((None, INPUT_SIZE, INPUT_SIZE, 3), tf.float32, name="input"),)
+    run = embedding_fn(model, flip)
 
     @tf.function(input_signature=spec)
     def infer(x: tf.Tensor) -> tf.Tensor:
-        return tf.identity(model(x, training=False), name="embedding")
+        return tf.identity(run(x), name="embedding")
 
     model_proto, _ = tf2onnx.convert.from_function(
         infer,
@@ -67,12 +85,14 @@ def write_spec(onnx_path: Path, model_id: str, nchw: bool, extra: dict[str, obje
     return spec
 
 
-def max_abs_diff(model: tf.keras.Model, onnx_path: Path, crops: np.ndarray, nchw: bool = True) -> float:
+def max_abs_diff(
+    model: tf.keras.Model, onnx_path: Path, crops: np.ndarray, nchw: bool = True, flip: bool = False
+) -> float:
     """Largest |onnxruntime - TensorFlow| over the embeddings of ``crops`` (uint8 NHWC)."""
     import onnxruntime as ort
 
     x = (crops.astype(np.float32) - MEAN) / STD
-    tf_out = model(x, training=False).numpy()
+    tf_out = embedding_fn(model, flip)(tf.constant(x)).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     feed = x.transpose(0, 3, 1, 2) if nchw else x
     (ort_out,) = sess.run(None, {sess.get_inputs()[0].name: np.ascontiguousarray(feed)})
@@ -85,9 +105,10 @@ def export(
     model_id: str,
     extra: dict[str, object] | None = None,
     nchw: bool = True,
+    flip: bool = False,
 ) -> ModelSpec:
-    path = export_onnx(model, out_dir / f"{model_id}.onnx", nchw=nchw)
-    spec = write_spec(path, model_id, nchw, dict(extra or {}))
+    path = export_onnx(model, out_dir / f"{model_id}.onnx", nchw=nchw, flip=flip)
+    spec = write_spec(path, model_id, nchw, {**(extra or {}), "flip_tta": flip})
     size = path.stat().st_size
     spec = replace(spec, extra={**spec.extra, "file_bytes": size})
     path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
