@@ -46,10 +46,10 @@ class Running:
 
 
 @contextmanager
-def watching(lib: Library, folder: Path, settle: float = 0.3) -> Iterator[Running]:
+def watching(lib: Library, folder: Path, settle: float = 0.3, poll: float | None = None) -> Iterator[Running]:
     before = set(threading.enumerate())
     stop, ready = threading.Event(), threading.Event()
-    running = Running(Watcher(lib, [folder], settle=settle))
+    running = Running(Watcher(lib, [folder], settle=settle, poll=poll))
     errors: list[BaseException] = []
 
     def run() -> None:
@@ -282,3 +282,52 @@ def test_hidden_files_temp_files_and_xmp_written_into_a_watched_photo(
         assert (other.status().files, other.status().photos, other.status().failures) == (1, 1, [])
     again = lib.scan([folder])
     assert again.counts["unchanged"] == 1 and sum(again.counts.values()) == 1
+
+
+MOUNTINFO = r"""22 27 0:21 / /proc rw,relatime - proc proc rw
+27 1 0:31 / / rw,relatime - overlay overlay rw,lowerdir=/a
+40 27 0:45 / /mnt/nas rw,relatime - nfs4 nas:/photos rw,vers=4.2
+41 40 0:46 / /mnt/nas/local\040copy rw,relatime - ext4 /dev/sdb1 rw
+42 27 0:47 / /home/me/remote rw,nosuid - fuse.sshfs me@box:/pics rw
+43 27 0:48 / /media/share rw - cifs //server/share rw
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "fstype", "network"),
+    [
+        ("/home/me/Pictures", "overlay", False),
+        ("/mnt/nas", "nfs4", True),
+        ("/mnt/nas/2024/holiday", "nfs4", True),
+        ("/mnt/nasty", "overlay", False),  # a sibling whose name starts like the mount point
+        ("/mnt/nas/local copy/x", "ext4", False),  # a local disk mounted inside the share
+        ("/home/me/remote/pics", "fuse.sshfs", True),
+        ("/media/share", "cifs", True),
+    ],
+)
+def test_network_folders_are_recognised_from_mountinfo(path: str, fstype: str, network: bool) -> None:
+    from facetags.ingest.watch import filesystem_type, is_network_fs
+
+    assert filesystem_type(path, MOUNTINFO) == fstype
+    assert is_network_fs(fstype) is network
+
+
+def test_polling_follows_changes_without_filesystem_events(
+    open_library: OpenLibrary, tmp_path: Path, astronaut_path: Path, reader: Callable[[], Library]
+) -> None:
+    """The observer a network folder gets (polling) indexes, renames and forgets like events do."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    lib = open_library()
+    with watching(lib, folder, poll=0.2) as run:
+        (observer,) = run.watcher.observers.values()
+        assert type(observer).__name__ == "PollingObserver"
+        other = reader()
+        shutil.copyfile(astronaut_path, folder / "new.jpg")
+        wait_for(lambda: other.status().photos == 1, what="the copied photo")
+        (face,) = other.photo_faces(folder / "new.jpg")
+        os.rename(folder / "new.jpg", folder / "renamed.jpg")
+        wait_for(lambda: run.outcomes_for(folder / "renamed.jpg") != [], what="the rename")
+        assert [f.face_id for f in other.photo_faces(folder / "renamed.jpg")] == [face.face_id]
+        (folder / "renamed.jpg").unlink()
+        wait_for(lambda: other.status().photos == 0, what="the deletion")

@@ -18,8 +18,17 @@ log = logging.getLogger(__name__)
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
 @click.option("--settle", type=float, default=0.5, show_default=True, help="Seconds a file must be quiet.")
+@click.option(
+    "--poll",
+    type=click.FloatRange(min=0),
+    default=None,
+    metavar="SECONDS",
+    help="Look for changes every SECONDS instead of waiting for filesystem events; 0: always "
+    "events. Default: events, except on network filesystems (NFS, SMB, sshfs), which send none "
+    "for other machines' changes: polled every 30 s.",
+)
 @click.pass_obj
-def watch(settings: Settings, paths: tuple[Path, ...], settle: float) -> None:
+def watch(settings: Settings, paths: tuple[Path, ...], settle: float, poll: float | None) -> None:
     """Index folders now, then follow every change until Ctrl-C or SIGTERM."""
     from facetags.ingest.watch import Watcher
     from facetags.library import Library
@@ -34,7 +43,7 @@ def watch(settings: Settings, paths: tuple[Path, ...], settle: float) -> None:
     ready = threading.Event()
     try:
         with Library.open(settings.library, settings) as lib:
-            watcher = Watcher(lib, [str(p) for p in paths], settle=settle)
+            watcher = Watcher(lib, [str(p) for p in paths], settle=settle, poll=poll)
             click.echo(f"facetags: watching {', '.join(str(p) for p in paths)}", err=True)
             watcher.run(stop, ready)
     finally:

@@ -8,6 +8,10 @@
   the next start finishes the work, and content hashes keep it from doing anything twice.
 * ``stop`` (set by SIGINT/SIGTERM in the command) ends the loop between photos; the observer
   thread is stopped and joined in ``finally``.
+* Network folders (NFS, SMB, sshfs...) send no inotify events for changes made by other
+  machines, so a folder on one is polled instead (watchdog's PollingObserver, every
+  :data:`NETWORK_POLL_S` seconds), detected from ``/proc/self/mountinfo``; ``poll`` forces
+  either way.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ from __future__ import annotations
 import logging
 import os
 import queue
+import re
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -23,6 +28,8 @@ from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
+from watchdog.observers.api import BaseObserver
+from watchdog.observers.polling import PollingObserver
 
 from facetags.ingest.scan import absolute, is_hidden, is_photo_name
 
@@ -35,6 +42,54 @@ SETTLE_S = 0.5  # quiet time before a file that was written to is read
 CLOSED_SETTLE_S = 0.05  # ... once its writer closed it
 POLL_S = 0.05
 JOIN_TIMEOUT_S = 10.0
+#: How often a folder on a network filesystem is polled for changes, seconds.
+NETWORK_POLL_S = 30.0
+#: Filesystems whose changes from other machines raise no inotify events.
+NETWORK_FS = frozenset(
+    {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "ncpfs", "davfs"}
+)
+NETWORK_FUSE = ("sshfs", "rclone", "s3fs", "gvfsd-fuse", "smbnetfs", "davfs2")
+
+
+def _unescape(field: str) -> str:
+    """mountinfo escapes space, tab, newline and backslash as octal (``\\040``)."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
+
+
+def filesystem_type(path: str, mountinfo: str) -> str:
+    """The type of the filesystem ``path`` (absolute, resolved) is on, from the text of
+    ``/proc/self/mountinfo`` ("" when no mount matches)."""
+    best, fstype = "", ""
+    for line in mountinfo.splitlines():
+        head, sep, tail = line.partition(" - ")
+        fields, rest = head.split(), tail.split()
+        if not sep or len(fields) < 5 or not rest:
+            continue
+        point = _unescape(fields[4])
+        inside = path == point or path.startswith(point.rstrip("/") + "/")
+        if inside and len(point) >= len(best):  # the innermost (latest, for equal points) mount
+            best, fstype = point, rest[0]
+    return fstype
+
+
+def is_network_fs(fstype: str) -> bool:
+    if fstype in NETWORK_FS:
+        return True
+    kind, _, sub = fstype.partition(".")
+    return kind == "fuse" and sub in NETWORK_FUSE
+
+
+def poll_interval(root: str) -> float:
+    """0 (filesystem events) for a local folder, :data:`NETWORK_POLL_S` for a network one."""
+    try:
+        with open("/proc/self/mountinfo", encoding="utf-8", errors="replace") as fh:
+            fstype = filesystem_type(os.path.realpath(root), fh.read())
+    except OSError:  # not Linux: watchdog's native observer (FSEvents, ReadDirectoryChangesW)
+        return 0.0
+    if is_network_fs(fstype):
+        log.info("%s is on %s, a network filesystem: polling every %.0f s", root, fstype, NETWORK_POLL_S)
+        return NETWORK_POLL_S
+    return 0.0
 
 
 @dataclass(frozen=True)
@@ -95,12 +150,17 @@ class Watcher:
         roots: Sequence[str | os.PathLike[str]],
         settle: float = SETTLE_S,
         on_done: Callable[[str, str], None] | None = None,
+        poll: float | None = None,
     ) -> None:
+        """``poll``: seconds between polls of the folders, 0 for filesystem events, None to
+        choose per folder (polling only on network filesystems)."""
         self.library = library
         self.roots = [absolute(r) for r in roots]
         self.settle = settle
+        self.poll = poll
         self.on_done = on_done  # (path, outcome) after each path handled; for tests and logs
         self.events: queue.Queue[Event] = queue.Queue()
+        self.observers: dict[float, BaseObserver] = {}  # by poll interval (0: events), while running
         self._files: dict[str, _Pending] = {}
         self._dirs: dict[str, float] = {}
 
@@ -115,11 +175,15 @@ class Watcher:
                 from facetags.errors import NotFoundError
 
                 raise NotFoundError(f"{root}: not a folder")
-        observer = Observer()
         handler = _Handler(self.events, self.roots)
+        observers = self.observers = {}
         for root in self.roots:
-            observer.schedule(handler, root, recursive=True)
-        observer.start()  # before the catch-up scan: nothing that changes meanwhile is missed
+            interval = poll_interval(root) if self.poll is None else self.poll
+            if interval not in observers:
+                observers[interval] = PollingObserver(timeout=interval) if interval > 0 else Observer()
+            observers[interval].schedule(handler, root, recursive=True)
+        for observer in observers.values():
+            observer.start()  # before the catch-up scan: nothing that changes meanwhile is missed
         try:
             report = self.library.scan(self.roots, stop=stop)
             log.info("catch-up scan: %s", report.to_json())
@@ -130,10 +194,12 @@ class Watcher:
                 if not self._handle_ripe(stop):
                     stop.wait(POLL_S)
         finally:
-            observer.stop()
-            observer.join(JOIN_TIMEOUT_S)
-            if observer.is_alive():
-                log.warning("the file observer did not stop within %.0f s", JOIN_TIMEOUT_S)
+            for observer in observers.values():
+                observer.stop()
+            for observer in observers.values():
+                observer.join(JOIN_TIMEOUT_S)
+                if observer.is_alive():
+                    log.warning("the file observer did not stop within %.0f s", JOIN_TIMEOUT_S)
 
     def _drain(self) -> None:
         now = time.monotonic()
