@@ -183,3 +183,19 @@ def test_flip_tta_export_is_mirror_invariant(trained, lfw_crops, tmp_path: Path)
     assert np.allclose(np.linalg.norm(plain, axis=1), 1.0, atol=1e-4)
     single = embed(model, crops)  # without the mirror: a different vector
     assert spread(single) > 0.05 and np.max(np.abs(plain - single)) > 1e-3
+
+
+@pytest.mark.slow
+def test_checkpoint_averaging_is_the_mean_of_the_epochs(trained) -> None:
+    from facetags.train.fit import average_checkpoints, load_trained
+
+    _, run = trained
+    model, _ = load_trained(run, "epoch_001")
+    first = model.get_weights()
+    model.load_weights(run / "epoch_002.weights.h5")
+    second = model.get_weights()
+    assert average_checkpoints(model, run, last=2, count=5) == [1, 2]  # only the epochs there are
+    averaged = model.get_weights()
+    assert any(np.max(np.abs(a - b)) > 1e-6 for a, b in zip(first, second, strict=True))
+    for a, b, m in zip(first, second, averaged, strict=True):
+        np.testing.assert_allclose(m, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)

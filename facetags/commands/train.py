@@ -171,23 +171,34 @@ def fit_cmd(**kw: Any) -> None:
     _fit(**kw)
 
 
-def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int, flip: bool = False) -> None:
+def _export(
+    run: Path, which: str, out: str, model_id: str, recalibrate: int, flip: bool = False, average: int = 1
+) -> None:
     import numpy as np
 
-    from facetags.train.data import load_cache, parse_shards, split_validation
+    from facetags.train.data import load_cache, parse_shards, split_validation, validation_pairs
     from facetags.train.export import export, max_abs_diff
-    from facetags.train.fit import load_trained, recalibrate_bn
+    from facetags.train.fit import average_checkpoints, load_trained, pair_accuracy, recalibrate_bn
 
     model, cfg = load_trained(run, which)
     history = json.loads((run / "history.json").read_text())
+    averaged: list[int] = []
+    if average > 1:
+        last = int(history["best_epoch"]) if which == "best" else len(history.get("history", []))
+        if which.startswith("epoch_"):
+            last = int(which.removeprefix("epoch_"))
+        averaged = average_checkpoints(model, run, last, average)
+        if not recalibrate:
+            raise click.UsageError("--average needs --recalibrate-bn (averaged weights lack BN statistics)")
     # the same shards the run trained on (a cache may have grown since)
     data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards) if cfg.shards else None)
     held_file = run / "val_people.json"
     if held_file.is_file():
         held = set(json.loads(held_file.read_text()))
-        train_set = data.subset(np.asarray([not (i.identity and i.identity in held) for i in data.items]))
+        is_held = np.asarray([bool(i.identity and i.identity in held) for i in data.items])
+        train_set, val_set = data.subset(~is_held), data.subset(is_held)
     else:
-        train_set, _ = split_validation(data, cfg.val_people, cfg.seed)
+        train_set, val_set = split_validation(data, cfg.val_people, cfg.seed)
     if recalibrate:
         recalibrate_bn(model, train_set.crops, batches=recalibrate, seed=cfg.seed)
     arch = "V3-Small" if cfg.model.arch == "v3s" else "V2"
@@ -196,12 +207,23 @@ def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int, fl
         "parameters": int(model.count_params()),
         "epochs": len(history.get("history", [])),
         "checkpoint": which,
+        **({"averaged_epochs": averaged} if averaged else {}),
         "bn_recalibrated_batches": recalibrate,
         "training": {k: v for k, v in history["config"].items() if k not in ("cache", "out")},
     }
     spec = export(model, Path(out), model_id, extra=extra, flip=flip)
     diff = max_abs_diff(model, Path(out) / spec.file, train_set.crops[:64], flip=flip)
-    click.echo(json.dumps({"model": spec.id, "sha256": spec.sha256, "max_abs_diff_vs_tf": diff}))
+    val_acc = None
+    if len(val_set):  # the exported file on the same held-out pairs as the run's validation
+        from facetags.vision.embed import OnnxEmbedder
+        from facetags.vision.specs import get_spec
+
+        runtime = OnnxEmbedder(get_spec(spec.id, root=Path(out)), path=Path(out) / spec.file)
+        pairs, same = validation_pairs(val_set.labels, 600, cfg.seed)
+        val_acc = pair_accuracy(runtime.embed(val_set.crops), pairs, same)[0]
+    click.echo(
+        json.dumps({"model": spec.id, "sha256": spec.sha256, "max_abs_diff_vs_tf": diff, "val_acc": val_acc})
+    )
 
 
 @train.command("export")
@@ -225,12 +247,20 @@ def _export(run: Path, which: str, out: str, model_id: str, recalibrate: int, fl
     help="Build flip test-time augmentation into the graph: the embedding of the crop plus that of "
     "its mirror image, normalised (twice the compute per face).",
 )
+@click.option(
+    "--average",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Average the weights of this many epoch checkpoints ending at the chosen one.",
+)
 def export_cmd(
-    run_dir: str, which: str, out: str, model_id: str, recalibrate_bn: int, flip_tta: bool
+    run_dir: str, which: str, out: str, model_id: str, recalibrate_bn: int, flip_tta: bool, average: int
 ) -> None:
-    """Export a run's checkpoint to ONNX + spec json (checks onnxruntime against TensorFlow)."""
+    """Export a run's checkpoint to ONNX + spec json (checks onnxruntime against TensorFlow);
+    prints the exported model's accuracy on the run's held-out validation pairs."""
     _log_to_stderr()
-    _export(Path(run_dir), which, out, model_id, recalibrate_bn, flip_tta)
+    _export(Path(run_dir), which, out, model_id, recalibrate_bn, flip_tta, average)
 
 
 @train.command("all")

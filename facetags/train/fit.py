@@ -316,6 +316,23 @@ def merge(a: CropSet, b: CropSet, exclude: set[str]) -> CropSet:
     )
 
 
+def average_checkpoints(model: tf.keras.Model, run: Path, last: int, count: int) -> list[int]:
+    """Load into ``model`` the mean of the weights of epochs ``last - count + 1 .. last`` (an
+    average of the end of the run's trajectory; BatchNorm statistics need re-estimating after).
+    Returns the epochs averaged."""
+    epochs = [e for e in range(last - count + 1, last + 1) if (run / f"epoch_{e:03d}.weights.h5").is_file()]
+    if not epochs:
+        raise FileNotFoundError(f"{run}: no epoch checkpoints up to {last}")
+    total: list[np.ndarray] | None = None
+    for e in epochs:
+        model.load_weights(run / f"epoch_{e:03d}.weights.h5")
+        weights = [w.astype(np.float64) for w in model.get_weights()]
+        total = weights if total is None else [t + w for t, w in zip(total, weights, strict=True)]
+    assert total is not None
+    model.set_weights([(t / len(epochs)).astype(np.float32) for t in total])
+    return epochs
+
+
 def load_trained(run: Path, which: str = "best") -> tuple[tf.keras.Model, FitConfig]:
     """Rebuild the model of a run folder and load its ``best``/``last``/``epoch_NNN`` weights."""
     meta = json.loads((run / "history.json").read_text())
