@@ -89,6 +89,13 @@ def _fit_options(f: Any) -> Any:
             help="Extra crops per batch from any source (distillation only).",
         ),
         click.option("--lr", type=float, default=2e-3, show_default=True),
+        click.option(
+            "--weight-decay",
+            type=float,
+            default=5e-5,
+            show_default=True,
+            help="AdamW's decoupled weight decay (scaled by the learning rate).",
+        ),
         click.option("--augment", type=float, default=1.0, show_default=True, help="Augmentation strength."),
         click.option("--arch", type=click.Choice(["v3s", "v2"]), default="v3s", show_default=True),
         click.option("--alpha", type=float, default=1.0, show_default=True),
