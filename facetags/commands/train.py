@@ -191,12 +191,12 @@ def _export(
     history = json.loads((run / "history.json").read_text())
     averaged: list[int] = []
     if average > 1:
+        if not recalibrate:
+            raise click.UsageError("--average needs --recalibrate-bn (averaged weights lack BN statistics)")
         last = int(history["best_epoch"]) if which == "best" else len(history.get("history", []))
         if which.startswith("epoch_"):
             last = int(which.removeprefix("epoch_"))
         averaged = average_checkpoints(model, run, last, average)
-        if not recalibrate:
-            raise click.UsageError("--average needs --recalibrate-bn (averaged weights lack BN statistics)")
     # the same shards the run trained on (a cache may have grown since)
     data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards) if cfg.shards else None)
     held_file = run / "val_people.json"
