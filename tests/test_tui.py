@@ -719,3 +719,29 @@ def test_snapshot_help(arranged: Library, snap_compare: Any) -> None:
         await settle(pilot)
 
     assert snap_compare(snap_app(arranged), terminal_size=(80, 24), run_before=before)
+
+
+@run_async
+async def test_footers_fit_80_columns_with_help_undo_and_quit(arranged: Library) -> None:
+    """In an 80-column terminal every screen's footer ends with Help, Undo and Quit in view
+    (the rest is in Help and the palette): a footer cut short hides the way to everything else."""
+    from textual.widgets import Footer
+    from textual.widgets._footer import FooterKey
+
+    def shown(app: FacetagsApp) -> list[str]:
+        footer = app.screen.query_one(Footer)
+        keys = list(footer.query(FooterKey))
+        assert keys, "no footer keys"
+        return [k.description for k in keys if k.region.width and k.region.right <= 80]
+
+    app = make_app(arranged)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        assert shown(app)[-3:] == ["Help", "Undo", "Quit"]  # people
+        await open_person(pilot, "ada")
+        on_person = shown(app)
+        assert on_person[-3:] == ["Help", "Undo", "Quit"]
+        assert {"Select face", "Name", "Move to…", "Not them", "Split off"} <= set(on_person)
+        await pilot.press("enter")  # the photo of the highlighted face
+        await settle(pilot)
+        assert shown(app)[-3:] == ["Help", "Undo", "Quit"]

@@ -80,7 +80,7 @@ class PeopleScreen(LibraryScreen):
             with Vertical(id="people-side"):
                 yield Picture(placeholder="", id="sample")
                 yield Static("", id="person-info")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

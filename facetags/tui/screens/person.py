@@ -35,14 +35,14 @@ def _not_faces(lib: Library, ids: list[int]) -> None:
 
 class PersonScreen(LibraryScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", show=False),  # footer room at 80 columns
         Binding("n", "name", "Name"),
         Binding("m", "move", "Move to…"),
         Binding("r", "reject", "Not them"),
-        Binding("d", "not_face", "Not a face"),
+        Binding("d", "not_face", "Not a face", show=False),  # rarer; Help lists it
         Binding("p", "split", "Split off"),
         Binding("h", "hide", "Hide stranger", show=False),  # footer room at 80 columns
-        Binding("s", "suggest", "Suggest"),
+        Binding("s", "suggest", "Suggest", show=False),
         Binding("x", "write_xmp", "XMP person", show=False),
     ]
 
@@ -55,7 +55,7 @@ class PersonScreen(LibraryScreen):
         yield Header()
         yield Static("", id="person-title")
         yield FaceGrid(id="faces")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(FaceGrid).focus()

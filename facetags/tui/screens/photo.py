@@ -78,7 +78,7 @@ class PhotoScreen(LibraryScreen):
             yield Picture(placeholder="loading…", id="photo-picture")
             with Vertical(id="photo-side"):
                 yield OptionList(id="photo-faces")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

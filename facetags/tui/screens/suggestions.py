@@ -53,7 +53,7 @@ class SuggestionsScreen(LibraryScreen):
                 yield Label("this face?", classes="suggest-caption", id="suggest-candidate-caption")
                 yield Picture(placeholder="", id="suggest-candidate")
         yield Static("y yes  ·  n no  ·  space skip  ·  u undo  ·  esc done", id="suggest-keys")
-        yield Footer()
+        yield Footer(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self._fetch()

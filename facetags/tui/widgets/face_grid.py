@@ -69,8 +69,8 @@ class FaceGrid(VerticalScroll, can_focus=True):
         Binding("right", "move(1, 0)", "Right", show=False),
         Binding("up", "move(0, -1)", "Up", show=False),
         Binding("down", "move(0, 1)", "Down", show=False),
-        Binding("space", "toggle_face", "Select face"),
-        Binding("enter", "open", "Open photo"),
+        Binding("space", "toggle_face", "Select face", key_display="␣"),
+        Binding("enter", "open", "Open photo", show=False),  # footer room at 80 columns
         Binding("a", "select_all", "Select page", show=False),  # footer room at 80 columns
         Binding("escape", "clear", "Clear selection", show=False),
         Binding("right_square_bracket", "page(1)", "Next page", show=False),  # the title says [ ]
