@@ -745,3 +745,39 @@ async def test_footers_fit_80_columns_with_help_undo_and_quit(arranged: Library)
         await pilot.press("enter")  # the photo of the highlighted face
         await settle(pilot)
         assert shown(app)[-3:] == ["Help", "Undo", "Quit"]
+
+
+@pytest.mark.parametrize("as_burst", [True, False], ids=["burst", "press"])
+def test_keys_typed_right_after_n_go_into_the_name_dialog(arranged: Library, as_burst: bool) -> None:
+    """A paste or tmux `send-keys "nZoe" Enter`: the letters reach the dialog, none is lost or
+    taken as a key of the list behind it (`o` would open, `e`...); renaming replaces the name
+    as typing into the dialog does; an `n` typed into the filter stays a letter of it."""
+
+    async def send(pilot: Pilot[Any], keys: list[str]) -> None:
+        if as_burst:
+            burst(pilot.app, keys)
+        else:
+            await pilot.press(*keys)
+        await settle(pilot)
+
+    async def run() -> None:
+        app = make_app(arranged)
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.press("slash")
+            await type_text(pilot, f"cluster {UNNAMED[0]}")
+            await pilot.press("enter")
+            await settle(pilot)
+            await send(pilot, ["n", "Z", "o", "e", "enter"])
+            assert isinstance(app.screen, PeopleScreen)
+            await send(pilot, ["slash", "a", "n", "n", "a"])
+            assert isinstance(app.screen, PeopleScreen)
+            assert app.screen.query_one("#filter", Input).value == "anna"
+            await pilot.press("escape")
+            await settle(pilot)
+            await open_person(pilot, "ada")
+            await send(pilot, ["n", "B", "o", "b", "enter"])
+            assert isinstance(app.screen, PersonScreen)
+        assert arranged.person(UNNAMED[0]).name == "Zoe"
+        assert arranged.person(ADA).name == "Bob"
+
+    asyncio.run(run())

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Vertical
@@ -39,6 +40,10 @@ class NameDialog(ModalScreen[str | None]):
         self.value = value
         self.hint = hint
         self.allow_ids = allow_ids
+        # Keys that arrive before the input has focus (a paste or tmux send-keys right after the
+        # key that opened the dialog): kept and typed into the input once it is ready.
+        self._early: list[events.Key] = []
+        self._ready = False
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
@@ -54,6 +59,42 @@ class NameDialog(ModalScreen[str | None]):
 
     def on_mount(self) -> None:
         self._refresh_choices(self.value)
+        self.call_after_refresh(self._take_early_keys)
+
+    def on_key(self, event: events.Key) -> None:
+        # before _take_early_keys runs, keys reach this screen (they were sent to it while it had
+        # no focused widget): keep them; later, the input takes keys itself
+        if self._ready:
+            return
+        self._early.append(event)
+        event.stop()
+        event.prevent_default()
+
+    def _take_early_keys(self) -> None:
+        """Focus the input and replay what was typed before it could take it: the text replaces
+        the proposed value (as typing into the focused, selected input does); enter submits,
+        escape cancels."""
+        self._ready = True
+        field = self.query_one("#name-input", Input)
+        field.focus()
+        typed: list[str] = []
+        for key in self._early:
+            if key.key == "escape":
+                self.action_cancel()
+                return
+            if key.key == "enter":
+                text = "".join(typed).strip() or field.value.strip()
+                if text:
+                    self.dismiss(text)
+                    return
+            elif key.key == "backspace":
+                if typed:
+                    typed.pop()
+            elif key.is_printable and key.character:
+                typed.append(key.character)
+        if typed:
+            field.value = "".join(typed)
+            field.cursor_position = len(field.value)
 
     def _matches(self, text: str) -> list[str]:
         key = name_key(text) if text.strip() else ""

@@ -48,7 +48,7 @@ class PeopleScreen(LibraryScreen):
         # show=False: the footer of an 80-column terminal keeps room for Help, Undo and Quit;
         # every key is still in Help (?) and the command palette
         Binding("enter,o", "open", "Open", show=False),
-        Binding("n", "name", "Name"),
+        Binding("n", "name", "Name", priority=True),  # keys typed right behind go to the dialog
         Binding("space", "mark", "Mark"),
         Binding("m", "merge", "Merge"),
         Binding("h", "hide", "Hide stranger", show=False),
@@ -270,6 +270,8 @@ class PeopleScreen(LibraryScreen):
         )
 
     def action_name(self) -> None:
+        if isinstance(self.focused, Input):
+            raise SkipAction()  # an `n` typed into the filter is a character of it
         person = self.current
         if person is None:
             return

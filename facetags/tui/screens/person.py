@@ -36,8 +36,8 @@ def _not_faces(lib: Library, ids: list[int]) -> None:
 class PersonScreen(LibraryScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "back", "Back", show=False),  # footer room at 80 columns
-        Binding("n", "name", "Name"),
-        Binding("m", "move", "Move to…"),
+        Binding("n", "name", "Name", priority=True),  # keys typed right behind go to the dialog
+        Binding("m", "move", "Move to…", priority=True),
         Binding("r", "reject", "Not them"),
         Binding("d", "not_face", "Not a face", show=False),  # rarer; Help lists it
         Binding("p", "split", "Split off"),
