@@ -139,14 +139,19 @@ class Library:
     def _change_model(self) -> tuple[int, ReclusterReport]:
         from facetags.vision.specs import split_version
 
-        with self._lock, self.store.write():
+        with self._lock:
             assigner = self.clustering()
             model = assigner.model_id
-            done = assigner.reembed(self.store, self.pipeline.embedder)
-            base = split_version(model)[0]
-            older = [m for m in self.store.embedding_models() if m != model and split_version(m)[0] == base]
-            dropped = self.store.delete_embeddings(older)
-            report = assigner.recluster(self.store, model_change=True)
+            # batch by batch, each in a short transaction of its own: other processes (the
+            # watcher, the TUI) are not held up for minutes, and a stopped run resumes
+            done = assigner.reembed(self.store, self.pipeline.embedder, write=self.store.write)
+            with self.store.write():
+                done += assigner.reembed(self.store, self.pipeline.embedder)  # added meanwhile
+                base = split_version(model)[0]
+                models = self.store.embedding_models()
+                older = [m for m in models if m != model and split_version(m)[0] == base]
+                dropped = self.store.delete_embeddings(older)
+                report = assigner.recluster(self.store, model_change=True)
         self.indexer.invalidate()
         log.info(
             "model %s: re-embedded %d faces, dropped %d vectors of %s; %s",

@@ -187,16 +187,24 @@ def test_suggestions_and_answers(store: Store, faces: dict[str, Any]) -> None:
     assert top.face_id not in {s.face_id for s in again}
 
 
+class Tiny:
+    """A real, crude embedder: the 8x8 grey thumbnail, centred and normalised."""
+
+    model_id, dim = "tiny", 64
+
+    def __init__(self, fail_after: int | None = None) -> None:
+        self.calls = 0
+        self.fail_after = fail_after
+
+    def embed(self, crops: np.ndarray) -> np.ndarray:
+        self.calls += 1
+        if self.fail_after is not None and self.calls > self.fail_after:
+            raise KeyboardInterrupt("stopped mid-way")
+        small = crops.reshape(len(crops), 8, 14, 8, 14, 3).mean(axis=(2, 4, 5)).reshape(len(crops), 64)
+        return unit(small - small.mean(axis=1, keepdims=True))
+
+
 def test_reembed_from_thumbnails(store: Store) -> None:
-    class Tiny:
-        """A real, crude embedder: the 8x8 grey thumbnail, centred and normalised."""
-
-        model_id, dim = "tiny", 64
-
-        def embed(self, crops: np.ndarray) -> np.ndarray:
-            small = crops.reshape(len(crops), 8, 14, 8, 14, 3).mean(axis=(2, 4, 5)).reshape(len(crops), 64)
-            return unit(small - small.mean(axis=1, keepdims=True))
-
     assigner = ClusterAssigner("tiny", 0.9)
     with store.write():
         n = assigner.reembed(store, Tiny())
@@ -204,6 +212,32 @@ def test_reembed_from_thumbnails(store: Store) -> None:
         report = assigner.recluster(store, model_change=True)
     assert report.faces == n
     _one_per_photo(store)
+
+
+def test_reembedding_in_batches_lets_others_write_and_resumes(store: Store, tmp_path: Path) -> None:
+    """A model change re-embeds in short transactions: between batches another process can
+    write; stopped half-way, what was done is kept and the next run does only the rest."""
+    other = Store(connect(tmp_path / "lib.db"))
+    total = len(store.all_faces())
+    assigner = ClusterAssigner("tiny", 0.9)
+    seen_between: list[int] = []
+
+    def write() -> Any:
+        with other.write():  # the other process gets the lock between two batches
+            other.set_meta("other_process", str(len(seen_between)))
+        seen_between.append(total - len(store.faces_without_embedding("tiny")))
+        return store.write()
+
+    with pytest.raises(KeyboardInterrupt):
+        assigner.reembed(store, Tiny(fail_after=2), write=write, batch=3)
+    assert seen_between == [0, 3]
+    assert len(store.faces_without_embedding("tiny")) == total - 6  # two batches kept
+    assert other.get_meta("other_process") == "1"
+    resumed = Tiny()
+    assert assigner.reembed(store, resumed, write=store.write, batch=3) == total - 6
+    assert resumed.calls == -(-(total - 6) // 3)
+    assert store.faces_without_embedding("tiny") == []
+    other.conn.close()
 
 
 def test_a_plan_is_not_written_over_newer_decisions(store: Store) -> None:

@@ -282,9 +282,12 @@ class Store(PeopleStore):
         return int(cur.lastrowid or 0)
 
     def insert_embedding(self, face_id: int, model_id: str, vector: np.ndarray) -> None:
+        """Store a face's vector; nothing when the face is gone (another process may delete a
+        photo while a re-embedding writes its batches)."""
         self.conn.execute(
-            "INSERT OR REPLACE INTO embeddings (face_id, model_id, dim, vector) VALUES (?, ?, ?, ?)",
-            (face_id, model_id, int(vector.shape[0]), vectors.to_blob(vector)),
+            "INSERT OR REPLACE INTO embeddings (face_id, model_id, dim, vector)"
+            " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
+            (face_id, model_id, int(vector.shape[0]), vectors.to_blob(vector), face_id),
         )
 
     def embeddings(self, model_id: str) -> EmbeddingSet:

@@ -15,7 +15,8 @@ calls for each new photo) with :class:`~facetags.people.incremental.FaceIndex`, 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 
 import numpy as np
@@ -212,24 +213,37 @@ class ClusterAssigner:
     def _meta_key(self) -> str:
         return f"reclustered_faces:{self.model_id}"
 
-    def reembed(self, store: Store, embedder: object) -> int:
+    def reembed(
+        self,
+        store: Store,
+        embedder: object,
+        write: Callable[[], AbstractContextManager[object]] | None = None,
+        batch: int = 256,
+    ) -> int:
         """Embed (with ``embedder``, which must be this assigner's model) every face that has no
-        vector of this model yet, from its stored aligned thumbnail. Returns how many."""
+        vector of this model yet, from its stored aligned thumbnail. Returns how many.
+
+        With ``write`` (e.g. ``store.write``), each batch's vectors are stored in a transaction of
+        their own, opened only once the batch is embedded: other processes wait milliseconds,
+        not the whole re-embedding, and a stopped run resumes where it was (the faces done have
+        their vectors). Without it, the caller's transaction holds everything."""
         from io import BytesIO
 
         from PIL import Image
 
         todo = store.faces_without_embedding(self.model_id)
         done = 0
-        for start in range(0, len(todo), 256):
-            part = [(f, t) for f, t in todo[start : start + 256] if t]
+        for start in range(0, len(todo), batch):
+            part = [(f, t) for f, t in todo[start : start + batch] if t]
             if not part:
                 continue
             crops = np.stack([np.asarray(Image.open(BytesIO(t)).convert("RGB")) for _, t in part])
             vecs = embedder.embed(crops)  # type: ignore[attr-defined]
-            for (f, _), v in zip(part, vecs, strict=True):
-                store.insert_embedding(f, self.model_id, np.asarray(v, np.float32))
+            with write() if write is not None else nullcontext():
+                for (f, _), v in zip(part, vecs, strict=True):
+                    store.insert_embedding(f, self.model_id, np.asarray(v, np.float32))
             done += len(part)
+            log.info("re-embedded %d of %d faces", done, len(todo))
         self.invalidate()
         return done
 
