@@ -249,3 +249,33 @@ def test_two_face_components_agree_with_scikit_learns_average_linkage() -> None:
                 n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1 - threshold
             ).fit_predict(_constraint_distances(x, c))
             assert (ours[0] == ours[1]) == (ref[0] == ref[1]), (sim, c)
+
+
+def test_average_linkage_agrees_with_scikit_learns() -> None:
+    """The library's average linkage (SciPy) makes exactly scikit-learn's partition, on groups of
+    varied spread with one-photo and cannot-link constraints, at several thresholds."""
+    from sklearn.cluster import AgglomerativeClustering
+
+    from facetags.people.cluster import _average_groups, _constraint_distances
+
+    def together(labels: np.ndarray) -> np.ndarray:
+        return labels[:, None] == labels[None, :]
+
+    rng = np.random.default_rng(3)
+    compared = 0
+    for trial in range(12):
+        centres = unit(rng.normal(size=(6, 128)))
+        x = unit(np.concatenate([_near(ctr, trial * 10 + i, int(rng.integers(1, 9)), noise=0.04 + 0.02 * i)
+                                 for i, ctr in enumerate(centres)]))  # fmt: skip
+        n = len(x)
+        photo = rng.integers(0, n, size=n)  # some faces share a photo
+        cannot = [(int(a), int(b)) for a, b in rng.integers(0, n, size=(3, 2)) if a != b]
+        for c in (Constraints(), Constraints(photo=photo, cannot=cannot)):
+            for threshold in (0.3, 0.5, 0.7):
+                ours = _average_groups(x, threshold, c)
+                ref = AgglomerativeClustering(
+                    n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1 - threshold
+                ).fit_predict(_constraint_distances(x, c))
+                assert np.array_equal(together(ours), together(np.asarray(ref))), (trial, threshold)
+                compared += 1
+    assert compared == 72

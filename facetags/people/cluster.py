@@ -298,18 +298,22 @@ def _average_groups(x: np.ndarray, threshold: float, c: Constraints) -> np.ndarr
         raise ValueError(f"average linkage needs O(n^2) memory; {len(x)} faces is too many")
     if len(x) < 2:
         return np.zeros(len(x), np.int64)
-    if len(x) == 2:  # the commonest component: one merge or none (and no scikit-learn import)
+    if len(x) == 2:  # the commonest component: one merge or none
         merge = _constraint_distances(x, c)[0, 1] < 1.0 - threshold
         return np.array([0, 0] if merge else [0, 1], np.int64)
-    from sklearn.cluster import AgglomerativeClustering
+    # SciPy's average linkage (UPGMA), not scikit-learn's AgglomerativeClustering: the same
+    # merges (tested against it) for a third of the import time (0.2 s against 0.7 s per scan)
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
 
     perm = canonical_order(x)
     inv = np.argsort(perm)
     d = _constraint_distances(x, c)[np.ix_(perm, perm)]
-    model = AgglomerativeClustering(
-        n_clusters=None, metric="precomputed", linkage="average", distance_threshold=1.0 - threshold
-    )
-    return np.asarray(model.fit_predict(d), np.int64)[inv]
+    tree = linkage(squareform(d, checks=False), method="average")
+    # merge while the average distance is below 1 - threshold, strictly (as scikit-learn's
+    # distance_threshold and the two-face case do); fcluster keeps merges at or below t
+    cut = np.nextafter(1.0 - threshold, -np.inf)
+    return np.asarray(fcluster(tree, t=cut, criterion="distance"), np.int64)[inv]
 
 
 def agglomerative(x: np.ndarray, threshold: float, constraints: Constraints | None = None) -> np.ndarray:
