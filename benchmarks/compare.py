@@ -237,8 +237,8 @@ def closure(roots: Iterable[str]) -> dict[str, int]:
 def install_sizes() -> dict[str, dict[str, int]]:
     return {
         "facetags (full install)": closure(["facetags"]),
-        "facetags (what scan + clustering import: + onnxruntime, mtcnn weights, Pillow, scikit-learn)": (
-            closure(["onnxruntime", "mtcnn", "pillow", "scikit-learn"]) | {"facetags": _facetags_own_size()}
+        "facetags (what scan + clustering import: + onnxruntime, mtcnn weights, Pillow, SciPy)": (
+            closure(["onnxruntime", "mtcnn", "pillow", "scipy"]) | {"facetags": _facetags_own_size()}
         ),
         "face_recognition + dlib-bin + models": closure(["face-recognition"]),
     }
