@@ -19,6 +19,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
 from textual.screen import Screen
 
+from facetags.text import plural
 from facetags.tui.client import LibraryClient
 from facetags.tui.messages import ActionDone, ActionFailed, LibraryChanged
 from facetags.tui.screens.base import LibraryScreen, describe_error
@@ -238,7 +239,7 @@ class FacetagsApp(App[None]):
             self.call_from_thread(
                 self.notify,
                 f"{shown}{more}",
-                title=f"{len(lost)} decided face{'s' if len(lost) != 1 else ''} gone from edited photos",
+                title=f"{plural(len(lost), 'decided face')} gone from edited photos",
                 severity="warning",
                 timeout=12,
             )

@@ -9,6 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, cast
 
 from textual.screen import Screen
+from textual.widgets import Footer
 
 from facetags.tui.messages import ActionFailed, Loaded
 
@@ -28,6 +29,12 @@ def describe_error(exc: BaseException) -> str:
         return str(exc)
     text = " ".join(str(exc).split())
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def footer() -> Footer:
+    """Every screen's footer: compact, without the palette hint (ctrl+p; Help says so), so that
+    the everyday keys with Help, Undo and Quit last fit an 80-column terminal."""
+    return Footer(compact=True, show_command_palette=False)
 
 
 class LibraryScreen(Screen[None]):

@@ -14,11 +14,12 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from facetags.db.records import Person
 from facetags.people.names import name_key
-from facetags.tui.screens.base import LibraryScreen
+from facetags.text import plural
+from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.name_dialog import NameDialog
 from facetags.tui.widgets.picture import Picture, decode
 
@@ -31,11 +32,6 @@ MAX_ROWS = 1000  # more would only slow the table down; typing finds the rest
 
 def person_label(person: Person) -> str:
     return person.name if person.name else f"cluster {person.id}"
-
-
-def plural(n: int, word: str) -> str:
-    """``1 face``, ``2 faces``."""
-    return f"{n} {word}" + ("" if n == 1 else "s")
 
 
 def sort_people(people: list[Person]) -> list[Person]:
@@ -80,7 +76,7 @@ class PeopleScreen(LibraryScreen):
             with Vertical(id="people-side"):
                 yield Picture(placeholder="", id="sample")
                 yield Static("", id="person-info")
-        yield Footer(compact=True, show_command_palette=False)
+        yield footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)

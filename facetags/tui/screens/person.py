@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, Static
 
 from facetags.db.records import FaceRecord, Person
 from facetags.people.names import name_key
-from facetags.tui.screens.base import LibraryScreen
+from facetags.text import plural
+from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.name_dialog import NameDialog
-from facetags.tui.screens.people import person_label, plural
+from facetags.tui.screens.people import person_label
 from facetags.tui.widgets.face_grid import FaceGrid
 from facetags.tui.widgets.picture import decode
 
@@ -55,7 +56,7 @@ class PersonScreen(LibraryScreen):
         yield Header()
         yield Static("", id="person-title")
         yield FaceGrid(id="faces")
-        yield Footer(compact=True, show_command_palette=False)
+        yield footer()
 
     def on_mount(self) -> None:
         self.query_one(FaceGrid).focus()

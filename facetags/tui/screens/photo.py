@@ -14,11 +14,11 @@ from PIL import ImageDraw, ImageOps
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, OptionList, Static
+from textual.widgets import Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from facetags.db.records import FaceRecord, Person
-from facetags.tui.screens.base import LibraryScreen
+from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.name_dialog import NameDialog
 from facetags.tui.widgets.picture import Picture
 
@@ -78,7 +78,7 @@ class PhotoScreen(LibraryScreen):
             yield Picture(placeholder="loading…", id="photo-picture")
             with Vertical(id="photo-side"):
                 yield OptionList(id="photo-faces")
-        yield Footer(compact=True, show_command_palette=False)
+        yield footer()
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()

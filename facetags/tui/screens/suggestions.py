@@ -13,9 +13,9 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
-from textual.widgets import Footer, Header, Label, Static
+from textual.widgets import Header, Label, Static
 
-from facetags.tui.screens.base import LibraryScreen
+from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.widgets.picture import Picture, decode
 
 if TYPE_CHECKING:
@@ -53,7 +53,7 @@ class SuggestionsScreen(LibraryScreen):
                 yield Label("this face?", classes="suggest-caption", id="suggest-candidate-caption")
                 yield Picture(placeholder="", id="suggest-candidate")
         yield Static("y yes  ·  n no  ·  space skip  ·  u undo  ·  esc done", id="suggest-keys")
-        yield Footer(compact=True, show_command_palette=False)
+        yield footer()
 
     def on_mount(self) -> None:
         self._fetch()
