@@ -23,7 +23,8 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-HELDOUT = ROOT / "tests" / "data" / "labels" / "lfw_devtrain_heldout.json"
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cluster_data import HELDOUT  # noqa: E402  (the held-out list, shared with the calibration)
 
 
 def main() -> None:
@@ -43,9 +44,7 @@ def main() -> None:
     from facetags.vision.embed import OnnxEmbedder
     from facetags.vision.specs import get_spec
 
-    held = set(json.loads(HELDOUT.read_text(encoding="utf-8")))
-    data = load_cache(args.cache)
-    val = data.subset(np.asarray([bool(i.identity and i.identity in held) for i in data.items]))
+    _, val = load_cache(args.cache).split_people(set(json.loads(HELDOUT.read_text(encoding="utf-8"))))
     pairs, same = validation_pairs(val.labels, args.pairs, args.seed)
     mirrored = np.ascontiguousarray(val.crops[:, :, ::-1])
     rows = []

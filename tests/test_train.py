@@ -42,6 +42,25 @@ def test_augment_keeps_shape_and_type() -> None:
     assert not np.array_equal(out, crops)
 
 
+def test_split_people_holds_out_exactly_those_people() -> None:
+    from facetags.train.data import CropSet, Item
+
+    who = ["ann", "bob", "", "ann", "cat", "bob", ""]  # "" = no identity (distillation only)
+    names = sorted({w for w in who if w})
+    data = CropSet(
+        np.arange(len(who), dtype=np.uint8).reshape(-1, 1, 1, 1).repeat(3, axis=3),
+        np.zeros((len(who), 128), np.float32),
+        np.asarray([names.index(w) if w else -1 for w in who], np.int32),
+        names,
+        [Item(f"{i}.jpg", "lfw", w) for i, w in enumerate(who)],
+    )
+    rest, held = data.split_people({"bob", "nobody"})
+    assert [i.identity for i in held.items] == ["bob", "bob"] and held.names == ["bob"]
+    assert [int(c[0, 0, 0]) for c in held.crops] == [1, 5]
+    assert [i.identity for i in rest.items] == ["ann", "", "ann", "cat", ""]
+    assert rest.names == ["ann", "cat"] and rest.labels.tolist() == [0, -1, 0, 1, -1]
+
+
 def test_training_list_never_holds_devtest_people(shared_data: Path) -> None:
     items = training_items(shared_data)
     devtest = set(read_people(shared_data / "lfw/protocol/peopleDevTest.txt"))

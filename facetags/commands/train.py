@@ -181,8 +181,6 @@ def fit_cmd(**kw: Any) -> None:
 def _export(
     run: Path, which: str, out: str, model_id: str, recalibrate: int, flip: bool = False, average: int = 1
 ) -> None:
-    import numpy as np
-
     from facetags.train.data import load_cache, parse_shards, split_validation, validation_pairs
     from facetags.train.export import export, max_abs_diff
     from facetags.train.fit import average_checkpoints, load_trained, pair_accuracy, recalibrate_bn
@@ -201,9 +199,7 @@ def _export(
     data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards) if cfg.shards else None)
     held_file = run / "val_people.json"
     if held_file.is_file():
-        held = set(json.loads(held_file.read_text()))
-        is_held = np.asarray([bool(i.identity and i.identity in held) for i in data.items])
-        train_set, val_set = data.subset(~is_held), data.subset(is_held)
+        train_set, val_set = data.split_people(set(json.loads(held_file.read_text())))
     else:
         train_set, val_set = split_validation(data, cfg.val_people, cfg.seed)
     if recalibrate:

@@ -268,6 +268,11 @@ class CropSet:
             [self.items[i] for i in idx],
         )
 
+    def split_people(self, names: set[str]) -> tuple[CropSet, CropSet]:
+        """(the crops of everyone else, the crops of the people ``names``): held-out people."""
+        held = np.asarray([bool(i.identity and i.identity in names) for i in self.items], bool)
+        return self.subset(~held), self.subset(held)
+
 
 def load_cache(cache: Path, limit_shards: int | None = None, shards: list[int] | None = None) -> CropSet:
     """The cached crops: every shard built, the first ``limit_shards``, or exactly ``shards``."""

@@ -165,9 +165,7 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards))
     n_crops = len(data)
     if cfg.val_names_file:
-        held_names = set(json.loads(Path(cfg.val_names_file).read_text()))
-        held = np.asarray([bool(it.identity and it.identity in held_names) for it in data.items], bool)
-        train, val = data.subset(~held), data.subset(held)
+        train, val = data.split_people(set(json.loads(Path(cfg.val_names_file).read_text())))
     elif cfg.val_people:
         train, val = split_validation(data, cfg.val_people, cfg.seed)
     else:
