@@ -136,6 +136,23 @@ async def test_filter_by_typing(arranged: Library) -> None:
         assert len(row_labels(app)) == 5
 
 
+async def highlight_cluster(pilot: Pilot[Any], cluster: int) -> None:
+    """Filter the people list down to one cluster by its id and highlight it."""
+    await pilot.press("slash")
+    await type_text(pilot, f"cluster {cluster}")
+    await pilot.press("enter")
+    await settle(pilot)
+
+
+async def send_keys(pilot: Pilot[Any], keys: list[str], *, as_burst: bool) -> None:
+    """Keys all at once (a paste, tmux send-keys: :func:`burst`) or one by one, then settle."""
+    if as_burst:
+        burst(pilot.app, keys)
+    else:
+        await pilot.press(*keys)
+    await settle(pilot)
+
+
 async def _name_then_burst(pilot: Pilot[Any], keys: list[str], *, as_burst: bool) -> None:
     """Name a cluster (an undoable step), then type `/` and keys that are actions on the list."""
     await settle(pilot)
@@ -143,11 +160,7 @@ async def _name_then_burst(pilot: Pilot[Any], keys: list[str], *, as_burst: bool
     await type_text(pilot, "Hugh Mum")
     await pilot.press("enter")
     await settle(pilot)
-    if as_burst:
-        burst(pilot.app, keys)
-    else:
-        await pilot.press(*keys)
-    await settle(pilot)
+    await send_keys(pilot, keys, as_burst=as_burst)
 
 
 @pytest.mark.parametrize("as_burst", [True, False], ids=["burst", "press"])
@@ -157,9 +170,7 @@ def test_keys_right_after_slash_go_to_the_filter(arranged: Library, as_burst: bo
     async def run() -> None:
         app = make_app(arranged)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("slash")
-            await type_text(pilot, f"cluster {UNNAMED[0]}")
-            await pilot.press("enter")
+            await highlight_cluster(pilot, UNNAMED[0])
             await _name_then_burst(pilot, ["slash", "u", "h", "m", "slash", "x"], as_burst=as_burst)
             screen = app.screen
             assert isinstance(screen, PeopleScreen)
@@ -192,10 +203,7 @@ async def test_naming_with_an_existing_name_merges_and_completes(arranged: Libra
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("slash")
-        await type_text(pilot, f"cluster {UNNAMED[0]}")
-        await pilot.press("enter")
-        await settle(pilot)
+        await highlight_cluster(pilot, UNNAMED[0])
         await pilot.press("n")
         await type_text(pilot, "gra")
         await pilot.pause()
@@ -242,10 +250,7 @@ async def test_hide_a_stranger_and_bring_it_back(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("slash")
-        await type_text(pilot, f"cluster {UNNAMED[1]}")
-        await pilot.press("enter")
-        await settle(pilot)
+        await highlight_cluster(pilot, UNNAMED[1])
         await pilot.press("h")
         await settle(pilot)
         assert arranged.person(UNNAMED[1]).hidden
@@ -262,10 +267,7 @@ async def test_undo_several_steps(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
-        await pilot.press("slash")
-        await type_text(pilot, f"cluster {UNNAMED[0]}")
-        await pilot.press("enter")
-        await settle(pilot)
+        await highlight_cluster(pilot, UNNAMED[0])
         await pilot.press("n")
         await type_text(pilot, "Grace Hopper")
         await pilot.press("enter")  # 1: a merge by name
@@ -753,29 +755,19 @@ def test_keys_typed_right_after_n_go_into_the_name_dialog(arranged: Library, as_
     taken as a key of the list behind it (`o` would open, `e`...); renaming replaces the name
     as typing into the dialog does; an `n` typed into the filter stays a letter of it."""
 
-    async def send(pilot: Pilot[Any], keys: list[str]) -> None:
-        if as_burst:
-            burst(pilot.app, keys)
-        else:
-            await pilot.press(*keys)
-        await settle(pilot)
-
     async def run() -> None:
         app = make_app(arranged)
         async with app.run_test(size=SIZE) as pilot:
-            await pilot.press("slash")
-            await type_text(pilot, f"cluster {UNNAMED[0]}")
-            await pilot.press("enter")
-            await settle(pilot)
-            await send(pilot, ["n", "Z", "o", "e", "enter"])
+            await highlight_cluster(pilot, UNNAMED[0])
+            await send_keys(pilot, ["n", "Z", "o", "e", "enter"], as_burst=as_burst)
             assert isinstance(app.screen, PeopleScreen)
-            await send(pilot, ["slash", "a", "n", "n", "a"])
+            await send_keys(pilot, ["slash", "a", "n", "n", "a"], as_burst=as_burst)
             assert isinstance(app.screen, PeopleScreen)
             assert app.screen.query_one("#filter", Input).value == "anna"
             await pilot.press("escape")
             await settle(pilot)
             await open_person(pilot, "ada")
-            await send(pilot, ["n", "B", "o", "b", "enter"])
+            await send_keys(pilot, ["n", "B", "o", "b", "enter"], as_burst=as_burst)
             assert isinstance(app.screen, PersonScreen)
         assert arranged.person(UNNAMED[0]).name == "Zoe"
         assert arranged.person(ADA).name == "Bob"
