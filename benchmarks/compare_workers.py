@@ -64,6 +64,35 @@ def _finish(out: dict[str, Any], ready: float, path: Path, end: float | None = N
     path.write_text(json.dumps(out))
 
 
+def _result(
+    tool: str,
+    photos: list[str],
+    failed: list[str],
+    faces: list[dict[str, Any]],
+    vectors: list[np.ndarray],
+    stages: dict[str, float],
+    info: dict[str, Any],
+    out_path: Path,
+    clusterings: dict[str, list[int]] | None = None,
+    cluster_seconds: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """A tool's result for the parent; the face vectors go to a .npy beside it (not timed)."""
+    vec_path = out_path.with_suffix(".npy")
+    matrix = np.asarray(vectors, np.float32).reshape(len(vectors), -1) if vectors else np.zeros((0, 128))
+    np.save(vec_path, matrix.astype(np.float32))
+    return {
+        "tool": tool,
+        "photos": len(photos),
+        "failed": failed,
+        "faces": faces,
+        "clusterings": clusterings or {},
+        "cluster_seconds": {k: round(v, 3) for k, v in (cluster_seconds or {}).items()},
+        "stages": stages,
+        "vectors": vec_path.name,
+        "info": info,
+    }
+
+
 def run_facetags(root: Path, photos: list[str], options: dict[str, Any], out_path: Path) -> None:
     import dataclasses
     import os
@@ -89,27 +118,20 @@ def run_facetags(root: Path, photos: list[str], options: dict[str, Any], out_pat
             end = time.perf_counter()
             # not timed: the embeddings, for the parent's threshold diagnostics
             vecs = [lib.store.face_embedding(i, clustering.model_id) for i in ids]
-            vec_path = out_path.with_suffix(".npy")
-            np.save(vec_path, np.asarray(vecs, np.float32).reshape(len(ids), -1))
             spec = getattr(lib.pipeline.embedder, "spec", None)
             stages = dict(report.timings)
             stages["cluster (scan's re-cluster)"] = scanned - ready - report.seconds
-            out = {
-                "tool": "facetags",
-                "photos": len(photos),
-                "failed": [p for p, _ in report.failures],
-                "faces": faces,
-                "clusterings": {"library": labels},
-                "cluster_seconds": {"library": round(stages["cluster (scan's re-cluster)"], 3)},
-                "stages": stages,
-                "vectors": vec_path.name,
-                "info": {
-                    "model_id": clustering.model_id,
-                    "sha256": getattr(spec, "sha256", ""),
-                    "threshold": clustering.threshold,
-                    "detector": lib.pipeline.detector_id,
-                },
+            info = {
+                "model_id": clustering.model_id,
+                "sha256": getattr(spec, "sha256", ""),
+                "threshold": clustering.threshold,
+                "detector": lib.pipeline.detector_id,
             }
+            out = _result(
+                "facetags", photos, [p for p, _ in report.failures], faces, vecs, stages, info, out_path,
+                clusterings={"library": labels},
+                cluster_seconds={"library": stages["cluster (scan's re-cluster)"]},
+            )  # fmt: skip
     _finish(out, ready, out_path, end)
 
 
@@ -205,19 +227,11 @@ def run_face_recognition(root: Path, photos: list[str], options: dict[str, Any],
     )
     seconds["dbscan 0.6"] = time.perf_counter() - start
     end = time.perf_counter()
-    vec_path = out_path.with_suffix(".npy")
-    np.save(vec_path, np.asarray(vectors, np.float32).reshape(len(vectors), 128))
-    out = {
-        "tool": "face_recognition",
-        "photos": len(photos),
-        "failed": failed,
-        "faces": faces,
-        "clusterings": clusterings,
-        "cluster_seconds": {k: round(v, 3) for k, v in seconds.items()},
-        "stages": dict(st.seconds),
-        "vectors": vec_path.name,
-        "info": {"impl": recipe.impl, "max_side": max_side, "model": "dlib-resnet-v1 (HOG, 5-point)"},
-    }
+    info = {"impl": recipe.impl, "max_side": max_side, "model": "dlib-resnet-v1 (HOG, 5-point)"}
+    out = _result(
+        "face_recognition", photos, failed, faces, vectors, dict(st.seconds), info, out_path,
+        clusterings=clusterings, cluster_seconds=seconds,
+    )  # fmt: skip
     for name, s in seconds.items():
         out["stages"][f"cluster ({name})"] = s
     _finish(out, ready, out_path, end)
@@ -255,19 +269,8 @@ def run_mtcnn_dlib(root: Path, photos: list[str], options: dict[str, Any], out_p
             faces.append({"photo": photo, "box": [x / w, y / h, bw / w, bh / h]})
             vectors.append(v)
     end = time.perf_counter()
-    vec_path = out_path.with_suffix(".npy")
-    np.save(vec_path, np.asarray(vectors, np.float32).reshape(len(vectors), 128))
-    out = {
-        "tool": "mtcnn+dlib",
-        "photos": len(photos),
-        "failed": failed,
-        "faces": faces,
-        "clusterings": {},
-        "cluster_seconds": {},
-        "stages": dict(st.seconds),
-        "vectors": vec_path.name,
-        "info": {"detector": f"mtcnn:max{settings.detect_max_side}:min{settings.min_face}"},
-    }
+    info = {"detector": f"mtcnn:max{settings.detect_max_side}:min{settings.min_face}"}
+    out = _result("mtcnn+dlib", photos, failed, faces, vectors, dict(st.seconds), info, out_path)
     _finish(out, ready, out_path, end)
 
 
