@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_DATA = "../shared/data"
 DEFAULT_ID = "facetags-mobilenet-v1"
+HELDOUT_FILE = "tests/data/labels/lfw_devtrain_heldout.json"
 
 
 def _default_cache() -> str:
@@ -125,6 +126,19 @@ def _fit_options(f: Any) -> Any:
             help="Add shards a concurrent 'train prepare' builds, at each epoch start (recorded).",
         ),
         click.option(
+            "--views",
+            default="",
+            help="Consistent-teaching views folder ('facetags train views'); new shards are "
+            "picked up at each epoch start.",
+        ),
+        click.option(
+            "--view-batch",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Views per batch (distillation only).",
+        ),
+        click.option(
             "--shards",
             default="",
             help="Train on exactly these cache shards ('0-76,80'); "
@@ -153,6 +167,37 @@ def prepare(data: str, cache: str | None, workers: int) -> None:
     root = Path(data)
     items = training_items(root)
     build_cache(root, Path(cache or _default_cache()), items, workers=workers)
+
+
+@train.command("views")
+@click.option("--data", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True)
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder.")
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    default=".cache/train/views-v1",
+    show_default=True,
+    help="Views folder (views_NNNNN.npz shards).",
+)
+@click.option("--count", type=int, default=40000, show_default=True, help="How many views.")
+@click.option(
+    "--val-names-file",
+    default=HELDOUT_FILE,
+    show_default=True,
+    help="People never drawn into a view (the runs' held-out validation people).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--workers", type=int, default=2, show_default=True)
+def views_cmd(
+    data: str, cache: str | None, out: str, count: int, val_names_file: str, seed: int, workers: int
+) -> None:
+    """Consistent-teaching views: mixups of two training faces with one photometric change,
+    made in the student's crop and dlib's chip alike, each described by the teacher."""
+    _log_to_stderr()
+    from facetags.train.views import build_views
+
+    exclude = set(json.loads(Path(val_names_file).read_text())) if val_names_file else set()
+    build_views(Path(data), Path(cache or _default_cache()), Path(out), count, exclude, seed, workers)
 
 
 def _fit(**kw: Any) -> Path:

@@ -33,6 +33,7 @@ from facetags.train.data import (
 )
 from facetags.train.losses import TRIPLET, cosine_distill, relational_distill
 from facetags.train.model import MEAN, STD, ModelConfig, _all_layers, build_model
+from facetags.train.views import load_views, view_shards
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +64,8 @@ class FitConfig:
     val_names_file: str = ""  # hold out exactly these people (json list), e.g. a first stage's
     init_from: str = ""  # start from these weights (a previous run's .weights.h5): a second stage
     grow: bool = False  # pick up shards a concurrent 'train prepare' adds, at each epoch start
+    views: str = ""  # consistent-teaching views folder ('train views'); re-read at each epoch start
+    view_batch: int = 0  # views per batch (distillation only, not augmented again)
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -124,8 +127,18 @@ def recalibrate_bn(
 class BatchFeeder:
     """Builds augmented batches in a background thread (numpy/PIL release the GIL)."""
 
-    def __init__(self, data: CropSet, sampler: PKSampler, strength: float, seed: int, depth: int = 4) -> None:
+    def __init__(
+        self,
+        data: CropSet,
+        sampler: PKSampler,
+        strength: float,
+        seed: int,
+        depth: int = 4,
+        views: tuple[np.ndarray, np.ndarray] | None = None,
+        view_batch: int = 0,
+    ) -> None:
         self.data, self.sampler, self.strength = data, sampler, strength
+        self.views, self.view_batch = views, view_batch
         self.rng = np.random.default_rng(seed + 1)
         self.q: queue.Queue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.Queue(depth)
         self._stop = threading.Event()
@@ -138,7 +151,15 @@ class BatchFeeder:
             x = normalise(augment_batch(self.data.crops[idx], self.rng, self.strength))
             labels = self.data.labels[idx].copy()
             labels[self.sampler.p * self.sampler.k :] = -1  # extra crops: distillation only
-            item = (x, self.data.teacher[idx], labels)
+            teacher = self.data.teacher[idx]
+            views = self.views  # swapped whole by set_views() while this thread runs
+            if views is not None and self.view_batch and len(views[0]):
+                # views carry the teacher's answer for exactly that view: no further augmentation
+                pick = self.rng.integers(0, len(views[0]), self.view_batch)
+                x = np.concatenate([x, normalise(views[0][pick])])
+                teacher = np.concatenate([teacher, views[1][pick]])
+                labels = np.concatenate([labels, np.full(self.view_batch, -1, labels.dtype)])
+            item = (x, teacher, labels)
             while not self._stop.is_set():
                 try:
                     self.q.put(item, timeout=0.5)
@@ -148,6 +169,9 @@ class BatchFeeder:
 
     def get(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.q.get()
+
+    def set_views(self, views: tuple[np.ndarray, np.ndarray]) -> None:
+        self.views = views
 
     def close(self) -> None:
         self._stop.set()
@@ -185,7 +209,7 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         len(val.names) if val else 0,
     )
     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, seed=cfg.seed)
-    batch_size = cfg.p * cfg.k + cfg.u
+    batch_size = cfg.p * cfg.k + cfg.u + (cfg.view_batch if cfg.views else 0)
     steps = cfg.steps_per_epoch or sampler.steps_per_epoch(len(train))
     total = steps * cfg.epochs
     warmup = min(int(cfg.warmup_epochs * steps), max(total - 1, 0))
@@ -234,7 +258,22 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
     }
     if cfg.centre_teacher:
         summary["teacher_mean"] = [float(v) for v in teacher_mean]
-    feeder = BatchFeeder(train, sampler, cfg.augment, cfg.seed)
+    views_used: list[int] = []
+
+    def read_views() -> tuple[np.ndarray, np.ndarray] | None:
+        """The views built so far (a concurrent 'train views' may still be adding shards)."""
+        nonlocal views_used
+        crops, vecs, numbers = load_views(Path(cfg.views))
+        if cfg.centre_teacher and len(vecs):
+            vecs = centre(vecs, teacher_mean)
+        if numbers != views_used:
+            views_used = numbers
+            summary["view_shards"] = format_shards(numbers)
+            log.info("%d consistent-teaching views (%d shards)", len(crops), len(numbers))
+        return crops, vecs
+
+    views = read_views() if cfg.views and cfg.view_batch else None
+    feeder = BatchFeeder(train, sampler, cfg.augment, cfg.seed, views=views, view_batch=cfg.view_batch)
     used = parse_shards(cfg.shards) if cfg.shards else []
     try:
         for epoch in range(1, cfg.epochs + 1):
@@ -262,7 +301,13 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
                     )
                     feeder.close()
                     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, seed=cfg.seed + epoch)
-                    feeder = BatchFeeder(train, sampler, cfg.augment, cfg.seed + epoch)
+                    feeder = BatchFeeder(
+                        train, sampler, cfg.augment, cfg.seed + epoch, views=views, view_batch=cfg.view_batch
+                    )
+            if views is not None and epoch > 1 and view_shards(Path(cfg.views)) != views_used:
+                views = read_views()
+                assert views is not None
+                feeder.set_views(views)
             sums = np.zeros(3)
             for _ in range(steps):
                 x, teacher, labels = feeder.get()
