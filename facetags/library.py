@@ -250,6 +250,32 @@ class Library:
             return self.store.faces_of_person(self._resolve(person_id))
         return self.store.all_faces()
 
+    def faces_to_write(self, person_id: int | None = None) -> list[FaceRecord]:
+        """What ``xmp write`` should visit: the faces (of one person, if given) and, always, the
+        faces whose photos carry a name facetags wrote that is no longer theirs, to take it back."""
+        records = {r.face_id: r for r in self.faces(person_id)}
+        for record in self.store.faces_with_stale_xmp():
+            records.setdefault(record.face_id, record)
+        return sorted(records.values(), key=lambda r: (r.photo_id, r.face_id))
+
+    def rejected_people(self, face_id: int) -> set[int]:
+        """The people (as they are now, after merges) the user said this face is not."""
+        out: set[int] = set()
+        for person_id in self.store.rejected_people(face_id):
+            try:
+                out.add(self._resolve(person_id))
+            except NotFoundError:
+                continue
+        return out
+
+    def remember_xmp_names(self, names: dict[int, str | None]) -> None:
+        """Record what a successful XMP write left in the photos for each face (face id -> the name
+        facetags' region now carries, None: none of ours)."""
+        if not names:
+            return
+        with self._lock, self.store.write():
+            self.store.set_xmp_names(names)
+
     def face(self, face_id: int) -> FaceRecord:
         record = self.store.face_record(face_id)
         if record is None:
@@ -459,9 +485,9 @@ class Library:
     def undoable(self, label: str) -> Iterator[None]:
         """Every change made inside is one step that :meth:`undo` reverts (in this session).
 
-            with lib.undoable("move 3 faces to Ada"):
-                for face in faces:
-                    lib.set_assignment(face, ada)
+        with lib.undoable("move 3 faces to Ada"):
+            for face in faces:
+                lib.set_assignment(face, ada)
         """
         from facetags.db import journal
 

@@ -98,3 +98,66 @@ def test_write_dry_run_then_sidecar_then_embedded(library: tuple[Path, Path]) ->
 
     with pytest.raises(NotFoundError, match="Nobody"):
         _run(where, "write", "--person", "Nobody")
+
+
+def _regions_of(path: Path) -> list[str | None]:
+    (report,) = exiftool("-struct", "-RegionInfo", path)
+    return [r.get("Name") for r in report["RegionInfo"]["RegionList"]]
+
+
+def test_write_takes_back_names_facetags_wrote_that_the_user_changed(library: tuple[Path, Path]) -> None:
+    """Renamed, rejected or "not a face": the photo stops saying the old name; an import in
+    between never brings a stale name of facetags' own back as a decision."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        faces = [f for f in lib.faces() if f.path.endswith("t1.jpg")]
+        alice, bob = (lib.name(f.person_id, n).id for f, n in zip(faces, ["Alice", "Bob"], strict=False))
+        lib.name(faces[2].person_id, "Carol")
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert sorted(filter(None, _regions_of(t1))) == ["Alice", "Bob", "Carol"]
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert {f.xmp_name for f in lib.faces() if f.face_id in {faces[0].face_id, faces[1].face_id}} == {
+            "Alice",
+            "Bob",
+        }
+        lib.name(alice, "Alicia")
+        lib.reject(faces[1].face_id, bob)
+        lib.not_a_face(faces[2].face_id)
+    stale = _run(where, "import", str(photos))  # the file still says Bob: facetags' own old tag
+    assert stale.exit_code == 0 and "stale names of facetags' own ignored" in stale.stderr
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.face(faces[1].face_id).person_id != bob
+
+    done = _run(where, "write", "--embed", "--person", "Alicia")  # also visits the stale faces
+    assert done.exit_code == 0, done.output
+    assert "take back 'Bob'" in done.stdout and "take back 'Carol'" in done.stdout
+    names = _regions_of(t1)
+    assert sorted(filter(None, names)) == ["Alicia"] and len(names) == 3  # regions stay, unnamed
+    (report,) = exiftool("-PersonInImage", t1)
+    assert report["PersonInImage"] in ("Alicia", ["Alicia"])
+    assert "t1.jpg" not in _run(where, "write", "--embed").stdout  # (the import named the astronaut)
+    assert _run(where, "write", "--embed").stdout.strip() == ""  # nothing left to change
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.store.faces_with_stale_xmp() == []
+
+
+def test_import_never_undoes_a_rejection(library: tuple[Path, Path]) -> None:
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    assert _run(where, "import", str(photos)).exit_code == 0  # another tool's "Eileen Collins"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face,) = [f for f in lib.faces() if f.person_name == "Eileen Collins"]
+        lib.reject(face.face_id, face.person_id)
+        eileen = face.person_id
+    again = _run(where, "import", str(photos))
+    assert again.exit_code == 0
+    assert "you said it is not 'Eileen Collins'" in again.stderr and again.stdout.strip() == ""
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.face(face.face_id).person_id != eileen

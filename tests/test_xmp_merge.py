@@ -128,6 +128,39 @@ def test_a_name_another_tool_gave_is_kept_unless_asked(photo: Path) -> None:
     assert _as_list(report["PersonInImage"]) == ["Eileen"]
 
 
+def test_our_own_stale_names_are_replaced_or_taken_back_others_kept(photo: Path) -> None:
+    """A name facetags wrote (``previous``) follows the face's new name, or leaves when it has
+    none; every other tool's region, name and keyword stays."""
+    other = (0.6, 0.6, 0.1, 0.1)
+    _foreign(photo, _mwg(other, "Carol"))  # another tool's region and keywords
+    first = write_photo(photo, [FaceTag(FACE_BOX, "Eileen", face_id=7)])
+    assert first.written and first.names == {7: "Eileen"}
+
+    renamed = write_photo(photo, [FaceTag(FACE_BOX, "Eileen Collins", previous="Eileen", face_id=7)])
+    assert "MWG region 2: rename 'Eileen' -> 'Eileen Collins'" in renamed.changes
+    assert not renamed.warnings and renamed.names == {7: "Eileen Collins"}
+    report = _report(photo)
+    assert [r.get("Name") for r in report["RegionInfo"]["RegionList"]] == ["Carol", "Eileen Collins"]
+    assert sorted(_as_list(report["PersonInImage"])) == ["Bob", "Eileen Collins"]
+
+    gone = write_photo(photo, [FaceTag(FACE_BOX, None, previous="Eileen Collins", face_id=7)])
+    assert gone.written and gone.names == {7: None}
+    report = _report(photo)
+    regions = report["RegionInfo"]["RegionList"]
+    assert [r.get("Name") for r in regions] == ["Carol", None]  # the face region stays, unnamed
+    assert [r.get("Name") for r in report["RegionInfoMP"]["Regions"]] == [None]
+    assert sorted(_as_list(report["PersonInImage"])) == ["Bob"]
+    assert "Eileen Collins" not in _as_list(report["Subject"])
+    assert "Places|Houston" in _as_list(report["HierarchicalSubject"])
+    again = write_photo(photo, [FaceTag(FACE_BOX, None, previous="Eileen Collins", face_id=7)])
+    assert again.changes == [] and not again.written
+
+    # a name facetags did not write is not facetags' to take back
+    theirs = write_photo(photo, [FaceTag(other, None, previous="Dave", face_id=8)])
+    assert theirs.changes == [] and theirs.names == {8: None}
+    assert [r.get("Name") for r in _report(photo)["RegionInfo"]["RegionList"]] == ["Carol", None]
+
+
 def test_unnamed_faces_only_when_asked(photo: Path) -> None:
     faces = [FaceTag(FACE_BOX, None)]
     assert write_photo(photo, faces).changes == []

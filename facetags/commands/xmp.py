@@ -71,7 +71,7 @@ def write(
     """Write the library's people into their photos: regions, names and keywords."""
     from facetags.errors import ConfigError
     from facetags.library import Library
-    from facetags.xmp.sync import write_records
+    from facetags.xmp.sync import names_written, write_records
     from facetags.xmp.write import WriteOptions
 
     overrides: dict[str, Any] = {"include_unnamed": all_faces, "replace_names": replace_names}
@@ -85,7 +85,7 @@ def write(
         raise ConfigError(str(exc)) from exc
 
     with Library.open(settings.library, settings, create=False) as lib:
-        records = lib.faces(_find_person(lib, person).id) if person else lib.faces()
+        records = lib.faces_to_write(_find_person(lib, person).id if person else None)
 
     def show(result: Any) -> None:
         if as_json:
@@ -113,6 +113,9 @@ def write(
             click.echo(f"{result.target}\t{result.mode}\t{verb}: " + "; ".join(result.changes))
 
     results = write_records(records, options, dry_run=dry_run, progress=show)
+    if not dry_run:
+        with Library.open(settings.library, settings, create=False) as lib:
+            lib.remember_xmp_names(names_written(results))
     changed = sum(1 for r in results if r.changes and not r.error)
     failed = sum(1 for r in results if r.error)
     verb = "would change" if dry_run else "changed"
@@ -156,7 +159,7 @@ def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) ->
         if not by_photo:
             click.echo(f"facetags: no indexed faces under {directory}; run 'facetags scan' first", err=True)
             return
-        named = conflicts = unmatched = 0
+        named = conflicts = unmatched = stale = 0
         for path in sorted(by_photo):
             if not os.path.exists(path):
                 continue
@@ -177,9 +180,11 @@ def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) ->
             named += len(applied.assigned)
             conflicts += len(applied.conflicts)
             unmatched += len(found.unmatched)
+            stale += len(applied.stale)
     verb = "would name" if dry_run else "named"
+    ours = f"; {stale} stale names of facetags' own ignored ('xmp write' takes them back)" if stale else ""
     click.echo(
         f"{plural(len(by_photo), 'photo')}: {verb} {plural(named, 'face')}; {conflicts} conflicts kept; "
-        f"{unmatched} named regions on no detected face",
+        f"{unmatched} named regions on no detected face{ours}",
         err=True,
     )

@@ -59,6 +59,7 @@ class FaceRecord:
     landmarks: tuple[tuple[float, float], ...] = ()
     width: int = 0  # upright full-size photo size in pixels
     height: int = 0
+    xmp_name: str | None = None  # the name facetags last wrote into the photo's XMP for this face
 
     def to_json(self) -> dict[str, object]:
         return {

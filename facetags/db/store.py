@@ -319,14 +319,18 @@ class Store(PeopleStore):
         row = self.conn.execute("SELECT thumb FROM faces WHERE id = ?", (face_id,)).fetchone()
         return None if row is None else row[0]
 
-    def _face_records(self, where: str, params: Sequence[object]) -> list[FaceRecord]:
+    def _face_records(self, where: str, params: Sequence[object], real_only: bool = True) -> list[FaceRecord]:
+        """Face records; with ``real_only=False`` also "not a face" ones, as faces of nobody."""
         rows = self.conn.execute(
             "SELECT f.id, f.photo_id, (SELECT path FROM files WHERE photo_id = f.photo_id ORDER BY"
             " id LIMIT 1),"
-            " f.x, f.y, f.w, f.h, f.score, f.person_id, p.name, f.assigned_by, f.landmarks,"
-            " ph.width, ph.height"
+            " f.x, f.y, f.w, f.h, f.score,"
+            " CASE WHEN f.not_face THEN NULL ELSE f.person_id END,"
+            " CASE WHEN f.not_face THEN NULL ELSE p.name END, f.assigned_by, f.landmarks,"
+            " ph.width, ph.height, x.name"
             " FROM faces f JOIN photos ph ON ph.id = f.photo_id LEFT JOIN people p ON p.id = f.person_id"
-            f" WHERE f.not_face = 0 {where} ORDER BY f.photo_id, f.idx",
+            " LEFT JOIN xmp_names x ON x.face_id = f.id"
+            f" WHERE {'f.not_face = 0' if real_only else '1'} {where} ORDER BY f.photo_id, f.idx",
             params,
         )
         return [
@@ -342,9 +346,31 @@ class Store(PeopleStore):
                 landmarks=tuple((float(x), float(y)) for x, y in vectors.landmarks_from_blob(r[11])),
                 width=r[12],
                 height=r[13],
+                xmp_name=r[14],
             )
             for r in rows
         ]
+
+    def faces_with_stale_xmp(self) -> list[FaceRecord]:
+        """Faces whose photo carries a name facetags wrote that is no longer theirs (renamed,
+        moved, rejected, unnamed, or "not a face"): what the next ``xmp write`` takes back."""
+        found = self._face_records("AND x.name IS NOT NULL", (), real_only=False)
+        return [r for r in found if (r.person_name or "").casefold() != (r.xmp_name or "").casefold()]
+
+    def set_xmp_names(self, names: dict[int, str | None]) -> None:
+        """Remember what facetags' XMP now says of each face (None: no name of ours any more)."""
+        now = time.time()
+        for face_id, name in names.items():
+            if name is None:
+                self.conn.execute("DELETE FROM xmp_names WHERE face_id = ?", (face_id,))
+            else:
+                self.conn.execute(
+                    "INSERT INTO xmp_names (face_id, name, written_at) SELECT ?, ?, ?"
+                    " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)"
+                    " ON CONFLICT (face_id) DO UPDATE"
+                    " SET name = excluded.name, written_at = excluded.written_at",
+                    (face_id, name, now, face_id),
+                )
 
     def all_faces(self) -> list[FaceRecord]:
         return self._face_records("", ())

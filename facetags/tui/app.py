@@ -270,14 +270,17 @@ class FacetagsApp(App[None]):
 
     def write_xmp(self, person_id: int | None, who: str) -> None:
         """Write XMP face tags for one person (or everyone) with the XMP feature's writer."""
-        from facetags.xmp.sync import write_records
+        from facetags.xmp.sync import names_written, write_records
         from facetags.xmp.write import WriteOptions
 
         def records(lib: Library) -> Any:
-            return lib.faces(person_id) if person_id is not None else lib.faces()
+            return lib.faces_to_write(person_id)
 
         def write(found: Any) -> Any:  # file work, outside the library lock
-            return write_records(found, WriteOptions.from_settings(self.library.settings))
+            results = write_records(found, WriteOptions.from_settings(self.library.settings))
+            written = names_written(results)
+            self.client.call(lambda lib: lib.remember_xmp_names(written))
+            return results
 
         def summary(results: Any) -> str:
             changed = sum(1 for r in results if r.changes and not r.error)

@@ -68,6 +68,8 @@ class FaceTag:
 
     box: Box
     name: str | None = None
+    previous: str | None = None  # the name facetags last wrote for this face (to take back if stale)
+    face_id: int | None = None  # the library's face, to report what the file now says of it
 
 
 @dataclass(frozen=True)

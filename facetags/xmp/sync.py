@@ -56,6 +56,7 @@ class Decisions(Protocol):
     """The library methods :func:`apply_import` calls (``facetags.library.Library`` has them)."""
 
     def people(self) -> Sequence[Any]: ...
+    def rejected_people(self, face_id: int) -> set[int]: ...
     def set_assignment(self, face_id: int, person_id: int | None, source: str = "user") -> int: ...
     def name(self, person_id: int, name: str) -> Any: ...
 
@@ -64,14 +65,28 @@ class Decisions(Protocol):
 
 
 def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -> dict[Path, list[FaceTag]]:
-    """Face records -> photo path -> the faces to write there (named ones, plus unnamed if asked)."""
+    """Face records -> photo path -> the faces to write there: named ones, unnamed ones if asked,
+    and those whose photo carries a name facetags wrote for them before (``xmp_name``), so that a
+    stale one is taken back."""
     photos: dict[Path, list[FaceTag]] = {}
     for record in records:
         name = record.person_name or None
-        if name is None and not include_unnamed:
+        previous = getattr(record, "xmp_name", None)
+        if name is None and previous is None and not include_unnamed:
             continue
-        photos.setdefault(Path(record.path), []).append(FaceTag(box=tuple(record.box), name=name))  # type: ignore[arg-type]
+        tag = FaceTag(box=tuple(record.box), name=name, previous=previous, face_id=record.face_id)  # type: ignore[arg-type]
+        photos.setdefault(Path(record.path), []).append(tag)
     return photos
+
+
+def names_written(results: Iterable[WriteResult]) -> dict[int, str | None]:
+    """Face id -> the name of facetags' the photos now carry (None: none), for
+    ``Library.remember_xmp_names``: only photos written or already up to date."""
+    out: dict[int, str | None] = {}
+    for result in results:
+        if not result.error:
+            out.update(result.names)
+    return out
 
 
 def write_photos(
@@ -194,6 +209,9 @@ class Applied:
     assigned: list[tuple[int, str]] = field(default_factory=list)  # (face id, name)
     unchanged: list[tuple[int, str]] = field(default_factory=list)
     conflicts: list[str] = field(default_factory=list)
+    # names facetags itself wrote that are no longer the face's: not decisions of another tool
+    # (the next ``xmp write`` takes them back)
+    stale: list[tuple[int, str]] = field(default_factory=list)
 
 
 def apply_import(
@@ -203,8 +221,10 @@ def apply_import(
 
     A face already in a person of that name is left alone. A face the user put into a person with
     another name in facetags is left alone too (a conflict is reported): facetags' own decision
-    wins over another tool's. Otherwise the face goes to the person with that name, created if
-    needed, as a ``source="user"`` assignment.
+    wins over another tool's; so is a face the user rejected from the person of that name. A name
+    facetags wrote itself (``xmp_name``) that the face no longer has is facetags' own stale tag,
+    not another tool's decision: ignored (``stale``). Otherwise the face goes to the person with
+    that name, created if needed, as a ``source="user"`` assignment.
     """
     out = Applied()
     by_name: dict[str, int] = {}
@@ -217,6 +237,17 @@ def apply_import(
         if current and _key(current) == _key(match.name):
             out.unchanged.append((match.face_id, match.name))
             continue
+        ours = getattr(record, "xmp_name", None)
+        if ours and _key(ours) == _key(match.name):
+            out.stale.append((match.face_id, match.name))
+            continue
+        person_id = by_name.get(_key(match.name))
+        if person_id is not None and person_id in lib.rejected_people(match.face_id):
+            out.conflicts.append(
+                f"face {match.face_id} in {record.path if record else '?'}: XMP says {match.name!r}, "
+                f"you said it is not {match.name!r} in facetags; kept it out"
+            )
+            continue
         if current and getattr(record, "assigned_by", None) == "user":
             out.conflicts.append(
                 f"face {match.face_id} in {record.path if record else '?'}: XMP says {match.name!r}, "
@@ -224,7 +255,6 @@ def apply_import(
             )
             continue
         if not dry_run:
-            person_id = by_name.get(_key(match.name))
             if person_id is None:
                 person_id = lib.set_assignment(match.face_id, None, source="user")
                 person = lib.name(person_id, match.name)

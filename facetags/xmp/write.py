@@ -1,12 +1,15 @@
 """Write facetags' faces into a photo's XMP (embedded or sidecar), merging with what is there.
 
 :func:`write_photo` plans the change as flat Exiv2 keys (:func:`plan`), then applies it through
-:func:`facetags.xmp.safefile.atomic_update`. The plan only ever *adds*: new regions are appended
-after the ones already in the file, an unnamed region that matches one of our faces gets its
-name, and names are appended to the keyword lists. Other tools' regions, names, keywords and
-fields facetags does not know are left as they are. A region at the place of one of our faces
-(IoU >= ``iou_threshold``) that carries another name is kept and reported as a conflict, unless
-``replace_names`` is set. Running it twice changes nothing the second time.
+:func:`facetags.xmp.safefile.atomic_update`. New regions are appended after the ones already in
+the file, an unnamed region that matches one of our faces gets its name, and names are appended
+to the keyword lists. Other tools' regions, names, keywords and fields facetags does not know are
+left as they are. A region at the place of one of our faces (IoU >= ``iou_threshold``) that
+carries another name is kept and reported as a conflict, unless ``replace_names`` is set, or
+unless facetags wrote that name itself (``FaceTag.previous``, remembered by the library): then
+facetags' own stale name is replaced by the face's new one, or taken back (the region stays, unnamed,
+and the name leaves the keyword lists) when the face has none any more. Running it twice changes
+nothing the second time.
 
 All coordinates written are in the stored-image frame (MWG rule); see
 :mod:`facetags.xmp.regions`.
@@ -41,6 +44,9 @@ from facetags.xmp.safefile import atomic_update
 log = logging.getLogger(__name__)
 
 SCHEMAS = ("mwg", "mp", "iptc", "digikam", "lightroom", "dc")
+
+# one face to write, in the stored-image frame: (box, name or None, the name facetags wrote before)
+Ours = tuple[Box, str | None, str | None]
 
 # schema -> (flat key, array type, how a name becomes an item)
 _KEYWORDS: dict[str, tuple[str, str]] = {
@@ -95,9 +101,12 @@ class WriteOptions:
 
 @dataclass
 class Plan:
-    updates: dict[str, Any] = field(default_factory=dict)
+    updates: dict[str, Any] = field(default_factory=dict)  # a value of None deletes the key
     changes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    # position in the faces planned -> the name facetags' region carries once the plan is applied
+    # (None: no name of ours); faces left out (a conflict, nothing to say) are absent
+    names: dict[int, str | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -111,6 +120,9 @@ class WriteResult:
     warnings: list[str]
     written: bool = False
     error: str | None = None
+    # face id -> the name of ours the photo now carries for it (None: none); only once the file
+    # holds it (written, or already up to date), never for a dry run or a failure
+    names: dict[int, str | None] = field(default_factory=dict)
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -120,12 +132,10 @@ def _same(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.casefold() == b.casefold()
 
 
-def _match(
-    ours: Sequence[tuple[Box, str | None]], theirs: Sequence[RawRegion], threshold: float
-) -> dict[int, int]:
+def _match(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) -> dict[int, int]:
     """Our face i -> their region position j; a region with the same name is preferred."""
     pairs: list[tuple[float, int, int]] = []
-    for i, (box, name) in enumerate(ours):
+    for i, (box, name, _previous) in enumerate(ours):
         for j, region in enumerate(theirs):
             if region.box is None or region.type not in (None, "", "Face"):
                 continue
@@ -146,12 +156,13 @@ def _regions(
     plan: Plan,
     schema: str,
     parsed: Parsed,
-    ours: Sequence[tuple[Box, str | None]],
+    ours: Sequence[Ours],
     opts: WriteOptions,
     renamed: dict[tuple[str, int], str],
     kept_names: set[str],
 ) -> None:
-    """Plan one region list (MWG or MP): name unnamed matches, append the rest."""
+    """Plan one region list (MWG or MP): name unnamed matches, take back or replace the names
+    facetags wrote that are no longer right, append the rest."""
     label = schema.upper()
     theirs = parsed.mwg if schema == "mwg" else parsed.mp
     lst, name_field = (MWG_LIST, "mwg-rs:Name") if schema == "mwg" else (MP_LIST, "MPReg:PersonDisplayName")
@@ -160,28 +171,48 @@ def _regions(
     if schema == "mp" and not parsed.mp_root:
         plan.updates[MP_ROOT] = 'type="Struct"'
     list_exists = parsed.mwg_list if schema == "mwg" else parsed.mp_list
-    for i, (box, name) in enumerate(ours):
+    for i, (box, name, previous) in enumerate(ours):
         j = matches.get(i)
         if j is not None:
             region = theirs[j]
-            if name is None or _same(name, region.name):
-                if name is not None:
-                    kept_names.add(name)
+            key = f"{lst}[{region.index}]/{name_field}"
+            ours_there = previous is not None and _same(previous, region.name)  # we wrote that name
+            if name is None:
+                if ours_there:
+                    plan.updates[key] = None
+                    plan.changes.append(
+                        f"{label} region {region.index}: take back {region.name!r} (facetags wrote it; "
+                        "the face no longer has that name)"
+                    )
+                    renamed[(schema, region.index)] = str(region.name)
+                    plan.names[i] = None
+                elif previous is not None:
+                    plan.names.setdefault(i, None)
+                continue
+            if _same(name, region.name):
+                kept_names.add(name)
+                plan.names[i] = name
                 continue
             if region.name is None:
-                plan.updates[f"{lst}[{region.index}]/{name_field}"] = name
+                plan.updates[key] = name
                 plan.changes.append(f"{label} region {region.index}: name it {name!r} (was unnamed)")
                 kept_names.add(name)
-            elif opts.replace_names:
-                plan.updates[f"{lst}[{region.index}]/{name_field}"] = name
+                plan.names[i] = name
+            elif opts.replace_names or ours_there:
+                plan.updates[key] = name
                 plan.changes.append(f"{label} region {region.index}: rename {region.name!r} -> {name!r}")
                 renamed[(schema, region.index)] = region.name
                 kept_names.add(name)
+                plan.names[i] = name
             else:
                 plan.warnings.append(
                     f"{label} region {region.index} is named {region.name!r} by another tool; facetags "
                     f"has {name!r} for this face; kept {region.name!r} (use --replace-names to change it)"
                 )
+            continue
+        if name is None and not opts.include_unnamed:
+            if previous is not None:
+                plan.names.setdefault(i, None)  # our region is gone (another tool removed it)
             continue
         if not list_exists:
             plan.updates[lst] = 'type="Bag"'
@@ -204,6 +235,7 @@ def _regions(
         if name is not None:
             plan.updates[f"{item}/{name_field}"] = name
             kept_names.add(name)
+        plan.names[i] = name
         plan.changes.append(f"{label} region {next_index}: add {name or 'unnamed face'!r}")
         next_index += 1
 
@@ -282,16 +314,19 @@ def plan(
     out = Plan()
     parsed = read.parse(flat, source)
     out.warnings += parsed.warnings
-    ours: list[tuple[Box, str | None]] = []
-    for face in faces:
+    ours: list[Ours] = []
+    positions: list[int] = []  # ours[k] is faces[positions[k]]
+    for position, face in enumerate(faces):
         name = read.clean_name(face.name) if face.name is not None else None
-        if name is None and not options.include_unnamed:
+        previous = read.clean_name(face.previous) if face.previous is not None else None
+        if name is None and previous is None and not options.include_unnamed:
             continue
         box = upright_to_stored(clip(face.box), orientation)
         if box[2] <= 0 or box[3] <= 0:
             out.warnings.append(f"face {face.box} lies outside the photo; skipped")
             continue
-        ours.append((box, name))
+        ours.append((box, name, previous))
+        positions.append(position)
     renamed: dict[tuple[str, int], str] = {}  # (schema, index) -> the name it had
     kept: set[str] = set()
     if "mwg" in options.schemas and ours:
@@ -313,14 +348,18 @@ def plan(
         _regions(out, "mwg", parsed, ours, options, renamed, kept)
     if "mp" in options.schemas and ours:
         _regions(out, "mp", parsed, ours, options, renamed, kept)
-    if not {"mwg", "mp"} & options.schemas:
-        kept = {name for _box, name in ours if name is not None}
+    taken_back = set(renamed.values())
+    if not {"mwg", "mp"} & options.schemas:  # keywords only: our old names go where they differ
+        kept = {name for _box, name, _previous in ours if name is not None}
+        out.names = {i: name for i, (_box, name, _previous) in enumerate(ours)}
+        taken_back = {p for _box, n, p in ours if p is not None and not _same(n, p)}
     # A replaced name leaves the keyword lists only if no region still carries it.
     still = {n.casefold() for n in kept}
     for schema, regions in (("mwg", parsed.mwg), ("mp", parsed.mp)):
         still |= {r.name.casefold() for r in regions if r.name and (schema, r.index) not in renamed}
-    removed = {n for n in renamed.values() if n.casefold() not in still}
+    removed = {n for n in taken_back if n.casefold() not in still}
     _keywords(out, flat, options, kept, removed)
+    out.names = {positions[i]: name for i, name in out.names.items()}
     if not out.changes:
         out.updates.clear()  # containers declared for nothing: leave the file alone
     return out
@@ -396,7 +435,15 @@ def write_photo(
             flat, faces, orientation=orientation, stored_size=stored_size, options=options, source=str(target)
         )
         result.changes, result.warnings = todo.changes, result.warnings + todo.warnings
-        if dry_run or not todo.updates:
+        names: dict[int, str | None] = {}
+        for i, name in todo.names.items():
+            face_id = faces[i].face_id
+            if face_id is not None:
+                names[face_id] = name
+        if dry_run:
+            return result
+        if not todo.updates:
+            result.names = names  # the file already says all of it
             return result
 
         def modify(temp: Path) -> None:
@@ -423,6 +470,7 @@ def write_photo(
             mode_like=photo,
         )
         result.written = True
+        result.names = names
         log.info("%s: %d change(s) written to %s", photo, len(todo.changes), target)
     except (FacetagsError, OSError) as exc:  # XmpError, or a DecodeError reading the geometry
         result.error = str(exc)
