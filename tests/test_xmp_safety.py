@@ -182,10 +182,30 @@ def test_killed_writer_leaves_the_original_intact(mode: str, astronaut: np.ndarr
     assert proc.returncode == -signal.SIGKILL
     assert target.read_bytes() == before
     assert decode(photo).width == 512
-    # The next run writes normally (the stale temporary file is left for the user to see).
+    # The next run writes normally; the killed writer's copy stays while it could still belong
+    # to a live writer (an hour), then the next write removes it.
     result = write_photo(photo, [FACE], WriteOptions(mode=mode))
     assert result.written and result.error is None
     assert "Eileen Collins" in {r.name for r in read_regions(photo).regions}
+    assert temp.exists()
+    old = time.time() - 2 * 3600
+    os.utime(temp, (old, old))
+    assert write_photo(photo, [FaceTag((0.05, 0.6, 0.1, 0.1), "Someone")], WriteOptions(mode=mode)).written
+    assert not temp.exists()
+    assert not list(tmp_path.glob(f".*{TEMP_SUFFIX}"))
+
+
+def test_hard_linked_photo_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -> None:
+    """Replacing one name of a hard-linked file would silently split it into two copies."""
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "h.jpg", quality=90)
+    other = tmp_path / "other-name.jpg"
+    os.link(photo, other)
+    before = photo.read_bytes()
+    result = write_photo(photo, [FACE])
+    assert result.written and result.mode == "sidecar", result
+    assert any("hard links" in w for w in result.warnings)
+    assert photo.read_bytes() == before and os.path.samefile(photo, other)
+    assert [r.name for r in read_regions(photo).regions] == ["Eileen Collins"]
 
 
 def test_symlinked_photo_is_written_through_the_link(astronaut: np.ndarray, tmp_path: Path) -> None:

@@ -5,7 +5,8 @@ temporary file in the same directory, lets the caller modify the copy, checks th
 data did not change (JPEG: the compressed scan data byte for byte; other formats: the decoded
 pixels), fsyncs the copy, renames it over the original (atomic on POSIX) and fsyncs the
 directory. A crash or kill at any point leaves either the old file or the new one, never a mix;
-at worst a stale ``.<name>.*.facetags.tmp`` file remains beside it.
+at worst a stale ``.<name>.*.facetags.tmp`` file remains beside it, and the next write of the
+same file removes it once it is an hour old (a concurrent writer's copy is younger).
 
 Test hook: with ``FACETAGS_XMP_TEST_PAUSE=<marker path>`` in the environment the writer, once
 the temporary file is complete, writes its path to the marker file and sleeps, so a test can
@@ -15,6 +16,7 @@ kill it at the most delicate moment.
 from __future__ import annotations
 
 import contextlib
+import glob
 import logging
 import os
 import stat
@@ -28,6 +30,7 @@ from facetags.xmp.packet import XmpError
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".facetags.tmp"
+STALE_TEMP_SECONDS = 3600.0  # a temporary copy this old belongs to a writer that was killed
 PAUSE_ENV = "FACETAGS_XMP_TEST_PAUSE"
 
 _NO_LENGTH = {0x01, 0xD8, *range(0xD0, 0xD8)}
@@ -126,6 +129,20 @@ def _pause_for_tests(temp: Path) -> None:
     time.sleep(3600)
 
 
+def remove_stale_temps(real: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete the temporary copies of ``real`` that a killed writer left (older than
+    ``older_than`` seconds, so a concurrent writer's copy is never touched). Returns them."""
+    removed = []
+    cutoff = time.time() - older_than
+    for temp in real.parent.glob(f".{glob.escape(real.name)}.*{TEMP_SUFFIX}"):
+        with contextlib.suppress(OSError):
+            if temp.is_file() and not temp.is_symlink() and temp.stat().st_mtime < cutoff:
+                temp.unlink()
+                removed.append(temp)
+                log.info("removed %s, left by a writer that was stopped", temp)
+    return removed
+
+
 def atomic_update(
     target: Path,
     modify: Callable[[Path], None],
@@ -147,6 +164,7 @@ def atomic_update(
     exists = real.exists()
     if not exists and initial is None:
         raise XmpError(target, "no such file")
+    remove_stale_temps(real)
     try:
         fd, temp_name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=TEMP_SUFFIX, dir=directory)
     except OSError as exc:

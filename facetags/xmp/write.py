@@ -383,6 +383,14 @@ def _writable(path: Path) -> bool:
     return os.access(path, os.W_OK) and os.access(path.parent, os.W_OK | os.X_OK)
 
 
+def _hard_links(path: Path) -> int:
+    """How many names the file has (a symlink is followed: its target is what gets written)."""
+    try:
+        return int(path.stat().st_nlink)
+    except OSError:
+        return 1
+
+
 def sidecar_for(photo: Path, options: WriteOptions) -> Path:
     """The sidecar to write: an existing one (preferred name first), else a new preferred name."""
     preferred = (
@@ -425,6 +433,12 @@ def write_photo(
                 sidecar = True
             elif not _writable(photo):
                 result.warnings.append(f"{photo}: read-only; using a sidecar")
+                sidecar = True
+            elif (links := _hard_links(photo)) > 1:
+                result.warnings.append(
+                    f"{photo}: one of {links} hard links to the same file; writing into it would "
+                    "make this name a separate copy; using a sidecar"
+                )
                 sidecar = True
         if sidecar:
             target = sidecar_for(photo, options)
