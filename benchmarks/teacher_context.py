@@ -74,7 +74,6 @@ def main() -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
 
-    import dlib
     from PIL import Image
 
     from facetags.train.data import FaceCropper, load_cache, load_rgb, validation_pairs
@@ -87,20 +86,14 @@ def main() -> None:
     data = load_cache(args.cache)
     train, held = data.split_people(set(json.loads(HELDOUT.read_text())))
     teacher = DlibTeacher()
-    detector = FaceCropper()._detector
+    cropper = FaceCropper()
     full, masked, low, inside_share = [], [], [], []
     for item in held.items:
         image = np.ascontiguousarray(load_rgb(args.data / item.path))
-        h, w = image.shape[:2]
-        faces = detector.detect(image)
-        face = min(
-            faces,
-            key=lambda f: (f.box[0] + f.box[2] / 2 - w / 2) ** 2 + (f.box[1] + f.box[3] / 2 - h / 2) ** 2,
-        )
-        x, y, bw, bh = face.box
-        shape = teacher._shape(image, dlib.rectangle(round(x), round(y), round(x + bw), round(y + bh)))
-        details = dlib.get_face_chip_details(shape, CHIP_SIZE, 0.25)
-        chip = np.asarray(dlib.extract_image_chip(image, details), np.uint8)
+        face = cropper.central_face(image)
+        assert face is not None, item.path  # the cache holds only photos with a face found
+        details = teacher.chip_details(image, face.box)
+        chip = teacher.chip(image, face.box)
         px, py = chip_to_image(details, chip, image)
         m = estimate_transform(np.asarray(face.landmarks, np.float32), 112)
         cu = m[0, 0] * px + m[0, 1] * py + m[0, 2]

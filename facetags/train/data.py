@@ -16,6 +16,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
@@ -103,17 +104,23 @@ class FaceCropper:
         self.name = "facetags"
         self._detector = Detector(Settings())
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
-        from facetags.vision.align import align_face
-
+    def central_face(self, image: np.ndarray) -> Any | None:
+        """The detected face (box, landmarks, score) nearest the image centre, or None."""
         faces = self._detector.detect(image)
         if not faces:
             return None
         h, w = image.shape[:2]
-        face = min(
+        return min(
             faces,
             key=lambda f: (f.box[0] + f.box[2] / 2 - w / 2) ** 2 + (f.box[1] + f.box[3] / 2 - h / 2) ** 2,
         )
+
+    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, tuple[float, float, float, float]] | None:
+        from facetags.vision.align import align_face
+
+        face = self.central_face(image)
+        if face is None:
+            return None
         crop = align_face(image, np.asarray(face.landmarks, np.float32), size=CROP)
         return np.asarray(crop, np.uint8), tuple(float(v) for v in face.box)  # type: ignore[return-value]
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -53,13 +54,18 @@ class DlibTeacher:
         self._shape = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
         self._net = dlib.face_recognition_model_v1(str(folder / "dlib_face_recognition_resnet_model_v1.dat"))
 
-    def chip(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
-        """dlib's aligned 150x150 chip for the face in ``box`` (x, y, w, h)."""
+    def chip_details(self, image: np.ndarray, box: tuple[float, float, float, float]) -> Any:
+        """dlib's chip geometry (``dlib.chip_details``: rectangle and angle in the photo) for the
+        face in ``box`` (x, y, w, h): its 5-point shape predictor, then dlib's default padding."""
         x, y, w, h = box
         rect = self._dlib.rectangle(round(x), round(y), round(x + w), round(y + h))
+        shape = self._shape(np.ascontiguousarray(image, dtype=np.uint8), rect)
+        return self._dlib.get_face_chip_details(shape, CHIP_SIZE, 0.25)
+
+    def chip(self, image: np.ndarray, box: tuple[float, float, float, float]) -> np.ndarray:
+        """dlib's aligned 150x150 chip for the face in ``box`` (x, y, w, h)."""
         img = np.ascontiguousarray(image, dtype=np.uint8)
-        shape = self._shape(img, rect)
-        return np.asarray(self._dlib.get_face_chip(img, shape, CHIP_SIZE), np.uint8)
+        return np.asarray(self._dlib.extract_image_chip(img, self.chip_details(img, box)), np.uint8)
 
     def describe_chips(self, chips: list[np.ndarray]) -> np.ndarray:
         if not chips:
