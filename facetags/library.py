@@ -464,6 +464,28 @@ class Library:
         self.indexer.invalidate()
         return self._person(target)
 
+    def take_cluster(self, person_id: int, cluster_id: int) -> tuple[list[int], list[int]]:
+        """Yes to a whole suggested cluster: its faces join ``person_id`` as the user's decision,
+        except faces the user rejected from that person and faces in a photo the person is
+        already in (nobody appears twice in one photo); those stay where they are.
+        Returns (the faces moved, the faces left)."""
+        target, cluster = self._resolve(person_id), self._resolve(cluster_id)
+        if target == cluster:
+            return [], []
+        with self._lock:
+            photos = {f.photo_id for f in self.store.faces_of_person(target)}
+            moved: list[int] = []
+            left: list[int] = []
+            for face in self.store.faces_of_person(cluster):
+                if face.photo_id in photos or target in self.rejected_people(face.face_id):
+                    left.append(face.face_id)
+                else:
+                    moved.append(face.face_id)
+                    photos.add(face.photo_id)
+            if moved:
+                self.move_faces(moved, target)
+        return moved, left
+
     def split(self, person_id: int, face_ids: Sequence[int]) -> Person:
         """Split ``face_ids`` off ``person_id`` into a new cluster of their own, as the user's decision."""
         if not face_ids:

@@ -493,6 +493,36 @@ async def test_suggestions_yes_and_no_teach_the_library(twins: Library) -> None:
     assert second not in {s.face_id for s in twins.suggest(ada.id, 50)}
 
 
+@run_async
+async def test_all_of_a_suggested_cluster_joins_in_one_key(twins: Library) -> None:
+    """'a' answers yes for the suggested face's whole cluster, except a face in a photo Ada is
+    already in (it stays in the cluster)."""
+    ada = next(p for p in twins.people() if p.name == "Ada")
+    first, second = sorted(s.face_id for s in twins.suggest(ada.id, 10))
+    (ada_face,) = twins.faces(ada.id)
+    other = next(f for f in twins.faces() if f.path == ada_face.path and f.face_id != ada_face.face_id)
+    cluster = twins.face(first).person_id
+    assert cluster is not None
+    twins.move_faces([second, other.face_id], cluster)  # one cluster: both twins + a face of t1
+    app = make_app(twins)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("slash")
+        await type_text(pilot, "ada")
+        await pilot.press("enter", "s")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, SuggestionsScreen)
+        assert "its cluster holds 3 faces" in str(screen.query_one("#suggest-question").render())
+        await pilot.press("a")
+        await settle(pilot)
+        assert "No more suggestions" in str(screen.query_one("#suggest-question").render())
+    assert twins.face(first).person_id == ada.id and twins.face(second).person_id == ada.id
+    assert twins.face(first).assigned_by == "user"
+    assert twins.face(other.face_id).person_id == cluster  # Ada is already in that photo
+    assert twins.take_cluster(ada.id, cluster) == ([], [other.face_id])
+
+
 # -- XMP, live updates, read-only, palette, docs ----------------------------------------------
 
 

@@ -1,6 +1,8 @@
 """Suggestions: "Is this Alice?" for the unnamed faces most like a named person.
 
-Single keys answer: y (yes: the face joins her, as the user's decision), n (no: never suggest
+Single keys answer: y (yes: the face joins her, as the user's decision), a (all: yes for the
+whole unnamed cluster the face is in, when it holds more than this face: with an embedder that
+splits people more than it merges them, one key then settles several faces), n (no: never suggest
 or assign it to her again), space (skip). Every answer teaches the clustering through the
 library, and u undoes the last one.
 """
@@ -27,6 +29,7 @@ BATCH = 30
 class SuggestionsScreen(LibraryScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
+        Binding("a", "answer_cluster", "All"),
         Binding("n", "answer(False)", "No"),
         Binding("space", "skip", "Skip"),
         Binding("escape,backspace", "back", "Done"),
@@ -39,6 +42,7 @@ class SuggestionsScreen(LibraryScreen):
         self.queue: list[Any] = []
         self.seen: set[int] = set()
         self.photos: dict[int, str] = {}  # face id -> its photo's file name
+        self.sizes: dict[int, int] = {}  # cluster id -> how many faces it holds
         self.answered = 0
         self._loading = False
 
@@ -52,7 +56,9 @@ class SuggestionsScreen(LibraryScreen):
             with Vertical(classes="suggest-face"):
                 yield Label("this face?", classes="suggest-caption", id="suggest-candidate-caption")
                 yield Picture(placeholder="", id="suggest-candidate")
-        yield Static("y yes  ·  n no  ·  space skip  ·  u undo  ·  esc done", id="suggest-keys")
+        yield Static(
+            "y yes  ·  a all its cluster  ·  n no  ·  space skip  ·  u undo  ·  esc done", id="suggest-keys"
+        )
         yield footer()
 
     def on_mount(self) -> None:
@@ -66,21 +72,23 @@ class SuggestionsScreen(LibraryScreen):
         pid, client, seen = self.person_id, self.facetags.client, set(self.seen)
         self._loading = True
 
-        def fetch(lib: Library) -> tuple[list[Any], Any, dict[int, str]]:
+        def fetch(lib: Library) -> tuple[list[Any], Any, dict[int, str], dict[int, int]]:
             found = [s for s in lib.suggest(pid, limit=BATCH + len(seen)) if s.face_id not in seen]
             found = found[:BATCH]
             own = lib.faces(pid)
             known = decode(client.thumbnail(own[0].face_id)) if own else None
             photos = {s.face_id: os.path.basename(lib.face(s.face_id).path) for s in found}
-            return found, known, photos
+            sizes = {s.person_id: lib.person(s.person_id).faces for s in found}
+            return found, known, photos, sizes
 
         self.load("suggestions", fetch)
 
     def loaded(self, what: str, data: Any) -> None:
         if what == "suggestions":
             self._loading = False
-            self.queue, known, photos = data
+            self.queue, known, photos, sizes = data
             self.photos.update(photos)
+            self.sizes.update(sizes)
             self.query_one("#suggest-known", Picture).show(known)
             self._show()
         elif what == "candidate":
@@ -98,7 +106,11 @@ class SuggestionsScreen(LibraryScreen):
             return
         s = self.queue[0]
         # which photo helps a person decide; the model's similarity is there for the curious
-        question.update(f"Is this {self.name_text}?   face #{s.face_id} in {self.photos.get(s.face_id, '?')}")
+        text = f"Is this {self.name_text}?   face #{s.face_id} in {self.photos.get(s.face_id, '?')}"
+        size = self.sizes.get(s.person_id, 1)
+        if size > 1:
+            text += f"   (its cluster holds {size} faces: a for all)"
+        question.update(text)
         question.tooltip = f"similarity {s.score:.2f} (cluster {s.person_id})"
         candidate.show(None, text="…")
         client, fid = self.facetags.client, s.face_id
@@ -129,6 +141,32 @@ class SuggestionsScreen(LibraryScreen):
                 summary=lambda _r: f"Face #{fid} is not {name}",
             )
         self._next()
+
+    def action_answer_cluster(self) -> None:
+        """Yes for every face of the suggested face's cluster (as Library.take_cluster allows)."""
+        if not self.queue:
+            return
+        s = self.queue[0]
+        if self.sizes.get(s.person_id, 1) <= 1:
+            self.action_answer(True)
+            return
+        pid, cluster, name = self.person_id, s.person_id, self.name_text
+        self.answered += 1
+
+        def said(result: tuple[list[int], list[int]]) -> str:
+            moved, left = result
+            text = f"{len(moved)} faces are {name}"
+            if left:
+                text += f"; {len(left)} left out (in a photo {name} is already in, or not {name})"
+            return text
+
+        self.facetags.perform(f"yes, all {name}", lambda lib: lib.take_cluster(pid, cluster), summary=said)
+        # the rest of that cluster's suggestions are answered too
+        self.seen.update(x.face_id for x in self.queue if x.person_id == cluster)
+        self.queue = [x for x in self.queue if x.person_id != cluster]
+        self._show()
+        if not self.queue:
+            self._fetch()
 
     def action_skip(self) -> None:
         self._next()
