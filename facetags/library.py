@@ -330,6 +330,7 @@ class Library:
             model=self.pipeline.model_id,
             stale_faces=self.stale_faces(),
             lost_faces=self.store.lost_faces(),
+            stale_xmp_photos=len({f.photo_id for f in self.store.faces_with_stale_xmp()}),
         )
 
     # -- the user's decisions -----------------------------------------------------------------

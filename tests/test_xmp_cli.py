@@ -128,6 +128,8 @@ def test_write_takes_back_names_facetags_wrote_that_the_user_changed(library: tu
         lib.name(alice, "Alicia")
         lib.reject(faces[1].face_id, bob)
         lib.not_a_face(faces[2].face_id)
+    status = CliRunner().invoke(cli, ["--library", str(where), "status", "--json"])
+    assert json.loads(status.stdout)["stale_xmp_photos"] == 1  # t1 says Alice, Bob, Carol
     stale = _run(where, "import", str(photos))  # the file still says Bob: facetags' own old tag
     assert stale.exit_code == 0 and "stale names of facetags' own ignored" in stale.stderr
     with Library.open(where, Settings(library=where), create=False) as lib:
@@ -143,7 +145,7 @@ def test_write_takes_back_names_facetags_wrote_that_the_user_changed(library: tu
     assert "t1.jpg" not in _run(where, "write", "--embed").stdout  # (the import named the astronaut)
     assert _run(where, "write", "--embed").stdout.strip() == ""  # nothing left to change
     with Library.open(where, Settings(library=where), create=False) as lib:
-        assert lib.store.faces_with_stale_xmp() == []
+        assert lib.store.faces_with_stale_xmp() == [] and lib.status().stale_xmp_photos == 0
 
 
 def test_import_never_undoes_a_rejection(library: tuple[Path, Path]) -> None:

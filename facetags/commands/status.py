@@ -32,6 +32,11 @@ def status(settings: Settings, as_json: bool) -> None:
     click.echo(f"failures  {len(st.failures)}")
     for failure in st.failures:
         click.echo(f"  {failure.path}: {failure.error}")
+    if st.stale_xmp_photos:
+        click.echo(
+            f"xmp       {plural(st.stale_xmp_photos, 'photo')} still carry names facetags wrote that "
+            "you have changed since; 'facetags xmp write' brings them up to date"
+        )
     if st.lost_faces:
         click.echo(f"lost      {plural(len(st.lost_faces), 'decided face')} gone from edited photos")
         for lost in st.lost_faces:
