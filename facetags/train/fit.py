@@ -1,5 +1,8 @@
 """The training loop: P x K batches, triplet + distillation losses, per-epoch checkpoints.
 
+With ``views`` (``facetags train views``), every batch also holds consistent-teaching views: the
+teacher's vector for exactly that image, used for the distillation terms only.
+
 Every epoch ends with a validation pass **in inference mode** (moving BatchNorm statistics,
 exactly what the exported ONNX computes) on identities held out of training, and writes
 ``epoch_NNN.weights.h5``, ``last.weights.h5``, ``best.weights.h5`` and ``history.json`` to
@@ -260,7 +263,7 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         summary["teacher_mean"] = [float(v) for v in teacher_mean]
     views_used: list[int] = []
 
-    def read_views() -> tuple[np.ndarray, np.ndarray] | None:
+    def read_views() -> tuple[np.ndarray, np.ndarray]:
         """The views built so far (a concurrent 'train views' may still be adding shards)."""
         nonlocal views_used
         crops, vecs, numbers = load_views(Path(cfg.views))
@@ -306,7 +309,6 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
                     )
             if views is not None and epoch > 1 and view_shards(Path(cfg.views)) != views_used:
                 views = read_views()
-                assert views is not None
                 feeder.set_views(views)
             sums = np.zeros(3)
             for _ in range(steps):
