@@ -268,6 +268,11 @@ class Library:
                 continue
         return out
 
+    def stale_xmp_photos(self) -> int:
+        """How many photos carry a name facetags wrote that the user has changed since."""
+        with self._lock:
+            return len({f.photo_id for f in self.store.faces_with_stale_xmp()})
+
     def remember_xmp_names(self, names: dict[int, str | None]) -> None:
         """Record what a successful XMP write left in the photos for each face (face id -> the name
         facetags' region now carries, None: none of ours)."""
@@ -330,7 +335,7 @@ class Library:
             model=self.pipeline.model_id,
             stale_faces=self.stale_faces(),
             lost_faces=self.store.lost_faces(),
-            stale_xmp_photos=len({f.photo_id for f in self.store.faces_with_stale_xmp()}),
+            stale_xmp_photos=self.stale_xmp_photos(),
         )
 
     # -- the user's decisions -----------------------------------------------------------------

@@ -538,6 +538,23 @@ async def test_write_xmp_for_one_person(arranged: Library) -> None:
     for face in arranged.faces(ADA):
         found = read_regions(Path(face.path))
         assert "Ada Lovelace" in {r.name for r in found.regions}, face.path
+        assert face.xmp_name == "Ada Lovelace"  # the library remembers what it wrote
+
+    # renamed afterwards: the TUI says the photos are out of date, and x brings them up to date
+    arranged.name(ADA, "Ada King")
+    assert arranged.stale_xmp_photos() == len({f.photo_id for f in arranged.faces(ADA)})
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        told = [n for n in app._notifications if n.title == "XMP out of date"]
+        assert len(told) == 1 and "Press X" in told[0].message
+        assert "Ada King" in row_labels(app)[0]
+        await pilot.press("x")
+        await settle(pilot)
+    assert arranged.stale_xmp_photos() == 0
+    for face in arranged.faces(ADA):
+        names = {r.name for r in read_regions(Path(face.path)).regions}
+        assert "Ada King" in names and "Ada Lovelace" not in names, face.path
 
 
 @run_async

@@ -222,8 +222,27 @@ class FacetagsApp(App[None]):
         if changed:
             self.post_message(LibraryChanged(elsewhere=True))
         if changed or not self._lost_checked:  # at start, then when a scan may have lost some
+            if not self._lost_checked:
+                self._show_stale_xmp()
             self._lost_checked = True
             self._show_lost_faces()
+
+    def _show_stale_xmp(self) -> None:
+        """At start: say when photos still carry names facetags wrote that the user has changed
+        since (renamed, rejected, ...), and how to bring them up to date. In a worker thread."""
+        try:
+            count = self.client.call(lambda lib: lib.stale_xmp_photos())
+        except Exception:  # a busy library: not worth a retry
+            log.debug("stale xmp", exc_info=True)
+            return
+        if count:
+            self.call_from_thread(
+                self.notify,
+                f"{plural(count, 'photo')} still carry names facetags wrote before your later changes. "
+                "Press X to write XMP for everyone.",
+                title="XMP out of date",
+                timeout=12,
+            )
 
     def _show_lost_faces(self) -> None:
         """Tell the user (once) about faces they had decided on that edited photos no longer
