@@ -466,18 +466,23 @@ def twins(twins_template: Path, tmp_path: Path) -> Iterator[Library]:
     yield from _open_copy(twins_template, tmp_path)
 
 
+async def open_suggestions(pilot: Any, app: FacetagsApp, who: str) -> SuggestionsScreen:
+    """Filter the people list to ``who`` and open the suggestions for them."""
+    await settle(pilot)
+    await pilot.press("slash")
+    await type_text(pilot, who)
+    await pilot.press("enter", "s")
+    await settle(pilot)
+    assert isinstance(app.screen, SuggestionsScreen)
+    return app.screen
+
+
 @run_async
 async def test_suggestions_yes_and_no_teach_the_library(twins: Library) -> None:
     ada = next(p for p in twins.people() if p.name == "Ada")
     app = make_app(twins)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("slash")
-        await type_text(pilot, "ada")
-        await pilot.press("enter", "s")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, SuggestionsScreen)
+        screen = await open_suggestions(pilot, app, "ada")
         assert len(screen.queue) == 2
         first, second = screen.queue[0].face_id, screen.queue[1].face_id
         question = str(screen.query_one("#suggest-question").render())
@@ -506,13 +511,7 @@ async def test_all_of_a_suggested_cluster_joins_in_one_key(twins: Library) -> No
     twins.move_faces([second, other.face_id], cluster)  # one cluster: both twins + a face of t1
     app = make_app(twins)
     async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await pilot.press("slash")
-        await type_text(pilot, "ada")
-        await pilot.press("enter", "s")
-        await settle(pilot)
-        screen = app.screen
-        assert isinstance(screen, SuggestionsScreen)
+        screen = await open_suggestions(pilot, app, "ada")
         assert "its cluster holds 3 faces" in str(screen.query_one("#suggest-question").render())
         await pilot.press("a")
         await settle(pilot)
