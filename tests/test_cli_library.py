@@ -86,3 +86,41 @@ def test_errors_are_one_line(cli: tuple[dict[str, str], Path], tmp_path: Path) -
     assert proc.returncode == 1 and "99999" in proc.stderr
     proc = run(env, "name", "1", "   ", ok=False)
     assert proc.returncode == 1 and "empty" in proc.stderr
+
+
+def test_suggest_move_reject(cli: tuple[dict[str, str], Path], astronaut_path: Path) -> None:
+    """The review loop without the TUI: suggestions for a person, a face moved in, then rejected."""
+    from PIL import Image
+
+    from facetags.config import load_settings
+    from facetags.library import Library
+
+    env, folder = cli
+    with Image.open(astronaut_path) as im:  # the same face in another photo (other pixels)
+        im.resize((400, 400)).save(folder / "astronaut-small.jpg", quality=85)
+    run(env, "scan", str(folder))
+    db = env["FACETAGS_LIBRARY"]
+    with Library.open(db, load_settings(library=db), create=False) as lib:
+        faces = lib.faces()
+        astro = next(f for f in faces if f.path.endswith("astronaut.jpg"))
+        copy = next(f for f in faces if f.path.endswith("astronaut-small.jpg"))
+        if copy.person_id == astro.person_id:  # a cluster of its own, to be suggested
+            lib.split(astro.person_id, [copy.face_id])
+        eileen = lib.name(astro.person_id, "Eileen").id
+
+    rows = json.loads(run(env, "suggest", str(eileen), "--json", "--limit", "3").stdout)
+    assert rows and rows[0]["face_id"] == copy.face_id  # the same face is the most like her
+    assert all(set(r) == {"face_id", "cluster_id", "cluster_faces", "similarity", "path"} for r in rows)
+    assert [r["similarity"] for r in rows] == sorted((r["similarity"] for r in rows), reverse=True)
+    assert rows[0]["cluster_faces"] == 1 and rows[0]["path"].endswith("astronaut-small.jpg")
+
+    assert "2 faces" in run(env, "move", str(eileen), str(copy.face_id)).stdout
+    now = {f["face_id"]: f for f in json.loads(run(env, "faces", "--json").stdout)}
+    assert now[copy.face_id]["person_name"] == "Eileen"
+
+    placed = run(env, "reject", str(eileen), str(copy.face_id)).stdout.split()
+    assert placed[0] == str(copy.face_id) and placed[1] != str(eileen)
+    now = {f["face_id"]: f for f in json.loads(run(env, "faces", "--json").stdout)}
+    assert now[copy.face_id]["person_name"] is None
+    again = json.loads(run(env, "suggest", str(eileen), "--json").stdout)
+    assert copy.face_id not in {r["face_id"] for r in again}  # a rejection is never suggested again

@@ -1,4 +1,4 @@
-"""``facetags people | faces | name | merge``: list and organise people."""
+"""``facetags people | faces | name | merge | move | reject | suggest``: list and organise people."""
 
 from __future__ import annotations
 
@@ -73,3 +73,59 @@ def merge(settings: Settings, ids: tuple[int, ...]) -> None:
         person = lib.merge(list(ids))
     label = person.name if person.name is not None else "(unnamed)"
     click.echo(f"{person.id}\t{label}\t{plural(person.faces, 'face')}")
+
+
+@click.command()
+@click.argument("person_id", type=int)
+@click.argument("face_ids", nargs=-1, required=True, type=int)
+@click.pass_obj
+def move(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
+    """Put faces FACE_ID... into person or cluster PERSON_ID (your decision: kept by every re-cluster)."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        person = lib.move_faces(list(face_ids), person_id)
+    label = person.name if person.name is not None else "(unnamed)"
+    click.echo(f"{person.id}\t{label}\t{plural(person.faces, 'face')}")
+
+
+@click.command()
+@click.argument("person_id", type=int)
+@click.argument("face_ids", nargs=-1, required=True, type=int)
+@click.pass_obj
+def reject(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
+    """Faces FACE_ID... are not PERSON_ID: never put there again; each finds a new place now."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        for face_id in face_ids:
+            placed = lib.reject(face_id, person_id)
+            click.echo(f"{face_id}\t{placed}")
+
+
+@click.command()
+@click.argument("person_id", type=int)
+@click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.pass_obj
+def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> None:
+    """The faces in unnamed clusters most like PERSON_ID, best first: face, its cluster and that
+    cluster's size, similarity, photo. Answer with 'move', 'merge' (a whole cluster) or 'reject'."""
+    from facetags.library import Library
+
+    with Library.open(settings.library, settings, create=False) as lib:
+        rows = [
+            {
+                "face_id": s.face_id,
+                "cluster_id": s.person_id,
+                "cluster_faces": lib.person(s.person_id).faces,
+                "similarity": round(float(s.score), 4),
+                "path": lib.face(s.face_id).path,
+            }
+            for s in lib.suggest(person_id, limit)
+        ]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        return
+    for r in rows:
+        click.echo(f"{r['face_id']}\t{r['cluster_id']}\t{r['cluster_faces']}\t{r['similarity']:.3f}\t{r['path']}")
