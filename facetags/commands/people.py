@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 
@@ -71,28 +72,34 @@ def merge(settings: Settings, ids: tuple[int, ...]) -> None:
 
     with Library.open(settings.library, settings, create=False) as lib:
         person = lib.merge(list(ids))
+    _echo_person(person)
+
+
+def _echo_person(person: Any) -> None:
     label = person.name if person.name is not None else "(unnamed)"
     click.echo(f"{person.id}\t{label}\t{plural(person.faces, 'face')}")
 
 
+def _person_and_faces(f: Any) -> Any:
+    """A command taking PERSON_ID FACE_ID... and the settings."""
+    f = click.pass_obj(f)
+    f = click.argument("face_ids", nargs=-1, required=True, type=int)(f)
+    return click.argument("person_id", type=int)(f)
+
+
 @click.command()
-@click.argument("person_id", type=int)
-@click.argument("face_ids", nargs=-1, required=True, type=int)
-@click.pass_obj
+@_person_and_faces
 def move(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
     """Put faces FACE_ID... into person or cluster PERSON_ID (your decision: kept by every re-cluster)."""
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
         person = lib.move_faces(list(face_ids), person_id)
-    label = person.name if person.name is not None else "(unnamed)"
-    click.echo(f"{person.id}\t{label}\t{plural(person.faces, 'face')}")
+    _echo_person(person)
 
 
 @click.command()
-@click.argument("person_id", type=int)
-@click.argument("face_ids", nargs=-1, required=True, type=int)
-@click.pass_obj
+@_person_and_faces
 def reject(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
     """Faces FACE_ID... are not PERSON_ID: never put there again; each finds a new place now."""
     from facetags.library import Library
