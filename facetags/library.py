@@ -24,7 +24,7 @@ from typing import Any
 from facetags.config import Settings, load_settings
 from facetags.db.connect import connect
 from facetags.db.migrate import current_version, migrate
-from facetags.db.records import FaceRecord, LostFace, Person, Status
+from facetags.db.records import FaceRecord, LostFace, Person, Status, SuggestedFace
 from facetags.db.store import Store
 from facetags.errors import FacetagsError, LibraryError, NotFoundError
 from facetags.ingest.indexer import Indexer, Progress, ScanReport
@@ -128,6 +128,19 @@ class Library:
         ``set_assignment(face, person)`` and no with ``reject(face, person)``."""
         with self._lock:
             return self.clustering().suggest(self.store, self._resolve(person_id), limit)
+
+    def suggested_faces(self, person_id: int, limit: int = 20) -> list[SuggestedFace]:
+        """:meth:`suggest` with what a reviewer is shown: each face's photo and the size of the
+        cluster it is in (what answering for the whole cluster would move)."""
+        with self._lock:
+            found = self.suggest(person_id, limit)
+            sizes = {c: self.person(c).faces for c in {s.person_id for s in found}}
+            return [
+                SuggestedFace(
+                    s.face_id, s.person_id, sizes[s.person_id], float(s.score), self.face(s.face_id).path
+                )
+                for s in found
+            ]
 
     def change_model(self) -> ReclusterReport:
         """After the embedder changed: embed every face with the current model (from the stored

@@ -121,18 +121,9 @@ def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> No
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
-        rows = [
-            {
-                "face_id": s.face_id,
-                "cluster_id": s.person_id,
-                "cluster_faces": lib.person(s.person_id).faces,
-                "similarity": round(float(s.score), 4),
-                "path": lib.face(s.face_id).path,
-            }
-            for s in lib.suggest(person_id, limit)
-        ]
+        found = lib.suggested_faces(person_id, limit)
     if as_json:
-        click.echo(json.dumps(rows, indent=2, ensure_ascii=False))
+        click.echo(json.dumps([s.to_json() for s in found], indent=2, ensure_ascii=False))
         return
-    for r in rows:
-        click.echo(f"{r['face_id']}\t{r['cluster_id']}\t{r['cluster_faces']}\t{r['similarity']:.3f}\t{r['path']}")
+    for s in found:
+        click.echo(f"{s.face_id}\t{s.cluster_id}\t{s.cluster_faces}\t{s.score:.3f}\t{s.path}")

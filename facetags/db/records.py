@@ -83,6 +83,26 @@ class Failure:
 
 
 @dataclass(frozen=True)
+class SuggestedFace:
+    """A face offered for review as someone's (``Library.suggested_faces``)."""
+
+    face_id: int
+    cluster_id: int  # the unnamed cluster it is in now
+    cluster_faces: int  # how many faces that cluster holds
+    score: float  # similarity to the person (mean of its best matches)
+    path: str  # its photo
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "face_id": self.face_id,
+            "cluster_id": self.cluster_id,
+            "cluster_faces": self.cluster_faces,
+            "similarity": round(self.score, 4),
+            "path": self.path,
+        }
+
+
+@dataclass(frozen=True)
 class LostFace:
     """A face the user had decided on (named, placed, marked not a face) that an edited version
     of its photo no longer shows: recorded as a ``face_lost`` decision when the photo changed."""

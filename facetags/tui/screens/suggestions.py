@@ -21,6 +21,7 @@ from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.widgets.picture import Picture, decode
 
 if TYPE_CHECKING:
+    from facetags.db.records import SuggestedFace
     from facetags.library import Library
 
 BATCH = 30
@@ -39,10 +40,8 @@ class SuggestionsScreen(LibraryScreen):
         super().__init__(id="suggestions")
         self.person_id = person_id
         self.name_text = name
-        self.queue: list[Any] = []
+        self.queue: list[SuggestedFace] = []
         self.seen: set[int] = set()
-        self.photos: dict[int, str] = {}  # face id -> its photo's file name
-        self.sizes: dict[int, int] = {}  # cluster id -> how many faces it holds
         self.answered = 0
         self._loading = False
 
@@ -72,23 +71,19 @@ class SuggestionsScreen(LibraryScreen):
         pid, client, seen = self.person_id, self.facetags.client, set(self.seen)
         self._loading = True
 
-        def fetch(lib: Library) -> tuple[list[Any], Any, dict[int, str], dict[int, int]]:
-            found = [s for s in lib.suggest(pid, limit=BATCH + len(seen)) if s.face_id not in seen]
+        def fetch(lib: Library) -> tuple[list[Any], Any]:
+            found = [s for s in lib.suggested_faces(pid, limit=BATCH + len(seen)) if s.face_id not in seen]
             found = found[:BATCH]
             own = lib.faces(pid)
             known = decode(client.thumbnail(own[0].face_id)) if own else None
-            photos = {s.face_id: os.path.basename(lib.face(s.face_id).path) for s in found}
-            sizes = {s.person_id: lib.person(s.person_id).faces for s in found}
-            return found, known, photos, sizes
+            return found, known
 
         self.load("suggestions", fetch)
 
     def loaded(self, what: str, data: Any) -> None:
         if what == "suggestions":
             self._loading = False
-            self.queue, known, photos, sizes = data
-            self.photos.update(photos)
-            self.sizes.update(sizes)
+            self.queue, known = data
             self.query_one("#suggest-known", Picture).show(known)
             self._show()
         elif what == "candidate":
@@ -106,12 +101,11 @@ class SuggestionsScreen(LibraryScreen):
             return
         s = self.queue[0]
         # which photo helps a person decide; the model's similarity is there for the curious
-        text = f"Is this {self.name_text}?   face #{s.face_id} in {self.photos.get(s.face_id, '?')}"
-        size = self.sizes.get(s.person_id, 1)
-        if size > 1:
-            text += f"   (its cluster holds {size} faces: a for all)"
+        text = f"Is this {self.name_text}?   face #{s.face_id} in {os.path.basename(s.path)}"
+        if s.cluster_faces > 1:
+            text += f"   (its cluster holds {s.cluster_faces} faces: a for all)"
         question.update(text)
-        question.tooltip = f"similarity {s.score:.2f} (cluster {s.person_id})"
+        question.tooltip = f"similarity {s.score:.2f} (cluster {s.cluster_id})"
         candidate.show(None, text="…")
         client, fid = self.facetags.client, s.face_id
         self.load("candidate", lambda _lib: (fid, decode(client.thumbnail(fid))))
@@ -147,10 +141,10 @@ class SuggestionsScreen(LibraryScreen):
         if not self.queue:
             return
         s = self.queue[0]
-        if self.sizes.get(s.person_id, 1) <= 1:
+        if s.cluster_faces <= 1:
             self.action_answer(True)
             return
-        pid, cluster, name = self.person_id, s.person_id, self.name_text
+        pid, cluster, name = self.person_id, s.cluster_id, self.name_text
         self.answered += 1
 
         def said(result: tuple[list[int], list[int]]) -> str:
@@ -162,8 +156,8 @@ class SuggestionsScreen(LibraryScreen):
 
         self.facetags.perform(f"yes, all {name}", lambda lib: lib.take_cluster(pid, cluster), summary=said)
         # the rest of that cluster's suggestions are answered too
-        self.seen.update(x.face_id for x in self.queue if x.person_id == cluster)
-        self.queue = [x for x in self.queue if x.person_id != cluster]
+        self.seen.update(x.face_id for x in self.queue if x.cluster_id == cluster)
+        self.queue = [x for x in self.queue if x.cluster_id != cluster]
         self._show()
         if not self.queue:
             self._fetch()
