@@ -13,10 +13,11 @@ import logging
 from collections.abc import Callable, Iterable
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
 
 from textual.app import App, SystemCommand
 from textual.binding import Binding, BindingType
+from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from facetags.text import plural
@@ -27,10 +28,12 @@ from facetags.tui.screens.confirm import ConfirmDialog
 from facetags.tui.widgets import picture
 
 if TYPE_CHECKING:
-    from facetags.db.records import Person
+    from facetags.db.records import LostFace, Person
     from facetags.library import Library
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+Notice = tuple[str, str, SeverityLevel]  # title, message, severity
 
 POLL_SECONDS = 1.0
 SAMPLE_DELAY = 0.25  # seconds the cursor rests on a person before its sample face loads
@@ -85,7 +88,7 @@ class FacetagsApp(App[None]):
         self.poll_seconds = poll_seconds
         self.sample_delay = sample_delay
         self.people_cache: list[Person] = []  # the latest people list (for name completion)
-        self._lost_checked = False
+        self._started = False  # the start-up notices are given on the first poll
         self.sub_title = Path(library.path).name + (" (read-only)" if read_only else "")
 
     def on_mount(self) -> None:
@@ -221,47 +224,26 @@ class FacetagsApp(App[None]):
             return
         if changed:
             self.post_message(LibraryChanged(elsewhere=True))
-        if changed or not self._lost_checked:  # at start, then when a scan may have lost some
-            if not self._lost_checked:
-                self._show_stale_xmp()
-            self._lost_checked = True
-            self._show_lost_faces()
+        first = not self._started
+        self._started = True
+        if first:  # at start: photos whose names facetags wrote are out of date
+            self._tell(lambda lib: lib.stale_xmp_photos(), _stale_xmp_notice)
+        if changed or first:  # at start, then when a scan may have lost some
+            mark = not self.client.read_only
+            self._tell(lambda lib: lib.lost_faces_to_show(mark=mark), _lost_faces_notice)
 
-    def _show_stale_xmp(self) -> None:
-        """At start: say when photos still carry names facetags wrote that the user has changed
-        since (renamed, rejected, ...), and how to bring them up to date. In a worker thread."""
+    def _tell(self, fetch: Callable[[Library], T], notice: Callable[[T], Notice | None]) -> None:
+        """Ask the library (in this worker thread) and show what ``notice`` makes of the answer,
+        if anything. A busy library: nothing now (the lost faces are asked again next change)."""
         try:
-            count = self.client.call(lambda lib: lib.stale_xmp_photos())
-        except Exception:  # a busy library: not worth a retry
-            log.debug("stale xmp", exc_info=True)
+            found = self.client.call(fetch)
+        except Exception:
+            log.debug("asking the library for a notice", exc_info=True)
             return
-        if count:
-            self.call_from_thread(
-                self.notify,
-                f"{plural(count, 'photo')} still carry names facetags wrote before your later changes. "
-                "Press X to write XMP for everyone.",
-                title="XMP out of date",
-                timeout=12,
-            )
-
-    def _show_lost_faces(self) -> None:
-        """Tell the user (once) about faces they had decided on that edited photos no longer
-        show; ``facetags status`` keeps listing them. In a worker thread."""
-        try:
-            lost = self.client.call(lambda lib: lib.lost_faces_to_show(mark=not self.client.read_only))
-        except Exception:  # a busy library: next tick
-            log.debug("lost faces", exc_info=True)
-            return
-        if lost:
-            shown = "\n".join(f.describe() for f in lost[:5])
-            more = f"\n… and {len(lost) - 5} more (facetags status)" if len(lost) > 5 else ""
-            self.call_from_thread(
-                self.notify,
-                f"{shown}{more}",
-                title=f"{plural(len(lost), 'decided face')} gone from edited photos",
-                severity="warning",
-                timeout=12,
-            )
+        shown = notice(found)
+        if shown is not None:
+            title, message, severity = shown
+            self.call_from_thread(self.notify, message, title=title, severity=severity, timeout=12)
 
     def on_library_changed(self, message: LibraryChanged) -> None:
         self.refresh_screen()
@@ -327,3 +309,27 @@ class FacetagsApp(App[None]):
                 f"key: {key}",
                 partial(self.run_action, binding.action, active.node),
             )
+
+
+# -- start-up notices ---------------------------------------------------------------------------
+
+
+def _stale_xmp_notice(count: int) -> Notice | None:
+    """Photos still carrying names facetags wrote that the user has changed since."""
+    if not count:
+        return None
+    message = (
+        f"{plural(count, 'photo')} still carry names facetags wrote before your later changes. "
+        "Press X to write XMP for everyone."
+    )
+    return "XMP out of date", message, "information"
+
+
+def _lost_faces_notice(lost: list[LostFace]) -> Notice | None:
+    """Faces the user had decided on that edited photos no longer show (told once; ``facetags
+    status`` keeps listing them)."""
+    if not lost:
+        return None
+    shown = "\n".join(f.describe() for f in lost[:5])
+    more = f"\n… and {len(lost) - 5} more (facetags status)" if len(lost) > 5 else ""
+    return f"{plural(len(lost), 'decided face')} gone from edited photos", f"{shown}{more}", "warning"
