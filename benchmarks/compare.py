@@ -1,12 +1,14 @@
 """facetags side by side with face_recognition (dlib HOG + ResNet), end to end, in one run.
 
     nice -n 10 python benchmarks/compare.py [--sets deepface,bbt,lfw] [--lfw-people N] [--seed 0]
-        [--json compare.json] [--limit N]
+        [--json compare.json] [--limit N] [--no-swaps] [--no-dlib-embedder]
 
 For each set, every tool runs in its own subprocess on the same photo list (``compare_workers.py``
 says what each does): facetags (a fresh library: scan + its re-cluster), face_recognition (its
 documented recipe, clustered with dlib's Chinese whispers at 0.5 and with DBSCAN at eps 0.6; the
-better by BCubed F is reported), and the swaps that tell which part costs what:
+better by BCubed F is reported), facetags again with its opt-in ``dlib-resnet-v1`` embedder
+(the same product path, dlib's ResNet on the library's aligned crops; ``--no-dlib-embedder``
+leaves it out), and the swaps that tell which part costs what:
 
 * ``face_recognition`` encodings clustered by facetags' algorithm (``graph_average`` at dlib's
   calibrated threshold, one photo's faces cannot-link): the clustering's share;
@@ -49,6 +51,8 @@ LABELS = ROOT / "tests" / "data" / "labels"
 WORKERS = Path(__file__).resolve().with_name("compare_workers.py")
 PHOTO_SUFFIXES = {".jpg", ".jpeg", ".png"}
 log = logging.getLogger("compare")
+#: facetags itself with the opt-in embedder (``embedder = "dlib-resnet-v1"``, the [dlib] extra)
+DLIB_ROW = "facetags, opt-in embedder dlib-resnet-v1"
 
 
 # ------------------------------------------------------------------------------------ the sets
@@ -265,10 +269,14 @@ def rows_for(pset: PhotoSet, runs: dict[str, Run]) -> list[dict[str, Any]]:
             **{k: round(v, 4) if isinstance(v, float) else v for k, v in s.to_json().items()}, **kw,
         })  # fmt: skip
 
+    for key in ("facetags", DLIB_ROW):
+        if key not in runs:
+            continue
+        ft = runs[key]
+        thr = ft.result["info"]["threshold"]
+        row(key, ft, f"library (graph_average {thr:.3f})", ft.result["clusterings"]["library"], ft.wall_s,
+            info=ft.result["info"], cluster_s=ft.result["cluster_seconds"]["library"])  # fmt: skip
     ft = runs["facetags"]
-    thr = ft.result["info"]["threshold"]
-    row("facetags", ft, f"library (graph_average {thr:.3f})", ft.result["clusterings"]["library"], ft.wall_s,
-        info=ft.result["info"], cluster_s=ft.result["cluster_seconds"]["library"])  # fmt: skip
     if ft.vectors is not None and len(ft.vectors):
         for min_p, what in ((0.0, "best BCubed F"), (0.98, "best F with BCubed P >= 0.98")):
             labels, best = best_threshold_on_the_set(pset.labels, ft.vectors, ft.result["faces"], min_p)
@@ -326,12 +334,12 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, int]]) -> st
     out.append("")
     out.append("Ratios facetags / face_recognition (speed: higher is better for facetags; memory: lower):\n")
     out.append(
-        "| set | speed (photos/s) | after start-up | CPU seconds | BCubed F | BCubed P | BCubed R "
+        "| set | facetags | speed (photos/s) | after start-up | CPU seconds | BCubed F | BCubed P | BCubed R "
         "| faces found | peak RSS |"
     )
-    out.append("|---|---|---|---|---|---|---|---|---|")
+    out.append("|---|---|---|---|---|---|---|---|---|---|")
     for r in rows:
-        if r["tool"] != "facetags" or r["set"] not in ref:
+        if r["tool"] not in ("facetags", DLIB_ROW) or r["set"] not in ref:
             continue
         b = ref[r["set"]]
 
@@ -339,7 +347,7 @@ def markdown(rows: list[dict[str, Any]], sizes: dict[str, dict[str, int]]) -> st
             return f"{a / c:.2f}" if c else "-"
 
         out.append(
-            f"| {r['set']} | {q(r['photos_per_s'], b['photos_per_s'])}x "
+            f"| {r['set']} | {r['tool']} | {q(r['photos_per_s'], b['photos_per_s'])}x "
             f"| {q(r['photos_per_s_warm'], b['photos_per_s_warm'])}x | {q(r['cpu_s'], b['cpu_s'])} "
             f"| {q(r['bcubed_f'], b['bcubed_f'])} | {q(r['bcubed_precision'], b['bcubed_precision'])} "
             f"| {q(r['bcubed_recall'], b['bcubed_recall'])} | {q(r['faces_found'], b['faces_found'])} "
@@ -382,6 +390,9 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--limit", type=int, default=0, help="first N photos of each set (for a quick try)")
     parser.add_argument("--no-swaps", action="store_true", help="only the two tools, no swapped parts")
+    parser.add_argument(
+        "--no-dlib-embedder", action="store_true", help="without facetags' run with the opt-in dlib embedder"
+    )
     parser.add_argument("--json", type=Path, help="write every figure here as well")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s", stream=sys.stderr)
@@ -395,6 +406,8 @@ def main() -> None:
         tmp = Path(tmp_name)
         for pset in sets:
             runs = {"facetags": run_tool("facetags", pset, tmp)}
+            if not args.no_dlib_embedder:
+                runs[DLIB_ROW] = run_tool("facetags", pset, tmp, {"embedder": "dlib-resnet-v1"})
             runs["face_recognition"] = run_tool("face_recognition", pset, tmp)
             if not args.no_swaps:
                 runs["mtcnn+dlib"] = run_tool("mtcnn+dlib", pset, tmp)

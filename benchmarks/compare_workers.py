@@ -104,6 +104,8 @@ def run_facetags(root: Path, photos: list[str], options: dict[str, Any], out_pat
     with tempfile.TemporaryDirectory(prefix="facetags-compare-") as tmp:
         where = Path(tmp) / "library.db"
         settings = dataclasses.replace(Settings(), library=where)
+        if options.get("embedder"):  # the opt-in dlib embedder, say
+            settings = dataclasses.replace(settings, embedder=options["embedder"])
         with Library.open(where, settings) as lib:
             _ = lib.pipeline.detector, lib.pipeline.embedder  # load the models before the clock
             ready = time.perf_counter()

@@ -72,10 +72,15 @@ def test_markdown_has_the_tables() -> None:
         "ready_s": 1.0, "stages": {"detect": 0.5, "embed": 0.2}, "cluster_s": 0.01,
     }  # fmt: skip
     text = compare.markdown(
-        [{**row, "tool": "facetags"}, {**row, "tool": "face_recognition", "photos_per_s": 0.5}],
+        [
+            {**row, "tool": "facetags"},
+            {**row, "tool": compare.DLIB_ROW, "photos_per_s": 1.5},
+            {**row, "tool": "face_recognition", "photos_per_s": 0.5},
+        ],
         {"a": {"numpy": 10_000_000}},
     )
-    assert "| bbt | 5.00x | 1.00x |" in text
+    assert "| bbt | facetags | 5.00x | 1.00x |" in text
+    assert f"| bbt | {compare.DLIB_ROW} | 3.00x | 1.00x |" in text
     assert "| a | 10 | numpy 10 |" in text
 
 

@@ -98,3 +98,30 @@ def test_missing_insightface_pack_is_a_model_error_not_a_download(tmp_path, monk
     monkeypatch.setenv("INSIGHTFACE_HOME", str(tmp_path))
     with pytest.raises(ModelError, match="never downloads"):
         load_embedder("insightface:buffalo_l")
+
+
+def test_dlib_embedder_on_aligned_crops(devtest_crops) -> None:
+    """The opt-in dlib embedder works from facetags' aligned crops (what a library stores): it
+    separates people it never saw, and its id names the exact model file, known without dlib."""
+    pytest.importorskip("dlib")
+    from facetags.vision.embed import DLIB, model_version
+
+    crops, labels = devtest_crops
+    embedder = load_embedder(DLIB)
+    assert embedder.model_id == model_version(DLIB)
+    base, _, version = embedder.model_id.partition("@")
+    assert base == DLIB and len(version) == 12
+    vectors = embedder.embed(crops)
+    assert vectors.shape == (len(crops), 128)
+    assert np.allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
+    sims = vectors @ vectors.T
+    same = labels[:, None] == labels[None, :]
+    off = ~np.eye(len(labels), dtype=bool)
+    # every same-person pair is closer than every pair of different people
+    assert sims[same & off].min() > sims[~same].max()
+    # deterministic, and a mirrored face is still the same person
+    assert np.allclose(embedder.embed(crops[:2]), vectors[:2], atol=1e-5)
+    mirrored = embedder.embed(np.ascontiguousarray(crops[:, :, ::-1]))
+    assert np.min(np.sum(mirrored * vectors, axis=1)) > sims[~same].max()
+    with pytest.raises(ValueError):
+        embedder.embed(np.zeros((1, 100, 100, 3), np.uint8))

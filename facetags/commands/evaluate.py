@@ -32,8 +32,9 @@ def eval_group() -> None:
 @click.option(
     "--embedder",
     default=None,
-    help="Model id (default: the configured embedder), 'insightface:<pack>', or 'dlib' "
-    "(dlib's ResNet teacher, when dlib is installed).",
+    help="Model id (default: the configured embedder), 'dlib-resnet-v1' (dlib's ResNet on facetags' "
+    "aligned crops), 'insightface:<pack>', or 'dlib' (dlib's ResNet on its own chip cut from the "
+    "photo, face_recognition's way); the dlib ones need the [dlib] extra.",
 )
 @click.option("--folds", type=int, default=10, show_default=True, help="Cross-validation folds.")
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")

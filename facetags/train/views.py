@@ -11,8 +11,9 @@ Each view here is a mixup of two training faces, ``lam * a + (1 - lam) * b``, fo
 photometric change (mirror, brightness, contrast, saturation, greyscale, JPEG quality), made once
 in the student's 112x112 crop and once in dlib's 150x150 chip of the same two faces (both frames
 are aligned on the same five landmarks, so the blend is the same blend of faces); dlib then
-describes the blended chip. The teacher costs ~56 ms per view on one core, so views are computed
-once into ``views_NNNNN.npz`` shards (resumable, written atomically) rather than at every step.
+describes the blended chip. Views are computed once into ``views_NNNNN.npz`` shards (resumable,
+written atomically) rather than at every step: the teacher cost ~56 ms a view in dlib's runtime
+(~2 ms since it runs in onnxruntime, ``facetags.vision.dlib_onnx``).
 
 Held-out people (``exclude``) never appear in a view, so per-epoch validation stays clean.
 """

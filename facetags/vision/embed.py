@@ -13,6 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from facetags.errors import ModelError
+from facetags.vision.dlib_teacher import MODEL_ID as DLIB  # opt-in (facetags.vision.dlib_embed)
 from facetags.vision.specs import ModelSpec, get_spec, verified_path
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,10 @@ def model_version(name: str) -> str:
     """The versioned id (what :attr:`Embedder.model_id` will be) of the embedder ``name``, without
     loading it: ``<id>@<sha256 prefix>`` from a shipped spec, ``insightface:<pack>@<fingerprint>``
     for a pack. ModelError when ``name`` cannot be resolved."""
+    if name == DLIB:
+        from facetags.vision.dlib_embed import model_version as dlib_version
+
+        return dlib_version()
     if name.startswith("insightface:"):
         from facetags.vision.insightface_embed import pack_version
 
@@ -98,7 +103,12 @@ def model_version(name: str) -> str:
 
 
 def load_embedder(name: str) -> Embedder:
-    """The embedder called ``name``: a shipped model id, or ``insightface:<pack>`` (opt-in)."""
+    """The embedder called ``name``: a shipped model id, or (opt-in) ``dlib-resnet-v1`` or
+    ``insightface:<pack>``."""
+    if name == DLIB:
+        from facetags.vision.dlib_embed import DlibCropEmbedder
+
+        return DlibCropEmbedder()
     if name.startswith("insightface:"):
         from facetags.vision.insightface_embed import InsightfaceEmbedder
 
