@@ -131,3 +131,37 @@ def test_the_feeder_adds_views_unchanged_and_without_identity(tiny_cache: tuple[
         k = int(np.argmin(np.abs(views[1] - teacher[row]).sum(axis=1)))
         assert np.array_equal(teacher[row], views[1][k])
         assert np.allclose(x[row], normalise(views[0][k : k + 1])[0])
+
+
+@pytest.mark.slow
+def test_online_views_carry_the_teachers_answer_for_the_view(tiny_cache: tuple[Path, list[str]]) -> None:
+    """``fit --online-views N``: each batch gets N fresh mixups of training crops, with dlib's
+    vector for exactly those pixels (through the crop path of the opt-in embedder), centred like
+    the stored teacher vectors, and no identity."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("dlib")
+    from facetags.train.data import PKSampler, load_cache
+    from facetags.train.fit import MEAN, STD, BatchFeeder
+    from facetags.train.views import OnlineViews
+    from facetags.vision.dlib_embed import DlibCropEmbedder
+
+    cache, _ = tiny_cache
+    data = load_cache(cache)
+    mean = data.teacher.mean(axis=0)
+    online = OnlineViews(data.crops, mean)
+    sampler = PKSampler(data.labels, p=2, k=2, u=1, seed=0)
+    feeder = BatchFeeder(data, sampler, strength=1.0, seed=0, online=online, online_batch=3)
+    try:
+        first, second = feeder.get(), feeder.get()
+    finally:
+        feeder.close()
+    x, teacher, labels = first
+    assert x.shape == (8, 112, 112, 3) and teacher.shape == (8, 128)
+    assert (labels[5:] == -1).all() and (labels[:4] >= 0).all()
+    views = np.clip(np.round(x[5:] * STD + MEAN), 0, 255).astype(np.uint8)
+    expected = DlibCropEmbedder().embed(views) - mean
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    assert np.min(np.sum(expected * teacher[5:], axis=1)) > 0.999
+    # fresh views each batch, not blends of nothing: they differ from batch to batch
+    assert not np.allclose(second[0][5:], x[5:])
+    assert np.all(np.linalg.norm(teacher[5:], axis=1) > 0.99)

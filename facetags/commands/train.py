@@ -139,6 +139,14 @@ def _fit_options(f: Any) -> Any:
             help="Views per batch (distillation only).",
         ),
         click.option(
+            "--online-views",
+            type=int,
+            default=0,
+            show_default=True,
+            help="Fresh views per batch, mixed from the training crops and described by the dlib "
+            "teacher as they are made (distillation only).",
+        ),
+        click.option(
             "--shards",
             default="",
             help="Train on exactly these cache shards ('0-76,80'); "

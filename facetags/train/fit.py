@@ -36,7 +36,7 @@ from facetags.train.data import (
 )
 from facetags.train.losses import TRIPLET, cosine_distill, relational_distill
 from facetags.train.model import MEAN, STD, ModelConfig, _all_layers, build_model
-from facetags.train.views import load_views, view_shards
+from facetags.train.views import OnlineViews, load_views, view_shards
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +69,7 @@ class FitConfig:
     grow: bool = False  # pick up shards a concurrent 'train prepare' adds, at each epoch start
     views: str = ""  # consistent-teaching views folder ('train views'); re-read at each epoch start
     view_batch: int = 0  # views per batch (distillation only, not augmented again)
+    online_views: int = 0  # fresh views per batch, described by the teacher as they are made
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -139,9 +140,12 @@ class BatchFeeder:
         depth: int = 4,
         views: tuple[np.ndarray, np.ndarray] | None = None,
         view_batch: int = 0,
+        online: OnlineViews | None = None,
+        online_batch: int = 0,
     ) -> None:
         self.data, self.sampler, self.strength = data, sampler, strength
         self.views, self.view_batch = views, view_batch
+        self.online, self.online_batch = online, online_batch
         self.rng = np.random.default_rng(seed + 1)
         self.q: queue.Queue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.Queue(depth)
         self._stop = threading.Event()
@@ -162,6 +166,11 @@ class BatchFeeder:
                 x = np.concatenate([x, normalise(views[0][pick])])
                 teacher = np.concatenate([teacher, views[1][pick]])
                 labels = np.concatenate([labels, np.full(self.view_batch, -1, labels.dtype)])
+            if self.online is not None and self.online_batch:
+                crops, vectors = self.online.make(self.online_batch, self.rng)
+                x = np.concatenate([x, normalise(crops)])
+                teacher = np.concatenate([teacher, vectors])
+                labels = np.concatenate([labels, np.full(self.online_batch, -1, labels.dtype)])
             item = (x, teacher, labels)
             while not self._stop.is_set():
                 try:
@@ -212,7 +221,7 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         len(val.names) if val else 0,
     )
     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, seed=cfg.seed)
-    batch_size = cfg.p * cfg.k + cfg.u + (cfg.view_batch if cfg.views else 0)
+    batch_size = cfg.p * cfg.k + cfg.u + (cfg.view_batch if cfg.views else 0) + cfg.online_views
     steps = cfg.steps_per_epoch or sampler.steps_per_epoch(len(train))
     total = steps * cfg.epochs
     warmup = min(int(cfg.warmup_epochs * steps), max(total - 1, 0))
@@ -276,7 +285,17 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         return crops, vecs
 
     views = read_views() if cfg.views and cfg.view_batch else None
-    feeder = BatchFeeder(train, sampler, cfg.augment, cfg.seed, views=views, view_batch=cfg.view_batch)
+    online = None
+    if cfg.online_views:  # held-out people are not in ``train``, so never in a view
+        online = OnlineViews(train.crops, teacher_mean if cfg.centre_teacher else None)
+
+    def make_feeder(sampler: PKSampler, seed: int) -> BatchFeeder:
+        return BatchFeeder(
+            train, sampler, cfg.augment, seed, views=views, view_batch=cfg.view_batch,
+            online=online, online_batch=cfg.online_views,
+        )  # fmt: skip
+
+    feeder = make_feeder(sampler, cfg.seed)
     used = parse_shards(cfg.shards) if cfg.shards else []
     try:
         for epoch in range(1, cfg.epochs + 1):
@@ -304,9 +323,7 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
                     )
                     feeder.close()
                     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, seed=cfg.seed + epoch)
-                    feeder = BatchFeeder(
-                        train, sampler, cfg.augment, cfg.seed + epoch, views=views, view_batch=cfg.view_batch
-                    )
+                    feeder = make_feeder(sampler, cfg.seed + epoch)
             if views is not None and epoch > 1 and view_shards(Path(cfg.views)) != views_used:
                 views = read_views()
                 feeder.set_views(views)
