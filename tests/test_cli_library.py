@@ -124,3 +124,19 @@ def test_suggest_move_reject(cli: tuple[dict[str, str], Path], astronaut_path: P
     assert now[copy.face_id]["person_name"] is None
     again = json.loads(run(env, "suggest", str(eileen), "--json").stdout)
     assert copy.face_id not in {r["face_id"] for r in again}  # a rejection is never suggested again
+
+
+def test_an_embedder_that_cannot_load_stops_the_scan_and_marks_no_photo(
+    cli: tuple[dict[str, str], Path], tmp_path: Path
+) -> None:
+    """A model that cannot run at all (an opt-in embedder whose package or pack is missing) is
+    one clear error before anything is recorded, not every photo 'failed'; fixed, the next scan
+    indexes them all."""
+    env, folder = cli
+    broken = {**env, "FACETAGS_EMBEDDER": "insightface:buffalo_l", "INSIGHTFACE_HOME": str(tmp_path / "none")}
+    scan = run(broken, "scan", str(folder), ok=False)
+    assert scan.returncode == 1
+    assert "facetags: error:" in scan.stderr and "never downloads" in scan.stderr
+    assert "Traceback" not in scan.stderr
+    report = json.loads(run(env, "scan", "--json", str(folder)).stdout)
+    assert report["new"] == 2 and report["faces"] >= 6

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 
 from facetags.db.records import FileRow, FileStat
 from facetags.db.store import Store
-from facetags.errors import DecodeError
+from facetags.errors import DecodeError, ModelError
 from facetags.ingest.pipeline import Analysis, Decoded1, Pipeline
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
@@ -118,6 +118,8 @@ class Indexer:
             return self._link(path, photo_id, st, row)
         try:
             analysis = self.pipeline.analyse(decoded.decoded)
+        except ModelError:  # the model cannot run at all (not installed, damaged, a pack not on
+            raise  # disk): no photo can be analysed, so stop rather than record each as failed
         except Exception as exc:  # one photo the models choke on must not stop a scan
             log.warning("%s: analysis failed", path, exc_info=True)
             return self._fail(path, st, f"analysis failed ({type(exc).__name__}: {exc})", row)
