@@ -19,12 +19,11 @@ dlib on its own chip cut from the photo (``python benchmarks/dlib_crop.py``; doc
 from __future__ import annotations
 
 import functools
-import hashlib
-from pathlib import Path
 
 import numpy as np
 
 from facetags.vision.dlib_teacher import MODEL_FILE, MODEL_ID, DlibTeacher, models_folder
+from facetags.vision.specs import sha256_file, versioned
 
 #: dlib's face rectangle (x, y, w, h) in facetags' 112x112 aligned crop: the median of the boxes
 #: dlib's HOG face detector (upsampled once) finds in 288 held-out LFW crops, rounded to pixels
@@ -33,20 +32,13 @@ from facetags.vision.dlib_teacher import MODEL_FILE, MODEL_ID, DlibTeacher, mode
 CROP_RECT = (16.0, 26.0, 90.0, 89.0)
 
 
-@functools.cache
-def _file_digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+#: the model file's sha256, hashed once per process (22 MB: ~12 ms)
+_file_digest = functools.cache(sha256_file)
 
 
 def model_version() -> str:
     """``dlib-resnet-v1@<first 12 hex of the model file's sha256>``, without loading dlib: what
     every vector it makes records. ModelError when the model files are not installed."""
-    from facetags.vision.specs import versioned
-
     return versioned(MODEL_ID, _file_digest(models_folder() / MODEL_FILE)[:12])
 
 
