@@ -165,3 +165,33 @@ def test_online_views_carry_the_teachers_answer_for_the_view(tiny_cache: tuple[P
     # fresh views each batch, not blends of nothing: they differ from batch to batch
     assert not np.allclose(second[0][5:], x[5:])
     assert np.all(np.linalg.norm(teacher[5:], axis=1) > 0.99)
+
+
+@pytest.mark.slow
+def test_consistent_teacher_describes_the_augmented_crops(tiny_cache: tuple[Path, list[str]]) -> None:
+    """``fit --consistent-teacher``: the teacher rows of the ordinary crops are dlib's answer for
+    the augmented crop the student gets, not the cached vector of the clean face."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("dlib")
+    from facetags.train.data import PKSampler, load_cache
+    from facetags.train.fit import MEAN, STD, BatchFeeder
+    from facetags.train.views import OnlineViews
+
+    cache, _ = tiny_cache
+    data = load_cache(cache)
+    mean = data.teacher.mean(axis=0)
+    online = OnlineViews(data.crops, mean)
+    sampler = PKSampler(data.labels, p=2, k=2, u=1, seed=0)
+    feeder = BatchFeeder(data, sampler, strength=1.0, seed=0, online=online, consistent=True)
+    try:
+        x, teacher, labels = feeder.get()
+    finally:
+        feeder.close()
+    assert x.shape == (5, 112, 112, 3) and (labels[:4] >= 0).all()
+    seen = np.clip(np.round(x * STD + MEAN), 0, 255).astype(np.uint8)
+    assert np.min(np.sum(online.describe(seen) * teacher, axis=1)) > 0.999
+    cached = data.teacher - mean
+    cached /= np.linalg.norm(cached, axis=1, keepdims=True)
+    # not simply the clean faces' vectors: augmentation changes what the teacher says
+    nearest = np.max(teacher @ cached.T, axis=1)
+    assert np.min(nearest) < 0.999

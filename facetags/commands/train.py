@@ -147,6 +147,12 @@ def _fit_options(f: Any) -> Any:
             "teacher as they are made (distillation only).",
         ),
         click.option(
+            "--consistent-teacher",
+            is_flag=True,
+            help="The dlib teacher describes each augmented crop as the student sees it, instead "
+            "of the clean face's cached vector.",
+        ),
+        click.option(
             "--shards",
             default="",
             help="Train on exactly these cache shards ('0-76,80'); "

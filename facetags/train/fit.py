@@ -70,6 +70,7 @@ class FitConfig:
     views: str = ""  # consistent-teaching views folder ('train views'); re-read at each epoch start
     view_batch: int = 0  # views per batch (distillation only, not augmented again)
     online_views: int = 0  # fresh views per batch, described by the teacher as they are made
+    consistent_teacher: bool = False  # the teacher describes each augmented crop, not the clean one
     model: ModelConfig = field(default_factory=ModelConfig)
 
 
@@ -142,10 +143,12 @@ class BatchFeeder:
         view_batch: int = 0,
         online: OnlineViews | None = None,
         online_batch: int = 0,
+        consistent: bool = False,
     ) -> None:
         self.data, self.sampler, self.strength = data, sampler, strength
         self.views, self.view_batch = views, view_batch
         self.online, self.online_batch = online, online_batch
+        self.consistent = consistent and online is not None
         self.rng = np.random.default_rng(seed + 1)
         self.q: queue.Queue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.Queue(depth)
         self._stop = threading.Event()
@@ -155,10 +158,13 @@ class BatchFeeder:
     def _run(self) -> None:
         while not self._stop.is_set():
             idx = self.sampler.batch()
-            x = normalise(augment_batch(self.data.crops[idx], self.rng, self.strength))
+            augmented = augment_batch(self.data.crops[idx], self.rng, self.strength)
+            x = normalise(augmented)
             labels = self.data.labels[idx].copy()
             labels[self.sampler.p * self.sampler.k :] = -1  # extra crops: distillation only
-            teacher = self.data.teacher[idx]
+            # the teacher's answer for what the student sees, or for the clean face (the cache)
+            online = self.online if self.consistent else None
+            teacher = online.describe(augmented) if online is not None else self.data.teacher[idx]
             views = self.views  # swapped whole by set_views() while this thread runs
             if views is not None and self.view_batch and len(views[0]):
                 # views carry the teacher's answer for exactly that view: no further augmentation
@@ -286,13 +292,13 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
 
     views = read_views() if cfg.views and cfg.view_batch else None
     online = None
-    if cfg.online_views:  # held-out people are not in ``train``, so never in a view
+    if cfg.online_views or cfg.consistent_teacher:  # held-out people are not in ``train``
         online = OnlineViews(train.crops, teacher_mean if cfg.centre_teacher else None)
 
     def make_feeder(sampler: PKSampler, seed: int) -> BatchFeeder:
         return BatchFeeder(
             train, sampler, cfg.augment, seed, views=views, view_batch=cfg.view_batch,
-            online=online, online_batch=cfg.online_views,
+            online=online, online_batch=cfg.online_views, consistent=cfg.consistent_teacher,
         )  # fmt: skip
 
     feeder = make_feeder(sampler, cfg.seed)

@@ -262,8 +262,12 @@ class OnlineViews:
                 for (a, b), t in zip(pairs, lam, strict=True)
             ]
         )
-        vectors = self.teacher.embed(views)
+        return views, self.describe(views)
+
+    def describe(self, crops: np.ndarray) -> np.ndarray:
+        """The teacher's vectors for exactly these uint8 crops (centred on ``teacher_mean``)."""
+        vectors = self.teacher.embed(crops)
         if self.mean is not None:
             vectors = vectors - self.mean[None, :]
             vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return views, vectors.astype(np.float32)
+        return vectors.astype(np.float32)
