@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -53,15 +54,38 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
         raise LibraryError(f"{path}: cannot open library ({exc})") from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        mode = _journal_wal(conn)
         if str(mode).lower() != "wal":
             log.warning("%s: journal mode is %s, not WAL (a network file system?)", path, mode)
         conn.execute("PRAGMA foreign_keys = ON")
         conn.execute("PRAGMA synchronous = NORMAL")
+    except sqlite3.OperationalError as exc:
+        conn.close()
+        if _locked(exc):
+            raise LibraryError(f"{path}: library is busy ({exc})") from exc
+        raise LibraryError(f"{path}: not a facetags library ({exc})") from exc
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise LibraryError(f"{path}: not a facetags library ({exc})") from exc
     return conn
+
+
+def _locked(exc: sqlite3.OperationalError) -> bool:
+    return "locked" in str(exc) or "busy" in str(exc)
+
+
+def _journal_wal(conn: sqlite3.Connection) -> str:
+    """Switch to WAL. The switch needs the database to itself, and SQLite answers "database is
+    locked" at once, without its busy handler, while another connection opens or switches the
+    same new file (several processes starting on a fresh library): retry for the busy timeout."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            return str(conn.execute("PRAGMA journal_mode = WAL").fetchone()[0])
+        except sqlite3.OperationalError as exc:
+            if not _locked(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 @contextmanager
