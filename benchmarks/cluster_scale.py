@@ -1,6 +1,6 @@
 """Clustering at library scale: 100,000 faces made from real embeddings.
 
-    python benchmarks/cluster_scale.py [--faces 100000] [--pipeline facetags|dlib]
+    python benchmarks/cluster_scale.py [--faces 100000] [--pipeline facetags|dlib] [--model ID]
 
 The real faces (LFW DevTest + DevTrain sample, deepface, BBT from ``.cache/cluster/``, see
 cluster_data.py) are replicated with small perturbations up to ``--faces``: each copy is the
@@ -36,11 +36,18 @@ from facetags.people.incremental import FaceIndex
 log = logging.getLogger("cluster_scale")
 
 
-def real_embeddings(pipeline: str) -> tuple[str, np.ndarray]:
+def real_embeddings(pipeline: str, model: str = "") -> tuple[str, np.ndarray]:
+    """The cached vectors of ``model`` (default: the configured embedder's, for the facetags
+    pipeline, else the last model folder there)."""
     files = sorted((CACHE / pipeline).glob("*/*.npz"))
     if not files:
         raise SystemExit(f"no cached embeddings under {CACHE / pipeline}: run cluster_compare.py first")
-    model = files[-1].parent.name
+    if not model and pipeline == "facetags":
+        from facetags.config import load_settings
+        from facetags.vision.embed import model_version
+
+        model = model_version(load_settings().embedder)
+    model = model if any(f.parent.name == model for f in files) else files[-1].parent.name
     vecs = [np.load(f)["vectors"] for f in files if f.parent.name == model]
     return model, unit(np.concatenate(vecs))
 
@@ -84,11 +91,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--faces", type=int, default=100_000)
     parser.add_argument("--pipeline", default="facetags", choices=["facetags", "dlib"])
+    parser.add_argument(
+        "--model",
+        default="",
+        help="model folder under .cache/cluster/PIPELINE (default: the configured embedder's)",
+    )
     parser.add_argument("--json", type=Path)
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
 
-    model, base = real_embeddings(args.pipeline)
+    model, base = real_embeddings(args.pipeline, args.model)
     threshold = threshold_for(model)
     x = replicate(base, args.faces, threshold)
     log.info("%d faces from %d real %s embeddings, threshold %.3f", len(x), len(base), model, threshold)
