@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -133,6 +134,31 @@ def test_the_feeder_adds_views_unchanged_and_without_identity(tiny_cache: tuple[
         assert np.allclose(x[row], normalise(views[0][k : k + 1])[0])
 
 
+def _online_batches(cache: Path, count: int, **feeder: Any) -> tuple[Any, np.ndarray, Any, list[Any]]:
+    """(crop set, teacher mean, OnlineViews, ``count`` batches) of a feeder with online teaching."""
+    from facetags.train.data import PKSampler, load_cache
+    from facetags.train.fit import BatchFeeder
+    from facetags.train.views import OnlineViews
+
+    data = load_cache(cache)
+    mean = data.teacher.mean(axis=0)
+    online = OnlineViews(data.crops, mean)
+    sampler = PKSampler(data.labels, p=2, k=2, u=1, seed=0)
+    running = BatchFeeder(data, sampler, strength=1.0, seed=0, online=online, **feeder)
+    try:
+        batches = [running.get() for _ in range(count)]
+    finally:
+        running.close()
+    return data, mean, online, batches
+
+
+def _pixels(x: np.ndarray) -> np.ndarray:
+    """The uint8 crops a normalised batch was made from."""
+    from facetags.train.fit import MEAN, STD
+
+    return np.clip(np.round(x * STD + MEAN), 0, 255).astype(np.uint8)
+
+
 @pytest.mark.slow
 def test_online_views_carry_the_teachers_answer_for_the_view(tiny_cache: tuple[Path, list[str]]) -> None:
     """``fit --online-views N``: each batch gets N fresh mixups of training crops, with dlib's
@@ -140,26 +166,13 @@ def test_online_views_carry_the_teachers_answer_for_the_view(tiny_cache: tuple[P
     the stored teacher vectors, and no identity."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("dlib")
-    from facetags.train.data import PKSampler, load_cache
-    from facetags.train.fit import MEAN, STD, BatchFeeder
-    from facetags.train.views import OnlineViews
     from facetags.vision.dlib_embed import DlibCropEmbedder
 
-    cache, _ = tiny_cache
-    data = load_cache(cache)
-    mean = data.teacher.mean(axis=0)
-    online = OnlineViews(data.crops, mean)
-    sampler = PKSampler(data.labels, p=2, k=2, u=1, seed=0)
-    feeder = BatchFeeder(data, sampler, strength=1.0, seed=0, online=online, online_batch=3)
-    try:
-        first, second = feeder.get(), feeder.get()
-    finally:
-        feeder.close()
+    _, mean, _, (first, second) = _online_batches(tiny_cache[0], 2, online_batch=3)
     x, teacher, labels = first
     assert x.shape == (8, 112, 112, 3) and teacher.shape == (8, 128)
     assert (labels[5:] == -1).all() and (labels[:4] >= 0).all()
-    views = np.clip(np.round(x[5:] * STD + MEAN), 0, 255).astype(np.uint8)
-    expected = DlibCropEmbedder().embed(views) - mean
+    expected = DlibCropEmbedder().embed(_pixels(x[5:])) - mean
     expected /= np.linalg.norm(expected, axis=1, keepdims=True)
     assert np.min(np.sum(expected * teacher[5:], axis=1)) > 0.999
     # fresh views each batch, not blends of nothing: they differ from batch to batch
@@ -173,23 +186,9 @@ def test_consistent_teacher_describes_the_augmented_crops(tiny_cache: tuple[Path
     the augmented crop the student gets, not the cached vector of the clean face."""
     pytest.importorskip("tensorflow")
     pytest.importorskip("dlib")
-    from facetags.train.data import PKSampler, load_cache
-    from facetags.train.fit import MEAN, STD, BatchFeeder
-    from facetags.train.views import OnlineViews
-
-    cache, _ = tiny_cache
-    data = load_cache(cache)
-    mean = data.teacher.mean(axis=0)
-    online = OnlineViews(data.crops, mean)
-    sampler = PKSampler(data.labels, p=2, k=2, u=1, seed=0)
-    feeder = BatchFeeder(data, sampler, strength=1.0, seed=0, online=online, consistent=True)
-    try:
-        x, teacher, labels = feeder.get()
-    finally:
-        feeder.close()
+    data, mean, online, ((x, teacher, labels),) = _online_batches(tiny_cache[0], 1, consistent=True)
     assert x.shape == (5, 112, 112, 3) and (labels[:4] >= 0).all()
-    seen = np.clip(np.round(x * STD + MEAN), 0, 255).astype(np.uint8)
-    assert np.min(np.sum(online.describe(seen) * teacher, axis=1)) > 0.999
+    assert np.min(np.sum(online.describe(_pixels(x)) * teacher, axis=1)) > 0.999
     cached = data.teacher - mean
     cached /= np.linalg.norm(cached, axis=1, keepdims=True)
     # not simply the clean faces' vectors: augmentation changes what the teacher says
