@@ -302,15 +302,6 @@ class DlibNet:
 @functools.cache
 def load_net(path: Path) -> DlibNet:
     """Build (once per process) and open the network of the dlib model file ``path``."""
-    import onnxruntime as ort
+    from facetags.vision.mtcnn import open_graph
 
-    from facetags.vision.mtcnn import _threads
-
-    model = build_graph(path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = _threads()
-    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    options.log_severity_level = 3
-    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    return DlibNet(session, threading.Lock())
+    return DlibNet(open_graph(build_graph(path)), threading.Lock())

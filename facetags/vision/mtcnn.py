@@ -202,7 +202,8 @@ class Net:
         return result
 
 
-def _threads() -> int:
+def threads() -> int:
+    """onnxruntime's threads for the graphs built here: ``FACETAGS_THREADS``, else up to 4."""
     env = os.environ.get("FACETAGS_THREADS", "").strip()
     if env:
         try:
@@ -212,14 +213,13 @@ def _threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-@functools.cache
-def load_net(name: str) -> Net:
-    """Build (once per process) and open one MTCNN network with onnxruntime."""
+def open_graph(model: Any) -> Any:
+    """An onnxruntime CPU session for an ONNX ``ModelProto`` built in memory (MTCNN's networks,
+    dlib's, :mod:`facetags.vision.dlib_onnx`): :func:`threads` threads, full graph optimisation."""
     import onnxruntime as ort
 
-    model = build_graph(name)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = _threads()
+    options.intra_op_num_threads = threads()
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -227,6 +227,12 @@ def load_net(name: str) -> Net:
     # Busy-waiting worker threads steal the CPU from numpy and from other processes on a
     # small machine; measured faster without it on 2 shared cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
-    log.debug("built MTCNN %s (%d threads)", name, options.intra_op_num_threads)
+    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+
+@functools.cache
+def load_net(name: str) -> Net:
+    """Build (once per process) and open one MTCNN network with onnxruntime."""
+    session = open_graph(build_graph(name))
+    log.debug("built MTCNN %s", name)
     return Net(name, session, [o.name for o in session.get_outputs()], threading.Lock())
