@@ -78,8 +78,7 @@ def main() -> None:
 
     from PIL import Image
 
-    from facetags.train.data import FaceCropper, load_cache, load_rgb, validation_pairs
-    from facetags.train.fit import centre
+    from facetags.train.data import FaceCropper, centre, load_cache, load_rgb, validation_pairs
     from facetags.vision.align import estimate_transform
     from facetags.vision.dlib_teacher import CHIP_SIZE, DlibTeacher
     from facetags.vision.embed import OnnxEmbedder

@@ -381,6 +381,12 @@ class PKSampler:
 # --------------------------------------------------------------------------- augmentation
 
 
+def centre(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """Subtract the teacher's mean vector and re-normalise (spreads dlib's narrow cone)."""
+    v = vectors - mean[None, :]
+    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
 def augment(crop: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     """One randomly augmented copy of a 112x112 RGB crop (uint8 in, uint8 out)."""
     im = Image.fromarray(crop)

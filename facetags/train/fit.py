@@ -28,6 +28,7 @@ from facetags.train.data import (
     PKSampler,
     augment_batch,
     built_shards,
+    centre,
     format_shards,
     load_cache,
     parse_shards,
@@ -104,12 +105,6 @@ def pair_accuracy(emb: np.ndarray, pairs: np.ndarray, same: np.ndarray) -> tuple
     return best, thr
 
 
-def centre(vectors: np.ndarray, mean: np.ndarray) -> np.ndarray:
-    """Subtract the teacher's mean vector and re-normalise (spreads dlib's narrow cone)."""
-    v = vectors - mean[None, :]
-    return (v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)).astype(np.float32)
-
-
 def recalibrate_bn(
     model: tf.keras.Model, crops: np.ndarray, batches: int = 50, batch: int = 128, seed: int = 0
 ) -> None:
@@ -148,7 +143,8 @@ class BatchFeeder:
         self.data, self.sampler, self.strength = data, sampler, strength
         self.views, self.view_batch = views, view_batch
         self.online, self.online_batch = online, online_batch
-        self.consistent = consistent and online is not None
+        # with ``consistent``, the teacher describes each augmented crop (else: the cache's vector)
+        self.teach_augmented = online if consistent else None
         self.rng = np.random.default_rng(seed + 1)
         self.q: queue.Queue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.Queue(depth)
         self._stop = threading.Event()
@@ -162,9 +158,8 @@ class BatchFeeder:
             x = normalise(augmented)
             labels = self.data.labels[idx].copy()
             labels[self.sampler.p * self.sampler.k :] = -1  # extra crops: distillation only
-            # the teacher's answer for what the student sees, or for the clean face (the cache)
-            online = self.online if self.consistent else None
-            teacher = online.describe(augmented) if online is not None else self.data.teacher[idx]
+            teach = self.teach_augmented
+            teacher = teach.describe(augmented) if teach is not None else self.data.teacher[idx]
             views = self.views  # swapped whole by set_views() while this thread runs
             if views is not None and self.view_batch and len(views[0]):
                 # views carry the teacher's answer for exactly that view: no further augmentation

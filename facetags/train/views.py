@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facetags.train.data import CROP, Item, built_shards, load_rgb
+from facetags.train.data import CROP, Item, built_shards, centre, load_rgb
 
 log = logging.getLogger(__name__)
 
@@ -267,7 +267,4 @@ class OnlineViews:
     def describe(self, crops: np.ndarray) -> np.ndarray:
         """The teacher's vectors for exactly these uint8 crops (centred on ``teacher_mean``)."""
         vectors = self.teacher.embed(crops)
-        if self.mean is not None:
-            vectors = vectors - self.mean[None, :]
-            vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-        return vectors.astype(np.float32)
+        return vectors if self.mean is None else centre(vectors, self.mean)
