@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cluster_data import HELDOUT  # noqa: E402
-from teacher_context import score  # noqa: E402
+from teacher_context import print_figures, score  # noqa: E402
 
 
 def main() -> None:
@@ -84,11 +84,7 @@ def main() -> None:
         "dlib_runtime_ms_per_face": round(dlib_ms, 1),
         "max_abs_diff_onnx_vs_dlib_runtime": float(np.max(np.abs(by_onnx - by_dlib))),
     }
-    if args.json:
-        print(json.dumps(out))
-        return
-    for key, value in out.items():
-        print(f"{key:34s} {value}")
+    print_figures(out, args.json)
 
 
 if __name__ == "__main__":

@@ -67,6 +67,16 @@ def score(vectors: np.ndarray, pairs: np.ndarray, same: np.ndarray) -> dict[str,
     return {"accuracy": round(acc, 4), "auc": round(float(roc_auc_score(same, sims)), 4)}
 
 
+def print_figures(out: dict[str, object], as_json: bool) -> None:
+    """One JSON line, or a ``name  value`` line per figure."""
+    if as_json:
+        print(json.dumps(out))
+        return
+    width = max(map(len, out)) + 2
+    for key, value in out.items():
+        print(f"{key:{width}s}{value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--onnx", type=Path, default=None, help="the student (default: the shipped model)")
@@ -126,11 +136,7 @@ def main() -> None:
         ("student_teacher_cos_heldout_faces", held.crops, held.teacher),
     ):
         out[name] = round(float(np.mean(np.sum(student.embed(crops) * centre(vecs, mean), axis=1))), 3)
-    if args.json:
-        print(json.dumps(out))
-        return
-    for key, value in out.items():
-        print(f"{key:38s} {value}")
+    print_figures(out, args.json)
 
 
 if __name__ == "__main__":
