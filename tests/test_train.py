@@ -6,6 +6,7 @@ people in ../shared/data, cut by our own detector and aligner; skipped where the
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -218,3 +219,115 @@ def test_checkpoint_averaging_is_the_mean_of_the_epochs(trained) -> None:
     assert any(np.max(np.abs(a - b)) > 1e-6 for a, b in zip(first, second, strict=True))
     for a, b, m in zip(first, second, averaged, strict=True):
         np.testing.assert_allclose(m, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
+
+
+# --------------------------------------------------------------------------- blockwise student
+
+
+def test_chip_warp_is_exact_bilinear_and_zero_outside() -> None:
+    """The crop -> chip resampling on a linear ramp: exact inside the crop, 0 outside."""
+    pytest.importorskip("tensorflow")
+    from facetags.train.blockwise import CHIP, CHIP_CENTRE, CHIP_SIDE, Warp, chips_from_crops
+
+    ys, xs = np.mgrid[0:112, 0:112].astype(np.float32)
+    crop = np.stack([xs, ys, 2 * xs - ys + 5], axis=-1)[None]
+    chip = chips_from_crops(crop)[0]
+    assert chip.shape == (CHIP, CHIP, 3)
+    step = CHIP_SIDE / CHIP
+    u = np.arange(CHIP)
+    x = CHIP_CENTRE[0] + (u - CHIP / 2) * step
+    y = CHIP_CENTRE[1] + (u - CHIP / 2) * step
+    cols = (x >= 0) & (x <= 111)
+    rows = (y >= 0) & (y <= 111)
+    inside = chip[np.ix_(rows, cols)]
+    np.testing.assert_allclose(inside[..., 0], np.broadcast_to(x[cols], inside.shape[:2]), atol=1e-4)
+    np.testing.assert_allclose(inside[..., 1], np.broadcast_to(y[rows, None], inside.shape[:2]), atol=1e-4)
+    far = y > 112  # the chip reaches below the crop: nothing there
+    assert far.any() and np.all(chip[far] == 0)
+    # the graph's own resampling (exported into the ONNX file) is the same
+    np.testing.assert_allclose(Warp()(crop).numpy(), chip[None], atol=1e-3)
+
+
+@pytest.fixture(scope="module")
+def blockwise_run(lfw_crops, tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("tensorflow")
+    from facetags.train.blockwise import BlockwiseConfig, fit_blockwise
+    from facetags.train.data import CropSet, Item
+
+    crops, vecs, labels = lfw_crops
+    names = [f"p{v}" for v in range(6)]
+    data = CropSet(crops, vecs, labels, names, [Item("x", "lfw", names[v]) for v in labels])
+    out = tmp_path_factory.mktemp("blocks")
+    held = out / "held.json"
+    held.write_text(json.dumps(names[4:]))
+    cfg = BlockwiseConfig(
+        cache="",
+        out=str(out / "run"),
+        blockwise_steps=24,
+        chained_steps=8,
+        steps_per_epoch=8,
+        p=4,
+        k=4,
+        u=0,
+        lr=3e-3,
+        augment=0.0,
+        val_names_file=str(held),
+        val_pairs=20,
+    )
+    return fit_blockwise(cfg, data=data), Path(cfg.out)
+
+
+@pytest.mark.slow
+def test_blockwise_student_follows_the_teacher_plan_and_learns(blockwise_run, lfw_crops) -> None:
+    """Each block's output has the shape of dlib's at the same place, the taps loss falls in
+    phase 1, and phase 2 adds the triplet term."""
+    from facetags.train.blockwise import Teacher, chips_from_crops
+
+    summary, run = blockwise_run
+    student, history = summary["student"], summary["history"]
+    teacher = Teacher()
+    chips = chips_from_crops((lfw_crops[0][:4].astype(np.float32) - 127.5) / 127.5)
+    _, taps = teacher(chips)
+    acts, emb = student.chained(chips, training=False)
+    assert [tuple(a.shape) for a in acts] == [t.shape for t in taps]
+    assert len(taps) == 15 and emb.shape == (4, 128)
+    assert history[2]["taps"] < history[0]["taps"]  # phase 1: 3 epochs of 8 steps
+    assert "triplet" in history[3] and "triplet" not in history[2]
+    assert summary["parameters"] < 1_600_000
+    for name in ("best", "last", "epoch_004"):
+        assert (run / f"{name}.weights.h5").is_file()
+
+
+@pytest.mark.slow
+def test_blockwise_export_matches_tensorflow_and_reloads(blockwise_run, lfw_crops, tmp_path: Path) -> None:
+    """The exported file (the chip resampling inside) takes the 112 crop like every embedder and
+    gives TensorFlow's vectors; a run's checkpoint reloads into the same student."""
+    from facetags.train.blockwise import inference_embed, load_blockwise
+    from facetags.train.export import export, max_abs_diff
+    from facetags.train.fit import recalibrate_bn
+    from facetags.vision.embed import OnnxEmbedder
+    from facetags.vision.specs import get_spec
+
+    summary, run = blockwise_run
+    crops = lfw_crops[0]
+    student, _ = load_blockwise(run, "last")
+    np.testing.assert_allclose(
+        inference_embed(student, crops), inference_embed(summary["student"], crops), atol=1e-5
+    )
+    recalibrate_bn(student.model, crops, batches=4, batch=24)
+    spec = export(student.model, tmp_path, "test-blocks")
+    assert max_abs_diff(student.model, tmp_path / spec.file, crops) <= 1e-4
+    runtime = OnnxEmbedder(get_spec("test-blocks", root=tmp_path), path=tmp_path / spec.file)
+    got = runtime.embed(crops)
+    assert spread(got) > 0.05
+    np.testing.assert_allclose(got, inference_embed(student, crops), atol=1e-4)
+    # float16 storage: about half the file, the same vectors to float16's precision
+    half = export(student.model, tmp_path / "half", "test-blocks", fp16_weights=True)
+    assert half.extra["fp16_weights"] is True
+    assert (tmp_path / "half" / half.file).stat().st_size < 0.6 * (tmp_path / spec.file).stat().st_size
+    runtime16 = OnnxEmbedder(
+        get_spec("test-blocks", root=tmp_path / "half"), path=tmp_path / "half" / half.file
+    )
+    got16 = runtime16.embed(crops)
+    assert np.max(np.abs(got16 - got)) <= 5e-3
+    assert np.min(np.sum(got16 * got, axis=1)) > 0.9999

@@ -238,11 +238,33 @@ def fit_cmd(**kw: Any) -> None:
 
 
 def _export(
-    run: Path, which: str, out: str, model_id: str, recalibrate: int, flip: bool = False, average: int = 1
+    run: Path,
+    which: str,
+    out: str,
+    model_id: str,
+    recalibrate: int,
+    flip: bool = False,
+    average: int = 1,
+    fp16: bool = False,
 ) -> None:
-    from facetags.train.data import load_cache, parse_shards, split_validation, validation_pairs
-    from facetags.train.export import export, max_abs_diff
-    from facetags.train.fit import average_checkpoints, load_trained, pair_accuracy, recalibrate_bn
+    from facetags.train.blockwise import is_blockwise_run
+
+    if is_blockwise_run(run):
+        if average > 1:
+            raise click.UsageError("--average is for 'train fit' runs")
+        model, train_set, val_set, extra, seed = _load_blockwise(run, which)
+    else:
+        model, train_set, val_set, extra, seed = _load_fit(run, which, recalibrate, average)
+    _write_model(model, train_set, val_set, extra, seed, out, model_id, recalibrate, flip, which, fp16)
+
+
+def _load_fit(
+    run: Path, which: str, recalibrate: int, average: int
+) -> tuple[Any, Any, Any, dict[str, object], int]:
+    """A 'train fit' run's model (``average``: weights averaged over checkpoints), its training
+    and held-out crops, and what the spec records of it."""
+    from facetags.train.data import load_cache, parse_shards, split_validation
+    from facetags.train.fit import average_checkpoints, load_trained
 
     model, cfg = load_trained(run, which)
     history = json.loads((run / "history.json").read_text())
@@ -261,19 +283,71 @@ def _export(
         train_set, val_set = data.split_people(set(json.loads(held_file.read_text())))
     else:
         train_set, val_set = split_validation(data, cfg.val_people, cfg.seed)
-    if recalibrate:
-        recalibrate_bn(model, train_set.crops, batches=recalibrate, seed=cfg.seed)
     arch = "V3-Small" if cfg.model.arch == "v3s" else "V2"
     extra = {
         "architecture": f"MobileNet{arch} alpha {cfg.model.alpha}, {cfg.model.head} head, Dense128+BN+L2",
-        "parameters": int(model.count_params()),
         "epochs": len(history.get("history", [])),
-        "checkpoint": which,
         **({"averaged_epochs": averaged} if averaged else {}),
-        "bn_recalibrated_batches": recalibrate,
         "training": {k: v for k, v in history["config"].items() if k not in ("cache", "out")},
     }
-    spec = export(model, Path(out), model_id, extra=extra, flip=flip)
+    return model, train_set, val_set, extra, cfg.seed
+
+
+def _load_blockwise(run: Path, which: str) -> tuple[Any, Any, Any, dict[str, object], int]:
+    """A 'train blocks' run's student, its training and held-out crops, and its spec record."""
+    from facetags.train.blockwise import load_blockwise
+    from facetags.train.data import load_cache, split_validation
+
+    student, cfg = load_blockwise(run, which)
+    data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
+    if cfg.val_names_file:
+        train_set, val_set = data.split_people(set(json.loads(Path(cfg.val_names_file).read_text())))
+    else:
+        train_set, val_set = split_validation(data, 150, cfg.seed)
+    history = json.loads((run / "history.json").read_text())
+    extra = {
+        "architecture": (
+            "MobileNetV2 inverted residuals (5x5 depthwise) on dlib's ResNet plan: fixed 112->150 "
+            "chip resampling, stem, 14 blocks, GAP, Dense128, L2"
+        ),
+        "epochs": len(history),
+        "training": {
+            k: v
+            for k, v in json.loads((run / "config.json").read_text()).items()
+            if k not in ("cache", "out")
+        },
+    }
+    return student.model, train_set, val_set, extra, cfg.seed
+
+
+def _write_model(
+    model: Any,
+    train_set: Any,
+    val_set: Any,
+    extra: dict[str, object],
+    seed: int,
+    out: str,
+    model_id: str,
+    recalibrate: int,
+    flip: bool,
+    which: str,
+    fp16: bool = False,
+) -> None:
+    """Re-estimate BatchNorm statistics, export, check onnxruntime against TensorFlow, and print
+    the exported file's accuracy on the run's held-out validation pairs."""
+    from facetags.train.data import validation_pairs
+    from facetags.train.export import export, max_abs_diff
+    from facetags.train.fit import pair_accuracy, recalibrate_bn
+
+    if recalibrate:
+        recalibrate_bn(model, train_set.crops, batches=recalibrate, seed=seed)
+    extra = {
+        **extra,
+        "parameters": int(model.count_params()),
+        "checkpoint": which,
+        "bn_recalibrated_batches": recalibrate,
+    }
+    spec = export(model, Path(out), model_id, extra=extra, flip=flip, fp16_weights=fp16)
     diff = max_abs_diff(model, Path(out) / spec.file, train_set.crops[:64], flip=flip)
     val_acc = None
     if len(val_set):  # the exported file on the same held-out pairs as the run's validation
@@ -281,7 +355,7 @@ def _export(
         from facetags.vision.specs import get_spec
 
         runtime = OnnxEmbedder(get_spec(spec.id, root=Path(out)), path=Path(out) / spec.file)
-        pairs, same = validation_pairs(val_set.labels, 600, cfg.seed)
+        pairs, same = validation_pairs(val_set.labels, 600, seed)
         val_acc = pair_accuracy(runtime.embed(val_set.crops), pairs, same)[0]
     click.echo(
         json.dumps({"model": spec.id, "sha256": spec.sha256, "max_abs_diff_vs_tf": diff, "val_acc": val_acc})
@@ -316,13 +390,84 @@ def _export(
     show_default=True,
     help="Average the weights of this many epoch checkpoints ending at the chosen one.",
 )
+@click.option(
+    "--fp16-weights",
+    is_flag=True,
+    help="Store the weights as float16 (half the file; the arithmetic stays float32).",
+)
 def export_cmd(
-    run_dir: str, which: str, out: str, model_id: str, recalibrate_bn: int, flip_tta: bool, average: int
+    run_dir: str,
+    which: str,
+    out: str,
+    model_id: str,
+    recalibrate_bn: int,
+    flip_tta: bool,
+    average: int,
+    fp16_weights: bool,
 ) -> None:
-    """Export a run's checkpoint to ONNX + spec json (checks onnxruntime against TensorFlow);
-    prints the exported model's accuracy on the run's held-out validation pairs."""
+    """Export a run's checkpoint ('train fit' or 'train blocks') to ONNX + spec json (checks
+    onnxruntime against TensorFlow); prints the exported model's accuracy on the run's held-out
+    validation pairs."""
     _log_to_stderr()
-    _export(Path(run_dir), which, out, model_id, recalibrate_bn, flip_tta, average)
+    _export(Path(run_dir), which, out, model_id, recalibrate_bn, flip_tta, average, fp16_weights)
+
+
+@train.command("blocks")
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder.")
+@click.option(
+    "--run",
+    "run_dir",
+    type=click.Path(file_okay=False),
+    default=".cache/train/runs/blocks",
+    show_default=True,
+    help="Run folder: checkpoints, history.json, config.json.",
+)
+@click.option(
+    "--blockwise-steps",
+    type=int,
+    default=1200,
+    show_default=True,
+    help="Phase 1: each block learns the teacher's block from the teacher's input to it.",
+)
+@click.option(
+    "--chained-steps",
+    type=int,
+    default=2400,
+    show_default=True,
+    help="Phase 2: the blocks chained; taps, distillation and triplet terms.",
+)
+@click.option(
+    "--steps-per-epoch", type=int, default=200, show_default=True, help="Steps between checkpoints."
+)
+@click.option("--p", "p", type=int, default=12, show_default=True, help="People per batch.")
+@click.option("--k", "k", type=int, default=4, show_default=True, help="Crops per person.")
+@click.option("--u", "u", type=int, default=16, show_default=True, help="Extra crops from any source.")
+@click.option("--lr", type=float, default=2e-3, show_default=True, help="Phase 1 peak learning rate.")
+@click.option("--chained-lr", type=float, default=1e-3, show_default=True, help="Phase 2 peak learning rate.")
+@click.option("--tap-weight", type=float, default=1.0, show_default=True)
+@click.option("--distill-weight", type=float, default=1.0, show_default=True)
+@click.option("--relational-weight", type=float, default=1.0, show_default=True)
+@click.option("--triplet-weight", type=float, default=1.0, show_default=True)
+@click.option("--margin", type=float, default=0.3, show_default=True)
+@click.option("--augment", type=float, default=1.0, show_default=True, help="Augmentation strength.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--val-names-file",
+    default=HELDOUT_FILE,
+    show_default=True,
+    help="Hold out exactly these people (json list) for validation.",
+)
+@click.option("--init-from", default="", help="Start from these weights (another blocks run's .weights.h5).")
+@click.option("--limit-shards", type=int, default=0, help="Only the first N cache shards (tests).")
+def blocks_cmd(run_dir: str, cache: str | None, **kw: Any) -> None:
+    """Train the blockwise student: a MobileNet on dlib's ResNet plan, taught block by block
+    by dlib's own activations (facetags/train/blockwise.py); export it with 'train export'."""
+    _log_to_stderr()
+    from facetags.train.blockwise import BlockwiseConfig, fit_blockwise
+
+    summary = fit_blockwise(BlockwiseConfig(cache=cache or _default_cache(), out=run_dir, **kw))
+    keep = ("best_val_accuracy", "epochs", "parameters")
+    click.echo(json.dumps({"run": run_dir, **{k: summary[k] for k in keep}}))
 
 
 @train.command("all")

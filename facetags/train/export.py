@@ -99,6 +99,33 @@ def max_abs_diff(
     return float(np.max(np.abs(ort_out - tf_out)))
 
 
+def halve_weights(path: Path, min_size: int = 1024) -> int:
+    """Store the file's large float32 weights as float16, each followed by a Cast back to
+    float32 (onnxruntime folds the casts when it opens the file: float32 arithmetic, half the
+    bytes). Returns how many weight tensors were halved."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    kept, casts = [], []
+    for init in graph.initializer:
+        if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_size:
+            kept.append(init)
+            continue
+        half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{init.name}__fp16")
+        kept.append(half)
+        casts.append(helper.make_node("Cast", [half.name], [init.name], to=TensorProto.FLOAT))
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    nodes = casts + list(graph.node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    onnx.checker.check_model(model)
+    path.write_bytes(model.SerializeToString())
+    return len(casts)
+
+
 def export(
     model: tf.keras.Model,
     out_dir: Path,
@@ -106,9 +133,14 @@ def export(
     extra: dict[str, object] | None = None,
     nchw: bool = True,
     flip: bool = False,
+    fp16_weights: bool = False,
 ) -> ModelSpec:
+    """Export ``model`` as ``out_dir/<model_id>.onnx`` with its spec json. ``fp16_weights``:
+    weights stored as float16 (:func:`halve_weights`; the arithmetic stays float32)."""
     path = export_onnx(model, out_dir / f"{model_id}.onnx", nchw=nchw, flip=flip)
-    spec = write_spec(path, model_id, nchw, {**(extra or {}), "flip_tta": flip})
+    if fp16_weights:
+        halve_weights(path)
+    spec = write_spec(path, model_id, nchw, {**(extra or {}), "flip_tta": flip, "fp16_weights": fp16_weights})
     size = path.stat().st_size
     spec = replace(spec, extra={**spec.extra, "file_bytes": size})
     path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")

@@ -181,9 +181,11 @@ def _out(size: int, kernel: int, stride: int, pad: int) -> int:
     return 1 + (size + 2 * pad - kernel) // stride
 
 
-def build_graph(path: Path) -> Any:
+def build_graph(path: Path, taps: bool = False) -> Any:
     """The ONNX ``ModelProto``: input ``chips`` float32 (N, 150, 150, 3) RGB pixel values 0..255,
-    output ``descriptor`` (N, 128), dlib's vectors (not normalised)."""
+    output ``descriptor`` (N, 128), dlib's vectors (not normalised). With ``taps``, also the
+    activations after the stem (``tap0``) and after each residual block (``tap1``...), NCHW: the
+    targets of the blockwise student (:mod:`facetags.train.blockwise`)."""
     from onnx import TensorProto, checker
 
     means, layers = read_layers(path)
@@ -239,6 +241,7 @@ def build_graph(path: Path) -> Any:
     x, shape = conv(x, shape)
     x = g.node("Relu", [x], "relu")
     x, shape = pool(x, shape, "MaxPool", take("max_pool"))
+    tapped = [(x, shape)]
     while todo and todo[0].kind == "con":
         down = todo[0].stride != (1, 1)
         y, yshape = conv(x, shape)
@@ -253,6 +256,7 @@ def build_graph(path: Path) -> Any:
             "Relu", [g.node("Add", [pad_to(y, yshape, target), pad_to(s, sshape, target)], "sum")], "relu"
         )
         shape = target
+        tapped.append((x, shape))
     last = take("avg_pool")
     if last.kernel != (0, 0):
         raise ModelError(f"{path}: expected the global average pool, found a {last.kernel} pool")
@@ -267,11 +271,15 @@ def build_graph(path: Path) -> Any:
     g.nodes.append(g.helper.make_node("Identity", [out], ["descriptor"]))
     if todo:
         raise ModelError(f"{path}: {len(todo)} layers left over")
+    outputs = [g.helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, ["n", fc.filters])]
+    for k, (name, tap_shape) in enumerate(tapped if taps else []):
+        g.nodes.append(g.helper.make_node("Identity", [name], [f"tap{k}"]))
+        outputs.append(g.helper.make_tensor_value_info(f"tap{k}", TensorProto.FLOAT, ["n", *tap_shape]))
     graph = g.helper.make_graph(
         g.nodes,
         "dlib-resnet-v1",
         [g.helper.make_tensor_value_info("chips", TensorProto.FLOAT, ["n", CHIP, CHIP, 3])],
-        [g.helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, ["n", fc.filters])],
+        outputs,
         initializer=g.inits,
     )
     model = g.helper.make_model(
@@ -298,10 +306,17 @@ class DlibNet:
             out.append(y)
         return np.concatenate(out) if out else np.zeros((0, 128), np.float32)
 
+    def taps(self, chips: np.ndarray) -> list[np.ndarray]:
+        """(descriptor, tap0, tap1, ...) for one batch: the net must be loaded with ``taps``."""
+        names = [o.name for o in self.session.get_outputs()]
+        with self.lock:
+            return list(self.session.run(names, {"chips": np.ascontiguousarray(chips, dtype=np.float32)}))
+
 
 @functools.cache
-def load_net(path: Path) -> DlibNet:
-    """Build (once per process) and open the network of the dlib model file ``path``."""
+def load_net(path: Path, taps: bool = False) -> DlibNet:
+    """Build (once per process) and open the network of the dlib model file ``path`` (``taps``:
+    with the block activations as outputs too, :meth:`DlibNet.taps`)."""
     from facetags.vision.mtcnn import open_graph
 
-    return DlibNet(open_graph(build_graph(path)), threading.Lock())
+    return DlibNet(open_graph(build_graph(path, taps)), threading.Lock())

@@ -1,0 +1,454 @@
+"""Blockwise distillation: a MobileNet student laid out on dlib's ResNet, taught block by block.
+
+The end-to-end student (:mod:`facetags.train.fit`) learns dlib's 128-D vectors from 23k faces
+and stalls at ~90% on LFW: one vector per face is little to learn from. Here the student has the
+teacher's plan (the same input chip, the same stem, one MobileNetV2 inverted-residual block
+for each of dlib's 14 residual blocks, at the same resolutions and widths) so every block can be
+taught the teacher's activations at its own place: thousands of targets per face instead of 128.
+
+* The student's input is dlib's 150x150 chip, cut from facetags' aligned 112x112 crop by one
+  fixed axis-aligned resampling (:func:`warp_matrices`; dlib on such chips scores as on chips
+  from its own landmark fit). The exported graph does the cut itself (two matrix products), so
+  the file still takes the 112x112 crop every facetags embedder takes.
+* Block ``i`` is an inverted residual (1x1 expand, 5x5 depthwise, 1x1 project, BatchNorm) with a
+  shortcut, then ReLU, as dlib's blocks end; a block that halves the resolution has dlib's
+  average-pool shortcut, zero-padded to the new width.
+* **Phase 1** (``--blockwise-steps``): each block gets the teacher's input to it and learns the
+  teacher's output of it (squared error, each tap scaled by its mean square); the head (global
+  average pool, Dense(128), L2 norm) learns the teacher's centred vector from the teacher's last
+  activation. The blocks learn independently, in one step.
+* **Phase 2**: the blocks are chained; the losses are the same taps (now the student's own
+  activations against the teacher's), the distillation terms on the final vector (cosine and
+  batch similarity matrix) and the batch-hard triplet term on the P x K part of the batch.
+
+The teacher (dlib's network in onnxruntime with its block activations as outputs,
+:func:`facetags.vision.dlib_onnx.build_graph`) describes each augmented batch as it is made, so
+it always answers for exactly the image the student sees.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import tensorflow as tf
+
+from facetags.train.data import CropSet, PKSampler, augment_batch, load_cache, validation_pairs
+from facetags.train.losses import TRIPLET, cosine_distill, relational_distill
+from facetags.train.model import MEAN, STD
+
+keras: Any = tf.keras
+log = logging.getLogger(__name__)
+
+CROP = 112
+CHIP = 150
+#: where dlib's chip lies in facetags' aligned crop: centre (x, y) and side, in crop pixels; the
+#: median of dlib's own chip geometry (5-point shape predictor at ``dlib_embed.CROP_RECT``, then
+#: ``get_face_chip_details(shape, 150, 0.25)``) over the 696 crops of the held-out people
+#: (spread: centre 0.9/1.4 px, side 4.7 px, angle 0.05 rad).
+CHIP_CENTRE = (57.0, 72.0)
+CHIP_SIDE = 98.75
+
+
+def warp_matrices() -> tuple[np.ndarray, np.ndarray]:
+    """(rows (150, 112), columns (150, 112)): bilinear weights such that ``rows @ crop @
+    columns.T`` is the chip (per channel); crop pixels outside the crop count as 0."""
+    scale = CHIP_SIDE / CHIP
+
+    def axis(centre: float) -> np.ndarray:
+        m = np.zeros((CHIP, CROP), np.float32)
+        for u in range(CHIP):
+            x = centre + (u - CHIP / 2) * scale
+            x0 = int(np.floor(x))
+            for xi, w in ((x0, 1.0 - (x - x0)), (x0 + 1, x - x0)):
+                if 0 <= xi < CROP:
+                    m[u, xi] += w
+        return m
+
+    return axis(CHIP_CENTRE[1]), axis(CHIP_CENTRE[0])
+
+
+def chips_from_crops(x: np.ndarray) -> np.ndarray:
+    """Normalised (N, 112, 112, 3) crops -> normalised (N, 150, 150, 3) chips (outside: 0)."""
+    rows, cols = warp_matrices()
+    return np.einsum("uy,nyxc,vx->nuvc", rows, x, cols, optimize=True).astype(np.float32)
+
+
+# --------------------------------------------------------------------------- the student
+
+
+@dataclass(frozen=True)
+class BlockPlan:
+    """A teacher tap's shape (height, width, channels) per tap: tap 0 = the stem's output."""
+
+    shapes: tuple[tuple[int, int, int], ...]
+
+
+class PadTo(keras.layers.Layer):
+    """Zero-pad (N, h, w, c) at the end of each axis to (N, H, W, C): dlib's sum of two shapes."""
+
+    def __init__(self, target: tuple[int, int, int], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.target = tuple(target)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        h, w, c = x.shape[1], x.shape[2], x.shape[3]
+        th, tw, tc = self.target
+        return tf.pad(x, [[0, 0], [0, th - h], [0, tw - w], [0, tc - c]])
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "target": self.target}
+
+
+class Warp(keras.layers.Layer):
+    """The fixed crop -> chip resampling of :func:`warp_matrices` (constants, no weights)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        rows, cols = warp_matrices()
+        self.rows, self.cols_t = rows, np.ascontiguousarray(cols.T)
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        # constants made in the traced graph (not captured tensors): the ONNX file holds them
+        nchw = tf.transpose(x, [0, 3, 1, 2])  # (N, 3, 112, 112)
+        chip = tf.matmul(tf.matmul(tf.constant(self.rows), nchw), tf.constant(self.cols_t))
+        return tf.transpose(chip, [0, 2, 3, 1])
+
+
+def _bn(momentum: float) -> Any:
+    return keras.layers.BatchNormalization(momentum=momentum, epsilon=1e-3)
+
+
+def make_stem(out: tuple[int, int, int], momentum: float) -> Any:
+    x = keras.Input((CHIP, CHIP, 3))
+    y = keras.layers.Conv2D(out[2], 7, strides=2, padding="valid", use_bias=False)(x)
+    y = keras.layers.ReLU()(_bn(momentum)(y))
+    y = keras.layers.MaxPool2D(3, 2, padding="valid")(y)
+    return keras.Model(x, y, name="stem")
+
+
+def make_block(
+    index: int,
+    src: tuple[int, int, int],
+    dst: tuple[int, int, int],
+    expand: int,
+    kernel: int,
+    momentum: float,
+) -> Any:
+    """One inverted residual standing for dlib's residual block ``index`` (``src`` -> ``dst``)."""
+    h, w, c = src
+    th, tw, tc = dst
+    x = keras.Input(src)
+    y = keras.layers.Conv2D(c * expand, 1, use_bias=False)(x)
+    y = keras.layers.ReLU()(_bn(momentum)(y))
+    down = (h, w) != (th, tw)
+    if down:
+        pad = 0
+        while (h + 2 * pad - kernel) // 2 + 1 < th:
+            pad += 1
+        y = keras.layers.ZeroPadding2D(pad)(y)
+        y = keras.layers.DepthwiseConv2D(kernel, strides=2, padding="valid", use_bias=False)(y)
+        y = keras.layers.Cropping2D(((0, y.shape[1] - th), (0, y.shape[2] - tw)))(y)
+        s = PadTo(dst)(keras.layers.AveragePooling2D(2, 2, padding="valid")(x))
+    else:
+        y = keras.layers.DepthwiseConv2D(kernel, padding="same", use_bias=False)(y)
+        s = PadTo(dst)(x) if c != tc else x
+    y = keras.layers.ReLU()(_bn(momentum)(y))
+    y = _bn(momentum)(keras.layers.Conv2D(tc, 1, use_bias=False)(y))
+    out = keras.layers.ReLU()(keras.layers.Add()([y, s]))
+    return keras.Model(x, out, name=f"block{index}")
+
+
+def make_head(src: tuple[int, int, int], dim: int) -> Any:
+    x = keras.Input(src)
+    y = keras.layers.GlobalAveragePooling2D()(x)
+    y = keras.layers.Dense(dim, use_bias=False)(y)
+    y = keras.layers.UnitNormalization(axis=1)(y)
+    return keras.Model(x, y, name="head")
+
+
+@dataclass(frozen=True)
+class StudentConfig:
+    expand: tuple[int, ...] = (4, 4, 3, 2)  # expansion for 32, 64, 128 and 256 channels
+    kernel: int = 5
+    dim: int = 128
+    bn_momentum: float = 0.99
+
+
+class Student:
+    """The stem, the blocks and the head as separate Keras models, and the chained whole."""
+
+    def __init__(self, plan: BlockPlan, cfg: StudentConfig) -> None:
+        self.plan, self.cfg = plan, cfg
+        widths = sorted({s[2] for s in plan.shapes})
+        expand = {w: cfg.expand[min(i, len(cfg.expand) - 1)] for i, w in enumerate(widths)}
+        self.stem = make_stem(plan.shapes[0], cfg.bn_momentum)
+        self.blocks = [
+            make_block(
+                i,
+                plan.shapes[i - 1],
+                plan.shapes[i],
+                expand[plan.shapes[i - 1][2]],
+                cfg.kernel,
+                cfg.bn_momentum,
+            )
+            for i in range(1, len(plan.shapes))
+        ]
+        self.head = make_head(plan.shapes[-1], cfg.dim)
+        chip = keras.Input((CHIP, CHIP, 3))
+        y = self.stem(chip)
+        for block in self.blocks:
+            y = block(y)
+        self.body = keras.Model(chip, self.head(y), name="student_body")
+        crop = keras.Input((CROP, CROP, 3))
+        self.model = keras.Model(crop, self.body(Warp()(crop)), name="student")
+
+    def chained(self, chips: tf.Tensor, training: bool) -> tuple[list[tf.Tensor], tf.Tensor]:
+        acts = [self.stem(chips, training=training)]
+        for block in self.blocks:
+            acts.append(block(acts[-1], training=training))
+        return acts, self.head(acts[-1], training=training)
+
+    def params(self) -> int:
+        return int(self.model.count_params())
+
+
+# --------------------------------------------------------------------------- training
+
+
+@dataclass
+class BlockwiseConfig:
+    cache: str
+    out: str
+    blockwise_steps: int = 3000
+    chained_steps: int = 3000
+    steps_per_epoch: int = 250
+    p: int = 12
+    k: int = 4
+    u: int = 16
+    lr: float = 2e-3
+    chained_lr: float = 1e-3
+    weight_decay: float = 5e-5
+    tap_weight: float = 1.0
+    distill_weight: float = 1.0
+    relational_weight: float = 1.0
+    triplet_weight: float = 1.0
+    margin: float = 0.3
+    augment: float = 1.0
+    seed: int = 0
+    val_names_file: str = ""
+    val_pairs: int = 600
+    init_from: str = ""  # a previous run's weights: continue (e.g. phase 2 only)
+    limit_shards: int = 0  # tests: the first N cache shards
+    expand: tuple[int, ...] = (4, 4, 3, 2)
+    kernel: int = 5
+
+
+class Teacher:
+    """dlib's network with its taps; answers in NHWC for normalised chips."""
+
+    def __init__(self) -> None:
+        from facetags.vision.dlib_onnx import load_net
+        from facetags.vision.dlib_teacher import MODEL_FILE, models_folder
+
+        self.net = load_net(models_folder() / MODEL_FILE, taps=True)
+
+    def __call__(self, chips: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        out = self.net.taps(chips * STD + MEAN)
+        return out[0], [np.ascontiguousarray(t.transpose(0, 2, 3, 1)) for t in out[1:]]
+
+    def plan(self) -> BlockPlan:
+        """The shapes of the teacher's taps (one blank chip through the network)."""
+        _, taps = self(np.zeros((1, CHIP, CHIP, 3), np.float32))
+        return BlockPlan(tuple((t.shape[1], t.shape[2], t.shape[3]) for t in taps))
+
+
+class Feeder:
+    """Augmented batches, cut to chips and described by the teacher, in a background thread."""
+
+    def __init__(
+        self, crops: np.ndarray, sampler: PKSampler, teacher: Teacher, strength: float, seed: int
+    ) -> None:
+        self.crops, self.sampler, self.teacher, self.strength = crops, sampler, teacher, strength
+        self.rng = np.random.default_rng(seed)
+        self.q: queue.Queue[Any] = queue.Queue(maxsize=3)
+        self.stop = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        while not self.stop.is_set():
+            idx = self.sampler.batch()
+            x = augment_batch(self.crops[idx], self.rng, self.strength)
+            chips = chips_from_crops((x.astype(np.float32) - MEAN) / STD)
+            vec, taps = self.teacher(chips)
+            item = (chips, vec, taps, self.sampler.labels[idx])
+            while not self.stop.is_set():
+                try:
+                    self.q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def get(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+        return self.q.get()
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join(timeout=5)
+
+
+def inference_embed(student: Student, crops: np.ndarray, batch: int = 128) -> np.ndarray:
+    out = [
+        student.model((crops[i : i + batch].astype(np.float32) - MEAN) / STD, training=False).numpy()
+        for i in range(0, len(crops), batch)
+    ]
+    return np.concatenate(out)
+
+
+def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str, Any]:
+    """Train; checkpoints, ``history.json`` (a row per epoch) and ``config.json`` go to
+    ``cfg.out``. Returns the summary with the trained ``student`` and the ``history``."""
+    from facetags.train.fit import pair_accuracy, set_seeds
+
+    set_seeds(cfg.seed)
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    if data is None:
+        data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
+    if cfg.val_names_file:
+        names = set(json.loads(Path(cfg.val_names_file).read_text(encoding="utf-8")))
+        train, held = data.split_people(names)
+    else:
+        from facetags.train.data import split_validation
+
+        train, held = split_validation(data, 150, cfg.seed)
+    pairs, same = validation_pairs(held.labels, cfg.val_pairs, cfg.seed)
+    teacher = Teacher()
+    student = Student(teacher.plan(), StudentConfig(expand=tuple(cfg.expand), kernel=cfg.kernel))
+    log.info("student: %d parameters, %d blocks", student.params(), len(student.blocks))
+    if cfg.init_from:
+        student.model.load_weights(cfg.init_from)
+    # centre the teacher's vectors (dlib's narrow cone) with the mean over the training crops
+    mean_vec = train.teacher.mean(axis=0).astype(np.float32)
+    sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed)
+    feeder = Feeder(train.crops, sampler, teacher, cfg.augment, cfg.seed)
+    chips, vec, taps, labels = feeder.get()
+    scales = [float(np.mean(t**2)) for t in taps]
+    n_pk = cfg.p * cfg.k
+    total = cfg.blockwise_steps + cfg.chained_steps
+
+    def schedule(lr: float, steps: int) -> Any:
+        warm = min(200, max(1, steps // 10))
+        return keras.optimizers.schedules.CosineDecay(
+            lr * 0.05, steps, alpha=0.02, warmup_target=lr, warmup_steps=warm
+        )
+
+    opt1 = keras.optimizers.AdamW(
+        schedule(cfg.lr, max(1, cfg.blockwise_steps)), weight_decay=cfg.weight_decay
+    )
+    opt2 = keras.optimizers.AdamW(
+        schedule(cfg.chained_lr, max(1, cfg.chained_steps)), weight_decay=cfg.weight_decay
+    )
+    variables = student.model.trainable_variables
+    triplet = TRIPLET["batch-hard"]
+
+    def tap_losses(acts: list[tf.Tensor], targets: list[tf.Tensor]) -> tf.Tensor:
+        return tf.add_n(
+            [tf.reduce_mean(tf.square(a - t)) / s for a, t, s in zip(acts, targets, scales, strict=True)]
+        ) / len(scales)
+
+    def centred(v: tf.Tensor) -> tf.Tensor:
+        return tf.math.l2_normalize(v / tf.norm(v, axis=1, keepdims=True) - mean_vec, axis=1)
+
+    @tf.function(reduce_retracing=True)
+    def step_blockwise(
+        chips: tf.Tensor, vec: tf.Tensor, targets: list[tf.Tensor]
+    ) -> tuple[tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            acts = [student.stem(chips, training=True)]
+            acts += [b(targets[i], training=True) for i, b in enumerate(student.blocks)]
+            emb = student.head(targets[-1], training=True)
+            taps_loss = tap_losses(acts, targets)
+            distill = cosine_distill(emb, centred(vec))
+            loss = cfg.tap_weight * taps_loss + cfg.distill_weight * distill
+        opt1.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return taps_loss, distill
+
+    @tf.function(reduce_retracing=True)
+    def step_chained(
+        chips: tf.Tensor, vec: tf.Tensor, targets: list[tf.Tensor], labels: tf.Tensor
+    ) -> tuple[tf.Tensor, tf.Tensor, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            acts, emb = student.chained(chips, training=True)
+            taps_loss = tap_losses(acts, targets)
+            t = centred(vec)
+            distill = cosine_distill(emb, t) + cfg.relational_weight * relational_distill(emb, t)
+            trip = triplet(emb[:n_pk], labels[:n_pk], cfg.margin)
+            loss = cfg.tap_weight * taps_loss + cfg.distill_weight * distill + cfg.triplet_weight * trip
+        opt2.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
+        return taps_loss, distill, trip
+
+    history: list[dict[str, float]] = []
+    best = -1.0
+    sums: dict[str, float] = {}
+    started = time.time()
+    try:
+        for step in range(1, total + 1):
+            chips, vec, taps, labels = feeder.get()
+            targets = [tf.constant(t) for t in taps]
+            if step <= cfg.blockwise_steps:
+                tl, dl = step_blockwise(tf.constant(chips), tf.constant(vec), targets)
+                parts = {"taps": float(tl), "distill": float(dl)}
+            else:
+                tl, dl, tr = step_chained(tf.constant(chips), tf.constant(vec), targets, tf.constant(labels))
+                parts = {"taps": float(tl), "distill": float(dl), "triplet": float(tr)}
+            for key, value in parts.items():
+                sums[key] = sums.get(key, 0.0) + value
+            if step % cfg.steps_per_epoch == 0 or step == total:
+                n = cfg.steps_per_epoch if step % cfg.steps_per_epoch == 0 else step % cfg.steps_per_epoch
+                acc, _ = pair_accuracy(inference_embed(student, held.crops), pairs, same)
+                row = {"step": step, "val_accuracy": acc, "minutes": (time.time() - started) / 60}
+                row.update({k: v / n for k, v in sums.items()})
+                history.append(row)
+                sums = {}
+                epoch = len(history)
+                student.model.save_weights(out / f"epoch_{epoch:03d}.weights.h5")
+                student.model.save_weights(out / "last.weights.h5")
+                if acc > best:
+                    best = acc
+                    student.model.save_weights(out / "best.weights.h5")
+                (out / "history.json").write_text(json.dumps(history, indent=1))
+                log.info("epoch %d (step %d): %s", epoch, step, json.dumps(row))
+    finally:
+        feeder.close()
+    return {
+        "best_val_accuracy": best,
+        "epochs": len(history),
+        "parameters": student.params(),
+        "history": history,
+        "student": student,
+    }
+
+
+def load_blockwise(run: Path, which: str = "best") -> tuple[Student, BlockwiseConfig]:
+    """A blockwise run's student with the weights of checkpoint ``which`` (best, last, epoch_NNN)."""
+    raw = json.loads((run / "config.json").read_text())
+    raw["expand"] = tuple(raw["expand"])
+    cfg = BlockwiseConfig(**raw)
+    student = Student(Teacher().plan(), StudentConfig(expand=cfg.expand, kernel=cfg.kernel))
+    student.model.load_weights(run / f"{which}.weights.h5")
+    return student, cfg
+
+
+def is_blockwise_run(run: Path) -> bool:
+    config = run / "config.json"
+    return config.is_file() and "blockwise_steps" in json.loads(config.read_text())
