@@ -6,10 +6,11 @@ command bodies so that ``facetags --help`` stays light.
 The shipped model is reproduced by::
 
     facetags train prepare --data ../shared/data --cache .cache/train/crops-v1
-    facetags train fit --cache .cache/train/crops-v1 --run .cache/train/runs/ship --seed 0 ...
-    facetags train export --run .cache/train/runs/ship --out models/
+    facetags train blocks --cache .cache/train/crops-v1 --run .cache/train/runs/bw1
+    facetags train export --run .cache/train/runs/bw1 --fp16-weights --out models/
 
-(``facetags train all`` runs the three in a row.) The exact options of the shipped model are in
+(``train fit`` trains the previous, end-to-end student; ``facetags train all`` runs prepare, fit
+and export in a row.) The exact options of the shipped model are in
 its model card, ``models/facetags-mobilenet-v1.md``.
 """
 
