@@ -302,25 +302,23 @@ def test_blockwise_student_follows_the_teacher_plan_and_learns(blockwise_run, lf
 def test_blockwise_export_matches_tensorflow_and_reloads(blockwise_run, lfw_crops, tmp_path: Path) -> None:
     """The exported file (the chip resampling inside) takes the 112 crop like every embedder and
     gives TensorFlow's vectors; a run's checkpoint reloads into the same student."""
-    from facetags.train.blockwise import inference_embed, load_blockwise
+    from facetags.train.blockwise import load_blockwise
     from facetags.train.export import export, max_abs_diff
-    from facetags.train.fit import recalibrate_bn
+    from facetags.train.fit import embed, recalibrate_bn
     from facetags.vision.embed import OnnxEmbedder
     from facetags.vision.specs import get_spec
 
     summary, run = blockwise_run
     crops = lfw_crops[0]
     student, _ = load_blockwise(run, "last")
-    np.testing.assert_allclose(
-        inference_embed(student, crops), inference_embed(summary["student"], crops), atol=1e-5
-    )
+    np.testing.assert_allclose(embed(student.model, crops), embed(summary["student"].model, crops), atol=1e-5)
     recalibrate_bn(student.model, crops, batches=4, batch=24)
     spec = export(student.model, tmp_path, "test-blocks")
     assert max_abs_diff(student.model, tmp_path / spec.file, crops) <= 1e-4
     runtime = OnnxEmbedder(get_spec("test-blocks", root=tmp_path), path=tmp_path / spec.file)
     got = runtime.embed(crops)
     assert spread(got) > 0.05
-    np.testing.assert_allclose(got, inference_embed(student, crops), atol=1e-4)
+    np.testing.assert_allclose(got, embed(student.model, crops), atol=1e-4)
     # float16 storage: about half the file, the same vectors to float16's precision
     half = export(student.model, tmp_path / "half", "test-blocks", fp16_weights=True)
     assert half.extra["fp16_weights"] is True

@@ -28,6 +28,7 @@ it always answers for exactly the image the student sees.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import queue
@@ -41,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from facetags.train.data import CropSet, PKSampler, augment_batch, load_cache, validation_pairs
+from facetags.train.fit import embed, normalise, pair_accuracy, set_seeds
 from facetags.train.losses import TRIPLET, cosine_distill, relational_distill
 from facetags.train.model import MEAN, STD
 
@@ -57,6 +59,7 @@ CHIP_CENTRE = (57.0, 72.0)
 CHIP_SIDE = 98.75
 
 
+@functools.cache
 def warp_matrices() -> tuple[np.ndarray, np.ndarray]:
     """(rows (150, 112), columns (150, 112)): bilinear weights such that ``rows @ crop @
     columns.T`` is the chip (per channel); crop pixels outside the crop count as 0."""
@@ -287,7 +290,7 @@ class Feeder:
         while not self.stop.is_set():
             idx = self.sampler.batch()
             x = augment_batch(self.crops[idx], self.rng, self.strength)
-            chips = chips_from_crops((x.astype(np.float32) - MEAN) / STD)
+            chips = chips_from_crops(normalise(x))
             vec, taps = self.teacher(chips)
             item = (chips, vec, taps, self.sampler.labels[idx])
             while not self.stop.is_set():
@@ -305,19 +308,9 @@ class Feeder:
         self.thread.join(timeout=5)
 
 
-def inference_embed(student: Student, crops: np.ndarray, batch: int = 128) -> np.ndarray:
-    out = [
-        student.model((crops[i : i + batch].astype(np.float32) - MEAN) / STD, training=False).numpy()
-        for i in range(0, len(crops), batch)
-    ]
-    return np.concatenate(out)
-
-
 def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str, Any]:
     """Train; checkpoints, ``history.json`` (a row per epoch) and ``config.json`` go to
     ``cfg.out``. Returns the summary with the trained ``student`` and the ``history``."""
-    from facetags.train.fit import pair_accuracy, set_seeds
-
     set_seeds(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -415,7 +408,7 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
                 sums[key] = sums.get(key, 0.0) + value
             if step % cfg.steps_per_epoch == 0 or step == total:
                 n = cfg.steps_per_epoch if step % cfg.steps_per_epoch == 0 else step % cfg.steps_per_epoch
-                acc, _ = pair_accuracy(inference_embed(student, held.crops), pairs, same)
+                acc, _ = pair_accuracy(embed(student.model, held.crops), pairs, same)
                 row = {"step": step, "val_accuracy": acc, "minutes": (time.time() - started) / 60}
                 row.update({k: v / n for k, v in sums.items()})
                 history.append(row)
