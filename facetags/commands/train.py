@@ -296,15 +296,14 @@ def _load_fit(
 
 def _load_blockwise(run: Path, which: str) -> tuple[Any, Any, Any, dict[str, object], int]:
     """A 'train blocks' run's student, its training and held-out crops, and its spec record."""
-    from facetags.train.blockwise import load_blockwise
-    from facetags.train.data import load_cache, split_validation
+    from dataclasses import asdict
+
+    from facetags.train.blockwise import load_blockwise, split_held_out
+    from facetags.train.data import load_cache
 
     student, cfg = load_blockwise(run, which)
     data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
-    if cfg.val_names_file:
-        train_set, val_set = data.split_people(set(json.loads(Path(cfg.val_names_file).read_text())))
-    else:
-        train_set, val_set = split_validation(data, 150, cfg.seed)
+    train_set, val_set = split_held_out(cfg, data)
     history = json.loads((run / "history.json").read_text())
     extra = {
         "architecture": (
@@ -312,11 +311,7 @@ def _load_blockwise(run: Path, which: str) -> tuple[Any, Any, Any, dict[str, obj
             "chip resampling, stem, 14 blocks, GAP, Dense128, L2"
         ),
         "epochs": len(history),
-        "training": {
-            k: v
-            for k, v in json.loads((run / "config.json").read_text()).items()
-            if k not in ("cache", "out")
-        },
+        "training": {k: v for k, v in asdict(cfg).items() if k not in ("cache", "out")},
     }
     return student.model, train_set, val_set, extra, cfg.seed
 

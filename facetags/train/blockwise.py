@@ -31,8 +31,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import queue
-import threading
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -41,8 +39,16 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
-from facetags.train.data import CropSet, PKSampler, augment_batch, load_cache, validation_pairs
-from facetags.train.fit import embed, normalise, pair_accuracy, set_seeds
+from facetags.train.data import (
+    CropSet,
+    PKSampler,
+    augment_batch,
+    centre,
+    load_cache,
+    split_validation,
+    validation_pairs,
+)
+from facetags.train.fit import Prefetcher, embed, normalise, pair_accuracy, set_seeds
 from facetags.train.losses import TRIPLET, cosine_distill, relational_distill
 from facetags.train.model import MEAN, STD
 
@@ -264,8 +270,10 @@ class Teacher:
         self.net = load_net(models_folder() / MODEL_FILE, taps=True)
 
     def __call__(self, chips: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+        """(unit descriptors (N, 128), NHWC taps)."""
         out = self.net.taps(chips * STD + MEAN)
-        return out[0], [np.ascontiguousarray(t.transpose(0, 2, 3, 1)) for t in out[1:]]
+        vectors = out[0] / np.maximum(np.linalg.norm(out[0], axis=1, keepdims=True), 1e-12)
+        return vectors, [np.ascontiguousarray(t.transpose(0, 2, 3, 1)) for t in out[1:]]
 
     def plan(self) -> BlockPlan:
         """The shapes of the teacher's taps (one blank chip through the network)."""
@@ -273,39 +281,39 @@ class Teacher:
         return BlockPlan(tuple((t.shape[1], t.shape[2], t.shape[3]) for t in taps))
 
 
-class Feeder:
-    """Augmented batches, cut to chips and described by the teacher, in a background thread."""
+class Feeder(Prefetcher):
+    """Augmented batches cut to chips, with the teacher's centred vectors (``teacher_mean``:
+    dlib's narrow cone spread out, :func:`facetags.train.data.centre`) and its taps."""
 
     def __init__(
-        self, crops: np.ndarray, sampler: PKSampler, teacher: Teacher, strength: float, seed: int
+        self,
+        crops: np.ndarray,
+        sampler: PKSampler,
+        teacher: Teacher,
+        teacher_mean: np.ndarray,
+        strength: float,
+        seed: int,
     ) -> None:
         self.crops, self.sampler, self.teacher, self.strength = crops, sampler, teacher, strength
+        self.teacher_mean = teacher_mean
         self.rng = np.random.default_rng(seed)
-        self.q: queue.Queue[Any] = queue.Queue(maxsize=3)
-        self.stop = threading.Event()
-        self.thread = threading.Thread(target=self._run, daemon=True)
-        self.thread.start()
+        super().__init__(depth=3)
 
-    def _run(self) -> None:
-        while not self.stop.is_set():
-            idx = self.sampler.batch()
-            x = augment_batch(self.crops[idx], self.rng, self.strength)
-            chips = chips_from_crops(normalise(x))
-            vec, taps = self.teacher(chips)
-            item = (chips, vec, taps, self.sampler.labels[idx])
-            while not self.stop.is_set():
-                try:
-                    self.q.put(item, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
+    def make(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
+        idx = self.sampler.batch()
+        x = augment_batch(self.crops[idx], self.rng, self.strength)
+        chips = chips_from_crops(normalise(x))
+        vectors, taps = self.teacher(chips)
+        return chips, centre(vectors, self.teacher_mean), taps, self.sampler.labels[idx]
 
-    def get(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
-        return self.q.get()
 
-    def close(self) -> None:
-        self.stop.set()
-        self.thread.join(timeout=5)
+def split_held_out(cfg: BlockwiseConfig, data: CropSet) -> tuple[CropSet, CropSet]:
+    """(training crops, held-out validation crops) of a run: the people of ``val_names_file``,
+    else 150 people drawn with the run's seed."""
+    if cfg.val_names_file:
+        names = set(json.loads(Path(cfg.val_names_file).read_text(encoding="utf-8")))
+        return data.split_people(names)
+    return split_validation(data, 150, cfg.seed)
 
 
 def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str, Any]:
@@ -317,13 +325,7 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     if data is None:
         data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
-    if cfg.val_names_file:
-        names = set(json.loads(Path(cfg.val_names_file).read_text(encoding="utf-8")))
-        train, held = data.split_people(names)
-    else:
-        from facetags.train.data import split_validation
-
-        train, held = split_validation(data, 150, cfg.seed)
+    train, held = split_held_out(cfg, data)
     pairs, same = validation_pairs(held.labels, cfg.val_pairs, cfg.seed)
     teacher = Teacher()
     student = Student(teacher.plan(), StudentConfig(expand=tuple(cfg.expand), kernel=cfg.kernel))
@@ -333,7 +335,7 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
     # centre the teacher's vectors (dlib's narrow cone) with the mean over the training crops
     mean_vec = train.teacher.mean(axis=0).astype(np.float32)
     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed)
-    feeder = Feeder(train.crops, sampler, teacher, cfg.augment, cfg.seed)
+    feeder = Feeder(train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed)
     chips, vec, taps, labels = feeder.get()
     scales = [float(np.mean(t**2)) for t in taps]
     n_pk = cfg.p * cfg.k
@@ -359,9 +361,6 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
             [tf.reduce_mean(tf.square(a - t)) / s for a, t, s in zip(acts, targets, scales, strict=True)]
         ) / len(scales)
 
-    def centred(v: tf.Tensor) -> tf.Tensor:
-        return tf.math.l2_normalize(v / tf.norm(v, axis=1, keepdims=True) - mean_vec, axis=1)
-
     @tf.function(reduce_retracing=True)
     def step_blockwise(
         chips: tf.Tensor, vec: tf.Tensor, targets: list[tf.Tensor]
@@ -371,7 +370,7 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
             acts += [b(targets[i], training=True) for i, b in enumerate(student.blocks)]
             emb = student.head(targets[-1], training=True)
             taps_loss = tap_losses(acts, targets)
-            distill = cosine_distill(emb, centred(vec))
+            distill = cosine_distill(emb, vec)
             loss = cfg.tap_weight * taps_loss + cfg.distill_weight * distill
         opt1.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return taps_loss, distill
@@ -383,8 +382,7 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
         with tf.GradientTape() as tape:
             acts, emb = student.chained(chips, training=True)
             taps_loss = tap_losses(acts, targets)
-            t = centred(vec)
-            distill = cosine_distill(emb, t) + cfg.relational_weight * relational_distill(emb, t)
+            distill = cosine_distill(emb, vec) + cfg.relational_weight * relational_distill(emb, vec)
             trip = triplet(emb[:n_pk], labels[:n_pk], cfg.margin)
             loss = cfg.tap_weight * taps_loss + cfg.distill_weight * distill + cfg.triplet_weight * trip
         opt2.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))

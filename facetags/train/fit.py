@@ -19,6 +19,7 @@ import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import tensorflow as tf
@@ -124,8 +125,40 @@ def recalibrate_bn(
             layer.momentum = m
 
 
-class BatchFeeder:
-    """Builds augmented batches in a background thread (numpy/PIL release the GIL)."""
+class Prefetcher:
+    """Makes batches in a background thread (numpy, PIL and onnxruntime release the GIL) into a
+    queue of ``depth``; subclasses set their fields, then call this ``__init__``, and define
+    :meth:`make`."""
+
+    def __init__(self, depth: int) -> None:
+        self.q: queue.Queue[Any] = queue.Queue(depth)
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def make(self) -> Any:
+        raise NotImplementedError
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            item = self.make()
+            while not self._stop.is_set():
+                try:
+                    self.q.put(item, timeout=0.5)
+                    break
+                except queue.Full:
+                    continue
+
+    def get(self) -> Any:
+        return self.q.get()
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+class BatchFeeder(Prefetcher):
+    """Augmented P x K batches (with views, online views or the teacher on each augmented crop)."""
 
     def __init__(
         self,
@@ -146,49 +179,32 @@ class BatchFeeder:
         # with ``consistent``, the teacher describes each augmented crop (else: the cache's vector)
         self.teach_augmented = online if consistent else None
         self.rng = np.random.default_rng(seed + 1)
-        self.q: queue.Queue[tuple[np.ndarray, np.ndarray, np.ndarray]] = queue.Queue(depth)
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        super().__init__(depth)
 
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            idx = self.sampler.batch()
-            augmented = augment_batch(self.data.crops[idx], self.rng, self.strength)
-            x = normalise(augmented)
-            labels = self.data.labels[idx].copy()
-            labels[self.sampler.p * self.sampler.k :] = -1  # extra crops: distillation only
-            teach = self.teach_augmented
-            teacher = teach.describe(augmented) if teach is not None else self.data.teacher[idx]
-            views = self.views  # swapped whole by set_views() while this thread runs
-            if views is not None and self.view_batch and len(views[0]):
-                # views carry the teacher's answer for exactly that view: no further augmentation
-                pick = self.rng.integers(0, len(views[0]), self.view_batch)
-                x = np.concatenate([x, normalise(views[0][pick])])
-                teacher = np.concatenate([teacher, views[1][pick]])
-                labels = np.concatenate([labels, np.full(self.view_batch, -1, labels.dtype)])
-            if self.online is not None and self.online_batch:
-                crops, vectors = self.online.make(self.online_batch, self.rng)
-                x = np.concatenate([x, normalise(crops)])
-                teacher = np.concatenate([teacher, vectors])
-                labels = np.concatenate([labels, np.full(self.online_batch, -1, labels.dtype)])
-            item = (x, teacher, labels)
-            while not self._stop.is_set():
-                try:
-                    self.q.put(item, timeout=0.5)
-                    break
-                except queue.Full:
-                    continue
-
-    def get(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return self.q.get()
+    def make(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        idx = self.sampler.batch()
+        augmented = augment_batch(self.data.crops[idx], self.rng, self.strength)
+        x = normalise(augmented)
+        labels = self.data.labels[idx].copy()
+        labels[self.sampler.p * self.sampler.k :] = -1  # extra crops: distillation only
+        teach = self.teach_augmented
+        teacher = teach.describe(augmented) if teach is not None else self.data.teacher[idx]
+        views = self.views  # swapped whole by set_views() while this thread runs
+        if views is not None and self.view_batch and len(views[0]):
+            # views carry the teacher's answer for exactly that view: no further augmentation
+            pick = self.rng.integers(0, len(views[0]), self.view_batch)
+            x = np.concatenate([x, normalise(views[0][pick])])
+            teacher = np.concatenate([teacher, views[1][pick]])
+            labels = np.concatenate([labels, np.full(self.view_batch, -1, labels.dtype)])
+        if self.online is not None and self.online_batch:
+            crops, vectors = self.online.make(self.online_batch, self.rng)
+            x = np.concatenate([x, normalise(crops)])
+            teacher = np.concatenate([teacher, vectors])
+            labels = np.concatenate([labels, np.full(self.online_batch, -1, labels.dtype)])
+        return x, teacher, labels
 
     def set_views(self, views: tuple[np.ndarray, np.ndarray]) -> None:
         self.views = views
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
 
 
 def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
