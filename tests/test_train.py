@@ -329,3 +329,25 @@ def test_blockwise_export_matches_tensorflow_and_reloads(blockwise_run, lfw_crop
     got16 = runtime16.embed(crops)
     assert np.max(np.abs(got16 - got)) <= 5e-3
     assert np.min(np.sum(got16 * got, axis=1)) > 0.9999
+
+
+@pytest.mark.slow
+def test_blockwise_checkpoint_averaging(blockwise_run) -> None:
+    """'train export --average N' on a blocks run: the mean of the N epoch checkpoints ending at
+    the chosen one (best: the first epoch with the best validation accuracy)."""
+    from facetags.commands.train import _epoch_of
+    from facetags.train.blockwise import load_blockwise
+    from facetags.train.fit import average_checkpoints
+
+    summary, run = blockwise_run
+    history = summary["history"]
+    assert _epoch_of("last", history, 1) == len(history) == 4
+    assert _epoch_of("epoch_002", history, 1) == 2 and _epoch_of("best", history, 3) == 3
+    student, _ = load_blockwise(run, "epoch_003")
+    third = student.model.get_weights()
+    student.model.load_weights(run / "epoch_004.weights.h5")
+    fourth = student.model.get_weights()
+    assert average_checkpoints(student.model, run, last=4, count=2) == [3, 4]
+    assert any(np.max(np.abs(a - b)) > 1e-6 for a, b in zip(third, fourth, strict=True))
+    for a, b, m in zip(third, fourth, student.model.get_weights(), strict=True):
+        np.testing.assert_allclose(m, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)

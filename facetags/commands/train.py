@@ -250,10 +250,10 @@ def _export(
 ) -> None:
     from facetags.train.blockwise import is_blockwise_run
 
+    if average > 1 and not recalibrate:
+        raise click.UsageError("--average needs --recalibrate-bn (averaged weights lack BN statistics)")
     if is_blockwise_run(run):
-        if average > 1:
-            raise click.UsageError("--average is for 'train fit' runs")
-        model, train_set, val_set, extra, seed = _load_blockwise(run, which)
+        model, train_set, val_set, extra, seed = _load_blockwise(run, which, average)
     else:
         model, train_set, val_set, extra, seed = _load_fit(run, which, recalibrate, average)
     _write_model(model, train_set, val_set, extra, seed, out, model_id, recalibrate, flip, which, fp16)
@@ -271,12 +271,10 @@ def _load_fit(
     history = json.loads((run / "history.json").read_text())
     averaged: list[int] = []
     if average > 1:
-        if not recalibrate:
-            raise click.UsageError("--average needs --recalibrate-bn (averaged weights lack BN statistics)")
-        last = int(history["best_epoch"]) if which == "best" else len(history.get("history", []))
-        if which.startswith("epoch_"):
-            last = int(which.removeprefix("epoch_"))
-        averaged = average_checkpoints(model, run, last, average)
+        rows = history.get("history", [])
+        averaged = average_checkpoints(
+            model, run, _epoch_of(which, rows, int(history["best_epoch"])), average
+        )
     # the same shards the run trained on (a cache may have grown since)
     data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards) if cfg.shards else None)
     held_file = run / "val_people.json"
@@ -294,23 +292,41 @@ def _load_fit(
     return model, train_set, val_set, extra, cfg.seed
 
 
-def _load_blockwise(run: Path, which: str) -> tuple[Any, Any, Any, dict[str, object], int]:
-    """A 'train blocks' run's student, its training and held-out crops, and its spec record."""
+def _epoch_of(which: str, rows: list[dict[str, Any]], best_epoch: int) -> int:
+    """The epoch number (1-based) of checkpoint ``which`` of a run with these history rows."""
+    if which == "best":
+        return best_epoch
+    if which.startswith("epoch_"):
+        return int(which.removeprefix("epoch_"))
+    return len(rows)
+
+
+def _load_blockwise(run: Path, which: str, average: int = 1) -> tuple[Any, Any, Any, dict[str, object], int]:
+    """A 'train blocks' run's student (``average``: weights averaged over checkpoints), its
+    training and held-out crops, and its spec record."""
     from dataclasses import asdict
 
     from facetags.train.blockwise import load_blockwise, split_held_out
     from facetags.train.data import load_cache
+    from facetags.train.fit import average_checkpoints
 
     student, cfg = load_blockwise(run, which)
+    history = json.loads((run / "history.json").read_text())
+    averaged: list[int] = []
+    if average > 1:
+        # the first epoch with the best validation accuracy is the one best.weights.h5 holds
+        accs = [row["val_accuracy"] for row in history]
+        best_epoch = accs.index(max(accs)) + 1
+        averaged = average_checkpoints(student.model, run, _epoch_of(which, history, best_epoch), average)
     data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
     train_set, val_set = split_held_out(cfg, data)
-    history = json.loads((run / "history.json").read_text())
     extra = {
         "architecture": (
             "MobileNetV2 inverted residuals (5x5 depthwise) on dlib's ResNet plan: fixed 112->150 "
             "chip resampling, stem, 14 blocks, GAP, Dense128, L2"
         ),
         "epochs": len(history),
+        **({"averaged_epochs": averaged} if averaged else {}),
         "training": {k: v for k, v in asdict(cfg).items() if k not in ("cache", "out")},
     }
     return student.model, train_set, val_set, extra, cfg.seed
@@ -384,7 +400,8 @@ def _write_model(
     type=click.IntRange(min=1),
     default=1,
     show_default=True,
-    help="Average the weights of this many epoch checkpoints ending at the chosen one.",
+    help="Average the weights of this many epoch checkpoints ending at the chosen one "
+    "(needs --recalibrate-bn).",
 )
 @click.option(
     "--fp16-weights",
