@@ -270,6 +270,7 @@ def blockwise_run(lfw_crops, tmp_path_factory: pytest.TempPathFactory):
         k=4,
         u=0,
         lr=3e-3,
+        triplet_weight=1.0,  # the whole phase-2 loss, triplet term included
         augment=0.0,
         val_names_file=str(held),
         val_pairs=20,
