@@ -224,6 +224,24 @@ def test_checkpoint_averaging_is_the_mean_of_the_epochs(trained) -> None:
 # --------------------------------------------------------------------------- blockwise student
 
 
+def test_blocks_expand_option_is_parsed_and_checked(tmp_path: Path) -> None:
+    """'train blocks --expand' gives the student's widths; nonsense is refused before any work."""
+    import click
+    from click.testing import CliRunner
+
+    from facetags.cli import cli
+    from facetags.commands.train import _expansions
+
+    assert _expansions("6,6,4,3") == (6, 6, 4, 3)
+    for bad in ("4,x,3,2", "4,0,3,2", ""):
+        with pytest.raises(click.BadParameter):
+            _expansions(bad)
+    args = ["--library", str(tmp_path / "unused.db"), "train", "blocks", "--run", str(tmp_path / "run")]
+    result = CliRunner().invoke(cli, [*args, "--expand", "4,four"])
+    assert result.exit_code == 2 and "comma-separated whole numbers" in result.output
+    assert not (tmp_path / "run").exists()
+
+
 def test_chip_warp_is_exact_bilinear_and_zero_outside() -> None:
     """The crop -> chip resampling on a linear ramp: exact inside the crop, 0 outside."""
     pytest.importorskip("tensorflow")

@@ -295,6 +295,17 @@ def _load_fit(
     return model, train_set, val_set, extra, cfg.seed
 
 
+def _expansions(value: str) -> tuple[int, ...]:
+    """'4,4,3,2' -> (4, 4, 3, 2): one expansion factor >= 1 per block width."""
+    try:
+        factors = tuple(int(part) for part in value.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{value!r}: comma-separated whole numbers, e.g. 4,4,3,2") from None
+    if not factors or min(factors) < 1:
+        raise click.BadParameter(f"{value!r}: every factor must be at least 1")
+    return factors
+
+
 def _epoch_of(which: str, rows: list[dict[str, Any]], best_epoch: int) -> int:
     """The epoch number (1-based) of checkpoint ``which`` of a run with these history rows."""
     if which == "best":
@@ -482,6 +493,14 @@ def export_cmd(
 )
 @click.option("--init-from", default="", help="Start from these weights (another blocks run's .weights.h5).")
 @click.option("--limit-shards", type=int, default=0, help="Only the first N cache shards (tests).")
+@click.option(
+    "--expand",
+    default="4,4,3,2",
+    show_default=True,
+    callback=lambda _ctx, _param, value: _expansions(value),
+    help="Inverted-residual expansion for the 32-, 64-, 128- and 256-channel blocks (wider: more "
+    "accurate, larger, slower).",
+)
 def blocks_cmd(run_dir: str, cache: str | None, **kw: Any) -> None:
     """Train the blockwise student: a MobileNet on dlib's ResNet plan, taught block by block
     by dlib's own activations (facetags/train/blockwise.py); export it with 'train export'."""
