@@ -355,11 +355,14 @@ def test_blockwise_checkpoint_averaging(blockwise_run) -> None:
     """'train export --average N' on a blocks run: the mean of the N epoch checkpoints ending at
     the chosen one (best: the first epoch with the best validation accuracy)."""
     from facetags.commands.train import _epoch_of
-    from facetags.train.blockwise import load_blockwise
+    from facetags.train.blockwise import best_epoch, load_blockwise
     from facetags.train.fit import average_checkpoints
 
     summary, run = blockwise_run
     history = summary["history"]
+    accs = [row["val_accuracy"] for row in history]
+    assert accs[best_epoch(history) - 1] == max(accs) == summary["best_val_accuracy"]
+    assert max(accs) not in accs[: best_epoch(history) - 1]  # the first such epoch
     assert _epoch_of("last", history, 1) == len(history) == 4
     assert _epoch_of("epoch_002", history, 1) == 2 and _epoch_of("best", history, 3) == 3
     student, _ = load_blockwise(run, "epoch_003")

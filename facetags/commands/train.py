@@ -320,7 +320,7 @@ def _load_blockwise(run: Path, which: str, average: int = 1) -> tuple[Any, Any, 
     training and held-out crops, and its spec record."""
     from dataclasses import asdict
 
-    from facetags.train.blockwise import load_blockwise, split_held_out
+    from facetags.train.blockwise import best_epoch, load_blockwise, split_held_out
     from facetags.train.data import load_cache
     from facetags.train.fit import average_checkpoints
 
@@ -328,10 +328,8 @@ def _load_blockwise(run: Path, which: str, average: int = 1) -> tuple[Any, Any, 
     history = json.loads((run / "history.json").read_text())
     averaged: list[int] = []
     if average > 1:
-        # the first epoch with the best validation accuracy is the one best.weights.h5 holds
-        accs = [row["val_accuracy"] for row in history]
-        best_epoch = accs.index(max(accs)) + 1
-        averaged = average_checkpoints(student.model, run, _epoch_of(which, history, best_epoch), average)
+        last = _epoch_of(which, history, best_epoch(history))
+        averaged = average_checkpoints(student.model, run, last, average)
     data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
     train_set, val_set = split_held_out(cfg, data)
     extra = {

@@ -442,6 +442,13 @@ def load_blockwise(run: Path, which: str = "best") -> tuple[Student, BlockwiseCo
     return student, cfg
 
 
+def best_epoch(history: list[dict[str, Any]]) -> int:
+    """The epoch (1-based) whose weights ``best.weights.h5`` holds: the first with the highest
+    validation accuracy, as :func:`fit_blockwise` saves only on a strict improvement."""
+    accs = [row["val_accuracy"] for row in history]
+    return accs.index(max(accs)) + 1
+
+
 def is_blockwise_run(run: Path) -> bool:
     config = run / "config.json"
     return config.is_file() and "blockwise_steps" in json.loads(config.read_text())
