@@ -373,3 +373,73 @@ def test_blockwise_checkpoint_averaging(blockwise_run) -> None:
     assert any(np.max(np.abs(a - b)) > 1e-6 for a, b in zip(third, fourth, strict=True))
     for a, b, m in zip(third, fourth, student.model.get_weights(), strict=True):
         np.testing.assert_allclose(m, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_blockwise_run_resumes_where_it_stopped(lfw_crops, tmp_path: Path) -> None:
+    """A run stopped at a checkpoint continues with --resume: the same schedule (the optimizers'
+    step counters and moments come back), the history kept, new batches after the stop."""
+    pytest.importorskip("tensorflow")
+    from facetags.train.blockwise import STATE_FILE, BlockwiseConfig, fit_blockwise
+    from facetags.train.data import CropSet, Item
+
+    crops, vecs, labels = lfw_crops
+    names = [f"p{v}" for v in range(6)]
+    data = CropSet(crops, vecs, labels, names, [Item("x", "lfw", names[v]) for v in labels])
+    held = tmp_path / "held.json"
+    held.write_text(json.dumps(names[4:]))
+    cfg = BlockwiseConfig(
+        cache="",
+        out=str(tmp_path / "run"),
+        blockwise_steps=4,
+        chained_steps=8,
+        steps_per_epoch=4,
+        p=4,
+        k=4,
+        u=0,
+        augment=0.0,
+        val_names_file=str(held),
+        val_pairs=20,
+    )
+    run = Path(cfg.out)
+    with pytest.raises(ValueError, match="checkpoint step"):
+        fit_blockwise(cfg, data=data, stop_at=6)
+    first = fit_blockwise(cfg, data=data, stop_at=8)  # phase 1 and one epoch of phase 2
+    assert [row["step"] for row in first["history"]] == [4, 8]
+    stopped = first["student"].model.get_weights()
+    with np.load(run / STATE_FILE) as state:
+        assert int(state["step"]) == 8 and int(state["opt0_0"]) == 4 and int(state["opt1_0"]) == 4
+        moments = [state[key] for key in state.files if key.startswith("opt1_") and key != "opt1_0"]
+    assert any(np.abs(m).max() > 0 for m in moments)  # phase 2's Adam moments are saved
+
+    other = BlockwiseConfig(**{**cfg.__dict__, "lr": 1e-2})
+    with pytest.raises(ValueError, match="other settings"):
+        fit_blockwise(other, data=data, resume=True)
+
+    resumed = fit_blockwise(cfg, data=data, resume=True)
+    assert [row["step"] for row in resumed["history"]] == [4, 8, 12]
+    assert resumed["history"][:2] == first["history"]
+    assert json.loads((run / "history.json").read_text()) == resumed["history"]
+    with np.load(run / STATE_FILE) as state:
+        # phase 1's counter came back (no phase-1 step after the stop); phase 2's went on
+        assert int(state["step"]) == 12 and int(state["opt0_0"]) == 4 and int(state["opt1_0"]) == 8
+    after = resumed["student"].model.get_weights()
+    assert any(np.abs(a - b).max() > 1e-6 for a, b in zip(stopped, after, strict=True))
+    # nothing left to do: resuming a finished run changes nothing
+    again = fit_blockwise(cfg, data=data, resume=True)
+    assert again["history"] == resumed["history"]
+
+
+def test_train_blocks_resume_takes_the_runs_own_settings(tmp_path: Path) -> None:
+    """--resume refuses training options (the run's config.json holds them) and a folder that
+    is not a run, before any work."""
+    from click.testing import CliRunner
+
+    from facetags.cli import cli
+
+    args = ["--library", str(tmp_path / "unused.db"), "train", "blocks", "--resume"]
+    result = CliRunner().invoke(cli, [*args, "--run", str(tmp_path), "--lr", "0.01"])
+    assert result.exit_code == 2 and "drop --lr" in result.output
+    result = CliRunner().invoke(cli, [*args, "--run", str(tmp_path / "none")])
+    assert result.exit_code == 1 and "nothing to resume" in result.output
+    assert not (tmp_path / "none").exists()

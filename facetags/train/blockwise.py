@@ -33,6 +33,7 @@ from __future__ import annotations
 import functools
 import json
 import logging
+import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -318,13 +319,72 @@ def split_held_out(cfg: BlockwiseConfig, data: CropSet) -> tuple[CropSet, CropSe
     return split_validation(data, 150, cfg.seed)
 
 
-def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str, Any]:
-    """Train; checkpoints, ``history.json`` (a row per epoch) and ``config.json`` go to
-    ``cfg.out``. Returns the summary with the trained ``student`` and the ``history``."""
+STATE_FILE = "state.npz"
+
+
+def _save_state(out: Path, epoch: int, step: int, scales: list[float], optimizers: list[Any]) -> None:
+    """The optimizers' variables (step counters, moments) and the taps' loss scales after
+    checkpoint ``epoch``, replaced atomically: a run killed at any moment resumes from a
+    consistent epoch."""
+    arrays: dict[str, np.ndarray] = {
+        "epoch": np.asarray(epoch),
+        "step": np.asarray(step),
+        "scales": np.asarray(scales, np.float64),
+    }
+    for i, opt in enumerate(optimizers):
+        for j, var in enumerate(opt.variables):
+            arrays[f"opt{i}_{j}"] = np.asarray(var.numpy())
+    tmp = out / (STATE_FILE + ".tmp.npz")
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
+    os.replace(tmp, out / STATE_FILE)
+
+
+def _read_state(out: Path) -> dict[str, np.ndarray]:
+    with np.load(out / STATE_FILE) as state:
+        return {key: state[key] for key in state.files}
+
+
+def _restore(state: dict[str, np.ndarray], optimizers: list[Any]) -> None:
+    """Put the optimizers' variables saved by :func:`_save_state` back."""
+    for i, opt in enumerate(optimizers):
+        for j, var in enumerate(opt.variables):
+            var.assign(state[f"opt{i}_{j}"])
+
+
+def read_config(run: Path) -> BlockwiseConfig:
+    """The settings a blockwise run was started with (its ``config.json``)."""
+    raw = json.loads((run / "config.json").read_text())
+    raw["expand"] = tuple(raw["expand"])
+    return BlockwiseConfig(**raw)
+
+
+def fit_blockwise(
+    cfg: BlockwiseConfig, data: CropSet | None = None, *, resume: bool = False, stop_at: int = 0
+) -> dict[str, Any]:
+    """Train; checkpoints, ``history.json`` (a row per epoch), ``state.npz`` (the optimizers,
+    for ``resume``) and ``config.json`` go to ``cfg.out``. Returns the summary with the trained
+    ``student`` and the ``history``.
+
+    ``resume``: continue the run in ``cfg.out`` (started with the same ``cfg``) from its last
+    complete checkpoint, with its weights, optimizer moments and learning-rate schedule; the
+    batches drawn after it differ from those of an uninterrupted run. ``stop_at``: stop after
+    the checkpoint at this step (0: at the end), to be resumed later.
+    """
+    if stop_at % cfg.steps_per_epoch:
+        raise ValueError(f"stop_at must be a checkpoint step (a multiple of {cfg.steps_per_epoch})")
     set_seeds(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    state: dict[str, np.ndarray] = {}
+    if resume:
+        if not (out / STATE_FILE).is_file():
+            raise FileNotFoundError(f"{out} has no {STATE_FILE}: nothing to resume")
+        if read_config(out) != cfg:
+            raise ValueError(f"{out} was started with other settings (its config.json)")
+        state = _read_state(out)
+    else:
+        (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
+    start = int(state["step"]) if state else 0
     if data is None:
         data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
     train, held = split_held_out(cfg, data)
@@ -332,14 +392,18 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
     teacher = Teacher()
     student = Student(teacher.plan(), StudentConfig(expand=tuple(cfg.expand), kernel=cfg.kernel))
     log.info("student: %d parameters, %d blocks", student.params(), len(student.blocks))
-    if cfg.init_from:
+    if cfg.init_from and not resume:
         student.model.load_weights(cfg.init_from)
     # centre the teacher's vectors (dlib's narrow cone) with the mean over the training crops
     mean_vec = train.teacher.mean(axis=0).astype(np.float32)
-    sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed)
-    feeder = Feeder(train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed)
-    chips, vec, taps, labels = feeder.get()
-    scales = [float(np.mean(t**2)) for t in taps]
+    # a resumed run draws new batches (seeded by its step), not the first ones again
+    sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed + start)
+    feeder = Feeder(train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed + start)
+    if state:
+        scales = [float(v) for v in state["scales"]]
+    else:
+        _, _, taps, _ = feeder.get()
+        scales = [float(np.mean(t**2)) for t in taps]
     n_pk = cfg.p * cfg.k
     total = cfg.blockwise_steps + cfg.chained_steps
 
@@ -356,6 +420,15 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
         schedule(cfg.chained_lr, max(1, cfg.chained_steps)), weight_decay=cfg.weight_decay
     )
     variables = student.model.trainable_variables
+    opt1.build(variables)
+    opt2.build(variables)
+    history: list[dict[str, float]] = []
+    if state:
+        _restore(state, [opt1, opt2])
+        epoch = int(state["epoch"])
+        student.model.load_weights(out / f"epoch_{epoch:03d}.weights.h5")
+        history = json.loads((out / "history.json").read_text())[:epoch]
+        log.info("resuming %s at step %d (epoch %d)", out, start, epoch)
     triplet = TRIPLET["batch-hard"]
 
     def tap_losses(acts: list[tf.Tensor], targets: list[tf.Tensor]) -> tf.Tensor:
@@ -390,12 +463,11 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
         opt2.apply_gradients(zip(tape.gradient(loss, variables), variables, strict=True))
         return taps_loss, distill, trip
 
-    history: list[dict[str, float]] = []
-    best = -1.0
+    best = max((row["val_accuracy"] for row in history), default=-1.0)
     sums: dict[str, float] = {}
-    started = time.time()
+    started = time.time() - (history[-1]["minutes"] * 60 if history else 0.0)
     try:
-        for step in range(1, total + 1):
+        for step in range(start + 1, total + 1):
             chips, vec, taps, labels = feeder.get()
             targets = [tf.constant(t) for t in taps]
             if step <= cfg.blockwise_steps:
@@ -419,8 +491,14 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
                 if acc > best:
                     best = acc
                     student.model.save_weights(out / "best.weights.h5")
-                (out / "history.json").write_text(json.dumps(history, indent=1))
+                # history first: it may run ahead of state.npz (resume cuts it back), never behind
+                tmp = out / "history.json.tmp"
+                tmp.write_text(json.dumps(history, indent=1))
+                os.replace(tmp, out / "history.json")
+                _save_state(out, epoch, step, scales, [opt1, opt2])
                 log.info("epoch %d (step %d): %s", epoch, step, json.dumps(row))
+                if step == stop_at:
+                    break
     finally:
         feeder.close()
     return {
@@ -434,9 +512,7 @@ def fit_blockwise(cfg: BlockwiseConfig, data: CropSet | None = None) -> dict[str
 
 def load_blockwise(run: Path, which: str = "best") -> tuple[Student, BlockwiseConfig]:
     """A blockwise run's student with the weights of checkpoint ``which`` (best, last, epoch_NNN)."""
-    raw = json.loads((run / "config.json").read_text())
-    raw["expand"] = tuple(raw["expand"])
-    cfg = BlockwiseConfig(**raw)
+    cfg = read_config(run)
     student = Student(Teacher().plan(), StudentConfig(expand=cfg.expand, kernel=cfg.kernel))
     student.model.load_weights(run / f"{which}.weights.h5")
     return student, cfg
