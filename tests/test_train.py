@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -266,32 +267,44 @@ def test_chip_warp_is_exact_bilinear_and_zero_outside() -> None:
     np.testing.assert_allclose(Warp()(crop).numpy(), chip[None], atol=1e-3)
 
 
-@pytest.fixture(scope="module")
-def blockwise_run(lfw_crops, tmp_path_factory: pytest.TempPathFactory):
-    pytest.importorskip("tensorflow")
-    from facetags.train.blockwise import BlockwiseConfig, fit_blockwise
+def tiny_blocks_run(lfw_crops, folder: Path, **settings: Any):
+    """(config, crops) of a small blockwise run in ``folder``: the 6 people of ``lfw_crops``,
+    the last 2 held out for validation, P x K = 4 x 4, no augmentation."""
+    from facetags.train.blockwise import BlockwiseConfig
     from facetags.train.data import CropSet, Item
 
     crops, vecs, labels = lfw_crops
     names = [f"p{v}" for v in range(6)]
     data = CropSet(crops, vecs, labels, names, [Item("x", "lfw", names[v]) for v in labels])
-    out = tmp_path_factory.mktemp("blocks")
-    held = out / "held.json"
+    held = folder / "held.json"
     held.write_text(json.dumps(names[4:]))
     cfg = BlockwiseConfig(
         cache="",
-        out=str(out / "run"),
-        blockwise_steps=24,
-        chained_steps=8,
-        steps_per_epoch=8,
+        out=str(folder / "run"),
         p=4,
         k=4,
         u=0,
-        lr=3e-3,
-        triplet_weight=1.0,  # the whole phase-2 loss, triplet term included
         augment=0.0,
         val_names_file=str(held),
         val_pairs=20,
+        **settings,
+    )
+    return cfg, data
+
+
+@pytest.fixture(scope="module")
+def blockwise_run(lfw_crops, tmp_path_factory: pytest.TempPathFactory):
+    pytest.importorskip("tensorflow")
+    from facetags.train.blockwise import fit_blockwise
+
+    cfg, data = tiny_blocks_run(
+        lfw_crops,
+        tmp_path_factory.mktemp("blocks"),
+        blockwise_steps=24,
+        chained_steps=8,
+        steps_per_epoch=8,
+        lr=3e-3,
+        triplet_weight=1.0,  # the whole phase-2 loss, triplet term included
     )
     return fit_blockwise(cfg, data=data), Path(cfg.out)
 
@@ -381,26 +394,8 @@ def test_blockwise_run_resumes_where_it_stopped(lfw_crops, tmp_path: Path) -> No
     step counters and moments come back), the history kept, new batches after the stop."""
     pytest.importorskip("tensorflow")
     from facetags.train.blockwise import STATE_FILE, BlockwiseConfig, fit_blockwise
-    from facetags.train.data import CropSet, Item
 
-    crops, vecs, labels = lfw_crops
-    names = [f"p{v}" for v in range(6)]
-    data = CropSet(crops, vecs, labels, names, [Item("x", "lfw", names[v]) for v in labels])
-    held = tmp_path / "held.json"
-    held.write_text(json.dumps(names[4:]))
-    cfg = BlockwiseConfig(
-        cache="",
-        out=str(tmp_path / "run"),
-        blockwise_steps=4,
-        chained_steps=8,
-        steps_per_epoch=4,
-        p=4,
-        k=4,
-        u=0,
-        augment=0.0,
-        val_names_file=str(held),
-        val_pairs=20,
-    )
+    cfg, data = tiny_blocks_run(lfw_crops, tmp_path, blockwise_steps=4, chained_steps=8, steps_per_epoch=4)
     run = Path(cfg.out)
     with pytest.raises(ValueError, match="checkpoint step"):
         fit_blockwise(cfg, data=data, stop_at=6)
