@@ -411,6 +411,8 @@ def test_blockwise_run_resumes_where_it_stopped(lfw_crops, tmp_path: Path) -> No
     with pytest.raises(ValueError, match="other settings"):
         fit_blockwise(other, data=data, resume=True)
 
+    with pytest.raises(ValueError, match="already at step 8"):
+        fit_blockwise(cfg, data=data, resume=True, stop_at=4)
     resumed = fit_blockwise(cfg, data=data, resume=True)
     assert [row["step"] for row in resumed["history"]] == [4, 8, 12]
     assert resumed["history"][:2] == first["history"]

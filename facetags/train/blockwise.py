@@ -385,6 +385,8 @@ def fit_blockwise(
     else:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     start = int(state["step"]) if state else 0
+    if 0 < stop_at <= start:
+        raise ValueError(f"the run is already at step {start}: nothing to do before step {stop_at}")
     if data is None:
         data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
     train, held = split_held_out(cfg, data)
