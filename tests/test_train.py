@@ -393,11 +393,12 @@ def test_blockwise_run_resumes_where_it_stopped(lfw_crops, tmp_path: Path) -> No
     """A run stopped at a checkpoint continues with --resume: the same schedule (the optimizers'
     step counters and moments come back), the history kept, new batches after the stop."""
     pytest.importorskip("tensorflow")
+    from facetags.errors import ConfigError
     from facetags.train.blockwise import STATE_FILE, BlockwiseConfig, fit_blockwise
 
     cfg, data = tiny_blocks_run(lfw_crops, tmp_path, blockwise_steps=4, chained_steps=8, steps_per_epoch=4)
     run = Path(cfg.out)
-    with pytest.raises(ValueError, match="checkpoint step"):
+    with pytest.raises(ConfigError, match="checkpoint step"):
         fit_blockwise(cfg, data=data, stop_at=6)
     first = fit_blockwise(cfg, data=data, stop_at=8)  # phase 1 and one epoch of phase 2
     assert [row["step"] for row in first["history"]] == [4, 8]
@@ -408,10 +409,10 @@ def test_blockwise_run_resumes_where_it_stopped(lfw_crops, tmp_path: Path) -> No
     assert any(np.abs(m).max() > 0 for m in moments)  # phase 2's Adam moments are saved
 
     other = BlockwiseConfig(**{**cfg.__dict__, "lr": 1e-2})
-    with pytest.raises(ValueError, match="other settings"):
+    with pytest.raises(ConfigError, match="other settings"):
         fit_blockwise(other, data=data, resume=True)
 
-    with pytest.raises(ValueError, match="already at step 8"):
+    with pytest.raises(ConfigError, match="already at step 8"):
         fit_blockwise(cfg, data=data, resume=True, stop_at=4)
     resumed = fit_blockwise(cfg, data=data, resume=True)
     assert [row["step"] for row in resumed["history"]] == [4, 8, 12]
@@ -427,16 +428,25 @@ def test_blockwise_run_resumes_where_it_stopped(lfw_crops, tmp_path: Path) -> No
     assert again["history"] == resumed["history"]
 
 
-def test_train_blocks_resume_takes_the_runs_own_settings(tmp_path: Path) -> None:
-    """--resume refuses training options (the run's config.json holds them) and a folder that
-    is not a run, before any work."""
-    from click.testing import CliRunner
-
-    from facetags.cli import cli
+def test_train_blocks_resume_takes_the_runs_own_settings(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--resume refuses training options (the run's config.json holds them), a folder that is
+    not a run and a run without saved state, in one line and before any work."""
+    from facetags.cli import main
 
     args = ["--library", str(tmp_path / "unused.db"), "train", "blocks", "--resume"]
-    result = CliRunner().invoke(cli, [*args, "--run", str(tmp_path), "--lr", "0.01"])
-    assert result.exit_code == 2 and "drop --lr" in result.output
-    result = CliRunner().invoke(cli, [*args, "--run", str(tmp_path / "none")])
-    assert result.exit_code == 1 and "nothing to resume" in result.output
+    runs = [
+        (["--run", str(tmp_path), "--lr", "0.01"], 2, "drop --lr"),
+        (["--run", str(tmp_path / "none")], 1, "not a 'train blocks' run"),
+    ]
+    older = tmp_path / "older"  # a run from before state.npz: its config alone
+    older.mkdir()
+    (older / "config.json").write_text(json.dumps({"cache": "", "out": str(older), "expand": [4, 4, 3, 2]}))
+    runs.append((["--run", str(older)], 1, "nothing to resume"))
+    for extra, code, message in runs:
+        with pytest.raises(SystemExit) as info:
+            main([*args, *extra])
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == code and message in err and "Traceback" not in err, err
     assert not (tmp_path / "none").exists()

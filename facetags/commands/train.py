@@ -533,16 +533,12 @@ def blocks_cmd(run_dir: str, cache: str | None, resume: bool, stop_at: int, **kw
     _log_to_stderr()
     from facetags.train.blockwise import BlockwiseConfig, fit_blockwise, read_config
 
-    if resume:
-        if not (Path(run_dir) / "config.json").is_file():
-            raise click.ClickException(f"{run_dir} is not a 'train blocks' run: nothing to resume")
-        cfg = read_config(Path(run_dir))
-    else:
-        cfg = BlockwiseConfig(cache=cache or _default_cache(), out=run_dir, **kw)
-    if stop_at % cfg.steps_per_epoch:
-        raise click.BadParameter(
-            f"a checkpoint step (a multiple of {cfg.steps_per_epoch})", param_hint="--stop-at"
-        )
+    # fit_blockwise checks the run and --stop-at (ConfigError: one line) before any work
+    cfg = (
+        read_config(Path(run_dir))
+        if resume
+        else BlockwiseConfig(cache=cache or _default_cache(), out=run_dir, **kw)
+    )
     summary = fit_blockwise(cfg, resume=resume, stop_at=stop_at)
     keep = ("best_val_accuracy", "epochs", "parameters")
     click.echo(json.dumps({"run": run_dir, **{k: summary[k] for k in keep}}))

@@ -42,12 +42,14 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from facetags.errors import ConfigError
 from facetags.train.data import (
     CropSet,
     PKSampler,
     augment_batch,
     centre,
     load_cache,
+    save_npz_atomic,
     split_validation,
     validation_pairs,
 )
@@ -334,9 +336,7 @@ def _save_state(out: Path, epoch: int, step: int, scales: list[float], optimizer
     for i, opt in enumerate(optimizers):
         for j, var in enumerate(opt.variables):
             arrays[f"opt{i}_{j}"] = np.asarray(var.numpy())
-    tmp = out / (STATE_FILE + ".tmp.npz")
-    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
-    os.replace(tmp, out / STATE_FILE)
+    save_npz_atomic(out / STATE_FILE, **arrays)
 
 
 def _read_state(out: Path) -> dict[str, np.ndarray]:
@@ -353,6 +353,8 @@ def _restore(state: dict[str, np.ndarray], optimizers: list[Any]) -> None:
 
 def read_config(run: Path) -> BlockwiseConfig:
     """The settings a blockwise run was started with (its ``config.json``)."""
+    if not (run / "config.json").is_file():
+        raise ConfigError(f"{run} is not a 'train blocks' run (no config.json)")
     raw = json.loads((run / "config.json").read_text())
     raw["expand"] = tuple(raw["expand"])
     return BlockwiseConfig(**raw)
@@ -371,22 +373,24 @@ def fit_blockwise(
     the checkpoint at this step (0: at the end), to be resumed later.
     """
     if stop_at % cfg.steps_per_epoch:
-        raise ValueError(f"stop_at must be a checkpoint step (a multiple of {cfg.steps_per_epoch})")
+        raise ConfigError(f"stop at a checkpoint step (a multiple of {cfg.steps_per_epoch}), not {stop_at}")
     set_seeds(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     state: dict[str, np.ndarray] = {}
     if resume:
-        if not (out / STATE_FILE).is_file():
-            raise FileNotFoundError(f"{out} has no {STATE_FILE}: nothing to resume")
         if read_config(out) != cfg:
-            raise ValueError(f"{out} was started with other settings (its config.json)")
+            raise ConfigError(f"{out} was started with other settings (its config.json)")
+        if not (out / STATE_FILE).is_file():
+            raise ConfigError(
+                f"{out} has no {STATE_FILE} (no checkpoint yet, or an older run): nothing to resume"
+            )
         state = _read_state(out)
     else:
         (out / "config.json").write_text(json.dumps(asdict(cfg), indent=2))
     start = int(state["step"]) if state else 0
     if 0 < stop_at <= start:
-        raise ValueError(f"the run is already at step {start}: nothing to do before step {stop_at}")
+        raise ConfigError(f"the run is already at step {start}: nothing to do before step {stop_at}")
     if data is None:
         data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
     train, held = split_held_out(cfg, data)

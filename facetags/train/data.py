@@ -146,6 +146,14 @@ def _init_worker() -> None:
     _worker["teacher"] = DlibTeacher()
 
 
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """Write ``path`` (.npz) through a hidden temporary file and an atomic rename: a process
+    killed meanwhile leaves the previous file or none, never half of one."""
+    tmp = path.with_name(f".{path.stem}.tmp.npz")
+    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
+    os.replace(tmp, path)
+
+
 def _build_shard(args: tuple[Path, Path, list[Item], int]) -> tuple[int, int, int]:
     root, out, items, shard = args
     cropper = _worker["cropper"]
@@ -166,15 +174,13 @@ def _build_shard(args: tuple[Path, Path, list[Item], int]) -> tuple[int, int, in
         chips.append(teacher.chip(image, box))  # type: ignore[attr-defined]
         index.append(shard * SHARD + i)
     vecs = teacher.describe_chips(chips)  # type: ignore[attr-defined]
-    tmp = out / f".shard_{shard:05d}.tmp.npz"
-    np.savez(
-        tmp,
+    save_npz_atomic(
+        out / f"shard_{shard:05d}.npz",
         crops=np.asarray(crops, np.uint8).reshape(-1, CROP, CROP, 3),
         teacher=vecs.astype(np.float32).reshape(-1, 128),
         boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
         index=np.asarray(index, np.int64),
     )
-    os.replace(tmp, out / f"shard_{shard:05d}.npz")
     return shard, len(items), len(index)
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facetags.train.data import CROP, Item, built_shards, centre, load_rgb
+from facetags.train.data import CROP, Item, built_shards, centre, load_rgb, save_npz_atomic
 
 log = logging.getLogger(__name__)
 
@@ -169,16 +169,14 @@ def _build_shard(args: tuple[Path, int, int, frozenset[str], int]) -> int:
         crops.append(mix(faces.crops[a], faces.crops[b], float(t), look))
         chips.append(mix(_chip(int(a)), _chip(int(b)), float(t), look))
     teacher = _worker["teacher"].describe_chips(chips)  # type: ignore[attr-defined]
-    tmp = out / f".views_{shard:05d}.tmp.npz"
-    np.savez(
-        tmp,
+    save_npz_atomic(
+        out / f"views_{shard:05d}.npz",
         crops=np.asarray(crops, np.uint8).reshape(-1, CROP, CROP, 3),
         teacher=np.asarray(teacher, np.float32).reshape(-1, 128),
         pairs=pairs,  # positions in the crop cache's order (load_faces)
         lam=lam,
         looks=np.asarray(looks, np.float32).reshape(-1, 6),  # Look.as_row()
     )
-    os.replace(tmp, out / f"views_{shard:05d}.npz")
     return shard
 
 
