@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from facetags.train.data import PKSampler, augment_batch, read_people, training_items
+from facetags.train.data import PKSampler, augment_batch, mix_faces, read_people, training_items
 
 
 def test_sampler_gives_p_people_times_k_crops() -> None:
@@ -42,6 +42,48 @@ def test_augment_keeps_shape_and_type() -> None:
     out = augment_batch(crops, np.random.default_rng(1))
     assert out.shape == crops.shape and out.dtype == np.uint8
     assert not np.array_equal(out, crops)
+
+
+def test_mix_faces_blends_a_fraction_of_the_batch_with_other_faces() -> None:
+    """--mix: round(fraction * N) faces become a blend of themselves and another face of the
+    batch (weights in [0, 1]); the others and the input are left as they were."""
+    x = np.repeat(np.arange(8, dtype=np.float32)[:, None, None, None] * 10, 4, axis=1)
+    x = np.repeat(np.repeat(x, 4, axis=2), 3, axis=3)  # face i: every value 10 * i
+    before = x.copy()
+    out = mix_faces(x, np.random.default_rng(0), 0.5)
+    assert np.array_equal(x, before) and out.shape == x.shape and out.dtype == x.dtype
+    changed = [i for i in range(8) if not np.array_equal(out[i], x[i])]
+    assert len(changed) == 4
+    for i in changed:
+        value = out[i].ravel()
+        assert np.ptp(value) < 1e-4  # one blend for the whole image, not per pixel
+        partner = [j for j in range(8) if j != i and min(10 * i, 10 * j) <= value[0] <= max(10 * i, 10 * j)]
+        assert partner, (i, value[0])
+    assert np.array_equal(mix_faces(x, np.random.default_rng(0), 0.0), x)
+    assert (
+        len([i for i in range(8) if not np.array_equal(mix_faces(x, np.random.default_rng(1), 1.0)[i], x[i])])
+        == 8
+    )
+
+
+def test_blocks_mix_is_refused_with_the_triplet_term(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A blend of two people has no identity: --mix with --triplet-weight is refused in one
+    line before any work, as is a fraction outside 0..1."""
+    pytest.importorskip("tensorflow")
+    from facetags.cli import main
+
+    args = ["--library", str(tmp_path / "unused.db"), "train", "blocks", "--run", str(tmp_path / "run")]
+    for extra, message in (
+        (["--mix", "0.5", "--triplet-weight", "1"], "no identity for the triplet term"),
+        (["--mix", "1.5"], "fraction of the batch"),
+    ):
+        with pytest.raises(SystemExit) as info:
+            main([*args, *extra])
+        err = capsys.readouterr().err.strip()
+        assert info.value.code == 1 and message in err and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
 
 
 def test_split_people_holds_out_exactly_those_people() -> None:
@@ -426,6 +468,34 @@ def test_blockwise_run_resumes_where_it_stopped(lfw_crops, tmp_path: Path) -> No
     # nothing left to do: resuming a finished run changes nothing
     again = fit_blockwise(cfg, data=data, resume=True)
     assert again["history"] == resumed["history"]
+
+
+def test_blockwise_feeder_blends_faces_and_the_teacher_describes_the_blends(lfw_crops) -> None:
+    """With mix, the batch holds blends the teacher is asked about as they are: its vectors
+    and taps are those of the blended chips, not of the faces they were made from."""
+    pytest.importorskip("tensorflow")
+    from facetags.train.blockwise import Feeder, Teacher
+    from facetags.train.data import centre
+
+    crops, _, labels = lfw_crops
+    teacher = Teacher()
+    zero = np.zeros(128, np.float32)
+    batches = []
+    for mix in (0.0, 1.0):
+        feeder = Feeder(crops, PKSampler(labels, 2, 2, 0, 3), teacher, zero, 0.0, 3, mix)
+        try:
+            batches.append(feeder.get())
+        finally:
+            feeder.close()
+    (plain, plain_vec, _, plain_labels), (mixed, mixed_vec, mixed_taps, mixed_labels) = batches
+    assert np.array_equal(plain_labels, mixed_labels)  # the same draw of faces
+    # both feeders drew the same faces with the same flips (augmentation 0 otherwise); every
+    # mixed chip is a blend, unlike any plain one
+    assert all(np.abs(mixed[i] - plain[i]).max() > 0.05 for i in range(len(plain)))
+    vec, taps = teacher(mixed)
+    assert np.allclose(mixed_vec, centre(vec, zero), atol=1e-5)
+    assert all(np.allclose(a, b, atol=1e-4) for a, b in zip(mixed_taps, taps, strict=True))
+    assert not np.allclose(mixed_vec, plain_vec, atol=1e-2)
 
 
 def test_train_blocks_resume_takes_the_runs_own_settings(

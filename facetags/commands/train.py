@@ -482,6 +482,14 @@ def export_cmd(
 )
 @click.option("--margin", type=float, default=0.3, show_default=True)
 @click.option("--augment", type=float, default=1.0, show_default=True, help="Augmentation strength.")
+@click.option(
+    "--mix",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Fraction of each batch blended with another face of it (the teacher describes the "
+    "blend; not with --triplet-weight).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--val-names-file",

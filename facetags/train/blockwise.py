@@ -49,6 +49,7 @@ from facetags.train.data import (
     augment_batch,
     centre,
     load_cache,
+    mix_faces,
     save_npz_atomic,
     split_validation,
     validation_pairs,
@@ -256,6 +257,7 @@ class BlockwiseConfig:
     triplet_weight: float = 0.0  # measured: the term lowers held-out accuracy (model card)
     margin: float = 0.3
     augment: float = 1.0
+    mix: float = 0.0  # fraction of each batch blended with another face (data.mix_faces)
     seed: int = 0
     val_names_file: str = ""
     val_pairs: int = 600
@@ -298,16 +300,19 @@ class Feeder(Prefetcher):
         teacher_mean: np.ndarray,
         strength: float,
         seed: int,
+        mix: float = 0.0,
     ) -> None:
         self.crops, self.sampler, self.teacher, self.strength = crops, sampler, teacher, strength
-        self.teacher_mean = teacher_mean
+        self.teacher_mean, self.mix = teacher_mean, mix
         self.rng = np.random.default_rng(seed)
         super().__init__(depth=3)
 
     def make(self) -> tuple[np.ndarray, np.ndarray, list[np.ndarray], np.ndarray]:
         idx = self.sampler.batch()
-        x = augment_batch(self.crops[idx], self.rng, self.strength)
-        chips = chips_from_crops(normalise(x))
+        x = normalise(augment_batch(self.crops[idx], self.rng, self.strength))
+        if self.mix:  # the teacher describes the blends as they are
+            x = mix_faces(x, self.rng, self.mix)
+        chips = chips_from_crops(x)
         vectors, taps = self.teacher(chips)
         return chips, centre(vectors, self.teacher_mean), taps, self.sampler.labels[idx]
 
@@ -372,6 +377,10 @@ def fit_blockwise(
     batches drawn after it differ from those of an uninterrupted run. ``stop_at``: stop after
     the checkpoint at this step (0: at the end), to be resumed later.
     """
+    if cfg.mix and cfg.triplet_weight:
+        raise ConfigError("a blended face (--mix) has no identity for the triplet term: use one or the other")
+    if not 0.0 <= cfg.mix <= 1.0:
+        raise ConfigError(f"--mix is a fraction of the batch (0 to 1), not {cfg.mix}")
     if stop_at % cfg.steps_per_epoch:
         raise ConfigError(f"stop at a checkpoint step (a multiple of {cfg.steps_per_epoch}), not {stop_at}")
     set_seeds(cfg.seed)
@@ -404,7 +413,7 @@ def fit_blockwise(
     mean_vec = train.teacher.mean(axis=0).astype(np.float32)
     # a resumed run draws new batches (seeded by its step), not the first ones again
     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed + start)
-    feeder = Feeder(train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed + start)
+    feeder = Feeder(train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed + start, cfg.mix)
     if state:
         scales = [float(v) for v in state["scales"]]
     else:

@@ -436,3 +436,22 @@ def augment(crop: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -
 
 def augment_batch(crops: np.ndarray, rng: np.random.Generator, strength: float = 1.0) -> np.ndarray:
     return np.stack([augment(c, rng, strength) for c in crops])
+
+
+def mix_faces(x: np.ndarray, rng: np.random.Generator, fraction: float) -> np.ndarray:
+    """A copy of the batch ``x`` (N, ...) in which ``round(fraction * N)`` faces, drawn at
+    random, are each blended with another face of the batch: ``lam * a + (1 - lam) * b``,
+    ``lam ~ U(0, 1)``. For distillation only: the teacher describes the blend itself, so it needs
+    no label, and the student sees images between the training faces instead of the same 23k
+    again ("function matching", Beyer et al. 2022, *Knowledge distillation: a good teacher is
+    patient and consistent*). A blend of two people has no identity: not for the triplet term."""
+    n = len(x)
+    m = round(fraction * n)
+    if m == 0 or n < 2:
+        return x
+    out = x.copy()
+    rows = rng.choice(n, m, replace=False)
+    partners = (rows + rng.integers(1, n, m)) % n  # any other face of the batch
+    lam = rng.uniform(0.0, 1.0, (m,) + (1,) * (x.ndim - 1)).astype(x.dtype)
+    out[rows] = lam * x[rows] + (1 - lam) * x[partners]
+    return out
