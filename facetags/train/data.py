@@ -444,7 +444,10 @@ def mix_faces(x: np.ndarray, rng: np.random.Generator, fraction: float) -> np.nd
     ``lam ~ U(0, 1)``. For distillation only: the teacher describes the blend itself, so it needs
     no label, and the student sees images between the training faces instead of the same 23k
     again ("function matching", Beyer et al. 2022, *Knowledge distillation: a good teacher is
-    patient and consistent*). A blend of two people has no identity: not for the triplet term."""
+    patient and consistent*). The blockwise counterpart of :mod:`facetags.train.views` (a fixed
+    set of mixups made once for the end-to-end student): blends made afresh in every batch, with
+    all the teacher's activations as targets. A blend of two people has no identity: not for
+    the triplet term."""
     n = len(x)
     m = round(fraction * n)
     if m == 0 or n < 2:
