@@ -33,7 +33,6 @@ from __future__ import annotations
 import functools
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -50,6 +49,7 @@ from facetags.train.data import (
     centre,
     load_cache,
     mix_faces,
+    replace_atomically,
     save_npz_atomic,
     split_validation,
     validation_pairs,
@@ -507,9 +507,9 @@ def fit_blockwise(
                     best = acc
                     student.model.save_weights(out / "best.weights.h5")
                 # history first: it may run ahead of state.npz (resume cuts it back), never behind
-                tmp = out / "history.json.tmp"
-                tmp.write_text(json.dumps(history, indent=1))
-                os.replace(tmp, out / "history.json")
+                replace_atomically(
+                    out / "history.json", lambda tmp: tmp.write_text(json.dumps(history, indent=1))
+                )
                 _save_state(out, epoch, step, scales, [opt1, opt2])
                 log.info("epoch %d (step %d): %s", epoch, step, json.dumps(row))
                 if step == stop_at:

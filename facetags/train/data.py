@@ -13,7 +13,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -146,12 +146,19 @@ def _init_worker() -> None:
     _worker["teacher"] = DlibTeacher()
 
 
-def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
-    """Write ``path`` (.npz) through a hidden temporary file and an atomic rename: a process
-    killed meanwhile leaves the previous file or none, never half of one."""
-    tmp = path.with_name(f".{path.stem}.tmp.npz")
-    np.savez(tmp, **arrays)  # type: ignore[arg-type]  # numpy's stub reads **kwds as allow_pickle
+def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
+    """Write ``path`` by ``write(temporary)`` (a hidden file beside it, with its suffix) and an
+    atomic rename: a process killed meanwhile leaves the previous file or none, never half of
+    one."""
+    tmp = path.with_name(f".{path.stem}.tmp{path.suffix}")
+    write(tmp)
     os.replace(tmp, path)
+
+
+def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
+    """:func:`replace_atomically` for an .npz of ``arrays``."""
+    # numpy's stub reads **kwds as allow_pickle
+    replace_atomically(path, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
 
 
 def _build_shard(args: tuple[Path, Path, list[Item], int]) -> tuple[int, int, int]:
