@@ -64,11 +64,11 @@ def test_mix_faces_blends_a_fraction_of_the_batch_with_other_faces() -> None:
     assert not any(np.array_equal(a, b) for a, b in zip(every, x, strict=True))
 
 
-def test_blocks_mix_is_refused_with_the_triplet_term(
+def test_blocks_refuses_mix_with_the_triplet_term_and_fractions_outside_0_to_1(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A blend of two people has no identity: --mix with --triplet-weight is refused in one
-    line before any work, as is a fraction outside 0..1."""
+    line before any work, as is a --mix or --centre fraction outside 0..1."""
     pytest.importorskip("tensorflow")
     from facetags.cli import main
 
@@ -76,6 +76,7 @@ def test_blocks_mix_is_refused_with_the_triplet_term(
     for extra, message in (
         (["--mix", "0.5", "--triplet-weight", "1"], "no identity for the triplet term"),
         (["--mix", "1.5"], "fraction of the batch"),
+        (["--centre", "-0.5"], "fraction of the teacher's mean vector"),
     ):
         with pytest.raises(SystemExit) as info:
             main([*args, *extra])

@@ -490,6 +490,14 @@ def export_cmd(
     help="Fraction of each batch blended with another face of it (the teacher describes the "
     "blend; not with --triplet-weight).",
 )
+@click.option(
+    "--centre",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Fraction of the teacher's mean vector taken off its vectors to make the distillation "
+    "target (1: fully centred, which costs the target accuracy; see the model card).",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--val-names-file",

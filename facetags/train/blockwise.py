@@ -258,6 +258,8 @@ class BlockwiseConfig:
     margin: float = 0.3
     augment: float = 1.0
     mix: float = 0.0  # fraction of each batch blended with another face (data.mix_faces)
+    # fraction of the teacher's mean vector taken off its vectors to make the target (data.centre)
+    centre: float = 1.0
     seed: int = 0
     val_names_file: str = ""
     val_pairs: int = 600
@@ -381,6 +383,8 @@ def fit_blockwise(
         raise ConfigError("a blended face (--mix) has no identity for the triplet term: use one or the other")
     if not 0.0 <= cfg.mix <= 1.0:
         raise ConfigError(f"--mix is a fraction of the batch (0 to 1), not {cfg.mix}")
+    if not 0.0 <= cfg.centre <= 1.0:
+        raise ConfigError(f"--centre is a fraction of the teacher's mean vector (0 to 1), not {cfg.centre}")
     if stop_at % cfg.steps_per_epoch:
         raise ConfigError(f"stop at a checkpoint step (a multiple of {cfg.steps_per_epoch}), not {stop_at}")
     set_seeds(cfg.seed)
@@ -410,7 +414,8 @@ def fit_blockwise(
     if cfg.init_from and not resume:
         student.model.load_weights(cfg.init_from)
     # centre the teacher's vectors (dlib's narrow cone) with the mean over the training crops
-    mean_vec = train.teacher.mean(axis=0).astype(np.float32)
+    # (a fraction of it: taking all of it off costs the target itself accuracy, see the model card)
+    mean_vec = (cfg.centre * train.teacher.mean(axis=0)).astype(np.float32)
     # a resumed run draws new batches (seeded by its step), not the first ones again
     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed + start)
     feeder = Feeder(train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed + start, cfg.mix)
