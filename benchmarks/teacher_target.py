@@ -1,0 +1,92 @@
+"""What the student is taught to copy, scored: the teacher's vectors on the held-out people.
+
+    python benchmarks/teacher_target.py [--cache .cache/train/crops-v1] [--pairs 3000] \
+        [--lfw-pairs ../shared/data/lfw/protocol/pairsDevTest.txt --images ../shared/data/lfw/images]
+
+The blockwise student (``facetags train blocks``) learns dlib's vector for each face, computed on
+the fixed chip cut from the aligned crop, with a fraction of the teacher's mean vector over the
+training crops taken off (``--centre``; dlib's vectors sit in a narrow cone, and taking the mean
+off spreads them). The student cannot beat its target, so this prints the target's own accuracy
+and ROC AUC on the same held-out pairs as ``benchmarks/heldout.py`` (3,000 same + 3,000
+different, seed 7), for the raw vectors and for each fraction; with ``--lfw-pairs``, also on
+those pairs by ``benchmarks/verify.py``'s protocol and detection cache (10-fold threshold).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from cluster_data import HELDOUT  # noqa: E402  (the held-out list, shared with the calibration)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "train" / "crops-v1")
+    parser.add_argument("--pairs", type=int, default=3000)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--fractions", default="0.25,0.5,0.75,0.9,1.0")
+    parser.add_argument("--lfw-pairs", type=Path, help="also score an LFW pair file (e.g. pairsDevTest.txt)")
+    parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "lfw" / "images")
+    args = parser.parse_args()
+
+    from sklearn.metrics import roc_auc_score
+
+    from facetags.evaluate.verification import read_pairs, score_pairs
+    from facetags.train.blockwise import Teacher, chips_from_crops
+    from facetags.train.data import centre, load_cache, validation_pairs
+    from facetags.train.fit import normalise, pair_accuracy
+
+    train, val = load_cache(args.cache).split_people(set(json.loads(HELDOUT.read_text(encoding="utf-8"))))
+    pairs, same = validation_pairs(val.labels, args.pairs, args.seed)
+    teacher = Teacher()
+
+    def describe(crops: np.ndarray) -> np.ndarray:
+        return np.concatenate(
+            [teacher(chips_from_crops(normalise(crops[i : i + 64])))[0] for i in range(0, len(crops), 64)]
+        )
+
+    vectors = describe(val.crops)
+    mean = train.teacher.mean(axis=0).astype(np.float32)  # as fit_blockwise takes it
+    fractions = [("raw", 0.0)] + [(f"centre {f}", float(f)) for f in args.fractions.split(",")]
+    print(f"held-out: {len(val.names)} people, {len(val)} crops, {len(same)} pairs")
+    for label, fraction in fractions:
+        v = centre(vectors, fraction * mean)
+        sims = np.sum(v[pairs[:, 0]] * v[pairs[:, 1]], axis=1)
+        acc = pair_accuracy(v, pairs, same)[0]
+        print(f"{label:>12}: accuracy {acc:.4f} AUC {roc_auc_score(same, sims):.4f}")
+    if args.lfw_pairs is None:
+        return
+    from verify import detect_all  # the detection cache benchmarks/verify.py keeps
+
+    pair_list = read_pairs(args.lfw_pairs)
+    paths = pair_list.paths(args.images)
+    faces = detect_all(
+        sorted({p for pair in paths for p in pair}), ROOT / ".cache" / "verify" / f"{args.lfw_pairs.stem}.npz"
+    )
+    keys = [k for k, v in faces.items() if v is not None]
+    lfw = describe(np.stack([faces[k][0] for k in keys]))  # type: ignore[index]
+    lfw_same = np.asarray([p.same for p in pair_list.pairs], bool)
+    print(f"{args.lfw_pairs.name}: {len(paths)} pairs, 10-fold threshold")
+    for label, fraction in fractions:
+        by = dict(zip(keys, centre(lfw, fraction * mean), strict=True))
+        ok = np.asarray([str(a) in by and str(b) in by for a, b in paths])
+        sims = np.asarray(
+            [float(by[str(a)] @ by[str(b)]) if k else 0.0 for (a, b), k in zip(paths, ok, strict=True)]
+        )
+        r = score_pairs(sims, lfw_same, ok, header_folds=pair_list.folds)
+        print(
+            f"{label:>12}: accuracy {r.accuracy:.4f} ± {r.accuracy_std:.4f} AUC {r.auc:.4f} "
+            f"TAR@FAR1e-3 {r.tar_at_far_1e_3:.4f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
