@@ -497,6 +497,33 @@ def test_blockwise_feeder_blends_faces_and_the_teacher_describes_the_blends(lfw_
     assert not np.allclose(mixed_vec, plain_vec, atol=1e-2)
 
 
+def test_blockwise_feeder_mirror_target_is_the_teachers_flip_pass(lfw_crops) -> None:
+    """--mirror-target: the target vector is the mean of the teacher's vectors for the chip and
+    its mirror image (then centred), while the chips and taps stay the chip's own."""
+    pytest.importorskip("tensorflow")
+    from facetags.train.blockwise import Feeder, Teacher
+    from facetags.train.data import centre
+
+    crops, _, labels = lfw_crops
+    teacher = Teacher()
+    mean = np.full(128, 0.05, np.float32)
+    batches = []
+    for mirror in (False, True):
+        feeder = Feeder(crops, PKSampler(labels, 2, 2, 0, 3), teacher, mean, 1.0, 3, mirror=mirror)
+        try:
+            batches.append(feeder.get())
+        finally:
+            feeder.close()
+    (chips, plain_vec, plain_taps, _), (same_chips, mirror_vec, mirror_taps, _) = batches
+    assert np.array_equal(chips, same_chips)  # the same seeded draw and augmentation
+    assert all(np.array_equal(a, b) for a, b in zip(plain_taps, mirror_taps, strict=True))
+    own, _ = teacher(chips)
+    flipped, _ = teacher(np.ascontiguousarray(chips[:, :, ::-1]))
+    assert np.allclose(plain_vec, centre(own, mean), atol=1e-5)
+    assert np.allclose(mirror_vec, centre((own + flipped) / 2, mean), atol=1e-4)
+    assert not np.allclose(mirror_vec, plain_vec, atol=1e-3)
+
+
 def test_train_blocks_resume_takes_the_runs_own_settings(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

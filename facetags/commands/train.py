@@ -498,6 +498,12 @@ def export_cmd(
     help="Fraction of the teacher's mean vector taken off its vectors to make the distillation "
     "target (1: fully centred, which costs the target accuracy; see the model card).",
 )
+@click.option(
+    "--mirror-target",
+    is_flag=True,
+    help="Distil the mean of the teacher's vectors for each chip and its mirror image (the "
+    "teacher's own flip pass) instead of the chip's alone.",
+)
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option(
     "--val-names-file",

@@ -260,6 +260,8 @@ class BlockwiseConfig:
     mix: float = 0.0  # fraction of each batch blended with another face (data.mix_faces)
     # fraction of the teacher's mean vector taken off its vectors to make the target (data.centre)
     centre: float = 1.0
+    # the target vector is the mean of the teacher's for the chip and for its mirror image
+    mirror_target: bool = False
     seed: int = 0
     val_names_file: str = ""
     val_pairs: int = 600
@@ -284,6 +286,11 @@ class Teacher:
         vectors = out[0] / np.maximum(np.linalg.norm(out[0], axis=1, keepdims=True), 1e-12)
         return vectors, [np.ascontiguousarray(t.transpose(0, 2, 3, 1)) for t in out[1:]]
 
+    def vectors(self, chips: np.ndarray) -> np.ndarray:
+        """Unit descriptors (N, 128) only."""
+        out = self.net.describe(chips * STD + MEAN, batch=len(chips))
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
     def plan(self) -> BlockPlan:
         """The shapes of the teacher's taps (one blank chip through the network)."""
         _, taps = self(np.zeros((1, CHIP, CHIP, 3), np.float32))
@@ -292,7 +299,10 @@ class Teacher:
 
 class Feeder(Prefetcher):
     """Augmented batches cut to chips, with the teacher's centred vectors (``teacher_mean``:
-    dlib's narrow cone spread out, :func:`facetags.train.data.centre`) and its taps."""
+    dlib's narrow cone spread out, :func:`facetags.train.data.centre`) and its taps.
+
+    ``mirror``: the target vector is the mean of the teacher's vectors for the chip and its
+    mirror image (a better teacher than either alone; the taps stay the chip's own)."""
 
     def __init__(
         self,
@@ -303,9 +313,10 @@ class Feeder(Prefetcher):
         strength: float,
         seed: int,
         mix: float = 0.0,
+        mirror: bool = False,
     ) -> None:
         self.crops, self.sampler, self.teacher, self.strength = crops, sampler, teacher, strength
-        self.teacher_mean, self.mix = teacher_mean, mix
+        self.teacher_mean, self.mix, self.mirror = teacher_mean, mix, mirror
         self.rng = np.random.default_rng(seed)
         super().__init__(depth=3)
 
@@ -316,6 +327,8 @@ class Feeder(Prefetcher):
             x = mix_faces(x, self.rng, self.mix)
         chips = chips_from_crops(x)
         vectors, taps = self.teacher(chips)
+        if self.mirror:
+            vectors = (vectors + self.teacher.vectors(np.ascontiguousarray(chips[:, :, ::-1]))) / 2
         return chips, centre(vectors, self.teacher_mean), taps, self.sampler.labels[idx]
 
 
@@ -418,7 +431,9 @@ def fit_blockwise(
     mean_vec = (cfg.centre * train.teacher.mean(axis=0)).astype(np.float32)
     # a resumed run draws new batches (seeded by its step), not the first ones again
     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed + start)
-    feeder = Feeder(train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed + start, cfg.mix)
+    feeder = Feeder(
+        train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed + start, cfg.mix, cfg.mirror_target
+    )
     if state:
         scales = [float(v) for v in state["scales"]]
     else:
