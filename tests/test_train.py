@@ -546,3 +546,9 @@ def test_train_blocks_resume_takes_the_runs_own_settings(
         err = capsys.readouterr().err.strip()
         assert info.value.code == code and message in err and "Traceback" not in err, err
     assert not (tmp_path / "none").exists()
+    # a run started before --centre existed was taught fully centred vectors: it resumes so
+    pytest.importorskip("tensorflow")
+    from facetags.train.blockwise import BlockwiseConfig, read_config
+
+    assert BlockwiseConfig(cache="", out="").centre == 0.5
+    assert read_config(older).centre == 1.0

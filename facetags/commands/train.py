@@ -493,7 +493,7 @@ def export_cmd(
 @click.option(
     "--centre",
     type=float,
-    default=1.0,
+    default=0.5,
     show_default=True,
     help="Fraction of the teacher's mean vector taken off its vectors to make the distillation "
     "target (1: fully centred, which costs the target accuracy; see the model card).",

@@ -258,8 +258,9 @@ class BlockwiseConfig:
     margin: float = 0.3
     augment: float = 1.0
     mix: float = 0.0  # fraction of each batch blended with another face (data.mix_faces)
-    # fraction of the teacher's mean vector taken off its vectors to make the target (data.centre)
-    centre: float = 1.0
+    # fraction of the teacher's mean vector taken off its vectors to make the target (data.centre);
+    # 1 (fully centred) until the ninth session: the target itself then loses accuracy
+    centre: float = 0.5
     # the target vector is the mean of the teacher's for the chip and for its mirror image
     mirror_target: bool = False
     seed: int = 0
@@ -377,6 +378,7 @@ def read_config(run: Path) -> BlockwiseConfig:
         raise ConfigError(f"{run} is not a 'train blocks' run (no config.json)")
     raw = json.loads((run / "config.json").read_text())
     raw["expand"] = tuple(raw["expand"])
+    raw.setdefault("centre", 1.0)  # runs started before --centre existed were fully centred
     return BlockwiseConfig(**raw)
 
 
