@@ -21,6 +21,7 @@ from facetags.config import Settings
 from facetags.errors import ModelError
 from facetags.library import Library, _threshold
 from facetags.paths import models_dir
+from facetags.people.calibrate import threshold_for
 from facetags.vision.specs import ModelSpec, get_spec, sha256_file, split_version
 from tests.library_support import copy, lfw
 
@@ -52,6 +53,9 @@ def rotated_model(folder: Path) -> ModelSpec:
     onnx.save(model, str(path))
     data = json.loads((models_dir() / f"{MODEL}.json").read_text(encoding="utf-8"))
     data.update(sha256=sha256_file(path), file=path.name)
+    # a rotation keeps every cosine, so the shipped file's calibrated threshold is this one's too
+    # (a retrained file would be calibrated; the uncalibrated fallback suits no particular model)
+    data["extra"]["cluster_threshold"] = threshold_for(shipped.version_id)
     (folder / f"{MODEL}.json").write_text(json.dumps(data), encoding="utf-8")
     return get_spec(MODEL, folder)
 
