@@ -25,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cluster_data import HELDOUT  # noqa: E402  (the held-out list, shared with the calibration)
+from teacher_context import score  # noqa: E402  (accuracy and AUC as benchmarks/heldout.py)
 
 
 def main() -> None:
@@ -37,12 +38,10 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "lfw" / "images")
     args = parser.parse_args()
 
-    from sklearn.metrics import roc_auc_score
-
     from facetags.evaluate.verification import read_pairs, score_pairs
     from facetags.train.blockwise import Teacher, chips_from_crops
     from facetags.train.data import centre, load_cache, validation_pairs
-    from facetags.train.fit import normalise, pair_accuracy
+    from facetags.train.fit import normalise
 
     train, val = load_cache(args.cache).split_people(set(json.loads(HELDOUT.read_text(encoding="utf-8"))))
     pairs, same = validation_pairs(val.labels, args.pairs, args.seed)
@@ -58,10 +57,8 @@ def main() -> None:
     fractions = [("raw", 0.0)] + [(f"centre {f}", float(f)) for f in args.fractions.split(",")]
     print(f"held-out: {len(val.names)} people, {len(val)} crops, {len(same)} pairs")
     for label, fraction in fractions:
-        v = centre(vectors, fraction * mean)
-        sims = np.sum(v[pairs[:, 0]] * v[pairs[:, 1]], axis=1)
-        acc = pair_accuracy(v, pairs, same)[0]
-        print(f"{label:>12}: accuracy {acc:.4f} AUC {roc_auc_score(same, sims):.4f}")
+        figures = score(centre(vectors, fraction * mean), pairs, same)
+        print(f"{label:>12}: accuracy {figures['accuracy']:.4f} AUC {figures['auc']:.4f}")
     if args.lfw_pairs is None:
         return
     from verify import detect_all  # the detection cache benchmarks/verify.py keeps
