@@ -38,7 +38,7 @@ def main() -> None:
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "lfw" / "images")
     args = parser.parse_args()
 
-    from facetags.evaluate.verification import read_pairs, score_pairs
+    from facetags.evaluate.verification import read_pairs
     from facetags.train.blockwise import Teacher, chips_from_crops
     from facetags.train.data import centre, load_cache, validation_pairs
     from facetags.train.fit import normalise
@@ -61,7 +61,7 @@ def main() -> None:
         print(f"{label:>12}: accuracy {figures['accuracy']:.4f} AUC {figures['auc']:.4f}")
     if args.lfw_pairs is None:
         return
-    from verify import detect_all  # the detection cache benchmarks/verify.py keeps
+    from verify import detect_all, score_vectors  # verify.py's detection cache and scoring
 
     pair_list = read_pairs(args.lfw_pairs)
     paths = pair_list.paths(args.images)
@@ -70,15 +70,9 @@ def main() -> None:
     )
     keys = [k for k, v in faces.items() if v is not None]
     lfw = describe(np.stack([faces[k][0] for k in keys]))  # type: ignore[index]
-    lfw_same = np.asarray([p.same for p in pair_list.pairs], bool)
     print(f"{args.lfw_pairs.name}: {len(paths)} pairs, 10-fold threshold")
     for label, fraction in fractions:
-        by = dict(zip(keys, centre(lfw, fraction * mean), strict=True))
-        ok = np.asarray([str(a) in by and str(b) in by for a, b in paths])
-        sims = np.asarray(
-            [float(by[str(a)] @ by[str(b)]) if k else 0.0 for (a, b), k in zip(paths, ok, strict=True)]
-        )
-        r = score_pairs(sims, lfw_same, ok, header_folds=pair_list.folds)
+        r = score_vectors(dict(zip(keys, centre(lfw, fraction * mean), strict=True)), pair_list, args.images)
         print(
             f"{label:>12}: accuracy {r.accuracy:.4f} ± {r.accuracy_std:.4f} AUC {r.auc:.4f} "
             f"TAR@FAR1e-3 {r.tar_at_far_1e_3:.4f}"

@@ -16,6 +16,7 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -94,8 +95,23 @@ def embed_all(name: str, faces: dict, onnx: Path | None = None) -> dict[str, np.
     return dict(zip(keys, vecs, strict=True))
 
 
+def score_vectors(vectors: dict[str, np.ndarray], pair_list: Any, images: Path) -> Any:
+    """The protocol's figures (``VerificationResult``) for per-image vectors (missing: failed)."""
+    from facetags.evaluate.verification import score_pairs
+
+    pairs = pair_list.paths(images)
+    scores = np.zeros(len(pairs))
+    ok = np.zeros(len(pairs), bool)
+    for i, (a, b) in enumerate(pairs):
+        va, vb = vectors.get(str(a)), vectors.get(str(b))
+        if va is not None and vb is not None:
+            scores[i], ok[i] = float(va @ vb), True
+    same = np.asarray([p.same for p in pair_list.pairs], bool)
+    return score_pairs(scores, same, ok, header_folds=pair_list.folds)
+
+
 def main() -> None:
-    from facetags.evaluate.verification import read_pairs, score_pairs
+    from facetags.evaluate.verification import read_pairs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pairs", required=True, type=Path)
@@ -111,18 +127,10 @@ def main() -> None:
     pairs = pair_list.paths(args.images)
     unique = sorted({p for pair in pairs for p in pair})
     faces = detect_all(unique, args.cache / f"{args.pairs.stem}.npz")
-    same = np.asarray([p.same for p in pair_list.pairs], bool)
     runs = [(e, None) for e in args.embedder] + [(str(o), o) for o in args.onnx]
     results = []
     for name, onnx in runs or [("facetags-mobilenet-v1", None)]:
-        vectors = embed_all(name, faces, onnx)
-        scores = np.zeros(len(pairs))
-        ok = np.zeros(len(pairs), bool)
-        for i, (a, b) in enumerate(pairs):
-            va, vb = vectors.get(str(a)), vectors.get(str(b))
-            if va is not None and vb is not None:
-                scores[i], ok[i] = float(va @ vb), True
-        r = score_pairs(scores, same, ok, header_folds=pair_list.folds)
+        r = score_vectors(embed_all(name, faces, onnx), pair_list, args.images)
         row = {"embedder": name, **r.to_json()}
         row["failed_images"] = len([u for u in unique if faces[str(u)] is None])
         results.append(row)

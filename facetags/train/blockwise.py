@@ -272,6 +272,10 @@ class BlockwiseConfig:
     kernel: int = 5
 
 
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=1, keepdims=True), 1e-12)
+
+
 class Teacher:
     """dlib's network with its taps; answers in NHWC for normalised chips."""
 
@@ -284,13 +288,11 @@ class Teacher:
     def __call__(self, chips: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """(unit descriptors (N, 128), NHWC taps)."""
         out = self.net.taps(chips * STD + MEAN)
-        vectors = out[0] / np.maximum(np.linalg.norm(out[0], axis=1, keepdims=True), 1e-12)
-        return vectors, [np.ascontiguousarray(t.transpose(0, 2, 3, 1)) for t in out[1:]]
+        return _unit(out[0]), [np.ascontiguousarray(t.transpose(0, 2, 3, 1)) for t in out[1:]]
 
     def vectors(self, chips: np.ndarray) -> np.ndarray:
         """Unit descriptors (N, 128) only."""
-        out = self.net.describe(chips * STD + MEAN, batch=len(chips))
-        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+        return _unit(self.net.describe(chips * STD + MEAN, batch=len(chips)))
 
     def plan(self) -> BlockPlan:
         """The shapes of the teacher's taps (one blank chip through the network)."""
@@ -329,7 +331,7 @@ class Feeder(Prefetcher):
         chips = chips_from_crops(x)
         vectors, taps = self.teacher(chips)
         if self.mirror:
-            vectors = (vectors + self.teacher.vectors(np.ascontiguousarray(chips[:, :, ::-1]))) / 2
+            vectors = (vectors + self.teacher.vectors(chips[:, :, ::-1])) / 2
         return chips, centre(vectors, self.teacher_mean), taps, self.sampler.labels[idx]
 
 
