@@ -39,22 +39,25 @@ class FaceTile(Widget):
             self.tile = tile
             self.double = double
 
-    def __init__(self, face: FaceRecord, index: int) -> None:
-        super().__init__(classes="face-tile")
+    def __init__(self, face: FaceRecord, index: int, selected: bool = False) -> None:
+        super().__init__(classes="face-tile -selected" if selected else "face-tile")
         self.face = face
         self.index = index
 
+    def _label(self) -> str:
+        return ("● " if self.has_class("-selected") else "") + face_label(self.face)
+
     def compose(self) -> ComposeResult:
         yield Picture(placeholder="face", classes="face-tile--picture")
-        yield Label(face_label(self.face), classes="face-tile--label")
+        yield Label(self._label(), classes="face-tile--label")
 
     def set_image(self, image: PILImage.Image | None) -> None:
         self.query_one(Picture).show(image, text=None if image is not None else "no thumb")
 
     def set_selected(self, selected: bool) -> None:
         self.set_class(selected, "-selected")
-        mark = "● " if selected else ""
-        self.query_one(Label).update(mark + face_label(self.face))
+        if self.is_mounted:  # before that, compose() writes the label
+            self.query_one(Label).update(self._label())
 
     def on_click(self, event: events.Click) -> None:
         event.stop()
@@ -139,15 +142,17 @@ class FaceGrid(VerticalScroll, can_focus=True):
         start = self.page * PAGE_SIZE
         page = self.faces[start : start + PAGE_SIZE]
         self.remove_children()
-        self._tiles = [FaceTile(face, start + i) for i, face in enumerate(page)]
+        # each tile is born with its selection: a second render before this one's refresh
+        # (keys typed fast) must not reach into tiles that are not composed yet
+        self._tiles = [
+            FaceTile(face, start + i, face.face_id in self.selected) for i, face in enumerate(page)
+        ]
         if self._tiles:
             self.mount_all(self._tiles)
         self.call_after_refresh(self._after_mount)
         self.post_message(self.PageShown(self, [f.face_id for f in page]))
 
     def _after_mount(self) -> None:
-        for tile in self._tiles:
-            tile.set_selected(tile.face.face_id in self.selected)
         self._show_cursor()
 
     def set_thumbnails(self, images: dict[int, PILImage.Image | None]) -> None:
