@@ -406,6 +406,59 @@ def test_blockwise_export_matches_tensorflow_and_reloads(blockwise_run, lfw_crop
 
 
 @pytest.mark.slow
+def test_quantized_export_follows_the_float_file(blockwise_run, lfw_crops, tmp_path: Path) -> None:
+    """'train quantize': int8 weights (a smaller file than even the float16 one), the float
+    file's vectors to within quantization (its flip pass, with --flip-tta), mirror invariance,
+    and a spec that names the file and the float file it came from."""
+    import onnx
+    from onnx import TensorProto
+
+    from facetags.train.export import export
+    from facetags.train.fit import recalibrate_bn
+    from facetags.train.quantize import agreement, quantize
+    from facetags.vision.embed import OnnxEmbedder
+    from facetags.vision.specs import get_spec, sha256_file
+
+    summary, _ = blockwise_run
+    model, crops = summary["student"].model, lfw_crops[0]
+    recalibrate_bn(model, crops, batches=4, batch=24)
+    source = export(model, tmp_path / "float", "test-q", fp16_weights=True)
+    src = tmp_path / "float" / source.file
+    with pytest.raises(ValueError, match="another folder"):
+        quantize(src, tmp_path / "float", crops)
+    spec = quantize(src, tmp_path / "int8", crops[:16], flip=True)
+    path = tmp_path / "int8" / spec.file
+    assert spec.sha256 == sha256_file(path) and spec.extra["int8"]["float_sha256"] == source.sha256
+    assert spec.extra["flip_tta"] is True and spec.extra["fp16_weights"] is False
+    assert path.stat().st_size < 0.75 * src.stat().st_size
+    assert any(init.data_type == TensorProto.INT8 for init in onnx.load(str(path)).graph.initializer)
+    close = agreement(src, path, crops[16:])  # crops it was not calibrated on
+    assert close["min_cosine"] > 0.98, close
+    runtime = OnnxEmbedder(get_spec("test-q", root=tmp_path / "int8"), path=path)
+    got = runtime.embed(crops)
+    assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5) and spread(got) > 0.05
+    assert np.max(np.abs(got - runtime.embed(np.ascontiguousarray(crops[:, :, ::-1])))) <= 1e-5
+
+
+def test_calibration_crops_come_from_the_sources_without_identities() -> None:
+    from facetags.train.data import CropSet, Item
+    from facetags.train.quantize import calibration_crops
+
+    sources = ["lfw", "fairface", "pins", "utkface"] * 10
+    unlabelled = ("fairface", "utkface")
+    items = [Item(f"{s}/{i}.jpg", s, None if s in unlabelled else f"p{i}") for i, s in enumerate(sources)]
+    crops = np.arange(len(items), dtype=np.uint8)[:, None, None, None] * np.ones((1, 112, 112, 3), np.uint8)
+    no_labels = np.full(len(items), -1, np.int32)
+    data = CropSet(crops, np.zeros((len(items), 128), np.float32), no_labels, [], items)
+    picked = calibration_crops(data, 8, seed=0)
+    assert len(picked) == 8
+    assert {sources[int(c[0, 0, 0])] for c in picked} == set(unlabelled)
+    lfw_only = data.subset(np.asarray([s == "lfw" for s in sources]))
+    with pytest.raises(ValueError, match="fairface"):
+        calibration_crops(lfw_only, 8)
+
+
+@pytest.mark.slow
 def test_blockwise_checkpoint_averaging(blockwise_run) -> None:
     """'train export --average N' on a blocks run: the mean of the N epoch checkpoints ending at
     the chosen one (best: the first epoch with the best validation accuracy)."""

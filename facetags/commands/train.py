@@ -437,6 +437,48 @@ def export_cmd(
     _export(Path(run_dir), which, out, model_id, recalibrate_bn, flip_tta, average, fp16_weights)
 
 
+@train.command("quantize")
+@click.option(
+    "--onnx",
+    "src",
+    type=click.Path(dir_okay=False, exists=True),
+    required=True,
+    help="An exported float file ('train export'), its spec json beside it.",
+)
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder.")
+@click.option("--out", type=click.Path(file_okay=False), default="models", show_default=True)
+@click.option("--id", "model_id", default=None, help="Model id of the new file (default: the source's).")
+@click.option(
+    "--calibration",
+    type=click.IntRange(min=32),
+    default=256,
+    show_default=True,
+    help="Crops (FairFace and UTKFace: no identities) whose activations set the int8 ranges.",
+)
+@click.option(
+    "--flip-tta/--no-flip-tta",
+    default=False,
+    show_default=True,
+    help="Build the flip pass into the quantized graph (the crop's and its mirror image's "
+    "embeddings, summed and normalised).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+def quantize_cmd(
+    src: str, cache: str | None, out: str, model_id: str | None, calibration: int, flip_tta: bool, seed: int
+) -> None:
+    """Quantize an exported embedder to int8 (onnxruntime's static QDQ quantizer); prints how
+    closely it follows the float file on other crops (cosine)."""
+    from facetags.train.data import load_cache
+    from facetags.train.quantize import agreement, calibration_crops, quantize
+
+    _log_to_stderr()
+    data = load_cache(Path(cache or _default_cache()))
+    spec = quantize(Path(src), Path(out), calibration_crops(data, calibration, seed), model_id, flip_tta)
+    check = agreement(Path(src), Path(out) / spec.file, calibration_crops(data, calibration, seed + 1))
+    figures = {"model": spec.id, "sha256": spec.sha256, "bytes": spec.extra["file_bytes"], **check}
+    click.echo(json.dumps(figures))
+
+
 @train.command("blocks")
 @click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder.")
 @click.option(
