@@ -18,7 +18,7 @@ CONFINED = {
     "tensorflow": ("train/",),
     "tf2onnx": ("train/",),
     "dlib": ("train/", "evaluate/", "vision/dlib"),
-    "onnxruntime": ("vision/", "train/export.py"),  # export checks ORT against TF
+    "onnxruntime": ("vision/", "train/export.py", "train/quantize.py"),  # export checks ORT against TF; quantize
     "watchdog": ("ingest/watch.py",),
     "textual": ("tui/",),
     "textual_image": ("tui/",),
