@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facetags.train.data import CropSet
+from facetags.vision.embed import OnnxEmbedder, l2_normalise, preprocess
 from facetags.vision.specs import ModelSpec, sha256_file
 
 if TYPE_CHECKING:
@@ -48,13 +49,6 @@ def calibration_crops(data: CropSet, count: int, seed: int = 0) -> np.ndarray:
         raise ValueError(f"no {' or '.join(CALIBRATION_SOURCES)} crops in the cache to calibrate on")
     chosen = np.sort(np.concatenate(picks))[:count]
     return np.asarray(data.crops[chosen])
-
-
-def preprocess(spec: ModelSpec, crops: np.ndarray) -> np.ndarray:
-    """Uint8 RGB NHWC crops as the model's input, from its spec (as OnnxEmbedder does)."""
-    x = crops[..., ::-1] if spec.channel_order == "BGR" else crops
-    x = (x.astype(np.float32) - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
-    return np.ascontiguousarray(x.transpose(0, 3, 1, 2) if spec.layout == "NCHW" else x)
 
 
 def float32_weights(model: ModelProto) -> ModelProto:
@@ -145,7 +139,7 @@ def quantize(
 
     source = ModelSpec.from_json(src.with_suffix(".json"))
     model_id = model_id or source.id
-    x = preprocess(source, crops)
+    x = preprocess(crops, source)
 
     class Batches(CalibrationDataReader):
         def __init__(self) -> None:
@@ -156,15 +150,17 @@ def quantize(
                 return None
             batch = x[self.start : self.start + 32]
             self.start += 32
-            return {"input": batch}
+            return {input_name: batch}
 
     out_dir.mkdir(parents=True, exist_ok=True)
     path = out_dir / f"{model_id}.onnx"
     if path.resolve() == src.resolve():
         raise ValueError(f"{src}: quantize into another folder (the float file is read again afterwards)")
+    float_model = float32_weights(onnx.load(str(src)))
+    input_name = float_model.graph.input[0].name
     with tempfile.TemporaryDirectory() as tmp:
         plain, ready = Path(tmp) / "float32.onnx", Path(tmp) / "ready.onnx"
-        onnx.save(float32_weights(onnx.load(str(src))), str(plain))
+        onnx.save(float_model, str(plain))
         # the quantizer's own preparation: shape inference and onnxruntime's basic graph
         # optimisations (BatchNorm and activations folded into the convolutions), without which
         # the int8 graph keeps float steps between its integer ones and runs slower than float
@@ -207,18 +203,10 @@ def quantize(
 def agreement(float_path: Path, quant_path: Path, crops: np.ndarray) -> dict[str, float]:
     """Cosine between the float file's and the quantized file's embeddings of ``crops`` (the
     float file's flip pass computed here when the quantized file has it and the float one not)."""
-    import onnxruntime as ort
-
-    fspec = ModelSpec.from_json(float_path.with_suffix(".json"))
-    qspec = ModelSpec.from_json(quant_path.with_suffix(".json"))
-
-    def run(path: Path, spec: ModelSpec, c: np.ndarray) -> np.ndarray:
-        sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return np.asarray(sess.run(None, {sess.get_inputs()[0].name: preprocess(spec, c)})[0])
-
-    ref = run(float_path, fspec, crops)
-    if qspec.extra.get("flip_tta") and not fspec.extra.get("flip_tta"):
-        ref = ref + run(float_path, fspec, np.ascontiguousarray(crops[:, :, ::-1]))
-        ref /= np.linalg.norm(ref, axis=1, keepdims=True)
-    cos = np.sum(ref * run(quant_path, qspec, crops), axis=1)
+    reference = OnnxEmbedder(ModelSpec.from_json(float_path.with_suffix(".json")), path=float_path)
+    quantized = OnnxEmbedder(ModelSpec.from_json(quant_path.with_suffix(".json")), path=quant_path)
+    ref = reference.embed(crops)
+    if quantized.spec.extra.get("flip_tta") and not reference.spec.extra.get("flip_tta"):
+        ref = l2_normalise(ref + reference.embed(np.ascontiguousarray(crops[:, :, ::-1])))
+    cos = np.sum(ref * quantized.embed(crops), axis=1)
     return {"min_cosine": round(float(cos.min()), 4), "mean_cosine": round(float(cos.mean()), 4)}
