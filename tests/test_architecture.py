@@ -18,7 +18,8 @@ CONFINED = {
     "tensorflow": ("train/",),
     "tf2onnx": ("train/",),
     "dlib": ("train/", "evaluate/", "vision/dlib"),
-    "onnxruntime": ("vision/", "train/export.py", "train/quantize.py"),  # export checks ORT against TF; quantize
+    # export checks onnxruntime against TensorFlow; quantize runs its quantizer
+    "onnxruntime": ("vision/", "train/export.py", "train/quantize.py"),
     "watchdog": ("ingest/watch.py",),
     "textual": ("tui/",),
     "textual_image": ("tui/",),
