@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facetags.train.data import CropSet
-from facetags.vision.embed import OnnxEmbedder, l2_normalise, preprocess
+from facetags.vision.embed import BATCH, OnnxEmbedder, l2_normalise, preprocess
 from facetags.vision.specs import ModelSpec, sha256_file
 
 if TYPE_CHECKING:
@@ -80,15 +80,15 @@ def float32_weights(model: ModelProto) -> ModelProto:
     return model
 
 
-def add_flip(model: ModelProto) -> ModelProto:
-    """Wrap ``model`` (input NCHW or NHWC per ``layout``; output (N, D) unit vectors) so that it
+def add_flip(model: ModelProto, layout: str) -> ModelProto:
+    """Wrap ``model`` (input NCHW or NHWC, its spec's ``layout``; output (N, D) unit vectors) so that it
     returns the normalised sum of its embeddings of each crop and of the crop's mirror image."""
     import onnx
     from onnx import helper, numpy_helper
 
     graph = model.graph
     inp, out = graph.input[0].name, graph.output[0].name
-    width_axis = 3 if _layout(model) == "NCHW" else 2
+    width_axis = 3 if layout.upper() == "NCHW" else 2
     for node in graph.node:
         node.input[:] = ["flip_both" if n == inp else n for n in node.input]
         node.output[:] = ["flip_embeddings" if n == out else n for n in node.output]
@@ -117,11 +117,6 @@ def add_flip(model: ModelProto) -> ModelProto:
     return model
 
 
-def _layout(model: ModelProto) -> str:
-    dims = model.graph.input[0].type.tensor_type.shape.dim
-    return "NCHW" if len(dims) == 4 and dims[1].dim_value == 3 else "NHWC"
-
-
 def quantize(
     src: Path, out_dir: Path, crops: np.ndarray, model_id: str | None = None, flip: bool = False
 ) -> ModelSpec:
@@ -148,8 +143,8 @@ def quantize(
         def get_next(self) -> dict[str, np.ndarray] | None:
             if self.start >= len(x):
                 return None
-            batch = x[self.start : self.start + 32]
-            self.start += 32
+            batch = x[self.start : self.start + BATCH]
+            self.start += BATCH
             return {input_name: batch}
 
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -177,9 +172,10 @@ def quantize(
         )
     model = onnx.load(str(path))
     if flip:
-        model = add_flip(model)
+        model = add_flip(model, source.layout)
     model.producer_name = "facetags"
     path.write_bytes(model.SerializeToString())
+    size = path.stat().st_size
     extra = {
         **source.extra,
         "flip_tta": bool(flip or source.extra.get("flip_tta")),
@@ -191,12 +187,11 @@ def quantize(
             "calibration": f"min/max over {len(crops)} crops of {' and '.join(CALIBRATION_SOURCES)}",
             "float_sha256": source.sha256,
         },
-        "file_bytes": path.stat().st_size,
+        "file_bytes": size,
     }
     spec = replace(source, id=model_id, file=path.name, sha256=sha256_file(path), extra=extra)
     path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
-    size_mb = path.stat().st_size / 1e6
-    log.info("quantized %s -> %s (%.2f MB, sha256 %s)", src, path, size_mb, spec.sha256[:12])
+    log.info("quantized %s -> %s (%.2f MB, sha256 %s)", src, path, size / 1e6, spec.sha256[:12])
     return spec
 
 
