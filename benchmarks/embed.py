@@ -30,7 +30,9 @@ def main() -> None:
     ap.add_argument("--model", default="facetags-mobilenet-v1")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=30)
-    ap.add_argument("--threads", type=int, default=0, help="onnxruntime intra-op threads (0: all cores)")
+    ap.add_argument(
+        "--threads", type=int, default=0, help="threads in all (0: FACETAGS_THREADS, else <= 4 cores)"
+    )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 

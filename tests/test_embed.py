@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from facetags.errors import ModelError
-from facetags.vision.embed import OnnxEmbedder, load_embedder
+from facetags.vision.embed import OnnxEmbedder, load_embedder, preprocess
 from facetags.vision.specs import get_spec, verified_path
 
 MODEL_ID = "facetags-mobilenet-v1"
@@ -55,6 +55,40 @@ def test_output_is_unit_length_and_batching_is_consistent(devtest_crops) -> None
     one_by_one = np.concatenate([embedder.embed(crops[i : i + 1]) for i in range(len(crops))])
     assert np.max(np.abs(all_at_once - one_by_one)) <= 1e-4
     assert embedder.embed(crops[:0]).shape == (0, 128)
+
+
+@pytest.mark.parametrize("threads", [2, 3, 8])
+def test_sessions_side_by_side_give_the_vectors_of_one_session(devtest_crops, threads: int) -> None:
+    """A batch split across sessions run side by side (one per core, up to four) gives each face
+    the vector one single-threaded session gives it, whatever the split; uneven batches too."""
+    crops, _ = devtest_crops
+    batch = np.concatenate([crops, crops[::-1], crops])[:37]  # a batch of 32, then one of 5
+    spec = get_spec(MODEL_ID)
+    alone = OnnxEmbedder(spec, threads=1).embed(batch)
+    together = OnnxEmbedder(spec, threads=threads).embed(batch)
+    assert together.shape == (37, 128)
+    assert np.max(np.abs(together - alone)) <= 1e-6
+
+
+@pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
+@pytest.mark.parametrize("order", ["RGB", "BGR"])
+def test_preprocess_is_the_specs_normalisation(layout: str, order: str) -> None:
+    """The table lookup gives exactly ``(value - mean) / std`` per channel in float32, in the
+    spec's channel order and layout."""
+    normalisation = {"mean": [0.0, 127.5, 255.0], "std": [1.0, 128.0, 64.0]}
+    spec = dataclasses.replace(get_spec(MODEL_ID), **normalisation, layout=layout, channel_order=order)
+    crops = np.random.default_rng(0).integers(0, 256, (5, 112, 112, 3), dtype=np.uint8)
+    x = crops.astype(np.float32)
+    if order == "BGR":
+        x = x[..., ::-1]
+    x = (x - np.asarray(spec.mean, np.float32)) / np.asarray(spec.std, np.float32)
+    if layout == "NCHW":
+        x = x.transpose(0, 3, 1, 2)
+    got = preprocess(crops, spec)
+    assert got.dtype == np.float32 and got.flags.c_contiguous
+    assert np.array_equal(got, x)
+    with pytest.raises(ValueError, match="uint8"):
+        preprocess(crops.astype(np.float32), spec)
 
 
 def test_shipped_model_is_int8_with_the_flip_pass(devtest_crops) -> None:
