@@ -41,9 +41,7 @@ def _imports(path: Path) -> set[str]:
 
 
 def _modules() -> list[tuple[str, set[str]]]:
-    return [
-        (path.relative_to(PKG).as_posix(), _imports(path)) for path in sorted(PKG.rglob("*.py"))
-    ]
+    return [(path.relative_to(PKG).as_posix(), _imports(path)) for path in sorted(PKG.rglob("*.py"))]
 
 
 def test_heavy_packages_stay_in_their_corner() -> None:

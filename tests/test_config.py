@@ -64,9 +64,7 @@ def test_config_file_overrides_defaults(tmp_path: Path, monkeypatch: pytest.Monk
     assert settings.embedder == "insightface:buffalo_s"
 
 
-def test_env_overrides_file_and_flags_override_env(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_env_overrides_file_and_flags_override_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write_config(tmp_path, 'min_face = 44\nscore_threshold = 0.8\nlibrary = "/from/file.db"\n', monkeypatch)
     monkeypatch.setenv("FACETAGS_MIN_FACE", "50")
     monkeypatch.setenv("FACETAGS_LIBRARY", "/from/env.db")
@@ -154,9 +152,7 @@ def test_explicit_config_file_must_exist(tmp_path: Path, monkeypatch: pytest.Mon
         load_settings()
 
 
-def test_unreadable_config_file_raises_config_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_unreadable_config_file_raises_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     path = tmp_path / "latin1.toml"
     path.write_bytes(b'embedder = "caf\xe9"\n')
     monkeypatch.setenv("FACETAGS_CONFIG", str(path))

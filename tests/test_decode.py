@@ -70,9 +70,7 @@ def write_oriented(upright: np.ndarray, orientation: int, path: Path, **save: ob
 
 @pytest.mark.parametrize("orientation", range(1, 9))
 @pytest.mark.parametrize("ext", ["jpg", "png"])
-def test_exif_orientation_is_applied(
-    upright: np.ndarray, tmp_path: Path, orientation: int, ext: str
-) -> None:
+def test_exif_orientation_is_applied(upright: np.ndarray, tmp_path: Path, orientation: int, ext: str) -> None:
     path = write_oriented(upright, orientation, tmp_path / f"o{orientation}.{ext}", quality=95)
     out = decode(path)
     assert isinstance(out, Decoded)
@@ -318,9 +316,7 @@ def test_palette_transparency_becomes_white(upright: np.ndarray, tmp_path: Path)
 
 
 @pytest.mark.parametrize(("mode", "ext"), [("RGBA", "png"), ("LA", "png"), ("RGBA", "webp"), ("RGBA", "tif")])
-def test_alpha_is_composited_onto_white(
-    upright: np.ndarray, tmp_path: Path, mode: str, ext: str
-) -> None:
+def test_alpha_is_composited_onto_white(upright: np.ndarray, tmp_path: Path, mode: str, ext: str) -> None:
     height, width, _ = upright.shape
     alpha = np.full((height, width), 255, np.uint8)
     alpha[:, width // 2 :] = 0  # right half fully transparent
@@ -424,6 +420,7 @@ def _bomb_jpeg(upright: np.ndarray) -> bytes:
 
 def _bomb_png() -> bytes:
     """A PNG header claiming 100000x100000 RGB pixels with a tiny body."""
+
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
 
@@ -493,6 +490,7 @@ def test_unreadable_file(upright: np.ndarray, tmp_path: Path, monkeypatch: pytes
     path.chmod(0)
     try:
         if os.access(path, os.R_OK):  # root reads anything: simulate the refusal instead
+
             def refuse(*args: object, **kwargs: object) -> object:
                 raise PermissionError(13, "Permission denied", str(path))
 

@@ -90,8 +90,12 @@ def test_core_imports_no_front_end_or_training_framework(tmp_path: Path) -> None
         f"print(json.dumps([m for m in {NOT_IN_CORE!r} if m in sys.modules]))\n"
     )
     done = subprocess.run(
-        [sys.executable, "-c", code], cwd=tmp_path, env=_isolated_env(tmp_path),
-        capture_output=True, text=True, timeout=120,
+        [sys.executable, "-c", code],
+        cwd=tmp_path,
+        env=_isolated_env(tmp_path),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout) == [], "the core imported a front end or training framework"
@@ -141,24 +145,29 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, t1_path: Path) 
     env = _isolated_env(tmp_path)
     subprocess.run(
         [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-        check=True, timeout=300, env=env,
+        check=True,
+        timeout=300,
+        env=env,
     )
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / "python"
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index", str(wheel)],
-        capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env=env,
+        cwd=tmp_path,
     )
     assert install.returncode == 0, install.stdout[-3000:] + install.stderr[-3000:]
 
     def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            list(args), capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path
-        )
+        return subprocess.run(list(args), capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
 
     # The venv's own copy is the one imported, with its shipped data beside it.
     where = run(
-        str(python), "-c",
+        str(python),
+        "-c",
         "import json, facetags, facetags.paths as p, sysconfig; print(json.dumps({"
         "'package': facetags.__file__, 'migrations': str(p.migrations_dir()), "
         "'models': str(p.models_dir()), 'purelib': sysconfig.get_paths()['purelib']}))",

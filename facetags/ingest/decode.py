@@ -41,7 +41,17 @@ MAX_PIXELS = 178_956_970
 
 #: The Pillow formats tried, in order. Formats that shell out (EPS) or are not photos are left out.
 FORMATS = (
-    "JPEG", "PNG", "HEIF", "WEBP", "TIFF", "BMP", "DIB", "GIF", "AVIF", "PPM", "JPEG2000",
+    "JPEG",
+    "PNG",
+    "HEIF",
+    "WEBP",
+    "TIFF",
+    "BMP",
+    "DIB",
+    "GIF",
+    "AVIF",
+    "PPM",
+    "JPEG2000",
 )
 
 #: EXIF orientation tag (0x0112) value -> the transpose that makes the stored image upright.
