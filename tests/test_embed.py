@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -65,9 +66,11 @@ def test_sessions_side_by_side_give_the_vectors_of_one_session(devtest_crops, th
     batch = np.concatenate([crops, crops[::-1], crops])[:37]  # a batch of 32, then one of 5
     spec = get_spec(MODEL_ID)
     alone = OnnxEmbedder(spec, threads=1).embed(batch)
+    before = set(threading.enumerate())
     together = OnnxEmbedder(spec, threads=threads).embed(batch)
     assert together.shape == (37, 128)
     assert np.max(np.abs(together - alone)) <= 1e-6
+    assert [t for t in set(threading.enumerate()) - before if t.is_alive()] == []  # none outlives it
 
 
 @pytest.mark.parametrize("layout", ["NCHW", "NHWC"])
