@@ -9,6 +9,7 @@ import subprocess
 import sys
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,7 +40,9 @@ def _isolated_env(tmp: Path) -> dict[str, str]:
     return env
 
 
-def _run_python(code: str, tmp: Path) -> dict[str, object]:
+def _run_python(code: str, tmp: Path) -> Any:
+    """Run ``code`` in a fresh interpreter (isolated from the user's config and data); the JSON of
+    its last printed line."""
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp,
@@ -49,8 +52,7 @@ def _run_python(code: str, tmp: Path) -> dict[str, object]:
         timeout=120,
     )
     assert done.returncode == 0, done.stderr
-    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
-    return result
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 HELP_AND_VERSION = """
@@ -89,16 +91,7 @@ def test_core_imports_no_front_end_or_training_framework(tmp_path: Path) -> None
         "    importlib.import_module(name)\n"
         f"print(json.dumps([m for m in {NOT_IN_CORE!r} if m in sys.modules]))\n"
     )
-    done = subprocess.run(
-        [sys.executable, "-c", code],
-        cwd=tmp_path,
-        env=_isolated_env(tmp_path),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout) == [], "the core imported a front end or training framework"
+    assert _run_python(code, tmp_path) == [], "the core imported a front end or training framework"
 
 
 # --- the built wheel, installed in a fresh venv ------------------------------------------------
