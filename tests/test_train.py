@@ -7,6 +7,7 @@ people in ../shared/data, cut by our own detector and aligner; skipped where the
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -438,6 +439,101 @@ def test_quantized_export_follows_the_float_file(blockwise_run, lfw_crops, tmp_p
     got = runtime.embed(crops)
     assert np.allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-5) and spread(got) > 0.05
     assert np.max(np.abs(got - runtime.embed(np.ascontiguousarray(crops[:, :, ::-1])))) <= 1e-5
+
+
+def test_restem_grid_lands_on_the_old_stems_centres_and_is_mirror_symmetric() -> None:
+    """The new stem's resampling: window i of the stride-3 convolution is centred on the crop
+    point of the old stem's output i (rows exactly, columns within a fifth of a pixel), and the
+    columns are symmetric about the crop's centre, so the mirrored crop's grid is the grid
+    mirrored (the flip pass stays the crop's mirror image)."""
+    pytest.importorskip("tensorflow")
+    from facetags.errors import ConfigError
+    from facetags.train.blockwise import CHIP, CHIP_CENTRE, CHIP_SIDE
+    from facetags.train.restem import StemPlan, grid_matrices
+
+    for plan in (StemPlan(), StemPlan(kernel=7, pad=0), StemPlan(kernel=8, pad=2)):
+        rows, cols = grid_matrices(plan)
+        assert rows.shape == cols.shape == (plan.grid, 112)
+        assert (plan.grid + 2 * plan.pad - plan.kernel) // 3 + 1 == 35
+        np.testing.assert_allclose(cols, cols[::-1, ::-1], atol=1e-6)
+        scale = CHIP_SIDE / CHIP
+        i = np.arange(35)
+        centre = 3 * i - plan.pad + (plan.kernel - 1) // 2  # integer centres for odd kernels
+        if plan.kernel % 2 == 0:
+            continue
+        for m, axis_centre, tol in ((rows, CHIP_CENTRE[1], 1e-4), (cols, CHIP_CENTRE[0], 0.25)):
+            inside = np.isclose(m[centre].sum(axis=1), 1.0)
+            where = (m[centre] @ np.arange(112.0))[inside]
+            old = (axis_centre + (4 * i + 5 - CHIP / 2) * scale)[inside]
+            assert inside.sum() >= 30
+            np.testing.assert_allclose(where, old, atol=tol)
+    with pytest.raises(ConfigError):
+        StemPlan(kernel=2).check()
+
+
+@pytest.mark.slow
+def test_restem_replaces_the_stem_and_the_file_runs(blockwise_run, lfw_crops, tmp_path: Path) -> None:
+    """'train restem' on a tiny student: the error to the old stem falls, the written file has
+    the new resampling and a stride-3 convolution where the chip, 7x7 convolution and max-pool
+    were, its stem equals the Keras one, it embeds; --blocks' frozen blocks compute what the
+    file does, --init starts from a restemmed file's stem; and quantized with the flip pass
+    (made at its column product) a crop and its mirror image get the same vector."""
+    import onnx
+
+    from facetags.train.data import CropSet, Item
+    from facetags.train.export import export
+    from facetags.train.fit import recalibrate_bn
+    from facetags.train.quantize import quantize
+    from facetags.train.restem import StemPlan, restem
+    from facetags.vision.embed import OnnxEmbedder
+    from facetags.vision.specs import get_spec, sha256_file
+
+    summary, _ = blockwise_run
+    model, crops = summary["student"].model, lfw_crops[0]
+    recalibrate_bn(model, crops, batches=4, batch=24)
+    source = export(model, tmp_path / "float", "test-r", fp16_weights=True)
+    src = tmp_path / "float" / source.file
+    items = [Item(f"x/{i}.jpg", "fairface", None) for i in range(len(crops))]
+    data = CropSet(crops, lfw_crops[1], np.full(len(crops), -1, np.int32), [], items)
+    plan = StemPlan(kernel=7, width=16, pad=0, steps=60, batch=8, lr=3e-3, validation=8)
+    with pytest.raises(ValueError, match="another folder"):
+        restem(src, tmp_path / "float", data, plan)
+    spec, report = restem(src, tmp_path / "new", data, plan)
+    history = report["history"]
+    assert history[-1]["val"] < 0.8 * history[0]["val"], history
+    path = tmp_path / "new" / spec.file
+    assert spec.sha256 == sha256_file(path) and spec.extra["restem"]["from_sha256"] == source.sha256
+    assert spec.extra["restem"]["onnx_max_abs_diff"] <= 1e-4
+    graph = onnx.load(str(path)).graph
+    ops = [n.op_type for n in graph.node]
+    assert "MaxPool" not in ops
+    convs = [n for n in graph.node if n.name == "restem/conv"]
+    assert len(convs) == 1 and [a.ints for a in convs[0].attribute if a.name == "strides"] == [[3, 3]]
+    new = OnnxEmbedder(get_spec("test-r", root=tmp_path / "new"), path=path).embed(crops)
+    assert new.shape == (len(crops), 128) and np.allclose(np.linalg.norm(new, axis=1), 1.0, atol=1e-5)
+    # the frozen blocks of --blocks compute what the file computes
+    import tensorflow as tf
+
+    from facetags.train.quantize import float32_weights
+    from facetags.train.restem import _Targets, find_stem, following_blocks, frozen_blocks
+
+    float_model = float32_weights(onnx.load(str(src)))
+    old = find_stem(float_model)
+    nodes = following_blocks(float_model, old.output, 2)
+    _, stem_out, block_out = _Targets(float_model, old, source, plan, nodes[-1].output[0])(crops[:6])
+    frozen = frozen_blocks(float_model, old.output, nodes)(tf.constant(stem_out)).numpy()
+    assert np.max(np.abs(frozen - block_out)) <= 1e-4
+    deeper = replace(plan, blocks=2, steps=10)
+    spec2, report2 = restem(src, tmp_path / "deeper", data, deeper, init=path)
+    assert spec2.extra["restem"]["init_sha256"] == spec.sha256
+    assert report2["history"][0]["val"] == pytest.approx(history[-1]["val"], rel=0.05)  # it starts from there
+    assert "val_blocks" in report2["history"][-1]
+    q = quantize(path, tmp_path / "int8", crops[:16], flip=True)
+    assert q.extra["flip_pass"] == "warp"
+    runtime = OnnxEmbedder(get_spec("test-r", root=tmp_path / "int8"), path=tmp_path / "int8" / q.file)
+    got = runtime.embed(crops)
+    mirrored = runtime.embed(np.ascontiguousarray(crops[:, :, ::-1]))
+    assert np.min(np.sum(got * mirrored, axis=1)) > 0.9999
 
 
 def test_calibration_crops_come_from_the_sources_without_identities() -> None:

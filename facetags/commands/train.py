@@ -479,6 +479,76 @@ def quantize_cmd(
     click.echo(json.dumps(figures))
 
 
+@train.command("restem")
+@click.option(
+    "--onnx",
+    "src",
+    type=click.Path(dir_okay=False, exists=True),
+    required=True,
+    help="A blockwise student's float file ('train export'), its spec json beside it.",
+)
+@click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder.")
+@click.option("--out", type=click.Path(file_okay=False), required=True, help="Folder for the new float file.")
+@click.option("--id", "model_id", default=None, help="Model id of the new file (default: the source's).")
+@click.option(
+    "--kernel", type=click.IntRange(min=3), default=9, show_default=True, help="The convolution's size."
+)
+@click.option("--width", type=click.IntRange(min=1), default=48, show_default=True, help="Its channels.")
+@click.option("--pad", type=click.IntRange(min=0), default=1, show_default=True, help="Its zero padding.")
+@click.option("--steps", type=click.IntRange(min=1), default=6000, show_default=True)
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), default=2e-3, show_default=True)
+@click.option(
+    "--blocks",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="Also match the output of this many blocks after the stem (run frozen).",
+)
+@click.option(
+    "--init",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="Start from the stem of this restemmed file (same kernel, width, pad).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--heldout",
+    type=click.Path(dir_okay=False, exists=True),
+    default=HELDOUT_FILE,
+    show_default=True,
+    help="People whose crops are kept out (JSON list of names).",
+)
+def restem_cmd(
+    src: str,
+    cache: str | None,
+    out: str,
+    model_id: str | None,
+    kernel: int,
+    width: int,
+    pad: int,
+    steps: int,
+    lr: float,
+    blocks: int,
+    init: str | None,
+    seed: int,
+    heldout: str,
+) -> None:
+    """Give a blockwise student a cheaper stem: a coarser resampling and one strided convolution
+    in place of the 150x150 chip, 7x7 convolution and max-pool, taught the file's own stem
+    output (facetags/train/restem.py). Writes a float file to quantize; prints its figures."""
+    from facetags.train.data import load_cache
+    from facetags.train.restem import StemPlan, restem
+
+    _log_to_stderr()
+    plan = StemPlan(kernel=kernel, width=width, pad=pad, steps=steps, lr=lr, seed=seed, blocks=blocks)
+    plan.check()
+    data = load_cache(Path(cache or _default_cache()))
+    held = set(json.loads(Path(heldout).read_text(encoding="utf-8")))
+    data, _ = data.split_people(held)
+    spec, summary = restem(Path(src), Path(out), data, plan, model_id, Path(init) if init else None)
+    click.echo(json.dumps({"model": spec.id, "sha256": spec.sha256, **spec.extra["restem"], **summary}))  # type: ignore[dict-item]
+
+
 @train.command("blocks")
 @click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder.")
 @click.option(
