@@ -7,17 +7,9 @@ file on the two-core CPU, the same accuracy on the held-out pairs (the model car
 calibration crops come from the cache's sources without identities (FairFace, UTKFace), so no
 held-out or LFW DevTest person shapes the ranges.
 
-With the flip pass the file returns the L2-normalised sum of the embeddings of the crop and of
-its mirror image (one batch of 2N through the network), as ``train export --flip-tta`` does for a
-float export; on a quantized file it is what makes the flip pass affordable. A graph that begins
-with the blockwise student's resampling (``rows @ crop @ columns``, :func:`warp_pair`) gets the
-mirror image from its column product (:func:`mirror_at_warp`: the same product with the column
-matrix's rows reversed), so the row product is done once, not twice; any other graph gets it
-from a Slice of its input (:func:`add_flip`).
-
-Before quantizing, :func:`drop_identity_slices` removes the Slices that keep a whole tensor
-(the exporter writes one for each of Keras' ``Cropping2D((0, 0))``): they stand between a
-convolution and its BatchNorm, which the quantizer can then fold into it.
+``add_flip`` wraps a file so that it returns the L2-normalised sum of the embeddings of the crop
+and of its mirror image (one batch of 2N through the network), as ``train export --flip-tta``
+does for a float export; on a quantized file it is what makes the flip pass affordable.
 
 No TensorFlow here: this works on any exported ONNX file and its spec.
 """
@@ -37,7 +29,7 @@ from facetags.vision.embed import BATCH, OnnxEmbedder, l2_normalise, preprocess
 from facetags.vision.specs import ModelSpec, sha256_file
 
 if TYPE_CHECKING:
-    from onnx import ModelProto, NodeProto
+    from onnx import ModelProto
 
 log = logging.getLogger(__name__)
 
@@ -88,86 +80,6 @@ def float32_weights(model: ModelProto) -> ModelProto:
     return model
 
 
-def _constants(model: ModelProto) -> dict[str, np.ndarray]:
-    from onnx import numpy_helper
-
-    return {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
-
-
-def drop_identity_slices(model: ModelProto) -> ModelProto:
-    """``model`` without the Slices that keep their whole input (starts 0, ends at or past the
-    int32 maximum, steps 1); their consumers read the input itself."""
-    graph = model.graph
-    consts = _constants(model)
-    outputs = {o.name for o in graph.output}
-    rename: dict[str, str] = {}
-    keep = []
-    for node in graph.node:
-        args = list(node.input) + [""] * (5 - len(node.input))
-        if (
-            node.op_type == "Slice"
-            and node.output[0] not in outputs
-            and all(a in consts for a in args[1:3])
-            and (not args[4] or args[4] in consts)
-            and bool(np.all(consts[args[1]] == 0))
-            and bool(np.all(consts[args[2]] >= np.iinfo(np.int32).max))
-            and (not args[4] or bool(np.all(consts[args[4]] == 1)))
-        ):
-            rename[node.output[0]] = rename.get(node.input[0], node.input[0])
-            continue
-        keep.append(node)
-    for node in keep:
-        node.input[:] = [rename.get(n, n) for n in node.input]
-    del graph.node[:]
-    graph.node.extend(keep)
-    if rename:
-        log.info("dropped %d Slices that kept their whole input", len(rename))
-    return model
-
-
-def warp_pair(model: ModelProto) -> tuple[NodeProto, NodeProto] | None:
-    """The graph's resampling, when it begins with one: the MatMul of a constant (rows) by the
-    input, whose only consumer is a MatMul of that by a constant 2-D matrix (columns)."""
-    graph = model.graph
-    consts = _constants(model)
-    inp = graph.input[0].name
-    first = [n for n in graph.node if inp in n.input]
-    if len(first) != 1 or first[0].op_type != "MatMul" or list(first[0].input[1:]) != [inp]:
-        return None
-    rows = first[0]
-    if rows.input[0] not in consts:
-        return None
-    after = [n for n in graph.node if rows.output[0] in n.input]
-    if len(after) != 1 or after[0].op_type != "MatMul" or after[0].input[0] != rows.output[0]:
-        return None
-    cols = after[0]
-    if cols.input[1] not in consts or consts[cols.input[1]].ndim != 2:
-        return None
-    return rows, cols
-
-
-def _pair_sum(model: ModelProto) -> None:
-    """Make the graph's (2N, D) output, the embeddings of N images then of their N mirror images,
-    the L2-normalised sum of each pair (N, D)."""
-    from onnx import helper, numpy_helper
-
-    graph = model.graph
-    out = graph.output[0].name
-    for node in graph.node:
-        node.output[:] = ["flip_embeddings" if n == out else n for n in node.output]
-    dim = graph.output[0].type.tensor_type.shape.dim[1].dim_value or -1
-    consts = {"flip_pairs": [2, -1, dim], "flip_axis0": [0]}
-    graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items())
-    graph.node.extend(
-        [
-            helper.make_node("Reshape", ["flip_embeddings", "flip_pairs"], ["flip_pair"]),
-            helper.make_node("ReduceSum", ["flip_pair", "flip_axis0"], ["flip_sum"], keepdims=0),
-            helper.make_node("ReduceL2", ["flip_sum"], ["flip_norm"], axes=[1], keepdims=1),
-            helper.make_node("Div", ["flip_sum", "flip_norm"], [out]),
-        ]
-    )
-
-
 def add_flip(model: ModelProto, layout: str) -> ModelProto:
     """Wrap ``model`` (input NCHW or NHWC, its spec's ``layout``; output (N, D) unit vectors) so that it
     returns the normalised sum of its embeddings of each crop and of the crop's mirror image."""
@@ -175,10 +87,12 @@ def add_flip(model: ModelProto, layout: str) -> ModelProto:
     from onnx import helper, numpy_helper
 
     graph = model.graph
-    inp = graph.input[0].name
+    inp, out = graph.input[0].name, graph.output[0].name
     width_axis = 3 if layout.upper() == "NCHW" else 2
     for node in graph.node:
         node.input[:] = ["flip_both" if n == inp else n for n in node.input]
+        node.output[:] = ["flip_embeddings" if n == out else n for n in node.output]
+    dim = graph.output[0].type.tensor_type.shape.dim[1].dim_value or -1
     consts = {
         # the columns in reverse: a Slice with step -1 (a Gather of reversed indices gives the
         # same tensor at twice the cost, 0.1 ms a face on two cores)
@@ -186,6 +100,8 @@ def add_flip(model: ModelProto, layout: str) -> ModelProto:
         "flip_ends": [np.iinfo(np.int64).min],
         "flip_axes": [width_axis],
         "flip_steps": [-1],
+        "flip_pairs": [2, -1, dim],
+        "flip_axis0": [0],
     }
     graph.initializer.extend(numpy_helper.from_array(np.array(v, np.int64), k) for k, v in consts.items())
     before = [
@@ -194,39 +110,17 @@ def add_flip(model: ModelProto, layout: str) -> ModelProto:
         ),
         helper.make_node("Concat", [inp, "flip_mirror"], ["flip_both"], axis=0),
     ]
-    nodes = before + list(graph.node)
+    after = [
+        helper.make_node("Reshape", ["flip_embeddings", "flip_pairs"], ["flip_pair"]),
+        helper.make_node("ReduceSum", ["flip_pair", "flip_axis0"], ["flip_sum"], keepdims=0),
+        helper.make_node("ReduceL2", ["flip_sum"], ["flip_norm"], axes=[1], keepdims=1),
+        helper.make_node("Div", ["flip_sum", "flip_norm"], [out]),
+    ]
+    nodes = before + list(graph.node) + after
     del graph.node[:]
     graph.node.extend(nodes)
-    _pair_sum(model)
     onnx.checker.check_model(model)
     return model
-
-
-def mirror_at_warp(model: ModelProto) -> bool:
-    """Build the flip pass into a graph that begins with the resampling (:func:`warp_pair`): the
-    mirror image's chip is the row product times the column matrix with its rows reversed (the
-    crop's columns in reverse), concatenated after the chip on the batch axis. The same images
-    as :func:`add_flip`'s, without the input's Slice and the second row product. False (the
-    graph untouched) when the graph has no such resampling."""
-    import onnx
-    from onnx import helper, numpy_helper
-
-    pair = warp_pair(model)
-    if pair is None:
-        return False
-    _, cols = pair
-    graph = model.graph
-    columns = _constants(model)[cols.input[1]]
-    graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(columns[::-1]), "flip_columns"))
-    chip = cols.output[0]
-    for node in graph.node:
-        node.input[:] = ["flip_both" if n == chip else n for n in node.input]
-    at = list(graph.node).index(cols) + 1
-    graph.node.insert(at, helper.make_node("MatMul", [cols.input[0], "flip_columns"], ["flip_mirror"]))
-    graph.node.insert(at + 1, helper.make_node("Concat", [chip, "flip_mirror"], ["flip_both"], axis=0))
-    _pair_sum(model)
-    onnx.checker.check_model(model)
-    return True
 
 
 def quantize(
@@ -263,11 +157,8 @@ def quantize(
     path = out_dir / f"{model_id}.onnx"
     if path.resolve() == src.resolve():
         raise ValueError(f"{src}: quantize into another folder (the float file is read again afterwards)")
-    float_model = drop_identity_slices(float32_weights(onnx.load(str(src))))
+    float_model = float32_weights(onnx.load(str(src)))
     input_name = float_model.graph.input[0].name
-    # the flip pass at the resampling goes in before quantizing (the mirror images are then
-    # calibrated on too); the input's Slice, for graphs without one, after
-    flip_at = ("warp" if mirror_at_warp(float_model) else "input") if flip else None
     with tempfile.TemporaryDirectory() as tmp:
         plain, ready = Path(tmp) / "float32.onnx", Path(tmp) / "ready.onnx"
         onnx.save(float_model, str(plain))
@@ -286,7 +177,7 @@ def quantize(
             calibrate_method=CalibrationMethod.MinMax,
         )
     model = onnx.load(str(path))
-    if flip_at == "input":
+    if flip:
         model = add_flip(model, source.layout)
     model.producer_name = "facetags"
     path.write_bytes(model.SerializeToString())
@@ -294,7 +185,6 @@ def quantize(
     extra = {
         **source.extra,
         "flip_tta": bool(flip or source.extra.get("flip_tta")),
-        **({"flip_pass": flip_at} if flip_at else {}),
         "fp16_weights": False,
         "int8": {
             "format": "QDQ",

@@ -13,8 +13,8 @@ convolution at stride 3 is centred where the old stem's output ``i`` is; then Re
 convolution to the old width and ReLU (the old stem's output is a max of ReLUs, so it is never
 negative). ``kernel`` 9, ``width`` 48: 14 M multiply-adds a face on a 109x109 grid instead of
 24 M on the 150x150 chip, and no max-pool. The grid's columns are symmetric about the crop's
-centre, so the mirror image's grid is the grid of the mirrored crop: the flip pass stays the
-crop's mirror image (``train quantize --flip-tta`` makes it from the column product).
+centre, so the mirror image's grid is the grid of the mirrored crop: the flip pass
+(``train quantize --flip-tta``) stays the crop's mirror image.
 
 Training is self-distillation on the stem alone: the float file's own stem output for each
 (augmented) crop is the target, squared error over its mean square; the blocks after it are
@@ -35,12 +35,12 @@ import numpy as np
 from facetags.errors import ConfigError
 from facetags.train.blockwise import CHIP, CHIP_CENTRE, CHIP_SIDE, CROP
 from facetags.train.data import CropSet, augment_batch
-from facetags.train.quantize import float32_weights, warp_pair
+from facetags.train.quantize import float32_weights
 from facetags.vision.embed import preprocess
 from facetags.vision.specs import ModelSpec, sha256_file
 
 if TYPE_CHECKING:
-    from onnx import ModelProto
+    from onnx import ModelProto, NodeProto
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +86,27 @@ class OldStem:
     nodes: tuple[str, ...]  # rows product, column product, convolution, ReLU, max-pool
     output: str
     channels: int
+
+
+def warp_pair(model: ModelProto) -> tuple[NodeProto, NodeProto] | None:
+    """The graph's resampling, when it begins with one: the MatMul of a constant (rows) by the
+    input, whose only consumer is a MatMul of that by a constant 2-D matrix (columns)."""
+    graph = model.graph
+    consts = {init.name: init for init in graph.initializer}
+    inp = graph.input[0].name
+    first = [n for n in graph.node if inp in n.input]
+    if len(first) != 1 or first[0].op_type != "MatMul" or list(first[0].input) != [first[0].input[0], inp]:
+        return None
+    rows = first[0]
+    if rows.input[0] not in consts:
+        return None
+    after = [n for n in graph.node if rows.output[0] in n.input]
+    if len(after) != 1 or after[0].op_type != "MatMul" or after[0].input[0] != rows.output[0]:
+        return None
+    cols = after[0]
+    if cols.input[1] not in consts or len(consts[cols.input[1]].dims) != 2:
+        return None
+    return rows, cols
 
 
 def find_stem(model: ModelProto) -> OldStem:
