@@ -92,6 +92,40 @@ def test_preprocess_is_the_specs_normalisation(layout: str, order: str) -> None:
     assert np.array_equal(got, x)
     with pytest.raises(ValueError, match="uint8"):
         preprocess(crops.astype(np.float32), spec)
+    # into a caller's buffer: its first N images, the same values
+    buffer = np.full((8, *got.shape[1:]), np.nan, np.float32)
+    into = preprocess(crops, spec, out=buffer)
+    assert np.shares_memory(into, buffer) and into.shape == got.shape and np.array_equal(into, x)
+    assert np.isnan(buffer[5:]).all()
+    with pytest.raises(ValueError, match="buffer"):
+        preprocess(crops, spec, out=buffer[:4])
+
+
+def test_reused_input_buffers_keep_calls_apart(devtest_crops) -> None:
+    """The embedder keeps its input buffers from call to call: a smaller batch after a larger one
+    and calls from several threads at once get the vectors a fresh embedder gives them."""
+    crops, _ = devtest_crops
+    spec = get_spec(MODEL_ID)
+    small, large = crops[:3], np.concatenate([crops, crops[::-1]])[:32]
+    want_small = OnnxEmbedder(spec, threads=2).embed(small)
+    want_large = OnnxEmbedder(spec, threads=2).embed(large)
+    embedder = OnnxEmbedder(spec, threads=2)
+    assert np.array_equal(embedder.embed(large), want_large)
+    assert np.array_equal(embedder.embed(small), want_small)
+    wrong: list[int] = []
+
+    def work(i: int) -> None:
+        for _ in range(5):
+            got = embedder.embed(large if i % 2 else small)
+            if not np.array_equal(got, want_large if i % 2 else want_small):
+                wrong.append(i)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert wrong == []
 
 
 def test_shipped_model_is_int8_with_the_flip_pass(devtest_crops) -> None:

@@ -9,9 +9,10 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
@@ -33,9 +34,10 @@ class Embedder(Protocol):
         ...
 
 
-def preprocess(crops: np.ndarray, spec: ModelSpec) -> np.ndarray:
+def preprocess(crops: np.ndarray, spec: ModelSpec, out: np.ndarray | None = None) -> np.ndarray:
     """uint8 RGB crops (N, H, W, 3) -> the float32 tensor the model expects: ``(value - mean) /
-    std`` per channel, in the spec's channel order and layout."""
+    std`` per channel, in the spec's channel order and layout; written into ``out`` (float32, at
+    least N images of that shape) when given, and the first N of it returned."""
     if crops.ndim != 4 or crops.shape[-1] != 3:
         raise ValueError(f"expected (N, H, W, 3) crops, got {crops.shape}")
     if crops.shape[1:3] != (spec.input_size, spec.input_size):
@@ -48,7 +50,12 @@ def preprocess(crops: np.ndarray, spec: ModelSpec) -> np.ndarray:
     ordered = crops[..., ::-1] if spec.channel_order.upper() == "BGR" else crops  # the model's order
     n, h, w, _ = crops.shape
     nchw = spec.layout.upper() == "NCHW"
-    out = np.empty((n, 3, h, w) if nchw else (n, h, w, 3), np.float32)
+    shape = (n, 3, h, w) if nchw else (n, h, w, 3)
+    if out is None:
+        out = np.empty(shape, np.float32)
+    elif out.dtype != np.float32 or out.shape[1:] != shape[1:] or len(out) < n or not out.flags.c_contiguous:
+        raise ValueError(f"preprocess: an output buffer of {out.shape} {out.dtype} cannot take {shape}")
+    out = out[:n]
     for c in range(3):
         np.take(lut[c], ordered[..., c], out=out[:, c] if nchw else out[..., c], mode="clip")
     return out
@@ -107,30 +114,40 @@ class OnnxEmbedder:
         except Exception as exc:  # onnxruntime raises its own untyped errors
             raise ModelError(f"{model_path}: cannot load model ({exc})") from exc
         self._input = self._sessions[0].get_inputs()[0].name
+        # each session's input buffer, kept from batch to batch: with a fresh 2.4 MB array a
+        # call, glibc's allocator gave the memory back at each free and the next call faulted it
+        # in again, which cost the shipped file 15% of its time (`benchmarks/embed.py`, 1.9
+        # against 2.2 ms a face); one call at a time uses them (the lock)
+        size = spec.input_size
+        image = (3, size, size) if spec.layout.upper() == "NCHW" else (size, size, 3)
+        self._buffers = [np.empty((0, *image), np.float32) for _ in self._sessions]
+        self._lock = threading.Lock()
 
-    def _run(self, session: Any, crops: np.ndarray) -> np.ndarray:
-        x = preprocess(crops, self.spec)
-        (y,) = session.run(None, {self._input: x})[:1]
+    def _run(self, index: int, crops: np.ndarray) -> np.ndarray:
+        if len(self._buffers[index]) < len(crops):
+            self._buffers[index] = np.empty((len(crops), *self._buffers[index].shape[1:]), np.float32)
+        x = preprocess(crops, self.spec, out=self._buffers[index])
+        (y,) = self._sessions[index].run(None, {self._input: x})[:1]
         return np.asarray(y, np.float32).reshape(len(x), -1)
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
         if len(crops) == 0:
             return np.zeros((0, self.dim), np.float32)
         out = []
-        for start in range(0, len(crops), BATCH):
-            batch = crops[start : start + BATCH]
-            bounds = np.linspace(0, len(batch), min(len(self._sessions), len(batch)) + 1).astype(int)
-            parts = [batch[a:b] for a, b in itertools.pairwise(bounds)]
-            if len(parts) == 1:
-                out.append(self._run(self._sessions[0], batch))
-                continue
-            # the first part in this thread, the others beside it in threads joined before the
-            # next batch (a few tens of microseconds a batch; nothing outlives the call)
-            with ThreadPoolExecutor(len(parts) - 1, "facetags-embed") as pool:
-                rest = zip(self._sessions[1:], parts[1:], strict=False)
-                futures = [pool.submit(self._run, session, part) for session, part in rest]
-                first = self._run(self._sessions[0], parts[0])
-                out.extend([first, *(f.result() for f in futures)])
+        with self._lock:
+            for start in range(0, len(crops), BATCH):
+                batch = crops[start : start + BATCH]
+                bounds = np.linspace(0, len(batch), min(len(self._sessions), len(batch)) + 1).astype(int)
+                parts = [batch[a:b] for a, b in itertools.pairwise(bounds)]
+                if len(parts) == 1:
+                    out.append(self._run(0, batch))
+                    continue
+                # the first part in this thread, the others beside it in threads joined before
+                # the next batch (a few tens of microseconds a batch; nothing outlives the call)
+                with ThreadPoolExecutor(len(parts) - 1, "facetags-embed") as pool:
+                    futures = [pool.submit(self._run, i, part) for i, part in enumerate(parts[1:], 1)]
+                    first = self._run(0, parts[0])
+                    out.extend([first, *(f.result() for f in futures)])
         vectors = np.concatenate(out)
         if vectors.shape[1] != self.dim:
             raise ModelError(f"{self.model_id}: produced {vectors.shape[1]}-D vectors, spec says {self.dim}")
