@@ -512,13 +512,23 @@ def restem(
     diff = float(np.max(np.abs(got - want)))
     if diff > 1e-4:
         raise RuntimeError(f"the written stem differs from the trained one by {diff:.2e}")
+    resampling = {"restem_rows", "restem_columns"}
+    weights = sum(
+        int(np.prod(i.dims))
+        for i in spliced.graph.initializer
+        if i.name not in resampling and i.data_type == 1 and len(i.dims)
+    )
     extra = {
         **source.extra,
+        # the inference graph's weights (BatchNorm folded into the convolutions; the fixed
+        # resampling matrices not counted): the source's count was Keras', BatchNorm included
+        "parameters": weights,
         "fp16_weights": False,
         "restem": {
             **asdict(plan),
             "grid": plan.grid,
             "from_sha256": source.sha256,
+            "source_parameters": source.extra.get("parameters"),
             **({"init_sha256": sha256_file(init)} if init else {}),
             "validation_error": summary["history"][-1]["val"],
             **({"validation_error_blocks": summary["history"][-1]["val_blocks"]} if plan.blocks else {}),
