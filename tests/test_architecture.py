@@ -18,8 +18,9 @@ CONFINED = {
     "tensorflow": ("train/",),
     "tf2onnx": ("train/",),
     "dlib": ("train/", "evaluate/", "vision/dlib"),
-    # export checks onnxruntime against TensorFlow; quantize runs its quantizer
-    "onnxruntime": ("vision/", "train/export.py", "train/quantize.py"),
+    # export checks onnxruntime against TensorFlow; quantize runs its quantizer; restem runs the
+    # float file's old stem for its targets and checks the written one
+    "onnxruntime": ("vision/", "train/export.py", "train/quantize.py", "train/restem.py"),
     "watchdog": ("ingest/watch.py",),
     "textual": ("tui/",),
     "textual_image": ("tui/",),
