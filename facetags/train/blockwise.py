@@ -71,23 +71,24 @@ CHIP_CENTRE = (57.0, 72.0)
 CHIP_SIDE = 98.75
 
 
+def bilinear_weights(positions: np.ndarray) -> np.ndarray:
+    """(len(positions), 112) float32: row ``u`` samples a crop axis at ``positions[u]`` (crop
+    pixel coordinates) by linear interpolation; pixels outside the crop count as 0."""
+    m = np.zeros((len(positions), CROP), np.float32)
+    for u, x in enumerate(positions):
+        x0 = int(np.floor(x))
+        for xi, w in ((x0, 1.0 - (x - x0)), (x0 + 1, x - x0)):
+            if 0 <= xi < CROP:
+                m[u, xi] += w
+    return m
+
+
 @functools.cache
 def warp_matrices() -> tuple[np.ndarray, np.ndarray]:
     """(rows (150, 112), columns (150, 112)): bilinear weights such that ``rows @ crop @
     columns.T`` is the chip (per channel); crop pixels outside the crop count as 0."""
-    scale = CHIP_SIDE / CHIP
-
-    def axis(centre: float) -> np.ndarray:
-        m = np.zeros((CHIP, CROP), np.float32)
-        for u in range(CHIP):
-            x = centre + (u - CHIP / 2) * scale
-            x0 = int(np.floor(x))
-            for xi, w in ((x0, 1.0 - (x - x0)), (x0 + 1, x - x0)):
-                if 0 <= xi < CROP:
-                    m[u, xi] += w
-        return m
-
-    return axis(CHIP_CENTRE[1]), axis(CHIP_CENTRE[0])
+    offsets = (np.arange(CHIP) - CHIP / 2) * (CHIP_SIDE / CHIP)
+    return bilinear_weights(CHIP_CENTRE[1] + offsets), bilinear_weights(CHIP_CENTRE[0] + offsets)
 
 
 def chips_from_crops(x: np.ndarray) -> np.ndarray:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facetags.errors import ConfigError
-from facetags.train.blockwise import CHIP, CHIP_CENTRE, CHIP_SIDE, CROP
+from facetags.train.blockwise import CHIP, CHIP_CENTRE, CHIP_SIDE, CROP, bilinear_weights
 from facetags.train.data import CropSet, augment_batch
 from facetags.train.quantize import float32_weights
 from facetags.vision.embed import preprocess
@@ -282,19 +282,10 @@ def grid_matrices(plan: StemPlan) -> tuple[np.ndarray, np.ndarray]:
     pitch = OLD_PITCH * scale / STRIDE  # crop pixels per grid point
     n = plan.grid
     offset = (plan.kernel - 1) / 2 - plan.pad  # grid index of window 0's centre
-
-    def axis(first: float) -> np.ndarray:
-        m = np.zeros((n, CROP), np.float32)
-        for j in range(n):
-            x = first + j * pitch
-            x0 = int(np.floor(x))
-            for xi, w in ((x0, 1.0 - (x - x0)), (x0 + 1, x - x0)):
-                if 0 <= xi < CROP:
-                    m[j, xi] += w
-        return m
-
+    steps = np.arange(n) * pitch
     old_centre_y = CHIP_CENTRE[1] + (OLD_FIRST - CHIP / 2) * scale
-    return axis(old_centre_y - offset * pitch), axis((CROP - 1) / 2 - (n - 1) / 2 * pitch)
+    rows = bilinear_weights(old_centre_y - offset * pitch + steps)
+    return rows, bilinear_weights((CROP - 1) / 2 - (n - 1) / 2 * pitch + steps)
 
 
 def build_stem(plan: StemPlan, channels: int) -> Any:
