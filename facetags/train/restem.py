@@ -40,7 +40,7 @@ from facetags.vision.embed import preprocess
 from facetags.vision.specs import ModelSpec, sha256_file
 
 if TYPE_CHECKING:
-    from onnx import ModelProto, NodeProto
+    from onnx import ModelProto
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class StemPlan:
                 f"stem kernel {self.kernel} / pad {self.pad}: need kernel >= 3, 0 <= pad < kernel"
             )
         if self.width < 1 or self.steps < 1 or self.batch < 2 or self.blocks < 0:
-            raise ConfigError("stem width, steps and batch must be positive (batch >= 2)")
+            raise ConfigError("stem width and steps must be positive, batch >= 2, blocks >= 0")
 
 
 @dataclass(frozen=True)
@@ -88,43 +88,31 @@ class OldStem:
     channels: int
 
 
-def warp_pair(model: ModelProto) -> tuple[NodeProto, NodeProto] | None:
-    """The graph's resampling, when it begins with one: the MatMul of a constant (rows) by the
-    input, whose only consumer is a MatMul of that by a constant 2-D matrix (columns)."""
-    graph = model.graph
-    consts = {init.name: init for init in graph.initializer}
-    inp = graph.input[0].name
-    first = [n for n in graph.node if inp in n.input]
-    if len(first) != 1 or first[0].op_type != "MatMul" or list(first[0].input) != [first[0].input[0], inp]:
-        return None
-    rows = first[0]
-    if rows.input[0] not in consts:
-        return None
-    after = [n for n in graph.node if rows.output[0] in n.input]
-    if len(after) != 1 or after[0].op_type != "MatMul" or after[0].input[0] != rows.output[0]:
-        return None
-    cols = after[0]
-    if cols.input[1] not in consts or len(consts[cols.input[1]].dims) != 2:
-        return None
-    return rows, cols
-
-
 def find_stem(model: ModelProto) -> OldStem:
     """The resampling + 7x7/2 convolution + ReLU + 3x3/2 max-pool the blockwise student begins
     with; ConfigError when the graph does not begin so."""
     from onnx import helper
 
     graph = model.graph
-    pair = warp_pair(model)
-    if pair is None:
-        raise ConfigError("the file does not begin with the chip resampling (not a blockwise student?)")
-    rows, cols = pair
+    consts = {init.name: init for init in graph.initializer}
 
     def only_consumer(name: str, op: str) -> Any:
         users = [n for n in graph.node if name in n.input]
         if len(users) != 1 or users[0].op_type != op:
             raise ConfigError(f"expected one {op} after {name!r}, found {[n.op_type for n in users]}")
         return users[0]
+
+    # the resampling: rows (a constant) @ input, then @ columns (a constant 2-D matrix)
+    rows = only_consumer(graph.input[0].name, "MatMul")
+    cols = only_consumer(rows.output[0], "MatMul")
+    if (
+        rows.input[0] not in consts
+        or list(rows.input[1:]) != [graph.input[0].name]
+        or list(cols.input) != [rows.output[0], cols.input[1]]
+        or cols.input[1] not in consts
+        or len(consts[cols.input[1]].dims) != 2
+    ):
+        raise ConfigError("the file does not begin with the chip resampling (not a blockwise student?)")
 
     def attrs(node: Any) -> dict[str, Any]:
         return {a.name: helper.get_attribute_value(a) for a in node.attribute}
@@ -142,9 +130,10 @@ def find_stem(model: ModelProto) -> OldStem:
         or any(pa.get("pads", [0]))
     ):
         raise ConfigError(f"unexpected stem: conv {ca}, pool {pa}")
-    weights = next(i for i in graph.initializer if i.name == conv.input[1])
     return OldStem(
-        (rows.name, cols.name, conv.name, relu.name, pool.name), pool.output[0], int(weights.dims[0])
+        (rows.name, cols.name, conv.name, relu.name, pool.name),
+        pool.output[0],
+        int(consts[conv.input[1]].dims[0]),
     )
 
 
@@ -301,18 +290,27 @@ def build_stem(plan: StemPlan, channels: int) -> Any:
     return keras.Model(inp, x, name="restem")
 
 
+def _session(model: ModelProto) -> Any:
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    return ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+
+
+def _grid(x: np.ndarray, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+    """Normalised NCHW crops -> the new stem's input, the grid (NHWC float32)."""
+    return np.einsum("uy,ncyx,vx->nuvc", rows, x, cols, optimize=True).astype(np.float32)
+
+
 class _Targets:
     """Crops -> (the new stem's input, NHWC; the old stem's output, NHWC)."""
 
     def __init__(
         self, model: ModelProto, old: OldStem, spec: ModelSpec, plan: StemPlan, block_out: str | None = None
     ) -> None:
-        import onnxruntime as ort
-
-        opts = ort.SessionOptions()
-        opts.log_severity_level = 3
         sub = subgraph(model, old.output, *([block_out] if block_out else []))
-        self.session = ort.InferenceSession(sub.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+        self.session = _session(sub)
         self.input = sub.graph.input[0].name
         self.spec = spec
         self.rows, self.cols = grid_matrices(plan)
@@ -324,8 +322,7 @@ class _Targets:
             np.ascontiguousarray(np.asarray(y).transpose(0, 2, 3, 1), np.float32)
             for y in self.session.run(None, {self.input: x})
         ]
-        grid = np.einsum("uy,ncyx,vx->nuvc", self.rows, x, self.cols, optimize=True)
-        return (np.ascontiguousarray(grid, np.float32), *ys)
+        return (_grid(x, self.rows, self.cols), *ys)
 
 
 def stem_weights(model: ModelProto) -> list[np.ndarray]:
@@ -478,7 +475,6 @@ def restem(
     it as ``out_dir/<model_id>.onnx`` + spec (float32 weights). Checks that the written file's
     stem output is the Keras stem's (max abs diff <= 1e-4)."""
     import onnx
-    import onnxruntime as ort
 
     source = ModelSpec.from_json(src.with_suffix(".json"))
     model_id = model_id or source.id
@@ -494,12 +490,9 @@ def restem(
     path.write_bytes(spliced.SerializeToString())
     # the written graph's stem against Keras', on crops it trained on
     check = preprocess(np.asarray(data.crops[: min(16, len(data))]), source)
-    rows, cols = grid_matrices(plan)
-    grid = np.einsum("uy,ncyx,vx->nuvc", rows, check, cols, optimize=True).astype(np.float32)
-    sub = subgraph(onnx.load(str(path)), old.output)
-    session = ort.InferenceSession(sub.SerializeToString(), providers=["CPUExecutionProvider"])
-    got = np.asarray(session.run(None, {sub.graph.input[0].name: check})[0])
-    want = stem.predict(grid, verbose=0).transpose(0, 3, 1, 2)
+    sub = subgraph(spliced, old.output)
+    got = np.asarray(_session(sub).run(None, {sub.graph.input[0].name: check})[0])
+    want = stem.predict(_grid(check, *grid_matrices(plan)), verbose=0).transpose(0, 3, 1, 2)
     diff = float(np.max(np.abs(got - want)))
     if diff > 1e-4:
         raise RuntimeError(f"the written stem differs from the trained one by {diff:.2e}")
