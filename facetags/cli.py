@@ -31,6 +31,7 @@ COMMANDS: dict[str, str] = {
     "reject": "people:reject",
     "suggest": "people:suggest",
     "status": "status:status",
+    "forget": "forget:forget",
     "find": "find:find",
     "eval": "evaluate:eval_group",
     "train": "train:train",

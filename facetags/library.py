@@ -24,7 +24,7 @@ from typing import Any
 from facetags.config import Settings, load_settings
 from facetags.db.connect import connect
 from facetags.db.migrate import current_version, migrate
-from facetags.db.records import FaceRecord, LostFace, Person, Status, SuggestedFace
+from facetags.db.records import FaceRecord, LostFace, MissingPhoto, Person, Status, SuggestedFace
 from facetags.db.store import Store
 from facetags.errors import FacetagsError, LibraryError, NotFoundError
 from facetags.ingest.indexer import Indexer, Progress, ScanReport
@@ -40,18 +40,30 @@ log = logging.getLogger(__name__)
 LOST_SHOWN_KEY = "lost_faces_shown"
 
 
-def _threshold(model_id: str) -> float:
-    """The model's calibrated clustering threshold (facetags.people.calibrate), else its spec's.
-    ``model_id`` is versioned (``id@<sha256 prefix>``) or, for older libraries, bare."""
-    from facetags.people.calibrate import threshold_for
+def _calibrated(model_id: str) -> float | None:
+    """The model's calibrated clustering threshold (its spec's, else facetags.people.calibrate's
+    table), None when nobody calibrated it. ``model_id`` is versioned (``id@<sha256 prefix>``)
+    or, for older libraries, bare."""
+    from facetags.people.calibrate import calibrated_threshold
 
     try:
         from facetags.vision.specs import get_spec
 
         spec = get_spec(model_id)
     except FacetagsError:
-        return threshold_for(model_id)
-    return threshold_for(model_id, spec.extra, spec.sha256)
+        return calibrated_threshold(model_id)
+    return calibrated_threshold(model_id, spec.extra, spec.sha256)
+
+
+def _threshold(model_id: str) -> float:
+    """:func:`_calibrated`, else the conservative fallback (with a warning)."""
+    from facetags.people.calibrate import FALLBACK
+
+    found = _calibrated(model_id)
+    if found is None:
+        log.warning("no calibrated clustering threshold for %s; using %.2f", model_id, FALLBACK)
+        return FALLBACK
+    return found
 
 
 class Library:
@@ -97,7 +109,8 @@ class Library:
         self.close()
 
     def _make_assigner(self, model_id: str) -> Assigner:
-        return ClusterAssigner(model_id, threshold=_threshold(model_id))
+        calibrated = _calibrated(model_id) is not None
+        return ClusterAssigner(model_id, threshold=_threshold(model_id), calibrated=calibrated)
 
     def clustering(self) -> ClusterAssigner:
         """The current model's clustering (incremental index, thresholds, batch re-cluster)."""
@@ -229,10 +242,29 @@ class Library:
             self.ensure_model()
             return self.indexer.index_path(os.fspath(path))
 
-    def forget(self, paths: Iterable[str | os.PathLike[str]]) -> int:
-        """Forget paths that no longer exist on disk (faces of photos left without a path go)."""
+    def gone(self, paths: Iterable[str | os.PathLike[str]]) -> int:
+        """These paths no longer exist on disk: a photo left with no path is kept as missing
+        (faces and decisions stay until it is back or :meth:`forget` drops it)."""
         with self._lock:
             return self.indexer.remove_paths([os.path.abspath(p) for p in paths])
+
+    def missing(self) -> list[MissingPhoto]:
+        """Photos that are no longer on disk (or not readable), kept with their faces."""
+        return self.store.missing()
+
+    def forget(self, paths: Iterable[str | os.PathLike[str]] | None = None) -> list[MissingPhoto]:
+        """Forget the missing photos at or under ``paths`` (every missing photo with ``None``):
+        their faces go, and with them the decisions on those faces. Photos on disk are never
+        forgotten. Returns the photos forgotten."""
+        with self._lock, self.store.write():
+            if paths is None:
+                found = self.store.missing()
+            else:
+                found = [m for p in paths for m in self.store.missing(under=os.path.abspath(p))]
+            ids = self.store.drop_missing(dict.fromkeys(m.path for m in found))
+            self.store.delete_orphan_photos(set(ids))
+        self.indexer.invalidate()
+        return found
 
     def moved(self, src: str | os.PathLike[str], dest: str | os.PathLike[str]) -> str:
         """A file was renamed: keep its faces and names under the new path."""
@@ -269,7 +301,8 @@ class Library:
         records = {r.face_id: r for r in self.faces(person_id)}
         for record in self.store.faces_with_stale_xmp():
             records.setdefault(record.face_id, record)
-        return sorted(records.values(), key=lambda r: (r.photo_id, r.face_id))
+        # a missing photo is not on disk to write to: its tags wait until it is back
+        return sorted((r for r in records.values() if not r.missing), key=lambda r: (r.photo_id, r.face_id))
 
     def rejected_people(self, face_id: int) -> set[int]:
         """The people (as they are now, after merges) the user said this face is not."""
@@ -349,6 +382,7 @@ class Library:
             stale_faces=self.stale_faces(),
             lost_faces=self.store.lost_faces(),
             stale_xmp_photos=self.stale_xmp_photos(),
+            missing=self.store.missing(),
         )
 
     # -- the user's decisions -----------------------------------------------------------------

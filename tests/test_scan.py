@@ -134,9 +134,13 @@ def test_duplicates_share_faces_and_deleting_one_path_keeps_them(
     report = lib.scan([photo_dir])
     assert report.counts["deleted"] == 1
     assert lib.find(["Eileen"]) == []
-    assert lib.status().photos == 1
+    assert lib.status().photos == 1  # on disk
+    (missing,) = lib.status().missing  # kept, named face and all, until it is back or forgotten
+    assert missing.path == str(photo_dir / "copy of astronaut.jpg") and missing.named_faces == 1
+    assert [p.faces for p in lib.people() if p.name == "Eileen"] == [1]
+    lib.forget([photo_dir / "copy of astronaut.jpg"])
     eileen = [p for p in lib.people() if p.name == "Eileen"]
-    assert eileen and eileen[0].faces == 0, "deleting photos removes faces, not people"
+    assert eileen and eileen[0].faces == 0, "forgetting photos removes faces, not people"
 
 
 def test_metadata_written_into_a_photo_is_not_a_change(
@@ -229,7 +233,7 @@ def test_interrupted_scan_keeps_what_it_finished(open_library: OpenLibrary, phot
     assert lib.status().queue == 0
 
 
-def test_a_photo_moved_into_a_hidden_folder_is_forgotten(open_library: OpenLibrary, photo_dir: Path) -> None:
+def test_a_photo_moved_into_a_hidden_folder_is_missing(open_library: OpenLibrary, photo_dir: Path) -> None:
     lib = open_library()
     lib.scan([photo_dir])
     (photo_dir / ".trash").mkdir()

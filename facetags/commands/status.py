@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 
 import click
 
@@ -37,6 +38,17 @@ def status(settings: Settings, as_json: bool) -> None:
             f"xmp       {plural(st.stale_xmp_photos, 'photo')} still carry names facetags wrote that "
             "you have changed since; 'facetags xmp write' brings them up to date"
         )
+    if st.missing:
+        named = sum(m.named_faces for m in st.missing)
+        click.echo(
+            f"missing   {plural(len(st.missing), 'photo')} not on disk, kept with their faces"
+            f" ({plural(named, 'face')} of named people) until they are back;"
+            " 'facetags forget PATH' drops them"
+        )
+        for m in st.missing:
+            when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.since))
+            why = "" if m.reason == "gone" else f" ({m.reason})"
+            click.echo(f"  {m.path}: since {when}{why}")
     if st.lost_faces:
         click.echo(f"lost      {plural(len(st.lost_faces), 'decided face')} gone from edited photos")
         for lost in st.lost_faces:

@@ -60,6 +60,7 @@ class FaceRecord:
     width: int = 0  # upright full-size photo size in pixels
     height: int = 0
     xmp_name: str | None = None  # the name facetags last wrote into the photo's XMP for this face
+    missing: bool = False  # the photo is not on disk now (path: where it was last seen)
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -69,6 +70,29 @@ class FaceRecord:
             "score": round(self.score, 5),
             "person_id": self.person_id,
             "person_name": self.person_name,
+        }
+
+
+@dataclass(frozen=True)
+class MissingPhoto:
+    """An indexed photo no longer on disk (or not readable): kept, faces and decisions and all,
+    until its pixels come back or the user forgets it."""
+
+    path: str  # where it was last seen
+    photo_id: int
+    since: float  # unix time
+    reason: str  # "gone", or why it could not be read
+    faces: int
+    named_faces: int  # of those, faces of named people
+
+    def to_json(self) -> dict[str, object]:
+        return {
+            "path": self.path,
+            "photo_id": self.photo_id,
+            "since": round(self.since, 3),
+            "reason": self.reason,
+            "faces": self.faces,
+            "named_faces": self.named_faces,
         }
 
 
@@ -146,6 +170,7 @@ class Status:
     stale_faces: int = 0  # faces with no vector of that model yet (re-embedded on the next scan)
     lost_faces: list[LostFace] = field(default_factory=list)  # decided faces gone from edited photos
     stale_xmp_photos: int = 0  # photos carrying a name facetags wrote that is no longer right
+    missing: list[MissingPhoto] = field(default_factory=list)  # photos gone from disk, kept
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -163,4 +188,5 @@ class Status:
             "stale_faces": self.stale_faces,
             "lost_faces": [f.to_json() for f in self.lost_faces],
             "stale_xmp_photos": self.stale_xmp_photos,
+            "missing": [m.to_json() for m in self.missing],
         }

@@ -19,7 +19,7 @@ import numpy as np
 from facetags.db import vectors
 from facetags.db.connect import transaction
 from facetags.db.people_store import PeopleStore
-from facetags.db.records import FaceRecord, Failure, FileRow, FileStat
+from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, MissingPhoto
 
 _FILE_COLS = "id, path, photo_id, size, mtime_ns, device, inode"
 
@@ -150,25 +150,6 @@ class Store(PeopleStore):
             (st.size, st.mtime_ns, st.device, st.inode, time.time(), file_id),
         )
 
-    def remove_files(self, paths: Iterable[str]) -> list[int]:
-        """Forget these paths; returns the photo id of each path that was indexed."""
-        photo_ids: list[int] = []
-        for path in paths:
-            row = self.conn.execute("DELETE FROM files WHERE path = ? RETURNING photo_id", (path,)).fetchone()
-            if row is not None:
-                photo_ids.append(int(row[0]))
-        return photo_ids
-
-    def remove_under(self, folder: str) -> list[int]:
-        """Forget every path inside ``folder`` (and its failures and queue entries)."""
-        lo, hi = _prefix_range(folder)
-        rows = self.conn.execute(
-            "DELETE FROM files WHERE path > ? AND path < ? RETURNING photo_id", (lo, hi)
-        ).fetchall()
-        for table in ("failures", "queue"):
-            self.conn.execute(f"DELETE FROM {table} WHERE path > ? AND path < ?", (lo, hi))
-        return [int(r[0]) for r in rows]
-
     def move_tree(self, src: str, dest: str) -> int:
         """A folder was renamed: rewrite every indexed path under ``src`` to lie under ``dest``."""
         s_lo, s_hi = _prefix_range(src)
@@ -187,15 +168,130 @@ class Store(PeopleStore):
         return cur.rowcount
 
     def delete_orphan_photos(self, photo_ids: Iterable[int]) -> int:
-        """Delete the photos among ``photo_ids`` that no path points to any more (faces go too)."""
+        """Delete the photos among ``photo_ids`` that no path points to any more and that are
+        not missing (a missing photo keeps its faces until it comes back or is forgotten)."""
         gone = 0
         for photo_id in photo_ids:
             cur = self.conn.execute(
-                "DELETE FROM photos WHERE id = ? AND NOT EXISTS (SELECT 1 FROM files WHERE photo_id = ?)",
-                (photo_id, photo_id),
+                "DELETE FROM photos WHERE id = ? AND NOT EXISTS (SELECT 1 FROM files WHERE photo_id = ?)"
+                " AND NOT EXISTS (SELECT 1 FROM missing WHERE photo_id = ?)",
+                (photo_id, photo_id, photo_id),
             )
             gone += cur.rowcount
         return gone
+
+    # -- missing photos -----------------------------------------------------------------------
+
+    def mark_missing(self, paths: Iterable[str], reason: str) -> list[int]:
+        """These indexed paths no longer show their photo (gone, or unreadable): the path leaves
+        ``files``; a photo left with no other path is kept as missing, with its faces and every
+        decision. Returns the photo id of each path that was indexed."""
+        photo_ids: list[int] = []
+        for path in paths:
+            row = self.conn.execute("DELETE FROM files WHERE path = ? RETURNING photo_id", (path,)).fetchone()
+            if row is not None:
+                photo_ids.append(int(row[0]))
+                self._keep_missing(path, int(row[0]), reason)
+        return photo_ids
+
+    def mark_missing_under(self, folder: str, reason: str) -> list[int]:
+        """:meth:`mark_missing` for every indexed path inside ``folder`` (its failures and queue
+        entries go)."""
+        lo, hi = _prefix_range(folder)
+        rows = self.conn.execute(
+            "DELETE FROM files WHERE path > ? AND path < ? RETURNING path, photo_id", (lo, hi)
+        ).fetchall()
+        for path, photo_id in rows:
+            self._keep_missing(path, int(photo_id), reason)
+        for table in ("failures", "queue"):
+            self.conn.execute(f"DELETE FROM {table} WHERE path > ? AND path < ?", (lo, hi))
+        return [int(r[1]) for r in rows]
+
+    def _keep_missing(self, path: str, photo_id: int, reason: str) -> None:
+        if self.conn.execute("SELECT 1 FROM files WHERE photo_id = ? LIMIT 1", (photo_id,)).fetchone():
+            return  # another path still shows it: nothing is missing
+        self.conn.execute(
+            "INSERT INTO missing (path, photo_id, since, reason) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (path) DO UPDATE SET photo_id = excluded.photo_id, reason = excluded.reason",
+            (path, photo_id, time.time(), reason),
+        )
+
+    def missing_photo_at(self, path: str) -> int | None:
+        """The photo ``path`` showed before it went missing, if it did."""
+        row = self.conn.execute("SELECT photo_id FROM missing WHERE path = ?", (path,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def photo_is_missing(self, photo_id: int) -> bool:
+        row = self.conn.execute("SELECT 1 FROM missing WHERE photo_id = ?", (photo_id,)).fetchone()
+        return row is not None
+
+    def found_again(self, photo_id: int) -> int:
+        """The photo's pixels are on disk again: it is missing no more. Returns the rows cleared."""
+        return self.conn.execute("DELETE FROM missing WHERE photo_id = ?", (photo_id,)).rowcount
+
+    def drop_missing(self, paths: Iterable[str]) -> list[int]:
+        """Forget that these paths are missing (their photos are not deleted here). Returns the
+        photo ids they named."""
+        found: list[int] = []
+        for path in paths:
+            sql = "DELETE FROM missing WHERE path = ? RETURNING photo_id"
+            row = self.conn.execute(sql, (path,)).fetchone()
+            if row is not None:
+                found.append(int(row[0]))
+        return found
+
+    def missing(self, under: str | None = None) -> list[MissingPhoto]:
+        """Missing photos (inside folder ``under``, if given), oldest first, with their faces."""
+        where = ""
+        params: tuple[str, ...] = ()
+        if under is not None:
+            lo, hi = _prefix_range(under)
+            where, params = "WHERE m.path = ? OR (m.path > ? AND m.path < ?)", (under, lo, hi)
+        rows = self.conn.execute(
+            "SELECT m.path, m.photo_id, m.since, m.reason,"
+            " (SELECT COUNT(*) FROM faces f WHERE f.photo_id = m.photo_id AND f.not_face = 0),"
+            " (SELECT COUNT(*) FROM faces f JOIN people p ON p.id = f.person_id"
+            "   WHERE f.photo_id = m.photo_id AND f.not_face = 0 AND p.name IS NOT NULL)"
+            f" FROM missing m {where} ORDER BY m.since, m.path",
+            params,
+        )
+        return [MissingPhoto(r[0], int(r[1]), float(r[2]), r[3], int(r[4]), int(r[5])) for r in rows]
+
+    # -- orientation --------------------------------------------------------------------------
+
+    def photo_orientation(self, photo_id: int) -> int:
+        row = self.conn.execute("SELECT orientation FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        return 1 if row is None else int(row[0])
+
+    def reorient_photo(
+        self,
+        photo_id: int,
+        orientation: int,
+        width: int,
+        height: int,
+        faces: Sequence[tuple[int, tuple[float, float, float, float], np.ndarray]],
+    ) -> None:
+        """The photo is now shown under ``orientation`` (its upright size ``width`` x ``height``);
+        ``faces``: (face id, box, landmarks) already turned into the new upright frame."""
+        self.conn.execute(
+            "UPDATE photos SET orientation = ?, width = ?, height = ? WHERE id = ?",
+            (orientation, width, height, photo_id),
+        )
+        for face_id, (x, y, w, h), marks in faces:
+            self.conn.execute(
+                "UPDATE faces SET x = ?, y = ?, w = ?, h = ?, landmarks = ? WHERE id = ?",
+                (x, y, w, h, vectors.landmarks_to_blob(marks), face_id),
+            )
+
+    def face_geometry(self, photo_id: int) -> list[tuple[int, tuple[float, float, float, float], np.ndarray]]:
+        rows = self.conn.execute(
+            "SELECT id, x, y, w, h, landmarks FROM faces WHERE photo_id = ? ORDER BY idx", (photo_id,)
+        )
+        out = []
+        for r in rows:
+            box = (float(r[1]), float(r[2]), float(r[3]), float(r[4]))
+            out.append((int(r[0]), box, vectors.landmarks_from_blob(r[5])))
+        return out
 
     # -- failures and queue -------------------------------------------------------------------
 
@@ -255,10 +351,13 @@ class Store(PeopleStore):
         row = self.conn.execute("SELECT id FROM photos WHERE content_hash = ?", (content_hash,)).fetchone()
         return None if row is None else int(row[0])
 
-    def insert_photo(self, content_hash: str, width: int, height: int, detector: str) -> int:
+    def insert_photo(
+        self, content_hash: str, width: int, height: int, detector: str, orientation: int = 1
+    ) -> int:
         cur = self.conn.execute(
-            "INSERT INTO photos (content_hash, width, height, detector, created_at) VALUES (?, ?, ?, ?, ?)",
-            (content_hash, width, height, detector, time.time()),
+            "INSERT INTO photos (content_hash, width, height, detector, created_at, orientation)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            (content_hash, width, height, detector, time.time(), orientation),
         )
         return int(cur.lastrowid or 0)
 
@@ -322,12 +421,13 @@ class Store(PeopleStore):
     def _face_records(self, where: str, params: Sequence[object], real_only: bool = True) -> list[FaceRecord]:
         """Face records; with ``real_only=False`` also "not a face" ones, as faces of nobody."""
         rows = self.conn.execute(
-            "SELECT f.id, f.photo_id, (SELECT path FROM files WHERE photo_id = f.photo_id ORDER BY"
-            " id LIMIT 1),"
+            "SELECT f.id, f.photo_id, COALESCE((SELECT path FROM files WHERE photo_id = f.photo_id"
+            " ORDER BY id LIMIT 1), (SELECT path FROM missing WHERE photo_id = f.photo_id LIMIT 1), ''),"
             " f.x, f.y, f.w, f.h, f.score,"
             " CASE WHEN f.not_face THEN NULL ELSE f.person_id END,"
             " CASE WHEN f.not_face THEN NULL ELSE p.name END, f.assigned_by, f.landmarks,"
-            " ph.width, ph.height, x.name"
+            " ph.width, ph.height, x.name,"
+            " NOT EXISTS (SELECT 1 FROM files WHERE photo_id = f.photo_id)"
             " FROM faces f JOIN photos ph ON ph.id = f.photo_id LEFT JOIN people p ON p.id = f.person_id"
             " LEFT JOIN xmp_names x ON x.face_id = f.id"
             f" WHERE {'f.not_face = 0' if real_only else '1'} {where} ORDER BY f.photo_id, f.idx",
@@ -347,6 +447,7 @@ class Store(PeopleStore):
                 width=r[12],
                 height=r[13],
                 xmp_name=r[14],
+                missing=bool(r[15]),
             )
             for r in rows
         ]
@@ -470,7 +571,7 @@ class Store(PeopleStore):
 
     def counts(self) -> dict[str, int]:
         row = self.conn.execute(
-            "SELECT (SELECT COUNT(*) FROM photos), (SELECT COUNT(*) FROM files),"
+            "SELECT (SELECT COUNT(DISTINCT photo_id) FROM files), (SELECT COUNT(*) FROM files),"
             " (SELECT COUNT(*) FROM faces WHERE not_face = 0),"
             " (SELECT COUNT(*) FROM people WHERE merged_into IS NULL AND name IS NOT NULL),"
             " (SELECT COUNT(*) FROM people p WHERE merged_into IS NULL AND name IS NULL"

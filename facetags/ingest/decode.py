@@ -78,6 +78,7 @@ class Decoded:
     image: np.ndarray  # HxWx3 uint8 RGB, upright (EXIF orientation applied), possibly reduced
     width: int  # upright full-size width in pixels
     height: int  # upright full-size height in pixels
+    orientation: int = 1  # the EXIF orientation applied (facetags.orientation)
 
     @property
     def scale(self) -> float:
@@ -113,7 +114,7 @@ def decode(path: str | os.PathLike[str], max_side: int | None = None) -> Decoded
             raise DecodeError(path, f"cannot decode image data ({_describe(exc)})") from exc
     if orientation >= 5:
         stored_w, stored_h = stored_h, stored_w
-    return Decoded(image=array, width=stored_w, height=stored_h)
+    return Decoded(image=array, width=stored_w, height=stored_h, orientation=orientation)
 
 
 def read_orientation(path: str | os.PathLike[str]) -> int:

@@ -8,8 +8,12 @@ Rules (see ``docs/library.md``):
   photo's other paths still exist, a move when one of them is gone (faces and names kept);
 * an unknown hash is analysed (detect, align, embed) and stored with its faces assigned, in one
   transaction per photo, so an interrupted scan never leaves half a photo behind;
-* paths that vanished are forgotten at the end of a complete scan; a photo with no paths left
-  is deleted with its faces (people stay);
+* paths that vanished (at the end of a complete scan, or as the watcher sees them go) or stop
+  reading are **missing**, not deleted: a photo with no path left keeps its faces and every
+  decision until the same pixels come back, at that path or another ("restored", "moved"), or
+  the user forgets it (``facetags forget``);
+* photos are keyed by their stored pixels, so a changed EXIF orientation is the same photo: its
+  faces are turned with it ("reoriented") and keep their people and decisions;
 * files that fail are recorded with their size and mtime and retried only once those change.
 """
 
@@ -23,19 +27,36 @@ from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from facetags.db.records import FileRow, FileStat
 from facetags.db.store import Store
 from facetags.errors import DecodeError, ModelError
 from facetags.ingest.pipeline import Analysis, Decoded1, Pipeline
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
+from facetags.orientation import reorient_box, reorient_point
 from facetags.people.assign import Assigner, NewFaceVector
 
 log = logging.getLogger(__name__)
 
 #: progress(done, total, path): called after each file the scan had to look at.
 Progress = Callable[[int, int, str], None]
-OUTCOMES = ("new", "changed", "moved", "duplicate", "touched", "unchanged", "deleted", "failed", "known_bad")
+OUTCOMES = (
+    "new",
+    "changed",
+    "moved",
+    "restored",
+    "reoriented",
+    "duplicate",
+    "touched",
+    "unchanged",
+    "deleted",
+    "failed",
+    "known_bad",
+)
+#: Why a path that vanished is kept as missing (facetags.db.store.Store.mark_missing).
+GONE = "gone"
 
 
 @dataclass
@@ -110,12 +131,14 @@ class Indexer:
             return self._fail(path, st, exc.reason, row)
         photo_id = self.store.photo_by_hash(decoded.content_hash)
         if photo_id is not None:
+            reoriented = self._reorient(path, photo_id, decoded)
             if row is not None and row.photo_id == photo_id:
                 with self.store.write():
                     self.store.touch_file(row.id, st)
                     self._done(path)
-                return "touched"
-            return self._link(path, photo_id, st, row)
+                return "reoriented" if reoriented else "touched"
+            outcome = self._link(path, photo_id, st, row)
+            return "reoriented" if reoriented and outcome == "restored" else outcome
         try:
             analysis = self.pipeline.analyse(decoded.decoded)
         except ModelError:  # the model cannot run at all (not installed, damaged, a pack not on
@@ -133,8 +156,9 @@ class Indexer:
             if existing is None:
                 d = decoded.decoded
                 photo_id = self.store.insert_photo(
-                    decoded.content_hash, d.width, d.height, self.pipeline.detector_id
+                    decoded.content_hash, d.width, d.height, self.pipeline.detector_id, d.orientation
                 )
+                before = self._previous(path, row)
                 vectors = []
                 face_ids = []
                 for idx, face in enumerate(analysis.faces):
@@ -145,19 +169,19 @@ class Indexer:
                         vectors.append(NewFaceVector(face_id, face.embedding))
                 self.store.add_file(path, photo_id, st)
                 carried: set[int] = set()
-                if row is not None and row.photo_id != photo_id:
-                    carried = self._carry(path, row.photo_id, face_ids, analysis)
+                if before is not None and before != photo_id:
+                    carried = self._carry(path, before, face_ids, analysis)
                 vectors = [v for v in vectors if v.face_id not in carried]
                 if vectors:
                     assigner = self.assigner(analysis.model_id)
                     if carried:
                         assigner.invalidate()  # the carried faces are in people now
                     assigner.assign_photo(self.store, photo_id, vectors)
-                if row is not None and row.photo_id != photo_id:
-                    self.store.delete_orphan_photos([row.photo_id])
+                if before is not None and before != photo_id:
+                    self.store.delete_orphan_photos([before])
                 self._done(path)
                 self.faces_added += len(analysis.faces)
-                return "changed" if row is not None else "new"
+                return "changed" if before is not None else "new"
         return self._link(path, existing, st, row)
 
     def _carry(self, path: str, old_photo: int, face_ids: list[int], analysis: Analysis) -> set[int]:
@@ -204,13 +228,48 @@ class Indexer:
         log.info("%s changed: %d of %d faces kept their place", path, len(pairs), len(old))
         return carried
 
+    def _previous(self, path: str, row: FileRow | None) -> int | None:
+        """The photo ``path`` showed before (indexed, or kept as missing); the path no longer
+        counts as missing (caller's transaction: it is being indexed anew)."""
+        if row is not None:
+            return row.photo_id
+        dropped = self.store.drop_missing([path])
+        return dropped[0] if dropped else None
+
+    def _reorient(self, path: str, photo_id: int, decoded: Decoded1) -> bool:
+        """The known photo ``photo_id`` is now shown under another EXIF orientation: turn its
+        faces with it (same faces, people and decisions). Returns whether anything turned."""
+        new = decoded.decoded.orientation
+        with self.store.write():
+            old = self.store.photo_orientation(photo_id)
+            if old == new:
+                return False
+            turned = []
+            for face_id, box, marks in self.store.face_geometry(photo_id):
+                points = [reorient_point(float(x), float(y), old, new) for x, y in marks]
+                turned.append((face_id, reorient_box(box, old, new), np.array(points, np.float32)))
+            d = decoded.decoded
+            self.store.reorient_photo(photo_id, new, d.width, d.height, turned)
+        log.info("%s: orientation %d -> %d, %d faces turned with it", printable(path), old, new, len(turned))
+        return True
+
     def _link(self, path: str, photo_id: int, st: FileStat, row: FileRow | None) -> str:
-        """``path`` shows a photo already indexed: record it as a move, a duplicate or a change."""
+        """``path`` shows a photo already indexed: record it as a move, a duplicate, a change, or
+        a missing photo found again."""
         with self.store.write():
             outcome = "duplicate"
-            if row is not None:
+            was_missing = self.store.photo_is_missing(photo_id)
+            before = self._previous(path, row)
+            if was_missing:
+                self.store.found_again(photo_id)
+                self.store.add_file(path, photo_id, st)
+                outcome = "restored" if before == photo_id else "moved"
+                if before is not None and before != photo_id:
+                    self.store.delete_orphan_photos([before])
+                log.info("%s: a missing photo is back; its faces and decisions are kept", printable(path))
+            elif before is not None:
                 self.store.add_file(path, photo_id, st)  # repoint: the file's content changed
-                self.store.delete_orphan_photos([row.photo_id])
+                self.store.delete_orphan_photos([before])
                 outcome = "changed"
             else:
                 gone = next(
@@ -230,11 +289,11 @@ class Indexer:
         return outcome
 
     def _fail(self, path: str, st: FileStat | None, error: str, row: FileRow | None) -> str:
-        log.info("%s: %s", path, error)
+        log.info("%s: %s", printable(path), error)
         with self.store.write():
             self.store.record_failure(path, st, error)
-            if row is not None:
-                self.store.delete_orphan_photos(self.store.remove_files([path]))
+            if row is not None:  # unreadable now (truncated, half written): kept as missing
+                self.store.mark_missing([path], error)
             self.store.dequeue([path])
         return "failed"
 
@@ -250,9 +309,7 @@ class Indexer:
         if not paths:
             return 0
         with self.store.write():
-            photo_ids = self.store.remove_files(paths)
-            removed = len(photo_ids)
-            self.store.delete_orphan_photos(set(photo_ids))
+            removed = len(self.store.mark_missing(paths, GONE))
             self.store.clear_failures(paths)
             self.store.dequeue(paths)
         return removed
@@ -283,9 +340,7 @@ class Indexer:
         if os.path.lexists(folder):
             return 0
         with self.store.write():
-            photo_ids = self.store.remove_under(folder)
-            self.store.delete_orphan_photos(set(photo_ids))
-        return len(photo_ids)
+            return len(self.store.mark_missing_under(folder, GONE))
 
     # -- a whole scan -------------------------------------------------------------------------
 
@@ -359,13 +414,12 @@ class Indexer:
         missing = [p for p in indexed if p not in seen and not any(p.startswith(b) for b in blocked)]
         gone_bad = [p for root in roots for p in self.store.failures_under(root) if p not in seen]
         with self.store.write():
-            photo_ids = self.store.remove_files(missing)
-            self.store.delete_orphan_photos(set(photo_ids))
+            photo_ids = self.store.mark_missing(missing, GONE)
             self.store.clear_failures(gone_bad)
             for root in roots:
                 self.store.dequeue(q for q in self.store.queued_under(root) if q not in seen)
         if missing:
-            log.info("forgot %d paths that no longer exist", len(photo_ids))
+            log.info("%d paths no longer exist: kept as missing (facetags status)", len(photo_ids))
         return len(photo_ids)
 
 

@@ -20,6 +20,7 @@ import numpy as np
 
 from facetags.config import Settings
 from facetags.db.store import NewFace
+from facetags.orientation import to_stored_pixels, upright_size
 
 if TYPE_CHECKING:
     from facetags.ingest.decode import Decoded
@@ -66,11 +67,13 @@ class Analysis:
 
 
 def content_hash(image: np.ndarray, width: int, height: int, max_side: int) -> str:
-    """A hash of the decoded (bounded-size, upright) pixels and the full-size shape.
+    """A hash of the decoded (bounded-size) pixels and the full-size shape.
 
     Identical compressed pixel data decodes identically, so rewriting a file's metadata keeps
     its hash; the decode size is part of the key so that hashes made at different sizes never
-    collide by accident.
+    collide by accident. The pipeline hashes the stored pixel grid (before the EXIF orientation
+    is applied), so a photo whose orientation tag changes is the same photo; for the common
+    orientation 1 the stored and upright grids are one.
     """
     digest = hashlib.blake2b(digest_size=20)
     digest.update(f"{image.shape[0]}x{image.shape[1]}x{image.shape[2]}:{width}x{height}:".encode())
@@ -140,7 +143,9 @@ class Pipeline:
         with self.timings.stage("decode"):
             decoded = decode(path, max_side=side)
         with self.timings.stage("hash"):
-            key = content_hash(decoded.image, decoded.width, decoded.height, side)
+            o = decoded.orientation
+            width, height = upright_size((decoded.width, decoded.height), o)  # stored: swap back
+            key = content_hash(to_stored_pixels(decoded.image, o), width, height, side)
         return Decoded1(decoded, key)
 
     def analyse(self, decoded: Decoded) -> Analysis:

@@ -6,8 +6,8 @@ calls for each new photo) with :class:`~facetags.people.incremental.FaceIndex`, 
 :func:`~facetags.people.cluster.graph_average` under the user's decisions:
 
 * anchors (fixed faces): faces the user placed (``assigned_by = 'user'``), and every face of a
-  person the user named, hid, or merged into; with ``model_change=True`` only the user's own
-  faces, except for people with none (their faces anchor them, so no name is ever lost);
+  person the user named, hid, or merged into: naming a cluster is a decision about its faces,
+  so neither a re-cluster nor a model change takes a face out of a named person;
 * rejections and ``cannot_link`` splits are hard constraints; two faces of one photo never meet;
 * new clusters take over the id of the unnamed cluster they overlap most, so ids stay stable.
 """
@@ -54,9 +54,12 @@ class ReclusterPlan:
 
 
 class ClusterAssigner:
-    def __init__(self, model_id: str, threshold: float, k: int = 12) -> None:
+    def __init__(self, model_id: str, threshold: float, k: int = 12, calibrated: bool = True) -> None:
         self.model_id = model_id
         self.threshold = float(threshold)
+        #: False: ``threshold`` is a guess for a model nobody calibrated. A model change then keeps
+        #: every face where it is (re-embedded, not re-grouped) rather than re-group on a guess.
+        self.calibrated = calibrated
         self.k = int(k)
         self._index: FaceIndex | None = None
         self._version: int | None = None
@@ -150,9 +153,10 @@ class ClusterAssigner:
         fixed = np.full(len(rows), FREE, np.int64)
         fixed[by_user & (person != FREE)] = person[by_user & (person != FREE)]
         for p in touched:
-            mine = person == p
-            if not model_change or not np.any(mine & by_user):
-                fixed[mine] = p
+            fixed[person == p] = p
+        if model_change and not self.calibrated:
+            log.warning("%s is not calibrated: a model change keeps every face where it is", self.model_id)
+            fixed[person != FREE] = person[person != FREE]
         row_of = {int(f): i for i, f in enumerate(face_ids)}
         rejected: dict[int, set[int]] = {}
         cannot = [(row_of[a], row_of[b]) for a, b in cannot_links if a in row_of and b in row_of]

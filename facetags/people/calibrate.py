@@ -34,9 +34,11 @@ def _table() -> dict[str, dict[str, Any]]:
     return {str(k): v for k, v in data.items() if isinstance(v, dict)}
 
 
-def threshold_for(model_id: str, extra: dict[str, object] | None = None, sha256: str = "") -> float:
-    """The clustering threshold for a model: its spec's ``cluster_threshold``, else the table's
-    entry for that exact file, else for the id, else :data:`FALLBACK` (with a warning).
+def calibrated_threshold(
+    model_id: str, extra: dict[str, object] | None = None, sha256: str = ""
+) -> float | None:
+    """The model's calibrated clustering threshold: its spec's ``cluster_threshold``, else the
+    table's entry for that exact file, else for the id; None when nobody calibrated it.
 
     ``model_id`` may be bare or versioned (``id@<12 hex>``, what libraries store): the version
     names the file as well as ``sha256`` does."""
@@ -51,6 +53,14 @@ def threshold_for(model_id: str, extra: dict[str, object] | None = None, sha256:
     for key in dict.fromkeys(keys):
         if key in table and isinstance(table[key].get("threshold"), int | float):
             return float(table[key]["threshold"])
+    return None
+
+
+def threshold_for(model_id: str, extra: dict[str, object] | None = None, sha256: str = "") -> float:
+    """:func:`calibrated_threshold`, else :data:`FALLBACK` (with a warning)."""
+    found = calibrated_threshold(model_id, extra, sha256)
+    if found is not None:
+        return found
     log.warning("no calibrated clustering threshold for %s; using %.2f", model_id, FALLBACK)
     return FALLBACK
 

@@ -10,7 +10,8 @@ values fractions of the image's width and height. Two frames matter:
   Windows' ``MP:RegionInfo`` rectangles; so does every tool that reads them.
 
 Because boxes are normalised, converting between the frames needs only the orientation, not
-the pixel size. EXIF orientation ``o`` says which transform makes the stored image upright:
+the pixel size (:mod:`facetags.orientation` does it). EXIF orientation ``o`` says which
+transform makes the stored image upright:
 
 =====  ======================================  ==========================
 ``o``  stored -> upright                        stored (u, v) -> upright
@@ -32,34 +33,15 @@ pixel by pixel.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
+from facetags.orientation import point_to_upright as point_to_upright
+from facetags.orientation import stored_to_upright as stored_to_upright
+from facetags.orientation import upright_size as upright_size
+from facetags.orientation import upright_to_stored as upright_to_stored
+
 Box = tuple[float, float, float, float]  # x, y, w, h; top-left corner; normalised
-
-_Point = tuple[float, float]
-
-_TO_UPRIGHT: dict[int, Callable[[float, float], _Point]] = {
-    1: lambda u, v: (u, v),
-    2: lambda u, v: (1.0 - u, v),
-    3: lambda u, v: (1.0 - u, 1.0 - v),
-    4: lambda u, v: (u, 1.0 - v),
-    5: lambda u, v: (v, u),
-    6: lambda u, v: (1.0 - v, u),
-    7: lambda u, v: (1.0 - v, 1.0 - u),
-    8: lambda u, v: (v, 1.0 - u),
-}
-
-_TO_STORED: dict[int, Callable[[float, float], _Point]] = {
-    1: lambda x, y: (x, y),
-    2: lambda x, y: (1.0 - x, y),
-    3: lambda x, y: (1.0 - x, 1.0 - y),
-    4: lambda x, y: (x, 1.0 - y),
-    5: lambda x, y: (y, x),
-    6: lambda x, y: (y, 1.0 - x),
-    7: lambda x, y: (1.0 - y, 1.0 - x),
-    8: lambda x, y: (1.0 - y, x),
-}
 
 
 @dataclass(frozen=True)
@@ -80,41 +62,6 @@ class Region:
     name: str | None
     schema: str  # "mwg" or "mp"
     source: str  # the file it was read from (the photo or a sidecar)
-
-
-def _check_orientation(orientation: int) -> int:
-    if orientation not in _TO_UPRIGHT:
-        raise ValueError(f"EXIF orientation must be 1..8, got {orientation!r}")
-    return orientation
-
-
-def _map_box(box: Box, fn: Callable[[float, float], _Point]) -> Box:
-    x, y, w, h = box
-    ax, ay = fn(x, y)
-    bx, by = fn(x + w, y + h)
-    left, top = min(ax, bx), min(ay, by)
-    return (left, top, abs(bx - ax), abs(by - ay))
-
-
-def upright_to_stored(box: Box, orientation: int) -> Box:
-    """A normalised box in the upright photo -> the same box in the stored image."""
-    return _map_box(box, _TO_STORED[_check_orientation(orientation)])
-
-
-def stored_to_upright(box: Box, orientation: int) -> Box:
-    """A normalised box in the stored image -> the same box in the upright photo."""
-    return _map_box(box, _TO_UPRIGHT[_check_orientation(orientation)])
-
-
-def point_to_upright(u: float, v: float, orientation: int) -> _Point:
-    """A normalised point of the stored image -> the upright photo (used by tests)."""
-    return _TO_UPRIGHT[_check_orientation(orientation)](u, v)
-
-
-def upright_size(stored_size: tuple[int, int], orientation: int) -> tuple[int, int]:
-    """The upright ``(width, height)`` of a stored image of ``stored_size``."""
-    w, h = stored_size
-    return (h, w) if _check_orientation(orientation) >= 5 else (w, h)
 
 
 def normalise(box_px: Sequence[float], width: float, height: float) -> Box:

@@ -1,0 +1,40 @@
+"""``facetags forget``: drop photos that are missing from disk, with their faces."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from facetags.commands import plural
+from facetags.config import Settings
+
+
+@click.command()
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--all", "everything", is_flag=True, help="Forget every missing photo.")
+@click.option("--json", "as_json", is_flag=True, help="Print the photos forgotten as JSON.")
+@click.pass_obj
+def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json: bool) -> None:
+    """Forget missing photos at or under PATHS (files or folders).
+
+    A photo that vanishes from disk (deleted, moved out of the scanned folders, a drive or NAS
+    offline) or stops reading is kept as missing, with its faces and every decision on them,
+    until the same picture is back. `facetags status` lists them. Forgetting one drops its faces
+    for good; photos still on disk are never forgotten.
+    """
+    from facetags.library import Library
+
+    if not paths and not everything:
+        raise click.UsageError("name the missing photos or folders to forget, or give --all")
+    with Library.open(settings.library, settings, create=False) as lib:
+        gone = lib.forget(None if everything else paths)
+    if as_json:
+        click.echo(json.dumps([m.to_json() for m in gone], indent=2, ensure_ascii=False))
+        return
+    faces = sum(m.faces for m in gone)
+    named = sum(m.named_faces for m in gone)
+    click.echo(
+        f"forgot {plural(len(gone), 'missing photo')} ({plural(faces, 'face')}, {named} of named people)",
+        err=True,
+    )

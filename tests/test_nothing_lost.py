@@ -1,0 +1,306 @@
+"""The user's decisions survive what the disk and the models do (the fault-injection cases).
+
+Each test names the case it covers, as the reliability report numbered them:
+
+* case 2: a model file that changes (same network, new hash) re-embeds but moves no named face;
+* case 3: a photo that briefly cannot be read (truncated, then restored) keeps its faces and names;
+* case 4: a folder moved out of the scanned root (a NAS offline) is missing, not deleted, and
+  comes back whole; ``facetags forget`` is the only way its faces go;
+* case 5: an EXIF orientation change (and back) is the same photo: a rejection stays.
+
+Real photos, real files, a real SQLite library; exiftool for the orientation tag.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from facetags.config import Settings
+from facetags.library import Library
+from facetags.paths import models_dir
+from facetags.vision.specs import get_spec, sha256_file
+from tests.library_support import OpenLibrary, copy, lfw
+
+pytestmark = pytest.mark.shared_data
+
+MODEL = "facetags-mobilenet-v1"
+
+
+def named_faces(lib: Library) -> dict[str, set[int]]:
+    """Named person -> the ids of its faces."""
+    out: dict[str, set[int]] = {}
+    for face in lib.faces():
+        if face.person_name:
+            out.setdefault(face.person_name, set()).add(face.face_id)
+    return out
+
+
+def name_everyone(lib: Library, photo: Path, prefix: str) -> dict[str, set[int]]:
+    """Name the person of each face in ``photo``; returns named person -> faces."""
+    for i, face in enumerate(lib.photo_faces(photo)):
+        assert face.person_id is not None
+        lib.name(face.person_id, f"{prefix} {i}")
+    return named_faces(lib)
+
+
+# -- case 3: a photo that briefly cannot be read ----------------------------------------------
+
+
+def test_case3_truncated_then_restored_photo_keeps_faces_and_names(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    photos = tmp_path / "photos"
+    photo = copy(shared_data / "bbt" / "groups" / "bbt1.jpg", photos / "bbt1.jpg")
+    original = photo.read_bytes()
+    lib = open_library()
+    lib.scan([photos])
+    before = name_everyone(lib, photo, "Cast")
+    assert len(before) >= 2
+
+    photo.write_bytes(original[:5000])  # a sync tool half way through, a disk hiccup
+    report = lib.scan([photos])
+    assert report.counts["failed"] == 1
+    assert named_faces(lib) == before  # nothing lost while it cannot be read
+    (missing,) = lib.status().missing
+    assert missing.path == str(photo) and missing.named_faces == sum(len(f) for f in before.values())
+    assert "truncated" in missing.reason or "decode" in missing.reason
+
+    photo.write_bytes(original)  # the same bytes again
+    report = lib.scan([photos])
+    assert report.counts["restored"] == 1 and report.counts["new"] == 0
+    assert named_faces(lib) == before
+    assert lib.status().missing == [] and lib.status().failures == []
+    assert lib.find(["Cast 0"]) == [str(photo)]
+
+
+def test_case3_unreadable_photo_edited_meanwhile_carries_its_names(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """Unreadable for a while, then back with new pixels (an editor's slow save): the faces of
+    the new version take the old faces' places, as for any edit."""
+    from PIL import Image
+
+    photos = tmp_path / "photos"
+    photo = copy(shared_data / "bbt" / "groups" / "bbt1.jpg", photos / "bbt1.jpg")
+    original = photo.read_bytes()
+    lib = open_library()
+    lib.scan([photos])
+    before = name_everyone(lib, photo, "Cast")
+
+    photo.write_bytes(original[:5000])
+    lib.scan([photos])
+    with Image.open(shared_data / "bbt" / "groups" / "bbt1.jpg") as im:
+        im.convert("RGB").save(photo, quality=80)  # new pixels, same people in the same places
+    report = lib.scan([photos])
+    assert report.counts["changed"] == 1
+    after = named_faces(lib)
+    assert set(after) == set(before)
+    assert all(len(after[n]) == len(before[n]) for n in before)
+    assert lib.status().missing == []
+
+
+# -- case 4: a folder moved out of the scanned root, or a drive offline -------------------------
+
+
+def test_case4_folder_moved_out_and_back_keeps_names(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    root = tmp_path / "Pictures"
+    trip = root / "trip"
+    for n in (1, 2, 3):
+        copy(lfw(shared_data, "George_W_Bush", n), trip / f"bush{n}.jpg")
+    copy(shared_data / "bbt" / "groups" / "bbt2.jpg", root / "home" / "bbt2.jpg")
+    lib = open_library()
+    lib.scan([root])
+    bush = lib.photo_faces(trip / "bush1.jpg")[0]
+    assert bush.person_id is not None
+    lib.name(bush.person_id, "George")
+    lib.set_assignment(lib.photo_faces(trip / "bush2.jpg")[0].face_id, lib._resolve(bush.person_id))
+    before = named_faces(lib)
+
+    away = tmp_path / "elsewhere" / "trip"
+    away.parent.mkdir()
+    trip.rename(away)  # moved out of the scanned root (or the NAS share went offline)
+    report = lib.scan([root])
+    assert report.counts["deleted"] == 3
+    assert named_faces(lib) == before
+    missing = lib.status().missing
+    assert sorted(m.path for m in missing) == sorted(str(trip / f"bush{n}.jpg") for n in (1, 2, 3))
+    assert lib.find(["George"]) == []  # not on disk: find lists only photos you can open
+
+    away.rename(trip)  # back
+    report = lib.scan([root])
+    assert report.counts["restored"] == 3 and report.counts["new"] == 0
+    assert named_faces(lib) == before
+    assert lib.status().missing == []
+    assert len(lib.find(["George"])) >= 2
+
+
+def test_case4_forget_is_the_only_way_missing_faces_go(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    root = tmp_path / "Pictures"
+    copy(lfw(shared_data, "George_W_Bush", 1), root / "a" / "bush1.jpg")
+    copy(lfw(shared_data, "Colin_Powell", 1), root / "b" / "powell1.jpg")
+    lib = open_library()
+    lib.scan([root])
+    faces = len(lib.faces())
+    shutil.rmtree(root / "a")
+    lib.scan([root])
+    lib.scan([root])  # scanning again changes nothing
+    assert len(lib.faces()) == faces
+    assert lib.forget([root / "b"]) == []  # a photo still on disk is never forgotten
+    gone = lib.forget([root / "a"])
+    assert [m.path for m in gone] == [str(root / "a" / "bush1.jpg")]
+    assert len(lib.faces()) == faces - 1
+    assert lib.status().missing == []
+
+
+def test_case4_watcher_deletion_keeps_the_photo_as_missing(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """What the watcher calls when a file or folder disappears."""
+    root = tmp_path / "Pictures"
+    photo = copy(lfw(shared_data, "George_W_Bush", 1), root / "sub" / "bush1.jpg")
+    lib = open_library()
+    lib.scan([root])
+    (face,) = lib.photo_faces(photo)
+    assert face.person_id is not None
+    lib.name(face.person_id, "George")
+    moved = tmp_path / "away.jpg"
+    photo.rename(moved)
+    assert lib.index_photo(photo) == "deleted"
+    shutil.rmtree(root / "sub")
+    lib.folder_deleted(root / "sub")
+    assert named_faces(lib) == {"George": {face.face_id}}
+    copy(moved, root / "other" / "bush1.jpg")
+    assert lib.index_photo(root / "other" / "bush1.jpg") == "moved"
+    assert named_faces(lib) == {"George": {face.face_id}}
+    assert lib.status().missing == []
+
+
+def test_case4_cli_status_and_forget(tmp_path: Path, shared_data: Path) -> None:
+    """The user's side: ``status`` says what is missing and since when; ``forget`` drops it."""
+    root = tmp_path / "Pictures"
+    copy(lfw(shared_data, "George_W_Bush", 1), root / "nas" / "bush1.jpg")
+    db = tmp_path / "lib.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(db)}
+
+    def cli(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
+        done = subprocess.run(
+            [sys.executable, "-m", "facetags", *args], capture_output=True, text=True, env=env, timeout=300
+        )
+        assert (done.returncode == 0) == ok, done.stderr
+        assert "Traceback" not in done.stderr
+        return done
+
+    cli("scan", str(root))
+    shutil.rmtree(root / "nas")
+    cli("scan", str(root))
+    status = cli("status").stdout
+    assert "missing   1 photo not on disk" in status and str(root / "nas" / "bush1.jpg") in status
+    assert json.loads(cli("status", "--json").stdout)["missing"][0]["faces"] == 1
+    assert "--all" in cli("forget", ok=False).stderr  # nothing forgotten by accident
+    assert "forgot 1 missing photo (1 face" in cli("forget", str(root / "nas")).stderr
+    assert json.loads(cli("status", "--json").stdout)["missing"] == []
+
+
+# -- case 5: an orientation change and back ----------------------------------------------------
+
+
+def exiftool_orientation(path: Path, value: int) -> None:
+    if shutil.which("exiftool") is None:
+        pytest.skip("exiftool is not installed")
+    subprocess.run(["exiftool", "-q", "-overwrite_original", f"-Orientation#={value}", str(path)], check=True)
+
+
+def test_case5_orientation_change_and_back_keeps_a_rejection(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    photos = tmp_path / "photos"
+    for n in (1, 2, 3, 4):
+        copy(lfw(shared_data, "George_W_Bush", n), photos / f"bush{n}.jpg")
+    lib = open_library()
+    lib.scan([photos])
+    target = photos / "bush1.jpg"
+    (face,) = [f for f in lib.photo_faces(target) if f.box[2] > 0.2]  # the centred face
+    assert face.person_id is not None
+    person = lib._resolve(face.person_id)
+    lib.name(person, "George")
+    lib.reject(face.face_id, person)
+    box = face.box
+
+    exiftool_orientation(target, 8)  # rotate 90° counter-clockwise, by the tag alone
+    report = lib.scan([photos])
+    assert report.counts["reoriented"] == 1
+    turned = lib.face(face.face_id)  # the same face, turned with the photo
+    assert turned.box == pytest.approx((box[1], 1 - box[0] - box[2], box[3], box[2]), abs=1e-6)
+    assert (turned.width, turned.height) == (face.height, face.width)
+    assert person in lib.rejected_people(face.face_id)
+    assert turned.person_id is None or lib._resolve(turned.person_id) != person
+
+    exiftool_orientation(target, 1)  # and back
+    report = lib.scan([photos])
+    assert report.counts["reoriented"] == 1
+    back = lib.face(face.face_id)
+    assert back.box == pytest.approx(box, abs=1e-6)
+    assert person in lib.rejected_people(face.face_id)
+    assert back.person_id is None or lib._resolve(back.person_id) != person
+
+
+# -- case 2: a model change moves no named face --------------------------------------------------
+
+
+def doc_string_model(folder: Path) -> str:
+    """The shipped model with another ONNX doc_string: the same vectors, a new file hash, and (as
+    for any new file) no calibrated threshold. Returns its versioned id."""
+    import onnx
+
+    shipped = get_spec(MODEL)
+    model = onnx.load(str(shipped.path()))
+    model.doc_string = "re-exported"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{MODEL}.onnx"
+    onnx.save(model, str(path))
+    data = json.loads((models_dir() / f"{MODEL}.json").read_text(encoding="utf-8"))
+    data.update(sha256=sha256_file(path), file=path.name)
+    (folder / f"{MODEL}.json").write_text(json.dumps(data), encoding="utf-8")
+    return get_spec(MODEL, folder).version_id
+
+
+def test_case2_model_change_moves_no_named_face(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, models: tuple[Any, Any], shared_data: Path
+) -> None:
+    pytest.importorskip("onnx")
+    photos = tmp_path / "photos"
+    for i, image in enumerate(sorted((shared_data / "deepface" / "photos").glob("img*.jpg"))[:24]):
+        copy(image, photos / f"{i:02d}.jpg")
+    copy(shared_data / "bbt" / "groups" / "bbt1.jpg", photos / "bbt1.jpg")
+    where = tmp_path / "library.db"
+    with Library.open(where, Settings(library=where), detector=models[0]) as lib:
+        lib.scan([photos])
+        people = [p for p in lib.people() if p.faces >= 2][:3]
+        assert len(people) == 3
+        for i, p in enumerate(people):
+            lib.name(p.id, f"Person {i}")
+        extra = next(f for f in lib.faces() if f.person_id not in {p.id for p in people})
+        lib.set_assignment(extra.face_id, people[0].id)  # the user adds a face by hand
+        before = named_faces(lib)
+        faces_before = len(lib.faces())
+
+    new_id = doc_string_model(tmp_path / "models")
+    monkeypatch.setenv("FACETAGS_MODELS_DIR", str(tmp_path / "models"))
+    with Library.open(where, Settings(library=where), detector=models[0]) as lib:
+        assert lib.pipeline.model_id == new_id
+        report = lib.scan([photos])
+        assert report.reembedded == faces_before
+        assert lib.store.embedding_models() == {new_id: faces_before}
+        assert named_faces(lib) == before  # no named face left its person, no stranger joined
