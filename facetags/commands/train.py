@@ -3,18 +3,9 @@
 Needs the ``[train]`` extra (TensorFlow, tf2onnx, dlib). Everything heavy is imported inside the
 command bodies so that ``facetags --help`` stays light.
 
-The shipped model is reproduced by::
-
-    facetags train prepare --data ../shared/data --cache .cache/train/crops-v1
-    facetags train blocks --cache .cache/train/crops-v1 --run .cache/train/runs/blocks
-    facetags train export --run .cache/train/runs/blocks --fp16-weights --out models/
-
-(the shipped run, ``bw3``, took its phase 1 from an earlier run with the same settings: the
-model card has both commands).
-
-(``train fit`` trains the previous, end-to-end student; ``facetags train all`` runs prepare, fit
-and export in a row.) The exact options of the shipped model are in
-its model card, ``models/facetags-mobilenet-v1.md``.
+The commands that reproduce the shipped model (``prepare``, ``blocks``, ``export``, ``restem``,
+``quantize``) are in its model card, ``models/facetags-mobilenet-v1.md``; ``train fit`` trains
+an end-to-end student instead, and ``facetags train all`` runs prepare, fit and export in a row.
 """
 
 from __future__ import annotations

@@ -260,7 +260,7 @@ class BlockwiseConfig:
     augment: float = 1.0
     mix: float = 0.0  # fraction of each batch blended with another face (data.mix_faces)
     # fraction of the teacher's mean vector taken off its vectors to make the target (data.centre);
-    # 1 (fully centred) until the ninth session: the target itself then loses accuracy
+    # 1 (fully centred) costs the target itself accuracy (benchmarks/teacher_target.py)
     centre: float = 0.5
     # the target vector is the mean of the teacher's for the chip and for its mirror image
     mirror_target: bool = False
