@@ -331,3 +331,34 @@ def test_polling_follows_changes_without_filesystem_events(
         assert [f.face_id for f in other.photo_faces(folder / "renamed.jpg")] == [face.face_id]
         (folder / "renamed.jpg").unlink()
         wait_for(lambda: other.status().photos == 0, what="the deletion")
+
+
+def test_case3_a_photo_rewritten_slowly_in_place_keeps_its_names(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """Reliability case 3, the watcher's side: a sync tool or an editor rewrites a photo in place,
+    slowly enough that the watcher reads it half written. The photo is missing (unreadable) for
+    that while, and is restored with its names once the same bytes are complete."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = folder / "bbt1.jpg"
+    shutil.copy2(shared_data / "bbt" / "groups" / "bbt1.jpg", photo)
+    data = photo.read_bytes()
+    lib = open_library()
+    lib.scan([folder])
+    for i, face in enumerate(lib.photo_faces(photo)):
+        assert face.person_id is not None
+        lib.name(face.person_id, f"Cast {i}")
+    before = {f.face_id: f.person_name for f in lib.faces()}
+    with watching(lib, folder, settle=0.2) as running, open(photo, "r+b") as fh:
+        fh.truncate(0)
+        fh.write(data[:5000])
+        fh.flush()
+        wait_for(lambda: "failed" in running.outcomes_for(photo), what="the half-written photo to be read")
+        assert {f.face_id: f.person_name for f in lib.faces()} == before
+        assert [m.path for m in lib.status().missing] == [str(photo)]
+        fh.write(data[5000:])
+        fh.flush()
+        wait_for(lambda: "restored" in running.outcomes_for(photo), what="the complete photo")
+    assert {f.face_id: f.person_name for f in lib.faces()} == before
+    assert lib.status().missing == [] and lib.status().failures == []
