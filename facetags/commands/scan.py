@@ -1,4 +1,4 @@
-"""``facetags scan DIR...``: index photo folders (progress on stderr, summary on stdout)."""
+"""``facetags scan PATHS...``: index photo folders (progress on stderr, summary on stdout)."""
 
 from __future__ import annotations
 
@@ -73,7 +73,7 @@ def summary(report: ScanReport) -> str:
 def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool) -> None:
     """Index photo folders: new, changed, moved, duplicated and deleted photos.
 
-    DIR may be folders or single photos. Bad files are reported on stderr and skipped.
+    PATHS may be folders or single photos. Bad files are reported on stderr and skipped.
     """
     from facetags.library import Library
 
