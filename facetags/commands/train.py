@@ -27,6 +27,8 @@ from typing import Any
 
 import click
 
+from facetags.commands.group import Group
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA = "../shared/data"
@@ -168,7 +170,7 @@ def _fit_options(f: Any) -> Any:
     return f
 
 
-@click.group("train")
+@click.group("train", cls=Group)
 def train() -> None:
     """Train the MobileNet face embedder (needs the [train] extra)."""
 

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path, file_okay=False)
+)
 @click.option("--settle", type=float, default=0.5, show_default=True, help="Seconds a file must be quiet.")
 @click.option(
     "--poll",
