@@ -168,7 +168,7 @@ class Library:
         self.indexer.invalidate()
         log.info(
             "model %s: re-embedded %d faces, dropped %d vectors of %s; %s",
-            model, done, dropped, ", ".join(older) or "no older version", report.to_json(),
+            model, done, dropped, ", ".join(older) or "no older version", report.describe(),
         )  # fmt: skip
         return done, report
 

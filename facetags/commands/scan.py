@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from facetags.commands import plural
 from facetags.config import Settings
 
 if TYPE_CHECKING:
@@ -48,22 +47,7 @@ class ProgressLine:
 
 
 def summary(report: ScanReport) -> str:
-    c = report.counts
-    parts = [
-        f"{c['new']} new",
-        f"{c['changed']} changed",
-        f"{c['moved']} moved",
-        f"{c['duplicate']} duplicates",
-        f"{c['unchanged'] + c['touched']} unchanged",
-        f"{c['deleted']} deleted",
-        f"{c['failed']} failed",
-    ]
-    if c["known_bad"]:
-        parts.append(f"{c['known_bad']} known bad skipped")
-    tail = " (interrupted)" if report.interrupted else ""
-    if report.reembedded:
-        tail += f"; {plural(report.reembedded, 'face')} re-embedded (the embedder changed)"
-    return f"{', '.join(parts)}; {plural(report.faces, 'face')} found in {report.seconds:.1f} s{tail}"
+    return report.describe()
 
 
 @click.command()
