@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 import click
 
+from facetags.commands import plural
 from facetags.config import Settings
 
 if TYPE_CHECKING:
@@ -58,18 +63,42 @@ def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool) -> None:
     """Index photo folders: new, changed, moved, duplicated and deleted photos.
 
     PATHS may be folders or single photos. Bad files are reported on stderr and skipped.
+    Ctrl-C stops after the photo being indexed: the work done is kept, and the same command
+    finishes it.
     """
     from facetags.library import Library
 
+    resume = f"run 'facetags scan {' '.join(shlex.quote(str(p)) for p in paths)}' again to finish"
+    stop = threading.Event()
+
+    def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: at once (the photo being indexed is rolled back)
+        stop.set()
+        click.echo("\nfacetags: stopping after the current photo (Ctrl-C again: at once)", err=True)
+
     progress = ProgressLine()
-    with Library.open(settings.library, settings) as lib:
-        try:
-            report = lib.scan(paths, progress=progress)
-        finally:
-            progress.close()
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    try:
+        with Library.open(settings.library, settings) as lib:
+            try:
+                report = lib.scan(paths, progress=progress, stop=stop)
+            finally:
+                progress.close()
+    except KeyboardInterrupt:
+        click.echo(f"facetags: interrupted: every photo indexed so far is kept; {resume}", err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     for path, error in report.failures:
         click.echo(f"facetags: skipped {path}: {error}", err=True)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         click.echo(summary(report))
+    if report.interrupted:
+        c = report.counts
+        done = c["new"] + c["changed"] + c["duplicate"]
+        kept = f"{plural(done, 'photo')} indexed so far {'is' if done == 1 else 'are'} kept"
+        click.echo(f"facetags: interrupted: the {kept}; {resume}", err=True)
+        raise click.exceptions.Exit(130)
