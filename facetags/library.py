@@ -349,6 +349,7 @@ class Library:
             stale_faces=self.stale_faces(),
             lost_faces=self.store.lost_faces(),
             stale_xmp_photos=self.stale_xmp_photos(),
+            unwritten_xmp_photos=self.store.photos_with_unwritten_names(),
         )
 
     # -- the user's decisions -----------------------------------------------------------------

@@ -23,6 +23,8 @@ def people(settings: Settings, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([p.to_json() for p in found], indent=2, ensure_ascii=False))
         return
+    if not found:
+        click.echo("facetags: no people yet: 'facetags scan FOLDER' finds the faces in your photos", err=True)
     for p in found:
         name = p.name if p.name is not None else "(unnamed)"
         hidden = "  [hidden]" if p.hidden else ""

@@ -146,6 +146,7 @@ class Status:
     stale_faces: int = 0  # faces with no vector of that model yet (re-embedded on the next scan)
     lost_faces: list[LostFace] = field(default_factory=list)  # decided faces gone from edited photos
     stale_xmp_photos: int = 0  # photos carrying a name facetags wrote that is no longer right
+    unwritten_xmp_photos: int = 0  # photos with names not yet written into their XMP
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -163,4 +164,5 @@ class Status:
             "stale_faces": self.stale_faces,
             "lost_faces": [f.to_json() for f in self.lost_faces],
             "stale_xmp_photos": self.stale_xmp_photos,
+            "unwritten_xmp_photos": self.unwritten_xmp_photos,
         }
