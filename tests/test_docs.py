@@ -11,10 +11,13 @@ from __future__ import annotations
 import dataclasses
 import os
 import re
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import pytest
 
 from facetags.cli import cli
 from facetags.config import Settings
@@ -181,3 +184,17 @@ def test_every_setting_and_variable_is_documented() -> None:
     read = {name for name in read if "_TEST_" not in name}  # test hooks, not for users
     assert read - settings - set(OTHER_VARIABLES) == set(), "document these in OTHER_VARIABLES"
     assert set(OTHER_VARIABLES) <= read, "OTHER_VARIABLES names a variable the code no longer reads"
+
+
+def test_the_readme_demo_leaves_no_untracked_file_in_the_checkout() -> None:
+    """The README's demo keeps its library beside the user (to open it in the TUI afterwards):
+    every relative --library file the README names is ignored by git."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    files = {f for f in re.findall(r"--library (\S+)", readme) if not f.startswith(("~", "/", "PATH", "$"))}
+    assert files, "the README's demo names no library file"
+    for name in sorted(files):
+        for suffix in ("", "-wal", "-shm"):
+            ignored = subprocess.run(["git", "check-ignore", "-q", name + suffix], cwd=ROOT)
+            assert ignored.returncode == 0, f"{name + suffix} would be left untracked: add it to .gitignore"
