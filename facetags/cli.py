@@ -9,13 +9,20 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import logging
 import sys
 from typing import Any
 
 import click
 
 from facetags import __version__
+from facetags.commands.group import (
+    LIBRARY_HELP,
+    VERBOSE_HELP,
+    Group,
+    add_global_options,
+    configure_logging,
+    one_line,
+)
 from facetags.errors import FacetagsError
 
 # name -> "module:attribute" (relative to facetags.commands)
@@ -45,8 +52,23 @@ def _available(name: str) -> bool:
     return importlib.util.find_spec(f"facetags.commands.{module}") is not None
 
 
-class LazyGroup(click.Group):
-    """A click group whose commands are imported on first use."""
+class LazyGroup(Group):
+    """A click group whose commands are imported on first use. Every command also takes the
+    group's options (``facetags people --library lib.db``); usage errors are one line."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.UsageError as exc:
+            raise one_line(exc) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise one_line(exc) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(name for name in COMMANDS if _available(name))
@@ -59,7 +81,7 @@ class LazyGroup(click.Group):
         module = importlib.import_module(f"facetags.commands.{module_name}")
         command = getattr(module, attr)
         assert isinstance(command, click.Command)
-        return command
+        return add_global_options(command)
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
@@ -69,14 +91,13 @@ class LazyGroup(click.Group):
     type=click.Path(dir_okay=False),
     envvar="FACETAGS_LIBRARY",
     default=None,
-    help="The library file (env FACETAGS_LIBRARY; default: the user's data dir).",
+    help=LIBRARY_HELP,
 )
-@click.option("-v", "--verbose", count=True, help="More log output on stderr (-vv for debug).")
+@click.option("-v", "--verbose", count=True, help=VERBOSE_HELP)
 @click.pass_context
 def cli(ctx: click.Context, library: str | None, verbose: int) -> None:
     """facetags: find, name and tag the people in your photos, privately and offline."""
-    level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="facetags: %(levelname)s: %(message)s", stream=sys.stderr)
+    configure_logging(ctx, verbose)
     from facetags.config import load_settings
 
     ctx.obj = load_settings(library=library)

@@ -21,28 +21,52 @@ from facetags.paths import config_dir, default_library
 
 @dataclass(frozen=True)
 class Settings:
-    library: Path = field(default_factory=default_library)
-    # Detection: photos are analysed with their long side at most this many pixels.
-    detect_max_side: int = 1280
-    # Smallest face to look for, in pixels of the analysed image.
+    """Every setting; the field name is the config.toml key and, upper-cased after
+    ``FACETAGS_``, the environment variable; ``docs/settings.md`` is generated from the "doc"s."""
+
+    library: Path = field(
+        default_factory=default_library,
+        metadata={"doc": "The library file: the index of photos, faces and people."},
+    )
+    detect_max_side: int = field(
+        default=1280, metadata={"doc": "Photos are analysed with their long side at most this many pixels."}
+    )
     # 40 px at the default 1280 px analysis size: the smallest face the reference MTCNN finds
     # at score >= 0.9 on the parity photos is 41 px, smaller faces are too small to recognise,
     # and PNet's work drops 4x against 20 px (docs/detection.md).
-    min_face: int = 40
-    # Faces scoring below this (ONet probability) are dropped.
-    score_threshold: float = 0.9
-    # The embedder to run: a model id from facetags.vision.specs; or, opt-in, "dlib-resnet-v1"
-    # (dlib's ResNet: far more accurate, ~1.8 ms a face; pip install 'facetags[dlib]') or
-    # "insightface:<pack>" (a pack already on disk). Changing it re-embeds every face.
-    embedder: str = "facetags-mobilenet-v1"
-    # XMP face tags (facetags xmp write): which schemas to write, comma-separated, from
-    # mwg, mp, iptc, digikam, lightroom, dc; where ("embed" into the photo, or "sidecar");
-    # the sidecar's name ("photo.jpg.xmp" or "photo.xmp"; both are read); the keyword root
-    # ("People" gives People/Alice and People|Alice).
-    xmp_schemas: str = "mwg,mp,iptc,digikam,lightroom,dc"
-    xmp_mode: str = "embed"
-    xmp_sidecar_name: str = "photo.jpg.xmp"
-    xmp_people_root: str = "People"
+    min_face: int = field(
+        default=40, metadata={"doc": "Smallest face to look for, in pixels of the analysed image."}
+    )
+    score_threshold: float = field(
+        default=0.9, metadata={"doc": "Faces scoring below this (0 to 1) are dropped."}
+    )
+    embedder: str = field(
+        default="facetags-mobilenet-v1",
+        metadata={
+            "doc": "The face embedder: facetags' own model, or, opt-in, `dlib-resnet-v1` (dlib's ResNet: far "
+            "more accurate, ~1.8 ms a face; `pip install 'facetags[dlib]'`) or `insightface:<pack>` (a "
+            "pack already on disk). Changing it re-embeds every face on the next scan; names stay."
+        },
+    )
+    xmp_schemas: str = field(
+        default="mwg,mp,iptc,digikam,lightroom,dc",
+        metadata={
+            "doc": "Which XMP schemas `xmp write` writes, comma-separated, from mwg, mp, iptc, digikam, "
+            "lightroom, dc."
+        },
+    )
+    xmp_mode: str = field(
+        default="embed",
+        metadata={"doc": "Where `xmp write` puts the tags: `embed` in the photo, or `sidecar`."},
+    )
+    xmp_sidecar_name: str = field(
+        default="photo.jpg.xmp",
+        metadata={"doc": "The sidecar's name: `photo.jpg.xmp` or `photo.xmp` (both are read)."},
+    )
+    xmp_people_root: str = field(
+        default="People",
+        metadata={"doc": "The keyword root of people's names: `People` gives People/Alice and People|Alice."},
+    )
 
 
 _ENV_PREFIX = "FACETAGS_"

@@ -181,7 +181,7 @@ class Library:
         self.indexer.invalidate()
         log.info(
             "model %s: re-embedded %d faces, dropped %d vectors of %s; %s",
-            model, done, dropped, ", ".join(older) or "no older version", report.to_json(),
+            model, done, dropped, ", ".join(older) or "no older version", report.describe(),
         )  # fmt: skip
         return done, report
 
@@ -383,6 +383,7 @@ class Library:
             lost_faces=self.store.lost_faces(),
             stale_xmp_photos=self.stale_xmp_photos(),
             missing=self.store.missing(),
+            unwritten_xmp_photos=self.store.photos_with_unwritten_names(),
         )
 
     # -- the user's decisions -----------------------------------------------------------------

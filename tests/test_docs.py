@@ -1,62 +1,175 @@
 """Docs generated from code are checked for drift.
 
-``docs/cli.md`` is the ``--help`` of every command. Regenerate it with
-``FACETAGS_UPDATE_DOCS=1 python -m pytest tests/test_docs.py``.
+``docs/cli.md`` is every command's help, rendered here from the click command objects as
+Markdown (no terminal wrapping, so the page does not depend on click's version or the terminal);
+``docs/settings.md`` is every setting of ``facetags.config.Settings`` and every ``FACETAGS_*``
+variable. Regenerate both with ``FACETAGS_UPDATE_DOCS=1 python -m pytest tests/test_docs.py``.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
+import pytest
 
 from facetags.cli import cli
+from facetags.config import Settings
 
-CLI_DOC = Path(__file__).resolve().parents[1] / "docs" / "cli.md"
+ROOT = Path(__file__).resolve().parents[1]
+CLI_DOC = ROOT / "docs" / "cli.md"
+SETTINGS_DOC = ROOT / "docs" / "settings.md"
+REGENERATE = "FACETAGS_UPDATE_DOCS=1 python -m pytest tests/test_docs.py"
 
-HEADER = """# Command line
+CLI_HEADER = f"""# Command line
 
-Generated from the code (`FACETAGS_UPDATE_DOCS=1 python -m pytest tests/test_docs.py`); a
-test fails when this page and `facetags --help` disagree. Data goes to stdout (`--json` where
-offered), progress and errors to stderr; a failure is one line `facetags: error: ...` and a
-non-zero exit status.
+Generated from the code (`{REGENERATE}`); a test fails
+when this page and the commands disagree. Data goes to stdout (`--json` where offered), progress
+and errors to stderr; a failure is one line `facetags: error: ...` and a non-zero exit status (2
+for a usage mistake). Every command takes `--library` and `-v` before or after its name; every
+setting is in [settings.md](settings.md).
 """
 
 
-def _walk(command: click.Command, path: list[str], parent: click.Context | None) -> list[str]:
-    # The command's own context_settings (e.g. -h as well as --help), as a real run applies them:
-    # click caches each command's help option once built, so the doc must match a real run's.
-    settings = {"terminal_width": 100, "max_content_width": 100, **command.context_settings}
-    ctx = click.Context(command, info_name=path[-1], parent=parent, **settings)
-    title = " ".join(path)
-    parts = [f"\n## `{title}`\n\n```text\n{command.get_help(ctx).rstrip()}\n```\n"]
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _cell(text: str) -> str:
+    return _one_line(text).replace("|", "\\|")
+
+
+def _paragraphs(text: str) -> list[str]:
+    text = text.split("\f")[0]
+    return [_one_line(p) for p in re.split(r"\n\s*\n", text) if p.strip()]
+
+
+def _summary(command: click.Command) -> str:
+    """The command's short help, or the whole first paragraph of its help (never cut)."""
+    if command.short_help:
+        return _one_line(command.short_help)
+    paragraphs = _paragraphs(command.help or "")
+    return paragraphs[0] if paragraphs else ""
+
+
+def _anchor(path: list[str]) -> str:
+    return "-".join(path)
+
+
+def _contexts(
+    command: click.Command, path: list[str], parent: click.Context | None
+) -> Iterator[tuple[click.Command, list[str], click.Context]]:
+    ctx = click.Context(command, info_name=path[-1], parent=parent, **command.context_settings)
+    yield command, path, ctx
     if isinstance(command, click.Group):
         for name in command.list_commands(ctx):
             sub = command.get_command(ctx, name)
             if sub is not None and not sub.hidden:
-                parts += _walk(sub, [*path, name], ctx)
-    return parts
+                yield from _contexts(sub, [*path, name], ctx)
 
 
-def render() -> str:
-    return HEADER + "".join(_walk(cli, ["facetags"], None))
+def _section(command: click.Command, path: list[str], ctx: click.Context) -> str:
+    usage = " ".join([ctx.command_path, *command.collect_usage_pieces(ctx)])
+    lines = [f"## `{' '.join(path)}`", "", "```text", usage, "```", ""]
+    for paragraph in _paragraphs(command.help or ""):
+        lines += [paragraph, ""]
+    # options only: arguments are in the usage line (click >= 8.5 gives them help records too)
+    records = [p.get_help_record(ctx) for p in command.get_params(ctx) if isinstance(p, click.Option)]
+    lines += ["| option | |", "|---|---|"]
+    lines += [f"| `{_cell(opts)}` | {_cell(help_)} |" for opts, help_ in filter(None, records)]
+    if isinstance(command, click.Group):
+        lines += ["", "| command | |", "|---|---|"]
+        for name in command.list_commands(ctx):
+            sub = command.get_command(ctx, name)
+            if sub is not None and not sub.hidden:
+                link = f"[`{name}`](#{_anchor([*path, name])})"
+                lines.append(f"| {link} | {_cell(_summary(sub))} |")
+    return "\n".join(lines) + "\n"
+
+
+def render_cli() -> str:
+    sections = [_section(*found) for found in _contexts(cli, ["facetags"], None)]
+    return CLI_HEADER + "\n" + "\n".join(sections)
+
+
+# -- settings -------------------------------------------------------------------------------------
+
+SETTINGS_HEADER = f"""# Settings
+
+Generated from `facetags/config.py` (`{REGENERATE}`); a
+test fails when this page and the code disagree.
+
+Each setting comes from, last one winning: its default, the config file, its `FACETAGS_*`
+environment variable, a command-line flag. The config file is TOML at
+`~/.config/facetags/config.toml` (`$XDG_CONFIG_HOME/facetags/config.toml`; or the file
+`FACETAGS_CONFIG` names); its keys are the names below, and an unknown key or a bad value is an
+error that names the file:
+
+```toml
+embedder = "dlib-resnet-v1"
+min_face = 30
+xmp_mode = "sidecar"
+```
+"""
+
+#: Environment variables that are not settings (checked against the code by a test).
+OTHER_VARIABLES = {
+    "FACETAGS_CONFIG": "The config file to read instead of `~/.config/facetags/config.toml`; it must exist.",
+    "FACETAGS_THREADS": "Threads for face detection (onnxruntime); default: the CPU count, at most 4.",
+    "FACETAGS_MODELS_DIR": "A folder of model files to use instead of the ones installed with facetags.",
+}
+
+
+def _flags() -> dict[str, list[str]]:
+    """setting -> the command-line options that set it ("(setting NAME)" in their help)."""
+    found: dict[str, list[str]] = {"library": ["`--library`"]}
+    for command, _path, ctx in _contexts(cli, ["facetags"], None):
+        for param in command.get_params(ctx):
+            text = getattr(param, "help", None) or ""
+            for name in re.findall(r"setting (\w+)", text):
+                found.setdefault(name, []).append(f"`{ctx.command_path} {param.opts[0]}`")
+    return found
+
+
+def _default(spec: dataclasses.Field[object]) -> str:
+    if spec.name == "library":
+        return "`~/.local/share/facetags/library.db` (your data directory)"
+    return f"`{spec.default!r}`".replace("'", '"')
+
+
+def render_settings() -> str:
+    flags = _flags()
+    lines = ["", "| key | default | environment | flag | what it does |", "|---|---|---|---|---|"]
+    for spec in dataclasses.fields(Settings):
+        kind = getattr(spec.type, "__name__", spec.type)
+        env = f"`FACETAGS_{spec.name.upper()}`"
+        flag = ", ".join(flags.get(spec.name, [])) or "-"
+        doc = _cell(f"{spec.metadata['doc']} ({kind})")
+        lines.append(f"| `{spec.name}` | {_cell(_default(spec))} | {env} | {flag} | {doc} |")
+    lines += ["", "Other environment variables:", "", "| variable | what it does |", "|---|---|"]
+    lines += [f"| `{name}` | {_cell(doc)} |" for name, doc in OTHER_VARIABLES.items()]
+    return SETTINGS_HEADER + "\n".join(lines) + "\n"
+
+
+def _check(doc: Path, text: str) -> None:
+    if os.environ.get("FACETAGS_UPDATE_DOCS"):
+        doc.write_text(text, encoding="utf-8")
+    assert doc.is_file(), f"{doc.name} is missing: run {REGENERATE}"
+    assert doc.read_text(encoding="utf-8") == text, f"docs/{doc.name} is out of date: run {REGENERATE}"
 
 
 def test_cli_doc_matches_the_code() -> None:
-    text = render()
-    if os.environ.get("FACETAGS_UPDATE_DOCS"):
-        CLI_DOC.write_text(text, encoding="utf-8")
-    assert CLI_DOC.is_file(), "docs/cli.md is missing: run with FACETAGS_UPDATE_DOCS=1"
-    assert CLI_DOC.read_text(encoding="utf-8") == text, (
-        "docs/cli.md is out of date: run FACETAGS_UPDATE_DOCS=1 python -m pytest tests/test_docs.py"
-    )
+    _check(CLI_DOC, render_cli())
 
 
 # --- the user docs: short, current, linked -------------------------------------------------------
 
-ROOT = CLI_DOC.parents[1]
 MODEL_CARD = ROOT / "models" / "facetags-mobilenet-v1.md"
 
 #: Words of a lab notebook, not of user docs: the history lives in CHANGELOG.md and the training log.
@@ -123,3 +236,35 @@ def test_links_between_docs_resolve() -> None:
             elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
                 broken.append(f"{doc.relative_to(ROOT)}: {target} (no such heading)")
     assert not broken, "broken links:\n" + "\n".join(broken)
+
+
+def test_settings_doc_matches_the_code() -> None:
+    _check(SETTINGS_DOC, render_settings())
+
+
+def test_every_setting_and_variable_is_documented() -> None:
+    """Every Settings field has a description, and every FACETAGS_* variable the code reads is
+    either a setting's or listed in OTHER_VARIABLES."""
+    for spec in dataclasses.fields(Settings):
+        assert spec.metadata.get("doc"), f"setting {spec.name} has no description"
+    settings = {f"FACETAGS_{f.name.upper()}" for f in dataclasses.fields(Settings)}
+    read: set[str] = set()
+    for source in (ROOT / "facetags").rglob("*.py"):
+        read |= set(re.findall(r"FACETAGS_[A-Z_]*[A-Z]", source.read_text(encoding="utf-8")))
+    read = {name for name in read if "_TEST_" not in name}  # test hooks, not for users
+    assert read - settings - set(OTHER_VARIABLES) == set(), "document these in OTHER_VARIABLES"
+    assert set(OTHER_VARIABLES) <= read, "OTHER_VARIABLES names a variable the code no longer reads"
+
+
+def test_the_readme_demo_leaves_no_untracked_file_in_the_checkout() -> None:
+    """The README's demo keeps its library beside the user (to open it in the TUI afterwards):
+    every relative --library file the README names is ignored by git."""
+    if shutil.which("git") is None or not (ROOT / ".git").exists():
+        pytest.skip("not a git checkout")
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    files = {f for f in re.findall(r"--library (\S+)", readme) if not f.startswith(("~", "/", "PATH", "$"))}
+    assert files, "the README's demo names no library file"
+    for name in sorted(files):
+        for suffix in ("", "-wal", "-shm"):
+            ignored = subprocess.run(["git", "check-ignore", "-q", name + suffix], cwd=ROOT)
+            assert ignored.returncode == 0, f"{name + suffix} would be left untracked: add it to .gitignore"

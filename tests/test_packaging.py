@@ -119,6 +119,23 @@ def _detect_records(stdout: str) -> list[dict[str, object]]:
     return parsed if isinstance(parsed, list) else [parsed]
 
 
+def _see_our_dependencies(python: Path, env: dict[str, str]) -> None:
+    """Let the new venv import the dependencies this interpreter has, wherever they live (the
+    machine's Python, a user's venv, a venv on another venv), after its own packages: a ``.pth``
+    file listing our site directories. Plain path lines: the ``.pth`` files inside them (this
+    checkout's editable install) are not run, so the venv sees its own facetags only.
+    (``venv --system-site-packages`` would give it the base interpreter's, not a venv's.)"""
+    ours = [p for p in sys.path if Path(p).name in ("site-packages", "dist-packages") and Path(p).is_dir()]
+    purelib = subprocess.run(
+        [str(python), "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+    ).stdout.strip()
+    (Path(purelib) / "_facetags_test_deps.pth").write_text("\n".join(ours) + "\n", encoding="utf-8")
+
+
 @pytest.mark.slow
 def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, t1_path: Path) -> None:
     dist = tmp_path / "dist"
@@ -136,14 +153,10 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, t1_path: Path) 
 
     venv = tmp_path / "venv"
     env = _isolated_env(tmp_path)
-    subprocess.run(
-        [sys.executable, "-m", "venv", "--system-site-packages", str(venv)],
-        check=True,
-        timeout=300,
-        env=env,
-    )
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300, env=env)
     bindir = venv / ("Scripts" if os.name == "nt" else "bin")
     python = bindir / "python"
+    _see_our_dependencies(python, env)
     install = subprocess.run(
         [str(python), "-m", "pip", "install", "--no-deps", "--force-reinstall", "--no-index", str(wheel)],
         capture_output=True,

@@ -7,10 +7,11 @@ from pathlib import Path
 
 import click
 
+from facetags.commands.group import Group
 from facetags.config import Settings
 
 
-@click.group("eval")
+@click.group("eval", cls=Group)
 def eval_group() -> None:
     """Evaluate face recognition on labelled data."""
 

@@ -14,13 +14,21 @@ from facetags.config import Settings
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list of paths.")
 @click.pass_obj
 def find(settings: Settings, names: tuple[str, ...], as_json: bool) -> None:
-    """Print the paths of photos showing every NAME (case and accents ignored)."""
+    """Print the paths of photos showing every NAME (case and accents ignored).
+
+    Exit status: 0 when a photo shows them all, 1 when none does or a name is unknown (both said
+    on stderr; stdout stays empty, or '[]' with --json).
+    """
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
         paths = lib.find(list(names))
     if as_json:
         click.echo(json.dumps(paths, indent=2, ensure_ascii=False))
-        return
-    for path in paths:
-        click.echo(path)
+    else:
+        for path in paths:
+            click.echo(path)
+    if not paths:
+        who = " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
+        click.echo(f"facetags: no photo shows {who}", err=True)
+        raise click.exceptions.Exit(1)

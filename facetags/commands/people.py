@@ -23,6 +23,8 @@ def people(settings: Settings, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([p.to_json() for p in found], indent=2, ensure_ascii=False))
         return
+    if not found:
+        click.echo("facetags: no people yet: 'facetags scan FOLDER' finds the faces in your photos", err=True)
     for p in found:
         name = p.name if p.name is not None else "(unnamed)"
         hidden = "  [hidden]" if p.hidden else ""
@@ -67,7 +69,7 @@ def name(settings: Settings, person_id: int, name: tuple[str, ...]) -> None:
 @click.argument("ids", nargs=-1, required=True, type=int)
 @click.pass_obj
 def merge(settings: Settings, ids: tuple[int, ...]) -> None:
-    """Merge people or clusters ID ID... into the first."""
+    """Merge the people or clusters IDS into the first of them."""
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
@@ -90,7 +92,7 @@ def _person_and_faces(f: Any) -> Any:
 @click.command()
 @_person_and_faces
 def move(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
-    """Put faces FACE_ID... into person or cluster PERSON_ID (your decision: kept by every re-cluster)."""
+    """Put the faces FACE_IDS into person or cluster PERSON_ID; your decision, kept by every re-cluster."""
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
@@ -101,7 +103,7 @@ def move(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
 @click.command()
 @_person_and_faces
 def reject(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
-    """Faces FACE_ID... are not PERSON_ID: never put there again; each finds a new place now."""
+    """Say the faces FACE_IDS are not PERSON_ID: never put there again; each finds a new place now."""
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
@@ -116,8 +118,10 @@ def reject(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> Non
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
 @click.pass_obj
 def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> None:
-    """The faces in unnamed clusters most like PERSON_ID, best first: face, its cluster and that
-    cluster's size, similarity, photo. Answer with 'move', 'merge' (a whole cluster) or 'reject'."""
+    """The faces in unnamed clusters most like PERSON_ID, best first.
+
+    Prints face, its cluster and that cluster's size, similarity, photo. Answer with 'move',
+    'merge' (a whole cluster) or 'reject'."""
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:

@@ -1,12 +1,16 @@
-"""``facetags scan DIR...``: index photo folders (progress on stderr, summary on stdout)."""
+"""``facetags scan PATHS...``: index photo folders (progress on stderr, summary on stdout)."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
+import signal
 import sys
+import threading
 import time
 from pathlib import Path
+from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 import click
@@ -48,22 +52,7 @@ class ProgressLine:
 
 
 def summary(report: ScanReport) -> str:
-    c = report.counts
-    parts = [
-        f"{c['new']} new",
-        f"{c['changed']} changed",
-        f"{c['moved']} moved",
-        f"{c['duplicate']} duplicates",
-        f"{c['unchanged'] + c['touched']} unchanged",
-        f"{c['deleted']} deleted",
-        f"{c['failed']} failed",
-    ]
-    if c["known_bad"]:
-        parts.append(f"{c['known_bad']} known bad skipped")
-    tail = " (interrupted)" if report.interrupted else ""
-    if report.reembedded:
-        tail += f"; {plural(report.reembedded, 'face')} re-embedded (the embedder changed)"
-    return f"{', '.join(parts)}; {plural(report.faces, 'face')} found in {report.seconds:.1f} s{tail}"
+    return report.describe()
 
 
 @click.command()
@@ -73,19 +62,43 @@ def summary(report: ScanReport) -> str:
 def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool) -> None:
     """Index photo folders: new, changed, moved, duplicated and deleted photos.
 
-    DIR may be folders or single photos. Bad files are reported on stderr and skipped.
+    PATHS may be folders or single photos. Bad files are reported on stderr and skipped.
+    Ctrl-C stops after the photo being indexed: the work done is kept, and the same command
+    finishes it.
     """
     from facetags.library import Library
 
+    resume = f"run 'facetags scan {' '.join(shlex.quote(str(p)) for p in paths)}' again to finish"
+    stop = threading.Event()
+
+    def _interrupt(_signum: int, _frame: FrameType | None) -> None:
+        if stop.is_set():
+            raise KeyboardInterrupt  # a second Ctrl-C: at once (the photo being indexed is rolled back)
+        stop.set()
+        click.echo("\nfacetags: stopping after the current photo (Ctrl-C again: at once)", err=True)
+
     progress = ProgressLine()
-    with Library.open(settings.library, settings) as lib:
-        try:
-            report = lib.scan(paths, progress=progress)
-        finally:
-            progress.close()
+    previous = signal.signal(signal.SIGINT, _interrupt)
+    try:
+        with Library.open(settings.library, settings) as lib:
+            try:
+                report = lib.scan(paths, progress=progress, stop=stop)
+            finally:
+                progress.close()
+    except KeyboardInterrupt:
+        click.echo(f"facetags: interrupted: every photo indexed so far is kept; {resume}", err=True)
+        raise click.exceptions.Exit(130) from None
+    finally:
+        signal.signal(signal.SIGINT, previous)
     for path, error in report.failures:
         click.echo(f"facetags: skipped {path}: {error}", err=True)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         click.echo(summary(report))
+    if report.interrupted:
+        c = report.counts
+        done = c["new"] + c["changed"] + c["duplicate"]
+        kept = f"{plural(done, 'photo')} indexed so far {'is' if done == 1 else 'are'} kept"
+        click.echo(f"facetags: interrupted: the {kept}; {resume}", err=True)
+        raise click.exceptions.Exit(130)

@@ -15,7 +15,7 @@ from facetags.config import Settings
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @click.pass_obj
 def status(settings: Settings, as_json: bool) -> None:
-    """Photos, faces, people, queued work and failed files."""
+    """Photos, faces, people, queued work, failed files and names not yet written to XMP."""
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
@@ -33,6 +33,11 @@ def status(settings: Settings, as_json: bool) -> None:
     click.echo(f"failures  {len(st.failures)}")
     for failure in st.failures:
         click.echo(f"  {failure.path}: {failure.error}")
+    if st.unwritten_xmp_photos:
+        click.echo(
+            f"xmp       {plural(st.unwritten_xmp_photos, 'photo')} with names not yet written to XMP; "
+            "'facetags xmp write' writes them"
+        )
     if st.stale_xmp_photos:
         click.echo(
             f"xmp       {plural(st.stale_xmp_photos, 'photo')} still carry names facetags wrote that "

@@ -18,6 +18,8 @@ from typing import Any
 
 import click
 
+from facetags.commands.group import Group
+
 log = logging.getLogger(__name__)
 
 DEFAULT_DATA = "../shared/data"
@@ -159,7 +161,7 @@ def _fit_options(f: Any) -> Any:
     return f
 
 
-@click.group("train")
+@click.group("train", cls=Group)
 def train() -> None:
     """Train the MobileNet face embedder (needs the [train] extra)."""
 

@@ -16,7 +16,9 @@ log = logging.getLogger(__name__)
 
 
 @click.command()
-@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False))
+@click.argument(
+    "paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path, file_okay=False)
+)
 @click.option("--settle", type=float, default=0.5, show_default=True, help="Seconds a file must be quiet.")
 @click.option(
     "--poll",
@@ -29,14 +31,21 @@ log = logging.getLogger(__name__)
 )
 @click.pass_obj
 def watch(settings: Settings, paths: tuple[Path, ...], settle: float, poll: float | None) -> None:
-    """Index folders now, then follow every change until Ctrl-C or SIGTERM."""
+    """Index folders now, then follow every change until Ctrl-C or SIGTERM.
+
+    Logs one line on stderr for each batch of changes: photos new, changed, moved, deleted,
+    failed (with the reason), folders that came, went or were renamed (-v: more, -vv: each file).
+    """
     from facetags.ingest.watch import Watcher
+    from facetags.ingest.watch import log as watch_log
     from facetags.library import Library
 
+    if watch_log.getEffectiveLevel() > logging.INFO:
+        watch_log.setLevel(logging.INFO)  # a daemon's log says what it did, without -v
     stop = threading.Event()
 
     def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("signal %d: stopping", signum)
+        log.info("%s: stopping", signal.Signals(signum).name)
         stop.set()
 
     previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}

@@ -11,10 +11,11 @@ from typing import Any
 import click
 
 from facetags.commands import plural
+from facetags.commands.group import Group
 from facetags.config import Settings
 
 
-@click.group(name="xmp")
+@click.group(name="xmp", cls=Group)
 def xmp_group() -> None:
     """Write people into photos' XMP metadata, or read names other tools wrote.
 

@@ -171,6 +171,7 @@ class Status:
     lost_faces: list[LostFace] = field(default_factory=list)  # decided faces gone from edited photos
     stale_xmp_photos: int = 0  # photos carrying a name facetags wrote that is no longer right
     missing: list[MissingPhoto] = field(default_factory=list)  # photos gone from disk, kept
+    unwritten_xmp_photos: int = 0  # photos with names not yet written into their XMP
 
     def to_json(self) -> dict[str, object]:
         return {
@@ -189,4 +190,5 @@ class Status:
             "lost_faces": [f.to_json() for f in self.lost_faces],
             "stale_xmp_photos": self.stale_xmp_photos,
             "missing": [m.to_json() for m in self.missing],
+            "unwritten_xmp_photos": self.unwritten_xmp_photos,
         }

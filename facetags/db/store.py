@@ -458,6 +458,15 @@ class Store(PeopleStore):
         found = self._face_records("AND x.name IS NOT NULL", (), real_only=False)
         return [r for r in found if (r.person_name or "").casefold() != (r.xmp_name or "").casefold()]
 
+    def photos_with_unwritten_names(self) -> int:
+        """Photos with a named face whose name facetags has never written into the photo's XMP."""
+        row = self.conn.execute(
+            "SELECT COUNT(DISTINCT f.photo_id) FROM faces f JOIN people p ON p.id = f.person_id"
+            " LEFT JOIN xmp_names x ON x.face_id = f.id"
+            " WHERE f.not_face = 0 AND p.name IS NOT NULL AND x.name IS NULL"
+        ).fetchone()
+        return int(row[0])
+
     def set_xmp_names(self, names: dict[int, str | None]) -> None:
         """Remember what facetags' XMP now says of each face (None: no name of ours any more)."""
         now = time.time()

@@ -37,6 +37,7 @@ from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
 from facetags.orientation import reorient_box, reorient_point
 from facetags.people.assign import Assigner, NewFaceVector
+from facetags.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +81,25 @@ class ScanReport:
             reembedded=self.reembedded,
         )
         return out
+
+    def describe(self) -> str:
+        """One line for people: '2 new, 0 changed, ...; 7 faces found in 1.2 s'."""
+        c = self.counts
+        parts = [
+            f"{c['new']} new",
+            f"{c['changed']} changed",
+            f"{c['moved']} moved",
+            f"{c['duplicate']} duplicates",
+            f"{c['unchanged'] + c['touched']} unchanged",
+            f"{c['deleted']} deleted",
+            f"{c['failed']} failed",
+        ]
+        if c["known_bad"]:
+            parts.append(f"{c['known_bad']} known bad skipped")
+        tail = " (interrupted)" if self.interrupted else ""
+        if self.reembedded:
+            tail += f"; {plural(self.reembedded, 'face')} re-embedded (the embedder changed)"
+        return f"{', '.join(parts)}; {plural(self.faces, 'face')} found in {self.seconds:.1f} s{tail}"
 
 
 class Indexer:

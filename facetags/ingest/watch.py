@@ -8,6 +8,10 @@
   the next start finishes the work, and content hashes keep it from doing anything twice.
 * ``stop`` (set by SIGINT/SIGTERM in the command) ends the loop between photos; the observer
   thread is stopped and joined in ``finally``.
+* The log says what was done, one INFO line per batch of events (what the loop handled before
+  it fell idle, or every :data:`BATCH_LOG_S` seconds while busy): photos new, changed, moved,
+  deleted, failed (with the reason), folders that came, went or were renamed. Each path's
+  outcome is logged at DEBUG.
 * Network folders (NFS, SMB, sshfs...) send no inotify events for changes made by other
   machines, so a folder on one is polled instead (watchdog's PollingObserver, every
   :data:`NETWORK_POLL_S` seconds), detected from ``/proc/self/mountinfo``; ``poll`` forces
@@ -22,8 +26,9 @@ import queue
 import re
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
@@ -32,6 +37,7 @@ from watchdog.observers.api import BaseObserver
 from watchdog.observers.polling import PollingObserver
 
 from facetags.ingest.scan import absolute, is_hidden, is_photo_name
+from facetags.text import plural
 
 if TYPE_CHECKING:
     from facetags.library import Library
@@ -42,6 +48,12 @@ SETTLE_S = 0.5  # quiet time before a file that was written to is read
 CLOSED_SETTLE_S = 0.05  # ... once its writer closed it
 POLL_S = 0.05
 JOIN_TIMEOUT_S = 10.0
+#: While events keep coming, what was done is logged at least this often, seconds.
+BATCH_LOG_S = 10.0
+#: Photo outcomes worth a line in the log, in its order (unchanged and touched are not).
+LOGGED = ("new", "changed", "moved", "duplicate", "deleted", "failed")
+#: Failed photos named in one line, at most.
+FAILURES_SHOWN = 3
 #: How often a folder on a network filesystem is polled for changes, seconds.
 NETWORK_POLL_S = 30.0
 #: Filesystems whose changes from other machines raise no inotify events.
@@ -135,6 +147,32 @@ class _Pending:
     closed: bool = False
 
 
+@dataclass
+class Batch:
+    """What the watcher did since it last said so."""
+
+    since: float = 0.0
+    photos: Counter[str] = field(default_factory=Counter)
+    failures: list[str] = field(default_factory=list)
+    folders: list[str] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.folders or self.failures or any(self.photos[k] for k in LOGGED))
+
+    def describe(self) -> str:
+        """'2 new, 1 failed (/p/x.jpg: not a photo); folder /p/trip came in or changed: 3 new'."""
+        text = ", ".join(f"{self.photos[k]} {k}" for k in LOGGED if self.photos[k])
+        return "; ".join(([text + _listed(self.failures)] if text else []) + self.folders)
+
+
+def _listed(failures: Sequence[str]) -> str:
+    """' (a: why; b: why; 2 more)', at most FAILURES_SHOWN named; '' for none."""
+    if not failures:
+        return ""
+    more = len(failures) - FAILURES_SHOWN
+    return f" ({'; '.join(failures[:FAILURES_SHOWN])}{f'; {more} more' if more > 0 else ''})"
+
+
 def _stat(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -163,6 +201,8 @@ class Watcher:
         self.observers: dict[float, BaseObserver] = {}  # by poll interval (0: events), while running
         self._files: dict[str, _Pending] = {}
         self._dirs: dict[str, float] = {}
+        self._renamed: set[str] = set()  # folders renamed inside the roots, to check for news
+        self.batch = Batch()
 
     @property
     def pending(self) -> int:
@@ -186,14 +226,21 @@ class Watcher:
             observer.start()  # before the catch-up scan: nothing that changes meanwhile is missed
         try:
             report = self.library.scan(self.roots, stop=stop)
-            log.info("catch-up scan: %s", report.to_json())
+            failed = _listed([f"{p}: {e}" for p, e in report.failures])
+            log.info("catch-up scan of %s: %s%s", ", ".join(self.roots), report.describe(), failed)
             if ready is not None:
                 ready.set()
+            last_work = time.monotonic()
             while not stop.is_set():
                 self._drain()
-                if not self._handle_ripe(stop):
+                did = self._handle_ripe(stop)
+                now = time.monotonic()
+                last_work = now if did else last_work
+                self._log_batch(quiet=not self.pending and now - last_work >= self.settle)
+                if not did:
                     stop.wait(POLL_S)
         finally:
+            self._log_batch(quiet=True)
             for observer in observers.values():
                 observer.stop()
             for observer in observers.values():
@@ -221,8 +268,10 @@ class Watcher:
         if event.is_dir:
             if event.kind == "moved" and event.dest is not None:
                 self._flush_under(event.path)
-                self.library.folder_moved(event.path, event.dest)
+                moved = self.library.folder_moved(event.path, event.dest)
+                self._folder(f"folder {event.path} renamed to {event.dest} ({plural(moved, 'file')} kept)")
                 self._dirs[event.dest] = now
+                self._renamed.add(event.dest)
             elif event.kind in ("created", "deleted"):
                 self._dirs[event.path] = now
             return
@@ -276,15 +325,48 @@ class Watcher:
             if stop.is_set() or now - since < self.settle:
                 continue
             del self._dirs[folder]
+            renamed = folder in self._renamed
+            self._renamed.discard(folder)
             if os.path.isdir(folder):
                 report = self.library.scan([folder], stop=stop)
-                self._done(folder, f"scanned {report.to_json()}")
+                found = ", ".join(f"{report.counts[k]} {k}" for k in LOGGED if report.counts[k])
+                failed = _listed([f"{p}: {e}" for p, e in report.failures])
+                if found or failed or not renamed:
+                    self._folder(f"folder {folder} came in or changed{': ' + found if found else ''}{failed}")
+                self._done(folder, f"scanned: {report.describe()}", count=False)
             else:
-                self._done(folder, f"deleted {self.library.folder_deleted(folder)}")
+                gone = self.library.folder_deleted(folder)
+                self._folder(
+                    f"folder {folder} gone" + (f" ({plural(gone, 'photo')} forgotten)" if gone else "")
+                )
+                self._done(folder, f"deleted {gone}", count=False)
             did = True
         return did
 
-    def _done(self, path: str, outcome: str) -> None:
-        log.info("%s: %s", path, outcome)
+    def _folder(self, note: str) -> None:
+        if not self.batch:
+            self.batch.since = time.monotonic()
+        self.batch.folders.append(note)
+
+    def _done(self, path: str, outcome: str, count: bool = True) -> None:
+        """One path handled: logged at DEBUG, counted in the batch (``count``: a photo's outcome)."""
+        log.debug("%s: %s", path, outcome)
+        if count:
+            if not self.batch:
+                self.batch.since = time.monotonic()
+            self.batch.photos[outcome] += 1
+            if outcome == "failed":
+                failure = self.library.store.failure(path)
+                self.batch.failures.append(f"{path}: {failure.error if failure else 'failed'}")
         if self.on_done is not None:
             self.on_done(path, outcome)
+
+    def _log_batch(self, quiet: bool) -> None:
+        """Say what was done: once quiet, or every BATCH_LOG_S seconds while busy."""
+        if not self.batch:
+            if self.batch.photos:
+                self.batch = Batch()  # unchanged or touched photos only: nothing worth a line
+            return
+        if quiet or time.monotonic() - self.batch.since >= BATCH_LOG_S:
+            log.info("%s", self.batch.describe())
+            self.batch = Batch()

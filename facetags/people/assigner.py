@@ -25,6 +25,7 @@ from facetags.db.store import Store
 from facetags.people.assign import NewFaceVector
 from facetags.people.cluster import FREE, Constraints, graph_average
 from facetags.people.incremental import FaceIndex, Suggestion
+from facetags.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -43,6 +44,13 @@ class ReclusterReport:
             "clusters": self.clusters,
             "anchored": self.anchored,
         }
+
+    def describe(self) -> str:
+        """'120 faces in 14 people and clusters, 3 moved, 40 held by your decisions'."""
+        return (
+            f"{plural(self.faces, 'face')} in {self.clusters} people and clusters, {self.moved} moved, "
+            f"{self.anchored} held by your decisions"
+        )
 
 
 @dataclass(frozen=True)
@@ -195,7 +203,7 @@ class ClusterAssigner:
         store.assign_many(assignments, "auto")
         store.set_meta(self._meta_key, str(len(rows)))
         self.invalidate()
-        log.info("re-clustered %s", plan.report.to_json())
+        log.info("re-clustered: %s", plan.report.describe())
         return True
 
     def recluster(self, store: Store, model_change: bool = False) -> ReclusterReport:

@@ -1,0 +1,59 @@
+"""What the library commands say when there is nothing to print, and what is left to do:
+`people` on an empty library, `find` with no match, `status` and names not yet written to XMP."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "facetags", *args], env=env, capture_output=True, text=True, timeout=300
+    )
+
+
+def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
+    tmp_path: Path, t1_path: Path, astronaut_path: Path
+) -> None:
+    env = {**os.environ, "FACETAGS_LIBRARY": str(tmp_path / "lib.db")}
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    assert run(env, "scan", str(folder)).returncode == 0
+
+    empty = run(env, "people")
+    assert empty.returncode == 0 and empty.stdout == ""
+    assert "no people yet" in empty.stderr and "facetags scan" in empty.stderr
+    assert run(env, "people", "--json").stdout.strip() == "[]"
+
+    shutil.copyfile(t1_path, folder / "t1.jpg")
+    shutil.copyfile(astronaut_path, folder / "astronaut.jpg")
+    assert run(env, "scan", str(folder)).returncode == 0
+    faces = json.loads(run(env, "faces", "--json").stdout)
+    astro = next(f for f in faces if f["path"].endswith("astronaut.jpg"))
+    group = next(f for f in faces if f["path"].endswith("t1.jpg"))
+    assert run(env, "name", str(astro["person_id"]), "Eileen", "Collins").returncode == 0
+    assert run(env, "name", str(group["person_id"]), "Zoë").returncode == 0
+
+    status = run(env, "status")
+    assert "2 photos with names not yet written to XMP" in status.stdout
+    assert json.loads(run(env, "status", "--json").stdout)["unwritten_xmp_photos"] == 2
+
+    # both are known, no photo shows both: exit 1, stdout empty (or '[]'), the reason on stderr
+    none = run(env, "find", "Eileen Collins", "zoe")
+    assert none.returncode == 1 and none.stdout == ""
+    assert none.stderr == "facetags: no photo shows Eileen Collins and zoe\n"
+    as_json = run(env, "find", "--json", "Eileen Collins", "zoe")
+    assert as_json.returncode == 1 and json.loads(as_json.stdout) == []
+    found = run(env, "find", "zoe")
+    assert found.returncode == 0 and found.stdout == f"{folder / 't1.jpg'}\n" and found.stderr == ""
+
+    write = run(env, "xmp", "write")
+    assert write.returncode == 0, write.stderr
+    after = run(env, "status")
+    assert "not yet written" not in after.stdout
+    assert json.loads(run(env, "status", "--json").stdout)["unwritten_xmp_photos"] == 0

@@ -1,0 +1,141 @@
+"""The long-running commands as a user meets them, in real processes with real signals: what the
+watcher's log says, and Ctrl-C in the middle of a scan."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+from tests.test_watch_kill import _photos, _variants
+
+
+class Lines:
+    """A process's stderr, read line by line on a thread."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        assert proc.stderr is not None
+        stream = proc.stderr
+        self.thread = threading.Thread(
+            target=lambda: self.lines.extend(iter(stream.readline, "")), daemon=True
+        )
+        self.thread.start()
+
+    def wait_for(self, found: Callable[[str], bool], what: str, timeout: float = 120) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if found(line):
+                    return line
+            time.sleep(0.05)
+        raise AssertionError(f"no log line for {what}: {self.lines}")
+
+
+@contextmanager
+def facetags(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[str], Lines]]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facetags", *args],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        yield proc, Lines(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    return {**os.environ, "FACETAGS_LIBRARY": str(tmp_path / "lib.db")}
+
+
+@pytest.mark.slow
+def test_the_watcher_says_what_it_did(
+    env: dict[str, str], tmp_path: Path, astronaut_path: Path, t1_path: Path
+) -> None:
+    """One INFO line per batch, without -v: new, failed with the reason, moved, a folder moved
+    in, deleted, a folder gone; readable, no Python dict."""
+    watched, outside = tmp_path / "watched", tmp_path / "outside" / "trip"
+    watched.mkdir()
+    outside.mkdir(parents=True)
+    shutil.copyfile(t1_path, outside / "group.jpg")
+    with facetags(env, "watch", str(watched)) as (proc, log):
+        log.wait_for(lambda s: "catch-up scan of" in s and "0 new" in s, "the catch-up scan")
+        shutil.copyfile(astronaut_path, watched / "a.jpg")
+        log.wait_for(lambda s: s.startswith("facetags: INFO: 1 new"), "the new photo")
+        (watched / "bad.jpg").write_bytes(b"not a photo at all")
+        bad = log.wait_for(lambda s: "1 failed" in s, "the bad file")
+        assert f"{watched / 'bad.jpg'}: " in bad and "image" in bad  # the reason
+        os.rename(watched / "a.jpg", watched / "b.jpg")
+        log.wait_for(lambda s: "INFO: 1 moved" in s, "the rename")
+        os.rename(outside, watched / "trip")
+        log.wait_for(lambda s: f"folder {watched / 'trip'} came in" in s, "the folder moved in")
+        (watched / "b.jpg").unlink()
+        log.wait_for(lambda s: "INFO: 1 deleted" in s, "the deletion")
+        shutil.rmtree(watched / "trip")
+        log.wait_for(lambda s: f"folder {watched / 'trip'} gone" in s, "the folder deleted")
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(30) == 0
+    log.thread.join(10)
+    assert log.lines[-1] == "facetags: stopped\n"
+    text = "".join(log.lines)
+    assert "{" not in text and "Traceback" not in text, text
+    assert len([s for s in log.lines if "INFO" in s]) <= 8, text  # one line per batch, not per file
+
+
+@pytest.mark.slow
+def test_watch_verbose_is_readable(env: dict[str, str], tmp_path: Path, astronaut_path: Path) -> None:
+    watched = tmp_path / "watched"
+    watched.mkdir()
+    shutil.copyfile(astronaut_path, watched / "a.jpg")
+    with facetags(env, "watch", str(watched), "-v") as (proc, log):
+        line = log.wait_for(lambda s: "catch-up scan of" in s, "the catch-up scan")
+        assert "1 new" in line and "1 face found" in line
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(30) == 0
+    log.thread.join(10)
+    text = "".join(log.lines)
+    assert "{" not in text and "Traceback" not in text, text
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
+    env: dict[str, str], tmp_path: Path, t1_path: Path
+) -> None:
+    folder = tmp_path / "photos"
+    _variants(t1_path, folder, 14)
+    db = tmp_path / "lib.db"
+    with facetags(env, "scan", str(folder)) as (proc, log):
+        deadline = time.monotonic() + 240
+        while _photos(db) < 2:
+            assert proc.poll() is None and time.monotonic() < deadline, "indexing did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        out, _ = proc.communicate(timeout=60)
+    log.thread.join(10)
+    err = "".join(log.lines)
+    kept = _photos(db)
+    assert proc.returncode == 130, err
+    assert 2 <= kept < 14, f"interrupted too late to prove anything ({kept})"
+    assert "Traceback" not in err and "Aborted" not in err
+    assert "(interrupted)" in out and f"{kept} new" in out  # the summary of what was done
+    assert f"{kept} photos indexed so far are kept" in err
+    assert f"facetags scan {folder}" in err  # how to resume
+    again = subprocess.run(
+        [sys.executable, "-m", "facetags", "scan", str(folder)], env=env, capture_output=True, text=True
+    )
+    assert again.returncode == 0 and f"{14 - kept} new" in again.stdout, again.stdout + again.stderr
