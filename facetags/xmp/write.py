@@ -17,6 +17,7 @@ All coordinates written are in the stored-image frame (MWG rule); see
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import stat
@@ -486,6 +487,20 @@ def write_photo(
         result.written = True
         result.names = names
         log.info("%s: %d change(s) written to %s", photo, len(todo.changes), target)
+    except packet.PacketTooLarge as exc:
+        if options.mode == "sidecar":
+            result.error = str(exc)
+            return result
+        again = write_photo(
+            photo,
+            faces,
+            dataclasses.replace(options, mode="sidecar"),
+            dry_run=dry_run,
+            orientation=orientation,
+            stored_size=stored_size,
+        )
+        again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
+        return again
     except (FacetagsError, OSError) as exc:  # XmpError, or a DecodeError reading the geometry
         result.error = str(exc)
         log.warning("%s", exc)
