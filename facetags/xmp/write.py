@@ -21,7 +21,7 @@ import dataclasses
 import logging
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -414,9 +414,14 @@ def write_photo(
     dry_run: bool = False,
     orientation: int | None = None,
     stored_size: tuple[int, int] | None = None,
+    claim: Callable[[dict[int, str | None]], None] | None = None,
 ) -> WriteResult:
     """Merge ``faces`` into ``photo``'s XMP (embedded, or sidecar as ``options.mode`` says).
 
+    ``claim(names)``, when given, is called just before the file is replaced with the names of
+    ours this write gives faces that had none (``FaceTag.previous`` is None), and again with
+    those faces set back to None if the write then fails: whoever records what facetags wrote
+    knows a name of ours before any photo can carry it, whenever the process is killed.
     Never raises for a problem with this one photo: the result carries ``error`` instead.
     """
     options = options or WriteOptions()
@@ -460,6 +465,12 @@ def write_photo(
         if not todo.updates:
             result.names = names  # the file already says all of it
             return result
+        previous = {face.face_id: face.previous for face in faces if face.face_id is not None}
+        claimed: dict[int, str | None] = {
+            i: n for i, n in names.items() if n is not None and previous.get(i) is None
+        }
+        if claim is not None and claimed:
+            claim(claimed)
 
         def modify(temp: Path) -> None:
             packet.apply(temp, todo.updates, sidecar=sidecar)
@@ -477,13 +488,18 @@ def write_photo(
                     target, f"the XMP written did not read back ({again.changes[0]}); original kept"
                 )
 
-        atomic_update(
-            target,
-            modify,
-            initial=packet.EMPTY_PACKET if sidecar else None,
-            verify_image=not sidecar,
-            mode_like=photo,
-        )
+        try:
+            atomic_update(
+                target,
+                modify,
+                initial=packet.EMPTY_PACKET if sidecar else None,
+                verify_image=not sidecar,
+                mode_like=photo,
+            )
+        except BaseException:
+            if claim is not None and claimed:
+                claim(dict.fromkeys(claimed))
+            raise
         result.written = True
         result.names = names
         log.info("%s: %d change(s) written to %s", photo, len(todo.changes), target)
@@ -498,6 +514,7 @@ def write_photo(
             dry_run=dry_run,
             orientation=orientation,
             stored_size=stored_size,
+            claim=claim,
         )
         again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
         return again
