@@ -5,7 +5,9 @@
 the file, an unnamed region that matches one of our faces gets its name, and names are appended
 to the keyword lists. Other tools' regions, names, keywords and fields facetags does not know are
 left as they are. A region at the place of one of our faces (IoU >= ``iou_threshold``) that
-carries another name is kept and reported as a conflict, unless ``replace_names`` is set, or
+carries another name, in this file or in the photo's other XMP, is kept and reported as a
+conflict, and nothing is written for that face (no region in any schema, no keyword: one story
+per photo), unless ``replace_names`` is set, or
 unless facetags wrote that name itself (``FaceTag.previous``, remembered by the library): then
 facetags' own stale name is replaced by the face's new one, or taken back (the region stays, unnamed,
 and the name leaves the keyword lists) when the face has none any more. Running it twice changes
@@ -150,6 +152,24 @@ def _match(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) 
         if i not in out and j not in used:
             out[i] = j
             used.add(j)
+    return out
+
+
+def _conflicts(ours: Sequence[Ours], regions: Sequence[RawRegion], threshold: float) -> dict[int, str]:
+    """Our named face i -> a different name another tool gave a Face region at its place (not a
+    name facetags wrote itself). Such a face is left as it is: one photo, one story."""
+    out: dict[int, str] = {}
+    for i, (box, name, previous) in enumerate(ours):
+        if name is None:
+            continue
+        for region in regions:
+            if region.box is None or not region.name or region.type not in (None, "", "Face"):
+                continue
+            if _same(name, region.name) or _same(previous, region.name):
+                continue
+            if iou(box, region.box) >= threshold:
+                out[i] = region.name
+                break
     return out
 
 
@@ -310,8 +330,13 @@ def plan(
     stored_size: tuple[int, int],
     options: WriteOptions,
     source: str = "",
+    others: Sequence[RawRegion] = (),
 ) -> Plan:
-    """The flat-key updates that merge ``faces`` (upright, normalised) into ``flat``."""
+    """The flat-key updates that merge ``faces`` (upright, normalised) into ``flat``.
+
+    ``others`` are the regions (stored frame) of the photo's other XMP files (its embedded packet
+    or sidecars): they are not written, but a name there counts as a conflict too.
+    """
     out = Plan()
     parsed = read.parse(flat, source)
     out.warnings += parsed.warnings
@@ -328,6 +353,17 @@ def plan(
             continue
         ours.append((box, name, previous))
         positions.append(position)
+    if not options.replace_names:
+        conflicts = _conflicts(ours, [*parsed.mwg, *parsed.mp, *others], options.iou_threshold)
+        for i, theirs in sorted(conflicts.items()):
+            face = faces[positions[i]]
+            what = f"face {face.face_id}" if face.face_id is not None else f"the face at {face.box}"
+            out.warnings.append(
+                f"{source or 'photo'}: {what} is named {theirs!r} by another tool and {ours[i][1]!r} in "
+                "facetags; left this face's tags as they are (use --replace-names to write facetags' name)"
+            )
+        ours = [o for i, o in enumerate(ours) if i not in conflicts]
+        positions = [p for i, p in enumerate(positions) if i not in conflicts]
     renamed: dict[tuple[str, int], str] = {}  # (schema, index) -> the name it had
     kept: set[str] = set()
     if "mwg" in options.schemas and ours:
@@ -406,6 +442,17 @@ def sidecar_for(photo: Path, options: WriteOptions) -> Path:
     return existing[0] if existing else preferred
 
 
+def _other_regions(photo: Path, target: Path) -> list[RawRegion]:
+    """The regions of the photo's XMP files other than ``target`` (embedded and sidecars)."""
+    found: list[RawRegion] = []
+    for path, sidecar in [(photo, False), *((p, True) for p in read.existing_sidecars(photo))]:
+        if path == target:
+            continue
+        parsed = read.load_parsed(path, sidecar=sidecar)
+        found += parsed.mwg + parsed.mp
+    return found
+
+
 def write_photo(
     photo: Path,
     faces: Sequence[FaceTag],
@@ -451,8 +498,15 @@ def write_photo(
             flat = packet.load(target, sidecar=True)[0] if target.exists() else {}
             result.mode = "sidecar"
         result.target = target
+        others = _other_regions(photo, target)
         todo = plan(
-            flat, faces, orientation=orientation, stored_size=stored_size, options=options, source=str(target)
+            flat,
+            faces,
+            orientation=orientation,
+            stored_size=stored_size,
+            options=options,
+            source=str(target),
+            others=others,
         )
         result.changes, result.warnings = todo.changes, result.warnings + todo.warnings
         names: dict[int, str | None] = {}
@@ -482,6 +536,7 @@ def write_photo(
                 stored_size=stored_size,
                 options=options,
                 source=str(target),
+                others=others,
             )
             if again.changes:
                 raise XmpError(
