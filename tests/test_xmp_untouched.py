@@ -200,3 +200,59 @@ def test_cli_xmp_write_touches_nothing_but_xmp(
         metadata, validation = before[photo.name]
         assert _metadata(photo) == metadata, photo
         assert _validate(photo) <= validation, photo
+
+
+def test_jpeg_packet_over_64k_goes_to_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -> None:
+    """A JPEG segment holds 64 KiB of XMP; a bigger packet is written beside the photo instead."""
+    photo = tmp_path / "big.jpg"
+    Image.fromarray(astronaut).save(photo, quality=90)
+    before = photo.read_bytes()
+    faces = [
+        FaceTag((0.0065 * n, 0.5, 0.005, 0.1), f"Someone {n} " + "x" * 180, face_id=n) for n in range(150)
+    ]
+    result = write_photo(photo, faces)
+    assert result.written and result.mode == "sidecar", result
+    assert any("over the JPEG limit" in w and w.startswith(str(photo)) for w in result.warnings)
+    assert photo.read_bytes() == before
+    assert len(read_regions(photo).regions) == 150
+
+
+def test_simple_lossless_webp_with_alpha_keeps_its_pixels(tmp_path: Path) -> None:
+    photo = tmp_path / "alpha.webp"
+    rgba = np.zeros((64, 96, 4), dtype=np.uint8)
+    rgba[..., 0] = np.arange(96, dtype=np.uint8)
+    rgba[..., 3] = 200
+    Image.fromarray(rgba, "RGBA").save(photo, lossless=True)
+    assert photo.read_bytes()[12:16] == b"VP8L"
+    result = write_photo(photo, [FaceTag((0.3, 0.3, 0.3, 0.4), "Person 1", face_id=1)])
+    assert result.written and result.mode == "embedded", result
+    data = photo.read_bytes()
+    assert data[12:16] == b"VP8X" and data[20] & 0x14 == 0x14  # the XMP and alpha flags
+    with Image.open(photo) as image:
+        assert image.size == (96, 64) and np.array_equal(np.asarray(image), rgba)
+    assert [r.name for r in read_regions(photo).regions] == ["Person 1"]
+
+
+def test_png_compressed_xmp_is_read_and_kept(astronaut: np.ndarray, tmp_path: Path) -> None:
+    """Another tool's XMP in a compressed iTXt chunk: read, merged, other properties kept."""
+    from PIL.PngImagePlugin import PngInfo
+
+    need_exiftool()
+    info = PngInfo()
+    xmp = (
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/">'
+        '<dc:rights><rdf:Alt><rdf:li xml:lang="x-default">CC0</rdf:li></rdf:Alt></dc:rights>'
+        "</rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+    info.add_itxt("XML:com.adobe.xmp", xmp, zip=True)
+    photo = tmp_path / "z.png"
+    Image.fromarray(astronaut).save(photo, pnginfo=info)
+    result = write_photo(photo, [FaceTag((0.318, 0.127, 0.193, 0.209), "Person 1", face_id=1)])
+    assert result.written and result.mode == "embedded", result
+    (report,) = json.loads(
+        subprocess.run(
+            ["exiftool", "-j", "-a", "-XMP:all", str(photo)], capture_output=True, text=True
+        ).stdout
+    )
+    assert report["Rights"] == "CC0" and report["PersonInImage"] == "Person 1"
