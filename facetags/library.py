@@ -15,11 +15,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from facetags.config import Settings, load_settings
 from facetags.db.connect import connect
@@ -33,6 +33,9 @@ from facetags.people.assign import Assigner
 from facetags.people.assigner import ClusterAssigner, ReclusterReport
 from facetags.people.incremental import Suggestion
 from facetags.people.names import clean_name, close_matches, name_key
+
+if TYPE_CHECKING:
+    from facetags.xmp.write import WriteOptions, WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -326,6 +329,27 @@ class Library:
             return
         with self._lock, self.store.write():
             self.store.set_xmp_names(names)
+
+    def write_xmp(
+        self,
+        options: WriteOptions,
+        person_id: int | None = None,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[WriteResult], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[WriteResult]:
+        """Write the faces (of one person, if given; always the stale ones) into their photos'
+        XMP, photo by photo. What each photo carries is recorded as it is written, each photo in
+        its own short transaction, so a run that is stopped or killed leaves records that match
+        the photos. The library is not held while files are written."""
+        from facetags.xmp.sync import write_records
+
+        with self._lock:
+            records = self.faces_to_write(person_id)
+        return write_records(
+            records, options, dry_run=dry_run, progress=progress, stop=stop, remember=self.remember_xmp_names
+        )
 
     def face(self, face_id: int) -> FaceRecord:
         record = self.store.face_record(face_id)

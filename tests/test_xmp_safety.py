@@ -18,7 +18,7 @@ from PIL import Image, ImageCms
 from facetags.ingest.decode import decode
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import FaceTag
-from facetags.xmp.safefile import PAUSE_ENV, TEMP_SUFFIX
+from facetags.xmp.safefile import TEMP_SUFFIX
 from facetags.xmp.write import WriteOptions, write_photo
 from tests.xmp_support import exiftool, exiftool_write, jpeg_scan, need_exiftool, oriented_copy
 
@@ -142,12 +142,18 @@ def test_dry_run_changes_nothing(astronaut: np.ndarray, tmp_path: Path) -> None:
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d.jpg"]
 
 
+# The writer, stopped at the most delicate moment: the new file complete and fsynced, the rename
+# not yet done. The test stands in for os.replace in this process only (no hook in shipped code).
 _WRITER = """
-import sys
+import os, sys, time
 from pathlib import Path
 from facetags.xmp.regions import FaceTag
 from facetags.xmp.write import WriteOptions, write_photo
-photo, mode = Path(sys.argv[1]), sys.argv[2]
+photo, mode, marker = Path(sys.argv[1]), sys.argv[2], Path(sys.argv[3])
+def paused(src, dst):
+    marker.write_text(str(src), encoding="utf-8")
+    time.sleep(3600)
+os.replace = paused
 write_photo(photo, [FaceTag((0.318, 0.127, 0.193, 0.209), "Eileen Collins")], WriteOptions(mode=mode))
 """
 
@@ -162,9 +168,9 @@ def test_killed_writer_leaves_the_original_intact(mode: str, astronaut: np.ndarr
         ).written
     before = target.read_bytes()
     marker = tmp_path / "paused"
-    env = {**os.environ, PAUSE_ENV: str(marker), "PYTHONPATH": str(ROOT)}
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-c", _WRITER, str(photo), mode], env=env, stderr=subprocess.PIPE
+        [sys.executable, "-c", _WRITER, str(photo), mode, str(marker)], env=env, stderr=subprocess.PIPE
     )
     try:
         deadline = time.monotonic() + 60

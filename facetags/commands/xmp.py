@@ -72,7 +72,6 @@ def write(
     """Write the library's people into their photos: regions, names and keywords."""
     from facetags.errors import ConfigError
     from facetags.library import Library
-    from facetags.xmp.sync import names_written, write_records
     from facetags.xmp.write import WriteOptions
 
     overrides: dict[str, Any] = {"include_unnamed": all_faces, "replace_names": replace_names}
@@ -84,9 +83,6 @@ def write(
         options = WriteOptions.from_settings(settings, **overrides)
     except ValueError as exc:
         raise ConfigError(str(exc)) from exc
-
-    with Library.open(settings.library, settings, create=False) as lib:
-        records = lib.faces_to_write(_find_person(lib, person).id if person else None)
 
     def show(result: Any) -> None:
         if as_json:
@@ -113,10 +109,9 @@ def write(
             verb = "would change" if dry_run else "changed"
             click.echo(f"{result.target}\t{result.mode}\t{verb}: " + "; ".join(result.changes))
 
-    results = write_records(records, options, dry_run=dry_run, progress=show)
-    if not dry_run:
-        with Library.open(settings.library, settings, create=False) as lib:
-            lib.remember_xmp_names(names_written(results))
+    with Library.open(settings.library, settings, create=False) as lib:
+        person_id = _find_person(lib, person).id if person else None
+        results = lib.write_xmp(options, person_id, dry_run=dry_run, progress=show)
     changed = sum(1 for r in results if r.changes and not r.error)
     failed = sum(1 for r in results if r.error)
     verb = "would change" if dry_run else "changed"

@@ -271,17 +271,13 @@ class FacetagsApp(App[None]):
 
     def write_xmp(self, person_id: int | None, who: str) -> None:
         """Write XMP face tags for one person (or everyone) with the XMP feature's writer."""
-        from facetags.xmp.sync import names_written, write_records
         from facetags.xmp.write import WriteOptions
 
         def records(lib: Library) -> Any:
-            return lib.faces_to_write(person_id)
+            return lib
 
-        def write(found: Any) -> Any:  # file work, outside the library lock
-            results = write_records(found, WriteOptions.from_settings(self.library.settings))
-            written = names_written(results)
-            self.client.call(lambda lib: lib.remember_xmp_names(written))
-            return results
+        def write(lib: Any) -> Any:  # file work, outside the client's lock; each photo recorded
+            return lib.write_xmp(WriteOptions.from_settings(lib.settings), person_id)
 
         def summary(results: Any) -> str:
             changed = sum(1 for r in results if r.changes and not r.error)

@@ -1,6 +1,7 @@
 """XMP face tags: write facetags' people into photos (MWG/MP regions, keywords), read other tools'.
 
 Entry points: :func:`facetags.xmp.write.write_photo` (one photo), :mod:`facetags.xmp.sync`
-(what the CLI and the TUI call: ``write_records``, ``import_photo``, ``apply_import``) and
+(``write_records``, which ``Library.write_xmp`` calls for the CLI and the TUI; ``import_photo``,
+``apply_import``) and
 :func:`facetags.xmp.read.read_regions`. See docs/xmp.md.
 """

@@ -1,4 +1,9 @@
-"""XMP I/O through Exiv2 (pyexiv2): load a file's XMP as flat keys, apply flat-key updates.
+"""XMP I/O: load a file's XMP as flat Exiv2 keys, apply flat-key updates.
+
+Exiv2 (pyexiv2) is used as the XMP parser and serialiser only. A photo's packet is found and
+replaced by :mod:`facetags.xmp.container` (JPEG, PNG, WebP, TIFF), so writing changes nothing but
+the XMP packet: Exiv2 never rewrites a photo's EXIF, IPTC or other metadata. Other formats are
+read through Exiv2 and never written (the writer uses a sidecar for them).
 
 Exiv2 presents XMP as flat keys: ``Xmp.dc.subject`` for a simple array (a list value),
 ``Xmp.mwg-rs.Regions/mwg-rs:RegionList[2]/mwg-rs:Area/stArea:x`` for a field inside an array of
@@ -22,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from facetags.errors import FacetagsError
+from facetags.xmp import container
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +61,10 @@ class XmpError(FacetagsError):
         self.path = str(path)
         self.reason = reason
         super().__init__(f"{self.path}: {reason}")
+
+
+class PacketTooLarge(XmpError):
+    """The new packet does not fit where this photo format keeps XMP (a JPEG segment holds 64 KiB)."""
 
 
 def _pyexiv2() -> Any:
@@ -99,13 +109,101 @@ def check_packet(path: object, data: bytes) -> None:
         raise XmpError(path, "XMP declares a DOCTYPE/ENTITY (possible XML bomb); ignored")
 
 
+def _read_flat(image: Any, path: object) -> Flat:
+    try:
+        detail = image.read_xmp_detail()
+        return {k: (str(d.get("typeName", "")), d.get("value")) for k, d in detail.items()}
+    except RuntimeError as exc:
+        # Exiv2 cannot label some qualifiers (e.g. xml:lang on a Bag item); the plain reader
+        # still works, only the array types are then unknown.
+        log.debug("%s: XMP details unavailable (%s); reading plain values", path, _describe(exc))
+        return {k: ("", v) for k, v in image.read_xmp().items()}
+
+
+_XML_DECL = re.compile(rb"^\s*<\?xml[^>]*\?>")
+
+
+def _as_sidecar(raw: bytes) -> bytes:
+    """An embedded packet as a stand-alone XMP document Exiv2 recognises (with the wrapper)."""
+    text = raw.removeprefix(b"\xef\xbb\xbf").lstrip()
+    if text.startswith(b"<?xpacket"):
+        return text
+    text = _XML_DECL.sub(b"", text).lstrip()
+    return EMPTY_PACKET.split(b"\n", 1)[0] + b"\n" + text + b'\n<?xpacket end="w"?>'
+
+
+def _image_data(path: object, raw: bytes) -> Any:
+    pyexiv2 = _pyexiv2()
+    try:
+        image = pyexiv2.ImageData(_as_sidecar(raw))
+    except RuntimeError as exc:
+        raise XmpError(path, f"unreadable XMP ({_describe(exc)})") from exc
+    # Exiv2 mirrors some XMP into in-memory IPTC/EXIF when it reads a packet and copies them back
+    # when it writes, which resurrects deleted keys and breaks rewritten arrays: drop the mirrors.
+    image.clear_iptc()
+    image.clear_exif()
+    return image
+
+
+def parse_packet(path: object, raw: bytes | None) -> Flat:
+    """The flat entries of one XMP packet (None: no packet). Raises :class:`XmpError`."""
+    if raw is None:
+        return {}
+    check_packet(path, raw)
+    with _lock:
+        image = _image_data(path, raw)
+        try:
+            return _read_flat(image, path)
+        except (RuntimeError, UnicodeError, ValueError) as exc:
+            raise XmpError(path, f"unreadable XMP ({_describe(exc)})") from exc
+        finally:
+            _close(image)
+
+
+def render(path: object, raw: bytes | None, updates: dict[str, Any]) -> bytes:
+    """The packet ``raw`` (None: an empty one) with flat-key ``updates`` applied, serialised by
+    Exiv2 with its ``<?xpacket?>`` wrapper. Raises :class:`XmpError`."""
+    if raw is not None:
+        check_packet(path, raw)
+    with _lock:
+        image = _image_data(path, raw if raw is not None else EMPTY_PACKET)
+        try:
+            image.modify_xmp(updates)
+            out = bytes(image.get_bytes())
+        except RuntimeError as exc:
+            raise XmpError(path, f"cannot write XMP ({_describe(exc)})") from exc
+        finally:
+            _close(image)
+    return _as_sidecar(out)
+
+
+def _embedded(path: Path) -> tuple[bytes, bytes | None] | None:
+    """The file's bytes and XMP packet when facetags can splice its XMP (JPEG, PNG, WebP, TIFF)."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(16)
+            if container.kind(head) is None:
+                return None
+            data = head + fh.read()
+    except OSError as exc:
+        raise XmpError(path, f"cannot read ({exc.strerror or exc})") from exc
+    try:
+        return data, container.extract(data, max_bytes=MAX_PACKET_BYTES)
+    except container.ContainerError as exc:
+        raise XmpError(path, f"unreadable file structure ({exc})") from exc
+
+
 def load(path: Path, *, sidecar: bool = False) -> tuple[Flat, bool]:
-    """The XMP of ``path`` as flat entries, and whether Exiv2 can write XMP into it.
+    """The XMP of ``path`` as flat entries, and whether facetags can write XMP into it.
 
     ``sidecar`` marks an ``.xmp`` file (checked before parsing). Raises :class:`XmpError`.
     """
     if sidecar:
         check_sidecar_file(path)
+    else:
+        found = _embedded(path)
+        if found is not None:
+            return parse_packet(path, found[1]), True
     pyexiv2 = _pyexiv2()
     with _lock:
         try:
@@ -115,45 +213,53 @@ def load(path: Path, *, sidecar: bool = False) -> tuple[Flat, bool]:
         try:
             raw = image.read_raw_xmp()
             check_packet(path, raw.encode("utf-8", "surrogatepass"))
-            try:
-                detail = image.read_xmp_detail()
-                flat: Flat = {k: (str(d.get("typeName", "")), d.get("value")) for k, d in detail.items()}
-            except RuntimeError as exc:
-                # Exiv2 cannot label some qualifiers (e.g. xml:lang on a Bag item); the plain
-                # reader still works, only the array types are then unknown.
-                log.debug("%s: XMP details unavailable (%s); reading plain values", path, _describe(exc))
-                flat = {k: ("", v) for k, v in image.read_xmp().items()}
-            writable = "write" in (image.get_access_mode().get("xmp") or "")
+            flat = _read_flat(image, path)
         except (RuntimeError, UnicodeError, ValueError) as exc:
             raise XmpError(path, f"unreadable XMP ({_describe(exc)})") from exc
         finally:
             _close(image)
-    return flat, writable
+    return flat, sidecar
+
+
+#: Whitespace left in an embedded packet so that other tools can edit it in place.
+PADDING = 2048
 
 
 def apply(path: Path, updates: dict[str, Any], *, sidecar: bool = False) -> None:
     """Write flat-key ``updates`` (value None deletes the key) into ``path`` in place.
 
-    Callers pass a temporary copy (see :mod:`facetags.xmp.safefile`), never the user's file.
+    Callers pass a temporary copy (see :mod:`facetags.xmp.safefile`), never the user's file. In
+    a photo only the XMP packet changes (:mod:`facetags.xmp.container`); a sidecar is rewritten.
+    Raises :class:`XmpError` (:class:`PacketTooLarge` when the packet cannot be embedded).
     """
-    pyexiv2 = _pyexiv2()
-    with _lock:
-        try:
-            image = pyexiv2.Image(os.fspath(path))
-        except RuntimeError as exc:
-            raise XmpError(path, f"unreadable metadata ({_describe(exc)})") from exc
-        try:
-            if sidecar:
-                # Exiv2 mirrors a sidecar's dc:subject etc. into in-memory IPTC/EXIF when it reads
-                # it and copies them back when it writes, which resurrects deleted keys and
-                # breaks rewritten arrays. The sidecar has no real IPTC/EXIF: drop the mirrors.
-                image.clear_iptc()
-                image.clear_exif()
-            image.modify_xmp(updates)
-        except RuntimeError as exc:
-            raise XmpError(path, f"cannot write XMP ({_describe(exc)})") from exc
-        finally:
-            _close(image)
+    if sidecar:
+        check_sidecar_file(path)
+        new = render(path, path.read_bytes(), updates)
+        _write(path, new)
+        return
+    found = _embedded(path)
+    if found is None:
+        raise XmpError(path, "facetags writes XMP only into JPEG, PNG, WebP and TIFF files")
+    data, raw = found
+    new = render(path, raw, updates)
+    room = container.JPEG_MAX_PACKET - len(new) if container.kind(data) == "jpeg" else PADDING
+    new = container.pad_to(new, len(new) + max(0, min(PADDING, room)))
+    try:
+        out = container.replace(data, new)
+    except container.TooLarge as exc:
+        raise PacketTooLarge(path, str(exc)) from exc
+    except container.ContainerError as exc:
+        raise XmpError(path, f"unreadable file structure ({exc})") from exc
+    _write(path, out)
+
+
+def _write(path: Path, data: bytes) -> None:
+    try:
+        with path.open("r+b") as fh:
+            fh.write(data)
+            fh.truncate()
+    except OSError as exc:
+        raise XmpError(path, f"cannot write ({exc.strerror or exc})") from exc
 
 
 def _close(image: Any) -> None:

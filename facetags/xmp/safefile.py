@@ -7,10 +7,6 @@ pixels), fsyncs the copy, renames it over the original (atomic on POSIX) and fsy
 directory. A crash or kill at any point leaves either the old file or the new one, never a mix;
 at worst a stale ``.<name>.*.facetags.tmp`` file remains beside it, and the next write of the
 same file removes it once it is an hour old (a concurrent writer's copy is younger).
-
-Test hook: with ``FACETAGS_XMP_TEST_PAUSE=<marker path>`` in the environment the writer, once
-the temporary file is complete, writes its path to the marker file and sleeps, so a test can
-kill it at the most delicate moment.
 """
 
 from __future__ import annotations
@@ -31,7 +27,6 @@ log = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".facetags.tmp"
 STALE_TEMP_SECONDS = 3600.0  # a temporary copy this old belongs to a writer that was killed
-PAUSE_ENV = "FACETAGS_XMP_TEST_PAUSE"
 
 _NO_LENGTH = {0x01, 0xD8, *range(0xD0, 0xD8)}
 
@@ -120,15 +115,6 @@ def _copy_mode(original: Path | None, temp: Path, like: Path | None) -> None:
             os.chown(temp, info.st_uid, info.st_gid)
 
 
-def _pause_for_tests(temp: Path) -> None:
-    marker = os.environ.get(PAUSE_ENV)
-    if not marker:
-        return
-    Path(marker).write_text(str(temp), encoding="utf-8")
-    log.warning("test hook %s: paused before rename of %s", PAUSE_ENV, temp)
-    time.sleep(3600)
-
-
 def remove_stale_temps(real: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
     """Delete the temporary copies of ``real`` that a killed writer left (older than
     ``older_than`` seconds, so a concurrent writer's copy is never touched). Returns them."""
@@ -185,7 +171,6 @@ def atomic_update(
             verify_same_image(real, temp)
         _copy_mode(real if exists else None, temp, mode_like)
         _fsync_path(temp)
-        _pause_for_tests(temp)
         os.replace(temp, real)
         done = True
         _fsync_path(directory, directory=True)

@@ -2,11 +2,10 @@
 
 Nothing here imports the library; it works on what the library hands out (face records with a
 path, a normalised upright box and a person) and, for importing, on any object with the
-library's ``people``/``set_assignment``/``name`` methods. The CLI (``facetags xmp``) and the TUI
-both call these functions.
+library's ``people``/``set_assignment``/``name`` methods. ``Library.write_xmp`` (what the CLI and
+the TUI call to write) and the import command call these functions.
 
-    records = lib.faces(person_id)                         # or lib.faces()
-    results = write_records(records, WriteOptions.from_settings(lib.settings))
+    results = lib.write_xmp(WriteOptions.from_settings(lib.settings))   # records each photo
 
     found = import_photo(path, lib.photo_faces(path))      # regions matched to detected faces
     applied = apply_import(lib, found.matches)
@@ -79,14 +78,7 @@ def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -
     return photos
 
 
-def names_written(results: Iterable[WriteResult]) -> dict[int, str | None]:
-    """Face id -> the name of facetags' the photos now carry (None: none), for
-    ``Library.remember_xmp_names``: only photos written or already up to date."""
-    out: dict[int, str | None] = {}
-    for result in results:
-        if not result.error:
-            out.update(result.names)
-    return out
+Remember = Callable[[dict[int, str | None]], None]
 
 
 def write_photos(
@@ -96,14 +88,22 @@ def write_photos(
     dry_run: bool = False,
     progress: Callable[[WriteResult], None] | None = None,
     stop: threading.Event | None = None,
+    remember: Remember | None = None,
 ) -> list[WriteResult]:
-    """:func:`facetags.xmp.write.write_photo` for each photo; a failure is reported, not raised."""
+    """:func:`facetags.xmp.write.write_photo` for each photo; a failure is reported, not raised.
+
+    ``remember(names)`` (``Library.remember_xmp_names``) records, photo by photo, the names of
+    ours each photo carries: new ones just before the photo is replaced, all of them right after,
+    before the next photo is touched. A run killed part-way leaves records that match the photos.
+    """
     options = options or WriteOptions()
     results: list[WriteResult] = []
     for path in sorted(photos):
         if stop is not None and stop.is_set():
             break
-        result = write_photo(path, photos[path], options, dry_run=dry_run)
+        result = write_photo(path, photos[path], options, dry_run=dry_run, claim=remember)
+        if remember is not None and not dry_run and not result.error and result.names:
+            remember(result.names)
         results.append(result)
         if progress is not None:
             progress(result)
@@ -117,11 +117,12 @@ def write_records(
     dry_run: bool = False,
     progress: Callable[[WriteResult], None] | None = None,
     stop: threading.Event | None = None,
+    remember: Remember | None = None,
 ) -> list[WriteResult]:
     """Write the faces the library gave (e.g. ``lib.faces(person_id)``) into their photos."""
     options = options or WriteOptions()
     photos = group_faces(records, include_unnamed=options.include_unnamed)
-    return write_photos(photos, options, dry_run=dry_run, progress=progress, stop=stop)
+    return write_photos(photos, options, dry_run=dry_run, progress=progress, stop=stop, remember=remember)
 
 
 # -- importing ----------------------------------------------------------------------------------

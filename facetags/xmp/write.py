@@ -5,7 +5,9 @@
 the file, an unnamed region that matches one of our faces gets its name, and names are appended
 to the keyword lists. Other tools' regions, names, keywords and fields facetags does not know are
 left as they are. A region at the place of one of our faces (IoU >= ``iou_threshold``) that
-carries another name is kept and reported as a conflict, unless ``replace_names`` is set, or
+carries another name, in this file or in the photo's other XMP, is kept and reported as a
+conflict, and nothing is written for that face (no region in any schema, no keyword: one story
+per photo), unless ``replace_names`` is set, or
 unless facetags wrote that name itself (``FaceTag.previous``, remembered by the library): then
 facetags' own stale name is replaced by the face's new one, or taken back (the region stays, unnamed,
 and the name leaves the keyword lists) when the face has none any more. Running it twice changes
@@ -17,10 +19,11 @@ All coordinates written are in the stored-image frame (MWG rule); see
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import stat
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -149,6 +152,24 @@ def _match(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) 
         if i not in out and j not in used:
             out[i] = j
             used.add(j)
+    return out
+
+
+def _conflicts(ours: Sequence[Ours], regions: Sequence[RawRegion], threshold: float) -> dict[int, str]:
+    """Our named face i -> a different name another tool gave a Face region at its place (not a
+    name facetags wrote itself). Such a face is left as it is: one photo, one story."""
+    out: dict[int, str] = {}
+    for i, (box, name, previous) in enumerate(ours):
+        if name is None:
+            continue
+        for region in regions:
+            if region.box is None or not region.name or region.type not in (None, "", "Face"):
+                continue
+            if _same(name, region.name) or _same(previous, region.name):
+                continue
+            if iou(box, region.box) >= threshold:
+                out[i] = region.name
+                break
     return out
 
 
@@ -309,8 +330,13 @@ def plan(
     stored_size: tuple[int, int],
     options: WriteOptions,
     source: str = "",
+    others: Sequence[RawRegion] = (),
 ) -> Plan:
-    """The flat-key updates that merge ``faces`` (upright, normalised) into ``flat``."""
+    """The flat-key updates that merge ``faces`` (upright, normalised) into ``flat``.
+
+    ``others`` are the regions (stored frame) of the photo's other XMP files (its embedded packet
+    or sidecars): they are not written, but a name there counts as a conflict too.
+    """
     out = Plan()
     parsed = read.parse(flat, source)
     out.warnings += parsed.warnings
@@ -327,6 +353,17 @@ def plan(
             continue
         ours.append((box, name, previous))
         positions.append(position)
+    if not options.replace_names:
+        conflicts = _conflicts(ours, [*parsed.mwg, *parsed.mp, *others], options.iou_threshold)
+        for i, theirs in sorted(conflicts.items()):
+            face = faces[positions[i]]
+            what = f"face {face.face_id}" if face.face_id is not None else f"the face at {face.box}"
+            out.warnings.append(
+                f"{source or 'photo'}: {what} is named {theirs!r} by another tool and {ours[i][1]!r} in "
+                "facetags; left this face's tags as they are (use --replace-names to write facetags' name)"
+            )
+        ours = [o for i, o in enumerate(ours) if i not in conflicts]
+        positions = [p for i, p in enumerate(positions) if i not in conflicts]
     renamed: dict[tuple[str, int], str] = {}  # (schema, index) -> the name it had
     kept: set[str] = set()
     if "mwg" in options.schemas and ours:
@@ -405,6 +442,17 @@ def sidecar_for(photo: Path, options: WriteOptions) -> Path:
     return existing[0] if existing else preferred
 
 
+def _other_regions(photo: Path, target: Path) -> list[RawRegion]:
+    """The regions of the photo's XMP files other than ``target`` (embedded and sidecars)."""
+    found: list[RawRegion] = []
+    for path, sidecar in [(photo, False), *((p, True) for p in read.existing_sidecars(photo))]:
+        if path == target:
+            continue
+        parsed = read.load_parsed(path, sidecar=sidecar)
+        found += parsed.mwg + parsed.mp
+    return found
+
+
 def write_photo(
     photo: Path,
     faces: Sequence[FaceTag],
@@ -413,9 +461,14 @@ def write_photo(
     dry_run: bool = False,
     orientation: int | None = None,
     stored_size: tuple[int, int] | None = None,
+    claim: Callable[[dict[int, str | None]], None] | None = None,
 ) -> WriteResult:
     """Merge ``faces`` into ``photo``'s XMP (embedded, or sidecar as ``options.mode`` says).
 
+    ``claim(names)``, when given, is called just before the file is replaced with the names of
+    ours this write gives faces that had none (``FaceTag.previous`` is None), and again with
+    those faces set back to None if the write then fails: whoever records what facetags wrote
+    knows a name of ours before any photo can carry it, whenever the process is killed.
     Never raises for a problem with this one photo: the result carries ``error`` instead.
     """
     options = options or WriteOptions()
@@ -445,8 +498,15 @@ def write_photo(
             flat = packet.load(target, sidecar=True)[0] if target.exists() else {}
             result.mode = "sidecar"
         result.target = target
+        others = _other_regions(photo, target)
         todo = plan(
-            flat, faces, orientation=orientation, stored_size=stored_size, options=options, source=str(target)
+            flat,
+            faces,
+            orientation=orientation,
+            stored_size=stored_size,
+            options=options,
+            source=str(target),
+            others=others,
         )
         result.changes, result.warnings = todo.changes, result.warnings + todo.warnings
         names: dict[int, str | None] = {}
@@ -459,6 +519,12 @@ def write_photo(
         if not todo.updates:
             result.names = names  # the file already says all of it
             return result
+        previous = {face.face_id: face.previous for face in faces if face.face_id is not None}
+        claimed: dict[int, str | None] = {
+            i: n for i, n in names.items() if n is not None and previous.get(i) is None
+        }
+        if claim is not None and claimed:
+            claim(claimed)
 
         def modify(temp: Path) -> None:
             packet.apply(temp, todo.updates, sidecar=sidecar)
@@ -470,22 +536,43 @@ def write_photo(
                 stored_size=stored_size,
                 options=options,
                 source=str(target),
+                others=others,
             )
             if again.changes:
                 raise XmpError(
                     target, f"the XMP written did not read back ({again.changes[0]}); original kept"
                 )
 
-        atomic_update(
-            target,
-            modify,
-            initial=packet.EMPTY_PACKET if sidecar else None,
-            verify_image=not sidecar,
-            mode_like=photo,
-        )
+        try:
+            atomic_update(
+                target,
+                modify,
+                initial=packet.EMPTY_PACKET if sidecar else None,
+                verify_image=not sidecar,
+                mode_like=photo,
+            )
+        except BaseException:
+            if claim is not None and claimed:
+                claim(dict.fromkeys(claimed))
+            raise
         result.written = True
         result.names = names
         log.info("%s: %d change(s) written to %s", photo, len(todo.changes), target)
+    except packet.PacketTooLarge as exc:
+        if options.mode == "sidecar":
+            result.error = str(exc)
+            return result
+        again = write_photo(
+            photo,
+            faces,
+            dataclasses.replace(options, mode="sidecar"),
+            dry_run=dry_run,
+            orientation=orientation,
+            stored_size=stored_size,
+            claim=claim,
+        )
+        again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
+        return again
     except (FacetagsError, OSError) as exc:  # XmpError, or a DecodeError reading the geometry
         result.error = str(exc)
         log.warning("%s", exc)
