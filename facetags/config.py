@@ -43,6 +43,9 @@ class Settings:
     xmp_mode: str = "embed"
     xmp_sidecar_name: str = "photo.jpg.xmp"
     xmp_people_root: str = "People"
+    # Photos analysed at once by `facetags scan`, each in its own worker process (default: one
+    # per core); 1 analyses them one by one in the scanning process.
+    workers: int = field(default_factory=lambda: default_workers())
 
 
 _ENV_PREFIX = "FACETAGS_"
@@ -95,6 +98,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "min_face": (lambda v: v >= 1, "a positive number of pixels"),
     "score_threshold": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
     "embedder": (lambda v: bool(v.strip()), "a model id"),
+    "workers": (lambda v: v >= 1, "a positive number of processes"),
 }
 
 
@@ -103,6 +107,13 @@ def _check(name: str, value: Any, source: str) -> Any:
     if rule is not None and not rule[0](value):
         raise ConfigError(f"{source}: setting {name}: {value!r} is out of range (must be {rule[1]})")
     return value
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity where the system says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def config_file() -> Path:
