@@ -72,6 +72,7 @@ class ScanReport:
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     reembedded: int = 0  # faces re-embedded first because the embedder had changed (Library.scan)
+    workers: int = 1  # processes that analysed photos (facetags.ingest.parallel)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {k: self.counts.get(k, 0) for k in OUTCOMES}
@@ -82,6 +83,7 @@ class ScanReport:
             timings=self.timings,
             interrupted=self.interrupted,
             reembedded=self.reembedded,
+            workers=self.workers,
         )
         return out
 
@@ -390,6 +392,7 @@ class Indexer:
                 self.store.enqueue(p for p, _ in todo)
         faces_before = self.faces_added
         pool = self._pool(len(todo))
+        report.workers = pool.workers if pool is not None else 1
         try:
             for done, (path, st, process) in enumerate(self._jobs(todo, pool), 1):
                 if stop is not None and stop.is_set():
