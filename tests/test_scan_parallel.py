@@ -187,7 +187,9 @@ def test_kill_9_of_a_parallel_scan_then_a_rerun_equals_a_clean_run(
     assert _clusters(db) == _clusters(serial_db)
 
 
-def test_workers_default_to_the_cores_and_are_checked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_workers_default_to_the_cores_and_are_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     from facetags.config import default_workers, load_settings
     from facetags.errors import ConfigError
 
