@@ -95,6 +95,7 @@ class Indexer:
         self._assigner_factory = assigner_factory
         self._assigners: dict[str, Assigner] = {}
         self.faces_added = 0
+        self._pool_broken = False  # a worker died during this scan (logged once)
 
     def assigner(self, model_id: str) -> Assigner:
         if model_id not in self._assigners:
@@ -392,6 +393,7 @@ class Indexer:
                 self.store.enqueue(p for p, _ in todo)
         faces_before = self.faces_added
         pool = self._pool(len(todo))
+        self._pool_broken = False
         report.workers = pool.workers if pool is not None else 1
         try:
             for done, (path, st, process) in enumerate(self._jobs(todo, pool), 1):
@@ -460,7 +462,9 @@ class Indexer:
         try:
             processed = future.result()
         except BrokenProcessPool as exc:  # a worker died (killed, out of memory): go on here
-            log.warning("%s: a worker process stopped (%s); analysing in this process", printable(path), exc)
+            if not self._pool_broken:
+                log.warning("%s: a worker process stopped (%s); analysing here", printable(path), exc)
+            self._pool_broken = True
             return self.pipeline.process(path, self._known)
         self.pipeline.add_timings(processed)
         return processed
