@@ -67,6 +67,13 @@ class Settings:
         default="People",
         metadata={"doc": "The keyword root of people's names: `People` gives People/Alice and People|Alice."},
     )
+    workers: int = field(
+        default_factory=lambda: default_workers(),
+        metadata={
+            "doc": "Photos `facetags scan` analyses at once, each in its own worker process (default: one "
+            "per core); 1 analyses them one by one in the scanning process."
+        },
+    )
 
 
 _ENV_PREFIX = "FACETAGS_"
@@ -119,6 +126,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "min_face": (lambda v: v >= 1, "a positive number of pixels"),
     "score_threshold": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
     "embedder": (lambda v: bool(v.strip()), "a model id"),
+    "workers": (lambda v: v >= 1, "a positive number of processes"),
 }
 
 
@@ -127,6 +135,13 @@ def _check(name: str, value: Any, source: str) -> Any:
     if rule is not None and not rule[0](value):
         raise ConfigError(f"{source}: setting {name}: {value!r} is out of range (must be {rule[1]})")
     return value
+
+
+def default_workers() -> int:
+    """The cores this process may run on (its CPU affinity where the system says)."""
+    if hasattr(os, "sched_getaffinity"):
+        return max(1, len(os.sched_getaffinity(0)))
+    return max(1, os.cpu_count() or 1)
 
 
 def config_file() -> Path:

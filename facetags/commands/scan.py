@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shlex
@@ -58,9 +59,15 @@ def summary(report: ScanReport) -> str:
 @click.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@click.option(
+    "--workers",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Photos analysed at once, each in its own process (setting workers; default: one per core).",
+)
 @click.pass_obj
-def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool) -> None:
-    """Index photo folders: new, changed, moved, duplicated and deleted photos.
+def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool, workers: int | None) -> None:
+    """Index photo folders: new, changed, moved, duplicated and missing photos.
 
     PATHS may be folders or single photos. Bad files are reported on stderr and skipped.
     Ctrl-C stops after the photo being indexed: the work done is kept, and the same command
@@ -68,6 +75,8 @@ def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool) -> None:
     """
     from facetags.library import Library
 
+    if workers is not None:
+        settings = dataclasses.replace(settings, workers=workers)
     resume = f"run 'facetags scan {' '.join(shlex.quote(str(p)) for p in paths)}' again to finish"
     stop = threading.Event()
 

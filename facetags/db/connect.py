@@ -102,3 +102,21 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
         raise
     else:
         conn.execute("COMMIT")
+
+
+def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
+    """A read-only connection to an existing library (a worker process looking photos up while
+    another process writes: WAL lets it read without waiting)."""
+    uri = Path(path).expanduser().resolve().as_uri() + "?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+    except sqlite3.Error as exc:
+        raise LibraryError(f"{path}: cannot open library to read ({exc})") from exc
+    return conn
+
+
+def database_file(conn: sqlite3.Connection) -> str | None:
+    """The file behind ``conn``'s main database (None in memory)."""
+    row = conn.execute("PRAGMA database_list").fetchone()
+    return str(row[2]) if row is not None and row[2] else None

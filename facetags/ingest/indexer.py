@@ -19,20 +19,24 @@ Rules (see ``docs/library.md``):
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
 import time
-from collections import Counter
-from collections.abc import Callable, Iterable
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from facetags.db.connect import database_file
 from facetags.db.records import FileRow, FileStat
 from facetags.db.store import Store
-from facetags.errors import DecodeError, ModelError
-from facetags.ingest.pipeline import Analysis, Decoded1, Pipeline
+from facetags.ingest.parallel import PARALLEL_FROM, PhotoPool
+from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
 from facetags.orientation import reorient_box, reorient_point
@@ -69,6 +73,7 @@ class ScanReport:
     timings: dict[str, float] = field(default_factory=dict)
     interrupted: bool = False
     reembedded: int = 0  # faces re-embedded first because the embedder had changed (Library.scan)
+    workers: int = 1  # processes that analysed photos (facetags.ingest.parallel)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {k: self.counts.get(k, 0) for k in OUTCOMES}
@@ -79,6 +84,7 @@ class ScanReport:
             timings=self.timings,
             interrupted=self.interrupted,
             reembedded=self.reembedded,
+            workers=self.workers,
         )
         return out
 
@@ -109,6 +115,7 @@ class Indexer:
         self._assigner_factory = assigner_factory
         self._assigners: dict[str, Assigner] = {}
         self.faces_added = 0
+        self._pool_broken = False  # a worker died during this scan (logged once)
 
     def assigner(self, model_id: str) -> Assigner:
         if model_id not in self._assigners:
@@ -142,16 +149,27 @@ class Indexer:
 
     def index_file(self, path: str, st: FileStat, row: FileRow | None) -> str:
         """Index ``path`` whose stat differs from the index (``row``: its current entry, if any)."""
+        return self._index(path, st, row, lambda: self.pipeline.process(path, self._known))
+
+    def _known(self, content_hash: str) -> bool:
+        return self.store.photo_by_hash(content_hash) is not None
+
+    def _index(self, path: str, st: FileStat, row: FileRow | None, process: Callable[[], Processed]) -> str:
+        """:meth:`index_file`, with the CPU half (decode, hash, analyse) done by ``process``: in
+        this process, or a worker's result (facetags.ingest.parallel)."""
         for other in self.store.files_by_inode(st):
             if other.path != path:
                 return self._link(path, other.photo_id, st, row)
-        try:
-            decoded = self.pipeline.decode(path)
-        except DecodeError as exc:
-            return self._fail(path, st, exc.reason, row)
-        photo_id = self.store.photo_by_hash(decoded.content_hash)
+        return self.commit(path, st, row, process())
+
+    def commit(self, path: str, st: FileStat, row: FileRow | None, processed: Processed) -> str:
+        """The library half of indexing ``path``: store what :meth:`Pipeline.process` found."""
+        photo = processed.photo
+        if photo is None:
+            return self._fail(path, st, processed.error or "cannot decode", row)
+        photo_id = self.store.photo_by_hash(photo.content_hash)
         if photo_id is not None:
-            reoriented = self._reorient(path, photo_id, decoded)
+            reoriented = self._reorient(path, photo_id, photo)
             if row is not None and row.photo_id == photo_id:
                 with self.store.write():
                     self.store.touch_file(row.id, st)
@@ -159,24 +177,22 @@ class Indexer:
                 return "reoriented" if reoriented else "touched"
             outcome = self._link(path, photo_id, st, row)
             return "reoriented" if reoriented and outcome == "restored" else outcome
-        try:
-            analysis = self.pipeline.analyse(decoded.decoded)
-        except ModelError:  # the model cannot run at all (not installed, damaged, a pack not on
-            raise  # disk): no photo can be analysed, so stop rather than record each as failed
-        except Exception as exc:  # one photo the models choke on must not stop a scan
-            log.warning("%s: analysis failed", path, exc_info=True)
-            return self._fail(path, st, f"analysis failed ({type(exc).__name__}: {exc})", row)
-        return self._store(path, st, row, decoded, analysis)
+        if processed.error is not None:
+            return self._fail(path, st, processed.error, row)
+        if processed.analysis is None:  # known when it was hashed, forgotten since: analyse it now
+            return self.commit(path, st, row, self.pipeline.process(path))
+        return self._store(path, st, row, photo, processed.analysis)
 
-    def _store(
-        self, path: str, st: FileStat, row: FileRow | None, decoded: Decoded1, analysis: Analysis
-    ) -> str:
+    def _store(self, path: str, st: FileStat, row: FileRow | None, photo: Seen, analysis: Analysis) -> str:
         with self.pipeline.timings.stage("store"), self.store.write():
-            existing = self.store.photo_by_hash(decoded.content_hash)  # another process won the race
+            existing = self.store.photo_by_hash(photo.content_hash)  # another process won the race
             if existing is None:
-                d = decoded.decoded
                 photo_id = self.store.insert_photo(
-                    decoded.content_hash, d.width, d.height, self.pipeline.detector_id, d.orientation
+                    photo.content_hash,
+                    photo.width,
+                    photo.height,
+                    self.pipeline.detector_id,
+                    photo.orientation,
                 )
                 before = self._previous(path, row)
                 vectors = []
@@ -256,10 +272,10 @@ class Indexer:
         dropped = self.store.drop_missing([path])
         return dropped[0] if dropped else None
 
-    def _reorient(self, path: str, photo_id: int, decoded: Decoded1) -> bool:
+    def _reorient(self, path: str, photo_id: int, photo: Seen) -> bool:
         """The known photo ``photo_id`` is now shown under another EXIF orientation: turn its
         faces with it (same faces, people and decisions). Returns whether anything turned."""
-        new = decoded.decoded.orientation
+        new = photo.orientation
         with self.store.write():
             old = self.store.photo_orientation(photo_id)
             if old == new:
@@ -268,8 +284,7 @@ class Indexer:
             for face_id, box, marks in self.store.face_geometry(photo_id):
                 points = [reorient_point(float(x), float(y), old, new) for x, y in marks]
                 turned.append((face_id, reorient_box(box, old, new), np.array(points, np.float32)))
-            d = decoded.decoded
-            self.store.reorient_photo(photo_id, new, d.width, d.height, turned)
+            self.store.reorient_photo(photo_id, new, photo.width, photo.height, turned)
         log.info("%s: orientation %d -> %d, %d faces turned with it", printable(path), old, new, len(turned))
         return True
 
@@ -397,23 +412,82 @@ class Indexer:
             with self.store.write():
                 self.store.enqueue(p for p, _ in todo)
         faces_before = self.faces_added
-        for done, (path, st) in enumerate(todo, 1):
-            if stop is not None and stop.is_set():
-                report.interrupted = True
-                break
-            outcome = self.index_file(path, st, indexed.get(path))
-            report.counts[outcome] += 1
-            if outcome == "failed":
-                failure = self.store.failure(path)
-                report.failures.append((path, failure.error if failure else "failed"))
-            if progress is not None:
-                progress(done, len(todo), path)
+        pool = self._pool(len(todo))
+        self._pool_broken = False
+        report.workers = pool.workers if pool is not None else 1
+        try:
+            for done, (path, st, process) in enumerate(self._jobs(todo, pool), 1):
+                if stop is not None and stop.is_set():
+                    report.interrupted = True
+                    break
+                outcome = self._index(path, st, indexed.get(path), process)
+                report.counts[outcome] += 1
+                if outcome == "failed":
+                    failure = self.store.failure(path)
+                    report.failures.append((path, failure.error if failure else "failed"))
+                if progress is not None:
+                    progress(done, len(todo), path)
+        finally:
+            if pool is not None:
+                pool.close()
         if not report.interrupted:
             report.counts["deleted"] += self._forget_missing(indexed, seen, info, folders)
         report.faces = self.faces_added - faces_before
         report.seconds = time.perf_counter() - start
         report.timings = self.pipeline.timings.to_json()
         return report
+
+    def _pool(self, photos: int) -> PhotoPool | None:
+        """Worker processes for a scan with ``photos`` to look at, or None to analyse them here
+        (one worker, few photos, or models handed to this process only)."""
+        workers = min(self.pipeline.settings.workers, photos)
+        if workers < 2 or photos < PARALLEL_FROM or self.pipeline.own_models:
+            return None
+        return PhotoPool(self.pipeline.settings, workers, database_file(self.store.conn))
+
+    def _jobs(
+        self, todo: list[tuple[str, FileStat]], pool: PhotoPool | None
+    ) -> Iterator[tuple[str, FileStat, Callable[[], Processed]]]:
+        """Each file to index with how to get its CPU half: at once in this process, or the
+        result of a worker, which runs at most ``pool.ahead`` files ahead of the commits."""
+        if pool is None:
+            for path, st in todo:
+                yield path, st, functools.partial(self.pipeline.process, path, self._known)
+            return
+        window: deque[tuple[str, FileStat, Future[Processed] | None]] = deque()
+        pending = iter(todo)
+        for path, st in pending:
+            window.append((path, st, self._submit(pool, path, st)))
+            if len(window) >= pool.ahead:
+                break
+        while window:
+            path, st, future = window.popleft()
+            for later, later_st in pending:  # keep the workers busy while this one commits
+                window.append((later, later_st, self._submit(pool, later, later_st)))
+                break
+            if future is None:
+                yield path, st, functools.partial(self.pipeline.process, path, self._known)
+            else:
+                yield path, st, functools.partial(self._result, path, future)
+
+    def _submit(self, pool: PhotoPool, path: str, st: FileStat) -> Future[Processed] | None:
+        if any(other.path != path for other in self.store.files_by_inode(st)):
+            return None  # a hard link or rename of an indexed file: no decode needed
+        try:
+            return pool.submit(path)
+        except BrokenProcessPool:
+            return None  # (logged when its results came back)
+
+    def _result(self, path: str, future: Future[Processed]) -> Processed:
+        try:
+            processed = future.result()
+        except BrokenProcessPool as exc:  # a worker died (killed, out of memory): go on here
+            if not self._pool_broken:
+                log.warning("%s: a worker process stopped (%s); analysing here", printable(path), exc)
+            self._pool_broken = True
+            return self.pipeline.process(path, self._known)
+        self.pipeline.add_timings(processed)
+        return processed
 
     def _walk_failure(
         self, entry: Entry, known_bad: dict[str, tuple[int | None, int | None]], report: ScanReport

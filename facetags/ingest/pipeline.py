@@ -1,6 +1,10 @@
 """One photo through the stages: decode -> hash -> detect -> align -> embed (storing is the
 library's job). Each stage is timed; models are loaded on first use, so a scan that finds
 nothing new never loads one.
+
+:meth:`Pipeline.process` is the whole CPU half of indexing one file, and its result
+(:class:`Processed`) is small and picklable: a worker process can run it
+(:mod:`facetags.ingest.parallel`) while the scanning process commits the results.
 """
 
 from __future__ import annotations
@@ -11,7 +15,7 @@ import logging
 import os
 import time
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -66,6 +70,32 @@ class Analysis:
     model_id: str
 
 
+@dataclass(frozen=True)
+class Seen:
+    """What the library keeps of a decoded photo (no pixels)."""
+
+    content_hash: str
+    width: int  # upright full-size width
+    height: int
+    orientation: int
+
+
+@dataclass(frozen=True)
+class Processed:
+    """The CPU half of indexing one file, for :class:`facetags.ingest.indexer.Indexer` to commit.
+
+    ``photo`` is None when the file could not be decoded; ``analysis`` is None when the photo's
+    hash was already known (nothing to analyse) or the analysis failed; ``error`` says why
+    either is missing. ``seconds``: the time each stage took for this file.
+    """
+
+    path: str
+    photo: Seen | None = None
+    analysis: Analysis | None = None
+    error: str | None = None
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
 def content_hash(image: np.ndarray, width: int, height: int, max_side: int) -> str:
     """A hash of the decoded (bounded-size) pixels and the full-size shape.
 
@@ -94,6 +124,7 @@ class Pipeline:
         self.settings = settings
         self._detector = detector
         self._embedder = embedder
+        self._given = detector is not None or embedder is not None
         self._model_id: str | None = None
         self.timings = Timings()
 
@@ -147,6 +178,47 @@ class Pipeline:
             width, height = upright_size((decoded.width, decoded.height), o)  # stored: swap back
             key = content_hash(to_stored_pixels(decoded.image, o), width, height, side)
         return Decoded1(decoded, key)
+
+    def process(self, path: str, known: Callable[[str], bool] | None = None) -> Processed:
+        """Decode and hash ``path``; analyse it unless ``known(content_hash)`` says the photo is
+        indexed already. Bad files and failed analyses come back as ``error``; a ModelError (no
+        photo can be analysed) is raised."""
+        from facetags.errors import DecodeError, ModelError
+
+        before = dict(self.timings.seconds)
+
+        def spent() -> dict[str, float]:
+            return {k: v - before.get(k, 0.0) for k, v in self.timings.seconds.items() if v != before.get(k)}
+
+        try:
+            decoded = self.decode(path)
+        except DecodeError as exc:
+            return Processed(path, error=exc.reason, seconds=spent())
+        d = decoded.decoded
+        seen = Seen(decoded.content_hash, d.width, d.height, d.orientation)
+        if known is not None and known(decoded.content_hash):
+            return Processed(path, seen, seconds=spent())
+        try:
+            analysis = self.analyse(d)
+        except ModelError:  # the model cannot run at all (not installed, damaged, a pack not on
+            raise  # disk): no photo can be analysed, so stop rather than record each as failed
+        except Exception as exc:  # one photo the models choke on must not stop a scan
+            log.warning("%s: analysis failed", path, exc_info=True)
+            error = f"analysis failed ({type(exc).__name__}: {exc})"
+            return Processed(path, seen, error=error, seconds=spent())
+        return Processed(path, seen, analysis, seconds=spent())
+
+    def add_timings(self, processed: Processed) -> None:
+        """Count a file processed elsewhere (a worker process) in :attr:`timings`."""
+        for name, seconds in processed.seconds.items():
+            self.timings.seconds[name] += seconds
+        if processed.analysis is not None:
+            self.timings.photos += 1
+
+    @property
+    def own_models(self) -> bool:
+        """Whether models were handed in (tests, tools): they exist only in this process."""
+        return self._given
 
     def analyse(self, decoded: Decoded) -> Analysis:
         """Find, align and embed the faces of a decoded photo."""

@@ -1,0 +1,115 @@
+"""Analyse several photos at once in worker processes; the scanning process stays the library's
+one writer (facetags.ingest.indexer commits each result in its own transaction, in walk order).
+
+The per-photo work is :func:`analyse_file`, a plain function of (path, settings, library file)
+returning a small picklable :class:`~facetags.ingest.pipeline.Processed` (faces, landmarks,
+thumbnails, vectors; no pixels), so any executor that can call a function in another process
+can run it. Here it is a ``concurrent.futures.ProcessPoolExecutor`` ("spawn": no state is
+inherited, and the same on every system). Each worker loads the detector and embedder once,
+with onnxruntime's threads sized so that workers x threads ~ cores, and looks content hashes up
+in the library read-only (SQLite WAL), so a photo already indexed (a moved folder, a
+duplicate) is decoded and hashed but never analysed. At most :attr:`PhotoPool.ahead` photos are
+in flight, so memory grows with the workers, not with the library.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import signal
+import threading
+import time
+from concurrent.futures import Future, ProcessPoolExecutor
+from multiprocessing import get_context
+
+from facetags.config import Settings
+from facetags.db.connect import connect_readonly
+from facetags.db.store import Store
+from facetags.ingest.pipeline import Pipeline, Processed, Timings
+
+log = logging.getLogger(__name__)
+
+#: Fewer photos to analyse than this are done in the scanning process: starting workers (each
+#: loads the models) costs more than it saves.
+PARALLEL_FROM = 8
+#: Photos submitted ahead per worker (the bounded window).
+AHEAD_PER_WORKER = 2
+
+
+def analyse_file(path: str, settings: Settings, library: str | None = None) -> Processed:
+    """Decode, hash and (unless ``library`` already holds the photo) detect, align and embed
+    ``path``. Models and the read-only library connection are opened once per process."""
+    pipeline = _pipeline(settings)
+    pipeline.timings = Timings()  # each result carries its own stage times
+    known = None
+    if library is not None:
+        reader = _reader(library)
+
+        def known(content_hash: str) -> bool:
+            return reader.photo_by_hash(content_hash) is not None
+
+    return pipeline.process(path, known)
+
+
+@functools.cache
+def _pipeline(settings: Settings) -> Pipeline:
+    return Pipeline(settings)
+
+
+@functools.cache
+def _reader(library: str) -> Store:
+    return Store(connect_readonly(library))
+
+
+def worker_threads(workers: int) -> int:
+    """onnxruntime threads per worker: ``FACETAGS_THREADS`` (else the cores) shared out."""
+    env = os.environ.get("FACETAGS_THREADS", "").strip()
+    total = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+    return max(1, total // workers)
+
+
+def _start_worker(threads: int, parent: int, level: int, fmt: str | None) -> None:
+    """Runs first in each worker process."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scanning process's to handle
+    os.environ["FACETAGS_THREADS"] = str(threads)  # read when the models load (vision.mtcnn)
+    if fmt is not None:
+        logging.basicConfig(level=level, format=fmt)
+    threading.Thread(target=_exit_with, args=(parent,), name="facetags-parent", daemon=True).start()
+
+
+def _exit_with(parent: int) -> None:
+    """End this worker once the scanning process is gone (killed: nothing else would)."""
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(0)
+
+
+class PhotoPool:
+    """``workers`` processes running :func:`analyse_file`."""
+
+    def __init__(self, settings: Settings, workers: int, library: str | None) -> None:
+        self.settings = settings
+        self.library = library
+        self.workers = workers
+        self.ahead = AHEAD_PER_WORKER * workers
+        root = logging.getLogger()
+        formatter = root.handlers[0].formatter if root.handlers else None
+        fmt = formatter._fmt if formatter is not None else None
+        self._executor = ProcessPoolExecutor(
+            workers,
+            mp_context=get_context("spawn"),
+            initializer=_start_worker,
+            initargs=(worker_threads(workers), os.getpid(), root.getEffectiveLevel(), fmt),
+        )
+        log.info("analysing with %d worker processes", workers)
+
+    def submit(self, path: str) -> Future[Processed]:
+        return self._executor.submit(analyse_file, path, self.settings, self.library)
+
+    def close(self) -> None:
+        """Stop: photos not started are dropped, those being analysed are waited for."""
+        self._executor.shutdown(wait=True, cancel_futures=True)
+
+
+__all__ = ["PARALLEL_FROM", "PhotoPool", "analyse_file", "worker_threads"]

@@ -1,0 +1,205 @@
+"""A scan with worker processes gives the library a serial scan gives: same faces, vectors and
+clusters; known photos are not analysed again; a ``kill -9`` then a rerun equals a clean run.
+
+Real photos (../shared/data deepface photos and the bbt groups), real processes, real SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from facetags.config import Settings
+from facetags.library import Library
+
+Faces = dict[tuple[str, int], tuple[tuple[float, ...], np.ndarray | None]]
+Clusters = set[frozenset[tuple[str, tuple[float, ...]]]]
+
+
+@pytest.fixture(scope="module")
+def photos(shared_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The deepface photos (full size, 13 people) and the bbt group photos: 69 real photos."""
+    folder = tmp_path_factory.mktemp("parallel") / "photos"
+    folder.mkdir()
+    for src in sorted((shared_data / "deepface" / "photos").glob("*.jpg")):
+        shutil.copy2(src, folder / src.name)
+    for src in sorted((shared_data / "bbt" / "groups").glob("*.jpg")):
+        shutil.copy2(src, folder / f"bbt-{src.name}")
+    return folder
+
+
+def _scan(db: Path, folder: Path, workers: int) -> dict[str, object]:
+    with Library.open(db, Settings(library=db, workers=workers)) as lib:
+        return lib.scan([folder]).to_json()
+
+
+def _faces(db: Path) -> Faces:
+    """(photo file name, face index) -> (box, vector)."""
+    conn = sqlite3.connect(db)
+    rows = conn.execute(
+        "SELECT fi.path, f.idx, f.x, f.y, f.w, f.h, e.vector FROM faces f"
+        " JOIN files fi ON fi.photo_id = f.photo_id LEFT JOIN embeddings e ON e.face_id = f.id"
+    ).fetchall()
+    conn.close()
+    return {
+        (Path(path).name, idx): ((x, y, w, h), None if blob is None else np.frombuffer(blob, "<f4"))
+        for path, idx, x, y, w, h, blob in rows
+    }
+
+
+def _clusters(db: Path) -> Clusters:
+    """Each person as the set of its faces, a face as (photo file name, box rounded)."""
+    with Library.open(db, create=False) as lib:
+        people: dict[int | None, set[tuple[str, tuple[float, ...]]]] = {}
+        for face in lib.faces():
+            key = (Path(face.path).name, tuple(round(v, 4) for v in face.box))
+            people.setdefault(face.person_id, set()).add(key)
+    return {frozenset(faces) for faces in people.values()}
+
+
+def _same_faces(a: Faces, b: Faces) -> None:
+    assert a.keys() == b.keys()
+    for key, (box, vector) in a.items():
+        other_box, other_vector = b[key]
+        np.testing.assert_allclose(box, other_box, atol=1e-6, err_msg=str(key))
+        assert (vector is None) == (other_vector is None), key
+        if vector is not None and other_vector is not None:
+            np.testing.assert_allclose(vector, other_vector, atol=1e-5, err_msg=str(key))
+
+
+@pytest.fixture(scope="module")
+def serial(photos: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, object]]:
+    db = tmp_path_factory.mktemp("serial") / "serial.db"
+    return db, _scan(db, photos, workers=1)
+
+
+@pytest.mark.slow
+def test_two_workers_give_the_serial_library(
+    photos: Path, serial: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    serial_db, serial_report = serial
+    db = tmp_path / "parallel.db"
+    report = _scan(db, photos, workers=2)
+    assert serial_report["workers"] == 1 and report["workers"] == 2
+    assert report["new"] == serial_report["new"] == 69
+    assert report["faces"] == serial_report["faces"] > 69
+    _same_faces(_faces(db), _faces(serial_db))
+    assert _clusters(db) == _clusters(serial_db)
+    assert len(_clusters(db)) > 10
+
+
+@pytest.mark.slow
+def test_a_moved_folder_is_hashed_by_the_workers_not_analysed(photos: Path, tmp_path: Path) -> None:
+    first = tmp_path / "first"
+    shutil.copytree(photos, first)
+    db = tmp_path / "lib.db"
+    _scan(db, tmp_path, workers=2)
+    before = _faces(db)
+    # copied, not renamed: new inodes, so each photo must be decoded and hashed to be known
+    shutil.copytree(first, tmp_path / "second")
+    shutil.rmtree(first)
+    report = _scan(db, tmp_path, workers=2)
+    assert report["workers"] == 2
+    assert report["moved"] == 69 and report["new"] == 0
+    timings = report["timings"]
+    assert isinstance(timings, dict)
+    assert timings["hash"] > 0  # the workers' stage times come back with their results
+    assert timings["detect"] == 0 and timings["embed"] == 0  # and none analysed a known photo
+    assert _faces(db).keys() == before.keys()
+
+
+def _photo_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        out.append(int(entry))
+            except (OSError, IndexError, ValueError):
+                continue
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker processes in /proc")
+def test_kill_9_of_a_parallel_scan_then_a_rerun_equals_a_clean_run(
+    photos: Path, serial: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    db = tmp_path / "killed.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(db), "FACETAGS_WORKERS": "2"}
+    command = [sys.executable, "-m", "facetags", "scan", str(photos)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    workers: list[int] = []
+    try:
+        deadline = time.monotonic() + 240
+        while _photo_count(db) < 10:
+            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+            assert time.monotonic() < deadline, "indexing did not start"
+            time.sleep(0.05)
+        workers = _children(proc.pid)
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = _photo_count(db)
+    assert 10 <= done < 69, f"killed too late to prove anything ({done})"
+    assert len(workers) >= 2, "no worker processes seen"
+    deadline = time.monotonic() + 10
+    while any(_alive(w) for w in workers):  # orphaned workers notice and end
+        assert time.monotonic() < deadline, "worker processes outlived the killed scan"
+        time.sleep(0.1)
+
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert "Traceback" not in rerun.stderr
+    serial_db = serial[0]
+    with Library.open(db, create=False) as lib:
+        status = lib.status()
+        assert status.photos == status.files == 69 and status.queue == 0 and not status.failures
+    _same_faces(_faces(db), _faces(serial_db))
+    assert _clusters(db) == _clusters(serial_db)
+
+
+def test_workers_default_to_the_cores_and_are_checked(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from facetags.config import default_workers, load_settings
+    from facetags.errors import ConfigError
+
+    monkeypatch.setenv("FACETAGS_CONFIG", str(tmp_path / "none.toml"))
+    (tmp_path / "none.toml").write_text("")
+    monkeypatch.delenv("FACETAGS_WORKERS", raising=False)
+    assert load_settings().workers == default_workers() >= 1
+    monkeypatch.setenv("FACETAGS_WORKERS", "3")
+    assert load_settings().workers == 3
+    assert load_settings(workers=1).workers == 1
+    monkeypatch.setenv("FACETAGS_WORKERS", "0")
+    with pytest.raises(ConfigError, match="FACETAGS_WORKERS: setting workers: 0 is out of range"):
+        load_settings()
