@@ -97,12 +97,17 @@ class ScanReport:
             f"{c['moved']} moved",
             f"{c['duplicate']} duplicates",
             f"{c['unchanged'] + c['touched']} unchanged",
-            f"{c['deleted']} deleted",
+            f"{c['deleted']} gone",
             f"{c['failed']} failed",
         ]
+        for kind in ("restored", "reoriented"):
+            if c[kind]:
+                parts.insert(3, f"{c[kind]} {kind}")
         if c["known_bad"]:
             parts.append(f"{c['known_bad']} known bad skipped")
         tail = " (interrupted)" if self.interrupted else ""
+        if c["deleted"]:
+            tail += "; gone photos keep their faces and names ('facetags status' lists them)"
         if self.reembedded:
             tail += f"; {plural(self.reembedded, 'face')} re-embedded (the embedder changed)"
         return f"{', '.join(parts)}; {plural(self.faces, 'face')} found in {self.seconds:.1f} s{tail}"
