@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import logging
 import sys
 from typing import Any
@@ -17,6 +18,7 @@ import click
 
 from facetags import __version__
 from facetags.errors import FacetagsError
+from facetags.text import ShownFormatter, shown
 
 # name -> "module:attribute" (relative to facetags.commands)
 COMMANDS: dict[str, str] = {
@@ -75,7 +77,9 @@ class LazyGroup(click.Group):
 def cli(ctx: click.Context, library: str | None, verbose: int) -> None:
     """facetags: find, name and tag the people in your photos, privately and offline."""
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="facetags: %(levelname)s: %(message)s", stream=sys.stderr)
+    handler = logging.StreamHandler(sys.stderr)  # paths in messages escaped (facetags.text.shown)
+    handler.setFormatter(ShownFormatter("facetags: %(levelname)s: %(message)s"))
+    logging.basicConfig(level=level, handlers=[handler])
     from facetags.config import load_settings
 
     ctx.obj = load_settings(library=library)
@@ -89,12 +93,14 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        shown_text = io.StringIO()  # click's message may quote a file name given on the command line
+        exc.show(shown_text)
+        click.echo("\n".join(shown(line) for line in shown_text.getvalue().splitlines()), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except FacetagsError as exc:
-        click.echo(f"facetags: error: {exc}", err=True)
+        click.echo(f"facetags: error: {shown(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from facetags.commands import shown
 from facetags.config import Settings
 
 
@@ -23,4 +24,4 @@ def find(settings: Settings, names: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps(paths, indent=2, ensure_ascii=False))
         return
     for path in paths:
-        click.echo(path)
+        click.echo(shown(path))
