@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import io
 import sys
 from typing import Any
 
@@ -24,6 +25,7 @@ from facetags.commands.group import (
     one_line,
 )
 from facetags.errors import FacetagsError
+from facetags.text import shown
 
 # name -> "module:attribute" (relative to facetags.commands)
 COMMANDS: dict[str, str] = {
@@ -111,12 +113,14 @@ def main(argv: list[str] | None = None) -> Any:
         click.echo("Aborted.", err=True)
         sys.exit(130)
     except click.ClickException as exc:
-        exc.show()
+        shown_text = io.StringIO()  # click's message may quote a file name given on the command line
+        exc.show(shown_text)
+        click.echo("\n".join(shown(line) for line in shown_text.getvalue().splitlines()), err=True)
         sys.exit(exc.exit_code)
     except click.exceptions.Exit as exc:
         sys.exit(exc.exit_code)
     except FacetagsError as exc:
-        click.echo(f"facetags: error: {exc}", err=True)
+        click.echo(f"facetags: error: {shown(str(exc))}", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -18,9 +18,9 @@ CONFINED = {
     "tensorflow": ("train/",),
     "tf2onnx": ("train/",),
     "dlib": ("train/", "evaluate/", "vision/dlib"),
-    # export checks onnxruntime against TensorFlow; quantize runs its quantizer; restem runs the
-    # float file's old stem for its targets and checks the written one
-    "onnxruntime": ("vision/", "train/export.py", "train/quantize.py", "train/restem.py"),
+    # loaded only through vision/runtime.py, which turns its telemetry off first; quantize
+    # imports its quantizer after calling the same switch
+    "onnxruntime": ("vision/runtime.py", "train/quantize.py"),
     "watchdog": ("ingest/watch.py",),
     "textual": ("tui/",),
     "textual_image": ("tui/",),

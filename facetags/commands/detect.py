@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import os
 from pathlib import Path
 from typing import Any
 
 import click
 
+from facetags.commands import shown
 from facetags.config import Settings
 from facetags.errors import DecodeError
 
@@ -77,7 +79,7 @@ def detect(
     settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
     detector = Detector(settings)
     if crops is not None:
-        crops.mkdir(parents=True, exist_ok=True)
+        crops.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder: the owner's only
     used_names: set[str] = set()
     failed = 0
     for photo in photos:
@@ -87,7 +89,7 @@ def detect(
             decoded, faces = detect_photo(photo, detector)
         except DecodeError as exc:
             failed += 1
-            click.echo(f"facetags: error: {exc}", err=True)
+            click.echo(f"facetags: error: {shown(str(exc))}", err=True)
             continue
         if as_json:
             record = {
@@ -102,7 +104,7 @@ def detect(
                 "[{:.0f},{:.0f} {:.0f}x{:.0f} {:.3f}]".format(*face.box, face.score) for face in faces
             )
             noun = "face" if len(faces) == 1 else "faces"
-            line = f"{photo}: {len(faces)} {noun} in {decoded.width}x{decoded.height}"
+            line = f"{shown(photo)}: {len(faces)} {noun} in {decoded.width}x{decoded.height}"
             click.echo(f"{line}  {boxes}" if faces else line)
         if crops is not None:
             # Crop from the decoded (analysed-size) image: landmarks scaled back to it.
@@ -128,6 +130,10 @@ def _unique(name: str, used: set[str]) -> str:
 
 
 def _save_png(path: Path, pixels: Any) -> None:
+    """Write a face crop readable by its owner only (0600, like the library): it is a face."""
     from PIL import Image
 
-    Image.fromarray(pixels).save(path, format="PNG")
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+    os.fchmod(fd, 0o600)  # a file of an earlier run may have had wider rights
+    with os.fdopen(fd, "wb") as out:
+        Image.fromarray(pixels).save(out, format="PNG")

@@ -6,6 +6,7 @@ import json
 
 import click
 
+from facetags.commands import shown
 from facetags.config import Settings
 
 
@@ -27,7 +28,7 @@ def find(settings: Settings, names: tuple[str, ...], as_json: bool) -> None:
         click.echo(json.dumps(paths, indent=2, ensure_ascii=False))
     else:
         for path in paths:
-            click.echo(path)
+            click.echo(shown(path))
     if not paths:
         who = " and ".join(names) if len(names) < 3 else f"{', '.join(names[:-1])} and {names[-1]}"
         click.echo(f"facetags: no photo shows {who}", err=True)

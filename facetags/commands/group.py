@@ -15,6 +15,8 @@ from typing import IO, Any
 
 import click
 
+from facetags.text import ShownFormatter
+
 LIBRARY_HELP = "The library file (env FACETAGS_LIBRARY; default: the user's data dir)."
 VERBOSE_HELP = "More log output on stderr (-vv for debug)."
 _VERBOSE_KEY = "facetags.verbose"
@@ -26,8 +28,19 @@ def configure_logging(ctx: click.Context, more: int) -> None:
     verbose = root_ctx.meta.get(_VERBOSE_KEY, 0) + more
     root_ctx.meta[_VERBOSE_KEY] = verbose
     level = logging.WARNING - 10 * min(verbose, 2)
-    logging.basicConfig(level=level, format="facetags: %(levelname)s: %(message)s", stream=sys.stderr)
-    logging.getLogger().setLevel(level)
+    root = logging.getLogger()
+    ours = [h for h in root.handlers if isinstance(h, _Handler)]
+    if ours:
+        ours[0].setStream(sys.stderr)  # the stderr of now (tests swap it between invocations)
+    else:
+        handler = _Handler(sys.stderr)
+        handler.setFormatter(ShownFormatter("facetags: %(levelname)s: %(message)s"))
+        root.addHandler(handler)
+    root.setLevel(level)
+
+
+class _Handler(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
+    """facetags' own stderr handler; its formatter escapes paths (facetags.text.shown)."""
 
 
 def _library_given(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:

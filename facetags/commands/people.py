@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from facetags.commands import plural
+from facetags.commands import plural, shown
 from facetags.config import Settings
 
 
@@ -26,7 +26,7 @@ def people(settings: Settings, as_json: bool) -> None:
     if not found:
         click.echo("facetags: no people yet: 'facetags scan FOLDER' finds the faces in your photos", err=True)
     for p in found:
-        name = p.name if p.name is not None else "(unnamed)"
+        name = shown(p.name) if p.name is not None else "(unnamed)"
         hidden = "  [hidden]" if p.hidden else ""
         faces = "face " if p.faces == 1 else "faces"
         photos = "photo " if p.photos == 1 else "photos"
@@ -47,8 +47,8 @@ def faces(settings: Settings, as_json: bool) -> None:
         return
     for f in found:
         box = " ".join(f"{v:.4f}" for v in f.box)
-        who = f.person_name if f.person_name is not None else "(unnamed)"
-        click.echo(f"{f.face_id}\t{f.path}\t{box}\t{f.score:.3f}\t{f.person_id}\t{who}")
+        who = shown(f.person_name) if f.person_name is not None else "(unnamed)"
+        click.echo(f"{f.face_id}\t{shown(f.path)}\t{box}\t{f.score:.3f}\t{f.person_id}\t{who}")
 
 
 @click.command()
@@ -62,7 +62,7 @@ def name(settings: Settings, person_id: int, name: tuple[str, ...]) -> None:
     with Library.open(settings.library, settings, create=False) as lib:
         person = lib.name(person_id, " ".join(name))
     merged = f" (merged into {person.id})" if person.id != person_id else ""
-    click.echo(f"{person.id}\t{person.name}\t{plural(person.faces, 'face')}{merged}")
+    click.echo(f"{person.id}\t{shown(person.name or '')}\t{plural(person.faces, 'face')}{merged}")
 
 
 @click.command()
@@ -78,7 +78,7 @@ def merge(settings: Settings, ids: tuple[int, ...]) -> None:
 
 
 def _echo_person(person: Any) -> None:
-    label = person.name if person.name is not None else "(unnamed)"
+    label = shown(person.name) if person.name is not None else "(unnamed)"
     click.echo(f"{person.id}\t{label}\t{plural(person.faces, 'face')}")
 
 
@@ -130,4 +130,4 @@ def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> No
         click.echo(json.dumps([s.to_json() for s in found], indent=2, ensure_ascii=False))
         return
     for s in found:
-        click.echo(f"{s.face_id}\t{s.cluster_id}\t{s.cluster_faces}\t{s.score:.3f}\t{s.path}")
+        click.echo(f"{s.face_id}\t{s.cluster_id}\t{s.cluster_faces}\t{s.score:.3f}\t{shown(s.path)}")

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from facetags.commands import plural
+from facetags.commands import plural, shown
 from facetags.config import Settings
 
 if TYPE_CHECKING:
@@ -40,7 +40,7 @@ class ProgressLine:
         self._last = now
         width = 30
         filled = int(width * done / max(total, 1))
-        name = os.path.basename(path)[:40]
+        name = shown(os.path.basename(path))[:40]
         bar = "#" * filled + "-" * (width - filled)
         self.stream.write(f"\r[{bar}] {done}/{total} {name:<40}")
         self.stream.flush()
@@ -100,7 +100,7 @@ def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool, workers: in
     finally:
         signal.signal(signal.SIGINT, previous)
     for path, error in report.failures:
-        click.echo(f"facetags: skipped {path}: {error}", err=True)
+        click.echo(shown(f"facetags: skipped {path}: {error}"), err=True)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:

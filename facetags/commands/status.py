@@ -7,7 +7,7 @@ import time
 
 import click
 
-from facetags.commands import plural
+from facetags.commands import plural, shown
 from facetags.config import Settings
 
 
@@ -23,7 +23,7 @@ def status(settings: Settings, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(st.to_json(), indent=2, ensure_ascii=False))
         return
-    click.echo(f"library   {st.library} ({st.bytes / 1e6:.1f} MB, schema {st.schema_version})")
+    click.echo(f"library   {shown(str(st.library))} ({st.bytes / 1e6:.1f} MB, schema {st.schema_version})")
     click.echo(f"photos    {st.photos} ({st.files} files)")
     click.echo(f"faces     {st.faces}")
     stale = f" ({plural(st.stale_faces, 'face')} to re-embed on the next scan)" if st.stale_faces else ""
@@ -32,7 +32,7 @@ def status(settings: Settings, as_json: bool) -> None:
     click.echo(f"queue     {st.queue}")
     click.echo(f"failures  {len(st.failures)}")
     for failure in st.failures:
-        click.echo(f"  {failure.path}: {failure.error}")
+        click.echo(shown(f"  {failure.path}: {failure.error}"))
     if st.unwritten_xmp_photos:
         click.echo(
             f"xmp       {plural(st.unwritten_xmp_photos, 'photo')} with names not yet written to XMP; "
@@ -53,8 +53,8 @@ def status(settings: Settings, as_json: bool) -> None:
         for m in st.missing:
             when = time.strftime("%Y-%m-%d %H:%M", time.localtime(m.since))
             why = "" if m.reason == "gone" else f" ({m.reason})"
-            click.echo(f"  {m.path}: since {when}{why}")
+            click.echo(shown(f"  {m.path}: since {when}{why}"))
     if st.lost_faces:
         click.echo(f"lost      {plural(len(st.lost_faces), 'decided face')} gone from edited photos")
         for lost in st.lost_faces:
-            click.echo(f"  {lost.describe()}")
+            click.echo(shown(f"  {lost.describe()}"))

@@ -10,6 +10,7 @@ from types import FrameType
 
 import click
 
+from facetags.commands import shown
 from facetags.config import Settings
 
 log = logging.getLogger(__name__)
@@ -53,7 +54,7 @@ def watch(settings: Settings, paths: tuple[Path, ...], settle: float, poll: floa
     try:
         with Library.open(settings.library, settings) as lib:
             watcher = Watcher(lib, [str(p) for p in paths], settle=settle, poll=poll)
-            click.echo(f"facetags: watching {', '.join(str(p) for p in paths)}", err=True)
+            click.echo(f"facetags: watching {', '.join(shown(str(p)) for p in paths)}", err=True)
             watcher.run(stop, ready)
     finally:
         for sig, handler in previous.items():

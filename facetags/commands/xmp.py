@@ -10,7 +10,7 @@ from typing import Any
 
 import click
 
-from facetags.commands import plural
+from facetags.commands import plural, shown
 from facetags.commands.group import Group
 from facetags.config import Settings
 
@@ -102,12 +102,13 @@ def write(
             )
             return
         for warning in result.warnings:
-            click.echo(f"facetags: warning: {warning}", err=True)
+            click.echo(shown(f"facetags: warning: {warning}"), err=True)
         if result.error:
-            click.echo(f"facetags: error: {result.error}", err=True)
+            click.echo(shown(f"facetags: error: {result.error}"), err=True)
         elif result.changes:
             verb = "would change" if dry_run else "changed"
-            click.echo(f"{result.target}\t{result.mode}\t{verb}: " + "; ".join(result.changes))
+            changes = "; ".join(shown(change) for change in result.changes)
+            click.echo(f"{shown(str(result.target))}\t{result.mode}\t{verb}: {changes}")
 
     with Library.open(settings.library, settings, create=False) as lib:
         person_id = _find_person(lib, person).id if person else None
@@ -153,7 +154,8 @@ def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) ->
             if _under(record.path, root):
                 by_photo[record.path].append(record)
         if not by_photo:
-            click.echo(f"facetags: no indexed faces under {directory}; run 'facetags scan' first", err=True)
+            where = shown(directory)
+            click.echo(f"facetags: no indexed faces under {where}; run 'facetags scan' first", err=True)
             return
         named = conflicts = unmatched = stale = 0
         for path in sorted(by_photo):
@@ -162,7 +164,7 @@ def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) ->
             faces = by_photo[path]
             found = import_photo(path, faces)
             for warning in found.warnings:
-                click.echo(f"facetags: warning: {warning}", err=True)
+                click.echo(shown(f"facetags: warning: {warning}"), err=True)
             applied = apply_import(lib, found.matches, {f.face_id: f for f in faces}, dry_run=dry_run)
             for face_id, name in applied.assigned:
                 if as_json:
@@ -170,9 +172,9 @@ def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) ->
                         json.dumps({"photo": path, "face_id": face_id, "name": name}, ensure_ascii=False)
                     )
                 else:
-                    click.echo(f"{path}\t{face_id}\t{name}")
+                    click.echo(f"{shown(path)}\t{face_id}\t{shown(name)}")
             for conflict in applied.conflicts:
-                click.echo(f"facetags: warning: {conflict}", err=True)
+                click.echo(shown(f"facetags: warning: {conflict}"), err=True)
             named += len(applied.assigned)
             conflicts += len(applied.conflicts)
             unmatched += len(found.unmatched)

@@ -89,8 +89,9 @@ def max_abs_diff(
     model: tf.keras.Model, onnx_path: Path, crops: np.ndarray, nchw: bool = True, flip: bool = False
 ) -> float:
     """Largest |onnxruntime - TensorFlow| over the embeddings of ``crops`` (uint8 NHWC)."""
-    import onnxruntime as ort
+    from facetags.vision.runtime import onnxruntime
 
+    ort = onnxruntime()
     x = (crops.astype(np.float32) - MEAN) / STD
     tf_out = embedding_fn(model, flip)(tf.constant(x)).numpy()
     sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])

@@ -129,6 +129,10 @@ def quantize(
     """Quantize the exported file ``src`` (its spec json beside it) into
     ``out_dir/<model_id>.onnx`` + spec, calibrated on ``crops`` (uint8 RGB NHWC)."""
     import onnx
+
+    from facetags.vision.runtime import disable_telemetry
+
+    disable_telemetry()  # before onnxruntime loads (facetags.vision.runtime)
     from onnxruntime.quantization import (
         CalibrationDataReader,
         CalibrationMethod,

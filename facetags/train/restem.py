@@ -291,7 +291,9 @@ def build_stem(plan: StemPlan, channels: int) -> Any:
 
 
 def _session(model: ModelProto) -> Any:
-    import onnxruntime as ort
+    from facetags.vision.runtime import onnxruntime
+
+    ort = onnxruntime()
 
     opts = ort.SessionOptions()
     opts.log_severity_level = 3

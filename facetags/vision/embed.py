@@ -90,9 +90,10 @@ class OnnxEmbedder:
     """
 
     def __init__(self, spec: ModelSpec, path: Path | None = None, threads: int = 0) -> None:
-        import onnxruntime as ort
-
         from facetags.vision.mtcnn import threads as default_threads
+        from facetags.vision.runtime import onnxruntime
+
+        ort = onnxruntime()
 
         self.spec = spec
         self.model_id = spec.version_id  # id@sha256 prefix: a retrained file is another model

@@ -18,6 +18,7 @@ import numpy as np
 
 from facetags.errors import ModelError
 from facetags.vision.embed import BATCH, l2_normalise
+from facetags.vision.runtime import disable_telemetry
 
 log = logging.getLogger(__name__)
 
@@ -64,6 +65,7 @@ class InsightfaceEmbedder:
         files = [path] if path.is_file() else sorted(path.glob("*.onnx"))
         if not files:
             raise ModelError(f"{path}: no .onnx models in this pack")
+        disable_telemetry()  # insightface imports onnxruntime itself
         try:
             from insightface.model_zoo import get_model
         except ImportError as exc:

@@ -216,8 +216,9 @@ def threads() -> int:
 def open_graph(model: Any) -> Any:
     """An onnxruntime CPU session for an ONNX ``ModelProto`` built in memory (MTCNN's networks,
     dlib's, :mod:`facetags.vision.dlib_onnx`): :func:`threads` threads, full graph optimisation."""
-    import onnxruntime as ort
+    from facetags.vision.runtime import onnxruntime
 
+    ort = onnxruntime()
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads()
     options.inter_op_num_threads = 1
