@@ -33,7 +33,7 @@ class SuggestionsScreen(LibraryScreen):
         Binding("a", "answer_cluster", "All"),
         Binding("n", "answer(False)", "No"),
         Binding("space", "skip", "Skip"),
-        Binding("escape,backspace", "back", "Done"),
+        Binding("escape,backspace", "back", "Done", key_display="esc"),
     ]
 
     def __init__(self, person_id: int, name: str) -> None:

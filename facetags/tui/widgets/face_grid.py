@@ -72,10 +72,12 @@ class FaceGrid(VerticalScroll, can_focus=True):
         Binding("right", "move(1, 0)", "Right", show=False),
         Binding("up", "move(0, -1)", "Up", show=False),
         Binding("down", "move(0, 1)", "Down", show=False),
-        Binding("space", "toggle_face", "Select face", key_display="␣"),
+        Binding("space", "toggle_face", "Select", key_display="␣"),
         Binding("enter", "open", "Open photo", show=False),  # footer room at 80 columns
         Binding("a", "select_all", "Select page", show=False),  # footer room at 80 columns
-        Binding("escape", "clear", "Clear selection", show=False),
+        # not escape: escape always goes back (the screen's key); the footer shows this one
+        # while faces are selected
+        Binding("c", "clear", "Clear"),
         Binding("right_square_bracket", "page(1)", "Next page", show=False),  # the title says [ ]
         Binding("left_square_bracket", "page(-1)", "Previous page", show=False),
     ]
@@ -122,7 +124,7 @@ class FaceGrid(VerticalScroll, can_focus=True):
         self.cursor = min(self.cursor, max(0, len(self.faces) - 1))
         self.page = self.cursor // PAGE_SIZE
         self._render_page()
-        self.post_message(self.SelectionChanged(self))
+        self._selection_changed()
 
     @property
     def pages(self) -> int:
@@ -169,6 +171,15 @@ class FaceGrid(VerticalScroll, can_focus=True):
     def on_resize(self, event: events.Resize) -> None:
         self.styles.grid_size_columns = self.columns
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear":
+            return bool(self.selected)  # in the footer only while there is a selection
+        return True
+
+    def _selection_changed(self) -> None:
+        self.refresh_bindings()
+        self.post_message(self.SelectionChanged(self))
+
     def _show_cursor(self) -> None:
         for tile in self._tiles:
             tile.set_class(tile.index == self.cursor, "-cursor")
@@ -202,7 +213,7 @@ class FaceGrid(VerticalScroll, can_focus=True):
         for tile in self._tiles:
             if tile.face.face_id == face.face_id:
                 tile.set_selected(face.face_id in self.selected)
-        self.post_message(self.SelectionChanged(self))
+        self._selection_changed()
 
     def action_select_all(self) -> None:
         page_ids = {t.face.face_id for t in self._tiles}
@@ -212,13 +223,13 @@ class FaceGrid(VerticalScroll, can_focus=True):
             self.selected |= page_ids
         for tile in self._tiles:
             tile.set_selected(tile.face.face_id in self.selected)
-        self.post_message(self.SelectionChanged(self))
+        self._selection_changed()
 
     def action_clear(self) -> None:
         self.selected.clear()
         for tile in self._tiles:
             tile.set_selected(False)
-        self.post_message(self.SelectionChanged(self))
+        self._selection_changed()
 
     def on_face_tile_clicked(self, event: FaceTile.Clicked) -> None:
         event.stop()
