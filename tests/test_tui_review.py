@@ -18,6 +18,7 @@ from textual.widgets._footer import FooterKey
 
 from facetags.library import Library
 from facetags.tui.app import FacetagsApp
+from facetags.tui.screens.compare import CompareScreen
 from facetags.tui.screens.confirm import ConfirmDialog
 from facetags.tui.screens.help import HelpScreen
 from facetags.tui.screens.name_dialog import NameDialog
@@ -97,6 +98,12 @@ async def test_escape_leaves_every_screen_and_dialog(arranged: Library) -> None:
         await pilot.press("enter")  # the photo of the face under the cursor
         await settle(pilot)
         assert isinstance(app.screen, PhotoScreen)
+        await pilot.press("escape")
+        await settle(pilot)
+        person_screen(app)
+        await pilot.press("v")  # the face large, beside her best
+        await settle(pilot)
+        assert isinstance(app.screen, CompareScreen)
         await pilot.press("escape")
         await settle(pilot)
         person_screen(app)
@@ -275,3 +282,97 @@ async def test_xmp_says_how_many_photos_went_to_sidecars(arranged: Library) -> N
     assert os.path.exists(locked + ".xmp")
     for photo in photos:
         assert "Ada Lovelace" in {r.name for r in read_regions(Path(photo)).regions}
+
+
+# -- faces large enough to judge (case 5) -------------------------------------------------------
+
+
+def tile_pictures(app: FacetagsApp) -> list[tuple[int, int]]:
+    """(columns, rows) of each face tile's picture on screen."""
+    return [(p.region.width, p.region.height) for p in app.screen.query(".face-tile--picture")]
+
+
+@run_async
+async def test_face_tiles_grow_with_the_terminal(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        grid = (await open_person(pilot, "ada")).query_one(FaceGrid)
+        assert tile_pictures(app) == [(12, 6), (12, 6)]  # five columns fit in 80
+        assert grid.columns == 5
+        await pilot.resize_terminal(160, 48)
+        await settle(pilot)
+        assert tile_pictures(app) == [(32, 16), (32, 16)]  # square in half-block pixels
+        assert grid.columns == 4  # still four faces a row, two rows a screen
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        assert tile_pictures(app) == [(12, 6), (12, 6)]
+
+
+@run_async
+async def test_f_shows_each_face_s_file_name(arranged: Library) -> None:
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        screen = await open_person(pilot, "ada")
+
+        def labels() -> list[str]:
+            return [str(label.render()) for label in screen.query(".face-tile--label").results(Static)]
+
+        files = [os.path.basename(f.path) for f in arranged.faces(ADA)]
+        assert not any(name in label for label in labels() for name in files)
+        await pilot.press("f")
+        await settle(pilot)
+        assert [name in label for label, name in zip(labels(), files, strict=True)] == [True, True]
+
+
+@run_async
+async def test_zoom_shows_a_face_large_beside_the_best_face(arranged: Library) -> None:
+    from facetags.tui.faces import face_pixels
+    from facetags.tui.widgets.picture import Picture
+
+    faces = arranged.faces(ADA)
+    assert all(f.assigned_by == "user" for f in faces)  # then the largest is her best face
+    best = max(faces, key=face_pixels)
+    app = make_app(arranged)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "ada")
+        await pilot.press("v")  # the first face
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+
+        def detail(part: str) -> str:
+            return str(screen.query_one(f"#{part}-detail", Static).render())
+
+        for part in ("best", "this"):
+            picture = screen.query_one(f"#{part}-picture", Picture)
+            assert picture.image is not None and picture.image.size == (112, 112)
+            image = picture.query_one(".picture--image")
+            assert image.region.width >= 60 and image.region.height >= 30  # tiles were 12x6
+        assert detail("best").startswith(f"#{best.face_id} · {os.path.basename(best.path)}")
+        seen = []
+        for _ in faces:
+            seen.append(detail("this").split(" · ")[:2])
+            await pilot.press("right")
+            await settle(pilot)
+        assert seen == [[f"#{f.face_id}", os.path.basename(f.path)] for f in faces]  # every face, by file
+        assert detail("best").startswith(f"#{best.face_id}")  # the best face stays
+
+        other = next(f for f in faces if f.face_id != best.face_id)
+        while not detail("this").startswith(f"#{other.face_id}"):
+            await pilot.press("left")
+        await pilot.press("enter")  # its photo
+        await settle(pilot)
+        assert isinstance(app.screen, PhotoScreen) and app.screen.path == other.path
+        await pilot.press("escape")
+        await settle(pilot)
+        assert app.screen is screen
+        await pilot.press("r")  # not her
+        await settle(pilot)
+        assert arranged.face(other.face_id).person_id != ADA
+        assert detail("this").startswith(f"#{best.face_id}")  # the one left
+        await pilot.press("escape")
+        await settle(pilot)
+        assert isinstance(app.screen, PersonScreen)

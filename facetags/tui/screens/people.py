@@ -19,6 +19,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from facetags.db.records import Person
 from facetags.people.names import name_key
 from facetags.text import plural
+from facetags.tui.faces import best_face
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.confirm import ConfirmDialog
 from facetags.tui.screens.name_dialog import NameDialog
@@ -203,8 +204,8 @@ class PeopleScreen(LibraryScreen):
         def sample(lib: Library) -> tuple[int, bytes | None]:
             face_id = client.sample_face(pid)
             if face_id is None:
-                faces = lib.faces(pid)
-                face_id = faces[0].face_id if faces else None
+                best = best_face(lib.faces(pid))
+                face_id = best.face_id if best else None
                 client.remember_sample(pid, face_id)
             return pid, (client.thumbnail(face_id) if face_id is not None else None)
 

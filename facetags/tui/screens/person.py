@@ -38,6 +38,7 @@ class PersonScreen(LibraryScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
         # escape always goes back, also with faces selected (c clears the selection)
         Binding("escape,backspace", "back", "Back", key_display="esc"),
+        Binding("v", "compare", "Zoom"),  # the face large, beside the person's best face
         Binding("n", "name", "Name", priority=True),  # keys typed right behind go to the dialog
         Binding("m", "move", "Move", priority=True),
         Binding("r", "reject", "Not them"),
@@ -138,6 +139,13 @@ class PersonScreen(LibraryScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_compare(self) -> None:
+        from facetags.tui.screens.compare import CompareScreen
+
+        face = self.grid.current
+        if face is not None:
+            self.app.push_screen(CompareScreen(self.person_id, face.face_id))
 
     def action_name(self) -> None:
         if self.person is not None:
