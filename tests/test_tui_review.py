@@ -376,3 +376,17 @@ async def test_zoom_shows_a_face_large_beside_the_best_face(arranged: Library) -
         await pilot.press("escape")
         await settle(pilot)
         assert isinstance(app.screen, PersonScreen)
+
+
+# -- a snapshot of the merge question (pictures off, as in tests/test_tui.py; Zoom has none: its
+# captions carry the detector's face sizes in pixels, which may differ in the last bit by CPU) ----
+
+
+def test_snapshot_merge_question(arranged: Library, snap_compare: Any) -> None:
+    async def before(pilot: Any) -> None:
+        await settle(pilot)
+        await unnamed_rows(pilot)
+        await pilot.press("space", "down", "space", "m")
+        await settle(pilot)
+
+    assert snap_compare(make_app(arranged, images="none"), terminal_size=(80, 24), run_before=before)

@@ -22,11 +22,11 @@ def best_face(faces: Sequence[FaceRecord]) -> FaceRecord | None:
     return max(faces, key=lambda f: (f.assigned_by == "user", face_pixels(f), f.score, -f.face_id))
 
 
-def face_caption(face: FaceRecord) -> str:
+def face_caption(face: FaceRecord, size: bool = True) -> str:
     """``#12 · t1.jpg · 64x80 px · placed by you``: what tells one face from another."""
     _x, _y, w, h = face.box
     parts = [f"#{face.face_id}", os.path.basename(face.path)]
-    if face.width and face.height:
+    if size and face.width and face.height:
         parts.append(f"{round(w * face.width)}x{round(h * face.height)} px")
     if face.assigned_by == "user":
         parts.append("placed by you")

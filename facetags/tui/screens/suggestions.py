@@ -79,7 +79,7 @@ class SuggestionsScreen(LibraryScreen):
             found = found[:BATCH]
             best = best_face(lib.faces(pid))  # hers the surest, and the largest
             known = decode(client.thumbnail(best.face_id)) if best else None
-            return found, known, face_caption(best) if best else ""
+            return found, known, face_caption(best, size=False) if best else ""
 
         self.load("suggestions", fetch)
 
