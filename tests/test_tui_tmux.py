@@ -3,7 +3,9 @@
 The library is indexed by the real pipeline (detector and embedder). The test reads the screen
 with capture-pane, names the first cluster by keyboard, types `/` and a filter in one send-keys
 burst (keys that are also actions on the list must land in the filter), quits, and checks with
-`facetags find` (another process) that the name reached the library file.
+`facetags find` (another process) that the name reached the library file. A second test walks a
+newcomer's way: esc leaves every screen and dialog, and a merge names whom it merges (checked
+with `facetags people`, another process, before and after the answer).
 """
 
 from __future__ import annotations
@@ -107,3 +109,100 @@ def test_name_a_person_in_a_real_terminal(
         check=True,
     )
     assert found.stdout.strip().splitlines() == [str(tmp_path / "photos" / t1_path.name)]
+
+
+def _people(db: Path) -> dict[int, int]:
+    """Person id -> faces, as another process (`facetags people --json`) sees the library."""
+    import json
+
+    done = subprocess.run(
+        [sys.executable, "-m", "facetags", "--library", str(db), "people", "--json"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        timeout=60,
+        check=True,
+    )
+    return {p["id"]: p["faces"] for p in json.loads(done.stdout)}
+
+
+def test_esc_leaves_every_screen_and_a_merge_names_whom_first(
+    tmux: Tmux, tmp_path: Path, t1_path: Path, astronaut_path: Path
+) -> None:
+    """A newcomer in a real 80x24 terminal: esc gets out of every screen and dialog (the footer
+    says so), and m asks before merging, naming the clusters it will merge."""
+    db = build_library(tmp_path, [t1_path, astronaut_path])
+    separate(db)  # clusters 1..7, one face each
+    from facetags.config import load_settings
+    from facetags.library import Library
+
+    with Library.open(db, load_settings(library=str(db)), create=False) as lib:
+        lib.merge([1, 7])
+        lib.name(1, "Ada Lovelace")  # the first row: 2 faces
+    env_prefix = f"cd {ROOT} && PYTHONPATH={ROOT} FACETAGS_LIBRARY={db}"
+    command = f"{env_prefix} {sys.executable} -m facetags tui --poll 0.5 --images halfcell"
+    tmux("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", command)
+
+    def keys(*names: str) -> None:
+        tmux("send-keys", "-t", "tui", *names)
+
+    def on_people() -> str:
+        return tmux.wait_for(lambda s: "/ to filter" in s and "Ada Lovelace" in s, "the people list")
+
+    on_people()
+    keys("Enter")  # Ada's faces
+    # the footer shows the way back
+    tmux.wait_for(lambda s: "Ada Lovelace  ·  2 faces" in s and "esc Back" in s, "the person screen")
+    keys("Space")
+    tmux.wait_for(lambda s: "1 selected" in s and "c Clear" in s, "a selected face")
+    keys("Escape")  # once, selection or not
+    on_people()
+
+    # every other screen and dialog, and the key that opens it from where the previous one left
+    for opening, shows in (
+        (["Enter", "Enter"], "o Open person"),  # a photo (its footer)
+        (["Enter", "v"], "the best face"),  # zoom
+        (["s"], "esc Done"),  # suggestions (its footer)
+        (["?"], "esc closes"),  # help
+        (["n"], "esc: cancel"),  # the name dialog
+        (["X"], "No (n / esc)"),  # XMP for everyone asks first
+    ):
+        for key in opening:
+            keys(key)
+            time.sleep(0.4)
+        tmux.wait_for(lambda s, shows=shows: shows in s, f"the screen that shows {shows!r}")
+        for _ in opening:  # one esc a level
+            keys("Escape")
+            time.sleep(0.4)
+        tmux.wait_for(
+            lambda s, shows=shows: shows not in s and "/ to filter" in s and "n Name space Mark" in s,
+            f"the people list again, after the screen that showed {shows!r}",
+        )
+    assert _people(db)[1] == 2  # nothing was named, merged or written on the way
+
+    keys("-l", "/cluster")
+    tmux.wait_for(lambda s: "cluster 2" in s and "Ada Lovelace  " not in s, "the clusters only")
+    keys("Enter")  # back to the list
+    time.sleep(0.5)
+    keys("Space", "Down", "Space")  # marks cluster 2 and cluster 3
+    tmux.wait_for(lambda s: "●  cluster 2" in s and "●  cluster 3" in s, "two clusters marked")
+    before = _people(db)
+    keys("m")
+    screen = tmux.wait_for(lambda s: "Merge 2 into cluster #2?" in s, "the merge question")
+    assert "cluster #2 (1 face)" in screen and "cluster #3 (1 face)" in screen
+    assert _people(db) == before  # it asks before anything happens
+    keys("Escape")
+    tmux.wait_for(lambda s: "Merge 2" not in s, "the question gone")
+    assert _people(db) == before
+    keys("m")
+    tmux.wait_for(lambda s: "Merge 2 into cluster #2?" in s, "the merge question again")
+    keys("y")
+    tmux.wait_for(lambda s: "Merged 2 into cluster 2" in s, "the merge done")
+    after = _people(db)
+    assert after[2] == 2 and 3 not in after
+
+    keys("q")
+    deadline = time.monotonic() + 20
+    while tmux.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tmux.alive(), "the app did not quit on q"

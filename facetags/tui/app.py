@@ -10,7 +10,7 @@ notifications, never a crash. A timer polls the library's change counter, so fac
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal, TypeVar
@@ -30,6 +30,7 @@ from facetags.tui.widgets import picture
 if TYPE_CHECKING:
     from facetags.db.records import LostFace, Person
     from facetags.library import Library
+    from facetags.xmp.write import WriteResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -279,15 +280,13 @@ class FacetagsApp(App[None]):
         def write(lib: Any) -> Any:  # file work, outside the client's lock; each photo recorded
             return lib.write_xmp(WriteOptions.from_settings(lib.settings), person_id)
 
-        def summary(results: Any) -> str:
-            changed = sum(1 for r in results if r.changes and not r.error)
-            failed = [r for r in results if r.error]
-            text = f"XMP for {who}: {len(results)} photos, {changed} changed, {len(failed)} failed"
-            if failed:
-                text += f" (first: {failed[0].error})"
-            return text
-
-        self.perform(f"write XMP for {who}", records, summary=summary, undoable=False, after=write)
+        self.perform(
+            f"write XMP for {who}",
+            records,
+            summary=lambda results: xmp_summary(who, results),
+            undoable=False,
+            after=write,
+        )
 
     # -- the command palette lists every action --------------------------------------------------
 
@@ -305,6 +304,25 @@ class FacetagsApp(App[None]):
                 f"key: {key}",
                 partial(self.run_action, binding.action, active.node),
             )
+
+
+def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
+    """What writing XMP did, as the CLI's summary says it: photos changed (embedded, or in
+    sidecars and how many of those because the photo is read-only), up to date, failed."""
+    done = [r for r in results if r.changes and not r.error]
+    failed = [r for r in results if r.error]
+    sidecars = [r for r in done if r.mode == "sidecar"]
+    read_only = sum(1 for r in sidecars if any("read-only" in w for w in r.warnings))
+    where = f"{len(done) - len(sidecars)} embedded, {len(sidecars)} in sidecars"
+    if read_only:
+        where += f", {read_only} for read-only photos"
+    text = (
+        f"XMP for {who}: {plural(len(results), 'photo')}: {len(done)} changed ({where}), "
+        f"{len(results) - len(done) - len(failed)} up to date, {len(failed)} failed"
+    )
+    if failed:
+        text += f" (first: {failed[0].error})"
+    return text
 
 
 # -- start-up notices ---------------------------------------------------------------------------

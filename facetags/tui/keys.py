@@ -15,6 +15,10 @@ KEY_NAMES = {
     "backspace": "backspace",
     "enter": "enter",
     "right_square_bracket": "]",
+    "left": "←",
+    "right": "→",
+    "up": "↑",
+    "down": "↓",
     "left_square_bracket": "[",
     "ctrl+z": "ctrl+z",
     "ctrl+r": "ctrl+r",
@@ -47,6 +51,7 @@ def _bindings(cls: type) -> list[Binding]:
 
 def sections() -> list[tuple[str, type]]:
     from facetags.tui.app import FacetagsApp
+    from facetags.tui.screens.compare import CompareScreen
     from facetags.tui.screens.confirm import ConfirmDialog
     from facetags.tui.screens.help import HelpScreen
     from facetags.tui.screens.name_dialog import NameDialog
@@ -61,6 +66,7 @@ def sections() -> list[tuple[str, type]]:
         ("People", PeopleScreen),
         ("Person (faces)", PersonScreen),
         ("Face grid", FaceGrid),
+        ("Zoom", CompareScreen),
         ("Photo", PhotoScreen),
         ("Suggestions", SuggestionsScreen),
         ("Name dialog", NameDialog),

@@ -1,7 +1,13 @@
-"""A yes/no question (for changes that touch many photos, like writing XMP for everyone)."""
+"""A yes/no question for changes that touch many faces or photos (a merge, XMP for everyone).
+
+The question says what the change will touch (``details``: one line each, the first few shown)
+before anything happens; y answers yes, n or escape no. The No button has the focus, so a stray
+enter changes nothing.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import ClassVar
 
 from textual.app import ComposeResult
@@ -10,23 +16,32 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+MAX_DETAILS = 8
+
 
 class ConfirmDialog(ModalScreen[bool]):
+    AUTO_FOCUS = "#no"
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("y", "answer(True)", "Yes"),
         Binding("n,escape", "answer(False)", "No"),
     ]
 
-    def __init__(self, question: str) -> None:
+    def __init__(self, question: str, details: Sequence[str] = ()) -> None:
         super().__init__()
         self.question = question
+        self.details = list(details)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
             yield Label(self.question, id="dialog-title")
+            if self.details:
+                shown = [f"  {line}" for line in self.details[:MAX_DETAILS]]
+                if len(self.details) > MAX_DETAILS:
+                    shown.append(f"  … and {len(self.details) - MAX_DETAILS} more")
+                yield Label("\n".join(shown), id="dialog-details")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Yes (y)", id="yes", variant="primary")
-                yield Button("No (n)", id="no")
+                yield Button("No (n / esc)", id="no")
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id == "yes")

@@ -56,6 +56,7 @@ class NameDialog(ModalScreen[str | None]):
             )
             yield OptionList(id="name-choices")
             yield Label(self.hint, id="dialog-hint")
+            yield Label("enter: ok  ·  ↓: pick a name  ·  esc: cancel", id="dialog-keys")
 
     def on_mount(self) -> None:
         self._refresh_choices(self.value)

@@ -19,7 +19,9 @@ from textual.widgets import DataTable, Header, Input, Static
 from facetags.db.records import Person
 from facetags.people.names import name_key
 from facetags.text import plural
+from facetags.tui.faces import best_face
 from facetags.tui.screens.base import LibraryScreen, footer
+from facetags.tui.screens.confirm import ConfirmDialog
 from facetags.tui.screens.name_dialog import NameDialog
 from facetags.tui.widgets.picture import Picture, decode
 
@@ -32,6 +34,12 @@ MAX_ROWS = 1000  # more would only slow the table down; typing finds the rest
 
 def person_label(person: Person) -> str:
     return person.name if person.name else f"cluster {person.id}"
+
+
+def merge_label(person: Person, faces: bool = True) -> str:
+    """How a merge names whom it touches: "Ada (3 faces)", "cluster #12 (8 faces)"."""
+    who = person.name if person.name else f"cluster #{person.id}"
+    return f"{who} ({plural(person.faces, 'face')})" if faces else who
 
 
 def sort_people(people: list[Person]) -> list[Person]:
@@ -196,8 +204,8 @@ class PeopleScreen(LibraryScreen):
         def sample(lib: Library) -> tuple[int, bytes | None]:
             face_id = client.sample_face(pid)
             if face_id is None:
-                faces = lib.faces(pid)
-                face_id = faces[0].face_id if faces else None
+                best = best_face(lib.faces(pid))
+                face_id = best.face_id if best else None
                 client.remember_sample(pid, face_id)
             return pid, (client.thumbnail(face_id) if face_id is not None else None)
 
@@ -239,31 +247,44 @@ class PeopleScreen(LibraryScreen):
             self.app.push_screen(PersonScreen(person.id))
 
     def action_mark(self) -> None:
+        """Mark or unmark the highlighted row; the cursor stays on it (arrows move on)."""
         person = self.current
         if person is None:
             return
         self.marked ^= {person.id}
         self._fill()
-        row = self.table.cursor_row
-        if row + 1 < self.table.row_count:
-            self.table.move_cursor(row=row + 1)
+
+    def merge_choice(self) -> list[Person]:
+        """Whom ``m`` merges: the marked ones; with one marked, it and the highlighted one."""
+        person = self.current
+        ids = set(self.marked)
+        if len(ids) < 2 and person is not None:
+            ids.add(person.id)
+        chosen = [p for p in self.people if p.id in ids]
+        # the survivor first: a named one if any, else the largest
+        return sorted(chosen, key=lambda p: (p.name is None, -p.faces, p.id))
 
     def action_merge(self) -> None:
-        person = self.current
-        ids = set(self.marked) | ({person.id} if person is not None else set())
-        if len(ids) < 2:
+        chosen = self.merge_choice()
+        if len(chosen) < 2:
             self.notify("Mark the clusters to merge with space, then press m.", severity="warning")
             return
-        chosen = [p for p in self.people if p.id in ids]
-        # the survivor: a named one if any, else the largest
-        chosen.sort(key=lambda p: (p.name is None, -p.faces, p.id))
         order = [p.id for p in chosen]
-        self.marked.clear()
-        self.facetags.perform(
-            f"merge {len(order)}",
-            lambda lib: lib.merge(order),
-            summary=lambda p: f"Merged {len(order)} into {person_label(p)} ({p.faces} faces)",
-        )
+        into = merge_label(chosen[0], faces=False)
+        question = f"Merge {len(chosen)} into {into}?"
+
+        def answered(yes: bool | None) -> None:
+            if not yes:
+                return
+            self.marked.difference_update(order)
+            self.facetags.perform(
+                f"merge {len(order)}",
+                lambda lib: lib.merge(order),
+                summary=lambda p: f"Merged {len(order)} into {person_label(p)} ({p.faces} faces)",
+            )
+            self._fill()
+
+        self.app.push_screen(ConfirmDialog(question, [merge_label(p) for p in chosen]), answered)
 
     def action_name(self) -> None:
         if isinstance(self.focused, Input):

@@ -1,7 +1,7 @@
 """A person or cluster: a grid of its faces as real thumbnails, with multi-select.
 
-Space selects faces (or click them); actions apply to the selected faces, or to the face under
-the cursor when none is selected.
+Space selects faces (or click them), c clears the selection; actions apply to the selected faces,
+or to the face under the cursor when none is selected. Escape goes back, selection or not.
 """
 
 from __future__ import annotations
@@ -36,12 +36,14 @@ def _not_faces(lib: Library, ids: list[int]) -> None:
 
 class PersonScreen(LibraryScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "back", "Back", show=False),  # footer room at 80 columns
+        # escape always goes back, also with faces selected (c clears the selection)
+        Binding("escape,backspace", "back", "Back", key_display="esc"),
+        Binding("v", "compare", "Zoom"),  # the face large, beside the person's best face
         Binding("n", "name", "Name", priority=True),  # keys typed right behind go to the dialog
-        Binding("m", "move", "Move to…", priority=True),
+        Binding("m", "move", "Move", priority=True),
         Binding("r", "reject", "Not them"),
         Binding("d", "not_face", "Not a face", show=False),  # rarer; Help lists it
-        Binding("p", "split", "Split off"),
+        Binding("p", "split", "Split off", show=False),  # footer room at 80 columns
         Binding("h", "hide", "Hide stranger", show=False),  # footer room at 80 columns
         Binding("s", "suggest", "Suggest", show=False),
         Binding("x", "write_xmp", "XMP person", show=False),
@@ -137,6 +139,13 @@ class PersonScreen(LibraryScreen):
 
     def action_back(self) -> None:
         self.app.pop_screen()
+
+    def action_compare(self) -> None:
+        from facetags.tui.screens.compare import CompareScreen
+
+        face = self.grid.current
+        if face is not None:
+            self.app.push_screen(CompareScreen(self.person_id, face.face_id))
 
     def action_name(self) -> None:
         if self.person is not None:

@@ -56,7 +56,7 @@ def draw_boxes(photo: PILImage.Image, faces: list[FaceRecord], chosen: int | Non
 
 class PhotoScreen(LibraryScreen):
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("escape,backspace", "back", "Back"),
+        Binding("escape,backspace", "back", "Back", key_display="esc"),
         Binding("n", "name", "Name", priority=True),  # keys typed right behind go to the dialog
         Binding("o", "open_person", "Open person"),
         Binding("r", "reject", "Not them"),

@@ -17,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Label, Static
 
+from facetags.tui.faces import best_face, face_caption
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.widgets.picture import Picture, decode
 
@@ -33,7 +34,7 @@ class SuggestionsScreen(LibraryScreen):
         Binding("a", "answer_cluster", "All"),
         Binding("n", "answer(False)", "No"),
         Binding("space", "skip", "Skip"),
-        Binding("escape,backspace", "back", "Done"),
+        Binding("escape,backspace", "back", "Done", key_display="esc"),
     ]
 
     def __init__(self, person_id: int, name: str) -> None:
@@ -51,10 +52,12 @@ class SuggestionsScreen(LibraryScreen):
         with Horizontal(id="suggest-body"):
             with Vertical(classes="suggest-face"):
                 yield Label(self.name_text, classes="suggest-caption")
-                yield Picture(placeholder="", id="suggest-known")
+                yield Picture(placeholder="", id="suggest-known", classes="large-face")
+                yield Label("", classes="suggest-detail", id="suggest-known-detail")
             with Vertical(classes="suggest-face"):
                 yield Label("this face?", classes="suggest-caption", id="suggest-candidate-caption")
-                yield Picture(placeholder="", id="suggest-candidate")
+                yield Picture(placeholder="", id="suggest-candidate", classes="large-face")
+                yield Label("", classes="suggest-detail", id="suggest-candidate-detail")
         yield Static(
             "y yes  ·  a all its cluster  ·  n no  ·  space skip  ·  u undo  ·  esc done", id="suggest-keys"
         )
@@ -71,20 +74,21 @@ class SuggestionsScreen(LibraryScreen):
         pid, client, seen = self.person_id, self.facetags.client, set(self.seen)
         self._loading = True
 
-        def fetch(lib: Library) -> tuple[list[Any], Any]:
+        def fetch(lib: Library) -> tuple[list[Any], Any, str]:
             found = [s for s in lib.suggested_faces(pid, limit=BATCH + len(seen)) if s.face_id not in seen]
             found = found[:BATCH]
-            own = lib.faces(pid)
-            known = decode(client.thumbnail(own[0].face_id)) if own else None
-            return found, known
+            best = best_face(lib.faces(pid))  # hers the surest, and the largest
+            known = decode(client.thumbnail(best.face_id)) if best else None
+            return found, known, face_caption(best, size=False) if best else ""
 
         self.load("suggestions", fetch)
 
     def loaded(self, what: str, data: Any) -> None:
         if what == "suggestions":
             self._loading = False
-            self.queue, known = data
+            self.queue, known, caption = data
             self.query_one("#suggest-known", Picture).show(known)
+            self.query_one("#suggest-known-detail", Label).update(caption)
             self._show()
         elif what == "candidate":
             face_id, image = data
@@ -98,6 +102,7 @@ class SuggestionsScreen(LibraryScreen):
             done = f" ({self.answered} answered)" if self.answered else ""
             question.update(f"No more suggestions for {self.name_text}{done}. Esc to go back.")
             candidate.show(None, text="")
+            self.query_one("#suggest-candidate-detail", Label).update("")
             return
         s = self.queue[0]
         # which photo helps a person decide; the model's similarity is there for the curious
@@ -107,6 +112,8 @@ class SuggestionsScreen(LibraryScreen):
         question.update(text)
         question.tooltip = f"similarity {s.score:.2f} (cluster {s.cluster_id})"
         candidate.show(None, text="…")
+        detail = f"#{s.face_id} · {os.path.basename(s.path)}"
+        self.query_one("#suggest-candidate-detail", Label).update(detail)
         client, fid = self.facetags.client, s.face_id
         self.load("candidate", lambda _lib: (fid, decode(client.thumbnail(fid))))
 

@@ -2,11 +2,13 @@
 
 Only one page of tiles exists at a time, so a person with thousands of faces opens as fast as
 one with ten; the screen loads the page's thumbnails in a worker and hands them to
-:meth:`FaceGrid.set_thumbnails`.
+:meth:`FaceGrid.set_thumbnails`. Tiles grow with the terminal (:func:`tile_width`): the largest
+size that still shows four columns and two rows of faces.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -22,12 +24,30 @@ from textual.widgets import Label
 from facetags.db.records import FaceRecord
 from facetags.tui.widgets.picture import Picture
 
-TILE_WIDTH = 14
 PAGE_SIZE = 40
+# tile widths in columns; a tile's picture is (width - 2) columns by half as many rows: square in
+# half-block pixels (and near square in Kitty/Sixel cells); 14 fits five columns in 80
+TILE_WIDTHS = (14, 20, 26, 34, 42, 52)
+MIN_COLUMNS, MIN_ROWS = 4, 2
 
 
-def face_label(face: FaceRecord) -> str:
-    return f"#{face.face_id}" + ("" if face.assigned_by != "user" else " ✓")
+def picture_size(width: int) -> tuple[int, int]:
+    """The picture of a tile ``width`` columns wide: (columns, rows)."""
+    return width - 2, (width - 2) // 2
+
+
+def tile_width(columns: int, rows: int) -> int:
+    """The largest tile that shows MIN_COLUMNS x MIN_ROWS faces in a grid of this size."""
+    best = TILE_WIDTHS[0]
+    for width in TILE_WIDTHS:
+        if columns // width >= MIN_COLUMNS and rows // (picture_size(width)[1] + 2) >= MIN_ROWS:
+            best = width
+    return best
+
+
+def face_label(face: FaceRecord, file_name: bool = False) -> str:
+    mark = "" if face.assigned_by != "user" else " ✓"
+    return f"#{face.face_id}{mark}" + (f" {os.path.basename(face.path)}" if file_name else "")
 
 
 class FaceTile(Widget):
@@ -39,17 +59,46 @@ class FaceTile(Widget):
             self.tile = tile
             self.double = double
 
-    def __init__(self, face: FaceRecord, index: int, selected: bool = False) -> None:
+    def __init__(
+        self, face: FaceRecord, index: int, selected: bool = False, width: int = 14, file_name: bool = False
+    ) -> None:
         super().__init__(classes="face-tile -selected" if selected else "face-tile")
         self.face = face
         self.index = index
+        self.file_name = file_name
+        self._apply_width(width)
 
     def _label(self) -> str:
-        return ("● " if self.has_class("-selected") else "") + face_label(self.face)
+        return ("● " if self.has_class("-selected") else "") + face_label(self.face, self.file_name)
 
     def compose(self) -> ComposeResult:
-        yield Picture(placeholder="face", classes="face-tile--picture")
-        yield Label(self._label(), classes="face-tile--label")
+        columns, rows = picture_size(self.tile_width)
+        picture = Picture(placeholder="face", classes="face-tile--picture")
+        picture.styles.width, picture.styles.height = columns, rows
+        yield picture
+        label = Label(self._label(), classes="face-tile--label")
+        label.styles.width = columns
+        yield label
+
+    def _apply_width(self, width: int) -> None:
+        self.tile_width = width
+        self.styles.width, self.styles.height = width, picture_size(width)[1] + 2
+
+    def set_width(self, width: int) -> None:
+        """Grow or shrink with the terminal."""
+        if width == self.tile_width:
+            return
+        self._apply_width(width)
+        if self.is_mounted:
+            columns, rows = picture_size(width)
+            picture = self.query_one(Picture)
+            picture.styles.width, picture.styles.height = columns, rows
+            self.query_one(Label).styles.width = columns
+
+    def show_file_name(self, shown: bool) -> None:
+        self.file_name = shown
+        if self.is_mounted:
+            self.query_one(Label).update(self._label())
 
     def set_image(self, image: PILImage.Image | None) -> None:
         self.query_one(Picture).show(image, text=None if image is not None else "no thumb")
@@ -72,12 +121,15 @@ class FaceGrid(VerticalScroll, can_focus=True):
         Binding("right", "move(1, 0)", "Right", show=False),
         Binding("up", "move(0, -1)", "Up", show=False),
         Binding("down", "move(0, 1)", "Down", show=False),
-        Binding("space", "toggle_face", "Select face", key_display="␣"),
+        Binding("space", "toggle_face", "Select", key_display="␣"),
         Binding("enter", "open", "Open photo", show=False),  # footer room at 80 columns
         Binding("a", "select_all", "Select page", show=False),  # footer room at 80 columns
-        Binding("escape", "clear", "Clear selection", show=False),
+        # not escape: escape always goes back (the screen's key); the footer shows this one
+        # while faces are selected
+        Binding("c", "clear", "Clear"),
         Binding("right_square_bracket", "page(1)", "Next page", show=False),  # the title says [ ]
         Binding("left_square_bracket", "page(-1)", "Previous page", show=False),
+        Binding("f", "file_names", "File names", show=False),
     ]
 
     class PageShown(Message):
@@ -107,6 +159,8 @@ class FaceGrid(VerticalScroll, can_focus=True):
         self.selected: set[int] = set()
         self.cursor = 0
         self.page = 0
+        self.tile_width = TILE_WIDTHS[0]
+        self.file_names = False
         self._tiles: list[FaceTile] = []
 
     # -- content ------------------------------------------------------------------------------
@@ -122,7 +176,7 @@ class FaceGrid(VerticalScroll, can_focus=True):
         self.cursor = min(self.cursor, max(0, len(self.faces) - 1))
         self.page = self.cursor // PAGE_SIZE
         self._render_page()
-        self.post_message(self.SelectionChanged(self))
+        self._selection_changed()
 
     @property
     def pages(self) -> int:
@@ -145,7 +199,8 @@ class FaceGrid(VerticalScroll, can_focus=True):
         # each tile is born with its selection: a second render before this one's refresh
         # (keys typed fast) must not reach into tiles that are not composed yet
         self._tiles = [
-            FaceTile(face, start + i, face.face_id in self.selected) for i, face in enumerate(page)
+            FaceTile(face, start + i, face.face_id in self.selected, self.tile_width, self.file_names)
+            for i, face in enumerate(page)
         ]
         if self._tiles:
             self.mount_all(self._tiles)
@@ -164,10 +219,26 @@ class FaceGrid(VerticalScroll, can_focus=True):
 
     @property
     def columns(self) -> int:
-        return max(1, (self.scrollable_content_region.width or TILE_WIDTH) // TILE_WIDTH)
+        return max(1, (self.scrollable_content_region.width or self.tile_width) // self.tile_width)
 
     def on_resize(self, event: events.Resize) -> None:
+        region = self.scrollable_content_region
+        width = tile_width(region.width, region.height)
+        if width != self.tile_width:
+            self.tile_width = width
+            for tile in self._tiles:
+                tile.set_width(width)
         self.styles.grid_size_columns = self.columns
+        self.call_after_refresh(self._show_cursor)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "clear":
+            return bool(self.selected)  # in the footer only while there is a selection
+        return True
+
+    def _selection_changed(self) -> None:
+        self.refresh_bindings()
+        self.post_message(self.SelectionChanged(self))
 
     def _show_cursor(self) -> None:
         for tile in self._tiles:
@@ -202,7 +273,7 @@ class FaceGrid(VerticalScroll, can_focus=True):
         for tile in self._tiles:
             if tile.face.face_id == face.face_id:
                 tile.set_selected(face.face_id in self.selected)
-        self.post_message(self.SelectionChanged(self))
+        self._selection_changed()
 
     def action_select_all(self) -> None:
         page_ids = {t.face.face_id for t in self._tiles}
@@ -212,13 +283,19 @@ class FaceGrid(VerticalScroll, can_focus=True):
             self.selected |= page_ids
         for tile in self._tiles:
             tile.set_selected(tile.face.face_id in self.selected)
-        self.post_message(self.SelectionChanged(self))
+        self._selection_changed()
+
+    def action_file_names(self) -> None:
+        """Show each face's photo file name under it (or only its id again)."""
+        self.file_names = not self.file_names
+        for tile in self._tiles:
+            tile.show_file_name(self.file_names)
 
     def action_clear(self) -> None:
         self.selected.clear()
         for tile in self._tiles:
             tile.set_selected(False)
-        self.post_message(self.SelectionChanged(self))
+        self._selection_changed()
 
     def on_face_tile_clicked(self, event: FaceTile.Clicked) -> None:
         event.stop()
