@@ -10,7 +10,10 @@ Rules (see ``docs/library.md``):
   transaction per photo, so an interrupted scan never leaves half a photo behind;
 * paths that vanished are forgotten at the end of a complete scan; a photo with no paths left
   is deleted with its faces (people stay);
-* files that fail are recorded with their size and mtime and retried only once those change.
+* files that fail are recorded with their size and mtime and retried only once those change;
+* each decode is noted first (``attempts``) and the note removed once the file is indexed or
+  failed: a file whose attempts died with the process twice (killed for memory, a decoder
+  crash) is recorded as failed instead of being decoded a third time.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ log = logging.getLogger(__name__)
 
 #: progress(done, total, path): called after each file the scan had to look at.
 Progress = Callable[[int, int, str], None]
+#: Attempts at one file (same size and mtime) that may die with the process before it is skipped.
+CRASH_LIMIT = 2
 OUTCOMES = ("new", "changed", "moved", "duplicate", "touched", "unchanged", "deleted", "failed", "known_bad")
 
 
@@ -104,6 +109,28 @@ class Indexer:
         for other in self.store.files_by_inode(st):
             if other.path != path:
                 return self._link(path, other.photo_id, st, row)
+        with self.store.write():
+            died = self.store.begin_attempt(path, st)
+        if died >= CRASH_LIMIT:
+            log.warning("%s: crashed facetags %d times; skipped until it changes", path, died)
+            return self._fail(
+                path, st, f"crashed facetags {died} times while decoding; skipped until it changes", row
+            )
+        try:
+            return self._analyse(path, st, row)
+        except BaseException:  # an error or an interrupt, not a crash: the file is not to blame
+            self._end_attempt(path)
+            raise
+
+    def _end_attempt(self, path: str) -> None:
+        try:
+            with self.store.write():
+                self.store.end_attempts([path])
+        except Exception:  # the library itself is failing: that error is the one to report
+            log.debug("%s: could not clear the attempt", path, exc_info=True)
+
+    def _analyse(self, path: str, st: FileStat, row: FileRow | None) -> str:
+        """Decode, hash and (for unknown pixels) analyse and store ``path``."""
         try:
             decoded = self.pipeline.decode(path)
         except DecodeError as exc:
@@ -233,6 +260,7 @@ class Indexer:
         log.info("%s: %s", path, error)
         with self.store.write():
             self.store.record_failure(path, st, error)
+            self.store.end_attempts([path])
             if row is not None:
                 self.store.delete_orphan_photos(self.store.remove_files([path]))
             self.store.dequeue([path])
@@ -240,6 +268,7 @@ class Indexer:
 
     def _done(self, path: str) -> None:
         self.store.clear_failures([path])
+        self.store.end_attempts([path])
         self.store.dequeue([path])
 
     # -- removals and moves (the watcher's events) --------------------------------------------
@@ -254,6 +283,7 @@ class Indexer:
             removed = len(photo_ids)
             self.store.delete_orphan_photos(set(photo_ids))
             self.store.clear_failures(paths)
+            self.store.end_attempts(paths)
             self.store.dequeue(paths)
         return removed
 
