@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import io
+import sqlite3
 import sys
 from typing import Any
 
@@ -121,6 +122,9 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(exc.exit_code)
     except FacetagsError as exc:
         click.echo(f"facetags: error: {shown(str(exc))}", err=True)
+        sys.exit(1)
+    except sqlite3.Error as exc:  # one that facetags.db did not turn into a LibraryError
+        click.echo(f"facetags: error: the library failed ({type(exc).__name__}: {exc})", err=True)
         sys.exit(1)
     except KeyboardInterrupt:
         click.echo("Interrupted.", err=True)

@@ -2,6 +2,8 @@
 
 Writes go through :func:`transaction`, which takes the write lock up front (``BEGIN IMMEDIATE``)
 so two processes never deadlock upgrading a read to a write; with WAL, readers never wait.
+SQLite's errors in opening and writing (a full disk, a read-only file, folder or mount) become
+a :class:`LibraryError` that says what is wrong and what to do (:mod:`facetags.db.diagnose`).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from facetags.db.diagnose import library_error
 from facetags.errors import LibraryError
 
 log = logging.getLogger(__name__)
@@ -51,7 +54,7 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
-        raise LibraryError(f"{path}: cannot open library ({exc})") from exc
+        raise library_error(path, exc) from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
         mode = _journal_wal(conn)
@@ -63,10 +66,10 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
         conn.close()
         if _locked(exc):
             raise LibraryError(f"{path}: library is busy ({exc})") from exc
-        raise LibraryError(f"{path}: not a facetags library ({exc})") from exc
+        raise library_error(path, exc) from exc
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise LibraryError(f"{path}: not a facetags library ({exc})") from exc
+        raise library_error(path, exc) from exc
     return conn
 
 
@@ -90,18 +93,40 @@ def _journal_wal(conn: sqlite3.Connection) -> str:
 
 @contextmanager
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
-    """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception."""
+    """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception.
+    SQLite's errors (a full disk, a read-only library) leave it as a :class:`LibraryError`."""
     try:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
-        raise LibraryError(f"library is busy: {exc}") from exc
+        if _locked(exc):
+            raise LibraryError(f"library is busy: {exc}") from exc
+        raise library_error(_path_of(conn), exc) from exc
     try:
         yield conn
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    else:
         conn.execute("COMMIT")
+    except sqlite3.Error as exc:
+        _rollback(conn)
+        raise library_error(_path_of(conn), exc) from exc
+    except BaseException:
+        _rollback(conn)
+        raise
+
+
+def _rollback(conn: sqlite3.Connection) -> None:
+    if conn.in_transaction:
+        try:
+            conn.execute("ROLLBACK")
+        except sqlite3.Error as exc:  # the error being raised says more
+            log.debug("rollback failed: %s", exc)
+
+
+def _path_of(conn: sqlite3.Connection) -> str:
+    """The file of the connection's main database."""
+    try:
+        row = conn.execute("PRAGMA database_list").fetchone()
+    except sqlite3.Error:
+        return "library"
+    return str(row[2]) if row and row[2] else "library"
 
 
 def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:

@@ -67,13 +67,23 @@ def available(folder: Path | None = None) -> list[Migration]:
             raise LibraryError(f"{path}: migration files are named NNNN_name.sql")
         found.append(Migration(int(match.group(1)), match.group(2), path))
     versions = [m.version for m in found]
-    if versions != list(range(1, len(found) + 1)):
-        raise LibraryError(f"{folder}: migrations must be numbered 1..n without gaps, found {versions}")
+    if len(set(versions)) != len(versions) or (versions and versions[0] < 1):
+        raise LibraryError(f"{folder}: migration numbers must be unique and from 1, found {versions}")
     return found
 
 
 def latest_version(folder: Path | None = None) -> int:
-    return len(available(folder))
+    found = available(folder)
+    return found[-1].version if found else 0
+
+
+def applied_versions(conn: sqlite3.Connection) -> set[int]:
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+    ).fetchone()
+    if not exists:
+        return set()
+    return {int(r[0]) for r in conn.execute("SELECT version FROM schema_migrations")}
 
 
 def current_version(conn: sqlite3.Connection) -> int:
@@ -87,24 +97,30 @@ def current_version(conn: sqlite3.Connection) -> int:
 
 
 def migrate(conn: sqlite3.Connection, target: int | None = None, folder: Path | None = None) -> list[int]:
-    """Bring the schema up to ``target`` (default: the latest). Returns the versions applied.
+    """Apply every migration numbered up to ``target`` (default: all) that the library has not
+    recorded, in order. Returns the versions applied.
 
-    Safe against another process migrating at the same time: each step re-checks the version
-    after taking the write lock.
+    Numbers may have gaps (migrations written side by side land in any order): a library that
+    has 5 gets 4 when 4 arrives. Safe against another process migrating at the same time: each
+    step re-checks after taking the write lock.
     """
     migrations = available(folder)
-    target = len(migrations) if target is None else target
+    known = migrations[-1].version if migrations else 0
+    target = known if target is None else target
     have = current_version(conn)
-    if have > len(migrations):
+    if have > known:
         raise LibraryError(
             f"this library has schema version {have}, newer than this facetags knows "
-            f"({len(migrations)}); upgrade facetags"
+            f"({known}); upgrade facetags"
         )
+    done = applied_versions(conn)
     applied: list[int] = []
-    for migration in migrations[have:target]:
+    for migration in migrations:
+        if migration.version > target or migration.version in done:
+            continue
         with transaction(conn):
             conn.execute(_TABLE)
-            if current_version(conn) >= migration.version:
+            if migration.version in applied_versions(conn):
                 continue  # another process got there first
             log.info("applying migration %04d_%s", migration.version, migration.name)
             try:

@@ -329,6 +329,24 @@ class Store(PeopleStore):
         row = self.conn.execute("SELECT size, mtime_ns FROM failures WHERE path = ?", (path,)).fetchone()
         return None if row is None else (row[0], row[1])
 
+    def begin_attempt(self, path: str, st: FileStat) -> int:
+        """Note that ``path`` is about to be decoded and analysed. Returns how many earlier
+        attempts at the same size and mtime died with their process (never ended)."""
+        row = self.conn.execute(
+            "SELECT size, mtime_ns, died FROM attempts WHERE path = ?", (path,)
+        ).fetchone()
+        died = int(row[2]) + 1 if row is not None and (row[0], row[1]) == (st.size, st.mtime_ns) else 0
+        self.conn.execute(
+            "INSERT INTO attempts (path, size, mtime_ns, died, started_at) VALUES (?, ?, ?, ?, ?)"
+            " ON CONFLICT(path) DO UPDATE SET size = excluded.size, mtime_ns = excluded.mtime_ns,"
+            " died = excluded.died, started_at = excluded.started_at",
+            (path, st.size, st.mtime_ns, died, time.time()),
+        )
+        return died
+
+    def end_attempts(self, paths: Iterable[str]) -> None:
+        self.conn.executemany("DELETE FROM attempts WHERE path = ?", ((p,) for p in paths))
+
     def enqueue(self, paths: Iterable[str]) -> None:
         now = time.time()
         self.conn.executemany(

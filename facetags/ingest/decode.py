@@ -99,11 +99,12 @@ def decode(path: str | os.PathLike[str], max_side: int | None = None) -> Decoded
         try:
             if max_side is not None and im.format == "JPEG":
                 _draft(im, max_side)
-            im.load()  # outside _logged_warnings: the slow part runs in parallel across threads
             orientation = _orientation(im, path)
-            rgb = _to_rgb(im)
-            if max_side is not None and max(rgb.size) > max_side:
-                rgb = _shrink(rgb, max_side)
+            if _large_webp(im, max_side):
+                rgb = _webp_at_most(path, im, max_side)
+            else:
+                im.load()  # outside _logged_warnings: the slow part runs in parallel across threads
+                rgb = _rgb_at_most(im, max_side)
             if orientation in _TRANSPOSE:
                 rgb = rgb.transpose(_TRANSPOSE[orientation])
             # A copy, so the array owns its memory once the file is closed.
@@ -258,13 +259,88 @@ def _orientation(im: Image.Image, path: str | os.PathLike[str]) -> int:
     return 1
 
 
-def _to_rgb(im: Image.Image) -> Image.Image:
-    """Any Pillow mode -> 8-bit RGB; alpha composited onto white, 16 bit scaled (not clipped)."""
+def _rgb_at_most(im: Image.Image, max_side: int | None) -> Image.Image:
+    """``im`` as 8-bit RGB whose long side is at most ``max_side``, in bounded memory.
+
+    The result is what converting the whole image (:func:`_to_rgb`) and then shrinking it
+    (:func:`_shrink`) gives, bit for bit, but no full-size copy is made: the image is converted
+    in strips and each strip box-reduced at once by the factor ``resize(reducing_gap=3)`` would
+    use for its first step (the reduction of a strip whose height is a multiple of that factor
+    is the reduction of those rows of the whole image), and the Lanczos step runs on the
+    reduced image. The largest buffer besides the decoded file is then the reduced image.
+    """
+    size = _shrunk_size(im.size, max_side)
+    if im.mode == "RGB":  # nothing to convert: Pillow's resize reduces first by itself
+        return im if size is None else _shrink(im, size)
+    width, height = im.size
+    fx, fy = (1, 1) if size is None else _reduce_factors(im.size, size)
+    top = _float_top(im)
+    rows = fy * max(1, _STRIP_PIXELS // (width * fy))
+    if rows >= height:  # a small image: one strip is the whole image
+        rgb = _to_rgb(im, top)
+        return rgb if size is None else _shrink(rgb, size)
+    reduced = Image.new("RGB", (-(-width // fx), -(-height // fy)))
+    for y0 in range(0, height, rows):
+        strip = _to_rgb(im.crop((0, y0, width, min(height, y0 + rows))), top)
+        if (fx, fy) != (1, 1):
+            strip = strip.reduce((fx, fy))
+        reduced.paste(strip, (0, y0 // fy))
+        del strip
+    if size is None:
+        return reduced
+    return reduced.resize(size, Image.Resampling.LANCZOS, box=(0, 0, width / fx, height / fy))
+
+
+#: Pixels converted at a time by :func:`_rgb_at_most` (a strip of an RGBA image: 4 MB).
+_STRIP_PIXELS = 1 << 20
+
+
+#: A WebP with more pixels than this is decoded at a reduced size by libwebp itself
+#: (:mod:`facetags.ingest.webp_scaled`): Pillow's way holds ~16 bytes per pixel (0.8 GB here).
+WEBP_PILLOW_MAX_PIXELS = 50_000_000
+
+
+def _large_webp(im: Image.Image, max_side: int | None) -> bool:
+    width, height = im.size
+    if (
+        im.format != "WEBP"
+        or _shrunk_size(im.size, max_side) is None
+        or width * height <= WEBP_PILLOW_MAX_PIXELS
+    ):
+        return False
+    if getattr(im, "n_frames", 1) > 1:
+        return False  # animated: Pillow composes the first frame
+    from facetags.ingest import webp_scaled
+
+    if webp_scaled.available():
+        return True
+    log.warning("libwebp not found: decoding a %d MP WebP in full (high memory)", width * height // 10**6)
+    return False
+
+
+def _webp_at_most(path: str | os.PathLike[str], im: Image.Image, max_side: int | None) -> Image.Image:
+    """A large still WebP scaled by libwebp to the size Pillow's box reduction would give
+    (:func:`_reduce_factors`), then converted and shrunk like every other image."""
+    from facetags.ingest import webp_scaled
+
+    size = _shrunk_size(im.size, max_side)
+    assert size is not None
+    width, height = im.size
+    fx, fy = _reduce_factors(im.size, size)
+    with open(path, "rb") as fh:
+        data = fh.read()
+    scaled = webp_scaled.decode_scaled(data, (-(-width // fx), -(-height // fy)), im.mode == "RGBA")
+    return _shrink(_to_rgb(scaled), size)
+
+
+def _to_rgb(im: Image.Image, top: float | None = None) -> Image.Image:
+    """Any Pillow mode -> 8-bit RGB; alpha composited onto white, 16 bit scaled (not clipped).
+    ``top`` is the full scale of float samples (:func:`_float_top` of the whole image)."""
     mode = im.mode
     if mode == "RGB":
         return im
     if mode.startswith("I") or mode == "F":
-        return Image.fromarray(_to_8bit(np.asarray(im)), mode="L").convert("RGB")
+        return Image.fromarray(_to_8bit(np.asarray(im), top), mode="L").convert("RGB")
     if mode == "P":
         has_alpha = "transparency" in im.info
         im = im.convert("RGBA" if has_alpha else "RGB")
@@ -277,23 +353,57 @@ def _to_rgb(im: Image.Image) -> Image.Image:
     return im.convert("RGB")  # L, 1, CMYK, YCbCr, LAB, HSV
 
 
-def _to_8bit(samples: np.ndarray) -> np.ndarray:
-    """16-bit (or 32-bit integer / float) greyscale samples -> uint8 by scaling."""
-    if samples.dtype.kind == "f":
+def _float_top(im: Image.Image) -> float | None:
+    """The full scale of a float image's samples: 1.0 when every finite sample is <= 1 (or
+    there is none), else 65535. Found strip by strip; None for other modes."""
+    if im.mode != "F":
+        return None
+    width, height = im.size
+    rows = max(1, _STRIP_PIXELS // width)
+    for y0 in range(0, height, rows):
+        samples = np.asarray(im.crop((0, y0, width, min(height, y0 + rows))))
         finite = samples[np.isfinite(samples)]
-        top = 1.0 if finite.size == 0 or float(finite.max()) <= 1.0 else 65535.0
+        if finite.size and float(finite.max()) > 1.0:
+            return 65535.0
+    return 1.0
+
+
+def _to_8bit(samples: np.ndarray, top: float | None = None) -> np.ndarray:
+    """16-bit (or 32-bit integer / float) greyscale samples -> uint8 by scaling. Float samples
+    are scaled by ``top`` (found from ``samples`` when not given)."""
+    if samples.dtype.kind == "f":
+        if top is None:
+            finite = samples[np.isfinite(samples)]
+            top = 1.0 if finite.size == 0 or float(finite.max()) <= 1.0 else 65535.0
         scaled = np.nan_to_num(samples.astype(np.float64) / top * 255.0)
     else:
         scaled = samples.astype(np.float64) / 257.0
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _shrink(im: Image.Image, max_side: int) -> Image.Image:
-    width, height = im.size
+def _shrunk_size(size: tuple[int, int], max_side: int | None) -> tuple[int, int] | None:
+    """The size :func:`decode` reduces an image of ``size`` to; None when it stays as it is."""
+    width, height = size
+    if max_side is None or max(width, height) <= max_side:
+        return None
     factor = max_side / max(width, height)
-    size = (max(1, min(max_side, round(width * factor))), max(1, min(max_side, round(height * factor))))
-    # reducing_gap: a fast box reduction first, then Lanczos over the last factor of 3.
-    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    return (max(1, min(max_side, round(width * factor))), max(1, min(max_side, round(height * factor))))
+
+
+#: resize(): a fast box reduction first, then Lanczos over the last factor of 3.
+_REDUCING_GAP = 3.0
+
+
+def _reduce_factors(size: tuple[int, int], target: tuple[int, int]) -> tuple[int, int]:
+    """The box reduction ``Image.resize(target, reducing_gap=3)`` applies first (Pillow's rule)."""
+    return (
+        int(size[0] / target[0] / _REDUCING_GAP) or 1,
+        int(size[1] / target[1] / _REDUCING_GAP) or 1,
+    )
+
+
+def _shrink(im: Image.Image, size: tuple[int, int]) -> Image.Image:
+    return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
 
 
 def _describe(exc: BaseException) -> str:

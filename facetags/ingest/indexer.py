@@ -14,7 +14,10 @@ Rules (see ``docs/library.md``):
   the user forgets it (``facetags forget``);
 * photos are keyed by their stored pixels, so a changed EXIF orientation is the same photo: its
   faces are turned with it ("reoriented") and keep their people and decisions;
-* files that fail are recorded with their size and mtime and retried only once those change.
+* files that fail are recorded with their size and mtime and retried only once those change;
+* each decode is noted first (``attempts``) and the note removed once the file is indexed or
+  failed: a file whose attempts died with the process twice (killed for memory, a decoder
+  crash) is recorded as failed instead of being decoded a third time.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: progress(done, total, path): called after each file the scan had to look at.
 Progress = Callable[[int, int, str], None]
+#: Attempts at one file (same size and mtime) that may die with the process before it is skipped.
+CRASH_LIMIT = 2
 OUTCOMES = (
     "new",
     "changed",
@@ -165,7 +170,26 @@ class Indexer:
         for other in self.store.files_by_inode(st):
             if other.path != path:
                 return self._link(path, other.photo_id, st, row)
-        return self.commit(path, st, row, process())
+        with self.store.write():
+            died = self.store.begin_attempt(path, st)
+        if died >= CRASH_LIMIT:
+            log.warning("%s: crashed facetags %d times; skipped until it changes", printable(path), died)
+            return self._fail(
+                path, st, f"crashed facetags {died} times while decoding; skipped until it changes", row
+            )
+        try:
+            processed = process()
+        except BaseException:  # an error or an interrupt, not a crash: the file is not to blame
+            self._end_attempt(path)
+            raise
+        return self.commit(path, st, row, processed)
+
+    def _end_attempt(self, path: str) -> None:
+        try:
+            with self.store.write():
+                self.store.end_attempts([path])
+        except Exception:  # the library itself is failing: that error is the one to report
+            log.debug("%s: could not clear the attempt", path, exc_info=True)
 
     def commit(self, path: str, st: FileStat, row: FileRow | None, processed: Processed) -> str:
         """The library half of indexing ``path``: store what :meth:`Pipeline.process` found."""
@@ -332,6 +356,7 @@ class Indexer:
         log.info("%s: %s", printable(path), error)
         with self.store.write():
             self.store.record_failure(path, st, error)
+            self.store.end_attempts([path])
             if row is not None:  # unreadable now (truncated, half written): kept as missing
                 self.store.mark_missing([path], error)
             self.store.dequeue([path])
@@ -339,6 +364,7 @@ class Indexer:
 
     def _done(self, path: str) -> None:
         self.store.clear_failures([path])
+        self.store.end_attempts([path])
         self.store.dequeue([path])
 
     # -- removals and moves (the watcher's events) --------------------------------------------
@@ -351,6 +377,7 @@ class Indexer:
         with self.store.write():
             removed = len(self.store.mark_missing(paths, GONE))
             self.store.clear_failures(paths)
+            self.store.end_attempts(paths)
             self.store.dequeue(paths)
         return removed
 
