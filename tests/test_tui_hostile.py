@@ -268,11 +268,19 @@ async def test_name_dialog_shows_names_and_keeps_an_unchanged_one(lib: Library) 
 
 
 @run_async
-async def test_rename_says_the_old_and_new_names_as_text(lib: Library) -> None:
+async def test_rename_and_its_refusal_say_the_names_as_text(lib: Library) -> None:
     app = make_app(lib)
     async with app.run_test(size=SIZE, notifications=True) as pilot:
         await open_people(pilot)
         await pilot.press("down", "n")  # Ann
+        await settle(pilot)
+        app.screen.query_one(Input).value = "Ann\x1b[2J"  # pasted: the library refuses it
+        await pilot.press("enter")
+        await settle(pilot)
+        refusal = f"name {shown(ANN)}\na name cannot contain control characters: 'Ann\\x1b[2J'"
+        assert refusal in toasts(app)  # the failed step's title names her, escaped
+        check_screen(app)
+        await pilot.press("n")
         await settle(pilot)
         app.screen.query_one(Input).value = "Ann B"
         await pilot.press("enter")
@@ -313,6 +321,27 @@ async def test_merge_question_and_its_refusal_name_them_as_text(lib: Library) ->
         check_screen(app)
     assert lib.person(EVE_ID).name == EVE and lib.person(ANN_ID).name == ANN
     assert lib.person(EVE_ID).faces == 2 and lib.person(ANN_ID).faces == 1
+
+
+@run_async
+async def test_a_decided_face_gone_from_a_hostile_file_is_told_as_text(lib: Library) -> None:
+    from PIL import ImageDraw
+
+    face = lib.face(MIRRORED)
+    lib.name(MIRRORED, EVE + " too")  # a user's decision about that face
+    with Image.open(face.path) as im:  # paint over the face: the edited photo no longer shows it
+        w, h = im.size
+        edited = im.convert("RGB")
+    x, y, fw, fh = face.box
+    ImageDraw.Draw(edited).rectangle((x * w - 4, y * h - 4, (x + fw) * w + 4, (y + fh) * h + 4), fill="grey")
+    edited.save(face.path, quality=92)
+    assert lib.scan([Path(face.path)]).counts["changed"] == 1
+    app = make_app(lib)
+    async with app.run_test(size=SIZE, notifications=True) as pilot:
+        await settle(pilot)
+        told = [t for t in toasts(app) if "gone from edited photos" in t]
+        assert told == [f"1 decided face gone from edited photos\n{shown(face.path)}: {EVE} too"], told
+        check_screen(app)
 
 
 @run_async
