@@ -5,7 +5,8 @@ with capture-pane, names the first cluster by keyboard, types `/` and a filter i
 burst (keys that are also actions on the list must land in the filter), quits, and checks with
 `facetags find` (another process) that the name reached the library file. A second test walks a
 newcomer's way: esc leaves every screen and dialog, and a merge names whom it merges (checked
-with `facetags people`, another process, before and after the answer).
+with `facetags people`, another process, before and after the answer). A third opens the photo
+screen of a file whose name holds unparseable markup and an ESC sequence: shown as text, escaped.
 """
 
 from __future__ import annotations
@@ -202,6 +203,36 @@ def test_esc_leaves_every_screen_and_a_merge_names_whom_first(
     assert after[2] == 2 and 3 not in after
 
     keys("q")
+    deadline = time.monotonic() + 20
+    while tmux.alive() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not tmux.alive(), "the app did not quit on q"
+
+
+def test_a_hostile_file_name_on_the_photo_screen(tmux: Tmux, tmp_path: Path, t1_path: Path) -> None:
+    """A photo whose name holds markup Textual cannot parse and an ESC sequence: the photo screen
+    shows the name as text, the sequence escaped (not a red screen, not a crash), and the app runs on."""
+    name = 't1 [b="] \x1b[31m.jpg'
+    src = tmp_path / "src"
+    src.mkdir()
+    shutil.copy2(t1_path, src / name)
+    db = build_library(tmp_path / "lib", [src / name])
+    env_prefix = f"cd {ROOT} && PYTHONPATH={ROOT} FACETAGS_LIBRARY={db}"
+    command = f"{env_prefix} {sys.executable} -m facetags tui --poll 0.5 --images halfcell"
+    tmux("new-session", "-d", "-s", "tui", "-x", "80", "-y", "24", command)
+
+    tmux.wait_for(lambda s: "/ to filter" in s and "cluster" in s, "the people list")
+    tmux("send-keys", "-t", "tui", "Enter")  # the largest cluster's faces
+    tmux.wait_for(lambda s: "esc Back" in s and "Zoom" in s, "the person screen")
+    tmux("send-keys", "-t", "tui", "Enter")  # the photo of the first face
+    shown = 't1 [b="] \\x1b[31m.jpg  ·  6 faces'
+    tmux.wait_for(lambda s: shown in s and "o Open person" in s, "the photo's name, escaped")
+    assert tmux.alive()
+    tmux("send-keys", "-t", "tui", "Escape")
+    tmux.wait_for(lambda s: "esc Back" in s and "Zoom" in s, "the person screen again")
+    tmux("send-keys", "-t", "tui", "Escape")
+    tmux.wait_for(lambda s: "/ to filter" in s, "the people list again")
+    tmux("send-keys", "-t", "tui", "q")
     deadline = time.monotonic() + 20
     while tmux.alive() and time.monotonic() < deadline:
         time.sleep(0.2)

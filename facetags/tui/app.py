@@ -20,7 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
-from facetags.text import plural
+from facetags.text import plural, shown
 from facetags.tui.client import LibraryClient
 from facetags.tui.messages import ActionDone, ActionFailed, LibraryChanged
 from facetags.tui.screens.base import LibraryScreen, describe_error
@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Notice = tuple[str, str, SeverityLevel]  # title, message, severity
+Notice = tuple[str, list[str], SeverityLevel]  # title, message lines, severity
 
 POLL_SECONDS = 1.0
 SAMPLE_DELAY = 0.25  # seconds the cursor rests on a person before its sample face loads
@@ -90,7 +90,7 @@ class FacetagsApp(App[None]):
         self.sample_delay = sample_delay
         self.people_cache: list[Person] = []  # the latest people list (for name completion)
         self._started = False  # the start-up notices are given on the first poll
-        self.sub_title = Path(library.path).name + (" (read-only)" if read_only else "")
+        self.sub_title = shown(Path(library.path).name) + (" (read-only)" if read_only else "")
 
     def on_mount(self) -> None:
         from facetags.tui.screens.people import PeopleScreen
@@ -101,6 +101,28 @@ class FacetagsApp(App[None]):
         self.run_worker(self._poll_thread, thread=True, group="poll", exit_on_error=False)
         if self.client.read_only:
             self.notify("The library is read-only: you can look but not change.", severity="warning")
+
+    def notify(
+        self,
+        message: str | list[str],
+        *,
+        title: str = "",
+        severity: SeverityLevel = "information",
+        timeout: float | None = None,
+        markup: bool = True,
+    ) -> None:
+        """Every notification is plain text: the names and paths in it are shown as they are,
+        control characters escaped, never read as markup (``markup`` is ignored). A list is
+        several lines."""
+        lines = [message] if isinstance(message, str) else message
+        text = "\n".join(shown(line) for line in lines)
+        super().notify(text, title=shown(title), severity=severity, timeout=timeout, markup=False)
+
+    def action_help_quit(self) -> None:
+        # Textual's own says it in markup, which notify() shows as it is
+        keys = [k for k, b in self.active_bindings.items() if b.binding.action in ("quit", "app.quit")]
+        if keys:
+            self.notify(f"Press {keys[0]} to quit the app", title="Do you want to quit?")
 
     # -- changes ----------------------------------------------------------------------------------
 
@@ -241,9 +263,9 @@ class FacetagsApp(App[None]):
         except Exception:
             log.debug("asking the library for a notice", exc_info=True)
             return
-        shown = notice(found)
-        if shown is not None:
-            title, message, severity = shown
+        told = notice(found)
+        if told is not None:
+            title, message, severity = told
             self.call_from_thread(self.notify, message, title=title, severity=severity, timeout=12)
 
     def on_library_changed(self, message: LibraryChanged) -> None:
@@ -336,7 +358,7 @@ def _stale_xmp_notice(count: int) -> Notice | None:
         f"{plural(count, 'photo')} still carry names facetags wrote before your later changes. "
         "Press X to write XMP for everyone."
     )
-    return "XMP out of date", message, "information"
+    return "XMP out of date", [message], "information"
 
 
 def _lost_faces_notice(lost: list[LostFace]) -> Notice | None:
@@ -344,6 +366,7 @@ def _lost_faces_notice(lost: list[LostFace]) -> Notice | None:
     status`` keeps listing them)."""
     if not lost:
         return None
-    shown = "\n".join(f.describe() for f in lost[:5])
-    more = f"\n… and {len(lost) - 5} more (facetags status)" if len(lost) > 5 else ""
-    return f"{plural(len(lost), 'decided face')} gone from edited photos", f"{shown}{more}", "warning"
+    lines = [f.describe() for f in lost[:5]]
+    if len(lost) > 5:
+        lines.append(f"… and {len(lost) - 5} more (facetags status)")
+    return f"{plural(len(lost), 'decided face')} gone from edited photos", lines, "warning"

@@ -16,6 +16,7 @@ from textual.widgets import Header, Label, Static
 
 from facetags.db.records import FaceRecord, Person
 from facetags.tui.faces import best_face, face_caption
+from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.widgets.picture import Picture, decode
 
@@ -94,19 +95,19 @@ class CompareScreen(LibraryScreen):
             return
         title = self.query_one("#compare-title", Static)
         if face is None or best is None:
-            title.update(f"No faces left in {_who(person)}. Esc to go back.")
+            title.update(plain(f"No faces left in {_who(person)}. Esc to go back."))
             for part in ("best", "this"):
                 self.query_one(f"#{part}-picture", Picture).show(None, text="")
                 self.query_one(f"#{part}-caption", Label).update("")
                 self.query_one(f"#{part}-detail", Label).update("")
             return
         at = self.faces.index(face)
-        title.update(f"Is this {_who(person)}?  ·  face {at + 1} of {len(self.faces)}")
-        self.query_one("#best-caption", Label).update(f"{_who(person)}: the best face")
-        self.query_one("#best-detail", Label).update(face_caption(best))
+        title.update(plain(f"Is this {_who(person)}?  ·  face {at + 1} of {len(self.faces)}"))
+        self.query_one("#best-caption", Label).update(plain(f"{_who(person)}: the best face"))
+        self.query_one("#best-detail", Label).update(plain(face_caption(best)))
         same = face.face_id == best.face_id
         self.query_one("#this-caption", Label).update("this face" + (" (the best one)" if same else ""))
-        self.query_one("#this-detail", Label).update(face_caption(face))
+        self.query_one("#this-detail", Label).update(plain(face_caption(face)))
         client, ids = self.facetags.client, (best.face_id, face.face_id)
 
         def pictures(_lib: Library) -> tuple[tuple[int, int], Any, Any]:

@@ -16,6 +16,8 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Label
 
+from facetags.tui.plain import plain, plain_lines
+
 MAX_DETAILS = 8
 
 
@@ -33,12 +35,12 @@ class ConfirmDialog(ModalScreen[bool]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
-            yield Label(self.question, id="dialog-title")
+            yield Label(plain(self.question), id="dialog-title")
             if self.details:
                 shown = [f"  {line}" for line in self.details[:MAX_DETAILS]]
                 if len(self.details) > MAX_DETAILS:
                     shown.append(f"  … and {len(self.details) - MAX_DETAILS} more")
-                yield Label("\n".join(shown), id="dialog-details")
+                yield Label(plain_lines(shown), id="dialog-details")
             with Horizontal(id="dialog-buttons"):
                 yield Button("Yes (y)", id="yes", variant="primary")
                 yield Button("No (n / esc)", id="no")

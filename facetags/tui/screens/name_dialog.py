@@ -1,7 +1,9 @@
 """Ask for a person's name, completing the names the library already has.
 
 Typing shows matching names below the input (and completes inline: → accepts). Choosing an
-existing name for a cluster merges the cluster into that person; the hint line says so.
+existing name for a cluster merges the cluster into that person; the hint line says so. A name
+with control characters (another tool may have written one) is shown escaped; entered unchanged,
+it is left as it is.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
 from facetags.people.names import name_key
+from facetags.text import shown
+from facetags.tui.plain import plain
 
 MAX_CHOICES = 8
 
@@ -38,6 +42,7 @@ class NameDialog(ModalScreen[str | None]):
         self.title_text = title
         self.names = sorted(set(names), key=name_key)
         self.value = value
+        self.shown_value = shown(value)  # what the input shows of it
         self.hint = hint
         self.allow_ids = allow_ids
         # Keys that arrive before the input has focus (a paste or tmux send-keys right after the
@@ -47,19 +52,20 @@ class NameDialog(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
-            yield Label(self.title_text, id="dialog-title")
+            yield Label(plain(self.title_text), id="dialog-title")
             yield Input(
-                value=self.value,
+                value=self.shown_value,
                 placeholder="name" + (" or #id" if self.allow_ids else ""),
-                suggester=SuggestFromList(self.names, case_sensitive=False),
+                # completing inline types the name: only names that are shown as they are
+                suggester=SuggestFromList([n for n in self.names if shown(n) == n], case_sensitive=False),
                 id="name-input",
             )
             yield OptionList(id="name-choices")
-            yield Label(self.hint, id="dialog-hint")
+            yield Label(plain(self.hint), id="dialog-hint")
             yield Label("enter: ok  ·  ↓: pick a name  ·  esc: cancel", id="dialog-keys")
 
     def on_mount(self) -> None:
-        self._refresh_choices(self.value)
+        self._refresh_choices(self.shown_value)
         self.call_after_refresh(self._take_early_keys)
 
     def on_key(self, event: events.Key) -> None:
@@ -86,7 +92,7 @@ class NameDialog(ModalScreen[str | None]):
             if key.key == "enter":
                 text = "".join(typed).strip() or field.value.strip()
                 if text:
-                    self.dismiss(text)
+                    self._submit(text)
                     return
             elif key.key == "backspace":
                 if typed:
@@ -107,7 +113,7 @@ class NameDialog(ModalScreen[str | None]):
         choices = self.query_one("#name-choices", OptionList)
         choices.clear_options()
         matches = self._matches(text)
-        choices.add_options([Option(n, id=n) for n in matches])
+        choices.add_options([Option(plain(n), id=n) for n in matches])
         choices.display = bool(matches)
         own = name_key(self.value) if self.value else None
         exact = [
@@ -115,9 +121,9 @@ class NameDialog(ModalScreen[str | None]):
         ]
         hint = self.query_one("#dialog-hint", Label)
         if exact:
-            hint.update(f"{exact[0]} exists: this joins them")
+            hint.update(plain(f"{exact[0]} exists: this joins them"))
         else:
-            hint.update(self.hint)
+            hint.update(plain(self.hint))
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._refresh_choices(event.value)
@@ -126,6 +132,12 @@ class NameDialog(ModalScreen[str | None]):
         event.stop()
         text = event.value.strip()
         if text:
+            self._submit(text)
+
+    def _submit(self, text: str) -> None:
+        if text == self.shown_value != self.value:
+            self.dismiss(None)  # the escaped form of a name, unchanged: nothing to rename
+        else:
             self.dismiss(text)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:

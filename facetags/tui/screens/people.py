@@ -18,8 +18,9 @@ from textual.widgets import DataTable, Header, Input, Static
 
 from facetags.db.records import Person
 from facetags.people.names import name_key
-from facetags.text import plural
+from facetags.text import plural, shown
 from facetags.tui.faces import best_face
+from facetags.tui.plain import plain_lines
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.confirm import ConfirmDialog
 from facetags.tui.screens.name_dialog import NameDialog
@@ -141,7 +142,7 @@ class PeopleScreen(LibraryScreen):
             self._rows = rows
             table.clear()
             for p in self.shown:
-                label = Text(person_label(p), style="" if p.name else "italic dim")
+                label = Text(shown(person_label(p)), style="" if p.name else "italic dim")
                 if p.hidden:
                     label.append("  hidden", style="red")
                 mark = "●" if p.id in self.marked else " "
@@ -183,7 +184,7 @@ class PeopleScreen(LibraryScreen):
             "",
             total,
         ]
-        info.update("\n".join(line for line in lines if line is not None))
+        info.update(plain_lines(lines))
         if self._sample_for != person.id:
             self._sample_for = person.id
             self.query_one("#sample", Picture).show(None, text="")

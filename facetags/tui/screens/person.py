@@ -15,6 +15,7 @@ from textual.widgets import Header, Static
 from facetags.db.records import FaceRecord, Person
 from facetags.people.names import name_key
 from facetags.text import plural
+from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.name_dialog import NameDialog
 from facetags.tui.screens.people import person_label
@@ -106,7 +107,7 @@ class PersonScreen(LibraryScreen):
             parts.append(f"{len(grid.selected)} selected")
         if grid.pages > 1:
             parts.append(f"page {grid.page + 1}/{grid.pages} ([ ])")
-        self.query_one("#person-title", Static).update("  ·  ".join(parts))
+        self.query_one("#person-title", Static).update(plain("  ·  ".join(parts)))
 
     def on_face_grid_page_shown(self, event: FaceGrid.PageShown) -> None:
         client = self.facetags.client

@@ -18,6 +18,7 @@ from textual.widgets import Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from facetags.db.records import FaceRecord, Person
+from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.name_dialog import NameDialog
 from facetags.tui.widgets.picture import Picture
@@ -73,7 +74,7 @@ class PhotoScreen(LibraryScreen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        yield Static(os.path.basename(self.path), id="photo-title")
+        yield Static(plain(os.path.basename(self.path)), id="photo-title")
         with Horizontal(id="photo-body"):
             yield Picture(placeholder="loading…", id="photo-picture")
             with Vertical(id="photo-side"):
@@ -105,14 +106,14 @@ class PhotoScreen(LibraryScreen):
             options.clear_options()
             for n, face in enumerate(self.faces, 1):
                 who = face.person_name or f"cluster {face.person_id}"
-                options.add_option(Option(f"{n}  {who}", id=str(face.face_id)))
+                options.add_option(Option(plain(f"{n}  {who}"), id=str(face.face_id)))
             index = next((i for i, f in enumerate(self.faces) if f.face_id == self.face_id), None)
             if index is None and highlighted is not None and highlighted < len(self.faces):
                 index = highlighted
             if self.faces:
                 options.highlighted = index or 0
             self.query_one("#photo-title", Static).update(
-                f"{os.path.basename(self.path)}  ·  {len(self.faces)} faces"
+                plain(f"{os.path.basename(self.path)}  ·  {len(self.faces)} faces")
             )
             self._draw()
 

@@ -18,6 +18,7 @@ from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Label, Static
 
 from facetags.tui.faces import best_face, face_caption
+from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.widgets.picture import Picture, decode
 
@@ -51,7 +52,7 @@ class SuggestionsScreen(LibraryScreen):
         yield Static("", id="suggest-question")
         with Horizontal(id="suggest-body"):
             with Vertical(classes="suggest-face"):
-                yield Label(self.name_text, classes="suggest-caption")
+                yield Label(plain(self.name_text), classes="suggest-caption")
                 yield Picture(placeholder="", id="suggest-known", classes="large-face")
                 yield Label("", classes="suggest-detail", id="suggest-known-detail")
             with Vertical(classes="suggest-face"):
@@ -88,7 +89,7 @@ class SuggestionsScreen(LibraryScreen):
             self._loading = False
             self.queue, known, caption = data
             self.query_one("#suggest-known", Picture).show(known)
-            self.query_one("#suggest-known-detail", Label).update(caption)
+            self.query_one("#suggest-known-detail", Label).update(plain(caption))
             self._show()
         elif what == "candidate":
             face_id, image = data
@@ -100,7 +101,7 @@ class SuggestionsScreen(LibraryScreen):
         candidate = self.query_one("#suggest-candidate", Picture)
         if not self.queue:
             done = f" ({self.answered} answered)" if self.answered else ""
-            question.update(f"No more suggestions for {self.name_text}{done}. Esc to go back.")
+            question.update(plain(f"No more suggestions for {self.name_text}{done}. Esc to go back."))
             candidate.show(None, text="")
             self.query_one("#suggest-candidate-detail", Label).update("")
             return
@@ -109,11 +110,11 @@ class SuggestionsScreen(LibraryScreen):
         text = f"Is this {self.name_text}?   face #{s.face_id} in {os.path.basename(s.path)}"
         if s.cluster_faces > 1:
             text += f"   (its cluster holds {s.cluster_faces} faces: a for all)"
-        question.update(text)
+        question.update(plain(text))
         question.tooltip = f"similarity {s.score:.2f} (cluster {s.cluster_id})"
         candidate.show(None, text="…")
         detail = f"#{s.face_id} · {os.path.basename(s.path)}"
-        self.query_one("#suggest-candidate-detail", Label).update(detail)
+        self.query_one("#suggest-candidate-detail", Label).update(plain(detail))
         client, fid = self.facetags.client, s.face_id
         self.load("candidate", lambda _lib: (fid, decode(client.thumbnail(fid))))
 

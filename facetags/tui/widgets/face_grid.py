@@ -17,11 +17,13 @@ from textual import events
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.containers import VerticalScroll
+from textual.content import Content
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Label
 
 from facetags.db.records import FaceRecord
+from facetags.tui.plain import plain
 from facetags.tui.widgets.picture import Picture
 
 PAGE_SIZE = 40
@@ -68,8 +70,8 @@ class FaceTile(Widget):
         self.file_name = file_name
         self._apply_width(width)
 
-    def _label(self) -> str:
-        return ("● " if self.has_class("-selected") else "") + face_label(self.face, self.file_name)
+    def _label(self) -> Content:
+        return plain(("● " if self.has_class("-selected") else "") + face_label(self.face, self.file_name))
 
     def compose(self) -> ComposeResult:
         columns, rows = picture_size(self.tile_width)
