@@ -19,8 +19,15 @@ CONFINED = {
     "tf2onnx": ("train/",),
     "dlib": ("train/", "evaluate/", "vision/dlib"),
     # export checks onnxruntime against TensorFlow; quantize runs its quantizer; restem runs the
-    # float file's old stem for its targets and checks the written one
-    "onnxruntime": ("vision/", "train/export.py", "train/quantize.py", "train/restem.py"),
+    # float file's old stem for its targets and checks the written one; mobilefacenet checks its
+    # conversion against the tflite interpreter
+    "onnxruntime": (
+        "vision/",
+        "train/export.py",
+        "train/quantize.py",
+        "train/restem.py",
+        "train/mobilefacenet.py",
+    ),
     "watchdog": ("ingest/watch.py",),
     "textual": ("tui/",),
     "textual_image": ("tui/",),
