@@ -338,5 +338,15 @@ def build(
             model = add_flip(model, "NHWC")
         path.write_bytes(model.SerializeToString())
     halve_weights(path)
+    if not flip:  # the written file (weights rounded to float16) against the tflite file too
+        written = onnx_vectors(path, check_crops)
+        cosine = np.sum(_unit(written) * _unit(reference), axis=1)
+        figures["written_max_abs_diff_vs_tflite"] = float(np.max(np.abs(written - reference)))
+        figures["written_min_cosine_vs_tflite"] = round(float(cosine.min()), 6)
+        extra["fp16_min_cosine_vs_tflite"] = figures["written_min_cosine_vs_tflite"]
     spec = write_spec(path, {**extra, "fp16_weights": True}, model_id)
     return Report(spec, figures)
+
+
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
