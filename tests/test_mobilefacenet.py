@@ -77,11 +77,28 @@ def test_embeds_real_faces_to_unit_vectors_same_person_closest(devtest_faces: An
     assert sims[same].mean() - sims[different].mean() > 0.4
 
 
-def test_chosen_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    from facetags.config import load_settings
+def test_chosen_by_environment_in_the_cli(tmp_path: Path, shared_data: Path) -> None:
+    """``FACETAGS_EMBEDDER=mobilefacenet-v1 facetags scan``, in real processes: the faces get
+    this model's vectors, and the library says which model it runs."""
+    import json
+    import os
+    import subprocess
+    import sys
 
-    monkeypatch.setenv("FACETAGS_EMBEDDER", MODEL_ID)
-    assert load_settings().embedder == MODEL_ID
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy2(shared_data / "bbt" / "groups" / "bbt1.jpg", photos / "bbt1.jpg")
+    env = {**os.environ, "FACETAGS_EMBEDDER": MODEL_ID}
+    cli = [sys.executable, "-m", "facetags", "--library", str(tmp_path / "lib.db")]
+
+    def run(*args: str) -> dict[str, Any]:
+        done = subprocess.run([*cli, *args], env=env, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr[-2000:]
+        return dict(json.loads(done.stdout))
+
+    assert run("scan", "--json", str(photos))["faces"] >= 4
+    status = run("status", "--json")
+    assert status["model"] == model_version(MODEL_ID) and status["stale_faces"] == 0
 
 
 def test_a_library_scanned_with_it(tmp_path: Path, models: tuple[Any, Any], shared_data: Path) -> None:
