@@ -687,3 +687,12 @@ def all_cmd(data: str, out: str, model_id: str, workers: int, **kw: Any) -> None
     build_cache(root, Path(kw["cache"]), training_items(root), workers=workers)
     run = _fit(**kw)
     _export(run, "best", out, model_id, 100)
+
+
+def _add_teacher_commands() -> None:
+    from facetags.commands.train_teacher import teacher_mobilefacenet
+
+    train.add_command(teacher_mobilefacenet)
+
+
+_add_teacher_commands()
