@@ -151,7 +151,7 @@ def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) ->
     with Library.open(settings.library, settings, create=False) as lib:
         by_photo: dict[str, list[Any]] = defaultdict(list)
         for record in lib.faces():
-            if _under(record.path, root):
+            if _under(record.path, root) and not record.missing:  # a missing photo's path is stale
                 by_photo[record.path].append(record)
         if not by_photo:
             where = shown(directory)
