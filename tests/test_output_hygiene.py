@@ -181,7 +181,7 @@ def test_the_watchers_log_shows_names_escaped(tmp_path: Path, t1_path: Path, ast
     log = tmp_path / "watch.log"
     with log.open("w") as err:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "facetags", "-v", "watch", "--settle", "0.3", str(folder)],
+            [sys.executable, "-m", "facetags", "-vv", "watch", "--settle", "0.3", str(folder)],
             env=env,
             cwd=ROOT,
             stdout=subprocess.DEVNULL,

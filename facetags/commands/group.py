@@ -29,18 +29,24 @@ def configure_logging(ctx: click.Context, more: int) -> None:
     root_ctx.meta[_VERBOSE_KEY] = verbose
     level = logging.WARNING - 10 * min(verbose, 2)
     root = logging.getLogger()
-    ours = [h for h in root.handlers if isinstance(h, _Handler)]
-    if ours:
-        ours[0].setStream(sys.stderr)  # the stderr of now (tests swap it between invocations)
-    else:
-        handler = _Handler(sys.stderr)
+    if not any(isinstance(h, _Handler) for h in root.handlers):
+        handler = _Handler()
         handler.setFormatter(ShownFormatter("facetags: %(levelname)s: %(message)s"))
         root.addHandler(handler)
     root.setLevel(level)
 
 
 class _Handler(logging.StreamHandler):  # type: ignore[type-arg, unused-ignore]
-    """facetags' own stderr handler; its formatter escapes paths (facetags.text.shown)."""
+    """facetags' own handler: writes to whatever ``sys.stderr`` is when a record comes (tests
+    and embedding programs swap it); its formatter escapes paths (facetags.text.shown)."""
+
+    @property  # type: ignore[override, unused-ignore]
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
 
 
 def _library_given(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
