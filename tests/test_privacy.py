@@ -121,7 +121,7 @@ def test_no_process_reaches_for_the_network(strace_works: None, tmp_path: Path, 
     # the watcher (its own library) runs while the other commands do, and long enough to have
     # met onnxruntime's first upload
     log = tmp_path / "watch.log"
-    watcher = [sys.executable, "-m", "facetags", "--library", str(tmp_path / "watch.db"), "-v", "watch"]
+    watcher = [sys.executable, "-m", "facetags", "--library", str(tmp_path / "watch.db"), "-vv", "watch"]
     with log.open("w") as err:
         watch = subprocess.Popen(
             traced(traces / "watch", *watcher, "--settle", "0.3", str(watched)),
