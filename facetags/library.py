@@ -347,6 +347,8 @@ class Library:
 
         with self._lock:
             records = self.faces_to_write(person_id)
+            if records and not dry_run:
+                self.store.check_writable()  # before any photo changes: what is written is recorded
         return write_records(
             records, options, dry_run=dry_run, progress=progress, stop=stop, remember=self.remember_xmp_names
         )

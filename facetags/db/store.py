@@ -11,7 +11,7 @@ import os
 import sqlite3
 import time
 from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, suppress
 from dataclasses import dataclass
 
 import numpy as np
@@ -22,6 +22,10 @@ from facetags.db.people_store import PeopleStore
 from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, MissingPhoto
 
 _FILE_COLS = "id, path, photo_id, size, mtime_ns, device, inode"
+
+
+class _RolledBack(Exception):
+    """Raised inside a transaction to roll it back on purpose."""
 
 
 def _prefix_range(root: str) -> tuple[str, str]:
@@ -86,6 +90,13 @@ class Store(PeopleStore):
         return int(self.conn.execute("PRAGMA data_version").fetchone()[0])
 
     # -- meta ---------------------------------------------------------------------------------
+
+    def check_writable(self) -> None:
+        """Raise the library's write error (a LibraryError saying what to do) now if it cannot
+        be written: one real write, rolled back."""
+        with suppress(_RolledBack), self.write():
+            self.conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('write_check', '')")
+            raise _RolledBack
 
     def get_meta(self, key: str) -> str | None:
         row = self.conn.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
