@@ -22,6 +22,7 @@ CONFINED = {
     # float file's old stem for its targets and checks the written one
     "onnxruntime": ("vision/", "train/export.py", "train/quantize.py", "train/restem.py"),
     "watchdog": ("ingest/watch.py",),
+    "distributed": ("ingest/cluster.py",),
     "textual": ("tui/",),
     "textual_image": ("tui/",),
     "click": ("cli.py", "commands/"),

@@ -140,6 +140,8 @@ def _flags() -> dict[str, list[str]]:
 def _default(spec: dataclasses.Field[object]) -> str:
     if spec.name == "library":
         return "`~/.local/share/facetags/library.db` (your data directory)"
+    if spec.default is dataclasses.MISSING:  # computed when read: the description says how
+        return "(computed)"
     return f"`{spec.default!r}`".replace("'", '"')
 
 
