@@ -8,6 +8,7 @@ the engine's processes talk only over loopback. Real photos (../shared/data deep
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -16,7 +17,7 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,8 +32,7 @@ from tests.test_scan_parallel import (  # the same photos and local scan as the 
     serial,  # noqa: F401
 )
 
-distributed = pytest.importorskip("distributed", reason="Dask distributed: pip install 'facetags[cluster]'")
-psutil = pytest.importorskip("psutil", reason="comes with distributed")
+NO_ENGINE = "needs Dask distributed: pip install 'facetags[cluster]'"
 
 ROOT = Path(__file__).resolve().parents[1]
 LOOPBACK = "127.0.0.1"
@@ -52,10 +52,14 @@ class Cluster:
     processes: list[subprocess.Popen[bytes]]
 
     def worker_pids(self) -> list[int]:
+        import distributed
+
         with distributed.Client(self.address, timeout=30, set_as_default=False) as client:
             return sorted(client.run(os.getpid).values())
 
     def tree(self) -> list[int]:
+        import psutil
+
         pids = []
         for proc in self.processes:
             try:
@@ -65,24 +69,25 @@ class Cluster:
         return pids
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1`` on 127.0.0.1."""
-    work = tmp_path_factory.mktemp("cluster")
+@contextlib.contextmanager
+def running_cluster(work: Path, workers: int, wrap: Sequence[str] = ()) -> Iterator[Cluster]:
+    """``dask scheduler`` and ``dask worker --nworkers N --nthreads 1`` on 127.0.0.1 (the worker
+    command run through ``wrap``), stopped after."""
+    distributed = pytest.importorskip("distributed", reason=NO_ENGINE)
     info = work / "scheduler.json"
     dask = [sys.executable, "-m", "dask"]
     procs: list[subprocess.Popen[bytes]] = []
-    try:
-        scheduler = [*dask, "scheduler", "--host", LOOPBACK, "--port", "0", *QUIET]
-        scheduler += ["--scheduler-file", str(info)]
+
+    def start(command: list[str], log: str) -> None:
+        err = (work / log).open("wb")
         procs.append(
-            subprocess.Popen(
-                scheduler,
-                env=ENV,
-                stdout=subprocess.DEVNULL,
-                stderr=(work / "scheduler.log").open("wb"),
-                start_new_session=True,
-            )
+            subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        )
+
+    try:
+        start(
+            [*dask, "scheduler", "--host", LOOPBACK, "--port", "0", *QUIET, "--scheduler-file", str(info)],
+            "scheduler.log",
         )
         deadline = time.monotonic() + 60
         while not info.is_file() or not info.read_text().strip():
@@ -91,19 +96,10 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             time.sleep(0.1)
         time.sleep(0.2)  # written in one go, but be sure it is complete
         address = json.loads(info.read_text())["address"]
-        worker = [*dask, "worker", address, "--host", LOOPBACK, "--nworkers", "2", "--nthreads", "1"]
-        worker += [*QUIET, "--local-directory", str(work / "workers")]
-        procs.append(
-            subprocess.Popen(
-                worker,
-                env=ENV,
-                stdout=subprocess.DEVNULL,
-                stderr=(work / "workers.log").open("wb"),
-                start_new_session=True,
-            )
-        )
+        worker = [*dask, "worker", address, "--host", LOOPBACK, "--nworkers", str(workers), "--nthreads", "1"]
+        start([*wrap, *worker, *QUIET, "--local-directory", str(work / "workers")], "workers.log")
         with distributed.Client(address, timeout=30, set_as_default=False) as client:
-            client.wait_for_workers(2, timeout=90)
+            client.wait_for_workers(workers, timeout=90)
         yield Cluster(address, procs)
     finally:
         for proc in reversed(procs):  # the workers (their nannies end their processes), then the scheduler
@@ -112,8 +108,14 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
                 try:
                     proc.wait(30)
                 except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)  # the session this fixture started
+                    os.killpg(proc.pid, signal.SIGKILL)  # the session started here
                     proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster"), workers=2) as running:
+        yield running
 
 
 def _count(db: Path, table: str) -> int:
@@ -185,6 +187,8 @@ def test_a_worker_killed_mid_scan_loses_nothing_and_the_library_equals_a_local_s
 
 @pytest.mark.slow
 def test_the_engine_talks_over_loopback_only(cluster: Cluster) -> None:
+    import psutil
+
     cluster.worker_pids()  # some traffic first
     addresses = set()
     for pid in cluster.tree():
@@ -198,7 +202,26 @@ def test_the_engine_talks_over_loopback_only(cluster: Cluster) -> None:
     assert addresses == {LOOPBACK}
 
 
+def test_without_dask_a_cluster_scan_says_what_to_install(tmp_path: Path, astronaut_path: Path) -> None:
+    shutil.copy(astronaut_path, tmp_path)
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if not installed: importing it fails\n"
+        "from facetags.cli import main\n"
+        f"main(['--library', {str(tmp_path / 'lib.db')!r}, 'scan', '--cluster', 'tcp://{LOOPBACK}:9',"
+        f" {str(tmp_path)!r}])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(
+        "facetags: error: scanning on a cluster needs Dask distributed: pip install 'facetags[cluster]'"
+    )
+
+
 def test_a_cluster_that_is_not_there_is_one_line(tmp_path: Path, astronaut_path: Path) -> None:
+    pytest.importorskip("distributed", reason=NO_ENGINE)
     photos_dir = tmp_path / "photos"
     photos_dir.mkdir()
     shutil.copy(astronaut_path, photos_dir)
@@ -219,3 +242,34 @@ def test_a_cluster_that_is_not_there_is_one_line(tmp_path: Path, astronaut_path:
         assert len(lines) == 1 and message in lines[0], out.stderr
     with sqlite3.connect(tmp_path / "lib.db") as conn:  # nothing recorded as failed
         assert conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_see_the_photos_stops_the_scan_and_records_nothing(
+    tmp_path: Path, astronaut_path: Path
+) -> None:
+    """The worker runs in its own mount namespace with an empty folder over the photos' one."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs unshare -m (root) to hide the photos from the worker")
+    photos_dir = tmp_path / "photos"
+    photos_dir.mkdir()
+    shutil.copy(astronaut_path, photos_dir / "astronaut.jpg")
+    hide = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"', str(photos_dir)]
+    db = tmp_path / "lib.db"
+    with running_cluster(tmp_path, workers=1, wrap=hide) as hidden:
+        out = _scan(db, photos_dir, hidden.address)
+        _, err = out.communicate(timeout=120)
+    assert out.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"a cluster worker cannot read {photos_dir / 'astronaut.jpg'}" in lines[0]
+    assert "the workers must see the photos at the same paths" in lines[0]
+    assert _count(db, "failures") == 0 and _count(db, "photos") == 0  # not recorded as a bad file
+    local = subprocess.run(
+        [sys.executable, "-m", "facetags", "--library", str(db), "scan", "--json", str(photos_dir)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(local.stdout)["new"] == 1, local.stderr  # so the next scan indexes it

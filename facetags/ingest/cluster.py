@@ -17,6 +17,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import uuid
 from collections import Counter
 from typing import Any
@@ -31,6 +32,7 @@ log = logging.getLogger(__name__)
 #: Seconds to reach the scheduler and to wait for a first worker.
 CONNECT_TIMEOUT_S = 10
 _sized = False  # in a worker process: onnxruntime's threads shared out already
+_sizing = threading.Lock()
 
 
 class NotShared(Exception):
@@ -41,15 +43,16 @@ def analyse_on_worker(
     path: str, settings: Settings, library: str | None, host: str, per_host: dict[str, int]
 ) -> Processed:
     """Runs on a worker: :func:`analyse_file`, with onnxruntime's threads sized first so that
-    the workers on one machine share its cores (``FACETAGS_THREADS`` there, else its cores), as
-    the local pool's workers do."""
+    the analyses running at once on one machine share its cores (``FACETAGS_THREADS`` there,
+    else its cores), as the local pool's workers do."""
     global _sized
-    if not _sized:
-        from distributed import get_worker
+    with _sizing:
+        if not _sized:
+            from distributed import get_worker
 
-        here = get_worker().address.rsplit(":", 1)[0]
-        os.environ["FACETAGS_THREADS"] = str(worker_threads(per_host.get(here, 1)))
-        _sized = True
+            here = get_worker().address.rsplit(":", 1)[0]
+            os.environ["FACETAGS_THREADS"] = str(worker_threads(per_host.get(here, 1)))
+            _sized = True
     if not os.path.lexists(path):
         raise NotShared(f"{socket.gethostname()}: {path} is not there")
     return analyse_file(path, settings, library, host)
@@ -114,8 +117,11 @@ class ClusterPool:
         except (OSError, TimeoutError) as exc:
             self._client.close()
             raise ClusterError(f"the cluster at {address} has no workers ({exc})") from exc
-        slots = self._client.nthreads()
-        self._per_host = dict(Counter(w.rsplit(":", 1)[0] for w in slots))
+        slots = self._client.nthreads()  # worker address -> threads
+        per_host: Counter[str] = Counter()
+        for worker, threads in slots.items():
+            per_host[worker.rsplit(":", 1)[0]] += threads
+        self._per_host = dict(per_host)  # analyses at once on each machine
         self.workers = max(1, sum(slots.values()))
         self.ahead = AHEAD_PER_WORKER * self.workers
         log.info("analysing on %d workers of the cluster at %s", self.workers, address)
