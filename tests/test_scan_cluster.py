@@ -273,3 +273,38 @@ def test_a_worker_that_cannot_see_the_photos_stops_the_scan_and_records_nothing(
         timeout=120,
     )
     assert json.loads(local.stdout)["new"] == 1, local.stderr  # so the next scan indexes it
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_cluster_scan_then_a_rerun_equals_a_local_scan(
+    cluster: Cluster,
+    photos: Path,  # noqa: F811
+    serial: tuple[Path, dict[str, object]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "killed.db"
+    proc = _scan(db, photos, cluster.address)
+    try:
+        deadline = time.monotonic() + 120
+        while _photo_count(db) < 10:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "indexing did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = _photo_count(db)
+    assert 10 <= done < 69, f"killed too late to prove anything ({done})"
+    rerun = _scan(db, photos, cluster.address)  # the same cluster, its client gone
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    report = json.loads(out)
+    assert report["new"] == 69 - done and report["failed"] == 0
+    serial_db = serial[0]
+    for table in ("photos", "files", "faces", "embeddings", "queue"):
+        assert _count(db, table) == _count(serial_db, table), table
+    _same_faces(_faces(db), _faces(serial_db))
+    assert _clusters(db) == _clusters(serial_db)
