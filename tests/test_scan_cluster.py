@@ -308,3 +308,37 @@ def test_kill_9_of_a_cluster_scan_then_a_rerun_equals_a_local_scan(
         assert _count(db, table) == _count(serial_db, table), table
     _same_faces(_faces(db), _faces(serial_db))
     assert _clusters(db) == _clusters(serial_db)
+
+
+@pytest.mark.slow
+def test_a_scheduler_killed_mid_scan_leaves_the_scan_to_finish_here(
+    photos: Path,  # noqa: F811
+    serial: tuple[Path, dict[str, object]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "lib.db"
+    with running_cluster(tmp_path, workers=2) as doomed:
+        proc = _scan(db, photos, doomed.address)
+        try:
+            deadline = time.monotonic() + 120
+            while _photo_count(db) < 10:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "indexing did not start"
+                time.sleep(0.05)
+            os.kill(doomed.processes[0].pid, signal.SIGKILL)  # the scheduler
+            killed_at = _photo_count(db)
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    assert killed_at < 69, f"killed too late to prove anything ({killed_at})"
+    assert "Traceback" not in err and "analysing here" in err
+    report = json.loads(out)
+    assert report["new"] == 69 and report["failed"] == 0
+    serial_db = serial[0]
+    for table in ("photos", "files", "faces", "embeddings", "queue"):
+        assert _count(db, table) == _count(serial_db, table), table
+    _same_faces(_faces(db), _faces(serial_db))
+    assert _clusters(db) == _clusters(serial_db)

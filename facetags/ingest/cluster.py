@@ -20,6 +20,7 @@ import socket
 import threading
 import uuid
 from collections import Counter
+from concurrent.futures import CancelledError
 from typing import Any
 
 from facetags.config import CLUSTER_ADDRESS, Settings
@@ -81,13 +82,32 @@ class _Result:
             raise _Gone(self.path) from None  # gone here too: the scan records it itself
 
 
+class _OneLine(logging.Filter):
+    """Dask's own warnings and errors (a lost connection) as one line, without its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def _quiet_dask() -> None:
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        return  # -v: everything, tracebacks included
+    one_line = _OneLine()
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _OneLine) for f in logger.filters):
+                logger.addFilter(one_line)
+
+
 class ClusterPool:
     """The workers of the Dask cluster whose scheduler is at ``address``."""
 
     def __init__(self, settings: Settings, address: str, library: str | None) -> None:
         try:
             from distributed import Client
-            from distributed.client import FutureCancelledError
+            from distributed.client import ClosedClientError, FutureCancelledError
             from distributed.comm.core import CommClosedError
             from distributed.scheduler import KilledWorker
         except ImportError as exc:
@@ -96,6 +116,7 @@ class ClusterPool:
             ) from exc
         if re.fullmatch(CLUSTER_ADDRESS, address) is None:
             raise ClusterError(f"{address!r} is not a scheduler address (like tcp://nas.local:8786)")
+        _quiet_dask()
         self.settings = settings
         self.address = address
         self.library = library
@@ -104,6 +125,8 @@ class ClusterPool:
             _Gone,
             KilledWorker,
             FutureCancelledError,
+            ClosedClientError,
+            CancelledError,
             CommClosedError,
             OSError,
             TimeoutError,

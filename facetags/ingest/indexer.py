@@ -484,19 +484,23 @@ class Indexer:
             return None  # a hard link or rename of an indexed file: no decode needed
         try:
             return pool.submit(path)
-        except pool.lost:
-            return None  # (logged when its results came back)
+        except pool.lost as exc:  # the workers are gone: this process analyses the photo
+            self._workers_lost(path, exc)
+            return None
 
     def _result(self, path: str, future: Pending, lost: tuple[type[BaseException], ...]) -> Processed:
         try:
             processed = future.result()
         except lost as exc:  # a worker died (killed, out of memory) or the engine is gone: go on here
-            if not self._pool_broken:
-                log.warning("%s: a worker process stopped (%s); analysing here", printable(path), exc)
-            self._pool_broken = True
+            self._workers_lost(path, exc)
             return self.pipeline.process(path, self._known)
         self.pipeline.add_timings(processed)
         return processed
+
+    def _workers_lost(self, path: str, exc: BaseException) -> None:
+        if not self._pool_broken:
+            log.warning("%s: a worker process stopped (%s); analysing here", printable(path), exc)
+        self._pool_broken = True
 
     def _walk_failure(
         self, entry: Entry, known_bad: dict[str, tuple[int | None, int | None]], report: ScanReport
