@@ -4,12 +4,17 @@ the hours a first scan of 100k, 1M and 10M such photos would take at that pace.
 
     python benchmarks/scale.py                    # 1 and 2 workers, 200 photos
     python benchmarks/scale.py --workers 1,2,4 --lfw 300 --json
+    python benchmarks/scale.py --cluster          # and a Dask cluster of 2 workers on 127.0.0.1
 
 The photos are copies of ../shared/data: the deepface photos (full size, up to 2280 px), the bbt
 group photos and the first ``--lfw`` LFW images (250 px). Each run is ``facetags scan --workers
 N`` in its own process on a fresh library; the load average is printed beside each run, since
 other work on the machine slows it (``--repeat N`` interleaves N runs per count and keeps the
-fastest of each).
+fastest of each). ``--cluster`` adds ``facetags scan --cluster`` on a Dask cluster started for
+each run (``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1``, loopback only; its
+start is not timed): "fresh", its workers load the models during the scan as local workers do,
+and "warm", after one untimed scan into another library (a cluster that stays up). Its memory
+and CPU count the scheduler's and workers' processes too.
 """
 
 from __future__ import annotations
@@ -68,10 +73,78 @@ def tree_rss(pid: int) -> int:
     return sum(rss.get(p, 0) for p in tree)
 
 
-def run(folder: Path, workers: int, work: Path) -> dict[str, Any]:
+def tree_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) of ``pids`` and their descendants that are still running."""
+    ticks = os.sysconf("SC_CLK_TCK")
+    stats: dict[int, tuple[int, float]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / ticks)
+    tree, frontier = set(pids), list(pids)
+    while frontier:
+        parent = frontier.pop()
+        kids = [p for p, (pp, _) in stats.items() if pp == parent and p not in tree]
+        tree.update(kids)
+        frontier.extend(kids)
+    return sum(stats[p][1] for p in tree if p in stats)
+
+
+def start_cluster(work: Path, workers: int) -> tuple[str, list[subprocess.Popen[bytes]]]:
+    """A Dask scheduler and ``workers`` worker processes on 127.0.0.1, ready."""
+    from distributed import Client
+
+    info = work / f"scheduler-{time.monotonic_ns()}.json"
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES": "[]",
+        "DASK_DISTRIBUTED__WORKER__HTTP__ROUTES": "[]",
+    }
+    quiet = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
+    dask = [sys.executable, "-m", "dask"]
+    out = subprocess.DEVNULL
+    procs = [
+        subprocess.Popen(
+            [*dask, "scheduler", *quiet, "--port", "0", "--scheduler-file", str(info)], env=env, stderr=out
+        )
+    ]
+    while not info.is_file() or not info.read_text().strip():
+        time.sleep(0.1)
+    time.sleep(0.2)
+    address = json.loads(info.read_text())["address"]
+    worker = [*dask, "worker", address, *quiet, "--nworkers", str(workers), "--nthreads", "1"]
+    procs.append(subprocess.Popen([*worker, "--local-directory", str(work / "dask")], env=env, stderr=out))
+    with Client(address, timeout=60, set_as_default=False) as client:
+        client.wait_for_workers(workers, timeout=120)
+    return address, procs
+
+
+def stop_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in reversed(procs):
+        proc.terminate()
+        proc.wait(60)
+
+
+def run(folder: Path, workers: int, work: Path, cluster: str = "") -> dict[str, Any]:
+    """One timed first scan; ``cluster``: "fresh" (a new cluster: its workers load the models
+    during the scan) or "warm" (a new cluster that has run one scan into another library)."""
     db = work / f"workers-{workers}-{time.monotonic_ns()}.db"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     command = [sys.executable, "-m", "facetags", "--library", str(db), "scan", "--workers", str(workers)]
+    engine: list[subprocess.Popen[bytes]] = []
+    if cluster:
+        address, engine = start_cluster(work, workers)
+        command += ["--cluster", address]
+        if cluster == "warm":
+            warm = [*command[:4], str(work / f"warm-{time.monotonic_ns()}.db"), *command[5:]]
+            subprocess.run([*warm, str(folder)], env=env, stdout=subprocess.DEVNULL, check=True)
+    engine_pids = [p.pid for p in engine]
+    engine_cpu = tree_cpu(engine_pids)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
@@ -82,7 +155,7 @@ def run(folder: Path, workers: int, work: Path) -> dict[str, Any]:
     def sample() -> None:
         nonlocal peak
         while not done.is_set():
-            peak = max(peak, tree_rss(proc.pid))
+            peak = max(peak, tree_rss(proc.pid) + sum(tree_rss(p) for p in engine_pids))
             time.sleep(0.05)
 
     sampler = threading.Thread(target=sample)
@@ -92,12 +165,17 @@ def run(folder: Path, workers: int, work: Path) -> dict[str, Any]:
     sampler.join()
     wall = time.perf_counter() - start
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    engine_cpu = tree_cpu(engine_pids) - engine_cpu
+    if engine:
+        stop_cluster(engine)
     if proc.returncode != 0:
         sys.exit(f"facetags scan --workers {workers} failed ({proc.returncode})")
     report = json.loads(out)
     photos = int(report["new"])
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
+    cpu += engine_cpu
     return {
+        "label": f"dask {workers} {cluster}" if cluster else str(workers),
         "workers": workers,
         "used_workers": report["workers"],
         "photos": photos,
@@ -121,19 +199,31 @@ def main() -> None:
     parser.add_argument(
         "--repeat", type=int, default=1, help="runs per worker count, interleaved; the fastest is kept"
     )
+    parser.add_argument(
+        "--cluster",
+        action="store_true",
+        help="also scan through a local Dask cluster of 2 workers, fresh and warm",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    counts = [int(w) for w in args.workers.split(",")]
+    plan = [(int(w), "") for w in args.workers.split(",")]
+    plan += [(2, "fresh"), (2, "warm")] if args.cluster else []
     with tempfile.TemporaryDirectory(prefix="facetags-scale-") as tmp:
         work = Path(tmp)
         n = gather(work / "photos", args.lfw)
-        tries = [run(work / "photos", w, work) for _ in range(args.repeat) for w in counts]
-    runs = [max((t for t in tries if t["workers"] == w), key=lambda t: t["photos_per_s"]) for w in counts]
+        tries = [run(work / "photos", w, work, c) for _ in range(args.repeat) for w, c in plan]
+    labels = list(dict.fromkeys(t["label"] for t in tries))
+    runs = [max((t for t in tries if t["label"] == k), key=lambda t: t["photos_per_s"]) for k in labels]
     base = runs[0]
+    local = {r["workers"]: r for r in runs if not r["label"].startswith("dask")}
     for r in runs:
         r["speedup"] = round(r["photos_per_s"] / base["photos_per_s"], 2)
         # extra CPU per photo against the first run: model loading in each worker, pickling
         r["overhead_cpu_ms_per_photo"] = round((r["cpu_s_per_photo"] - base["cpu_s_per_photo"]) * 1000, 1)
+        same = local.get(r["workers"])
+        if r["label"].startswith("dask") and same is not None:  # the engine against local workers
+            r["vs_local"] = round(r["photos_per_s"] / same["photos_per_s"], 2)
+            r["engine_ms_per_photo"] = round((r["seconds"] - same["seconds"]) / r["photos"] * 1000, 1)
     result = {"photos": n, "cores": os.cpu_count(), "runs": runs}
     if args.json:
         print(json.dumps(result, indent=2))
@@ -147,11 +237,17 @@ def main() -> None:
     for r in runs:
         h = r["hours"]
         print(
-            f"| {r['workers']} | {r['photos_per_s']} | {r['speedup']}x | {r['peak_rss_mb']} MB"
+            f"| {r['label']} | {r['photos_per_s']} | {r['speedup']}x | {r['peak_rss_mb']} MB"
             f" | {r['cpu_s_per_photo']} | {r['overhead_cpu_ms_per_photo']} ms"
             f" | {h['100000']} h | {h['1000000']} h | {h['10000000']} h"
             f" | {r['loadavg_before']} -> {r['loadavg_after']} |"
         )
+    for r in runs:
+        if "vs_local" in r:
+            print(
+                f"{r['label']}: {r['vs_local']}x the speed of {r['workers']} local workers;"
+                f" {r['engine_ms_per_photo']:+} ms of wall time per photo against them"
+            )
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -75,6 +76,14 @@ class Settings:
             "per core); 1 analyses them one by one in the scanning process."
         },
     )
+    cluster: str = field(
+        default="",
+        metadata={
+            "doc": "The Dask scheduler (`tcp://host:8786`) whose workers `facetags scan` gives the photos to "
+            "analyse; they must read the photos at the same paths (`pip install 'facetags[cluster]'`, "
+            "[scale.md](scale.md#every-machine)). Empty: this machine's own workers."
+        },
+    )
 
 
 _ENV_PREFIX = "FACETAGS_"
@@ -121,6 +130,9 @@ def _coerce(name: str, raw: Any, source: str) -> Any:
         raise ConfigError(problem) from exc
 
 
+#: A Dask scheduler's address: tcp://host:port (or tls://, or host:port).
+CLUSTER_ADDRESS = r"(?:(?:tcp|tls)://)?[\w.\-]+:\d{1,5}"
+
 # field -> (check, what a valid value is); fields without an entry accept any value of their type
 _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "detect_max_side": (lambda v: v >= 1, "a positive number of pixels"),
@@ -128,6 +140,10 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "score_threshold": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
     "embedder": (lambda v: bool(v.strip()), "a model id"),
     "workers": (lambda v: v >= 1, "a positive number of processes"),
+    "cluster": (
+        lambda v: v == "" or re.fullmatch(CLUSTER_ADDRESS, v) is not None,
+        "a scheduler address like tcp://nas.local:8786, or empty",
+    ),
 }
 
 

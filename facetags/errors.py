@@ -30,3 +30,7 @@ class NotFoundError(FacetagsError):
 
 class ConfigError(FacetagsError):
     """A setting has an invalid value."""
+
+
+class ClusterError(FacetagsError):
+    """The distributed engine that ``scan --cluster`` names is missing, unreachable or has no workers."""

@@ -22,6 +22,7 @@ CONFINED = {
     # imports its quantizer after calling the same switch
     "onnxruntime": ("vision/runtime.py", "train/quantize.py"),
     "watchdog": ("ingest/watch.py",),
+    "distributed": ("ingest/cluster.py",),
     "textual": ("tui/",),
     "textual_image": ("tui/",),
     "click": ("cli.py", "commands/"),

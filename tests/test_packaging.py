@@ -16,7 +16,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 # Never loaded by `facetags --help` / `--version` (design rule; they cost seconds to import).
-HEAVY = ("onnxruntime", "tensorflow", "textual", "torch")
+HEAVY = ("onnxruntime", "tensorflow", "textual", "torch", "distributed")
 # The core (leaves, types, decode) never imports a front end or the training framework.
 CORE = (
     "facetags.config",

@@ -65,8 +65,16 @@ def summary(report: ScanReport) -> str:
     default=None,
     help="Photos analysed at once, each in its own process (setting workers; default: one per core).",
 )
+@click.option(
+    "--cluster",
+    metavar="ADDRESS",
+    default=None,
+    help="Analyse the photos on the workers of this Dask scheduler, tcp://host:8786 (setting cluster).",
+)
 @click.pass_obj
-def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool, workers: int | None) -> None:
+def scan(
+    settings: Settings, paths: tuple[Path, ...], as_json: bool, workers: int | None, cluster: str | None
+) -> None:
     """Index photo folders: new, changed, moved, duplicated and missing photos.
 
     PATHS may be folders or single photos. Bad files are reported on stderr and skipped.
@@ -77,6 +85,8 @@ def scan(settings: Settings, paths: tuple[Path, ...], as_json: bool, workers: in
 
     if workers is not None:
         settings = dataclasses.replace(settings, workers=workers)
+    if cluster is not None:
+        settings = dataclasses.replace(settings, cluster=cluster.strip())
     resume = f"run 'facetags scan {' '.join(shlex.quote(str(p)) for p in paths)}' again to finish"
     stop = threading.Event()
 

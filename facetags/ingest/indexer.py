@@ -29,8 +29,6 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -38,7 +36,7 @@ import numpy as np
 from facetags.db.connect import database_file
 from facetags.db.records import FileRow, FileStat
 from facetags.db.store import Store
-from facetags.ingest.parallel import PARALLEL_FROM, PhotoPool
+from facetags.ingest.parallel import PARALLEL_FROM, Analysers, Pending, PhotoPool
 from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
@@ -79,6 +77,7 @@ class ScanReport:
     interrupted: bool = False
     reembedded: int = 0  # faces re-embedded first because the embedder had changed (Library.scan)
     workers: int = 1  # processes that analysed photos (facetags.ingest.parallel)
+    cluster: str | None = None  # the scheduler whose workers did (facetags.ingest.cluster)
 
     def to_json(self) -> dict[str, object]:
         out: dict[str, object] = {k: self.counts.get(k, 0) for k in OUTCOMES}
@@ -90,6 +89,7 @@ class ScanReport:
             interrupted=self.interrupted,
             reembedded=self.reembedded,
             workers=self.workers,
+            cluster=self.cluster,
         )
         return out
 
@@ -447,6 +447,7 @@ class Indexer:
         pool = self._pool(len(todo))
         self._pool_broken = False
         report.workers = pool.workers if pool is not None else 1
+        report.cluster = getattr(pool, "address", None)
         try:
             for done, (path, st, process) in enumerate(self._jobs(todo, pool), 1):
                 if stop is not None and stop.is_set():
@@ -469,16 +470,24 @@ class Indexer:
         report.timings = self.pipeline.timings.to_json()
         return report
 
-    def _pool(self, photos: int) -> PhotoPool | None:
-        """Worker processes for a scan with ``photos`` to look at, or None to analyse them here
-        (one worker, few photos, or models handed to this process only)."""
-        workers = min(self.pipeline.settings.workers, photos)
-        if workers < 2 or photos < PARALLEL_FROM or self.pipeline.own_models:
+    def _pool(self, photos: int) -> Analysers | None:
+        """Where to analyse a scan's ``photos``: the cluster the settings name, worker processes,
+        or None to analyse them here (one worker, few photos, or models handed to this process
+        only)."""
+        settings = self.pipeline.settings
+        if self.pipeline.own_models or photos == 0:
             return None
-        return PhotoPool(self.pipeline.settings, workers, database_file(self.store.conn))
+        if settings.cluster:
+            from facetags.ingest.cluster import ClusterPool
+
+            return ClusterPool(settings, settings.cluster, database_file(self.store.conn))
+        workers = min(settings.workers, photos)
+        if workers < 2 or photos < PARALLEL_FROM:
+            return None
+        return PhotoPool(settings, workers, database_file(self.store.conn))
 
     def _jobs(
-        self, todo: list[tuple[str, FileStat]], pool: PhotoPool | None
+        self, todo: list[tuple[str, FileStat]], pool: Analysers | None
     ) -> Iterator[tuple[str, FileStat, Callable[[], Processed]]]:
         """Each file to index with how to get its CPU half: at once in this process, or the
         result of a worker, which runs at most ``pool.ahead`` files ahead of the commits."""
@@ -486,7 +495,7 @@ class Indexer:
             for path, st in todo:
                 yield path, st, functools.partial(self.pipeline.process, path, self._known)
             return
-        window: deque[tuple[str, FileStat, Future[Processed] | None]] = deque()
+        window: deque[tuple[str, FileStat, Pending | None]] = deque()
         pending = iter(todo)
         for path, st in pending:
             window.append((path, st, self._submit(pool, path, st)))
@@ -500,26 +509,30 @@ class Indexer:
             if future is None:
                 yield path, st, functools.partial(self.pipeline.process, path, self._known)
             else:
-                yield path, st, functools.partial(self._result, path, future)
+                yield path, st, functools.partial(self._result, path, future, pool.lost)
 
-    def _submit(self, pool: PhotoPool, path: str, st: FileStat) -> Future[Processed] | None:
+    def _submit(self, pool: Analysers, path: str, st: FileStat) -> Pending | None:
         if any(other.path != path for other in self.store.files_by_inode(st)):
             return None  # a hard link or rename of an indexed file: no decode needed
         try:
             return pool.submit(path)
-        except BrokenProcessPool:
-            return None  # (logged when its results came back)
+        except pool.lost as exc:  # the workers are gone: this process analyses the photo
+            self._workers_lost(path, exc)
+            return None
 
-    def _result(self, path: str, future: Future[Processed]) -> Processed:
+    def _result(self, path: str, future: Pending, lost: tuple[type[BaseException], ...]) -> Processed:
         try:
             processed = future.result()
-        except BrokenProcessPool as exc:  # a worker died (killed, out of memory): go on here
-            if not self._pool_broken:
-                log.warning("%s: a worker process stopped (%s); analysing here", printable(path), exc)
-            self._pool_broken = True
+        except lost as exc:  # a worker died (killed, out of memory) or the engine is gone: go on here
+            self._workers_lost(path, exc)
             return self.pipeline.process(path, self._known)
         self.pipeline.add_timings(processed)
         return processed
+
+    def _workers_lost(self, path: str, exc: BaseException) -> None:
+        if not self._pool_broken:
+            log.warning("%s: a worker process stopped (%s); analysing here", printable(path), exc)
+        self._pool_broken = True
 
     def _walk_failure(
         self, entry: Entry, known_bad: dict[str, tuple[int | None, int | None]], report: ScanReport

@@ -10,6 +10,9 @@ with onnxruntime's threads sized so that workers x threads ~ cores, and looks co
 in the library read-only (SQLite WAL), so a photo already indexed (a moved folder, a
 duplicate) is decoded and hashed but never analysed. At most :attr:`PhotoPool.ahead` photos are
 in flight, so memory grows with the workers, not with the library.
+
+An executor is anything with the :class:`Analysers` interface; :mod:`facetags.ingest.cluster`
+is the other one (a Dask cluster's workers), and the scan loop does not know which it has.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import functools
 import logging
 import os
 import signal
+import socket
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from pathlib import Path
+from typing import Protocol
 
 from facetags.config import Settings
 from facetags.db.connect import connect_readonly
@@ -37,14 +44,19 @@ PARALLEL_FROM = 8
 AHEAD_PER_WORKER = 2
 
 
-def analyse_file(path: str, settings: Settings, library: str | None = None) -> Processed:
+def analyse_file(
+    path: str, settings: Settings, library: str | None = None, host: str | None = None
+) -> Processed:
     """Decode, hash and (unless ``library`` already holds the photo) detect, align and embed
-    ``path``. Models and the read-only library connection are opened once per process."""
-    pipeline = _pipeline(settings)
+    ``path``. Models and the read-only library connection are opened once per process (per
+    thread, where an engine runs several in one process). ``host``: look the library up only on
+    this machine (SQLite is not to be shared over a network; a photo found already indexed is
+    only work saved, the scanning process decides)."""
+    pipeline = _pipeline(settings, threading.get_ident())
     pipeline.timings = Timings()  # each result carries its own stage times
     known = None
-    if library is not None:
-        reader = _reader(library)
+    if library is not None and (host is None or host == socket.gethostname()) and Path(library).is_file():
+        reader = _reader(library, threading.get_ident())
 
         def known(content_hash: str) -> bool:
             return reader.photo_by_hash(content_hash) is not None
@@ -53,13 +65,34 @@ def analyse_file(path: str, settings: Settings, library: str | None = None) -> P
 
 
 @functools.cache
-def _pipeline(settings: Settings) -> Pipeline:
+def _pipeline(settings: Settings, _thread: int) -> Pipeline:
     return Pipeline(settings)
 
 
 @functools.cache
-def _reader(library: str) -> Store:
+def _reader(library: str, _thread: int) -> Store:
     return Store(connect_readonly(library))
+
+
+class Pending(Protocol):
+    """A photo being analysed: :meth:`result` waits for it (a ``concurrent.futures.Future``,
+    or an engine's own future)."""
+
+    def result(self) -> Processed: ...
+
+
+class Analysers(Protocol):
+    """Where :func:`analyse_file` runs: ``workers`` at once, at most ``ahead`` photos in flight."""
+
+    workers: int
+    ahead: int
+    #: What :meth:`submit` or a result raises when a worker (or the engine) is gone: the scan
+    #: then analyses the photo itself.
+    lost: tuple[type[BaseException], ...]
+
+    def submit(self, path: str) -> Pending: ...
+
+    def close(self) -> None: ...
 
 
 def worker_threads(workers: int) -> int:
@@ -86,7 +119,9 @@ def _exit_with(parent: int) -> None:
 
 
 class PhotoPool:
-    """``workers`` processes running :func:`analyse_file`."""
+    """``workers`` processes on this machine running :func:`analyse_file`."""
+
+    lost: tuple[type[BaseException], ...] = (BrokenProcessPool,)
 
     def __init__(self, settings: Settings, workers: int, library: str | None) -> None:
         self.settings = settings
@@ -104,7 +139,7 @@ class PhotoPool:
         )
         log.info("analysing with %d worker processes", workers)
 
-    def submit(self, path: str) -> Future[Processed]:
+    def submit(self, path: str) -> Pending:
         return self._executor.submit(analyse_file, path, self.settings, self.library)
 
     def close(self) -> None:
@@ -112,4 +147,4 @@ class PhotoPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["PARALLEL_FROM", "PhotoPool", "analyse_file", "worker_threads"]
+__all__ = ["PARALLEL_FROM", "Analysers", "Pending", "PhotoPool", "analyse_file", "worker_threads"]

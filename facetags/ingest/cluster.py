@@ -1,0 +1,163 @@
+"""Analyse photos on the workers of a Dask distributed cluster (``scan --cluster ADDRESS``).
+
+One more executor behind :class:`facetags.ingest.parallel.Analysers`: the workers run the same
+:func:`~facetags.ingest.parallel.analyse_file` on photos they read from storage they share with
+the scanning process (the same absolute paths), and send back the small result; the scanning
+process stays the library's one writer, with at most :attr:`ClusterPool.ahead` photos in flight.
+A worker that dies has its photos re-run elsewhere by the scheduler; if that fails too (the
+engine gives up on a photo, or the scheduler is gone) the scan analyses the photo itself.
+
+``distributed`` is an optional extra (``pip install 'facetags[cluster]'``), imported only here
+and only when a scan names a cluster.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import socket
+import threading
+import uuid
+from collections import Counter
+from concurrent.futures import CancelledError
+from typing import Any
+
+from facetags.config import CLUSTER_ADDRESS, Settings
+from facetags.errors import ClusterError
+from facetags.ingest.parallel import AHEAD_PER_WORKER, Pending, analyse_file, worker_threads
+from facetags.ingest.pipeline import Processed
+
+log = logging.getLogger(__name__)
+
+#: Seconds to reach the scheduler and to wait for a first worker.
+CONNECT_TIMEOUT_S = 10
+_sized = False  # in a worker process: onnxruntime's threads shared out already
+_sizing = threading.Lock()
+
+
+class NotShared(Exception):
+    """A worker cannot see a photo at the path the scanning process gave."""
+
+
+def analyse_on_worker(
+    path: str, settings: Settings, library: str | None, host: str, per_host: dict[str, int]
+) -> Processed:
+    """Runs on a worker: :func:`analyse_file`, with onnxruntime's threads sized first so that
+    the analyses running at once on one machine share its cores (``FACETAGS_THREADS`` there,
+    else its cores), as the local pool's workers do."""
+    global _sized
+    with _sizing:
+        if not _sized:
+            from distributed import get_worker
+
+            here = get_worker().address.rsplit(":", 1)[0]
+            os.environ["FACETAGS_THREADS"] = str(worker_threads(per_host.get(here, 1)))
+            _sized = True
+    if not os.path.lexists(path):
+        raise NotShared(f"{socket.gethostname()}: {path} is not there")
+    return analyse_file(path, settings, library, host)
+
+
+class _Gone(Exception):
+    """A photo that went while a worker looked for it: the scan indexes it (as gone) itself."""
+
+
+class _Result:
+    """A photo on the cluster (:class:`facetags.ingest.parallel.Pending`)."""
+
+    def __init__(self, path: str, future: Any) -> None:
+        self.path = path
+        self.future = future
+
+    def result(self) -> Processed:
+        try:
+            return self.future.result()
+        except NotShared as exc:
+            if os.path.lexists(self.path):  # here but not there: the workers do not share it
+                raise ClusterError(
+                    f"a cluster worker cannot read {self.path} ({exc}): the workers must see the"
+                    " photos at the same paths as this machine"
+                ) from None
+            raise _Gone(self.path) from None  # gone here too: the scan records it itself
+
+
+class _OneLine(logging.Filter):
+    """Dask's own warnings and errors (a lost connection) as one line, without its traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.exc_info = record.exc_text = record.stack_info = None
+        return True
+
+
+def _quiet_dask() -> None:
+    if logging.getLogger().getEffectiveLevel() <= logging.DEBUG:
+        return  # -v: everything, tracebacks included
+    one_line = _OneLine()
+    for name in list(logging.root.manager.loggerDict):
+        if name == "distributed" or name.startswith("distributed."):
+            logger = logging.getLogger(name)
+            if not any(isinstance(f, _OneLine) for f in logger.filters):
+                logger.addFilter(one_line)
+
+
+class ClusterPool:
+    """The workers of the Dask cluster whose scheduler is at ``address``."""
+
+    def __init__(self, settings: Settings, address: str, library: str | None) -> None:
+        try:
+            from distributed import Client
+            from distributed.client import ClosedClientError, FutureCancelledError
+            from distributed.comm.core import CommClosedError
+            from distributed.scheduler import KilledWorker
+        except ImportError as exc:
+            raise ClusterError(
+                f"scanning on a cluster needs Dask distributed: pip install 'facetags[cluster]' ({exc})"
+            ) from exc
+        if re.fullmatch(CLUSTER_ADDRESS, address) is None:
+            raise ClusterError(f"{address!r} is not a scheduler address (like tcp://nas.local:8786)")
+        _quiet_dask()
+        self.settings = settings
+        self.address = address
+        self.library = library
+        self.host = socket.gethostname()
+        self.lost: tuple[type[BaseException], ...] = (
+            _Gone,
+            KilledWorker,
+            FutureCancelledError,
+            ClosedClientError,
+            CancelledError,
+            CommClosedError,
+            OSError,
+            TimeoutError,
+        )
+        try:
+            self._client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+        except (OSError, TimeoutError, ValueError, TypeError) as exc:
+            raise ClusterError(f"cannot reach the cluster scheduler at {address} ({exc})") from exc
+        try:
+            self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+        except (OSError, TimeoutError) as exc:
+            self._client.close()
+            raise ClusterError(f"the cluster at {address} has no workers ({exc})") from exc
+        slots = self._client.nthreads()  # worker address -> threads
+        per_host: Counter[str] = Counter()
+        for worker, threads in slots.items():
+            per_host[worker.rsplit(":", 1)[0]] += threads
+        self._per_host = dict(per_host)  # analyses at once on each machine
+        self.workers = max(1, sum(slots.values()))
+        self.ahead = AHEAD_PER_WORKER * self.workers
+        log.info("analysing on %d workers of the cluster at %s", self.workers, address)
+
+    def submit(self, path: str) -> Pending:
+        args = (path, self.settings, self.library, self.host, self._per_host)
+        key = f"facetags-analyse-{uuid.uuid4().hex}"
+        return _Result(path, self._client.submit(analyse_on_worker, *args, key=key, pure=False))
+
+    def close(self) -> None:
+        """Stop: the photos not yet back are released (the scheduler drops them); the workers
+        stay up for the next scan."""
+        self._client.close()
+
+
+__all__ = ["CONNECT_TIMEOUT_S", "ClusterPool", "NotShared", "analyse_on_worker"]

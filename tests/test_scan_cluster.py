@@ -1,0 +1,344 @@
+"""``facetags scan --cluster``: the per-photo work on a real Dask cluster (a scheduler and two
+worker processes on 127.0.0.1, started here with Dask's own commands and stopped after).
+
+A worker killed with SIGKILL in the middle of a scan loses nothing and adds nothing twice; the
+library equals a local scan's (same faces, vectors and people); a copied folder is only hashed;
+the engine's processes talk only over loopback. Real photos (../shared/data deepface + bbt).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.test_scan_parallel import (  # the same photos and local scan as the parallel tests
+    _clusters,
+    _faces,
+    _photo_count,
+    _same_faces,
+    photos,  # noqa: F401
+    serial,  # noqa: F401
+)
+
+NO_ENGINE = "needs Dask distributed: pip install 'facetags[cluster]'"
+
+ROOT = Path(__file__).resolve().parents[1]
+LOOPBACK = "127.0.0.1"
+#: Dask's HTTP servers (health, metrics) serve nothing, and listen on loopback only.
+ENV = {
+    **os.environ,
+    "PYTHONPATH": str(ROOT),
+    "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES": "[]",
+    "DASK_DISTRIBUTED__WORKER__HTTP__ROUTES": "[]",
+}
+QUIET = ("--no-dashboard", "--dashboard-address", f"{LOOPBACK}:0")
+
+
+@dataclass
+class Cluster:
+    address: str
+    processes: list[subprocess.Popen[bytes]]
+
+    def worker_pids(self) -> list[int]:
+        import distributed
+
+        with distributed.Client(self.address, timeout=30, set_as_default=False) as client:
+            return sorted(client.run(os.getpid).values())
+
+    def tree(self) -> list[int]:
+        import psutil
+
+        pids = []
+        for proc in self.processes:
+            try:
+                pids += [proc.pid, *(c.pid for c in psutil.Process(proc.pid).children(recursive=True))]
+            except psutil.NoSuchProcess:
+                continue
+        return pids
+
+
+@contextlib.contextmanager
+def running_cluster(work: Path, workers: int, wrap: Sequence[str] = ()) -> Iterator[Cluster]:
+    """``dask scheduler`` and ``dask worker --nworkers N --nthreads 1`` on 127.0.0.1 (the worker
+    command run through ``wrap``), stopped after."""
+    distributed = pytest.importorskip("distributed", reason=NO_ENGINE)
+    info = work / "scheduler.json"
+    dask = [sys.executable, "-m", "dask"]
+    procs: list[subprocess.Popen[bytes]] = []
+
+    def start(command: list[str], log: str) -> None:
+        err = (work / log).open("wb")
+        procs.append(
+            subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+        )
+
+    try:
+        start(
+            [*dask, "scheduler", "--host", LOOPBACK, "--port", "0", *QUIET, "--scheduler-file", str(info)],
+            "scheduler.log",
+        )
+        deadline = time.monotonic() + 60
+        while not info.is_file() or not info.read_text().strip():
+            assert procs[0].poll() is None, (work / "scheduler.log").read_text()
+            assert time.monotonic() < deadline, "the scheduler did not start"
+            time.sleep(0.1)
+        time.sleep(0.2)  # written in one go, but be sure it is complete
+        address = json.loads(info.read_text())["address"]
+        worker = [*dask, "worker", address, "--host", LOOPBACK, "--nworkers", str(workers), "--nthreads", "1"]
+        start([*wrap, *worker, *QUIET, "--local-directory", str(work / "workers")], "workers.log")
+        with distributed.Client(address, timeout=30, set_as_default=False) as client:
+            client.wait_for_workers(workers, timeout=90)
+        yield Cluster(address, procs)
+    finally:
+        for proc in reversed(procs):  # the workers (their nannies end their processes), then the scheduler
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    os.killpg(proc.pid, signal.SIGKILL)  # the session started here
+                    proc.wait()
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster"), workers=2) as running:
+        yield running
+
+
+def _count(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
+
+
+def _scan(db: Path, folder: Path, address: str) -> subprocess.Popen[str]:
+    command = [sys.executable, "-m", "facetags", "--library", str(db), "scan", "--json"]
+    return subprocess.Popen(
+        [*command, "--cluster", address, str(folder)],
+        env=ENV,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_scan_loses_nothing_and_the_library_equals_a_local_scan(
+    cluster: Cluster,
+    photos: Path,  # noqa: F811
+    serial: tuple[Path, dict[str, object]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "cluster.db"
+    workers = cluster.worker_pids()
+    assert len(workers) == 2
+    proc = _scan(db, photos, cluster.address)
+    try:
+        deadline = time.monotonic() + 120
+        while _photo_count(db) < 10:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "indexing did not start"
+            time.sleep(0.05)
+        os.kill(workers[0], signal.SIGKILL)  # its photos in flight are re-run by the engine
+        killed_at = _photo_count(db)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert killed_at < 69, f"the worker was killed too late to prove anything ({killed_at})"
+    assert "Traceback" not in err
+    assert "analysing here" not in err  # the engine re-ran the killed worker's photos itself
+    report = json.loads(out)
+    assert report["cluster"] == cluster.address and report["workers"] == 2
+    assert report["new"] == 69 and report["failed"] == 0
+    serial_db, serial_report = serial
+    assert report["faces"] == serial_report["faces"]
+    for table in ("photos", "files", "faces", "embeddings"):  # nothing twice
+        assert _count(db, table) == _count(serial_db, table), table
+    _same_faces(_faces(db), _faces(serial_db))
+    assert _clusters(db) == _clusters(serial_db)
+    assert sorted(cluster.worker_pids()) != workers  # the engine did restart the killed worker
+
+    # a copied folder: the workers find every photo in the library and analyse none
+    moved = tmp_path / "moved"
+    shutil.copytree(photos, moved)  # new inodes: each photo must be decoded and hashed
+    again = _scan(db, tmp_path / "moved", cluster.address)
+    out, err = again.communicate(timeout=300)
+    assert again.returncode == 0, err
+    report = json.loads(out)
+    assert report["duplicate"] == 69 and report["new"] == 0
+    assert report["timings"]["hash"] > 0 and report["timings"]["detect"] == 0
+    assert _count(db, "faces") == _count(serial_db, "faces")
+
+
+@pytest.mark.slow
+def test_the_engine_talks_over_loopback_only(cluster: Cluster) -> None:
+    import psutil
+
+    cluster.worker_pids()  # some traffic first
+    addresses = set()
+    for pid in cluster.tree():
+        try:
+            for conn in psutil.Process(pid).net_connections(kind="inet"):
+                addresses.add(conn.laddr.ip)
+                if conn.raddr:
+                    addresses.add(conn.raddr.ip)
+        except psutil.NoSuchProcess:
+            continue
+    assert addresses == {LOOPBACK}
+
+
+def test_without_dask_a_cluster_scan_says_what_to_install(tmp_path: Path, astronaut_path: Path) -> None:
+    shutil.copy(astronaut_path, tmp_path)
+    code = (
+        "import sys\n"
+        "sys.modules['distributed'] = None  # as if not installed: importing it fails\n"
+        "from facetags.cli import main\n"
+        f"main(['--library', {str(tmp_path / 'lib.db')!r}, 'scan', '--cluster', 'tcp://{LOOPBACK}:9',"
+        f" {str(tmp_path)!r}])\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=ENV, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert lines[0].startswith(
+        "facetags: error: scanning on a cluster needs Dask distributed: pip install 'facetags[cluster]'"
+    )
+
+
+def test_a_cluster_that_is_not_there_is_one_line(tmp_path: Path, astronaut_path: Path) -> None:
+    pytest.importorskip("distributed", reason=NO_ENGINE)
+    photos_dir = tmp_path / "photos"
+    photos_dir.mkdir()
+    shutil.copy(astronaut_path, photos_dir)
+    for address, message in (
+        ("nas.local", "is not a scheduler address"),
+        (f"tcp://{LOOPBACK}:9", "cannot reach the cluster scheduler"),  # the discard port: refused
+    ):
+        command = [sys.executable, "-m", "facetags", "--library", str(tmp_path / "lib.db"), "scan"]
+        out = subprocess.run(
+            [*command, "--cluster", address, str(photos_dir)],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert out.returncode == 1, out.stderr
+        lines = out.stderr.strip().splitlines()
+        assert len(lines) == 1 and message in lines[0], out.stderr
+    with sqlite3.connect(tmp_path / "lib.db") as conn:  # nothing recorded as failed
+        assert conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
+
+
+@pytest.mark.slow
+def test_a_worker_that_cannot_see_the_photos_stops_the_scan_and_records_nothing(
+    tmp_path: Path, astronaut_path: Path
+) -> None:
+    """The worker runs in its own mount namespace with an empty folder over the photos' one."""
+    if shutil.which("unshare") is None or subprocess.run(["unshare", "-m", "true"]).returncode != 0:
+        pytest.skip("needs unshare -m (root) to hide the photos from the worker")
+    photos_dir = tmp_path / "photos"
+    photos_dir.mkdir()
+    shutil.copy(astronaut_path, photos_dir / "astronaut.jpg")
+    hide = ["unshare", "-m", "sh", "-c", 'mount -t tmpfs none "$0" && exec "$@"', str(photos_dir)]
+    db = tmp_path / "lib.db"
+    with running_cluster(tmp_path, workers=1, wrap=hide) as hidden:
+        out = _scan(db, photos_dir, hidden.address)
+        _, err = out.communicate(timeout=120)
+    assert out.returncode == 1, err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert f"a cluster worker cannot read {photos_dir / 'astronaut.jpg'}" in lines[0]
+    assert "the workers must see the photos at the same paths" in lines[0]
+    assert _count(db, "failures") == 0 and _count(db, "photos") == 0  # not recorded as a bad file
+    local = subprocess.run(
+        [sys.executable, "-m", "facetags", "--library", str(db), "scan", "--json", str(photos_dir)],
+        env=ENV,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert json.loads(local.stdout)["new"] == 1, local.stderr  # so the next scan indexes it
+
+
+@pytest.mark.slow
+def test_kill_9_of_a_cluster_scan_then_a_rerun_equals_a_local_scan(
+    cluster: Cluster,
+    photos: Path,  # noqa: F811
+    serial: tuple[Path, dict[str, object]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "killed.db"
+    proc = _scan(db, photos, cluster.address)
+    try:
+        deadline = time.monotonic() + 120
+        while _photo_count(db) < 10:
+            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+            assert time.monotonic() < deadline, "indexing did not start"
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(30)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    done = _photo_count(db)
+    assert 10 <= done < 69, f"killed too late to prove anything ({done})"
+    rerun = _scan(db, photos, cluster.address)  # the same cluster, its client gone
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    report = json.loads(out)
+    assert report["new"] == 69 - done and report["failed"] == 0
+    serial_db = serial[0]
+    for table in ("photos", "files", "faces", "embeddings", "queue"):
+        assert _count(db, table) == _count(serial_db, table), table
+    _same_faces(_faces(db), _faces(serial_db))
+    assert _clusters(db) == _clusters(serial_db)
+
+
+@pytest.mark.slow
+def test_a_scheduler_killed_mid_scan_leaves_the_scan_to_finish_here(
+    photos: Path,  # noqa: F811
+    serial: tuple[Path, dict[str, object]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "lib.db"
+    with running_cluster(tmp_path, workers=2) as doomed:
+        proc = _scan(db, photos, doomed.address)
+        try:
+            deadline = time.monotonic() + 120
+            while _photo_count(db) < 10:
+                assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
+                assert time.monotonic() < deadline, "indexing did not start"
+                time.sleep(0.05)
+            os.kill(doomed.processes[0].pid, signal.SIGKILL)  # the scheduler
+            killed_at = _photo_count(db)
+            out, err = proc.communicate(timeout=300)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert proc.returncode == 0, err
+    assert killed_at < 69, f"killed too late to prove anything ({killed_at})"
+    assert "Traceback" not in err and "analysing here" in err
+    report = json.loads(out)
+    assert report["new"] == 69 and report["failed"] == 0
+    serial_db = serial[0]
+    for table in ("photos", "files", "faces", "embeddings", "queue"):
+        assert _count(db, table) == _count(serial_db, table), table
+    _same_faces(_faces(db), _faces(serial_db))
+    assert _clusters(db) == _clusters(serial_db)
