@@ -45,6 +45,220 @@ def _modules() -> list[tuple[str, set[str]]]:
     return [(path.relative_to(PKG).as_posix(), _imports(path)) for path in sorted(PKG.rglob("*.py"))]
 
 
+# --- facetags' own layers: who may import whom (module-level and function-level imports alike) ---
+
+LEAVES = ("facetags.errors", "facetags.config", "facetags.paths", "facetags.text", "facetags.orientation")
+RECORDS = ("facetags.db.records",)
+# what a front end may import besides itself: the facade, the record types, settings, errors, text
+FRONT_END_API = ("facetags.library", *RECORDS, "facetags.config", "facetags.errors", "facetags.text")
+
+# module prefix (the longest that matches wins) -> facetags modules it may import (prefixes);
+# every module may import its own package
+ALLOWED: dict[str, tuple[str, ...]] = {
+    **{leaf: LEAVES for leaf in LEAVES},
+    "facetags.db": LEAVES,
+    "facetags.vision": (*LEAVES, "facetags.db"),
+    "facetags.xmp": (*LEAVES, "facetags.db"),
+    "facetags.people": (*LEAVES, "facetags.db"),
+    "facetags.ingest": (*LEAVES, "facetags.db", "facetags.vision"),
+    "facetags.library": (
+        *LEAVES,
+        "facetags.db",
+        "facetags.vision",
+        "facetags.ingest",
+        "facetags.people",
+        "facetags.xmp",
+    ),
+    "facetags.evaluate": (
+        *LEAVES,
+        "facetags.db",
+        "facetags.vision",
+        "facetags.ingest",
+        "facetags.people",
+        "facetags.library",
+    ),
+    "facetags.train": (*LEAVES, "facetags.vision", "facetags.ingest"),
+    "facetags": (),
+    "facetags.examples": (),
+    "facetags.__main__": ("facetags.cli",),
+    "facetags.cli": (*FRONT_END_API, "facetags.commands"),
+    "facetags.commands": (*FRONT_END_API, "facetags.commands"),
+    "facetags.commands.tui": (*FRONT_END_API, "facetags.commands", "facetags.tui"),
+    "facetags.commands.train": (*FRONT_END_API, "facetags.paths", "facetags.commands", "facetags.train"),
+    "facetags.commands.train_teacher": (
+        *FRONT_END_API,
+        "facetags.paths",
+        "facetags.commands",
+        "facetags.train",
+    ),
+    "facetags.commands.evaluate": (*FRONT_END_API, "facetags.commands", "facetags.evaluate"),
+    "facetags.commands.eval_clusters": (*FRONT_END_API, "facetags.commands", "facetags.evaluate"),
+    "facetags.tui": (*FRONT_END_API, "facetags.tui"),
+}
+
+# Known debts: (importer, imported) pairs the rules above do not allow yet, each with its reason.
+# Paying one off means deleting its line here; a new break fails the test.
+EXCEPTIONS: dict[tuple[str, str], str] = {
+    ("facetags.commands.detect", "facetags.vision.align"): "detect loads the detector itself",
+    ("facetags.commands.detect", "facetags.vision.detect"): "detect loads the detector itself",
+    ("facetags.commands.evaluate", "facetags.vision.detect"): "verify builds its detector",
+    ("facetags.commands.scan", "facetags.ingest.indexer"): "the ScanReport type (type checking only)",
+    ("facetags.commands.train", "facetags.vision.embed"): "the exported file's check",
+    ("facetags.commands.train", "facetags.vision.specs"): "the exported file's check",
+    ("facetags.commands.watch", "facetags.ingest.watch"): "the watcher lives in ingest/",
+    ("facetags.commands.xmp", "facetags.people.names"): "its own person lookup",
+    ("facetags.commands.xmp", "facetags.xmp.sync"): "the XMP import sequence",
+    ("facetags.commands.xmp", "facetags.xmp.write"): "the XMP write sequence",
+    ("facetags.ingest.indexer", "facetags.people.assign"): "a new photo's faces are assigned",
+    ("facetags.ingest.watch", "facetags.library"): "the watcher, a front end, lives in ingest/",
+    ("facetags.tui.app", "facetags.xmp.write"): "the XMP write sequence",
+    ("facetags.tui.screens.name_dialog", "facetags.people.names"): "name keys",
+    ("facetags.tui.screens.people", "facetags.people.names"): "name keys",
+    ("facetags.tui.screens.person", "facetags.people.names"): "name keys",
+    ("facetags.vision.detect", "facetags.ingest.decode"): "decode lives in ingest/",
+    ("facetags.xmp.read", "facetags.ingest.decode"): "decode lives in ingest/",
+}
+
+# Known import cycles (sorted module lists) not broken yet, each with its reason.
+CYCLE_EXCEPTIONS: dict[tuple[str, ...], str] = {
+    ("facetags.vision.embed", "facetags.vision.insightface_embed"): "embedders chosen by if/elif",
+    ("facetags.commands.train", "facetags.commands.train_teacher"): "a shared logging helper",
+    (
+        "facetags.tui.screens.compare",
+        "facetags.tui.screens.people",
+        "facetags.tui.screens.person",
+        "facetags.tui.screens.photo",
+    ): "screens open each other",
+    (
+        "facetags.tui.app",
+        "facetags.tui.keys",
+        "facetags.tui.screens.help",
+    ): "the key table reads every screen",
+}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of the import nodes under ``if TYPE_CHECKING:`` (for the type checker only; never run)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                skip.update(id(n) for n in ast.walk(child))
+    return skip
+
+
+def _own_imports(module: str, *, runtime_only: bool = False) -> set[str]:
+    """The facetags modules ``module`` imports anywhere in its file (top level, functions, methods),
+    relative imports resolved; ``runtime_only`` leaves out ``if TYPE_CHECKING:`` imports."""
+    path = MODULES[module]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    skip = _type_checking_nodes(tree) if runtime_only else set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join([*parts, base] if base else parts)
+            submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
+            found.update(submodules or [base])
+    return {name for name in found if name == "facetags" or name.startswith("facetags.")}
+
+
+def _allowed(module: str) -> tuple[str, ...]:
+    rules = [prefix for prefix in ALLOWED if module == prefix or module.startswith(prefix + ".")]
+    assert rules, f"{module} has no row in the allowed-imports table"
+    return ALLOWED[max(rules, key=len)]
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_every_import_follows_the_layers() -> None:
+    """The table above, checked on every facetags import, inside functions too."""
+    wrong = []
+    for module in MODULES:
+        allowed = (*_allowed(module), _package(module))
+        for name in sorted(_own_imports(module)):
+            if name == "facetags" or _within(name, allowed) or (module, name) in EXCEPTIONS:
+                continue
+            wrong.append(f"{module} imports {name}")
+    assert not wrong, "imports the layers do not allow:\n" + "\n".join(wrong)
+
+
+def test_the_exceptions_are_still_needed() -> None:
+    """An exception whose import is gone is deleted from the table, so the debt list stays true."""
+    stale = [f"{a} -> {b}" for a, b in EXCEPTIONS if b not in _own_imports(a)]
+    assert not stale, "paid off; delete from EXCEPTIONS:\n" + "\n".join(stale)
+
+
+def _cycles() -> list[tuple[str, ...]]:
+    """Strongly connected components of the runtime import graph with more than one module."""
+    graph = {
+        m: sorted(n for n in _own_imports(m, runtime_only=True) if n in MODULES and n != m) for m in MODULES
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[tuple[str, ...]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(tuple(sorted(component)))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    return out
+
+
+def test_no_import_cycle() -> None:
+    """No cycle in facetags' import graph (function-level imports included; imports under
+    ``if TYPE_CHECKING:`` never run and are left out)."""
+    found = _cycles()
+    new = [" <-> ".join(c) for c in found if c not in CYCLE_EXCEPTIONS]
+    assert not new, "import cycles:\n" + "\n".join(new)
+    stale = [" <-> ".join(c) for c in CYCLE_EXCEPTIONS if c not in found]
+    assert not stale, "cycles gone; delete from CYCLE_EXCEPTIONS:\n" + "\n".join(stale)
+
+
 def test_heavy_packages_stay_in_their_corner() -> None:
     wrong = []
     for rel, imported in _modules():
