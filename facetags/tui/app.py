@@ -29,8 +29,7 @@ from facetags.tui.widgets import picture
 
 if TYPE_CHECKING:
     from facetags.db.records import LostFace, Person
-    from facetags.library import Library
-    from facetags.xmp.write import WriteResult
+    from facetags.library import Library, WriteResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -293,14 +292,13 @@ class FacetagsApp(App[None]):
         self.push_screen(ConfirmDialog("Write XMP face tags for everyone into the photos?"), answered)
 
     def write_xmp(self, person_id: int | None, who: str) -> None:
-        """Write XMP face tags for one person (or everyone) with the XMP feature's writer."""
-        from facetags.xmp.write import WriteOptions
+        """Write XMP face tags for one person (or everyone) with the settings' XMP options."""
 
         def records(lib: Library) -> Any:
             return lib
 
         def write(lib: Any) -> Any:  # file work, outside the client's lock; each photo recorded
-            return lib.write_xmp(WriteOptions.from_settings(lib.settings), person_id)
+            return lib.write_xmp(None, person_id)
 
         self.perform(
             f"write XMP for {who}",

@@ -17,7 +17,7 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Static
 
 from facetags.db.records import Person
-from facetags.people.names import name_key
+from facetags.names import name_key
 from facetags.text import plural, shown
 from facetags.tui.faces import best_face
 from facetags.tui.plain import plain_lines

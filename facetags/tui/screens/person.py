@@ -13,7 +13,7 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Header, Static
 
 from facetags.db.records import FaceRecord, Person
-from facetags.people.names import name_key
+from facetags.names import name_key
 from facetags.text import plural
 from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
