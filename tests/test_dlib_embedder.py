@@ -77,7 +77,7 @@ def test_onnx_graph_is_dlibs_network(tmp_path: Path, shared_data: Path) -> None:
     import numpy as np
 
     from facetags.errors import ModelError
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
     from facetags.train.data import FaceCropper
     from facetags.vision.dlib_onnx import build_graph, load_net
     from facetags.vision.dlib_teacher import MODEL_FILE, DlibTeacher, models_folder

@@ -21,7 +21,7 @@ def devtest_crops(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
     """Aligned crops of 5 LFW DevTest people (never trained on) x 3 photos, with labels."""
     from facetags.config import Settings
     from facetags.evaluate.verification import central_face
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
     from facetags.train.data import read_people
     from facetags.vision.align import align_face
     from facetags.vision.detect import Detector

@@ -211,7 +211,7 @@ def embed_images(
 ) -> dict[Path, np.ndarray | None]:
     """Unit vectors for each image's central face; None where decoding or detection failed."""
     from facetags.errors import DecodeError
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
 
     out: dict[Path, np.ndarray | None] = {}
     pending: list[tuple[Path, np.ndarray, Face]] = []

@@ -19,7 +19,7 @@ from facetags.vision import mtcnn_ops as ops
 from facetags.vision.types import Face
 
 if TYPE_CHECKING:
-    from facetags.ingest.decode import Decoded
+    from facetags.image.decode import Decoded
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def detect_photo(path: str | Path, detector: Detector) -> tuple[Decoded, list[Fa
     Faces come back in pixels of the upright (orientation-applied) full-size photo.
     Raises ``facetags.errors.DecodeError`` for a file that is not a readable photo.
     """
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
 
     decoded = decode(path, max_side=detector.max_side if detector.max_side > 0 else None)
     image = _as_rgb(decoded.image)

@@ -233,7 +233,7 @@ def existing_sidecars(photo: Path) -> list[Path]:
 
 def photo_geometry(photo: Path) -> tuple[int, tuple[int, int]]:
     """The EXIF orientation and stored ``(width, height)`` of ``photo``, as facetags decodes it."""
-    from facetags.ingest.decode import image_size, read_orientation
+    from facetags.image.decode import image_size, read_orientation
 
     return read_orientation(photo), image_size(photo)
 
