@@ -28,10 +28,10 @@ from facetags.db.migrate import current_version, migrate
 from facetags.db.records import FaceRecord, LostFace, MissingPhoto, Person, Status, SuggestedFace
 from facetags.db.store import Store
 from facetags.errors import ConfigError, FacetagsError, LibraryError, NotFoundError
+from facetags.ingest.assign import Assigner
 from facetags.ingest.indexer import Indexer, Progress, ScanReport
 from facetags.ingest.pipeline import Pipeline
 from facetags.names import clean_name, close_matches, name_key
-from facetags.people.assign import Assigner
 from facetags.people.assigner import ClusterAssigner, ReclusterReport
 from facetags.people.incremental import Suggestion
 
