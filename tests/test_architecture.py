@@ -121,7 +121,6 @@ EXCEPTIONS: dict[tuple[str, str], str] = {}
 
 # Known import cycles (sorted module lists) not broken yet, each with its reason.
 CYCLE_EXCEPTIONS: dict[tuple[str, ...], str] = {
-    ("facetags.vision.embed", "facetags.vision.insightface_embed"): "embedders chosen by if/elif",
     (
         "facetags.tui.screens.compare",
         "facetags.tui.screens.people",

@@ -31,7 +31,8 @@ def person_of(lib: Library, face_id: int) -> int:
 
 def test_switching_a_library_to_dlib(tmp_path: Path, models: tuple[Any, Any], shared_data: Path) -> None:
     pytest.importorskip("dlib")
-    from facetags.vision.embed import DLIB, model_version
+    from facetags.vision.dlib_teacher import MODEL_ID as DLIB
+    from facetags.vision.embed import model_version
 
     detector = models[0]
     photos = tmp_path / "photos"
