@@ -138,8 +138,6 @@ class CompareScreen(LibraryScreen):
         )
 
     def action_open_photo(self) -> None:
-        from facetags.tui.screens.photo import PhotoScreen
-
         face = self.face
         if face is not None:
-            self.app.push_screen(PhotoScreen(face.path, face.face_id))
+            self.facetags.open_photo(face.path, face.face_id)

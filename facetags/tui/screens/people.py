@@ -19,7 +19,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from facetags.db.records import Person
 from facetags.names import name_key
 from facetags.text import plural, shown
-from facetags.tui.faces import best_face
+from facetags.tui.faces import best_face, person_label
 from facetags.tui.plain import plain_lines
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.confirm import ConfirmDialog
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 
 
 MAX_ROWS = 1000  # more would only slow the table down; typing finds the rest
-
-
-def person_label(person: Person) -> str:
-    return person.name if person.name else f"cluster {person.id}"
 
 
 def merge_label(person: Person, faces: bool = True) -> str:
@@ -241,11 +237,9 @@ class PeopleScreen(LibraryScreen):
         self.table.focus()
 
     def action_open(self) -> None:
-        from facetags.tui.screens.person import PersonScreen
-
         person = self.current
         if person is not None:
-            self.app.push_screen(PersonScreen(person.id))
+            self.facetags.open_person(person.id)
 
     def action_mark(self) -> None:
         """Mark or unmark the highlighted row; the cursor stays on it (arrows move on)."""

@@ -15,10 +15,10 @@ from textual.widgets import Header, Static
 from facetags.db.records import FaceRecord, Person
 from facetags.names import name_key
 from facetags.text import plural
+from facetags.tui.faces import person_label
 from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.name_dialog import NameDialog
-from facetags.tui.screens.people import person_label
 from facetags.tui.widgets.face_grid import FaceGrid
 from facetags.tui.widgets.picture import decode
 
@@ -123,9 +123,7 @@ class PersonScreen(LibraryScreen):
         self._title()
 
     def on_face_grid_opened(self, event: FaceGrid.Opened) -> None:
-        from facetags.tui.screens.photo import PhotoScreen
-
-        self.app.push_screen(PhotoScreen(event.face.path, event.face.face_id))
+        self.facetags.open_photo(event.face.path, event.face.face_id)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -142,11 +140,9 @@ class PersonScreen(LibraryScreen):
         self.app.pop_screen()
 
     def action_compare(self) -> None:
-        from facetags.tui.screens.compare import CompareScreen
-
         face = self.grid.current
         if face is not None:
-            self.app.push_screen(CompareScreen(self.person_id, face.face_id))
+            self.facetags.open_compare(self.person_id, face.face_id)
 
     def action_name(self) -> None:
         if self.person is not None:

@@ -137,11 +137,9 @@ class PhotoScreen(LibraryScreen):
         self.app.pop_screen()
 
     def action_open_person(self) -> None:
-        from facetags.tui.screens.person import PersonScreen
-
         face = self.face
         if face is not None and face.person_id is not None:
-            self.app.push_screen(PersonScreen(face.person_id))
+            self.facetags.open_person(face.person_id)
 
     def action_name(self) -> None:
         face = self.face
