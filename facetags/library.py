@@ -430,6 +430,14 @@ class Library:
         return self._person(self._ids_named(name)[0])
 
     @staticmethod
+    def versions() -> dict[str, Any]:
+        """facetags', the schema's, the shipped models' and the runtime's versions
+        (:func:`facetags.versions.report`); opens nothing."""
+        from facetags.versions import report
+
+        return report()
+
+    @staticmethod
     def detector(settings: Settings) -> Callable[..., Detection]:
         """Detection alone, without a library (``facetags detect``): the detector of ``settings``,
         loaded now, as ``detect(photo, crops=False) -> Detection``."""

@@ -84,7 +84,9 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "facetags.ingest",
         "facetags.people",
         "facetags.xmp",
+        "facetags.versions",
     ),
+    "facetags.versions": (*LEAVES, "facetags.db", "facetags.vision"),
     "facetags.evaluate": (
         *LEAVES,
         "facetags.db",
