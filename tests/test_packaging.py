@@ -150,6 +150,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, t1_path: Path) 
         Path(n).name for n in names if n.startswith("facetags/_data/migrations/") and n.endswith(".sql")
     )
     assert wheel_sql == repo_sql
+    assert "facetags/py.typed" in names  # PEP 561: type checkers read facetags' hints
 
     venv = tmp_path / "venv"
     env = _isolated_env(tmp_path)
