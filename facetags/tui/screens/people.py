@@ -94,19 +94,19 @@ class PeopleScreen(LibraryScreen):
     # -- data ---------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        self.load("people", lambda lib: lib.people())
+        self.load("people", lambda lib: lib.people(), self._show_people)
 
-    def loaded(self, what: str, data: Any) -> None:
-        if what == "people":
-            self.people = sort_people(list(data))
-            self.facetags.people_cache = self.people
-            ids = {p.id for p in self.people}
-            self.marked &= ids
-            self._fill()
-        elif what == "sample":
-            person_id, thumb = data
-            if person_id == self._sample_for:
-                self.query_one("#sample", Picture).show(decode(thumb), text="no face")
+    def _show_people(self, people: list[Person]) -> None:
+        self.people = sort_people(list(people))
+        self.facetags.people_cache = self.people
+        ids = {p.id for p in self.people}
+        self.marked &= ids
+        self._fill()
+
+    def _show_sample(self, sample: tuple[int, bytes | None]) -> None:
+        person_id, thumb = sample
+        if person_id == self._sample_for:
+            self.query_one("#sample", Picture).show(decode(thumb), text="no face")
 
     @property
     def table(self) -> DataTable[Any]:
@@ -206,7 +206,7 @@ class PeopleScreen(LibraryScreen):
                 client.remember_sample(pid, face_id)
             return pid, (client.thumbnail(face_id) if face_id is not None else None)
 
-        self.load("sample", sample)
+        self.load("sample", sample, self._show_sample)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._describe()

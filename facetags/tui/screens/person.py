@@ -80,17 +80,14 @@ class PersonScreen(LibraryScreen):
         def person(lib: Library) -> tuple[Person, list[FaceRecord]]:
             return lib.person(pid), lib.faces(pid)
 
-        self.load("person", person)
+        self.load("person", person, self._show_person)
 
-    def loaded(self, what: str, data: Any) -> None:
-        if what == "person":
-            person, faces = data
-            self.person = person
-            self.person_id = person.id  # follows a merge
-            self.grid.set_faces(faces)
-            self._title()
-        elif what == "thumbs":
-            self.grid.set_thumbnails(data)
+    def _show_person(self, data: tuple[Person, list[FaceRecord]]) -> None:
+        person, faces = data
+        self.person = person
+        self.person_id = person.id  # follows a merge
+        self.grid.set_faces(faces)
+        self._title()
 
     def _title(self) -> None:
         person = self.person
@@ -116,7 +113,7 @@ class PersonScreen(LibraryScreen):
         def thumbs(lib: Library) -> dict[int, Any]:
             return {fid: decode(client.thumbnail(fid)) for fid in ids}
 
-        self.load("thumbs", thumbs)
+        self.load("thumbs", thumbs, self.grid.set_thumbnails)
         self._title()
 
     def on_face_grid_selection_changed(self, event: FaceGrid.SelectionChanged) -> None:
