@@ -242,7 +242,7 @@ def run_face_recognition(root: Path, photos: list[str], options: dict[str, Any],
 def run_mtcnn_dlib(root: Path, photos: list[str], options: dict[str, Any], out_path: Path) -> None:
     from facetags.config import Settings
     from facetags.errors import DecodeError
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
     from facetags.vision.detect import Detector
     from facetags.vision.dlib_teacher import DlibTeacher
 

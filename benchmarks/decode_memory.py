@@ -2,7 +2,7 @@
 
 Makes one file per pixel layout that costs the decoder most (16-bit grey, 16-bit RGB(A) PNG
 and TIFF, palette with transparency, CMYK JPEG, a huge JPEG, a huge WebP, a float TIFF), each
-about 169 MP (13000 x 13000; the limit is facetags.ingest.decode.MAX_PIXELS, ~179 MP) in a
+about 169 MP (13000 x 13000; the limit is facetags.image.decode.MAX_PIXELS, ~179 MP) in a
 temporary folder (they compress well: a few MB each), then runs `facetags scan` on each in a
 fresh library under `/usr/bin/time -v` and prints the peak resident memory of the process.
 

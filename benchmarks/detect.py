@@ -44,7 +44,7 @@ def photos(limit: int | None) -> list[Path]:
 
 
 def load_1280(path: Path, side: int) -> np.ndarray:
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
 
     image = Image.fromarray(decode(path).image)
     factor = side / max(image.size)

@@ -30,7 +30,7 @@ def detect_all(paths: list[Path], cache: Path) -> dict[str, tuple[np.ndarray, np
     """Per image: (112 crop, dlib chip, box) of the central face, or None (cached in ``cache``)."""
     from facetags.config import Settings
     from facetags.evaluate.verification import central_face
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
     from facetags.vision.align import align_face
     from facetags.vision.detect import Detector
 

@@ -47,6 +47,7 @@ COMMANDS: dict[str, str] = {
     "train": "train:train",
     "xmp": "xmp:xmp_group",
     "tui": "tui:tui",
+    "version": "version:version",
 }
 
 

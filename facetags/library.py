@@ -12,6 +12,7 @@ Models are loaded on the first photo that needs analysing, so reading commands s
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -26,16 +27,20 @@ from facetags.db.connect import connect
 from facetags.db.migrate import current_version, migrate
 from facetags.db.records import FaceRecord, LostFace, MissingPhoto, Person, Status, SuggestedFace
 from facetags.db.store import Store
-from facetags.errors import FacetagsError, LibraryError, NotFoundError
+from facetags.errors import ConfigError, FacetagsError, LibraryError, NotFoundError
+from facetags.ingest.assign import Assigner
 from facetags.ingest.indexer import Indexer, Progress, ScanReport
 from facetags.ingest.pipeline import Pipeline
-from facetags.people.assign import Assigner
+from facetags.names import clean_name, close_matches, name_key
 from facetags.people.assigner import ClusterAssigner, ReclusterReport
 from facetags.people.incremental import Suggestion
-from facetags.people.names import clean_name, close_matches, name_key
 
 if TYPE_CHECKING:
-    from facetags.xmp.write import WriteOptions, WriteResult
+    from facetags.vision.detect import Detection
+    from facetags.xmp.sync import ImportRun
+    from facetags.xmp.sync import PhotoImport as PhotoImport
+    from facetags.xmp.write import WriteOptions
+    from facetags.xmp.write import WriteResult as WriteResult
 
 log = logging.getLogger(__name__)
 
@@ -330,9 +335,19 @@ class Library:
         with self._lock, self.store.write():
             self.store.set_xmp_names(names)
 
+    def xmp_options(self, **overrides: Any) -> WriteOptions:
+        """The XMP write options of the settings, with ``overrides`` (WriteOptions' fields);
+        ConfigError on a bad value."""
+        from facetags.xmp.write import WriteOptions
+
+        try:
+            return WriteOptions.from_settings(self.settings, **overrides)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
     def write_xmp(
         self,
-        options: WriteOptions,
+        options: WriteOptions | None = None,
         person_id: int | None = None,
         *,
         dry_run: bool = False,
@@ -342,9 +357,11 @@ class Library:
         """Write the faces (of one person, if given; always the stale ones) into their photos'
         XMP, photo by photo. What each photo carries is recorded as it is written, each photo in
         its own short transaction, so a run that is stopped or killed leaves records that match
-        the photos. The library is not held while files are written."""
+        the photos. The library is not held while files are written. ``options``: the settings'
+        (:meth:`xmp_options`) if not given."""
         from facetags.xmp.sync import write_records
 
+        options = options or self.xmp_options()
         with self._lock:
             records = self.faces_to_write(person_id)
             if records and not dry_run:
@@ -352,6 +369,25 @@ class Library:
         return write_records(
             records, options, dry_run=dry_run, progress=progress, stop=stop, remember=self.remember_xmp_names
         )
+
+    def import_xmp(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        dry_run: bool = False,
+        progress: Callable[[PhotoImport], None] | None = None,
+    ) -> ImportRun:
+        """Name detected faces of the indexed photos under ``directory`` from the MWG/MP regions
+        other tools wrote; names become the user's decisions, a face already named differently in
+        facetags keeps its name (:func:`facetags.xmp.sync.apply_import`)."""
+        from facetags.xmp.sync import import_faces
+
+        root = Path(directory).resolve()
+        by_photo: dict[str, list[FaceRecord]] = {}
+        for record in self.faces():
+            if _under(record.path, root) and not record.missing:  # a missing photo's path is stale
+                by_photo.setdefault(record.path, []).append(record)
+        return import_faces(self, by_photo, dry_run=dry_run, progress=progress)
 
     def face(self, face_id: int) -> FaceRecord:
         record = self.store.face_record(face_id)
@@ -379,16 +415,37 @@ class Library:
         Raises NotFoundError naming close matches when a name is unknown."""
         if not names:
             raise FacetagsError("name at least one person")
-        sets = []
-        for name in names:
-            ids = self.store.people_by_key(name_key(name))
-            if not ids:
-                known = [n for _, n, _ in self.store.named_people()]
-                close = close_matches(name, known)
-                hint = f"; did you mean: {', '.join(close)}?" if close else ""
-                raise NotFoundError(f"no one called {name!r}{hint}")
-            sets.append(ids)
-        return self.store.photo_paths_with_all(sets)
+        return self.store.photo_paths_with_all([self._ids_named(name) for name in names])
+
+    def _ids_named(self, name: str) -> list[int]:
+        ids = self.store.people_by_key(name_key(name))
+        if not ids:
+            known = [n for _, n, _ in self.store.named_people()]
+            close = close_matches(name, known)
+            hint = f"; did you mean: {', '.join(close)}?" if close else ""
+            raise NotFoundError(f"no one called {name!r}{hint}")
+        return ids
+
+    def person_named(self, name: str) -> Person:
+        """The person called ``name`` (case and accents ignored); NotFoundError naming close
+        matches when no one is."""
+        return self._person(self._ids_named(name)[0])
+
+    @staticmethod
+    def versions() -> dict[str, Any]:
+        """facetags', the schema's, the shipped models' and the runtime's versions
+        (:func:`facetags.versions.report`); opens nothing."""
+        from facetags.versions import report
+
+        return report()
+
+    @staticmethod
+    def detector(settings: Settings) -> Callable[..., Detection]:
+        """Detection alone, without a library (``facetags detect``): the detector of ``settings``,
+        loaded now, as ``detect(photo, crops=False) -> Detection``."""
+        from facetags.vision.detect import Detector, detect_faces
+
+        return functools.partial(detect_faces, detector=Detector(settings))
 
     def status(self) -> Status:
         counts = self.store.counts()
@@ -617,3 +674,11 @@ class Library:
             raise FacetagsError("nothing to undo")
         self.indexer.invalidate()
         return label
+
+
+def _under(path: str, root: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True

@@ -19,7 +19,7 @@ EXIF orientation ``o`` says which transform makes the stored image upright:
 8      rotate 90° counter-clockwise             (v, 1 - u)
 =====  ======================================  ==========================
 
-These match the Pillow transposes that :mod:`facetags.ingest.decode` applies, which a test checks
+These match the Pillow transposes that :mod:`facetags.image.decode` applies, which a test checks
 pixel by pixel. A leaf module: ingest (a photo whose orientation tag changed) and xmp (regions
 are written in the stored frame) both use it.
 """

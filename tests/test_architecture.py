@@ -21,14 +21,14 @@ CONFINED = {
     # loaded only through vision/runtime.py, which turns its telemetry off first; quantize
     # imports its quantizer after calling the same switch
     "onnxruntime": ("vision/runtime.py", "train/quantize.py"),
-    "watchdog": ("ingest/watch.py",),
+    "watchdog": ("watch.py",),
     "distributed": ("ingest/cluster.py",),
     "textual": ("tui/",),
     "textual_image": ("tui/",),
     "click": ("cli.py", "commands/"),
 }
-FRONT_ENDS = ("facetags.cli", "facetags.commands", "facetags.tui")
-FRONT_END_FILES = ("cli.py", "__main__.py", "commands/", "tui/")
+FRONT_ENDS = ("facetags.cli", "facetags.commands", "facetags.tui", "facetags.watch")
+FRONT_END_FILES = ("cli.py", "__main__.py", "commands/", "tui/", "watch.py")
 
 
 def _imports(path: Path) -> set[str]:
@@ -44,6 +44,208 @@ def _imports(path: Path) -> set[str]:
 
 def _modules() -> list[tuple[str, set[str]]]:
     return [(path.relative_to(PKG).as_posix(), _imports(path)) for path in sorted(PKG.rglob("*.py"))]
+
+
+# --- facetags' own layers: who may import whom (module-level and function-level imports alike) ---
+
+LEAVES = (
+    "facetags.errors",
+    "facetags.config",
+    "facetags.paths",
+    "facetags.text",
+    "facetags.names",
+    "facetags.orientation",
+    "facetags.image",  # decode: photos to pixels, for every stage
+)
+RECORDS = ("facetags.db.records",)
+# what a front end may import besides itself: the facade, the record types, settings, errors and
+# the text helpers (names: the one name key and validation)
+FRONT_END_API = (
+    "facetags.library",
+    *RECORDS,
+    "facetags.config",
+    "facetags.errors",
+    "facetags.text",
+    "facetags.names",
+)
+
+# module prefix (the longest that matches wins) -> facetags modules it may import (prefixes);
+# every module may import its own package
+ALLOWED: dict[str, tuple[str, ...]] = {
+    **{leaf: LEAVES for leaf in LEAVES},
+    "facetags.db": LEAVES,
+    "facetags.vision": (*LEAVES, "facetags.db"),
+    "facetags.xmp": (*LEAVES, "facetags.db"),
+    "facetags.people": (*LEAVES, "facetags.db"),
+    "facetags.ingest": (*LEAVES, "facetags.db", "facetags.vision"),
+    "facetags.library": (
+        *LEAVES,
+        "facetags.db",
+        "facetags.vision",
+        "facetags.ingest",
+        "facetags.people",
+        "facetags.xmp",
+        "facetags.versions",
+    ),
+    "facetags.versions": (*LEAVES, "facetags.db", "facetags.vision"),
+    "facetags.evaluate": (
+        *LEAVES,
+        "facetags.db",
+        "facetags.vision",
+        "facetags.ingest",
+        "facetags.people",
+        "facetags.library",
+    ),
+    "facetags.train": (*LEAVES, "facetags.vision", "facetags.ingest"),
+    "facetags": (),
+    "facetags.examples": (),
+    "facetags.__main__": ("facetags.cli",),
+    "facetags.cli": (*FRONT_END_API, "facetags.commands"),
+    "facetags.commands": (*FRONT_END_API, "facetags.commands"),
+    "facetags.commands.tui": (*FRONT_END_API, "facetags.commands", "facetags.tui"),
+    "facetags.commands.watch": (*FRONT_END_API, "facetags.commands", "facetags.watch"),
+    "facetags.commands.train": (*FRONT_END_API, "facetags.paths", "facetags.commands", "facetags.train"),
+    "facetags.commands.train_teacher": (
+        *FRONT_END_API,
+        "facetags.paths",
+        "facetags.commands",
+        "facetags.train",
+    ),
+    "facetags.commands.evaluate": (*FRONT_END_API, "facetags.commands", "facetags.evaluate"),
+    "facetags.commands.eval_clusters": (*FRONT_END_API, "facetags.commands", "facetags.evaluate"),
+    "facetags.tui": (*FRONT_END_API, "facetags.tui"),
+    # the watch daemon; which files are photos is scan's rule, and the watcher must agree with it
+    "facetags.watch": (*FRONT_END_API, "facetags.ingest.scan"),
+}
+
+# Known debts: (importer, imported) pairs the rules above do not allow yet, each with its reason.
+# Paying one off means deleting its line here; a new break fails the test.
+EXCEPTIONS: dict[tuple[str, str], str] = {}
+
+# Known import cycles (sorted module lists) not broken yet, each with its reason.
+CYCLE_EXCEPTIONS: dict[tuple[str, ...], str] = {}
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(p): p for p in sorted(PKG.rglob("*.py"))}
+
+
+def _type_checking_nodes(tree: ast.AST) -> set[int]:
+    """ids of the import nodes under ``if TYPE_CHECKING:`` (for the type checker only; never run)."""
+    skip: set[int] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test):
+            for child in node.body:
+                skip.update(id(n) for n in ast.walk(child))
+    return skip
+
+
+def _own_imports(module: str, *, runtime_only: bool = False) -> set[str]:
+    """The facetags modules ``module`` imports anywhere in its file (top level, functions, methods),
+    relative imports resolved; ``runtime_only`` leaves out ``if TYPE_CHECKING:`` imports."""
+    path = MODULES[module]
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    skip = _type_checking_nodes(tree) if runtime_only else set()
+    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
+    found: set[str] = set()
+    for node in ast.walk(tree):
+        if id(node) in skip:
+            continue
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")
+                parts = parts[: len(parts) - (node.level - 1)]
+                base = ".".join([*parts, base] if base else parts)
+            submodules = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
+            found.update(submodules or [base])
+    return {name for name in found if name == "facetags" or name.startswith("facetags.")}
+
+
+def _allowed(module: str) -> tuple[str, ...]:
+    rules = [prefix for prefix in ALLOWED if module == prefix or module.startswith(prefix + ".")]
+    assert rules, f"{module} has no row in the allowed-imports table"
+    return ALLOWED[max(rules, key=len)]
+
+
+def _within(name: str, prefixes: tuple[str, ...]) -> bool:
+    return any(name == p or name.startswith(p + ".") for p in prefixes)
+
+
+def _package(module: str) -> str:
+    return ".".join(module.split(".")[:2])
+
+
+def test_every_import_follows_the_layers() -> None:
+    """The table above, checked on every facetags import, inside functions too."""
+    wrong = []
+    for module in MODULES:
+        allowed = (*_allowed(module), _package(module))
+        for name in sorted(_own_imports(module)):
+            if name == "facetags" or _within(name, allowed) or (module, name) in EXCEPTIONS:
+                continue
+            wrong.append(f"{module} imports {name}")
+    assert not wrong, "imports the layers do not allow:\n" + "\n".join(wrong)
+
+
+def test_the_exceptions_are_still_needed() -> None:
+    """An exception whose import is gone is deleted from the table, so the debt list stays true."""
+    stale = [f"{a} -> {b}" for a, b in EXCEPTIONS if b not in _own_imports(a)]
+    assert not stale, "paid off; delete from EXCEPTIONS:\n" + "\n".join(stale)
+
+
+def _cycles() -> list[tuple[str, ...]]:
+    """Strongly connected components of the runtime import graph with more than one module."""
+    graph = {
+        m: sorted(n for n in _own_imports(m, runtime_only=True) if n in MODULES and n != m) for m in MODULES
+    }
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out: list[tuple[str, ...]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        on_stack.add(v)
+        for w in graph[v]:
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on_stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                on_stack.discard(w)
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                out.append(tuple(sorted(component)))
+
+    for module in graph:
+        if module not in index:
+            visit(module)
+    return out
+
+
+def test_no_import_cycle() -> None:
+    """No cycle in facetags' import graph (function-level imports included; imports under
+    ``if TYPE_CHECKING:`` never run and are left out)."""
+    found = _cycles()
+    new = [" <-> ".join(c) for c in found if c not in CYCLE_EXCEPTIONS]
+    assert not new, "import cycles:\n" + "\n".join(new)
+    stale = [" <-> ".join(c) for c in CYCLE_EXCEPTIONS if c not in found]
+    assert not stale, "cycles gone; delete from CYCLE_EXCEPTIONS:\n" + "\n".join(stale)
 
 
 def test_heavy_packages_stay_in_their_corner() -> None:

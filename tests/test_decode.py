@@ -1,4 +1,4 @@
-"""facetags.ingest.decode: every format and pixel layout to upright RGB uint8; bad input fails cleanly.
+"""facetags.image.decode: every format and pixel layout to upright RGB uint8; bad input fails cleanly.
 
 All test images are built at test time from real photos that ship in dependencies
 (scikit-image's astronaut, insightface's t1.jpg), written to tmp_path.
@@ -22,8 +22,8 @@ import pytest
 from PIL import Image, ImageFile, ImageOps, JpegImagePlugin
 
 from facetags.errors import DecodeError
-from facetags.ingest import decode as decode_mod
-from facetags.ingest.decode import Decoded, decode, image_size, read_orientation
+from facetags.image import decode as decode_mod
+from facetags.image.decode import Decoded, decode, image_size, read_orientation
 
 ORIENTATION = 0x0112
 
@@ -123,7 +123,7 @@ def test_invalid_orientation_values_read_as_upright(
 ) -> None:
     path = tmp_path / "odd.jpg"
     Image.fromarray(upright).save(path, exif=ODD_ORIENTATIONS[name], quality=95)
-    with caplog.at_level(logging.DEBUG, logger="facetags.ingest.decode"):
+    with caplog.at_level(logging.DEBUG, logger="facetags.image.decode"):
         out = decode(path)
     assert mean_diff(out.image, upright) <= 3.0
     assert (out.width, out.height) == (384, 512)
@@ -213,7 +213,7 @@ def test_heic(upright: np.ndarray, tmp_path: Path, orientation: int) -> None:
 def test_pillow_heif_is_imported_only_for_heif(t1_path: Path) -> None:
     code = (
         "import sys\n"
-        "from facetags.ingest.decode import decode\n"
+        "from facetags.image.decode import decode\n"
         f"decode({str(t1_path)!r}, max_side=640)\n"
         "assert 'pillow_heif' not in sys.modules, 'pillow_heif imported for a JPEG'\n"
     )

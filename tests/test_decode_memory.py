@@ -18,8 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facetags.ingest import decode as decode_mod
-from facetags.ingest.decode import decode
+from facetags.image import decode as decode_mod
+from facetags.image.decode import decode
 from facetags.ingest.pipeline import content_hash
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -101,7 +101,7 @@ def test_strips_give_the_whole_image_result_bit_for_bit(
 _CHILD = """
 import json, sys
 from PIL import Image
-from facetags.ingest.decode import decode
+from facetags.image.decode import decode
 
 def peak():  # this process's own high-water mark (ru_maxrss would include the parent's)
     with open("/proc/self/status") as fh:
@@ -174,7 +174,7 @@ def test_large_webp_is_scaled_by_libwebp(
 ) -> None:
     """A WebP over WEBP_PILLOW_MAX_PIXELS: libwebp scales while decoding (Pillow's way held
     ~16 bytes per pixel: 2.6 GB at 169 MP); the result matches Pillow's full decode closely."""
-    from facetags.ingest import webp_scaled
+    from facetags.image import webp_scaled
 
     if not webp_scaled.available():
         pytest.skip("libwebp cannot be loaded here")

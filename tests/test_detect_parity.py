@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from facetags.config import Settings
-from facetags.ingest.decode import decode
+from facetags.image.decode import decode
 from facetags.vision.detect import Detector
 from facetags.vision.types import Face
 

@@ -31,7 +31,8 @@ def person_of(lib: Library, face_id: int) -> int:
 
 def test_switching_a_library_to_dlib(tmp_path: Path, models: tuple[Any, Any], shared_data: Path) -> None:
     pytest.importorskip("dlib")
-    from facetags.vision.embed import DLIB, model_version
+    from facetags.vision.dlib_teacher import MODEL_ID as DLIB
+    from facetags.vision.embed import model_version
 
     detector = models[0]
     photos = tmp_path / "photos"
@@ -77,7 +78,7 @@ def test_onnx_graph_is_dlibs_network(tmp_path: Path, shared_data: Path) -> None:
     import numpy as np
 
     from facetags.errors import ModelError
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
     from facetags.train.data import FaceCropper
     from facetags.vision.dlib_onnx import build_graph, load_net
     from facetags.vision.dlib_teacher import MODEL_FILE, DlibTeacher, models_folder

@@ -21,7 +21,7 @@ def devtest_crops(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
     """Aligned crops of 5 LFW DevTest people (never trained on) x 3 photos, with labels."""
     from facetags.config import Settings
     from facetags.evaluate.verification import central_face
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
     from facetags.train.data import read_people
     from facetags.vision.align import align_face
     from facetags.vision.detect import Detector
@@ -197,7 +197,8 @@ def test_dlib_embedder_on_aligned_crops(devtest_crops) -> None:
     """The opt-in dlib embedder works from facetags' aligned crops (what a library stores): it
     separates people it never saw, and its id names the exact model file, known without dlib."""
     pytest.importorskip("dlib")
-    from facetags.vision.embed import DLIB, model_version
+    from facetags.vision.dlib_teacher import MODEL_ID as DLIB
+    from facetags.vision.embed import model_version
 
     crops, labels = devtest_crops
     embedder = load_embedder(DLIB)

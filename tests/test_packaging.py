@@ -23,7 +23,7 @@ CORE = (
     "facetags.paths",
     "facetags.errors",
     "facetags.vision.types",
-    "facetags.ingest.decode",
+    "facetags.image.decode",
 )
 NOT_IN_CORE = ("textual", "click", "tensorflow", "onnxruntime", "torch")
 
@@ -41,12 +41,12 @@ def _isolated_env(tmp: Path) -> dict[str, str]:
 
 
 def _run_python(code: str, tmp: Path) -> Any:
-    """Run ``code`` in a fresh interpreter (isolated from the user's config and data); the JSON of
-    its last printed line."""
+    """Run ``code`` in a fresh interpreter (isolated from the user's config and data) on this
+    checkout's code (not whichever facetags is installed); the JSON of its last printed line."""
     done = subprocess.run(
         [sys.executable, "-c", code],
         cwd=tmp,
-        env=_isolated_env(tmp),
+        env={**_isolated_env(tmp), "PYTHONPATH": str(ROOT)},
         capture_output=True,
         text=True,
         timeout=120,
@@ -150,6 +150,7 @@ def test_wheel_installs_and_runs_in_a_fresh_venv(tmp_path: Path, t1_path: Path) 
         Path(n).name for n in names if n.startswith("facetags/_data/migrations/") and n.endswith(".sql")
     )
     assert wheel_sql == repo_sql
+    assert "facetags/py.typed" in names  # PEP 561: type checkers read facetags' hints
 
     venv = tmp_path / "venv"
     env = _isolated_env(tmp_path)

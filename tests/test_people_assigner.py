@@ -18,10 +18,10 @@ import pytest
 
 from facetags.db.connect import connect
 from facetags.db.migrate import migrate
+from facetags.db.records import NewFaceVector
 from facetags.db.store import NewFace, Store
 from facetags.evaluate.clustering import score_clustering
 from facetags.evaluate.labels import DetectedFace, match_labels, read_labels
-from facetags.people.assign import NewFaceVector
 from facetags.people.assigner import ClusterAssigner
 from facetags.people.cluster import unit
 

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-import facetags.ingest.decode as decode_mod
+import facetags.image.decode as decode_mod
 from facetags.errors import NotFoundError
 from facetags.ingest.pipeline import Pipeline
 

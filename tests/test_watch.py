@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from facetags.ingest.watch import Watcher
 from facetags.library import Library
+from facetags.watch import Watcher
 
 if TYPE_CHECKING:
     from tests.library_support import OpenLibrary
@@ -306,7 +306,7 @@ MOUNTINFO = r"""22 27 0:21 / /proc rw,relatime - proc proc rw
     ],
 )
 def test_network_folders_are_recognised_from_mountinfo(path: str, fstype: str, network: bool) -> None:
-    from facetags.ingest.watch import filesystem_type, is_network_fs
+    from facetags.watch import filesystem_type, is_network_fs
 
     assert filesystem_type(path, MOUNTINFO) == fstype
     assert is_network_fs(fstype) is network

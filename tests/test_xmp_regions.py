@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from facetags.ingest.decode import decode
+from facetags.image.decode import decode
 from facetags.xmp.regions import (
     check_box,
     format_mp_rectangle,

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageCms
 
-from facetags.ingest.decode import decode
+from facetags.image.decode import decode
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import FaceTag
 from facetags.xmp.safefile import TEMP_SUFFIX

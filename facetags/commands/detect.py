@@ -65,10 +65,7 @@ def detect(
     max_side: int | None,
 ) -> None:
     """Find the faces in each PHOTO and print their boxes, scores and landmarks."""
-    import numpy as np
-
-    from facetags.vision.align import align_face
-    from facetags.vision.detect import Detector, detect_photo
+    from facetags.library import Library
 
     settings: Settings = ctx.obj if isinstance(ctx.obj, Settings) else Settings()
     overrides: dict[str, Any] = {
@@ -77,7 +74,7 @@ def detect(
         "detect_max_side": max_side,
     }
     settings = dataclasses.replace(settings, **{k: v for k, v in overrides.items() if v is not None})
-    detector = Detector(settings)
+    detect_faces = Library.detector(settings)
     if crops is not None:
         crops.mkdir(mode=0o700, parents=True, exist_ok=True)  # a new folder: the owner's only
     used_names: set[str] = set()
@@ -86,16 +83,17 @@ def detect(
         try:
             if Path(photo).is_dir():
                 raise DecodeError(photo, "is a folder, not a photo")
-            decoded, faces = detect_photo(photo, detector)
+            found = detect_faces(photo, crops=crops is not None)
         except DecodeError as exc:
             failed += 1
             click.echo(f"facetags: error: {shown(str(exc))}", err=True)
             continue
+        faces = found.faces
         if as_json:
             record = {
                 "path": photo,
-                "width": decoded.width,
-                "height": decoded.height,
+                "width": found.width,
+                "height": found.height,
                 "faces": [face.to_json() for face in faces],
             }
             click.echo(json.dumps(record, ensure_ascii=False))
@@ -104,16 +102,11 @@ def detect(
                 "[{:.0f},{:.0f} {:.0f}x{:.0f} {:.3f}]".format(*face.box, face.score) for face in faces
             )
             noun = "face" if len(faces) == 1 else "faces"
-            line = f"{shown(photo)}: {len(faces)} {noun} in {decoded.width}x{decoded.height}"
+            line = f"{shown(photo)}: {len(faces)} {noun} in {found.width}x{found.height}"
             click.echo(f"{line}  {boxes}" if faces else line)
         if crops is not None:
-            # Crop from the decoded (analysed-size) image: landmarks scaled back to it.
-            scale = np.array(
-                [decoded.image.shape[1] / decoded.width, decoded.image.shape[0] / decoded.height]
-            )
-            for index, face in enumerate(faces):
+            for index, crop in enumerate(found.crops):
                 name = _unique(f"{Path(photo).stem}_{index}", used_names)
-                crop = align_face(decoded.image, face.landmarks * scale)
                 _save_png(crops / f"{name}.png", crop)
     if failed:
         ctx.exit(1)

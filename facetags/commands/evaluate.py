@@ -44,14 +44,13 @@ def verify(
     settings: Settings | None, pairs_file: str, images: str, embedder: str | None, folds: int, as_json: bool
 ) -> None:
     """Face verification accuracy (10-fold CV threshold), ROC AUC and TAR at FAR 1e-3."""
-    from facetags.evaluate.verification import make_embedder, read_pairs
+    from facetags.evaluate.verification import make_detector, make_embedder, read_pairs
     from facetags.evaluate.verification import verify as run_verify
-    from facetags.vision.detect import Detector
 
     settings = settings or Settings()
     name = embedder or settings.embedder
     pair_list = read_pairs(pairs_file)
-    result = run_verify(pair_list, Path(images), make_embedder(name), Detector(settings), folds=folds)
+    result = run_verify(pair_list, Path(images), make_embedder(name), make_detector(settings), folds=folds)
     if result.failed_images:
         click.echo(
             f"{len(result.failed_images)} image(s) without a face; {result.failed_pairs} pair(s) "

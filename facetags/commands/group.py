@@ -116,3 +116,11 @@ class Group(click.Group):
             hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
             raise OneLineUsageError(f"No such command {name!r}.{hint}", ctx)
         return super().resolve_command(ctx, args)
+
+
+def log_info_to_stderr() -> None:
+    """Long runs (training) show facetags' INFO lines on stderr, with the time."""
+    root = logging.getLogger()
+    if root.level > logging.INFO or not root.handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
+    logging.getLogger("facetags").setLevel(logging.INFO)

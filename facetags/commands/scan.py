@@ -20,7 +20,7 @@ from facetags.commands import plural, shown
 from facetags.config import Settings
 
 if TYPE_CHECKING:
-    from facetags.ingest.indexer import ScanReport
+    from facetags.library import ScanReport
 
 
 class ProgressLine:

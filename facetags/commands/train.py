@@ -12,13 +12,12 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from pathlib import Path
 from typing import Any
 
 import click
 
-from facetags.commands.group import Group
+from facetags.commands.group import Group, log_info_to_stderr
 
 log = logging.getLogger(__name__)
 
@@ -31,13 +30,6 @@ def _default_cache() -> str:
     from facetags.paths import cache_dir
 
     return str(cache_dir() / "train" / "crops-v1")
-
-
-def _log_to_stderr() -> None:
-    root = logging.getLogger()
-    if root.level > logging.INFO or not root.handlers:
-        logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
-    logging.getLogger("facetags").setLevel(logging.INFO)
 
 
 def _fit_options(f: Any) -> Any:
@@ -172,7 +164,7 @@ def train() -> None:
 @click.option("--workers", type=int, default=2, show_default=True)
 def prepare(data: str, cache: str | None, workers: int) -> None:
     """Detect, align and describe (dlib teacher) every training image into the crop cache."""
-    _log_to_stderr()
+    log_info_to_stderr()
     from facetags.train.data import build_cache, training_items
 
     root = Path(data)
@@ -204,7 +196,7 @@ def views_cmd(
 ) -> None:
     """Consistent-teaching views: mixups of two training faces with one photometric change,
     made in the student's crop and dlib's chip alike, each described by the teacher."""
-    _log_to_stderr()
+    log_info_to_stderr()
     from facetags.train.views import build_views
 
     exclude = set(json.loads(Path(val_names_file).read_text())) if val_names_file else set()
@@ -230,7 +222,7 @@ def _fit(**kw: Any) -> Path:
 @_fit_options
 def fit_cmd(**kw: Any) -> None:
     """Train from the crop cache; checkpoints every epoch into the run folder."""
-    _log_to_stderr()
+    log_info_to_stderr()
     _fit(**kw)
 
 
@@ -353,7 +345,7 @@ def _write_model(
     """Re-estimate BatchNorm statistics, export, check onnxruntime against TensorFlow, and print
     the exported file's accuracy on the run's held-out validation pairs."""
     from facetags.train.data import validation_pairs
-    from facetags.train.export import export, max_abs_diff
+    from facetags.train.export import export, exported_embedder, max_abs_diff
     from facetags.train.fit import pair_accuracy, recalibrate_bn
 
     if recalibrate:
@@ -368,10 +360,7 @@ def _write_model(
     diff = max_abs_diff(model, Path(out) / spec.file, train_set.crops[:64], flip=flip)
     val_acc = None
     if len(val_set):  # the exported file on the same held-out pairs as the run's validation
-        from facetags.vision.embed import OnnxEmbedder
-        from facetags.vision.specs import get_spec
-
-        runtime = OnnxEmbedder(get_spec(spec.id, root=Path(out)), path=Path(out) / spec.file)
+        runtime = exported_embedder(Path(out), spec)
         pairs, same = validation_pairs(val_set.labels, 600, seed)
         val_acc = pair_accuracy(runtime.embed(val_set.crops), pairs, same)[0]
     click.echo(
@@ -426,7 +415,7 @@ def export_cmd(
     """Export a run's checkpoint ('train fit' or 'train blocks') to ONNX + spec json (checks
     onnxruntime against TensorFlow); prints the exported model's accuracy on the run's held-out
     validation pairs."""
-    _log_to_stderr()
+    log_info_to_stderr()
     _export(Path(run_dir), which, out, model_id, recalibrate_bn, flip_tta, average, fp16_weights)
 
 
@@ -464,7 +453,7 @@ def quantize_cmd(
     from facetags.train.data import load_cache
     from facetags.train.quantize import agreement, calibration_crops, quantize
 
-    _log_to_stderr()
+    log_info_to_stderr()
     data = load_cache(Path(cache or _default_cache()))
     spec = quantize(Path(src), Path(out), calibration_crops(data, calibration, seed), model_id, flip_tta)
     check = agreement(Path(src), Path(out) / spec.file, calibration_crops(data, calibration, seed + 1))
@@ -532,7 +521,7 @@ def restem_cmd(
     from facetags.train.data import load_cache
     from facetags.train.restem import StemPlan, restem
 
-    _log_to_stderr()
+    log_info_to_stderr()
     plan = StemPlan(kernel=kernel, width=width, pad=pad, steps=steps, lr=lr, seed=seed, blocks=blocks)
     plan.check()
     data = load_cache(Path(cache or _default_cache()))
@@ -657,7 +646,7 @@ def blocks_cmd(run_dir: str, cache: str | None, resume: bool, stop_at: int, **kw
             raise click.UsageError(
                 f"--resume continues on the run's own settings (config.json); drop {options}"
             )
-    _log_to_stderr()
+    log_info_to_stderr()
     from facetags.train.blockwise import BlockwiseConfig, fit_blockwise, read_config
 
     # fit_blockwise checks the run and --stop-at (ConfigError: one line) before any work
@@ -679,7 +668,7 @@ def blocks_cmd(run_dir: str, cache: str | None, resume: bool, stop_at: int, **kw
 @_fit_options
 def all_cmd(data: str, out: str, model_id: str, workers: int, **kw: Any) -> None:
     """prepare + fit + export in one go."""
-    _log_to_stderr()
+    log_info_to_stderr()
     from facetags.train.data import build_cache, training_items
 
     kw["cache"] = kw["cache"] or _default_cache()

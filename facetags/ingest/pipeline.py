@@ -27,7 +27,7 @@ from facetags.db.store import NewFace
 from facetags.orientation import to_stored_pixels, upright_size
 
 if TYPE_CHECKING:
-    from facetags.ingest.decode import Decoded
+    from facetags.image.decode import Decoded
     from facetags.vision.embed import Embedder
 
 log = logging.getLogger(__name__)
@@ -168,7 +168,7 @@ class Pipeline:
 
     def decode(self, path: str | os.PathLike[str]) -> Decoded1:
         """Decode at the detection size and hash the pixels. Raises DecodeError."""
-        from facetags.ingest.decode import decode
+        from facetags.image.decode import decode
 
         side = self.settings.detect_max_side
         with self.timings.stage("decode"):

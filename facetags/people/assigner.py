@@ -1,6 +1,6 @@
 """The library's clustering: incremental assignment, batch re-clustering, suggestions, model change.
 
-:class:`ClusterAssigner` implements :class:`facetags.people.assign.Assigner` (what the indexer
+:class:`ClusterAssigner` implements :class:`facetags.ingest.assign.Assigner` (what the indexer
 calls for each new photo) with :class:`~facetags.people.incremental.FaceIndex`, and adds
 :meth:`~ClusterAssigner.recluster`, which re-clusters every face with
 :func:`~facetags.people.cluster.graph_average` under the user's decisions:
@@ -21,8 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from facetags.db.records import NewFaceVector
 from facetags.db.store import Store
-from facetags.people.assign import NewFaceVector
 from facetags.people.cluster import FREE, Constraints, graph_average
 from facetags.people.incremental import FaceIndex, Suggestion
 from facetags.text import plural

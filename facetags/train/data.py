@@ -127,7 +127,7 @@ class FaceCropper:
 
 def load_rgb(path: Path) -> np.ndarray:
     try:
-        from facetags.ingest.decode import decode
+        from facetags.image.decode import decode
 
         return decode(path).image
     except ImportError:  # pragma: no cover - decode is part of the product

@@ -151,3 +151,11 @@ def export(
 
 def read_spec_extra(path: Path) -> dict[str, object]:
     return dict(json.loads(path.read_text())["extra"])
+
+
+def exported_embedder(folder: Path, spec: ModelSpec) -> Any:
+    """The exported file in ``folder`` as the product loads it (``OnnxEmbedder``)."""
+    from facetags.vision.embed import OnnxEmbedder
+    from facetags.vision.specs import get_spec
+
+    return OnnxEmbedder(get_spec(spec.id, root=folder), path=folder / spec.file)

@@ -21,7 +21,9 @@ from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
 from facetags.text import plural, shown
+from facetags.tui.bindings import key_help
 from facetags.tui.client import LibraryClient
+from facetags.tui.faces import person_label
 from facetags.tui.messages import ActionDone, ActionFailed, LibraryChanged
 from facetags.tui.screens.base import LibraryScreen, describe_error
 from facetags.tui.screens.confirm import ConfirmDialog
@@ -29,8 +31,7 @@ from facetags.tui.widgets import picture
 
 if TYPE_CHECKING:
     from facetags.db.records import LostFace, Person
-    from facetags.library import Library
-    from facetags.xmp.write import WriteResult
+    from facetags.library import Library, WriteResult
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -202,8 +203,6 @@ class FacetagsApp(App[None]):
         """Name (or rename) a person or cluster; an existing name merges the two."""
         if not text:
             return
-        from facetags.tui.screens.people import person_label
-
         before = person_label(person)
 
         def summary(named: Person) -> str:
@@ -224,8 +223,6 @@ class FacetagsApp(App[None]):
 
     def toggle_hidden(self, person: Person) -> None:
         """Hide a stranger (or show a hidden one again)."""
-        from facetags.tui.screens.people import person_label
-
         hide = not person.hidden
         self.perform(
             f"{'hide' if hide else 'show'} {person_label(person)}",
@@ -277,7 +274,24 @@ class FacetagsApp(App[None]):
         from facetags.tui.screens.help import HelpScreen
 
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen(key_help(key_sections())))
+
+    # -- navigation: screens open one another through the app, which knows them all ------------
+
+    def open_person(self, person_id: int) -> None:
+        from facetags.tui.screens.person import PersonScreen
+
+        self.push_screen(PersonScreen(person_id))
+
+    def open_photo(self, path: str, face_id: int | None = None) -> None:
+        from facetags.tui.screens.photo import PhotoScreen
+
+        self.push_screen(PhotoScreen(path, face_id))
+
+    def open_compare(self, person_id: int, face_id: int) -> None:
+        from facetags.tui.screens.compare import CompareScreen
+
+        self.push_screen(CompareScreen(person_id, face_id))
 
     def action_undo(self) -> None:
         self.perform("undo", lambda lib: lib.undo(), summary=lambda what: f"Undone: {what}", undoable=False)
@@ -293,14 +307,13 @@ class FacetagsApp(App[None]):
         self.push_screen(ConfirmDialog("Write XMP face tags for everyone into the photos?"), answered)
 
     def write_xmp(self, person_id: int | None, who: str) -> None:
-        """Write XMP face tags for one person (or everyone) with the XMP feature's writer."""
-        from facetags.xmp.write import WriteOptions
+        """Write XMP face tags for one person (or everyone) with the settings' XMP options."""
 
         def records(lib: Library) -> Any:
             return lib
 
         def write(lib: Any) -> Any:  # file work, outside the client's lock; each photo recorded
-            return lib.write_xmp(WriteOptions.from_settings(lib.settings), person_id)
+            return lib.write_xmp(None, person_id)
 
         self.perform(
             f"write XMP for {who}",
@@ -370,3 +383,29 @@ def _lost_faces_notice(lost: list[LostFace]) -> Notice | None:
     if len(lost) > 5:
         lines.append(f"… and {len(lost) - 5} more (facetags status)")
     return f"{plural(len(lost), 'decided face')} gone from edited photos", lines, "warning"
+
+
+def key_sections() -> list[tuple[str, type]]:
+    """Each part of the app with the class whose BINDINGS it shows (the help, docs/tui.md)."""
+    from facetags.tui.screens.compare import CompareScreen
+    from facetags.tui.screens.confirm import ConfirmDialog
+    from facetags.tui.screens.help import HelpScreen
+    from facetags.tui.screens.name_dialog import NameDialog
+    from facetags.tui.screens.people import PeopleScreen
+    from facetags.tui.screens.person import PersonScreen
+    from facetags.tui.screens.photo import PhotoScreen
+    from facetags.tui.screens.suggestions import SuggestionsScreen
+    from facetags.tui.widgets.face_grid import FaceGrid
+
+    return [
+        ("Everywhere", FacetagsApp),
+        ("People", PeopleScreen),
+        ("Person (faces)", PersonScreen),
+        ("Face grid", FaceGrid),
+        ("Zoom", CompareScreen),
+        ("Photo", PhotoScreen),
+        ("Suggestions", SuggestionsScreen),
+        ("Name dialog", NameDialog),
+        ("Question", ConfirmDialog),
+        ("Help", HelpScreen),
+    ]

@@ -1,11 +1,12 @@
-"""How the TUI picks and describes faces: the best face of a person, a face's one-line caption."""
+"""How the TUI picks and describes faces and people: the best face of a person, a face's one-line
+caption, a person's label."""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 
-from facetags.db.records import FaceRecord
+from facetags.db.records import FaceRecord, Person
 
 
 def face_pixels(face: FaceRecord) -> float:
@@ -31,3 +32,7 @@ def face_caption(face: FaceRecord, size: bool = True) -> str:
     if face.assigned_by == "user":
         parts.append("placed by you")
     return " · ".join(parts)
+
+
+def person_label(person: Person) -> str:
+    return person.name if person.name else f"cluster {person.id}"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from textual.message import Message
 
@@ -38,12 +38,17 @@ class ActionFailed(Message):
         self.error = error
 
 
-class Loaded(Message):
-    """Data a screen asked a worker for: ``what`` names the request, ``data`` is the answer,
-    ``token`` tells a stale answer (an older request) from the current one."""
+T = TypeVar("T")
 
-    def __init__(self, what: str, data: Any, token: int = 0) -> None:
+
+class Loaded(Message, Generic[T]):
+    """Data a screen asked a worker for: ``data`` is the answer, ``show`` the screen's method that
+    takes it (typed with it); ``what`` names the request and ``token`` tells a stale answer (an
+    older request for the same ``what``) from the current one."""
+
+    def __init__(self, what: str, data: T, show: Callable[[T], None], token: int = 0) -> None:
         super().__init__()
         self.what = what
         self.data = data
+        self.show = show
         self.token = token

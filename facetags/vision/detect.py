@@ -19,7 +19,7 @@ from facetags.vision import mtcnn_ops as ops
 from facetags.vision.types import Face
 
 if TYPE_CHECKING:
-    from facetags.ingest.decode import Decoded
+    from facetags.image.decode import Decoded
 
 log = logging.getLogger(__name__)
 
@@ -151,7 +151,7 @@ def detect_photo(path: str | Path, detector: Detector) -> tuple[Decoded, list[Fa
     Faces come back in pixels of the upright (orientation-applied) full-size photo.
     Raises ``facetags.errors.DecodeError`` for a file that is not a readable photo.
     """
-    from facetags.ingest.decode import decode
+    from facetags.image.decode import decode
 
     decoded = decode(path, max_side=detector.max_side if detector.max_side > 0 else None)
     image = _as_rgb(decoded.image)
@@ -172,3 +172,26 @@ def _scaled(face: Face, fx: float, fy: float) -> Face:
         score=face.score,
         landmarks=face.landmarks * np.array([fx, fy]),
     )
+
+
+@dataclass(frozen=True)
+class Detection:
+    """One photo's faces (pixels of the upright full-size photo), its size, and on request each
+    face aligned to the 112x112 template (``crops``, RGB uint8)."""
+
+    width: int
+    height: int
+    faces: list[Face]
+    crops: list[np.ndarray]
+
+
+def detect_faces(photo: str | Path, *, detector: Detector, crops: bool = False) -> Detection:
+    """:func:`detect_photo`, and the aligned crops if asked (cut from the analysed image)."""
+    decoded, faces = detect_photo(photo, detector)
+    aligned: list[np.ndarray] = []
+    if crops:
+        from facetags.vision.align import align_face
+
+        scale = np.array([decoded.image.shape[1] / decoded.width, decoded.image.shape[0] / decoded.height])
+        aligned = [align_face(decoded.image, face.landmarks * scale) for face in faces]
+    return Detection(width=decoded.width, height=decoded.height, faces=faces, crops=aligned)

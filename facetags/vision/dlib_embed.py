@@ -22,6 +22,7 @@ import functools
 
 import numpy as np
 
+from facetags.vision import registry
 from facetags.vision.dlib_teacher import MODEL_FILE, MODEL_ID, DlibTeacher, models_folder
 from facetags.vision.specs import sha256_file, versioned
 
@@ -56,3 +57,6 @@ class DlibCropEmbedder:
             raise ValueError(f"expected (N, 112, 112, 3) crops, got {crops.shape}")
         chips = [self._dlib.chip(np.ascontiguousarray(c, dtype=np.uint8), CROP_RECT) for c in crops]
         return self._dlib.describe_chips(chips)
+
+
+registry.register(MODEL_ID, lambda _name: DlibCropEmbedder(), lambda _name: model_version())

@@ -17,7 +17,7 @@ from typing import Protocol
 import numpy as np
 
 from facetags.errors import ModelError
-from facetags.vision.dlib_teacher import MODEL_ID as DLIB  # opt-in (facetags.vision.dlib_embed)
+from facetags.vision import registry
 from facetags.vision.specs import ModelSpec, get_spec, verified_path
 
 log = logging.getLogger(__name__)
@@ -157,28 +157,17 @@ class OnnxEmbedder:
 
 def model_version(name: str) -> str:
     """The versioned id (what :attr:`Embedder.model_id` will be) of the embedder ``name``, without
-    loading it: ``<id>@<sha256 prefix>`` from a shipped spec, ``insightface:<pack>@<fingerprint>``
-    for a pack. ModelError when ``name`` cannot be resolved."""
-    if name == DLIB:
-        from facetags.vision.dlib_embed import model_version as dlib_version
-
-        return dlib_version()
-    if name.startswith("insightface:"):
-        from facetags.vision.insightface_embed import pack_version
-
-        return pack_version(name.split(":", 1)[1])
-    return get_spec(name).version_id
+    loading it: ``<id>@<sha256 prefix>`` from a shipped spec, or what its registered kind says
+    (``insightface:<pack>@<fingerprint>`` for a pack). ModelError when ``name`` cannot be resolved."""
+    kind = registry.find(name)
+    return kind.version(name) if kind is not None else get_spec(name).version_id
 
 
 def load_embedder(name: str) -> Embedder:
-    """The embedder called ``name``: a shipped model id, or (opt-in) ``dlib-resnet-v1`` or
-    ``insightface:<pack>``."""
-    if name == DLIB:
-        from facetags.vision.dlib_embed import DlibCropEmbedder
-
-        return DlibCropEmbedder()
-    if name.startswith("insightface:"):
-        from facetags.vision.insightface_embed import InsightfaceEmbedder
-
-        return InsightfaceEmbedder(name.split(":", 1)[1])
+    """The embedder called ``name``: a shipped model id, or a registered one
+    (:mod:`facetags.vision.registry`: opt-in ``dlib-resnet-v1``, ``insightface:<pack>``, plugins)."""
+    kind = registry.find(name)
+    if kind is not None:
+        embedder: Embedder = kind.load(name)
+        return embedder
     return OnnxEmbedder(get_spec(name))

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from facetags.errors import ModelError
+from facetags.vision import registry
 from facetags.vision.embed import BATCH, l2_normalise
 from facetags.vision.runtime import disable_telemetry
 
@@ -101,3 +102,14 @@ class InsightfaceEmbedder:
         vectors = np.concatenate(out)
         self.dim = vectors.shape[1]
         return l2_normalise(vectors)
+
+
+def _pack(name: str) -> str:
+    return name.split(":", 1)[1]
+
+
+registry.register(
+    "insightface:",
+    lambda name: InsightfaceEmbedder(_pack(name)),
+    lambda name: pack_version(_pack(name)),
+)

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from facetags.names import MAX_NAME
 from facetags.xmp.packet import Entry, XmpError, load
 from facetags.xmp.regions import (
     Box,
@@ -37,7 +38,6 @@ log = logging.getLogger(__name__)
 #: Regions beyond this many in one list are ignored (a real photo has a few dozen at most).
 MAX_REGIONS = 1000
 #: Names longer than this are not names.
-MAX_NAME = 200
 
 MWG_ROOT = "Xmp.mwg-rs.Regions"
 MWG_LIST = f"{MWG_ROOT}/mwg-rs:RegionList"
@@ -103,8 +103,9 @@ def text_of(value: Any) -> str | None:
     return None
 
 
-def clean_name(value: Any) -> str | None:
-    """A region name from a file: trimmed, control characters removed; None when empty/absurd."""
+def region_name(value: Any) -> str | None:
+    """A region name as a file gives it: trimmed, control characters made spaces; None when empty
+    or longer than a name may be (:data:`facetags.names.MAX_NAME`)."""
     text = text_of(value)
     if text is None:
         return None
@@ -168,7 +169,7 @@ def parse(flat: Mapping[str, Entry], source: str) -> Parsed:
 
 
 def _parse_mwg(out: Parsed, index: int, fields: dict[str, Any]) -> RawRegion:
-    name = clean_name(fields.get("mwg-rs:Name"))
+    name = region_name(fields.get("mwg-rs:Name"))
     kind = text_of(fields.get("mwg-rs:Type"))
     region = RawRegion(index=index, box=None, name=name, type=kind.strip() if kind else None)
     if region.type not in (None, "", "Face"):
@@ -191,7 +192,7 @@ def _parse_mwg(out: Parsed, index: int, fields: dict[str, Any]) -> RawRegion:
 
 
 def _parse_mp(out: Parsed, index: int, fields: dict[str, Any]) -> RawRegion:
-    name = clean_name(fields.get("MPReg:PersonDisplayName"))
+    name = region_name(fields.get("MPReg:PersonDisplayName"))
     region = RawRegion(index=index, box=None, name=name, type=None)
     text = text_of(fields.get("MPReg:Rectangle"))
     try:
@@ -232,7 +233,7 @@ def existing_sidecars(photo: Path) -> list[Path]:
 
 def photo_geometry(photo: Path) -> tuple[int, tuple[int, int]]:
     """The EXIF orientation and stored ``(width, height)`` of ``photo``, as facetags decodes it."""
-    from facetags.ingest.decode import image_size, read_orientation
+    from facetags.image.decode import image_size, read_orientation
 
     return read_orientation(photo), image_size(photo)
 

@@ -26,7 +26,7 @@ transform makes the stored image upright:
 8      rotate 90° counter-clockwise             (v, 1 - u)
 =====  ======================================  ==========================
 
-These match the Pillow transposes that :mod:`facetags.ingest.decode` applies, which a test checks
+These match the Pillow transposes that :mod:`facetags.image.decode` applies, which a test checks
 pixel by pixel.
 """
 

@@ -2,26 +2,25 @@
 
 Nothing here imports the library; it works on what the library hands out (face records with a
 path, a normalised upright box and a person) and, for importing, on any object with the
-library's ``people``/``set_assignment``/``name`` methods. ``Library.write_xmp`` (what the CLI and
-the TUI call to write) and the import command call these functions.
+library's ``people``/``set_assignment``/``name`` methods. ``Library.write_xmp`` and
+``Library.import_xmp`` (what the CLI and the TUI call) call these functions.
 
-    results = lib.write_xmp(WriteOptions.from_settings(lib.settings))   # records each photo
-
-    found = import_photo(path, lib.photo_faces(path))      # regions matched to detected faces
-    applied = apply_import(lib, found.matches)
+    results = lib.write_xmp()                      # the settings' options; records each photo
+    run = lib.import_xmp("~/Pictures")             # regions matched to detected faces, applied
 """
 
 from __future__ import annotations
 
 import logging
+import os
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
 from facetags.errors import FacetagsError
+from facetags.names import name_key
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import Box, FaceTag, Region, iou, match_boxes
 from facetags.xmp.write import WriteOptions, WriteResult, write_photo
@@ -148,12 +147,6 @@ class ImportResult:
     warnings: list[str] = field(default_factory=list)
 
 
-def _key(name: str) -> str:
-    """Names compare without case and accents (as the library's own name keys do)."""
-    text = unicodedata.normalize("NFKD", name.strip()).casefold()
-    return "".join(c for c in text if not unicodedata.combining(c))
-
-
 def match_regions(
     regions: Sequence[Region], faces: Sequence[tuple[int, Box]], threshold: float = 0.5
 ) -> tuple[list[Match], list[Region], list[str]]:
@@ -174,7 +167,7 @@ def match_regions(
         rivals = {
             r.name
             for r in named
-            if r.name and _key(r.name) != _key(region.name) and iou(r.box, face_box) >= threshold
+            if r.name and name_key(r.name) != name_key(region.name) and iou(r.box, face_box) >= threshold
         }
         if rivals:
             names = ", ".join(sorted({region.name, *rivals}))
@@ -231,18 +224,18 @@ def apply_import(
     by_name: dict[str, int] = {}
     for person in lib.people():
         if person.name:
-            by_name.setdefault(_key(person.name), int(person.id))
+            by_name.setdefault(name_key(person.name), int(person.id))
     for match in matches:
         record = face_records.get(match.face_id)
         current = record.person_name if record is not None else None
-        if current and _key(current) == _key(match.name):
+        if current and name_key(current) == name_key(match.name):
             out.unchanged.append((match.face_id, match.name))
             continue
         ours = getattr(record, "xmp_name", None)
-        if ours and _key(ours) == _key(match.name):
+        if ours and name_key(ours) == name_key(match.name):
             out.stale.append((match.face_id, match.name))
             continue
-        person_id = by_name.get(_key(match.name))
+        person_id = by_name.get(name_key(match.name))
         if person_id is not None and person_id in lib.rejected_people(match.face_id):
             out.conflicts.append(
                 f"face {match.face_id} in {record.path if record else '?'}: XMP says {match.name!r}, "
@@ -259,8 +252,47 @@ def apply_import(
             if person_id is None:
                 person_id = lib.set_assignment(match.face_id, None, source="user")
                 person = lib.name(person_id, match.name)
-                by_name[_key(match.name)] = int(getattr(person, "id", person_id))
+                by_name[name_key(match.name)] = int(getattr(person, "id", person_id))
             else:
                 lib.set_assignment(match.face_id, person_id, source="user")
         out.assigned.append((match.face_id, match.name))
     return out
+
+
+@dataclass
+class PhotoImport:
+    """One photo's XMP import: what its regions say (``found``) and what was done (``applied``)."""
+
+    photo: str
+    found: ImportResult
+    applied: Applied
+
+
+@dataclass
+class ImportRun:
+    """An ``xmp import`` run: the indexed photos it covered and each one still on disk."""
+
+    photos: int
+    done: list[PhotoImport] = field(default_factory=list)
+
+
+def import_faces(
+    lib: Decisions,
+    by_photo: Mapping[str, list[Any]],
+    *,
+    dry_run: bool = False,
+    progress: Callable[[PhotoImport], None] | None = None,
+) -> ImportRun:
+    """Import the regions of each photo (path -> its face records) present on disk, in path order."""
+    run = ImportRun(photos=len(by_photo))
+    for path in sorted(by_photo):
+        if not os.path.exists(path):
+            continue
+        faces = by_photo[path]
+        found = import_photo(path, faces)
+        applied = apply_import(lib, found.matches, {f.face_id: f for f in faces}, dry_run=dry_run)
+        one = PhotoImport(photo=path, found=found, applied=applied)
+        run.done.append(one)
+        if progress is not None:
+            progress(one)
+    return run

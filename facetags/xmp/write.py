@@ -343,8 +343,8 @@ def plan(
     ours: list[Ours] = []
     positions: list[int] = []  # ours[k] is faces[positions[k]]
     for position, face in enumerate(faces):
-        name = read.clean_name(face.name) if face.name is not None else None
-        previous = read.clean_name(face.previous) if face.previous is not None else None
+        name = read.region_name(face.name) if face.name is not None else None
+        previous = read.region_name(face.previous) if face.previous is not None else None
         if name is None and previous is None and not options.include_unnamed:
             continue
         box = upright_to_stored(clip(face.box), orientation)

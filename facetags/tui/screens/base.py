@@ -6,7 +6,7 @@ import itertools
 import logging
 from collections.abc import Callable
 from functools import partial
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 from textual.screen import Screen
 from textual.widgets import Footer
@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _tokens = itertools.count(1)
+T = TypeVar("T")
 
 
 def describe_error(exc: BaseException) -> str:
@@ -51,35 +52,32 @@ class LibraryScreen(Screen[None]):
     def reload(self) -> None:
         """Ask for fresh data (called on mount, on resume, and after every change)."""
 
-    def loaded(self, what: str, data: Any) -> None:
-        """Show data a :meth:`load` brought back."""
-
-    def load(self, what: str, fn: Callable[[Library], Any]) -> None:
-        """Run ``fn(library)`` in a thread worker; its answer comes back to :meth:`loaded`.
-        An answer to an older request for the same ``what`` is dropped."""
+    def load(self, what: str, fn: Callable[[Library], T], show: Callable[[T], None]) -> None:
+        """Run ``fn(library)`` in a thread worker; its answer comes back, on the UI thread, to
+        ``show``. An answer to an older request for the same ``what`` is dropped."""
         token = next(_tokens)
         self._wanted[what] = token
         self.run_worker(
-            partial(self._load, what, fn, token),
+            partial(self._load, what, fn, show, token),
             thread=True,
             group=f"load-{what}",
             name=f"load {what}",
             exit_on_error=False,
         )
 
-    def _load(self, what: str, fn: Callable[[Library], Any], token: int) -> None:
+    def _load(self, what: str, fn: Callable[[Library], T], show: Callable[[T], None], token: int) -> None:
         try:
             data = self.facetags.client.call(fn)
         except Exception as exc:  # shown to the user, never a crash
             log.debug("loading %s failed", what, exc_info=True)
             self.post_message(ActionFailed(f"loading {what}", describe_error(exc)))
             return
-        self.post_message(Loaded(what, data, token))
+        self.post_message(Loaded(what, data, show, token))
 
-    def on_loaded(self, message: Loaded) -> None:
+    def on_loaded(self, message: Loaded[Any]) -> None:
         message.stop()
         if self._wanted.get(message.what) == message.token:
-            self.loaded(message.what, message.data)
+            message.show(message.data)
 
     def on_action_failed(self, message: ActionFailed) -> None:
         message.stop()

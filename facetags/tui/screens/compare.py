@@ -71,23 +71,23 @@ class CompareScreen(LibraryScreen):
         def person(lib: Library) -> tuple[Person, list[FaceRecord]]:
             return lib.person(pid), lib.faces(pid)
 
-        self.load("person", person)
+        self.load("person", person, self._show_person)
 
-    def loaded(self, what: str, data: Any) -> None:
-        if what == "person":
-            old = [f.face_id for f in self.faces]
-            self.person, self.faces = data
-            self.person_id = self.person.id  # follows a merge
-            if self.face is None and self.faces:  # the face left (not them): the next one
-                at = old.index(self.face_id) if self.face_id in old else 0
-                self.face_id = self.faces[min(at, len(self.faces) - 1)].face_id
-            self.best = best_face(self.faces)
-            self._show()
-        elif what == "pictures":
-            shown, best_image, this_image = data
-            if shown == (self.best and self.best.face_id, self.face_id):
-                self.query_one("#best-picture", Picture).show(best_image, text="no thumbnail")
-                self.query_one("#this-picture", Picture).show(this_image, text="no thumbnail")
+    def _show_person(self, data: tuple[Person, list[FaceRecord]]) -> None:
+        old = [f.face_id for f in self.faces]
+        self.person, self.faces = data
+        self.person_id = self.person.id  # follows a merge
+        if self.face is None and self.faces:  # the face left (not them): the next one
+            at = old.index(self.face_id) if self.face_id in old else 0
+            self.face_id = self.faces[min(at, len(self.faces) - 1)].face_id
+        self.best = best_face(self.faces)
+        self._show()
+
+    def _show_pictures(self, data: tuple[tuple[int, int], Any, Any]) -> None:
+        shown, best_image, this_image = data
+        if shown == (self.best and self.best.face_id, self.face_id):
+            self.query_one("#best-picture", Picture).show(best_image, text="no thumbnail")
+            self.query_one("#this-picture", Picture).show(this_image, text="no thumbnail")
 
     def _show(self) -> None:
         face, best, person = self.face, self.best, self.person
@@ -113,7 +113,7 @@ class CompareScreen(LibraryScreen):
         def pictures(_lib: Library) -> tuple[tuple[int, int], Any, Any]:
             return ids, decode(client.thumbnail(ids[0])), decode(client.thumbnail(ids[1]))
 
-        self.load("pictures", pictures)
+        self.load("pictures", pictures, self._show_pictures)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -138,8 +138,6 @@ class CompareScreen(LibraryScreen):
         )
 
     def action_open_photo(self) -> None:
-        from facetags.tui.screens.photo import PhotoScreen
-
         face = self.face
         if face is not None:
-            self.app.push_screen(PhotoScreen(face.path, face.face_id))
+            self.facetags.open_photo(face.path, face.face_id)

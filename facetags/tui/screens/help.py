@@ -15,18 +15,18 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Label, Static
 
+from facetags.tui.bindings import KeyHelp
+
 TITLE = "Keys  (esc closes; ctrl+p lists every action by name)"
 
 
-def key_table() -> Table:
-    from facetags.tui.keys import all_keys
-
+def key_table(keys: list[KeyHelp]) -> Table:
     table = Table(box=None, expand=True, show_edge=False, pad_edge=False)
     table.add_column("Where", style="bold", ratio=2, overflow="fold")
     table.add_column("Keys", style="bold", ratio=2, overflow="fold")
     table.add_column("Does", ratio=5, overflow="fold")
     section = None
-    for k in all_keys():
+    for k in keys:
         if k.section != section:
             if section is not None:
                 table.add_row()  # a blank line between screens
@@ -42,11 +42,15 @@ class HelpScreen(ModalScreen[None]):
         Binding("escape,q,question_mark", "close", "Close help"),
     ]
 
+    def __init__(self, keys: list[KeyHelp]) -> None:
+        super().__init__()
+        self.keys = keys
+
     def compose(self) -> ComposeResult:
         with Vertical(id="help", classes="dialog"):
             yield Label(TITLE, id="dialog-title")
             with VerticalScroll(id="help-scroll"):
-                yield Static(key_table(), id="help-keys")
+                yield Static(key_table(self.keys), id="help-keys")
 
     def on_mount(self) -> None:
         self.query_one("#help-scroll").focus()

@@ -20,7 +20,7 @@ from textual.suggester import SuggestFromList
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
 
-from facetags.people.names import name_key
+from facetags.names import name_key
 from facetags.text import shown
 from facetags.tui.plain import plain
 

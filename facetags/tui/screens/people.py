@@ -17,9 +17,9 @@ from textual.timer import Timer
 from textual.widgets import DataTable, Header, Input, Static
 
 from facetags.db.records import Person
-from facetags.people.names import name_key
+from facetags.names import name_key
 from facetags.text import plural, shown
-from facetags.tui.faces import best_face
+from facetags.tui.faces import best_face, person_label
 from facetags.tui.plain import plain_lines
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.confirm import ConfirmDialog
@@ -31,10 +31,6 @@ if TYPE_CHECKING:
 
 
 MAX_ROWS = 1000  # more would only slow the table down; typing finds the rest
-
-
-def person_label(person: Person) -> str:
-    return person.name if person.name else f"cluster {person.id}"
 
 
 def merge_label(person: Person, faces: bool = True) -> str:
@@ -98,19 +94,19 @@ class PeopleScreen(LibraryScreen):
     # -- data ---------------------------------------------------------------------------------
 
     def reload(self) -> None:
-        self.load("people", lambda lib: lib.people())
+        self.load("people", lambda lib: lib.people(), self._show_people)
 
-    def loaded(self, what: str, data: Any) -> None:
-        if what == "people":
-            self.people = sort_people(list(data))
-            self.facetags.people_cache = self.people
-            ids = {p.id for p in self.people}
-            self.marked &= ids
-            self._fill()
-        elif what == "sample":
-            person_id, thumb = data
-            if person_id == self._sample_for:
-                self.query_one("#sample", Picture).show(decode(thumb), text="no face")
+    def _show_people(self, people: list[Person]) -> None:
+        self.people = sort_people(list(people))
+        self.facetags.people_cache = self.people
+        ids = {p.id for p in self.people}
+        self.marked &= ids
+        self._fill()
+
+    def _show_sample(self, sample: tuple[int, bytes | None]) -> None:
+        person_id, thumb = sample
+        if person_id == self._sample_for:
+            self.query_one("#sample", Picture).show(decode(thumb), text="no face")
 
     @property
     def table(self) -> DataTable[Any]:
@@ -210,7 +206,7 @@ class PeopleScreen(LibraryScreen):
                 client.remember_sample(pid, face_id)
             return pid, (client.thumbnail(face_id) if face_id is not None else None)
 
-        self.load("sample", sample)
+        self.load("sample", sample, self._show_sample)
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         self._describe()
@@ -241,11 +237,9 @@ class PeopleScreen(LibraryScreen):
         self.table.focus()
 
     def action_open(self) -> None:
-        from facetags.tui.screens.person import PersonScreen
-
         person = self.current
         if person is not None:
-            self.app.push_screen(PersonScreen(person.id))
+            self.facetags.open_person(person.id)
 
     def action_mark(self) -> None:
         """Mark or unmark the highlighted row; the cursor stays on it (arrows move on)."""

@@ -13,12 +13,12 @@ from textual.binding import Binding, BindingType
 from textual.widgets import Header, Static
 
 from facetags.db.records import FaceRecord, Person
-from facetags.people.names import name_key
+from facetags.names import name_key
 from facetags.text import plural
+from facetags.tui.faces import person_label
 from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.name_dialog import NameDialog
-from facetags.tui.screens.people import person_label
 from facetags.tui.widgets.face_grid import FaceGrid
 from facetags.tui.widgets.picture import decode
 
@@ -80,17 +80,14 @@ class PersonScreen(LibraryScreen):
         def person(lib: Library) -> tuple[Person, list[FaceRecord]]:
             return lib.person(pid), lib.faces(pid)
 
-        self.load("person", person)
+        self.load("person", person, self._show_person)
 
-    def loaded(self, what: str, data: Any) -> None:
-        if what == "person":
-            person, faces = data
-            self.person = person
-            self.person_id = person.id  # follows a merge
-            self.grid.set_faces(faces)
-            self._title()
-        elif what == "thumbs":
-            self.grid.set_thumbnails(data)
+    def _show_person(self, data: tuple[Person, list[FaceRecord]]) -> None:
+        person, faces = data
+        self.person = person
+        self.person_id = person.id  # follows a merge
+        self.grid.set_faces(faces)
+        self._title()
 
     def _title(self) -> None:
         person = self.person
@@ -116,16 +113,14 @@ class PersonScreen(LibraryScreen):
         def thumbs(lib: Library) -> dict[int, Any]:
             return {fid: decode(client.thumbnail(fid)) for fid in ids}
 
-        self.load("thumbs", thumbs)
+        self.load("thumbs", thumbs, self.grid.set_thumbnails)
         self._title()
 
     def on_face_grid_selection_changed(self, event: FaceGrid.SelectionChanged) -> None:
         self._title()
 
     def on_face_grid_opened(self, event: FaceGrid.Opened) -> None:
-        from facetags.tui.screens.photo import PhotoScreen
-
-        self.app.push_screen(PhotoScreen(event.face.path, event.face.face_id))
+        self.facetags.open_photo(event.face.path, event.face.face_id)
 
     # -- actions ------------------------------------------------------------------------------
 
@@ -142,11 +137,9 @@ class PersonScreen(LibraryScreen):
         self.app.pop_screen()
 
     def action_compare(self) -> None:
-        from facetags.tui.screens.compare import CompareScreen
-
         face = self.grid.current
         if face is not None:
-            self.app.push_screen(CompareScreen(self.person_id, face.face_id))
+            self.facetags.open_compare(self.person_id, face.face_id)
 
     def action_name(self) -> None:
         if self.person is not None:

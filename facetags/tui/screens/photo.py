@@ -83,7 +83,7 @@ class PhotoScreen(LibraryScreen):
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
-        self.load("image", lambda _lib: load_photo(self.path))
+        self.load("image", lambda _lib: load_photo(self.path), self._show_image)
 
     def reload(self) -> None:
         path = self.path
@@ -93,29 +93,29 @@ class PhotoScreen(LibraryScreen):
             ids = sorted({f.person_id for f in found if f.person_id is not None})
             return found, [lib.person(pid) for pid in ids]
 
-        self.load("faces", faces)
+        self.load("faces", faces, self._show_faces)
 
-    def loaded(self, what: str, data: Any) -> None:
-        if what == "image":
-            self.photo = data
-            self._draw()
-        elif what == "faces":
-            self.faces, self.people = data
-            options = self.query_one(OptionList)
-            highlighted = options.highlighted
-            options.clear_options()
-            for n, face in enumerate(self.faces, 1):
-                who = face.person_name or f"cluster {face.person_id}"
-                options.add_option(Option(plain(f"{n}  {who}"), id=str(face.face_id)))
-            index = next((i for i, f in enumerate(self.faces) if f.face_id == self.face_id), None)
-            if index is None and highlighted is not None and highlighted < len(self.faces):
-                index = highlighted
-            if self.faces:
-                options.highlighted = index or 0
-            self.query_one("#photo-title", Static).update(
-                plain(f"{os.path.basename(self.path)}  ·  {len(self.faces)} faces")
-            )
-            self._draw()
+    def _show_image(self, photo: Any) -> None:
+        self.photo = photo
+        self._draw()
+
+    def _show_faces(self, data: tuple[list[FaceRecord], list[Person]]) -> None:
+        self.faces, self.people = data
+        options = self.query_one(OptionList)
+        highlighted = options.highlighted
+        options.clear_options()
+        for n, face in enumerate(self.faces, 1):
+            who = face.person_name or f"cluster {face.person_id}"
+            options.add_option(Option(plain(f"{n}  {who}"), id=str(face.face_id)))
+        index = next((i for i, f in enumerate(self.faces) if f.face_id == self.face_id), None)
+        if index is None and highlighted is not None and highlighted < len(self.faces):
+            index = highlighted
+        if self.faces:
+            options.highlighted = index or 0
+        self.query_one("#photo-title", Static).update(
+            plain(f"{os.path.basename(self.path)}  ·  {len(self.faces)} faces")
+        )
+        self._draw()
 
     def _draw(self) -> None:
         if self.photo is not None:
@@ -137,11 +137,9 @@ class PhotoScreen(LibraryScreen):
         self.app.pop_screen()
 
     def action_open_person(self) -> None:
-        from facetags.tui.screens.person import PersonScreen
-
         face = self.face
         if face is not None and face.person_id is not None:
-            self.app.push_screen(PersonScreen(face.person_id))
+            self.facetags.open_person(face.person_id)
 
     def action_name(self) -> None:
         face = self.face

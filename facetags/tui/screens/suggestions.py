@@ -82,19 +82,19 @@ class SuggestionsScreen(LibraryScreen):
             known = decode(client.thumbnail(best.face_id)) if best else None
             return found, known, face_caption(best, size=False) if best else ""
 
-        self.load("suggestions", fetch)
+        self.load("suggestions", fetch, self._show_suggestions)
 
-    def loaded(self, what: str, data: Any) -> None:
-        if what == "suggestions":
-            self._loading = False
-            self.queue, known, caption = data
-            self.query_one("#suggest-known", Picture).show(known)
-            self.query_one("#suggest-known-detail", Label).update(plain(caption))
-            self._show()
-        elif what == "candidate":
-            face_id, image = data
-            if self.queue and self.queue[0].face_id == face_id:
-                self.query_one("#suggest-candidate", Picture).show(image)
+    def _show_suggestions(self, data: tuple[list[Any], Any, str]) -> None:
+        self._loading = False
+        self.queue, known, caption = data
+        self.query_one("#suggest-known", Picture).show(known)
+        self.query_one("#suggest-known-detail", Label).update(plain(caption))
+        self._show()
+
+    def _show_candidate(self, data: tuple[int, Any]) -> None:
+        face_id, image = data
+        if self.queue and self.queue[0].face_id == face_id:
+            self.query_one("#suggest-candidate", Picture).show(image)
 
     def _show(self) -> None:
         question = self.query_one("#suggest-question", Static)
@@ -116,7 +116,7 @@ class SuggestionsScreen(LibraryScreen):
         detail = f"#{s.face_id} · {os.path.basename(s.path)}"
         self.query_one("#suggest-candidate-detail", Label).update(plain(detail))
         client, fid = self.facetags.client, s.face_id
-        self.load("candidate", lambda _lib: (fid, decode(client.thumbnail(fid))))
+        self.load("candidate", lambda _lib: (fid, decode(client.thumbnail(fid))), self._show_candidate)
 
     def _next(self) -> None:
         if self.queue:

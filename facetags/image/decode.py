@@ -296,7 +296,7 @@ _STRIP_PIXELS = 1 << 20
 
 
 #: A WebP with more pixels than this is decoded at a reduced size by libwebp itself
-#: (:mod:`facetags.ingest.webp_scaled`): Pillow's way holds ~16 bytes per pixel (0.8 GB here).
+#: (:mod:`facetags.image.webp_scaled`): Pillow's way holds ~16 bytes per pixel (0.8 GB here).
 WEBP_PILLOW_MAX_PIXELS = 50_000_000
 
 
@@ -310,7 +310,7 @@ def _large_webp(im: Image.Image, max_side: int | None) -> bool:
         return False
     if getattr(im, "n_frames", 1) > 1:
         return False  # animated: Pillow composes the first frame
-    from facetags.ingest import webp_scaled
+    from facetags.image import webp_scaled
 
     if webp_scaled.available():
         return True
@@ -321,7 +321,7 @@ def _large_webp(im: Image.Image, max_side: int | None) -> bool:
 def _webp_at_most(path: str | os.PathLike[str], im: Image.Image, max_side: int | None) -> Image.Image:
     """A large still WebP scaled by libwebp to the size Pillow's box reduction would give
     (:func:`_reduce_factors`), then converted and shrunk like every other image."""
-    from facetags.ingest import webp_scaled
+    from facetags.image import webp_scaled
 
     size = _shrunk_size(im.size, max_side)
     assert size is not None

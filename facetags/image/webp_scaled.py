@@ -4,7 +4,7 @@ Pillow decodes a WebP through libwebp's animation decoder, which holds the full-
 a copy of it as bytes and the image made from those: about 16 bytes per pixel, 2.6 GB for a
 169 MP file. libwebp can scale while it decodes (``WebPDecoderOptions.use_scaling``): a lossy
 file then costs a few rows, a lossless one its full-size ARGB buffer (4 bytes per pixel),
-whatever the output size. :mod:`facetags.ingest.decode` uses this only for WebPs too large
+whatever the output size. :mod:`facetags.image.decode` uses this only for WebPs too large
 for Pillow's way within its memory bound, so ordinary WebPs decode exactly as before.
 """
 

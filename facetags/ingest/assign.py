@@ -1,24 +1,17 @@
-"""The interface between the indexer and the clustering.
+"""What the indexer needs of the clustering: :class:`Assigner` places a new photo's faces.
 
-:class:`Assigner` is what the library's indexer calls to place new faces (implemented by
-:class:`facetags.people.assigner.ClusterAssigner`); :class:`NewFaceVector` is what it hands over.
+The library hands the indexer :class:`facetags.people.assigner.ClusterAssigner`, which has these
+methods; neither package imports the other. The faces go over as
+:class:`facetags.db.records.NewFaceVector`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Protocol
 
-import numpy as np
-
+from facetags.db.records import NewFaceVector
 from facetags.db.store import Store
-
-
-@dataclass(frozen=True)
-class NewFaceVector:
-    face_id: int
-    vector: np.ndarray  # (dim,) unit length
 
 
 class Assigner(Protocol):

@@ -1,4 +1,5 @@
-"""People's names: validation and the search key (case- and accent-insensitive)."""
+"""People's names: validation, the search key (case-, accent- and white-space-insensitive), close
+matches. One rule for the library, the XMP import and the front ends."""
 
 from __future__ import annotations
 
