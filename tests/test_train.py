@@ -535,6 +535,32 @@ def test_restem_replaces_the_stem_and_the_file_runs(blockwise_run, lfw_crops, tm
     assert np.min(np.sum(got * mirrored, axis=1)) > 0.9999
 
 
+def test_checkpoint_writer_keeps_every_epoch_the_last_and_the_best(tmp_path: Path) -> None:
+    """'train fit' and 'train blocks' checkpoint through one writer: epoch_NNN, last, best only
+    on an improvement, and history.json replaced whole after the weights (no temporary left)."""
+    tf = pytest.importorskip("tensorflow")
+    from facetags.train.checkpoints import read_history, save_checkpoint, weights_file
+
+    model = tf.keras.Sequential([tf.keras.Input((3,)), tf.keras.layers.Dense(2)])
+    first = model.get_weights()
+    save_checkpoint(model, tmp_path, 1, True, {"history": [{"epoch": 1}]})
+    model.set_weights([w + 1 for w in first])
+    save_checkpoint(model, tmp_path, 2, False, {"history": [{"epoch": 1}, {"epoch": 2}]})
+    names = sorted(p.name for p in tmp_path.iterdir())
+    assert names == [
+        "best.weights.h5",
+        "epoch_001.weights.h5",
+        "epoch_002.weights.h5",
+        "history.json",
+        "last.weights.h5",
+    ]
+    assert read_history(tmp_path) == {"history": [{"epoch": 1}, {"epoch": 2}]}
+    for which, expected in (("best", first), ("epoch_001", first), ("last", [w + 1 for w in first])):
+        model.load_weights(weights_file(tmp_path, which))
+        for got, want in zip(model.get_weights(), expected, strict=True):
+            np.testing.assert_array_equal(got, want)
+
+
 def test_calibration_crops_come_from_the_sources_without_identities() -> None:
     from facetags.train.data import CropSet, Item
     from facetags.train.quantize import calibration_crops

@@ -42,6 +42,7 @@ import numpy as np
 import tensorflow as tf
 
 from facetags.errors import ConfigError
+from facetags.train.checkpoints import read_history, save_checkpoint, weights_file
 from facetags.train.data import (
     CropSet,
     PKSampler,
@@ -49,7 +50,6 @@ from facetags.train.data import (
     centre,
     load_cache,
     mix_faces,
-    replace_atomically,
     save_npz_atomic,
     split_validation,
     validation_pairs,
@@ -466,8 +466,8 @@ def fit_blockwise(
     if state:
         _restore(state, [opt1, opt2])
         epoch = int(state["epoch"])
-        student.model.load_weights(out / f"epoch_{epoch:03d}.weights.h5")
-        history = json.loads((out / "history.json").read_text())[:epoch]
+        student.model.load_weights(weights_file(out, f"epoch_{epoch:03d}"))
+        history = read_history(out)[:epoch]
         log.info("resuming %s at step %d (epoch %d)", out, start, epoch)
     triplet = TRIPLET["batch-hard"]
 
@@ -526,15 +526,11 @@ def fit_blockwise(
                 history.append(row)
                 sums = {}
                 epoch = len(history)
-                student.model.save_weights(out / f"epoch_{epoch:03d}.weights.h5")
-                student.model.save_weights(out / "last.weights.h5")
-                if acc > best:
+                improved = acc > best
+                if improved:
                     best = acc
-                    student.model.save_weights(out / "best.weights.h5")
                 # history first: it may run ahead of state.npz (resume cuts it back), never behind
-                replace_atomically(
-                    out / "history.json", lambda tmp: tmp.write_text(json.dumps(history, indent=1))
-                )
+                save_checkpoint(student.model, out, epoch, improved, history)
                 _save_state(out, epoch, step, scales, [opt1, opt2])
                 log.info("epoch %d (step %d): %s", epoch, step, json.dumps(row))
                 if step == stop_at:
@@ -554,7 +550,7 @@ def load_blockwise(run: Path, which: str = "best") -> tuple[Student, BlockwiseCo
     """A blockwise run's student with the weights of checkpoint ``which`` (best, last, epoch_NNN)."""
     cfg = read_config(run)
     student = Student(Teacher().plan(), StudentConfig(expand=cfg.expand, kernel=cfg.kernel))
-    student.model.load_weights(run / f"{which}.weights.h5")
+    student.model.load_weights(weights_file(run, which))
     return student, cfg
 
 

@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 import tensorflow as tf
 
+from facetags.train.checkpoints import read_history, save_checkpoint, weights_file
 from facetags.train.data import (
     CropSet,
     PKSampler,
@@ -361,15 +362,13 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
                 row["val_teacher_cos"] = float(np.mean(np.sum(emb * val.teacher, axis=1)))  # type: ignore[union-attr]
             history.append(row)
             log.info("epoch %d: %s", epoch, " ".join(f"{k}={v:.4f}" for k, v in row.items() if k != "epoch"))
-            model.save_weights(out / f"epoch_{epoch:03d}.weights.h5")
-            model.save_weights(out / "last.weights.h5")
             score = row.get("val_acc", -row["loss"])
-            if score >= best:
+            improved = score >= best
+            if improved:
                 best = score
-                model.save_weights(out / "best.weights.h5")
                 summary["best_epoch"] = epoch
             summary["history"] = history
-            (out / "history.json").write_text(json.dumps(summary, indent=2))
+            save_checkpoint(model, out, epoch, improved, summary)
     finally:
         feeder.close()
     summary["model"] = model
@@ -399,12 +398,12 @@ def average_checkpoints(model: tf.keras.Model, run: Path, last: int, count: int)
     """Load into ``model`` the mean of the weights of epochs ``last - count + 1 .. last`` (an
     average of the end of the run's trajectory; BatchNorm statistics need re-estimating after).
     Returns the epochs averaged."""
-    epochs = [e for e in range(last - count + 1, last + 1) if (run / f"epoch_{e:03d}.weights.h5").is_file()]
+    epochs = [e for e in range(last - count + 1, last + 1) if weights_file(run, f"epoch_{e:03d}").is_file()]
     if not epochs:
         raise FileNotFoundError(f"{run}: no epoch checkpoints up to {last}")
     total: list[np.ndarray] | None = None
     for e in epochs:
-        model.load_weights(run / f"epoch_{e:03d}.weights.h5")
+        model.load_weights(weights_file(run, f"epoch_{e:03d}"))
         weights = [w.astype(np.float64) for w in model.get_weights()]
         total = weights if total is None else [t + w for t, w in zip(total, weights, strict=True)]
     assert total is not None
@@ -414,10 +413,10 @@ def average_checkpoints(model: tf.keras.Model, run: Path, last: int, count: int)
 
 def load_trained(run: Path, which: str = "best") -> tuple[tf.keras.Model, FitConfig]:
     """Rebuild the model of a run folder and load its ``best``/``last``/``epoch_NNN`` weights."""
-    meta = json.loads((run / "history.json").read_text())
+    meta = read_history(run)
     conf = dict(meta["config"])
     conf["model"] = ModelConfig(**conf["model"])
     cfg = FitConfig(**conf)
     model = build_model(cfg.model)
-    model.load_weights(run / f"{which}.weights.h5")
+    model.load_weights(weights_file(run, which))
     return model, cfg
