@@ -535,6 +535,22 @@ def test_restem_replaces_the_stem_and_the_file_runs(blockwise_run, lfw_crops, tm
     assert np.min(np.sum(got * mirrored, axis=1)) > 0.9999
 
 
+def test_spec_writer_takes_name_hash_and_size_from_the_file(tmp_path: Path) -> None:
+    """The one spec writer: the file's name, sha256 and size come from the file itself, the
+    json lies beside it, and a source's keys keep their order (file_bytes refreshed in place)."""
+    from facetags.train.export import spec_of
+    from facetags.train.specfile import write_spec
+    from facetags.vision.specs import ModelSpec, sha256_file
+
+    path = tmp_path / "m.onnx"
+    path.write_bytes(b"not really onnx" * 10)
+    extra: dict[str, object] = {"a": 1, "file_bytes": 3, "z": {"b": 2}}
+    spec = write_spec(path, spec_of("m-id", nchw=True), extra)
+    assert (spec.file, spec.sha256, spec.layout) == ("m.onnx", sha256_file(path), "NCHW")
+    assert list(spec.extra) == ["a", "file_bytes", "z"] and spec.extra["file_bytes"] == 150
+    assert ModelSpec.from_json(tmp_path / "m.json") == spec
+
+
 def test_checkpoint_writer_keeps_every_epoch_the_last_and_the_best(tmp_path: Path) -> None:
     """'train fit' and 'train blocks' checkpoint through one writer: epoch_NNN, last, best only
     on an improvement, and history.json replaced whole after the weights (no temporary left)."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import logging
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 
 from facetags.train.model import INPUT_SIZE, MEAN, STD
-from facetags.vision.specs import ModelSpec, sha256_file
+from facetags.train.specfile import write_spec
+from facetags.vision.specs import ModelSpec
 
 log = logging.getLogger(__name__)
 
@@ -67,11 +67,12 @@ def export_onnx(model: tf.keras.Model, path: Path, nchw: bool = True, flip: bool
     return path
 
 
-def write_spec(onnx_path: Path, model_id: str, nchw: bool, extra: dict[str, object]) -> ModelSpec:
-    spec = ModelSpec(
+def spec_of(model_id: str, nchw: bool) -> ModelSpec:
+    """What a trained MobileNet's spec says before its file is known (see :func:`write_spec`)."""
+    return ModelSpec(
         id=model_id,
-        file=onnx_path.name,
-        sha256=sha256_file(onnx_path),
+        file="",
+        sha256="",
         dim=128,
         input_size=INPUT_SIZE,
         mean=(MEAN, MEAN, MEAN),
@@ -79,10 +80,7 @@ def write_spec(onnx_path: Path, model_id: str, nchw: bool, extra: dict[str, obje
         channel_order="RGB",
         layout="NCHW" if nchw else "NHWC",
         licence="MIT",
-        extra=extra,
     )
-    onnx_path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
-    return spec
 
 
 def max_abs_diff(
@@ -141,11 +139,9 @@ def export(
     path = export_onnx(model, out_dir / f"{model_id}.onnx", nchw=nchw, flip=flip)
     if fp16_weights:
         halve_weights(path)
-    spec = write_spec(path, model_id, nchw, {**(extra or {}), "flip_tta": flip, "fp16_weights": fp16_weights})
-    size = path.stat().st_size
-    spec = replace(spec, extra={**spec.extra, "file_bytes": size})
-    path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
-    log.info("exported %s (%.2f MB, sha256 %s)", path, size / 1e6, spec.sha256[:12])
+    extra = {**(extra or {}), "flip_tta": flip, "fp16_weights": fp16_weights}
+    spec = write_spec(path, spec_of(model_id, nchw), extra)
+    log.info("exported %s (%.2f MB, sha256 %s)", path, path.stat().st_size / 1e6, spec.sha256[:12])
     return spec
 
 

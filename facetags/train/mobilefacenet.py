@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from facetags.errors import ModelError
+from facetags.train.specfile import write_spec
 from facetags.vision.specs import ModelSpec, sha256_file
 
 if TYPE_CHECKING:
@@ -262,11 +263,11 @@ def onnx_vectors(path: Path, crops: np.ndarray) -> np.ndarray:
     return np.asarray(y, np.float32)
 
 
-def write_spec(path: Path, extra: dict[str, object], model_id: str = MODEL_ID) -> ModelSpec:
+def write_teacher_spec(path: Path, extra: dict[str, object], model_id: str = MODEL_ID) -> ModelSpec:
     spec = ModelSpec(
         id=model_id,
-        file=path.name,
-        sha256=sha256_file(path),
+        file="",
+        sha256="",
         dim=DIM,
         input_size=SIZE,
         mean=(MEAN, MEAN, MEAN),
@@ -274,10 +275,8 @@ def write_spec(path: Path, extra: dict[str, object], model_id: str = MODEL_ID) -
         channel_order="RGB",
         layout="NHWC",
         licence=LICENCE,
-        extra={**extra, "file_bytes": path.stat().st_size},
     )
-    path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
-    return spec
+    return write_spec(path, spec, extra)
 
 
 @dataclass
@@ -332,7 +331,7 @@ def build(
             "flip_tta": flip,
         }
         if calibration_crops is not None:
-            write_spec(plain, extra, model_id)
+            write_teacher_spec(plain, extra, model_id)
             spec = quantize(plain, out, calibration_crops, model_id, flip)
             figures.update(agreement(plain, path, check_crops))
             return Report(spec, figures)
@@ -346,7 +345,7 @@ def build(
         figures["written_max_abs_diff_vs_tflite"] = float(np.max(np.abs(written - reference)))
         figures["written_min_cosine_vs_tflite"] = round(float(cosine.min()), 6)
         extra["fp16_min_cosine_vs_tflite"] = figures["written_min_cosine_vs_tflite"]
-    spec = write_spec(path, {**extra, "fp16_weights": True}, model_id)
+    spec = write_teacher_spec(path, {**extra, "fp16_weights": True}, model_id)
     return Report(spec, figures)
 
 

@@ -25,8 +25,9 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from facetags.train.data import CropSet
+from facetags.train.specfile import write_spec
 from facetags.vision.embed import BATCH, OnnxEmbedder, l2_normalise, preprocess
-from facetags.vision.specs import ModelSpec, sha256_file
+from facetags.vision.specs import ModelSpec
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -197,10 +198,8 @@ def quantize(
             "calibration": f"min/max over {len(crops)} crops of {' and '.join(CALIBRATION_SOURCES)}",
             "float_sha256": source.sha256,
         },
-        "file_bytes": size,
     }
-    spec = replace(source, id=model_id, file=path.name, sha256=sha256_file(path), extra=extra)
-    path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
+    spec = write_spec(path, replace(source, id=model_id), extra)
     log.info("quantized %s -> %s (%.2f MB, sha256 %s)", src, path, size / 1e6, spec.sha256[:12])
     return spec
 

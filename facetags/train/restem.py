@@ -36,6 +36,7 @@ from facetags.errors import ConfigError
 from facetags.train.blockwise import CHIP, CHIP_CENTRE, CHIP_SIDE, CROP, bilinear_weights
 from facetags.train.data import CropSet, augment_batch
 from facetags.train.quantize import float32_weights
+from facetags.train.specfile import write_spec
 from facetags.vision.embed import preprocess
 from facetags.vision.specs import ModelSpec, sha256_file
 
@@ -520,9 +521,7 @@ def restem(
             **({"validation_error_blocks": summary["history"][-1]["val_blocks"]} if plan.blocks else {}),
             "onnx_max_abs_diff": diff,
         },
-        "file_bytes": path.stat().st_size,
     }
-    spec = replace(source, id=model_id, file=path.name, sha256=sha256_file(path), extra=extra)
-    path.with_suffix(".json").write_text(spec.to_json(), encoding="utf-8")
+    spec = write_spec(path, replace(source, id=model_id), extra)
     log.info("restem: %s -> %s (sha256 %s)", src, path, spec.sha256[:12])
     return spec, summary
