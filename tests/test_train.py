@@ -599,17 +599,17 @@ def test_calibration_crops_come_from_the_sources_without_identities() -> None:
 def test_blockwise_checkpoint_averaging(blockwise_run) -> None:
     """'train export --average N' on a blocks run: the mean of the N epoch checkpoints ending at
     the chosen one (best: the first epoch with the best validation accuracy)."""
-    from facetags.commands.train import _epoch_of
     from facetags.train.blockwise import best_epoch, load_blockwise
     from facetags.train.fit import average_checkpoints
+    from facetags.train.runs import epoch_of
 
     summary, run = blockwise_run
     history = summary["history"]
     accs = [row["val_accuracy"] for row in history]
     assert accs[best_epoch(history) - 1] == max(accs) == summary["best_val_accuracy"]
     assert max(accs) not in accs[: best_epoch(history) - 1]  # the first such epoch
-    assert _epoch_of("last", history, 1) == len(history) == 4
-    assert _epoch_of("epoch_002", history, 1) == 2 and _epoch_of("best", history, 3) == 3
+    assert epoch_of("last", history, 1) == len(history) == 4
+    assert epoch_of("epoch_002", history, 1) == 2 and epoch_of("best", history, 3) == 3
     student, _ = load_blockwise(run, "epoch_003")
     third = student.model.get_weights()
     student.model.load_weights(run / "epoch_004.weights.h5")
@@ -618,6 +618,42 @@ def test_blockwise_checkpoint_averaging(blockwise_run) -> None:
     assert any(np.max(np.abs(a - b)) > 1e-6 for a, b in zip(third, fourth, strict=True))
     for a, b, m in zip(third, fourth, student.model.get_weights(), strict=True):
         np.testing.assert_allclose(m, (a.astype(np.float64) + b) / 2, rtol=1e-6, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_train_export_writes_a_blocks_runs_checkpoint_and_its_record(
+    blockwise_run, lfw_crops, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """'train export' on a blocks run whose crops are a real cache: one JSON line on stdout (id,
+    hash, onnxruntime vs TensorFlow, held-out accuracy) and a spec that records the run, the
+    checkpoint, the averaged epochs and the BatchNorm re-estimation."""
+    import shutil
+
+    from facetags.cli import main
+    from facetags.vision.specs import ModelSpec, sha256_file
+
+    _, source = blockwise_run
+    run, cache = tmp_path / "run", tmp_path / "cache"
+    shutil.copytree(source, run)
+    crops, vecs, labels = lfw_crops
+    cache.mkdir()
+    items = [[f"lfw/p{v}/{i}.jpg", "lfw", f"p{v}"] for i, v in enumerate(labels)]
+    (cache / "manifest.json").write_text(json.dumps({"items": items, "crop": 112}))
+    np.savez(cache / "shard_00000.npz", crops=crops, teacher=vecs, index=np.arange(len(labels)))
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "cache": str(cache)}))
+    out = tmp_path / "models"
+    args = ["--library", str(tmp_path / "unused.db"), "train", "export", "--run", str(run), "--out", str(out)]
+    main([*args, "--id", "test-run", "--which", "epoch_003", "--average", "2", "--recalibrate-bn", "4"])
+    printed = json.loads(capsys.readouterr().out.strip())
+    spec = ModelSpec.from_json(out / "test-run.json")
+    assert printed["model"] == spec.id == "test-run" and printed["sha256"] == sha256_file(out / spec.file)
+    assert printed["max_abs_diff_vs_tf"] <= 1e-4 and 0.0 <= printed["val_acc"] <= 1.0
+    assert spec.extra["checkpoint"] == "epoch_003" and spec.extra["averaged_epochs"] == [2, 3]
+    assert spec.extra["bn_recalibrated_batches"] == 4 and spec.extra["epochs"] == 4
+    assert spec.extra["training"]["expand"] == list(config["expand"])  # type: ignore[index]
+    assert "cache" not in spec.extra["training"] and "MobileNetV2" in str(spec.extra["architecture"])
+    assert int(spec.extra["parameters"]) > 0  # type: ignore[call-overload]
 
 
 @pytest.mark.slow

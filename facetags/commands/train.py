@@ -236,48 +236,12 @@ def _export(
     average: int = 1,
     fp16: bool = False,
 ) -> None:
-    from facetags.train.blockwise import is_blockwise_run
+    from facetags.train.runs import ExportPlan, export_run
 
     if average > 1 and not recalibrate:
         raise click.UsageError("--average needs --recalibrate-bn (averaged weights lack BN statistics)")
-    if is_blockwise_run(run):
-        model, train_set, val_set, extra, seed = _load_blockwise(run, which, average)
-    else:
-        model, train_set, val_set, extra, seed = _load_fit(run, which, recalibrate, average)
-    _write_model(model, train_set, val_set, extra, seed, out, model_id, recalibrate, flip, which, fp16)
-
-
-def _load_fit(
-    run: Path, which: str, recalibrate: int, average: int
-) -> tuple[Any, Any, Any, dict[str, object], int]:
-    """A 'train fit' run's model (``average``: weights averaged over checkpoints), its training
-    and held-out crops, and what the spec records of it."""
-    from facetags.train.data import load_cache, parse_shards, split_validation
-    from facetags.train.fit import average_checkpoints, load_trained
-
-    model, cfg = load_trained(run, which)
-    history = json.loads((run / "history.json").read_text())
-    averaged: list[int] = []
-    if average > 1:
-        rows = history.get("history", [])
-        averaged = average_checkpoints(
-            model, run, _epoch_of(which, rows, int(history["best_epoch"])), average
-        )
-    # the same shards the run trained on (a cache may have grown since)
-    data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards) if cfg.shards else None)
-    held_file = run / "val_people.json"
-    if held_file.is_file():
-        train_set, val_set = data.split_people(set(json.loads(held_file.read_text())))
-    else:
-        train_set, val_set = split_validation(data, cfg.val_people, cfg.seed)
-    arch = "V3-Small" if cfg.model.arch == "v3s" else "V2"
-    extra = {
-        "architecture": f"MobileNet{arch} alpha {cfg.model.alpha}, {cfg.model.head} head, Dense128+BN+L2",
-        "epochs": len(history.get("history", [])),
-        **({"averaged_epochs": averaged} if averaged else {}),
-        "training": {k: v for k, v in history["config"].items() if k not in ("cache", "out")},
-    }
-    return model, train_set, val_set, extra, cfg.seed
+    plan = ExportPlan(Path(out), model_id, which, recalibrate, flip, average, fp16)
+    click.echo(json.dumps(export_run(run, plan).as_dict()))
 
 
 def _expansions(value: str) -> tuple[int, ...]:
@@ -289,83 +253,6 @@ def _expansions(value: str) -> tuple[int, ...]:
     if not factors or min(factors) < 1:
         raise click.BadParameter(f"{value!r}: every factor must be at least 1")
     return factors
-
-
-def _epoch_of(which: str, rows: list[dict[str, Any]], best_epoch: int) -> int:
-    """The epoch number (1-based) of checkpoint ``which`` of a run with these history rows."""
-    if which == "best":
-        return best_epoch
-    if which.startswith("epoch_"):
-        return int(which.removeprefix("epoch_"))
-    return len(rows)
-
-
-def _load_blockwise(run: Path, which: str, average: int = 1) -> tuple[Any, Any, Any, dict[str, object], int]:
-    """A 'train blocks' run's student (``average``: weights averaged over checkpoints), its
-    training and held-out crops, and its spec record."""
-    from dataclasses import asdict
-
-    from facetags.train.blockwise import best_epoch, load_blockwise, split_held_out
-    from facetags.train.data import load_cache
-    from facetags.train.fit import average_checkpoints
-
-    student, cfg = load_blockwise(run, which)
-    history = json.loads((run / "history.json").read_text())
-    averaged: list[int] = []
-    if average > 1:
-        last = _epoch_of(which, history, best_epoch(history))
-        averaged = average_checkpoints(student.model, run, last, average)
-    data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
-    train_set, val_set = split_held_out(cfg, data)
-    extra = {
-        "architecture": (
-            "MobileNetV2 inverted residuals (5x5 depthwise) on dlib's ResNet plan: fixed 112->150 "
-            "chip resampling, stem, 14 blocks, GAP, Dense128, L2"
-        ),
-        "epochs": len(history),
-        **({"averaged_epochs": averaged} if averaged else {}),
-        "training": {k: v for k, v in asdict(cfg).items() if k not in ("cache", "out")},
-    }
-    return student.model, train_set, val_set, extra, cfg.seed
-
-
-def _write_model(
-    model: Any,
-    train_set: Any,
-    val_set: Any,
-    extra: dict[str, object],
-    seed: int,
-    out: str,
-    model_id: str,
-    recalibrate: int,
-    flip: bool,
-    which: str,
-    fp16: bool = False,
-) -> None:
-    """Re-estimate BatchNorm statistics, export, check onnxruntime against TensorFlow, and print
-    the exported file's accuracy on the run's held-out validation pairs."""
-    from facetags.train.data import validation_pairs
-    from facetags.train.export import export, exported_embedder, max_abs_diff
-    from facetags.train.fit import pair_accuracy, recalibrate_bn
-
-    if recalibrate:
-        recalibrate_bn(model, train_set.crops, batches=recalibrate, seed=seed)
-    extra = {
-        **extra,
-        "parameters": int(model.count_params()),
-        "checkpoint": which,
-        "bn_recalibrated_batches": recalibrate,
-    }
-    spec = export(model, Path(out), model_id, extra=extra, flip=flip, fp16_weights=fp16)
-    diff = max_abs_diff(model, Path(out) / spec.file, train_set.crops[:64], flip=flip)
-    val_acc = None
-    if len(val_set):  # the exported file on the same held-out pairs as the run's validation
-        runtime = exported_embedder(Path(out), spec)
-        pairs, same = validation_pairs(val_set.labels, 600, seed)
-        val_acc = pair_accuracy(runtime.embed(val_set.crops), pairs, same)[0]
-    click.echo(
-        json.dumps({"model": spec.id, "sha256": spec.sha256, "max_abs_diff_vs_tf": diff, "val_acc": val_acc})
-    )
 
 
 @train.command("export")
