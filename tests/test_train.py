@@ -515,7 +515,8 @@ def test_restem_replaces_the_stem_and_the_file_runs(blockwise_run, lfw_crops, tm
     import tensorflow as tf
 
     from facetags.train.quantize import float32_weights
-    from facetags.train.restem import _Targets, find_stem, following_blocks, frozen_blocks
+    from facetags.train.restem import _Targets, frozen_blocks
+    from facetags.train.stemgraph import find_stem, following_blocks
 
     float_model = float32_weights(onnx.load(str(src)))
     old = find_stem(float_model)
