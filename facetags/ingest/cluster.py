@@ -5,8 +5,9 @@ One more executor behind :class:`facetags.ingest.parallel.Analysers`: the worker
 the scanning process (the same absolute paths), and send back the small results; the scanning
 process stays the library's one writer, with at most :attr:`ClusterPool.ahead` photos in flight.
 Each task analyses a few photos (:data:`PHOTOS_PER_TASK`), since the engine's own cost per task
-(scheduler, client and worker bookkeeping, a round trip) is near that of a small photo; a batch
-not yet full is sent as soon as the scan waits for one of its photos. A worker that dies has its
+(scheduler, client and worker bookkeeping, a round trip) is near that of a small photo. A batch
+not yet full is sent when a worker would otherwise wait (a scan's first photos, a small scan) or
+as soon as the scan waits for one of its photos. A worker that dies has its
 batch re-run elsewhere by the scheduler; if that fails too (the engine gives up on it, or the
 scheduler is gone) the scan analyses those photos itself.
 
@@ -189,15 +190,21 @@ class ClusterPool:
         self._gathering = _Batch(self)
         self._scan = uuid.uuid4().hex  # the tasks' keys: facetags-analyse-<scan>-<n>
         self._sent = 0
+        self._out: list[_Batch] = []  # sent, maybe not finished
         log.info("analysing on %d workers of the cluster at %s", self.workers, address)
 
     def submit(self, path: str) -> Pending:
         batch = self._gathering
         batch.paths.append(path)
         result = _Result(path, batch, len(batch.paths) - 1)
-        if len(batch.paths) >= self.batch:
-            self.send(batch)
+        if len(batch.paths) >= self.batch or self._queued() < self.workers:
+            self.send(batch)  # full, or a worker would wait for it (a scan's first photos)
         return result
+
+    def _queued(self) -> int:
+        """Tasks sent and not finished."""
+        self._out = [b for b in self._out if not b.future.done()]
+        return len(self._out)
 
     def send(self, batch: _Batch) -> None:
         """Send ``batch`` as one task (raises one of :attr:`lost` if the cluster is gone)."""
@@ -207,6 +214,7 @@ class ClusterPool:
         key = f"facetags-analyse-{self._scan}-{self._sent}"
         self._sent += 1
         batch.future = self._client.submit(analyse_batch_on_worker, *args, key=key, pure=False)
+        self._out.append(batch)
 
     def close(self) -> None:
         """Stop: the photos not yet back are released (the scheduler drops them); the workers
