@@ -185,6 +185,44 @@ def test_a_worker_killed_mid_scan_loses_nothing_and_the_library_equals_a_local_s
     assert _count(db, "faces") == _count(serial_db, "faces")
 
 
+def _tasks_done(address: str) -> int:
+    """Analysis tasks the scheduler has finished since it started."""
+    import distributed
+
+    def count(dask_scheduler: distributed.Scheduler) -> int:
+        prefix = dask_scheduler.task_prefixes.get("facetags-analyse")
+        return 0 if prefix is None else int(prefix.state_counts["memory"])
+
+    with distributed.Client(address, timeout=30, set_as_default=False) as client:
+        return int(client.run_on_scheduler(count))
+
+
+@pytest.mark.slow
+def test_a_few_photos_go_per_task_and_the_library_equals_a_local_scan(
+    cluster: Cluster,
+    photos: Path,  # noqa: F811
+    serial: tuple[Path, dict[str, object]],  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    from facetags.ingest.cluster import PHOTOS_PER_TASK
+
+    db = tmp_path / "batched.db"
+    before = _tasks_done(cluster.address)
+    out, err = _scan(db, photos, cluster.address).communicate(timeout=300)
+    assert "Traceback" not in err and "analysing here" not in err, err
+    tasks = _tasks_done(cluster.address) - before
+    report = json.loads(out)
+    assert report["new"] == 69 and report["failed"] == 0  # 69: the last batch is sent part-full
+    # one task per photo before; now a full batch per task, but for the few sent part-full when
+    # the scan waited for one of their photos
+    assert -(-69 // PHOTOS_PER_TASK) <= tasks < 69 // 2, tasks
+    serial_db, _ = serial
+    for table in ("photos", "files", "faces", "embeddings"):
+        assert _count(db, table) == _count(serial_db, table), table
+    _same_faces(_faces(db), _faces(serial_db))
+    assert _clusters(db) == _clusters(serial_db)
+
+
 @pytest.mark.slow
 def test_the_engine_talks_over_loopback_only(cluster: Cluster) -> None:
     import psutil

@@ -2,10 +2,14 @@
 
 One more executor behind :class:`facetags.ingest.parallel.Analysers`: the workers run the same
 :func:`~facetags.ingest.parallel.analyse_file` on photos they read from storage they share with
-the scanning process (the same absolute paths), and send back the small result; the scanning
+the scanning process (the same absolute paths), and send back the small results; the scanning
 process stays the library's one writer, with at most :attr:`ClusterPool.ahead` photos in flight.
-A worker that dies has its photos re-run elsewhere by the scheduler; if that fails too (the
-engine gives up on a photo, or the scheduler is gone) the scan analyses the photo itself.
+Each task analyses a few photos (:data:`PHOTOS_PER_TASK`), since the engine's own cost per task
+(scheduler, client and worker bookkeeping, a round trip) is near that of a small photo. A batch
+not yet full is sent when a worker would otherwise wait (a scan's first photos, a small scan) or
+as soon as the scan waits for one of its photos. A worker that dies has its
+batch re-run elsewhere by the scheduler; if that fails too (the engine gives up on it, or the
+scheduler is gone) the scan analyses those photos itself.
 
 ``distributed`` is an optional extra (``pip install 'facetags[cluster]'``), imported only here
 and only when a scan names a cluster.
@@ -30,6 +34,8 @@ from facetags.ingest.pipeline import Processed
 
 log = logging.getLogger(__name__)
 
+#: Photos analysed per task at most.
+PHOTOS_PER_TASK = 4
 #: Seconds to reach the scheduler and to wait for a first worker.
 CONNECT_TIMEOUT_S = 10
 _sized = False  # in a worker process: onnxruntime's threads shared out already
@@ -59,20 +65,53 @@ def analyse_on_worker(
     return analyse_file(path, settings, library, host)
 
 
+def analyse_batch_on_worker(
+    paths: list[str], settings: Settings, library: str | None, host: str, per_host: dict[str, int]
+) -> list[Processed | Exception]:
+    """Runs on a worker: :func:`analyse_on_worker` for each of ``paths``; a photo's error is
+    its own result (raised again for that photo alone in the scanning process)."""
+    results: list[Processed | Exception] = []
+    for path in paths:
+        try:
+            results.append(analyse_on_worker(path, settings, library, host, per_host))
+        except Exception as exc:
+            results.append(exc)
+    return results
+
+
 class _Gone(Exception):
     """A photo that went while a worker looked for it: the scan indexes it (as gone) itself."""
+
+
+class _Batch:
+    """Photos sent to the cluster as one task (or still gathering, ``future`` None)."""
+
+    def __init__(self, pool: ClusterPool) -> None:
+        self.pool = pool
+        self.paths: list[str] = []
+        self.future: Any = None
+
+    def results(self) -> list[Processed | Exception]:
+        if self.future is None:  # the scan waits for a photo of this batch: send it as it is
+            self.pool.send(self)
+        results: list[Processed | Exception] = self.future.result()
+        return results
 
 
 class _Result:
     """A photo on the cluster (:class:`facetags.ingest.parallel.Pending`)."""
 
-    def __init__(self, path: str, future: Any) -> None:
+    def __init__(self, path: str, batch: _Batch, index: int) -> None:
         self.path = path
-        self.future = future
+        self.batch = batch
+        self.index = index
 
     def result(self) -> Processed:
         try:
-            return self.future.result()
+            outcome = self.batch.results()[self.index]
+            if isinstance(outcome, Exception):
+                raise outcome
+            return outcome
         except NotShared as exc:
             if os.path.lexists(self.path):  # here but not there: the workers do not share it
                 raise ClusterError(
@@ -146,13 +185,36 @@ class ClusterPool:
             per_host[worker.rsplit(":", 1)[0]] += threads
         self._per_host = dict(per_host)  # analyses at once on each machine
         self.workers = max(1, sum(slots.values()))
-        self.ahead = AHEAD_PER_WORKER * self.workers
+        self.batch = PHOTOS_PER_TASK
+        self.ahead = AHEAD_PER_WORKER * self.workers * self.batch
+        self._gathering = _Batch(self)
+        self._scan = uuid.uuid4().hex  # the tasks' keys: facetags-analyse-<scan>-<n>
+        self._sent = 0
+        self._out: list[_Batch] = []  # sent, maybe not finished
         log.info("analysing on %d workers of the cluster at %s", self.workers, address)
 
     def submit(self, path: str) -> Pending:
-        args = (path, self.settings, self.library, self.host, self._per_host)
-        key = f"facetags-analyse-{uuid.uuid4().hex}"
-        return _Result(path, self._client.submit(analyse_on_worker, *args, key=key, pure=False))
+        batch = self._gathering
+        batch.paths.append(path)
+        result = _Result(path, batch, len(batch.paths) - 1)
+        if len(batch.paths) >= self.batch or self._queued() < self.workers:
+            self.send(batch)  # full, or a worker would wait for it (a scan's first photos)
+        return result
+
+    def _queued(self) -> int:
+        """Tasks sent and not finished."""
+        self._out = [b for b in self._out if not b.future.done()]
+        return len(self._out)
+
+    def send(self, batch: _Batch) -> None:
+        """Send ``batch`` as one task (raises one of :attr:`lost` if the cluster is gone)."""
+        if batch is self._gathering:
+            self._gathering = _Batch(self)
+        args = (batch.paths, self.settings, self.library, self.host, self._per_host)
+        key = f"facetags-analyse-{self._scan}-{self._sent}"
+        self._sent += 1
+        batch.future = self._client.submit(analyse_batch_on_worker, *args, key=key, pure=False)
+        self._out.append(batch)
 
     def close(self) -> None:
         """Stop: the photos not yet back are released (the scheduler drops them); the workers
@@ -160,4 +222,11 @@ class ClusterPool:
         self._client.close()
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "ClusterPool", "NotShared", "analyse_on_worker"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "PHOTOS_PER_TASK",
+    "ClusterPool",
+    "NotShared",
+    "analyse_batch_on_worker",
+    "analyse_on_worker",
+]
