@@ -65,13 +65,9 @@ def _calibrated(model_id: str) -> float | None:
 
 def _threshold(model_id: str) -> float:
     """:func:`_calibrated`, else the conservative fallback (with a warning)."""
-    from facetags.people.calibrate import FALLBACK
+    from facetags.people.calibrate import or_fallback
 
-    found = _calibrated(model_id)
-    if found is None:
-        log.warning("no calibrated clustering threshold for %s; using %.2f", model_id, FALLBACK)
-        return FALLBACK
-    return found
+    return or_fallback(_calibrated(model_id), model_id)
 
 
 class Library:
@@ -117,8 +113,10 @@ class Library:
         self.close()
 
     def _make_assigner(self, model_id: str) -> Assigner:
-        calibrated = _calibrated(model_id) is not None
-        return ClusterAssigner(model_id, threshold=_threshold(model_id), calibrated=calibrated)
+        from facetags.people.calibrate import or_fallback
+
+        found = _calibrated(model_id)  # looked up once: the threshold, and whether it is a guess
+        return ClusterAssigner(model_id, threshold=or_fallback(found, model_id), calibrated=found is not None)
 
     def clustering(self) -> ClusterAssigner:
         """The current model's clustering (incremental index, thresholds, batch re-cluster)."""

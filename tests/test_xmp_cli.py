@@ -10,26 +10,15 @@ import pytest
 from click.testing import CliRunner
 
 from facetags.cli import cli
-from facetags.errors import FacetagsError
-from facetags.xmp.regions import to_mwg_area
-from tests.xmp_support import exiftool, exiftool_write, need_exiftool
+from tests.xmp_support import exiftool, need_exiftool, shipped_opener, tag_astronaut
 
 
 @pytest.fixture
 def library(request: pytest.FixtureRequest, photo_dir: Path, tmp_path: Path) -> tuple[Path, Path]:
     """A library that has scanned photo_dir; the astronaut was tagged by "another tool" first."""
     need_exiftool()
-    try:
-        opener = request.getfixturevalue("open_library")
-    except FacetagsError as exc:
-        pytest.skip(f"the shipped models are not available here: {exc}")
-    astronaut = photo_dir / "astronaut.jpg"
-    x, y, w, h = to_mwg_area((0.352, 0.127, 0.165, 0.21))
-    exiftool_write(
-        "-RegionInfo={AppliedToDimensions={W=512,H=512,Unit=pixel},"
-        f"RegionList=[{{Area={{X={x},Y={y},W={w},H={h},Unit=normalized}},Type=Face,Name=Eileen Collins}}]}}",
-        astronaut,
-    )
+    opener = shipped_opener(request)
+    tag_astronaut(photo_dir, "Eileen Collins")
     where = tmp_path / "library.db"
     lib = opener(where)
     lib.scan([photo_dir])

@@ -24,7 +24,14 @@ from facetags.xmp.read import read_regions
 from facetags.xmp.regions import FaceTag, format_mp_rectangle, to_mwg_area, upright_to_stored
 from facetags.xmp.sync import match_regions
 from facetags.xmp.write import WriteOptions, write_photo
-from tests.xmp_support import exiftool, exiftool_write, need_exiftool, oriented_copy
+from tests.xmp_support import (
+    exiftool,
+    exiftool_write,
+    need_exiftool,
+    oriented_copy,
+    shipped_opener,
+    tag_astronaut,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 FACE_BOX = (0.318, 0.127, 0.193, 0.209)  # the astronaut's face, upright, normalised
@@ -133,19 +140,9 @@ def test_cli_reports_the_conflict_and_import_reads_the_photo(
     """The real commands: the astronaut was named "Eileen Collins" by another tool (exiftool)
     and "Commander" in facetags."""
     need_exiftool()
-    from facetags.errors import FacetagsError
 
-    try:
-        opener = request.getfixturevalue("open_library")
-    except FacetagsError as exc:
-        pytest.skip(f"the shipped models are not available here: {exc}")
-    astronaut = photo_dir / "astronaut.jpg"
-    x, y, w, h = to_mwg_area((0.352, 0.127, 0.165, 0.21))
-    exiftool_write(
-        "-RegionInfo={AppliedToDimensions={W=512,H=512,Unit=pixel},"
-        f"RegionList=[{{Area={{X={x},Y={y},W={w},H={h},Unit=normalized}},Type=Face,Name=Eileen Collins}}]}}",
-        astronaut,
-    )
+    opener = shipped_opener(request)
+    astronaut = tag_astronaut(photo_dir, "Eileen Collins")
     where = tmp_path / "library.db"
     lib = opener(where)
     lib.scan([photo_dir])

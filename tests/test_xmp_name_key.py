@@ -10,9 +10,9 @@ import pytest
 
 from facetags.names import MAX_NAME, clean_name, name_key
 from facetags.xmp.read import region_name
-from facetags.xmp.regions import Region, to_mwg_area
+from facetags.xmp.regions import Region
 from facetags.xmp.sync import match_regions
-from tests.xmp_support import exiftool_write, need_exiftool
+from tests.xmp_support import need_exiftool, shipped_opener, tag_astronaut
 
 FACE = (0.30, 0.10, 0.20, 0.25)
 
@@ -43,19 +43,9 @@ def test_import_finds_the_user_named_person_under_two_spaces(
     user's decision) and "Mary  Ann" in the photo. The import leaves the face alone and reports
     no conflict (before, the two spellings were two names: "you said 'Mary Ann'; kept")."""
     need_exiftool()
-    from facetags.errors import FacetagsError
 
-    try:
-        opener = request.getfixturevalue("open_library")
-    except FacetagsError as exc:
-        pytest.skip(f"the shipped models are not available here: {exc}")
-    astronaut = photo_dir / "astronaut.jpg"
-    x, y, w, h = to_mwg_area((0.352, 0.127, 0.165, 0.21))
-    exiftool_write(
-        "-RegionInfo={AppliedToDimensions={W=512,H=512,Unit=pixel},"
-        f"RegionList=[{{Area={{X={x},Y={y},W={w},H={h},Unit=normalized}},Type=Face,Name=Mary  Ann}}]}}",
-        astronaut,
-    )
+    opener = shipped_opener(request)
+    tag_astronaut(photo_dir, "Mary  Ann")
     lib = opener(tmp_path / "library.db")
     lib.scan([photo_dir])
     (face,) = [f for f in lib.faces() if f.path.endswith("astronaut.jpg")]

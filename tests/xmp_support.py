@@ -122,3 +122,32 @@ def _detector(settings_cls: Any) -> Any:
 
 def centre(box: tuple[float, float, float, float]) -> tuple[float, float]:
     return (box[0] + box[2] / 2, box[1] + box[3] / 2)
+
+
+#: The astronaut's face in tests' photo_dir (normalised upright box), where another tool's region goes.
+ASTRONAUT_FACE = (0.352, 0.127, 0.165, 0.21)
+
+
+def tag_astronaut(photo_dir: Path, name: str) -> Path:
+    """Write an MWG face region named ``name`` over the astronaut's face with exiftool, as
+    another tool would. Returns the photo."""
+    from facetags.xmp.regions import to_mwg_area
+
+    astronaut = photo_dir / "astronaut.jpg"
+    x, y, w, h = to_mwg_area(ASTRONAUT_FACE)
+    exiftool_write(
+        "-RegionInfo={AppliedToDimensions={W=512,H=512,Unit=pixel},"
+        f"RegionList=[{{Area={{X={x},Y={y},W={w},H={h},Unit=normalized}},Type=Face,Name={name}}}]}}",
+        astronaut,
+    )
+    return astronaut
+
+
+def shipped_opener(request: pytest.FixtureRequest) -> Any:
+    """The open_library fixture, or a skip when the shipped models are not available."""
+    from facetags.errors import FacetagsError
+
+    try:
+        return request.getfixturevalue("open_library")
+    except FacetagsError as exc:
+        pytest.skip(f"the shipped models are not available here: {exc}")

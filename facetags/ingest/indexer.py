@@ -305,8 +305,10 @@ class Indexer:
         """The known photo ``photo_id`` is now shown under another EXIF orientation: turn its
         faces with it (same faces, people and decisions). Returns whether anything turned."""
         new = photo.orientation
+        if self.store.photo_orientation(photo_id) == new:  # the common case: no write transaction
+            return False
         with self.store.write():
-            old = self.store.photo_orientation(photo_id)
+            old = self.store.photo_orientation(photo_id)  # again, under the lock
             if old == new:
                 return False
             turned = []

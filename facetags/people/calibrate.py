@@ -58,7 +58,11 @@ def calibrated_threshold(
 
 def threshold_for(model_id: str, extra: dict[str, object] | None = None, sha256: str = "") -> float:
     """:func:`calibrated_threshold`, else :data:`FALLBACK` (with a warning)."""
-    found = calibrated_threshold(model_id, extra, sha256)
+    return or_fallback(calibrated_threshold(model_id, extra, sha256), model_id)
+
+
+def or_fallback(found: float | None, model_id: str) -> float:
+    """A calibrated threshold, or :data:`FALLBACK` (with a warning) when there is none."""
     if found is not None:
         return found
     log.warning("no calibrated clustering threshold for %s; using %.2f", model_id, FALLBACK)

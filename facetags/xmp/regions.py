@@ -10,24 +10,8 @@ values fractions of the image's width and height. Two frames matter:
   Windows' ``MP:RegionInfo`` rectangles; so does every tool that reads them.
 
 Because boxes are normalised, converting between the frames needs only the orientation, not
-the pixel size (:mod:`facetags.orientation` does it). EXIF orientation ``o`` says which
-transform makes the stored image upright:
-
-=====  ======================================  ==========================
-``o``  stored -> upright                        stored (u, v) -> upright
-=====  ======================================  ==========================
-1      identity                                 (u, v)
-2      mirror left-right                        (1 - u, v)
-3      rotate 180°                              (1 - u, 1 - v)
-4      mirror top-bottom                        (u, 1 - v)
-5      transpose (mirror along main diagonal)   (v, u)
-6      rotate 90° clockwise                     (1 - v, u)
-7      transverse (mirror along anti-diagonal)  (1 - v, 1 - u)
-8      rotate 90° counter-clockwise             (v, 1 - u)
-=====  ======================================  ==========================
-
-These match the Pillow transposes that :mod:`facetags.image.decode` applies, which a test checks
-pixel by pixel.
+the pixel size: :mod:`facetags.orientation` has the table of the eight EXIF orientations and
+the conversions, which this module re-exports.
 """
 
 from __future__ import annotations
