@@ -92,8 +92,10 @@ def replace(data: bytes, packet: bytes) -> bytes:
 # -- JPEG ---------------------------------------------------------------------------------------
 
 
-def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
-    """(start, end, marker) of each marker segment before the first scan."""
+def jpeg_walk(data: bytes) -> tuple[list[tuple[int, int, int]], int | None]:
+    """The (start, end, marker) of each marker segment before the first scan, and where that
+    scan's SOS marker starts (None when the image ends first). The one JPEG marker walker:
+    :func:`facetags.xmp.safefile.jpeg_scan_data` uses it too."""
     out: list[tuple[int, int, int]] = []
     pos, size = 2, len(data)
     while pos + 4 <= size:
@@ -103,8 +105,10 @@ def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
         if marker == 0xFF:  # fill byte
             pos += 1
             continue
-        if marker in (0xDA, 0xD9):
-            return out
+        if marker == 0xDA:
+            return out, pos
+        if marker == 0xD9:
+            return out, None
         if marker in _JPEG_NO_LENGTH:
             pos += 2
             continue
@@ -114,6 +118,11 @@ def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
         out.append((pos, end, marker))
         pos = end
     raise ContainerError("JPEG has no scan (SOS marker)")
+
+
+def _jpeg_segments(data: bytes) -> list[tuple[int, int, int]]:
+    """(start, end, marker) of each marker segment before the first scan."""
+    return jpeg_walk(data)[0]
 
 
 def _jpeg_xmp_segment(data: bytes) -> tuple[int, int] | None:

@@ -21,14 +21,13 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+from facetags.xmp.container import jpeg_walk
 from facetags.xmp.packet import XmpError
 
 log = logging.getLogger(__name__)
 
 TEMP_SUFFIX = ".facetags.tmp"
 STALE_TEMP_SECONDS = 3600.0  # a temporary copy this old belongs to a writer that was killed
-
-_NO_LENGTH = {0x01, 0xD8, *range(0xD0, 0xD8)}
 
 
 def jpeg_scan_data(data: bytes) -> bytes:
@@ -38,22 +37,10 @@ def jpeg_scan_data(data: bytes) -> bytes:
     """
     if data[:2] != b"\xff\xd8":
         raise ValueError("not a JPEG (no SOI marker)")
-    pos = 2
-    size = len(data)
-    while pos + 4 <= size:
-        if data[pos] != 0xFF:
-            raise ValueError(f"bad JPEG marker at byte {pos}")
-        marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte
-            pos += 1
-            continue
-        if marker == 0xDA:
-            return data[pos:]
-        if marker in _NO_LENGTH:
-            pos += 2
-            continue
-        pos += 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-    raise ValueError("JPEG has no scan (SOS marker)")
+    sos = jpeg_walk(data)[1]  # a ContainerError is a ValueError
+    if sos is None:
+        raise ValueError("JPEG has no scan (SOS marker)")
+    return data[sos:]
 
 
 def _pixels(path: Path) -> tuple[str, tuple[int, int], bytes]:
