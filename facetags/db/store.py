@@ -450,13 +450,13 @@ class Store(PeopleStore):
     def _face_records(self, where: str, params: Sequence[object], real_only: bool = True) -> list[FaceRecord]:
         """Face records; with ``real_only=False`` also "not a face" ones, as faces of nobody."""
         rows = self.conn.execute(
-            "SELECT f.id, f.photo_id, COALESCE((SELECT path FROM files WHERE photo_id = f.photo_id"
-            " ORDER BY id LIMIT 1), (SELECT path FROM missing WHERE photo_id = f.photo_id LIMIT 1), ''),"
+            "SELECT f.id, f.photo_id, (SELECT path FROM files WHERE photo_id = f.photo_id ORDER BY id"
+            " LIMIT 1),"
             " f.x, f.y, f.w, f.h, f.score,"
             " CASE WHEN f.not_face THEN NULL ELSE f.person_id END,"
             " CASE WHEN f.not_face THEN NULL ELSE p.name END, f.assigned_by, f.landmarks,"
             " ph.width, ph.height, x.name,"
-            " NOT EXISTS (SELECT 1 FROM files WHERE photo_id = f.photo_id)"
+            " (SELECT path FROM missing WHERE photo_id = f.photo_id LIMIT 1)"
             " FROM faces f JOIN photos ph ON ph.id = f.photo_id LEFT JOIN people p ON p.id = f.person_id"
             " LEFT JOIN xmp_names x ON x.face_id = f.id"
             f" WHERE {'f.not_face = 0' if real_only else '1'} {where} ORDER BY f.photo_id, f.idx",
@@ -466,7 +466,7 @@ class Store(PeopleStore):
             FaceRecord(
                 face_id=r[0],
                 photo_id=r[1],
-                path=r[2],
+                path=r[2] if r[2] is not None else (r[15] or ""),  # not on disk: where last seen
                 box=(r[3], r[4], r[5], r[6]),
                 score=r[7],
                 person_id=r[8],
@@ -476,7 +476,7 @@ class Store(PeopleStore):
                 width=r[12],
                 height=r[13],
                 xmp_name=r[14],
-                missing=bool(r[15]),
+                missing=r[2] is None,
             )
             for r in rows
         ]
