@@ -229,12 +229,15 @@ class Library:
         paths: Iterable[str | os.PathLike[str]],
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        between: Callable[[], None] | None = None,
     ) -> ScanReport:
         """Bring the index in step with the photos under ``paths`` (folders or files); then
-        re-cluster when due (facetags.people.assigner), so scan order does not matter."""
+        re-cluster when due (facetags.people.assigner), so scan order does not matter.
+        ``between``: called after each photo, in this thread, holding the library (the
+        watcher indexes photos copied in during its catch-up scan)."""
         with self._lock:
             reembedded = self.ensure_model()
-            report = self.indexer.scan(paths, progress=progress, stop=stop)
+            report = self.indexer.scan(paths, progress=progress, stop=stop, between=between)
             report.reembedded = reembedded
             due = report.faces > 0 and not report.interrupted
             due = due and self.clustering().recluster_due(self.store)

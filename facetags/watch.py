@@ -6,6 +6,10 @@
   still, so a photo still being copied is read once, complete.
 * Every photo is committed on its own, so a killed watcher loses nothing: the catch-up scan of
   the next start finishes the work, and content hashes keep it from doing anything twice.
+* The catch-up scan of a large folder can take hours; photos copied in meanwhile are handled
+  between the scan's photos (:meth:`Watcher._during_catch_up`), so they are indexed within a
+  second or two, not after the catch-up. Only new and written files are handled then: the
+  first rename, deletion or folder event waits, with everything after it, for the scan's end.
 * ``stop`` (set by SIGINT/SIGTERM in the command) ends the loop between photos; the observer
   thread is stopped and joined in ``finally``.
 * The log says what was done, one INFO line per batch of events (what the loop handled before
@@ -26,7 +30,7 @@ import queue
 import re
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -202,11 +206,12 @@ class Watcher:
         self._files: dict[str, _Pending] = {}
         self._dirs: dict[str, float] = {}
         self._renamed: set[str] = set()  # folders renamed inside the roots, to check for news
+        self._held: deque[Event] = deque()  # events kept, in order, until the catch-up ends
         self.batch = Batch()
 
     @property
     def pending(self) -> int:
-        return len(self._files) + len(self._dirs) + self.events.qsize()
+        return len(self._files) + len(self._dirs) + len(self._held) + self.events.qsize()
 
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         """Watch until ``stop`` is set. ``ready`` is set once the catch-up scan is done."""
@@ -225,7 +230,7 @@ class Watcher:
         for observer in observers.values():
             observer.start()  # before the catch-up scan: nothing that changes meanwhile is missed
         try:
-            report = self.library.scan(self.roots, stop=stop)
+            report = self.library.scan(self.roots, stop=stop, between=lambda: self._during_catch_up(stop))
             failed = _listed([f"{p}: {e}" for p, e in report.failures])
             log.info("catch-up scan of %s: %s%s", ", ".join(self.roots), report.describe(), failed)
             if ready is not None:
@@ -248,8 +253,27 @@ class Watcher:
                 if observer.is_alive():
                     log.warning("the file observer did not stop within %.0f s", JOIN_TIMEOUT_S)
 
+    def _during_catch_up(self, stop: threading.Event) -> None:
+        """Between two photos of the catch-up scan: note file events and index the files that
+        have settled. A rename, a deletion or a folder event could touch photos the scan has
+        still to commit, so from the first of those on, events are held, in their order, for
+        the loop after the scan."""
+        now = time.monotonic()
+        while not self._held:
+            try:
+                event = self.events.get_nowait()
+            except queue.Empty:
+                break
+            if event.is_dir or event.kind not in ("created", "modified", "closed"):
+                self._held.append(event)
+            else:
+                self._note(event, now)
+        self._handle_ripe(stop, folders=False)
+
     def _drain(self) -> None:
         now = time.monotonic()
+        while self._held:
+            self._note(self._held.popleft(), now)
         while True:
             try:
                 event = self.events.get_nowait()
@@ -304,8 +328,9 @@ class Watcher:
             del self._files[path]
             self._files[path] = _Pending(0.0, None)
 
-    def _handle_ripe(self, stop: threading.Event) -> bool:
-        """Handle every path that has settled. Returns whether anything was done."""
+    def _handle_ripe(self, stop: threading.Event, folders: bool = True) -> bool:
+        """Handle every path that has settled (``folders``: folders too). Returns whether
+        anything was done."""
         now = time.monotonic()
         did = False
         for path, pending in list(self._files.items()):
@@ -321,7 +346,7 @@ class Watcher:
             del self._files[path]
             self._done(path, self.library.index_photo(path))
             did = True
-        for folder, since in list(self._dirs.items()):
+        for folder, since in list(self._dirs.items()) if folders else []:
             if stop.is_set() or now - since < self.settle:
                 continue
             del self._dirs[folder]

@@ -362,3 +362,83 @@ def test_case3_a_photo_rewritten_slowly_in_place_keeps_its_names(
         wait_for(lambda: "restored" in running.outcomes_for(photo), what="the complete photo")
     assert {f.face_id: f.person_name for f in lib.faces()} == before
     assert lib.status().missing == [] and lib.status().failures == []
+
+
+def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
+    open_library: OpenLibrary,
+    tmp_path: Path,
+    shared_data: Path,
+    astronaut_path: Path,
+    reader: Callable[[], Library],
+) -> None:
+    """The catch-up scan of a large folder can take hours: a photo copied in meanwhile is
+    handled between the scan's photos, not after it. A photo the scan has still to reach is
+    not indexed twice."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
+    for src in backlog:
+        shutil.copyfile(src, folder / src.name)
+    lib = open_library()
+    stop, ready = threading.Event(), threading.Event()
+    running = Running(Watcher(lib, [folder], settle=0.3))
+    handled_during_catch_up: list[str] = []
+    running.watcher.on_done = lambda path, outcome: (
+        running.outcomes.append((path, outcome)),
+        handled_during_catch_up.append(path) if not ready.is_set() else None,
+    )
+    thread = threading.Thread(target=running.watcher.run, args=(stop, ready), name="test-watcher")
+    thread.start()
+    try:
+        other = reader()
+        wait_for(lambda: other.status().photos >= 1, what="the catch-up scan's first photo")
+        shutil.copyfile(astronaut_path, folder / "copied-in.jpg")
+        os.utime(folder / backlog[-1].name)  # a photo the scan has still to commit, touched
+        wait_for(lambda: bool(running.outcomes_for(folder / "copied-in.jpg")), what="the copied photo")
+        assert str(folder / "copied-in.jpg") in handled_during_catch_up
+        assert other.status().photos < len(backlog) + 1  # the catch-up scan was still going
+        assert ready.wait(120), "catch-up scan did not finish"
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    assert running.outcomes_for(folder / "copied-in.jpg") == ["new"]
+    status = lib.status()
+    assert (status.photos, status.files) == (len(backlog) + 1, len(backlog) + 1)
+    (face,) = lib.photo_faces(folder / "copied-in.jpg")
+    assert face.person_id is not None
+
+
+def test_renames_and_deletions_during_the_catch_up_scan_wait_for_its_end(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path, reader: Callable[[], Library]
+) -> None:
+    """A rename or a deletion may touch a photo the catch-up scan has still to commit: it is
+    held, with every event after it, until the scan ends, then handled in order."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
+    for src in backlog:
+        shutil.copyfile(src, folder / src.name)
+    lib = open_library()
+    stop, ready = threading.Event(), threading.Event()
+    running = Running(Watcher(lib, [folder], settle=0.3))
+    thread = threading.Thread(target=running.watcher.run, args=(stop, ready), name="test-watcher")
+    thread.start()
+    try:
+        other = reader()
+        wait_for(lambda: other.status().photos >= 1, what="the catch-up scan's first photo")
+        os.rename(folder / backlog[-1].name, folder / "renamed.jpg")  # not reached by the scan yet
+        (folder / backlog[-2].name).unlink()
+        shutil.copyfile(backlog[-2], folder / "copied-back.jpg")
+        assert ready.wait(120), "catch-up scan did not finish"
+        wait_for(lambda: running.watcher.pending == 0, what="the held events")
+        wait_for(lambda: bool(running.outcomes_for(folder / "copied-back.jpg")), what="the copy")
+    finally:
+        stop.set()
+        thread.join(TIMEOUT)
+    assert not thread.is_alive()
+    files = {Path(f).name for f in lib.store.files_under(str(folder))}
+    assert files == {s.name for s in backlog[:-2]} | {"renamed.jpg", "copied-back.jpg"}
+    assert lib.status().photos == len(backlog)
+    assert lib.store.failures_under(str(folder)) == {}
+    assert lib.missing() == []

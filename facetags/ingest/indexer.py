@@ -194,6 +194,8 @@ class Indexer:
     def commit(self, path: str, st: FileStat, row: FileRow | None, processed: Processed) -> str:
         """The library half of indexing ``path``: store what :meth:`Pipeline.process` found."""
         photo = processed.photo
+        if photo is None and not os.path.lexists(path):  # deleted or renamed since the walk
+            return "deleted" if self.remove_paths([path]) else "unchanged"
         if photo is None:
             return self._fail(path, st, processed.error or "cannot decode", row)
         photo_id = self.store.photo_by_hash(photo.content_hash)
@@ -418,7 +420,11 @@ class Indexer:
         roots: Iterable[str | os.PathLike[str]],
         progress: Progress | None = None,
         stop: threading.Event | None = None,
+        between: Callable[[], None] | None = None,
     ) -> ScanReport:
+        """Index what changed under ``roots``. ``between`` is called in this thread after each
+        photo is committed (the watcher handles files copied in meanwhile): it may index or move
+        files itself, so each photo's entry is read again before it is committed."""
         start = time.perf_counter()
         folders = [absolute(r) for r in roots]
         report = ScanReport()
@@ -455,13 +461,19 @@ class Indexer:
                 if stop is not None and stop.is_set():
                     report.interrupted = True
                     break
-                outcome = self._index(path, st, indexed.get(path), process)
+                row = indexed.get(path) if between is None else self.store.file_by_path(path)
+                if between is not None and row is not None and st.same_file(row):
+                    outcome = "unchanged"  # indexed meanwhile, by ``between``
+                else:
+                    outcome = self._index(path, st, row, process)
                 report.counts[outcome] += 1
                 if outcome == "failed":
                     failure = self.store.failure(path)
                     report.failures.append((path, failure.error if failure else "failed"))
                 if progress is not None:
                     progress(done, len(todo), path)
+                if between is not None:
+                    between()
         finally:
             if pool is not None:
                 pool.close()
