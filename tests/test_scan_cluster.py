@@ -380,3 +380,73 @@ def test_a_scheduler_killed_mid_scan_leaves_the_scan_to_finish_here(
         assert _count(db, table) == _count(serial_db, table), table
     _same_faces(_faces(db), _faces(serial_db))
     assert _clusters(db) == _clusters(serial_db)
+
+
+def test_workers_running_another_facetags_stop_the_scan_in_one_line(
+    tmp_path: Path, astronaut_path: Path
+) -> None:
+    """The workers import another installation of facetags (another version): the scan says
+    so before any photo is sent, instead of mixing two versions' results into the library.
+    (Another Dask version shows the same way: `software_mismatches` below.)"""
+    other = tmp_path / "elsewhere"
+    shutil.copytree(ROOT / "facetags", other / "facetags", ignore=shutil.ignore_patterns("__pycache__"))
+    init = other / "facetags" / "__init__.py"
+    init.write_text(init.read_text().replace("__version__ = ", "__version__ = '0.0.0+elsewhere'  # ", 1))
+    photos_dir = tmp_path / "photos"
+    photos_dir.mkdir()
+    shutil.copy(astronaut_path, photos_dir)
+    elsewhere = ["env", "-C", str(other), f"PYTHONPATH={other}"]  # python -m puts the cwd first
+    with running_cluster(tmp_path, workers=2, wrap=elsewhere) as running:
+        command = [sys.executable, "-m", "facetags", "--library", str(tmp_path / "lib.db"), "scan"]
+        out = subprocess.run(
+            [*command, "--cluster", running.address, str(photos_dir)],
+            env=ENV,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    assert out.returncode == 1, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1, out.stderr
+    assert "runs other software than this machine: facetags 0.0.0+elsewhere on 2 workers" in lines[0]
+    with sqlite3.connect(tmp_path / "lib.db") as conn:
+        assert conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM failures").fetchone()[0] == 0
+
+
+def test_software_mismatches_name_each_package_and_where() -> None:
+    from facetags.ingest.cluster import software_mismatches
+
+    def machine(python: str, dask: str) -> dict[str, object]:
+        packages = {
+            "python": python,
+            "dask": dask,
+            "distributed": dask,
+            "cloudpickle": "3.1.3",
+            "msgpack": "1.2.4",
+        }
+        return {"host": {}, "packages": packages}
+
+    here = machine("3.11.7.final.0", "2026.8.0")
+    same = {
+        "client": here,
+        "scheduler": machine("3.11.9.final.0", "2026.8.0"),
+        "workers": {"a": here, "b": here},
+    }
+    assert software_mismatches(same) == []  # another patch release of Python is fine
+    mixed = {
+        "client": here,
+        "scheduler": here,
+        "workers": {
+            "a": machine("3.12.1.final.0", "2025.5.1"),
+            "b": machine("3.12.1.final.0", "2025.5.1"),
+            "c": here,
+        },
+    }
+    assert software_mismatches(mixed) == [
+        "python 3.12 on 2 workers, 3.11 here",
+        "dask 2025.5.1 on 2 workers, 2026.8.0 here",
+        "distributed 2025.5.1 on 2 workers, 2026.8.0 here",
+    ]
+    old_scheduler = {**same, "scheduler": machine("3.11.7.final.0", "2025.5.1")}
+    assert software_mismatches(old_scheduler)[0] == "dask 2025.5.1 on the scheduler, 2026.8.0 here"

@@ -23,6 +23,7 @@ import re
 import socket
 import threading
 import uuid
+import warnings
 from collections import Counter
 from concurrent.futures import CancelledError
 from typing import Any
@@ -140,6 +141,75 @@ def _quiet_dask() -> None:
                 logger.addFilter(one_line)
 
 
+#: Packages that must be the same version on this machine, the scheduler and the workers (Dask
+#: sends pickled tasks and results between them; the versions Dask itself requires to match).
+SAME_EVERYWHERE = ("python", "dask", "distributed", "cloudpickle", "msgpack")
+
+
+def facetags_version() -> str:
+    """Runs on each worker (:func:`check_software`)."""
+    from facetags import __version__
+
+    return __version__
+
+
+def software_mismatches(versions: dict[str, Any]) -> list[str]:
+    """What ``Client.get_versions()`` shows differing from this machine, one phrase each
+    ("distributed 2025.5.1 on the scheduler and 2 workers, 2026.8.0 here")."""
+    here = versions["client"]["packages"]
+    others = [("the scheduler", versions["scheduler"])] + [
+        ("worker", info) for info in versions.get("workers", {}).values()
+    ]
+    found = []
+    for package in SAME_EVERYWHERE:
+        want = _comparable(package, here.get(package))
+        where: dict[str, Counter[str]] = {}
+        for name, info in others:
+            have = _comparable(package, (info or {}).get("packages", {}).get(package))
+            if have != want:
+                where.setdefault(str(have), Counter())[name] += 1
+        for have, places in where.items():
+            said = [_where(place, n) for place, n in places.items()]
+            found.append(f"{package} {have} on {' and '.join(said)}, {want} here")
+    return found
+
+
+def _where(place: str, n: int) -> str:
+    return place if place != "worker" else f"{n} worker{'s' * (n != 1)}"
+
+
+def _comparable(package: str, version: str | None) -> str | None:
+    """Python's major.minor (pickles travel between patch releases); other packages whole."""
+    if package == "python" and version:
+        return ".".join(version.split(".")[:2])
+    return version
+
+
+def check_software(client: Any, address: str) -> None:
+    """Raise :class:`ClusterError` unless the scheduler and workers run the Dask, Python and
+    facetags versions this machine runs (otherwise tasks fail in ways Dask reports with a
+    traceback, or results differ)."""
+    from facetags import __version__
+
+    mismatches = software_mismatches(client.get_versions(check=False))
+    if not mismatches:
+        try:
+            workers = client.run(facetags_version)
+        except Exception as exc:  # the worker could not import facetags (or run anything)
+            raise ClusterError(
+                f"the workers of the cluster at {address} cannot run facetags ({type(exc).__name__}:"
+                f" {exc}): pip install 'facetags[cluster]=={__version__}' on every worker machine"
+            ) from None
+        other = Counter(v for v in workers.values() if v != __version__)
+        mismatches = [f"facetags {v} on {_where('worker', n)}, {__version__} here" for v, n in other.items()]
+    if mismatches:
+        raise ClusterError(
+            f"the cluster at {address} runs other software than this machine: {'; '.join(mismatches)}."
+            " Install the same versions on every machine"
+            f" (pip install 'facetags[cluster]=={__version__}' in the same Python)"
+        )
+
+
 class ClusterPool:
     """The workers of the Dask cluster whose scheduler is at ``address``."""
 
@@ -171,14 +241,20 @@ class ClusterPool:
             TimeoutError,
         )
         try:
-            self._client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
+            with warnings.catch_warnings():  # Dask's version table: check_software says it in a line
+                warnings.simplefilter("ignore")
+                self._client = Client(address, timeout=CONNECT_TIMEOUT_S, set_as_default=False)
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
             raise ClusterError(f"cannot reach the cluster scheduler at {address} ({exc})") from exc
         try:
             self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
+            check_software(self._client, address)
         except (OSError, TimeoutError) as exc:
             self._client.close()
             raise ClusterError(f"the cluster at {address} has no workers ({exc})") from exc
+        except ClusterError:
+            self._client.close()
+            raise
         slots = self._client.nthreads()  # worker address -> threads
         per_host: Counter[str] = Counter()
         for worker, threads in slots.items():
@@ -225,8 +301,12 @@ class ClusterPool:
 __all__ = [
     "CONNECT_TIMEOUT_S",
     "PHOTOS_PER_TASK",
+    "SAME_EVERYWHERE",
     "ClusterPool",
     "NotShared",
     "analyse_batch_on_worker",
     "analyse_on_worker",
+    "check_software",
+    "facetags_version",
+    "software_mismatches",
 ]
