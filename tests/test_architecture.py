@@ -17,6 +17,8 @@ PKG = ROOT / "facetags"
 CONFINED = {
     "tensorflow": ("train/",),
     "tf2onnx": ("train/",),
+    # 0.7 s to import; the networks built at run time are written by vision/onnxgraph.py instead
+    "onnx": ("train/",),
     "dlib": ("train/", "evaluate/", "vision/dlib"),
     # loaded only through vision/runtime.py, which turns its telemetry off first; quantize
     # imports its quantizer after calling the same switch

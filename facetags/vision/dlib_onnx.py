@@ -39,9 +39,11 @@ from typing import Any
 import numpy as np
 
 from facetags.errors import ModelError
+from facetags.vision import onnxgraph as og
 
 CHIP = 150
 OPSET = 17
+IR_VERSION = 8
 
 
 class _Reader:
@@ -155,25 +157,22 @@ class _Graph:
     """ONNX nodes for the network, with static shapes tracked as (channels, height, width)."""
 
     def __init__(self) -> None:
-        from onnx import helper, numpy_helper
-
-        self.helper, self.numpy_helper = helper, numpy_helper
-        self.nodes: list[Any] = []
-        self.inits: list[Any] = []
+        self.nodes: list[og.Node] = []
+        self.inits: list[og.Tensor] = []
         self.count = 0
 
     def name(self, tag: str) -> str:
         self.count += 1
         return f"{tag}{self.count}"
 
-    def const(self, tag: str, value: np.ndarray, dtype: Any = np.float32) -> str:
+    def const(self, tag: str, value: np.ndarray, dtype: type[np.generic] = np.float32) -> str:
         name = self.name(tag)
-        self.inits.append(self.numpy_helper.from_array(np.ascontiguousarray(value, dtype=dtype), name))
+        self.inits.append(og.tensor(name, np.ascontiguousarray(value, dtype=dtype)))
         return name
 
-    def node(self, op: str, inputs: list[str], tag: str, **attrs: Any) -> str:
+    def node(self, op: str, inputs: list[str], tag: str, **attrs: og.AttributeValue) -> str:
         out = self.name(tag)
-        self.nodes.append(self.helper.make_node(op, inputs, [out], **attrs))
+        self.nodes.append(og.node(op, inputs, [out], **attrs))
         return out
 
 
@@ -181,13 +180,11 @@ def _out(size: int, kernel: int, stride: int, pad: int) -> int:
     return 1 + (size + 2 * pad - kernel) // stride
 
 
-def build_graph(path: Path, taps: bool = False) -> Any:
-    """The ONNX ``ModelProto``: input ``chips`` float32 (N, 150, 150, 3) RGB pixel values 0..255,
+def build_graph(path: Path, taps: bool = False) -> bytes:
+    """The serialised ONNX model: input ``chips`` float32 (N, 150, 150, 3) RGB pixel values 0..255,
     output ``descriptor`` (N, 128), dlib's vectors (not normalised). With ``taps``, also the
     activations after the stem (``tap0``) and after each residual block (``tap1``...), NCHW: the
     targets of the blockwise student (:mod:`facetags.train.blockwise`)."""
-    from onnx import TensorProto, checker
-
     means, layers = read_layers(path)
     g = _Graph()
     todo = list(layers)
@@ -268,26 +265,21 @@ def build_graph(path: Path, taps: bool = False) -> Any:
             f"{path}: fc layer takes {fc.params[0].shape[0]} inputs, the network gives {shape[0]}"
         )
     out = g.node("MatMul", [x, g.const("fc", fc.params[0])], "fc")
-    g.nodes.append(g.helper.make_node("Identity", [out], ["descriptor"]))
+    g.nodes.append(og.node("Identity", [out], ["descriptor"]))
     if todo:
         raise ModelError(f"{path}: {len(todo)} layers left over")
-    outputs = [g.helper.make_tensor_value_info("descriptor", TensorProto.FLOAT, ["n", fc.filters])]
+    outputs = [og.value_info("descriptor", og.FLOAT, ["n", fc.filters])]
     for k, (name, tap_shape) in enumerate(tapped if taps else []):
-        g.nodes.append(g.helper.make_node("Identity", [name], [f"tap{k}"]))
-        outputs.append(g.helper.make_tensor_value_info(f"tap{k}", TensorProto.FLOAT, ["n", *tap_shape]))
-    graph = g.helper.make_graph(
+        g.nodes.append(og.node("Identity", [name], [f"tap{k}"]))
+        outputs.append(og.value_info(f"tap{k}", og.FLOAT, ["n", *tap_shape]))
+    body = og.graph(
         g.nodes,
         "dlib-resnet-v1",
-        [g.helper.make_tensor_value_info("chips", TensorProto.FLOAT, ["n", CHIP, CHIP, 3])],
+        [og.value_info("chips", og.FLOAT, ["n", CHIP, CHIP, 3])],
         outputs,
         initializer=g.inits,
     )
-    model = g.helper.make_model(
-        graph, producer_name="facetags", opset_imports=[g.helper.make_opsetid("", OPSET)]
-    )
-    model.ir_version = 8
-    checker.check_model(model)
-    return model
+    return og.model(body, opset=OPSET, ir_version=IR_VERSION, producer_name="facetags")
 
 
 @dataclass

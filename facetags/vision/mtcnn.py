@@ -18,6 +18,7 @@ Layer layout (from ``mtcnn/network/*.py``, Keras NHWC; the graphs here are NCHW)
 
 Every output is float32. The graphs take raw RGB pixel values (0..255, float32) in NHWC
 layout: the reference's ``(pixel - 127.5) / 128`` and the layout change are part of the graph.
+:mod:`facetags.vision.onnxgraph` writes the graphs' bytes: the ``onnx`` package is not imported.
 """
 
 from __future__ import annotations
@@ -34,10 +35,12 @@ from typing import Any
 import numpy as np
 
 from facetags.errors import ModelError
+from facetags.vision import onnxgraph as og
 
 log = logging.getLogger(__name__)
 
 OPSET = 17
+IR_VERSION = 8
 
 # Keras layer specs, in the order their weights appear in ``get_weights()``.
 # ("conv", kernel, pool) where pool is None or (size, stride, "same"|"valid").
@@ -83,21 +86,19 @@ def load_weights(name: str) -> list[np.ndarray]:
     return [np.asarray(w, dtype=np.float32) for w in weights]
 
 
-def build_graph(name: str) -> Any:
-    """Build the ONNX ``ModelProto`` for one MTCNN network from the wheel's weights."""
-    from onnx import TensorProto, checker, helper, numpy_helper
-
+def build_graph(name: str) -> bytes:
+    """The serialised ONNX model of one MTCNN network, built from the wheel's weights."""
     weights = iter(load_weights(name))
-    inits: list[Any] = []
-    nodes: list[Any] = []
+    inits: list[og.Tensor] = []
+    nodes: list[og.Node] = []
 
     def const(tag: str, value: np.ndarray) -> str:
-        inits.append(numpy_helper.from_array(np.ascontiguousarray(value, dtype=np.float32), tag))
+        inits.append(og.tensor(tag, np.ascontiguousarray(value, dtype=np.float32)))
         return tag
 
     # Input: raw pixels, NHWC. The reference normalises (x - 127.5) / 128 first; conv1 has no
     # padding, so that is folded exactly into conv1's weights and bias.
-    nodes.append(helper.make_node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]))
+    nodes.append(og.node("Transpose", ["input"], ["nchw"], perm=[0, 3, 1, 2]))
     const("zero", np.zeros(1, dtype=np.float32))
     x = "nchw"
     for i, (_, kernel, pool) in enumerate(_ARCH[name], start=1):
@@ -110,13 +111,13 @@ def build_graph(name: str) -> Any:
         wn = const(f"conv{i}.w", w.transpose(3, 2, 0, 1))
         bn = const(f"conv{i}.b", b)
         an = const(f"prelu{i}.alpha_minus_1", alpha.reshape(-1, 1, 1) - 1.0)
-        nodes.append(helper.make_node("Conv", [x, wn, bn], [f"conv{i}"], kernel_shape=[kernel] * 2))
-        nodes += _prelu(helper, f"conv{i}", an, f"prelu{i}")
+        nodes.append(og.node("Conv", [x, wn, bn], [f"conv{i}"], kernel_shape=[kernel] * 2))
+        nodes += _prelu(f"conv{i}", an, f"prelu{i}")
         x = f"prelu{i}"
         if pool is not None:
             size, stride, padding = pool
             nodes.append(
-                helper.make_node(
+                og.node(
                     "MaxPool",
                     [x],
                     [f"pool{i}"],
@@ -128,7 +129,7 @@ def build_graph(name: str) -> Any:
             )
             x = f"pool{i}"
 
-    outputs: list[Any] = []
+    outputs: list[og.ValueInfo] = []
     if name == "pnet":
         for head, softmax in _HEADS[name]:
             w, b = next(weights), next(weights)
@@ -138,52 +139,42 @@ def build_graph(name: str) -> Any:
                 b = b[1:] - b[:1]
             wn, bn = const(f"{head}.w", w.transpose(3, 2, 0, 1)), const(f"{head}.b", b)
             out = f"{head}_logits" if softmax else head
-            nodes.append(helper.make_node("Conv", [x, wn, bn], [out], kernel_shape=[1, 1]))
+            nodes.append(og.node("Conv", [x, wn, bn], [out], kernel_shape=[1, 1]))
             if softmax:
-                nodes.append(helper.make_node("Sigmoid", [out], [head]))
-            dims = ["n", w.shape[-1], "h", "w"]
-            outputs.append(helper.make_tensor_value_info(head, TensorProto.FLOAT, dims))
+                nodes.append(og.node("Sigmoid", [out], [head]))
+            outputs.append(og.value_info(head, og.FLOAT, ["n", w.shape[-1], "h", "w"]))
     else:
         # Keras permutes NHWC to (N, W, H, C) before flattening; from NCHW that is perm (0, 3, 2, 1).
-        nodes.append(helper.make_node("Transpose", [x], ["permuted"], perm=[0, 3, 2, 1]))
-        nodes.append(helper.make_node("Flatten", ["permuted"], ["flat"], axis=1))
+        nodes.append(og.node("Transpose", [x], ["permuted"], perm=[0, 3, 2, 1]))
+        nodes.append(og.node("Flatten", ["permuted"], ["flat"], axis=1))
         w, b, alpha = next(weights), next(weights), next(weights)
-        nodes.append(helper.make_node("Gemm", ["flat", const("fc.w", w), const("fc.b", b)], ["fc"]))
-        nodes += _prelu(helper, "fc", const("fc.alpha_minus_1", alpha - 1.0), "fc_act")
+        nodes.append(og.node("Gemm", ["flat", const("fc.w", w), const("fc.b", b)], ["fc"]))
+        nodes += _prelu("fc", const("fc.alpha_minus_1", alpha - 1.0), "fc_act")
         for head, softmax in _HEADS[name]:
             w, b = next(weights), next(weights)
             out = f"{head}_logits" if softmax else head
-            nodes.append(
-                helper.make_node("Gemm", ["fc_act", const(f"{head}.w", w), const(f"{head}.b", b)], [out])
-            )
+            nodes.append(og.node("Gemm", ["fc_act", const(f"{head}.w", w), const(f"{head}.b", b)], [out]))
             if softmax:
-                nodes.append(helper.make_node("Softmax", [out], [head], axis=1))
-            outputs.append(helper.make_tensor_value_info(head, TensorProto.FLOAT, ["n", w.shape[1]]))
+                nodes.append(og.node("Softmax", [out], [head], axis=1))
+            outputs.append(og.value_info(head, og.FLOAT, ["n", w.shape[1]]))
     if next(weights, None) is not None:
         raise ModelError(f"{name}: unexpected extra weights in the mtcnn wheel")
 
-    side: Any = INPUT_SIZE.get(name)
-    dims = ["n", side or "h", side or "w", 3]
-    graph = helper.make_graph(
-        nodes,
-        f"facetags-mtcnn-{name}",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, dims)],
-        outputs,
-        initializer=inits,
+    side = INPUT_SIZE.get(name)
+    dims: list[int | str] = ["n", side or "h", side or "w", 3]
+    body = og.graph(
+        nodes, f"facetags-mtcnn-{name}", [og.value_info("input", og.FLOAT, dims)], outputs, initializer=inits
     )
-    model = helper.make_model(graph, producer_name="facetags", opset_imports=[helper.make_opsetid("", OPSET)])
-    model.ir_version = 8
-    checker.check_model(model)
-    return model
+    return og.model(body, opset=OPSET, ir_version=IR_VERSION, producer_name="facetags")
 
 
-def _prelu(helper: Any, x: str, alpha_minus_1: str, out: str) -> list[Any]:
+def _prelu(x: str, alpha_minus_1: str, out: str) -> list[og.Node]:
     """PReLU as ``x + (alpha - 1) * min(x, 0)``. onnxruntime's PRelu kernel with per-channel
     slopes was measured 5x slower than these three element-wise ops on PNet's large maps."""
     return [
-        helper.make_node("Min", [x, "zero"], [f"{out}.neg"]),
-        helper.make_node("Mul", [f"{out}.neg", alpha_minus_1], [f"{out}.scaled"]),
-        helper.make_node("Add", [x, f"{out}.scaled"], [out]),
+        og.node("Min", [x, "zero"], [f"{out}.neg"]),
+        og.node("Mul", [f"{out}.neg", alpha_minus_1], [f"{out}.scaled"]),
+        og.node("Add", [x, f"{out}.scaled"], [out]),
     ]
 
 
@@ -213,8 +204,8 @@ def threads() -> int:
     return max(1, min(4, os.cpu_count() or 1))
 
 
-def open_graph(model: Any) -> Any:
-    """An onnxruntime CPU session for an ONNX ``ModelProto`` built in memory (MTCNN's networks,
+def open_graph(model: bytes) -> Any:
+    """An onnxruntime CPU session for a serialised ONNX model built in memory (MTCNN's networks,
     dlib's, :mod:`facetags.vision.dlib_onnx`): :func:`threads` threads, full graph optimisation."""
     from facetags.vision.runtime import onnxruntime
 
@@ -228,7 +219,7 @@ def open_graph(model: Any) -> Any:
     # Busy-waiting worker threads steal the CPU from numpy and from other processes on a
     # small machine; measured faster without it on 2 shared cores.
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    return ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
 
 @functools.cache
