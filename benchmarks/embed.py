@@ -25,6 +25,7 @@ sys.path.insert(0, str(ROOT))
 
 
 def main() -> None:
+    from facetags.config import load_settings
     from facetags.vision.embed import OnnxEmbedder
     from facetags.vision.specs import get_spec, verified_path
 
@@ -33,13 +34,13 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument(
-        "--threads", type=int, default=0, help="threads in all (0: FACETAGS_THREADS, else <= 4 cores)"
+        "--threads", type=int, default=0, help="threads in all (0: the threads setting, else <= 4 cores)"
     )
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
     spec = get_spec(args.model)
-    embedder = OnnxEmbedder(spec, threads=args.threads)
+    embedder = OnnxEmbedder(spec, threads=args.threads or load_settings().threads)
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (args.batch, spec.input_size, spec.input_size, 3), dtype=np.uint8)
     for _ in range(5):

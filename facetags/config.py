@@ -76,6 +76,14 @@ class Settings:
             "per core); 1 analyses them one by one in the scanning process."
         },
     )
+    threads: int = field(
+        default=0,
+        metadata={
+            "doc": "onnxruntime threads in all for analysing photos, shared out among the worker "
+            "processes of `facetags scan` (on a cluster: among each machine's); 0: automatic (the "
+            "cores, at most 4 where one process analyses)."
+        },
+    )
     cluster: str = field(
         default="",
         metadata={
@@ -140,6 +148,7 @@ _CHECKS: dict[str, tuple[Callable[[Any], bool], str]] = {
     "score_threshold": (lambda v: 0.0 <= v <= 1.0, "between 0 and 1"),
     "embedder": (lambda v: bool(v.strip()), "a model id"),
     "workers": (lambda v: v >= 1, "a positive number of processes"),
+    "threads": (lambda v: v >= 0, "0 for automatic, or a positive number of threads"),
     "cluster": (
         lambda v: v == "" or re.fullmatch(CLUSTER_ADDRESS, v) is not None,
         "a scheduler address like tcp://nas.local:8786, or empty",

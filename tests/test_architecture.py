@@ -88,7 +88,12 @@ ALLOWED: dict[str, tuple[str, ...]] = {
         "facetags.people",
         "facetags.xmp",
         "facetags.versions",
+        "facetags.library_decisions",
+        "facetags.library_xmp",
     ),
+    # the facade's parts, mixed into Library: the core below it, never the facade itself
+    "facetags.library_decisions": (*LEAVES, "facetags.db", "facetags.ingest"),
+    "facetags.library_xmp": (*LEAVES, "facetags.db", "facetags.xmp"),
     "facetags.versions": (*LEAVES, "facetags.db", "facetags.vision"),
     "facetags.evaluate": (
         *LEAVES,

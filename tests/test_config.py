@@ -97,6 +97,8 @@ BAD_FILE_VALUES = [
     'library = ""',
     "unknown_setting = 1",
     "min_face = ",  # malformed TOML
+    "threads = -1",
+    "threads = 1.5",
 ]
 
 
@@ -120,6 +122,8 @@ def test_bad_file_values_raise_config_error(
         ("FACETAGS_SCORE_THRESHOLD", "inf"),
         ("FACETAGS_SCORE_THRESHOLD", "2"),
         ("FACETAGS_SCORE_THRESHOLD", "high"),
+        ("FACETAGS_THREADS", "-2"),
+        ("FACETAGS_THREADS", "four"),
     ],
 )
 def test_bad_env_values_raise_config_error_naming_the_variable(
@@ -144,6 +148,17 @@ def test_env_numbers_are_parsed(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("FACETAGS_SCORE_THRESHOLD", "0.95")
     settings = load_settings()
     assert settings.detect_max_side == 2048 and settings.score_threshold == 0.95
+
+
+def test_threads_default_to_automatic_and_come_from_every_layer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert load_settings().threads == 0  # automatic
+    write_config(tmp_path, "threads = 3\n", monkeypatch)
+    assert load_settings().threads == 3
+    monkeypatch.setenv("FACETAGS_THREADS", "2")
+    assert load_settings().threads == 2
+    assert load_settings(threads=0).threads == 0
 
 
 def test_explicit_config_file_must_exist(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -121,7 +121,6 @@ xmp_mode = "sidecar"
 #: Environment variables that are not settings (checked against the code by a test).
 OTHER_VARIABLES = {
     "FACETAGS_CONFIG": "The config file to read instead of `~/.config/facetags/config.toml`; it must exist.",
-    "FACETAGS_THREADS": "Threads for face detection (onnxruntime); default: the CPU count, at most 4.",
     "FACETAGS_MODELS_DIR": "A folder of model files to use instead of the ones installed with facetags.",
 }
 

@@ -224,6 +224,23 @@ def test_a_few_photos_go_per_task_and_the_library_equals_a_local_scan(
 
 
 @pytest.mark.slow
+def test_a_worker_analyses_with_its_share_of_its_machines_threads(cluster: Cluster) -> None:
+    """Two worker processes on this machine: each gets half of the ``threads`` setting (0: of
+    this machine's cores) in the settings it analyses with."""
+    import distributed
+
+    from facetags.config import Settings
+    from facetags.ingest.cluster import on_this_worker
+
+    per_host = {f"tcp://{LOOPBACK}": 2, "tcp://192.0.2.1": 8}  # as ClusterPool counts them
+    with distributed.Client(cluster.address, timeout=30, set_as_default=False) as client:
+        shared = client.submit(on_this_worker, Settings(threads=6, min_face=30), per_host).result()
+        automatic = client.submit(on_this_worker, Settings(), per_host).result()
+    assert shared == Settings(threads=3, min_face=30)
+    assert automatic.threads == max(1, (os.cpu_count() or 1) // 2)
+
+
+@pytest.mark.slow
 def test_the_engine_talks_over_loopback_only(cluster: Cluster) -> None:
     import psutil
 

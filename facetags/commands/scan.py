@@ -66,6 +66,12 @@ def summary(report: ScanReport) -> str:
     help="Photos analysed at once, each in its own process (setting workers; default: one per core).",
 )
 @click.option(
+    "--threads",
+    type=click.IntRange(min=0),
+    default=None,
+    help="onnxruntime threads in all, shared out among the workers (setting threads; default 0: automatic).",
+)
+@click.option(
     "--cluster",
     metavar="ADDRESS",
     default=None,
@@ -73,7 +79,12 @@ def summary(report: ScanReport) -> str:
 )
 @click.pass_obj
 def scan(
-    settings: Settings, paths: tuple[Path, ...], as_json: bool, workers: int | None, cluster: str | None
+    settings: Settings,
+    paths: tuple[Path, ...],
+    as_json: bool,
+    workers: int | None,
+    threads: int | None,
+    cluster: str | None,
 ) -> None:
     """Index photo folders: new, changed, moved, duplicated and missing photos.
 
@@ -85,6 +96,8 @@ def scan(
 
     if workers is not None:
         settings = dataclasses.replace(settings, workers=workers)
+    if threads is not None:
+        settings = dataclasses.replace(settings, threads=threads)
     if cluster is not None:
         settings = dataclasses.replace(settings, cluster=cluster.strip())
     resume = f"run 'facetags scan {' '.join(shlex.quote(str(p)) for p in paths)}' again to finish"

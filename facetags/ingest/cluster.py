@@ -21,7 +21,6 @@ import logging
 import os
 import re
 import socket
-import threading
 import uuid
 import warnings
 from collections import Counter
@@ -30,7 +29,7 @@ from typing import Any
 
 from facetags.config import CLUSTER_ADDRESS, Settings
 from facetags.errors import ClusterError
-from facetags.ingest.parallel import AHEAD_PER_WORKER, Pending, analyse_file, worker_threads
+from facetags.ingest.parallel import AHEAD_PER_WORKER, Pending, analyse_file, worker_settings
 from facetags.ingest.pipeline import Processed
 
 log = logging.getLogger(__name__)
@@ -39,8 +38,6 @@ log = logging.getLogger(__name__)
 PHOTOS_PER_TASK = 4
 #: Seconds to reach the scheduler and to wait for a first worker.
 CONNECT_TIMEOUT_S = 10
-_sized = False  # in a worker process: onnxruntime's threads shared out already
-_sizing = threading.Lock()
 
 
 class NotShared(Exception):
@@ -50,20 +47,21 @@ class NotShared(Exception):
 def analyse_on_worker(
     path: str, settings: Settings, library: str | None, host: str, per_host: dict[str, int]
 ) -> Processed:
-    """Runs on a worker: :func:`analyse_file`, with onnxruntime's threads sized first so that
-    the analyses running at once on one machine share its cores (``FACETAGS_THREADS`` there,
-    else its cores), as the local pool's workers do."""
-    global _sized
-    with _sizing:
-        if not _sized:
-            from distributed import get_worker
-
-            here = get_worker().address.rsplit(":", 1)[0]
-            os.environ["FACETAGS_THREADS"] = str(worker_threads(per_host.get(here, 1)))
-            _sized = True
+    """Runs on a worker: :func:`analyse_file`, with the settings of :func:`on_this_worker`."""
     if not os.path.lexists(path):
         raise NotShared(f"{socket.gethostname()}: {path} is not there")
-    return analyse_file(path, settings, library, host)
+    return analyse_file(path, on_this_worker(settings, per_host), library, host)
+
+
+def on_this_worker(settings: Settings, per_host: dict[str, int]) -> Settings:
+    """Runs on a worker: ``settings`` with this worker's share of onnxruntime's threads, so that
+    the analyses running at once on one machine (``per_host``: machine -> analyses at once)
+    share its cores (the ``threads`` setting, 0: that machine's cores), as the local pool's
+    workers do."""
+    from distributed import get_worker
+
+    here = get_worker().address.rsplit(":", 1)[0]
+    return worker_settings(settings, per_host.get(here, 1))
 
 
 def analyse_batch_on_worker(
@@ -308,5 +306,6 @@ __all__ = [
     "analyse_on_worker",
     "check_software",
     "facetags_version",
+    "on_this_worker",
     "software_mismatches",
 ]

@@ -6,7 +6,8 @@ returning a small picklable :class:`~facetags.ingest.pipeline.Processed` (faces,
 thumbnails, vectors; no pixels), so any executor that can call a function in another process
 can run it. Here it is a ``concurrent.futures.ProcessPoolExecutor`` ("spawn": no state is
 inherited, and the same on every system). Each worker loads the detector and embedder once,
-with onnxruntime's threads sized so that workers x threads ~ cores, and looks content hashes up
+with onnxruntime's threads sized so that workers x threads ~ cores (each worker is handed the
+settings with its share as ``threads``: :func:`worker_settings`), and looks content hashes up
 in the library read-only (SQLite WAL), so a photo already indexed (a moved folder, a
 duplicate) is decoded and hashed but never analysed. At most :attr:`PhotoPool.ahead` photos are
 in flight, so memory grows with the workers, not with the library.
@@ -17,6 +18,7 @@ is the other one (a Dask cluster's workers), and the scan loop does not know whi
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import os
@@ -95,17 +97,22 @@ class Analysers(Protocol):
     def close(self) -> None: ...
 
 
-def worker_threads(workers: int) -> int:
-    """onnxruntime threads per worker: ``FACETAGS_THREADS`` (else the cores) shared out."""
-    env = os.environ.get("FACETAGS_THREADS", "").strip()
-    total = int(env) if env.isdigit() and int(env) > 0 else (os.cpu_count() or 1)
+def worker_threads(threads: int, workers: int) -> int:
+    """onnxruntime threads for each of ``workers`` analysing at once on one machine: the
+    ``threads`` setting (0: this machine's cores) shared out, at least one."""
+    total = threads if threads > 0 else (os.cpu_count() or 1)
     return max(1, total // workers)
 
 
-def _start_worker(threads: int, parent: int, level: int, fmt: str | None) -> None:
+def worker_settings(settings: Settings, workers: int) -> Settings:
+    """``settings`` for one of ``workers`` analysing at once on this machine: ``threads`` is its
+    share (:func:`worker_threads`), which its models' sessions open with."""
+    return dataclasses.replace(settings, threads=worker_threads(settings.threads, workers))
+
+
+def _start_worker(parent: int, level: int, fmt: str | None) -> None:
     """Runs first in each worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scanning process's to handle
-    os.environ["FACETAGS_THREADS"] = str(threads)  # read when the models load (vision.mtcnn)
     if fmt is not None:
         logging.basicConfig(level=level, format=fmt)
     threading.Thread(target=_exit_with, args=(parent,), name="facetags-parent", daemon=True).start()
@@ -124,7 +131,7 @@ class PhotoPool:
     lost: tuple[type[BaseException], ...] = (BrokenProcessPool,)
 
     def __init__(self, settings: Settings, workers: int, library: str | None) -> None:
-        self.settings = settings
+        self.settings = worker_settings(settings, workers)  # what each worker analyses with
         self.library = library
         self.workers = workers
         self.ahead = AHEAD_PER_WORKER * workers
@@ -135,7 +142,7 @@ class PhotoPool:
             workers,
             mp_context=get_context("spawn"),
             initializer=_start_worker,
-            initargs=(worker_threads(workers), os.getpid(), root.getEffectiveLevel(), fmt),
+            initargs=(os.getpid(), root.getEffectiveLevel(), fmt),
         )
         log.info("analysing with %d worker processes", workers)
 
@@ -147,4 +154,12 @@ class PhotoPool:
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
-__all__ = ["PARALLEL_FROM", "Analysers", "Pending", "PhotoPool", "analyse_file", "worker_threads"]
+__all__ = [
+    "PARALLEL_FROM",
+    "Analysers",
+    "Pending",
+    "PhotoPool",
+    "analyse_file",
+    "worker_settings",
+    "worker_threads",
+]

@@ -141,7 +141,7 @@ class Pipeline:
         if self._embedder is None:
             from facetags.vision.embed import load_embedder
 
-            self._embedder = load_embedder(self.settings.embedder)
+            self._embedder = load_embedder(self.settings.embedder, threads=self.settings.threads)
         return self._embedder
 
     @property

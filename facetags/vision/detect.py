@@ -39,7 +39,8 @@ class Cascade:
 
 
 class Detector:
-    """MTCNN face detector. Networks are built once per process and shared by all detectors."""
+    """MTCNN face detector. Networks are built once per process (and ``threads`` setting) and
+    shared by all detectors."""
 
     def __init__(self, settings: Settings | None = None, cascade: Cascade | None = None) -> None:
         settings = settings or Settings()
@@ -49,9 +50,9 @@ class Detector:
         self.cascade = cascade or Cascade()
         from facetags.vision.mtcnn import load_net
 
-        self._pnet = load_net("pnet")
-        self._rnet = load_net("rnet")
-        self._onet = load_net("onet")
+        self._pnet = load_net("pnet", settings.threads)
+        self._rnet = load_net("rnet", settings.threads)
+        self._onet = load_net("onet", settings.threads)
 
     def detect(self, image: np.ndarray) -> list[Face]:
         """Faces in ``image`` (HxWx3 uint8 RGB), in that array's pixels, best score first.

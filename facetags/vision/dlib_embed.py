@@ -48,8 +48,9 @@ class DlibCropEmbedder:
 
     dim = 128
 
-    def __init__(self) -> None:
-        self._dlib = DlibTeacher()  # ModelError with the install hint when dlib is missing
+    def __init__(self, threads: int = 0) -> None:
+        # ModelError with the install hint when dlib is missing; threads: the threads setting
+        self._dlib = DlibTeacher(threads)
         self.model_id = model_version()
 
     def embed(self, crops: np.ndarray) -> np.ndarray:
@@ -59,4 +60,9 @@ class DlibCropEmbedder:
         return self._dlib.describe_chips(chips)
 
 
-registry.register(MODEL_ID, lambda _name: DlibCropEmbedder(), lambda _name: model_version())
+registry.register(
+    MODEL_ID,
+    lambda _name, threads=0: DlibCropEmbedder(threads),
+    lambda _name: model_version(),
+    threads=True,
+)

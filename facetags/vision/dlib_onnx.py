@@ -306,9 +306,10 @@ class DlibNet:
 
 
 @functools.cache
-def load_net(path: Path, taps: bool = False) -> DlibNet:
+def load_net(path: Path, taps: bool = False, threads: int = 0) -> DlibNet:
     """Build (once per process) and open the network of the dlib model file ``path`` (``taps``:
-    with the block activations as outputs too, :meth:`DlibNet.taps`)."""
+    with the block activations as outputs too, :meth:`DlibNet.taps`; ``threads``: onnxruntime's
+    intra-op threads, the ``threads`` setting, 0 automatic)."""
     from facetags.vision.mtcnn import open_graph
 
-    return DlibNet(open_graph(build_graph(path, taps)), threading.Lock())
+    return DlibNet(open_graph(build_graph(path, taps), threads), threading.Lock())

@@ -50,7 +50,7 @@ class DlibTeacher:
     model_id = MODEL_ID
     dim = 128
 
-    def __init__(self) -> None:
+    def __init__(self, threads: int = 0) -> None:
         try:
             import dlib
         except ImportError as exc:
@@ -60,7 +60,7 @@ class DlibTeacher:
         self._shape = dlib.shape_predictor(str(folder / "shape_predictor_5_face_landmarks.dat"))
         # dlib's network, run by onnxruntime from the same file (facetags.vision.dlib_onnx): the
         # same vectors (within 1e-6) as dlib's own runtime, ~30x faster on these CPUs
-        self._net = load_net(folder / MODEL_FILE)
+        self._net = load_net(folder / MODEL_FILE, threads=threads)  # the threads setting
 
     def chip_details(self, image: np.ndarray, box: tuple[float, float, float, float]) -> Any:
         """dlib's chip geometry (``dlib.chip_details``: rectangle and angle in the photo) for the

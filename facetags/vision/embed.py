@@ -83,15 +83,15 @@ class OnnxEmbedder:
     """Runs an embedder ONNX file with onnxruntime on the CPU.
 
     Each batch is split across up to :data:`MAX_SHARDS` sessions run side by side (one per core,
-    up to ``threads`` threads in all; default :func:`facetags.vision.mtcnn.threads`) rather than
+    up to ``threads`` threads in all: the ``threads`` setting, 0 automatic as
+    :func:`facetags.vision.runtime.session_threads` says) rather than
     one session spreading each layer over the cores: a small network's layers are too short for
     onnxruntime's intra-op threads to keep two cores busy (``benchmarks/embed.py``: 10-20% faster
     on two cores). A face's vector does not depend on the split: each face is computed alone.
     """
 
     def __init__(self, spec: ModelSpec, path: Path | None = None, threads: int = 0) -> None:
-        from facetags.vision.mtcnn import threads as default_threads
-        from facetags.vision.runtime import onnxruntime
+        from facetags.vision.runtime import onnxruntime, session_threads
 
         ort = onnxruntime()
 
@@ -99,7 +99,7 @@ class OnnxEmbedder:
         self.model_id = spec.version_id  # id@sha256 prefix: a retrained file is another model
         self.dim = spec.dim
         model_path = path or verified_path(spec)
-        total = max(1, threads or default_threads())
+        total = session_threads(threads)
         shards = min(total, MAX_SHARDS)
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = max(1, total // shards)
@@ -163,11 +163,13 @@ def model_version(name: str) -> str:
     return kind.version(name) if kind is not None else get_spec(name).version_id
 
 
-def load_embedder(name: str) -> Embedder:
+def load_embedder(name: str, threads: int = 0) -> Embedder:
     """The embedder called ``name``: a shipped model id, or a registered one
-    (:mod:`facetags.vision.registry`: opt-in ``dlib-resnet-v1``, ``insightface:<pack>``, plugins)."""
+    (:mod:`facetags.vision.registry`: opt-in ``dlib-resnet-v1``, ``insightface:<pack>``, plugins);
+    ``threads``: onnxruntime threads in all (the ``threads`` setting; 0: automatic), for the
+    embedders that take it."""
     kind = registry.find(name)
     if kind is not None:
-        embedder: Embedder = kind.load(name)
+        embedder: Embedder = kind.load(name, threads=threads) if kind.threads else kind.load(name)
         return embedder
-    return OnnxEmbedder(get_spec(name))
+    return OnnxEmbedder(get_spec(name), threads=threads)

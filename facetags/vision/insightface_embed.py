@@ -19,7 +19,7 @@ import numpy as np
 from facetags.errors import ModelError
 from facetags.vision import registry
 from facetags.vision.embed import BATCH, l2_normalise
-from facetags.vision.runtime import disable_telemetry
+from facetags.vision.runtime import disable_telemetry, onnxruntime
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,9 @@ def pack_version(pack: str) -> str:
 class InsightfaceEmbedder:
     """Runs an insightface recognition model (ArcFace-style, 112x112 aligned crops)."""
 
-    def __init__(self, pack: str) -> None:
+    def __init__(self, pack: str, threads: int = 0) -> None:
+        """``threads``: onnxruntime's intra-op threads (the ``threads`` setting); 0 leaves them
+        to onnxruntime, as insightface does."""
         path = resolve_pack(pack)
         files = [path] if path.is_file() else sorted(path.glob("*.onnx"))
         if not files:
@@ -71,10 +73,15 @@ class InsightfaceEmbedder:
             from insightface.model_zoo import get_model
         except ImportError as exc:
             raise ModelError("insightface is not installed (pip install insightface)") from exc
+        options: dict[str, Any] = {}
+        if threads > 0:
+            opts = onnxruntime().SessionOptions()
+            opts.intra_op_num_threads = threads
+            options["sess_options"] = opts
         self._model: Any = None
         for file in files:
             try:
-                model = get_model(str(file), providers=["CPUExecutionProvider"])
+                model = get_model(str(file), providers=["CPUExecutionProvider"], **options)
             except Exception as exc:  # insightface raises assorted errors for unknown graphs
                 log.debug("%s: not loadable by insightface (%s)", file, exc)
                 continue
@@ -110,6 +117,7 @@ def _pack(name: str) -> str:
 
 registry.register(
     "insightface:",
-    lambda name: InsightfaceEmbedder(_pack(name)),
+    lambda name, threads=0: InsightfaceEmbedder(_pack(name), threads),
     lambda name: pack_version(_pack(name)),
+    threads=True,
 )

@@ -26,7 +26,6 @@ from __future__ import annotations
 import functools
 import importlib.util
 import logging
-import os
 import threading
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,25 +192,15 @@ class Net:
         return result
 
 
-def threads() -> int:
-    """onnxruntime's threads for the graphs built here: ``FACETAGS_THREADS``, else up to 4."""
-    env = os.environ.get("FACETAGS_THREADS", "").strip()
-    if env:
-        try:
-            return max(1, int(env))
-        except ValueError:
-            log.warning("FACETAGS_THREADS=%r is not a number; ignored", env)
-    return max(1, min(4, os.cpu_count() or 1))
-
-
-def open_graph(model: bytes) -> Any:
+def open_graph(model: bytes, threads: int = 0) -> Any:
     """An onnxruntime CPU session for a serialised ONNX model built in memory (MTCNN's networks,
-    dlib's, :mod:`facetags.vision.dlib_onnx`): :func:`threads` threads, full graph optimisation."""
-    from facetags.vision.runtime import onnxruntime
+    dlib's, :mod:`facetags.vision.dlib_onnx`): full graph optimisation, ``threads`` intra-op
+    threads (the ``threads`` setting; 0: automatic, :func:`facetags.vision.runtime.session_threads`)."""
+    from facetags.vision.runtime import onnxruntime, session_threads
 
     ort = onnxruntime()
     options = ort.SessionOptions()
-    options.intra_op_num_threads = threads()
+    options.intra_op_num_threads = session_threads(threads)
     options.inter_op_num_threads = 1
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -223,8 +212,9 @@ def open_graph(model: bytes) -> Any:
 
 
 @functools.cache
-def load_net(name: str) -> Net:
-    """Build (once per process) and open one MTCNN network with onnxruntime."""
-    session = open_graph(build_graph(name))
+def load_net(name: str, threads: int = 0) -> Net:
+    """Build (once per process and thread count) and open one MTCNN network with onnxruntime,
+    ``threads`` as for :func:`open_graph`."""
+    session = open_graph(build_graph(name), threads)
     log.debug("built MTCNN %s", name)
     return Net(name, session, [o.name for o in session.get_outputs()], threading.Lock())

@@ -10,7 +10,9 @@ entry-point group ``facetags.embedders``::
     mine = "my_package.facetags_plugin"       # a module that calls register(...) when imported
 
 An entry point may also name a callable; it is called once, with no arguments. A plugin that
-fails to load is skipped with one warning; the others still work.
+fails to load is skipped with one warning; the others still work. An embedder registered with
+``threads=True`` is loaded with the ``threads`` setting as a keyword argument (onnxruntime
+threads in all; 0: automatic), so a scan's worker processes share the cores out.
 """
 
 from __future__ import annotations
@@ -32,21 +34,26 @@ BUILT_IN = ("facetags.vision.dlib_embed", "facetags.vision.insightface_embed")
 
 @dataclass(frozen=True)
 class EmbedderKind:
-    """One registered embedder: ``load(name)`` makes it, ``version(name)`` is the versioned id its
-    vectors will record, found without loading it (ModelError when ``name`` cannot be resolved)."""
+    """One registered embedder: ``load(name)`` makes it (``load(name, threads=n)`` where
+    ``threads`` is set), ``version(name)`` is the versioned id its vectors will record, found
+    without loading it (ModelError when ``name`` cannot be resolved)."""
 
     name: str  # the exact setting value, or a prefix ending in ":" ("insightface:" + pack)
-    load: Callable[[str], Any]
+    load: Callable[..., Any]
     version: Callable[[str], str]
+    threads: bool = False  # load takes the threads setting
 
 
 _kinds: dict[str, EmbedderKind] = {}
 _plugins_loaded = False
 
 
-def register(name: str, load: Callable[[str], Any], version: Callable[[str], str]) -> None:
-    """Make ``name`` (or, ending in ":", every name with that prefix) an embedder setting."""
-    _kinds[name] = EmbedderKind(name, load, version)
+def register(
+    name: str, load: Callable[..., Any], version: Callable[[str], str], *, threads: bool = False
+) -> None:
+    """Make ``name`` (or, ending in ":", every name with that prefix) an embedder setting;
+    ``threads``: ``load`` takes the keyword argument ``threads`` (onnxruntime threads in all)."""
+    _kinds[name] = EmbedderKind(name, load, version, threads)
 
 
 def find(name: str) -> EmbedderKind | None:

@@ -19,6 +19,9 @@ from types import ModuleType
 log = logging.getLogger(__name__)
 
 TELEMETRY_ENV = "ORT_DISABLE_TELEMETRY"
+#: onnxruntime threads a process uses in all when the ``threads`` setting is 0 (automatic): its
+#: cores, up to this many
+AUTO_THREADS_MAX = 4
 
 
 def disable_telemetry() -> None:
@@ -37,3 +40,11 @@ def onnxruntime() -> ModuleType:
 
     ort.disable_telemetry_events()  # the documented switch too, for builds that honour only it
     return ort
+
+
+def session_threads(threads: int) -> int:
+    """onnxruntime threads in all for the ``threads`` setting ``threads``: itself, or for 0
+    (automatic) the cores, at most :data:`AUTO_THREADS_MAX`."""
+    if threads > 0:
+        return threads
+    return max(1, min(AUTO_THREADS_MAX, os.cpu_count() or 1))

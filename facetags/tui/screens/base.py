@@ -14,6 +14,7 @@ from textual.widgets import Footer
 from facetags.tui.messages import ActionFailed, Loaded
 
 if TYPE_CHECKING:
+    from facetags.db.records import FaceRecord, Person
     from facetags.library import Library
     from facetags.tui.app import FacetagsApp
 
@@ -85,3 +86,29 @@ class LibraryScreen(Screen[None]):
 
     def on_screen_resume(self) -> None:
         self.reload()
+
+
+class PersonLoader(LibraryScreen):
+    """A screen about one person or cluster: :meth:`reload` loads it and its faces, follows a
+    merge to the person it is now, and hands the faces to :meth:`show_faces`."""
+
+    def __init__(self, person_id: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.person_id = person_id
+        self.person: Person | None = None
+
+    def reload(self) -> None:
+        pid = self.person_id
+
+        def person(lib: Library) -> tuple[Person, list[FaceRecord]]:
+            return lib.person(pid), lib.faces(pid)
+
+        self.load("person", person, self._show_person)
+
+    def _show_person(self, data: tuple[Person, list[FaceRecord]]) -> None:
+        self.person, faces = data
+        self.person_id = self.person.id  # follows a merge
+        self.show_faces(faces)
+
+    def show_faces(self, faces: list[FaceRecord]) -> None:
+        """Show the person's ``faces`` (:attr:`person` is up to date)."""

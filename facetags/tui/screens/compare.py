@@ -17,7 +17,7 @@ from textual.widgets import Header, Label, Static
 from facetags.db.records import FaceRecord, Person
 from facetags.tui.faces import best_face, face_caption
 from facetags.tui.plain import plain
-from facetags.tui.screens.base import LibraryScreen, footer
+from facetags.tui.screens.base import PersonLoader, footer
 from facetags.tui.widgets.picture import Picture, decode
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ def _who(person: Person) -> str:
     return person.name if person.name else f"cluster #{person.id}"
 
 
-class CompareScreen(LibraryScreen):
+class CompareScreen(PersonLoader):
     BINDINGS: ClassVar[list[BindingType]] = [
         Binding("escape,backspace", "back", "Back", key_display="esc"),
         Binding("left", "step(-1)", "Previous", key_display="←"),
@@ -38,10 +38,8 @@ class CompareScreen(LibraryScreen):
     ]
 
     def __init__(self, person_id: int, face_id: int) -> None:
-        super().__init__(id="compare")
-        self.person_id = person_id
+        super().__init__(person_id, id="compare")
         self.face_id = face_id
-        self.person: Person | None = None
         self.faces: list[FaceRecord] = []
         self.best: FaceRecord | None = None
 
@@ -65,18 +63,9 @@ class CompareScreen(LibraryScreen):
 
     # -- data ---------------------------------------------------------------------------------
 
-    def reload(self) -> None:
-        pid = self.person_id
-
-        def person(lib: Library) -> tuple[Person, list[FaceRecord]]:
-            return lib.person(pid), lib.faces(pid)
-
-        self.load("person", person, self._show_person)
-
-    def _show_person(self, data: tuple[Person, list[FaceRecord]]) -> None:
+    def show_faces(self, faces: list[FaceRecord]) -> None:
         old = [f.face_id for f in self.faces]
-        self.person, self.faces = data
-        self.person_id = self.person.id  # follows a merge
+        self.faces = faces
         if self.face is None and self.faces:  # the face left (not them): the next one
             at = old.index(self.face_id) if self.face_id in old else 0
             self.face_id = self.faces[min(at, len(self.faces) - 1)].face_id

@@ -17,7 +17,7 @@ from facetags.names import name_key
 from facetags.text import plural
 from facetags.tui.faces import person_label
 from facetags.tui.plain import plain
-from facetags.tui.screens.base import LibraryScreen, footer
+from facetags.tui.screens.base import PersonLoader, footer
 from facetags.tui.screens.name_dialog import NameDialog
 from facetags.tui.widgets.face_grid import FaceGrid
 from facetags.tui.widgets.picture import decode
@@ -35,7 +35,7 @@ def _not_faces(lib: Library, ids: list[int]) -> None:
         lib.not_a_face(face_id)
 
 
-class PersonScreen(LibraryScreen):
+class PersonScreen(PersonLoader):
     BINDINGS: ClassVar[list[BindingType]] = [
         # escape always goes back, also with faces selected (c clears the selection)
         Binding("escape,backspace", "back", "Back", key_display="esc"),
@@ -51,9 +51,7 @@ class PersonScreen(LibraryScreen):
     ]
 
     def __init__(self, person_id: int) -> None:
-        super().__init__(id="person")
-        self.person_id = person_id
-        self.person: Person | None = None
+        super().__init__(person_id, id="person")
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -74,18 +72,7 @@ class PersonScreen(LibraryScreen):
 
     # -- data ---------------------------------------------------------------------------------
 
-    def reload(self) -> None:
-        pid = self.person_id
-
-        def person(lib: Library) -> tuple[Person, list[FaceRecord]]:
-            return lib.person(pid), lib.faces(pid)
-
-        self.load("person", person, self._show_person)
-
-    def _show_person(self, data: tuple[Person, list[FaceRecord]]) -> None:
-        person, faces = data
-        self.person = person
-        self.person_id = person.id  # follows a merge
+    def show_faces(self, faces: list[FaceRecord]) -> None:
         self.grid.set_faces(faces)
         self._title()
 

@@ -1,0 +1,118 @@
+"""XMP, a part of the :class:`facetags.library.Library` facade: writing the library's names into
+the photos (and recording what each photo carries) and importing the names other tools wrote
+(:mod:`facetags.xmp.sync` does the work)."""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from facetags.config import Settings
+from facetags.db.records import FaceRecord, Person
+from facetags.errors import ConfigError
+
+if TYPE_CHECKING:
+    from facetags.db.store import Store
+    from facetags.xmp.sync import ImportRun, PhotoImport
+    from facetags.xmp.write import WriteOptions, WriteResult
+
+
+class XmpSync:
+    """The XMP methods of :class:`facetags.library.Library` (mixed into it)."""
+
+    # what they use of the library (set or defined by Library and its other parts)
+    store: Store
+    settings: Settings
+    _lock: threading.RLock
+    faces: Callable[..., list[FaceRecord]]
+    people: Callable[[], list[Person]]
+    rejected_people: Callable[[int], set[int]]
+    set_assignment: Callable[..., int]
+    name: Callable[[int, str], Person]
+
+    def faces_to_write(self, person_id: int | None = None) -> list[FaceRecord]:
+        """What ``xmp write`` should visit: the faces (of one person, if given) and, always, the
+        faces whose photos carry a name facetags wrote that is no longer theirs, to take it back."""
+        records = {r.face_id: r for r in self.faces(person_id)}
+        for record in self.store.faces_with_stale_xmp():
+            records.setdefault(record.face_id, record)
+        # a missing photo is not on disk to write to: its tags wait until it is back
+        return sorted((r for r in records.values() if not r.missing), key=lambda r: (r.photo_id, r.face_id))
+
+    def stale_xmp_photos(self) -> int:
+        """How many photos carry a name facetags wrote that the user has changed since."""
+        with self._lock:
+            return len({f.photo_id for f in self.store.faces_with_stale_xmp()})
+
+    def remember_xmp_names(self, names: dict[int, str | None]) -> None:
+        """Record what a successful XMP write left in the photos for each face (face id -> the name
+        facetags' region now carries, None: none of ours)."""
+        if not names:
+            return
+        with self._lock, self.store.write():
+            self.store.set_xmp_names(names)
+
+    def xmp_options(self, **overrides: Any) -> WriteOptions:
+        """The XMP write options of the settings, with ``overrides`` (WriteOptions' fields);
+        ConfigError on a bad value."""
+        from facetags.xmp.write import WriteOptions
+
+        try:
+            return WriteOptions.from_settings(self.settings, **overrides)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from exc
+
+    def write_xmp(
+        self,
+        options: WriteOptions | None = None,
+        person_id: int | None = None,
+        *,
+        dry_run: bool = False,
+        progress: Callable[[WriteResult], None] | None = None,
+        stop: threading.Event | None = None,
+    ) -> list[WriteResult]:
+        """Write the faces (of one person, if given; always the stale ones) into their photos'
+        XMP, photo by photo. What each photo carries is recorded as it is written, each photo in
+        its own short transaction, so a run that is stopped or killed leaves records that match
+        the photos. The library is not held while files are written. ``options``: the settings'
+        (:meth:`xmp_options`) if not given."""
+        from facetags.xmp.sync import write_records
+
+        options = options or self.xmp_options()
+        with self._lock:
+            records = self.faces_to_write(person_id)
+            if records and not dry_run:
+                self.store.check_writable()  # before any photo changes: what is written is recorded
+        return write_records(
+            records, options, dry_run=dry_run, progress=progress, stop=stop, remember=self.remember_xmp_names
+        )
+
+    def import_xmp(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        dry_run: bool = False,
+        progress: Callable[[PhotoImport], None] | None = None,
+    ) -> ImportRun:
+        """Name detected faces of the indexed photos under ``directory`` from the MWG/MP regions
+        other tools wrote; names become the user's decisions, a face already named differently in
+        facetags keeps its name (:func:`facetags.xmp.sync.apply_import`)."""
+        from facetags.xmp.sync import import_faces
+
+        root = Path(directory).resolve()
+        by_photo: dict[str, list[FaceRecord]] = {}
+        for record in self.faces():
+            if _under(record.path, root) and not record.missing:  # a missing photo's path is stale
+                by_photo.setdefault(record.path, []).append(record)
+        return import_faces(self, by_photo, dry_run=dry_run, progress=progress)
+
+
+def _under(path: str, root: Path) -> bool:
+    try:
+        Path(path).resolve().relative_to(root)
+    except ValueError:
+        return False
+    return True
