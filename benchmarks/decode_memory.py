@@ -1,13 +1,21 @@
 """Peak memory of `facetags scan` on very large images just under the pixel limit.
 
 Makes one file per pixel layout that costs the decoder most (16-bit grey, 16-bit RGB(A) PNG
-and TIFF, palette with transparency, CMYK JPEG, a huge JPEG, a huge WebP, a float TIFF), each
-about 169 MP (13000 x 13000; the limit is facetags.image.decode.MAX_PIXELS, ~179 MP) in a
-temporary folder (they compress well: a few MB each), then runs `facetags scan` on each in a
-fresh library under `/usr/bin/time -v` and prints the peak resident memory of the process.
+and TIFF, palette with transparency, CMYK JPEG, a huge JPEG, a huge WebP, a float TIFF) and
+per other format (JPEG 2000, BMP, GIF, HEIC), each about 169 MP (13000 x 13000; the limit is
+facetags.image.decode.MAX_PIXELS, ~179 MP) in a temporary folder (most compress well: a few
+MB each; the BMP is 0.5 GB), then runs `facetags scan` on each in a fresh library under
+`/usr/bin/time -v` and prints the peak resident memory of the process.
+
+HEIC is made at most 11941 x 11941 (142 MP: x265 encodes no more luma samples) and only
+where pillow-heif is installed. The JPEG 2000 photo is a real face photo (deepface's, from
+../shared/data, else the test pattern) three times on a 13000 x 13000 canvas, so the scan's
+face count shows the faces are still found; making it holds ~6 GB (OpenJPEG's encoder). The
+RGBA JPEG 2000 is one tile up to 46 MP (OpenJPEG encodes no larger tile), in tiles above.
 
     python benchmarks/decode_memory.py                 # every case, 13000 x 13000
     python benchmarks/decode_memory.py --side 4000 grey16-png cmyk-jpg
+    python benchmarks/decode_memory.py --side 7070 rgba-jp2   # the largest full JPEG 2000 decode
 
 Needs GNU time (`apt-get install time`). Numbers quoted in docs/library.md come from here.
 """
@@ -117,6 +125,55 @@ def write_pillow(path: Path, width: int, height: int, mode: str, **options: obje
     pillow_image(mode, width, height).save(path, **options)
 
 
+SHARED_DATA = Path(os.environ.get("FACETAGS_SHARED_DATA", ROOT.parent / "shared" / "data"))
+FACE_PHOTO = SHARED_DATA / "deepface" / "photos" / "img1.jpg"  # one face
+JP2_OPTIONS: dict[str, object] = {"quality_mode": "rates", "quality_layers": [40], "irreversible": True}
+
+
+def write_photo_jp2(path: Path, width: int, height: int) -> None:
+    """A real face photo three times along the diagonal of a grey canvas, as a lossy JPEG 2000
+    in one tile (as an export writes it; OpenJPEG's worst case to decode)."""
+    if not FACE_PHOTO.is_file():
+        print(f"({FACE_PHOTO} not found: the JPEG 2000 photo is the test pattern)", file=sys.stderr)
+        write_pillow(path, width, height, "RGB", **JP2_OPTIONS)
+        return
+    canvas = Image.new("RGB", (width, height), (120, 130, 140))
+    with Image.open(FACE_PHOTO) as im:
+        side = min(width, height) // 3
+        photo = im.convert("RGB")
+        photo = photo.resize((side * photo.width // photo.height, side), Image.Resampling.BICUBIC)
+    for i in range(3):
+        canvas.paste(photo, (i * (width - photo.width) // 2, i * (height - photo.height) // 2))
+    del photo
+    canvas.save(path, **JP2_OPTIONS)
+
+
+def write_rgba_jp2(path: Path, width: int, height: int) -> None:
+    """A lossy RGBA JPEG 2000: one tile where OpenJPEG can encode it so (under 2 GiB of 32-bit
+    samples; the costliest to decode in full), else 4096 x 4096 tiles."""
+    tiles = {} if width * height * 4 * 4 < 2**31 else {"tile_size": (4096, 4096)}
+    write_pillow(path, width, height, "RGBA", **tiles, **JP2_OPTIONS)
+
+
+#: x265 encodes at most this many luma samples (HEVC level 7.2): HEIC is made no larger.
+HEIC_MAX_PIXELS = 142_606_336
+
+
+def heic_available() -> bool:
+    try:
+        import pillow_heif
+    except ImportError:
+        return False
+    pillow_heif.register_heif_opener()
+    return True
+
+
+def write_heic(path: Path, width: int, height: int) -> None:
+    while width * height > HEIC_MAX_PIXELS:
+        width, height = width * 999 // 1000, height * 999 // 1000
+    write_pillow(path, width, height, "RGB", quality=50)
+
+
 CASES: dict[str, Callable[[Path, int, int], None]] = {
     "grey16-png": lambda p, w, h: write_png(p, w, h, 1, 16),
     "greyalpha16-png": lambda p, w, h: write_png(p, w, h, 2, 16),
@@ -133,8 +190,14 @@ CASES: dict[str, Callable[[Path, int, int], None]] = {
     # lossless: libwebp's lossy encoder cannot fit this many macroblocks in its first partition
     "rgb-webp": lambda p, w, h: write_pillow(p, w, h, "RGB", lossless=True, quality=0, method=0),
     "rgba-webp": lambda p, w, h: write_pillow(p, w, h, "RGBA", lossless=True, quality=0, method=0),
+    "photo-jp2": write_photo_jp2,
+    "rgba-jp2": write_rgba_jp2,
+    "rgb-bmp": lambda p, w, h: write_pillow(p, w, h, "RGB"),
+    "palette-gif": lambda p, w, h: write_pillow(p, w, h, "P"),
+    "rgb-heic": write_heic,
 }
-EXTENSIONS = {"png": ".png", "tif": ".tif", "jpg": ".jpg", "webp": ".webp"}
+EXTENSIONS = {"png": ".png", "tif": ".tif", "jpg": ".jpg", "webp": ".webp", "jp2": ".jp2"}
+EXTENSIONS.update({"bmp": ".bmp", "gif": ".gif", "heic": ".heic"})
 
 
 def measure(folder: Path, library: Path) -> tuple[int, float, int, str]:
@@ -159,6 +222,7 @@ def main() -> None:
     parser.add_argument("cases", nargs="*", help=f"cases to run (default: all): {', '.join(CASES)}")
     parser.add_argument("--side", type=int, default=13000, help="width and height in pixels")
     args = parser.parse_args()
+    Image.MAX_IMAGE_PIXELS = None  # the files made here are big on purpose
     if not os.path.exists(TIME):
         raise SystemExit(f"{TIME} is missing: apt-get install time")
     cases = args.cases or list(CASES)
@@ -175,17 +239,23 @@ def main() -> None:
             f"{args.side} x {args.side} = {args.side**2 / 1e6:.0f} MP per file;"
             f" floor (640x480 JPEG) {floor / 1024:.0f} MiB"
         )
-        print(f"{'case':<18} {'file':>9} {'peak RSS':>10} {'time':>7}  scan")
+        print(f"{'case':<18} {'pixels':>7} {'file':>9} {'peak RSS':>10} {'time':>7}  scan")
         for name in cases:
+            if name == "rgb-heic" and not heic_available():
+                print(f"{name:<18} skipped: pillow-heif is not installed", flush=True)
+                continue
             folder = work / name
             folder.mkdir()
             path = folder / ("image" + EXTENSIONS[name.rsplit("-", 1)[1]])
             CASES[name](path, args.side, args.side)
+            with Image.open(path) as im:
+                pixels = im.width * im.height
             peak, seconds, code, summary = measure(folder, work / f"{name}.db")
             size = path.stat().st_size
             status = summary if code == 0 else f"exit {code}: {summary}"
             print(
-                f"{name:<18} {size / 1e6:>7.1f}MB {peak / 1024:>7.0f}MiB {seconds:>6.1f}s  {status}",
+                f"{name:<18} {pixels / 1e6:>5.0f}MP {size / 1e6:>7.1f}MB {peak / 1024:>7.0f}MiB"
+                f" {seconds:>6.1f}s  {status}",
                 flush=True,
             )
             path.unlink()

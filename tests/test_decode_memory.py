@@ -10,17 +10,25 @@ the peak memory of a large decode stays near the size of the decoded file itself
 from __future__ import annotations
 
 import json
+import shutil
+import struct
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from facetags.image import decode as decode_mod
+from facetags.image import jpeg2000
 from facetags.image.decode import decode
 from facetags.ingest.pipeline import content_hash
+
+if TYPE_CHECKING:
+    from facetags.library import Library
+    from tests.library_support import OpenLibrary
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +76,7 @@ def _layouts(photo: np.ndarray) -> dict[str, Image.Image]:
         "cmyk.tif": Image.fromarray(rgba, "CMYK"),
         "grey.png": Image.fromarray(grey),
         "rgb.png": Image.fromarray(photo),
+        "rgba.jp2": Image.fromarray(rgba),  # under JPEG2000_PILLOW_MAX_PIXELS: decoded in full
     }
 
 
@@ -191,3 +200,186 @@ def test_large_webp_is_scaled_by_libwebp(
     full = decode(path, max_side=1280).image
     assert scaled.shape == full.shape
     assert float(np.abs(scaled.astype(np.int16) - full).mean()) < 1.0
+
+
+#: A real group photo (t1: 6 faces) enlarged to 51 MP, just over JPEG2000_PILLOW_MAX_PIXELS.
+LARGE_JP2 = (8600, 5954)
+
+
+@pytest.fixture(scope="module")
+def large_jp2(t1_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """t1 enlarged to LARGE_JP2 and saved as a lossy JPEG 2000 in one tile (OpenJPEG's worst
+    case: the whole image is one block of work), as a scanner or an export would."""
+    with Image.open(t1_path) as im:
+        photo = im.convert("RGB").resize(LARGE_JP2, Image.Resampling.BICUBIC)
+    path = tmp_path_factory.mktemp("jp2") / "t1-large.jp2"
+    photo.save(path, quality_mode="rates", quality_layers=[40], irreversible=True)
+    return path
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads VmHWM from /proc (Linux)")
+def test_large_jpeg2000_is_decoded_at_a_reduced_resolution(
+    large_jp2: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A JPEG 2000 over JPEG2000_PILLOW_MAX_PIXELS: OpenJPEG skips the finest resolution
+    levels (Pillow's full decode held ~18 bytes per pixel: 944 MiB for this file, 3.1 GB at
+    169 MP); the result has the full decode's shape and nearly its pixels, and the photo's
+    size is still its full stored size."""
+    assert LARGE_JP2[0] * LARGE_JP2[1] > decode_mod.JPEG2000_PILLOW_MAX_PIXELS
+    grown = _peak_growth(large_jp2)
+    assert grown <= 64 * 2**20, f"peak grew by {grown / 2**20:.0f} MiB"
+    reduced = decode(large_jp2, max_side=1280)
+    assert (reduced.width, reduced.height) == LARGE_JP2
+    monkeypatch.setattr(decode_mod, "JPEG2000_PILLOW_MAX_PIXELS", 10**12)  # Pillow's full decode
+    full = decode(large_jp2, max_side=1280)
+    assert reduced.image.shape == full.image.shape == (886, 1280, 3)
+    assert float(np.abs(reduced.image.astype(np.int16) - full.image).mean()) < 3.0
+
+
+#: Reduced JPEG 2000 layouts: an odd size (Pillow and OpenJPEG round 1001 / 8 differently),
+#: tiles that do not divide it, few levels, a raw codestream, grey, alpha, 16 bit. Each with
+#: the resolution levels its decode at 640 and at 100 can discard.
+JP2_SIZE = (1499, 1001)
+JP2_LAYOUTS = {
+    "odd.jp2": ("RGB", {}, (1, 3)),
+    "tiled.jp2": ("RGB", {"tile_size": (700, 300)}, (1, 3)),
+    "one-level.jp2": ("RGB", {"num_resolutions": 2}, (1, 1)),
+    "no-level.jp2": ("RGB", {"num_resolutions": 1}, (0, 0)),
+    "raw.j2k": ("RGB", {}, (1, 3)),
+    "grey.jp2": ("L", {}, (1, 3)),
+    "rgba.jp2": ("RGBA", {}, (1, 3)),
+    "grey16.jp2": ("I;16", {}, (1, 3)),
+}
+
+
+@pytest.fixture(scope="module")
+def jp2_layouts(t1_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    with Image.open(t1_path) as im:
+        photo = im.convert("RGB").resize(JP2_SIZE, Image.Resampling.BICUBIC)
+    grey = photo.convert("L")
+    images = {
+        "RGB": photo,
+        "L": grey,
+        "RGBA": Image.merge("RGBA", (*photo.split(), grey.transpose(Image.Transpose.FLIP_LEFT_RIGHT))),
+        "I;16": Image.fromarray(np.asarray(grey).astype(np.uint16) * 257),
+    }
+    folder = tmp_path_factory.mktemp("jp2-layouts")
+    for name, (mode, options, _) in JP2_LAYOUTS.items():
+        images[mode].save(folder / name, irreversible=True, **options)
+    return folder
+
+
+@pytest.mark.parametrize("name", list(JP2_LAYOUTS))
+def test_reduced_jpeg2000_is_the_full_decode_at_a_lower_resolution(
+    jp2_layouts: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, name: str
+) -> None:
+    """Decoded without its finest levels (the pixel threshold lowered to reach them at this
+    size), each layout decodes reduced, with the full decode's shape and full size, and nearly its pixels: a
+    one-pixel shift is 7 to 20 levels off on average, a black edge over 50, not under 5."""
+    path = jp2_layouts / name
+    for max_side, levels in zip((640, 100), JP2_LAYOUTS[name][2], strict=True):
+        wanted = decode_mod._wanted(JP2_SIZE, max_side)
+        assert wanted is not None
+        assert jpeg2000.reduction(path, JP2_SIZE, wanted) == levels, max_side
+        monkeypatch.setattr(decode_mod, "JPEG2000_PILLOW_MAX_PIXELS", 10**12)
+        full = decode(path, max_side=max_side)
+        monkeypatch.setattr(decode_mod, "JPEG2000_PILLOW_MAX_PIXELS", 0)
+        with caplog.at_level("WARNING", logger="facetags.image.decode"):
+            reduced = decode(path, max_side=max_side)
+        assert "decoding in full" not in caplog.text  # the reduced decode itself worked
+        assert (reduced.width, reduced.height) == (full.width, full.height) == JP2_SIZE
+        assert reduced.image.shape == full.image.shape, max_side
+        diff = np.abs(reduced.image.astype(np.int16) - full.image)
+        assert float(diff.mean()) < 5, (max_side, float(diff.mean()))
+        assert float(diff[-1].mean()) < 10 and float(diff[:, -1].mean()) < 10, max_side
+
+
+def _segments(codestream: bytes) -> dict[int, tuple[int, int]]:
+    """Marker -> (start, end) of the main header's segments, the first tile-part's SOT last."""
+    found = {}
+    pos = 2  # after SOC
+    while True:
+        marker, length = struct.unpack(">HH", codestream[pos : pos + 4])
+        found[marker] = (pos, pos + 2 + length)
+        if marker == 0xFF90:
+            return found
+        pos += 2 + length
+
+
+def test_jpeg2000_whose_tiles_hold_fewer_levels_is_decoded_in_full(
+    jp2_layouts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A codestream whose main header says 5 levels and whose tile-part header (which wins)
+    says 1: the reduced decode fails, and the photo is decoded in full instead of failing."""
+    data = bytearray((jp2_layouts / "one-level.jp2").read_bytes())
+    data = data[data.index(b"\xff\x4f\xff\x51") :]  # the codestream inside the jp2c box
+    segments = _segments(bytes(data))
+    cod_start, cod_end = segments[0xFF52]
+    sot_start, sot_end = segments[0xFF90]
+    cod = bytes(data[cod_start:cod_end])
+    assert cod[9] == 1  # SPcod: the number of decomposition levels
+    (tile_part,) = struct.unpack(">I", data[sot_start + 6 : sot_start + 10])
+    data[sot_end:sot_end] = cod  # the tile-part's own COD: 1 level
+    if tile_part:
+        data[sot_start + 6 : sot_start + 10] = struct.pack(">I", tile_part + len(cod))
+    data[cod_start + 9] = 5  # the main header's: 5
+    path = tmp_path / "tile-part-cod.j2k"
+    path.write_bytes(bytes(data))
+    monkeypatch.setattr(decode_mod, "JPEG2000_PILLOW_MAX_PIXELS", 10**12)
+    full = decode(path, max_side=100)
+    assert np.array_equal(full.image, decode(jp2_layouts / "one-level.jp2", max_side=100).image)
+    monkeypatch.setattr(decode_mod, "JPEG2000_PILLOW_MAX_PIXELS", 0)
+    with caplog.at_level("WARNING", logger="facetags.image.decode"):
+        fallback = decode(path, max_side=100)
+    assert np.array_equal(fallback.image, full.image)
+    assert "cannot decode at 1/8 scale" in caplog.text and "decoding in full" in caplog.text
+
+
+def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    ix = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    return inter / (a[2] * a[3] + b[2] * b[3] - inter)
+
+
+def _same_faces(lib: Library, jpeg: Path, jp2: Path) -> None:
+    """``jp2`` shows as many faces as ``jpeg``, in the same places (boxes are normalised)."""
+    want = sorted(f.box for f in lib.photo_faces(jpeg))
+    got = sorted(f.box for f in lib.photo_faces(jp2))
+    assert len(want) > 0
+    assert len(got) == len(want), (jp2.name, len(got), len(want))
+    for a, b in zip(want, got, strict=True):
+        assert _iou(a, b) >= 0.8, (jp2.name, a, b)
+
+
+def test_large_jpeg2000_shows_the_faces_of_the_original(
+    open_library: OpenLibrary, t1_path: Path, large_jp2: Path, tmp_path: Path
+) -> None:
+    """Scanned, the 51 MP JPEG 2000 decoded at a reduced resolution has t1's faces, where
+    they are in the original JPEG, and its full size."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copy2(t1_path, folder / "t1.jpg")
+    shutil.copy2(large_jp2, folder / "t1-large.jp2")
+    lib = open_library()
+    report = lib.scan([folder])
+    assert (report.counts["new"], report.counts["failed"]) == (2, 0)
+    _same_faces(lib, folder / "t1.jpg", folder / "t1-large.jp2")
+    (face, *_) = lib.photo_faces(folder / "t1-large.jp2")
+    assert (face.width, face.height) == LARGE_JP2
+
+
+def test_jpeg2000_photo_shows_the_faces_of_the_jpeg(
+    open_library: OpenLibrary, shared_data: Path, tmp_path: Path
+) -> None:
+    """A deepface photo saved as .jp2 (decoded in full: under the pixel threshold) is found
+    with the faces of the JPEG it was made from."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    jpeg = shutil.copy2(shared_data / "deepface" / "photos" / "couple.jpg", folder / "couple.jpg")
+    with Image.open(jpeg) as im:
+        im.save(folder / "couple.jp2", quality_mode="rates", quality_layers=[20], irreversible=True)
+    lib = open_library()
+    report = lib.scan([folder])
+    assert (report.counts["new"], report.counts["failed"]) == (2, 0)
+    _same_faces(lib, Path(jpeg), folder / "couple.jp2")

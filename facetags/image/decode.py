@@ -8,9 +8,10 @@ white (a transparent background reads as paper, not as black). 16-bit samples ar
 
 With ``max_side`` the image is reduced so its long side is at most ``max_side``; JPEGs are then
 decoded at a reduced scale by libjpeg itself (draft mode), so a 24 MP photo costs a fraction of
-a full decode. :attr:`Decoded.width` and :attr:`Decoded.height` are always the full-size
-upright dimensions, so coordinates found in the reduced image map back with
-:attr:`Decoded.scale`.
+a full decode, and very large JPEG 2000s without their finest resolution levels by OpenJPEG
+(:data:`JPEG2000_PILLOW_MAX_PIXELS`). :attr:`Decoded.width` and :attr:`Decoded.height` are
+always the full-size upright dimensions, so coordinates found in the reduced image map back
+with :attr:`Decoded.scale`.
 
 Any bad input (missing, unreadable, empty, truncated, not an image, too many pixels) raises
 :class:`facetags.errors.DecodeError`, whose message names the file; nothing else escapes.
@@ -29,9 +30,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image
+from PIL import Image, Jpeg2KImagePlugin
 
 from facetags.errors import DecodeError
+from facetags.image import jpeg2000
 
 log = logging.getLogger(__name__)
 
@@ -102,6 +104,8 @@ def decode(path: str | os.PathLike[str], max_side: int | None = None) -> Decoded
             orientation = _orientation(im, path)
             if _large_webp(im, max_side):
                 rgb = _webp_at_most(path, im, max_side)
+            elif _large_jpeg2000(im, max_side):
+                rgb = _jpeg2000_at_most(path, im, max_side)
             else:
                 im.load()  # outside _logged_warnings: the slow part runs in parallel across threads
                 rgb = _rgb_at_most(im, max_side)
@@ -232,13 +236,21 @@ def _register_heif() -> None:
 
 def _draft(im: Image.Image, max_side: int) -> None:
     """Ask libjpeg to decode at the smallest 1/2, 1/4 or 1/8 scale still >= ``max_side``."""
-    width, height = im.size
-    factor = max_side / max(width, height)
-    if factor >= 1:
+    wanted = _wanted(im.size, max_side)
+    if wanted is None:
         return
-    wanted = (max(1, int(width * factor + 0.999)), max(1, int(height * factor + 0.999)))
     mode = "RGB" if im.mode in ("RGB", "YCbCr") else im.mode
     im.draft(mode, wanted)
+
+
+def _wanted(size: tuple[int, int], max_side: int) -> tuple[int, int] | None:
+    """The least size a reduced decode (JPEG draft, JPEG 2000 levels) must keep of an image
+    of ``size`` for it to be shrunk to ``max_side`` afterwards; None when it is small enough."""
+    width, height = size
+    factor = max_side / max(width, height)
+    if factor >= 1:
+        return None
+    return (max(1, int(width * factor + 0.999)), max(1, int(height * factor + 0.999)))
 
 
 def _orientation(im: Image.Image, path: str | os.PathLike[str]) -> int:
@@ -259,8 +271,9 @@ def _orientation(im: Image.Image, path: str | os.PathLike[str]) -> int:
     return 1
 
 
-def _rgb_at_most(im: Image.Image, max_side: int | None) -> Image.Image:
-    """``im`` as 8-bit RGB whose long side is at most ``max_side``, in bounded memory.
+def _rgb_at_most(im: Image.Image, max_side: int | None, size: tuple[int, int] | None = None) -> Image.Image:
+    """``im`` as 8-bit RGB whose long side is at most ``max_side``, in bounded memory; shrunk
+    to ``size`` instead when given (an image decoded reduced: the full size's target).
 
     The result is what converting the whole image (:func:`_to_rgb`) and then shrinking it
     (:func:`_shrink`) gives, bit for bit, but no full-size copy is made: the image is converted
@@ -269,7 +282,7 @@ def _rgb_at_most(im: Image.Image, max_side: int | None) -> Image.Image:
     is the reduction of those rows of the whole image), and the Lanczos step runs on the
     reduced image. The largest buffer besides the decoded file is then the reduced image.
     """
-    size = _shrunk_size(im.size, max_side)
+    size = size or _shrunk_size(im.size, max_side)
     if im.mode == "RGB":  # nothing to convert: Pillow's resize reduces first by itself
         return im if size is None else _shrink(im, size)
     width, height = im.size
@@ -331,6 +344,49 @@ def _webp_at_most(path: str | os.PathLike[str], im: Image.Image, max_side: int |
         data = fh.read()
     scaled = webp_scaled.decode_scaled(data, (-(-width // fx), -(-height // fy)), im.mode == "RGBA")
     return _shrink(_to_rgb(scaled), size)
+
+
+#: A JPEG 2000 with more pixels than this is decoded by OpenJPEG at a reduced resolution
+#: (:mod:`facetags.image.jpeg2000`): a full decode holds ~18 bytes per pixel (3.1 GB at 169 MP).
+#: Smaller ones decode in full, exactly as before, so their content hashes stay as they were.
+JPEG2000_PILLOW_MAX_PIXELS = 50_000_000
+
+
+def _large_jpeg2000(im: Image.Image, max_side: int | None) -> bool:
+    width, height = im.size
+    return (
+        isinstance(im, Jpeg2KImagePlugin.Jpeg2KImageFile)
+        and _shrunk_size(im.size, max_side) is not None
+        and width * height > JPEG2000_PILLOW_MAX_PIXELS
+    )
+
+
+def _jpeg2000_at_most(path: str | os.PathLike[str], im: Image.Image, max_side: int | None) -> Image.Image:
+    """A large JPEG 2000 decoded without the finest resolution levels it can spare (the
+    smallest 1/2, 1/4, 1/8 ... scale still at least the detection size, as JPEG's draft mode
+    does), then converted and shrunk like every other image. A file that cannot be decoded so
+    (a tile-part that holds fewer levels than the main header says) is decoded in full."""
+    assert isinstance(im, Jpeg2KImagePlugin.Jpeg2KImageFile) and max_side is not None
+    size = _shrunk_size(im.size, max_side)  # of the full size: the shape a full decode gives
+    wanted = _wanted(im.size, max_side)
+    levels = 0 if wanted is None else jpeg2000.reduction(path, im.size, wanted)
+    if levels == 0:
+        log.debug("%s: JPEG 2000 with no resolution level to spare; decoding in full", os.fspath(path))
+    try:
+        jpeg2000.load_reduced(im, levels)
+    except Exception as exc:
+        if levels == 0:
+            raise
+        log.warning(
+            "%s: cannot decode at 1/%d scale (%s); decoding in full (high memory)",
+            os.fspath(path),
+            1 << levels,
+            _describe(exc),
+        )
+        with _open(path) as full:
+            full.load()
+            return _rgb_at_most(full, max_side).copy()  # a copy: it outlives the file
+    return _rgb_at_most(im, max_side, size)
 
 
 def _to_rgb(im: Image.Image, top: float | None = None) -> Image.Image:
