@@ -203,3 +203,24 @@ def test_workers_default_to_the_cores_and_are_checked(
     monkeypatch.setenv("FACETAGS_WORKERS", "0")
     with pytest.raises(ConfigError, match="FACETAGS_WORKERS: setting workers: 0 is out of range"):
         load_settings()
+
+
+def test_a_worker_that_outlives_a_library_reads_the_new_one_at_its_path(tmp_path: Path, t1_path: Path) -> None:
+    """A Dask worker outlives scans: when the library is deleted and created anew at the same
+    path, its read-only connection follows the new file; otherwise it would find every photo
+    "already indexed" in the deleted one and leave all the analysis to the scanning process."""
+    from facetags.ingest.parallel import analyse_file
+
+    photo = tmp_path / "t1.jpg"
+    shutil.copyfile(t1_path, photo)
+    db = tmp_path / "lib.db"
+    settings = Settings(library=db)
+    with Library.open(db, settings) as lib:
+        lib.scan([photo])
+    known = analyse_file(str(photo), settings, str(db))
+    assert known.photo is not None and known.analysis is None  # found in the library: not analysed
+    for leftover in tmp_path.glob("lib.db*"):
+        leftover.unlink()
+    Library.open(db, settings).close()  # a new, empty library at the same path
+    fresh = analyse_file(str(photo), settings, str(db))
+    assert fresh.analysis is not None and len(fresh.analysis.faces) == 6

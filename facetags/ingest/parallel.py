@@ -24,12 +24,12 @@ import logging
 import os
 import signal
 import socket
+import stat
 import threading
 import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
-from pathlib import Path
 from typing import Protocol
 
 from facetags.config import Settings
@@ -57,8 +57,8 @@ def analyse_file(
     pipeline = _pipeline(settings, threading.get_ident())
     pipeline.timings = Timings()  # each result carries its own stage times
     known = None
-    if library is not None and (host is None or host == socket.gethostname()) and Path(library).is_file():
-        reader = _reader(library, threading.get_ident())
+    reader = _reader(library, threading.get_ident()) if host is None or host == socket.gethostname() else None
+    if reader is not None:
 
         def known(content_hash: str) -> bool:
             return reader.photo_by_hash(content_hash) is not None
@@ -71,9 +71,30 @@ def _pipeline(settings: Settings, _thread: int) -> Pipeline:
     return Pipeline(settings)
 
 
-@functools.cache
-def _reader(library: str, _thread: int) -> Store:
-    return Store(connect_readonly(library))
+#: Read-only connections to libraries, by (path, thread), with the file they opened.
+_readers: dict[tuple[str, int], tuple[tuple[int, int], Store]] = {}
+
+
+def _reader(library: str | None, thread: int) -> Store | None:
+    """A read-only connection to ``library`` for this thread, or None if it is not a file. A
+    worker that outlives a scan (a Dask cluster's) may see the library deleted and created
+    anew at the same path: the connection is to the file there now, never to a deleted one."""
+    if library is None:
+        return None
+    try:
+        st = os.stat(library)
+    except OSError:
+        return None
+    if not stat.S_ISREG(st.st_mode):
+        return None
+    opened = _readers.get((library, thread))
+    if opened is not None and opened[0] == (st.st_dev, st.st_ino):
+        return opened[1]
+    if opened is not None:
+        opened[1].conn.close()
+    store = Store(connect_readonly(library))
+    _readers[(library, thread)] = ((st.st_dev, st.st_ino), store)
+    return store
 
 
 class Pending(Protocol):
