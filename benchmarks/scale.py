@@ -14,7 +14,8 @@ fastest of each). ``--cluster`` adds ``facetags scan --cluster`` on a Dask clust
 each run (``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1``, loopback only; its
 start is not timed): "fresh", its workers load the models during the scan as local workers do,
 and "warm", after one untimed scan into another library (a cluster that stays up). Its memory
-and CPU count the scheduler's and workers' processes too.
+and CPU count the scheduler's and workers' processes too. The workers run as docs/scale.md
+starts them, with Dask's worker profiler off (``--profile``: on, Dask's default).
 """
 
 from __future__ import annotations
@@ -94,7 +95,9 @@ def tree_cpu(pids: list[int]) -> float:
     return sum(stats[p][1] for p in tree if p in stats)
 
 
-def start_cluster(work: Path, workers: int) -> tuple[str, list[subprocess.Popen[bytes]]]:
+def start_cluster(
+    work: Path, workers: int, profile: bool = False
+) -> tuple[str, list[subprocess.Popen[bytes]]]:
     """A Dask scheduler and ``workers`` worker processes on 127.0.0.1, ready."""
     from distributed import Client
 
@@ -104,6 +107,9 @@ def start_cluster(work: Path, workers: int) -> tuple[str, list[subprocess.Popen[
         "PYTHONPATH": str(ROOT),
         "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES": "[]",
         "DASK_DISTRIBUTED__WORKER__HTTP__ROUTES": "[]",
+        # as docs/scale.md starts workers: Dask's statistical profiler samples the worker's
+        # threads every 10 ms; it cost 16% of the cluster's speed here (--profile keeps it on)
+        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "True" if profile else "False",
     }
     quiet = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
     dask = [sys.executable, "-m", "dask"]
@@ -130,7 +136,7 @@ def stop_cluster(procs: list[subprocess.Popen[bytes]]) -> None:
         proc.wait(60)
 
 
-def run(folder: Path, workers: int, work: Path, cluster: str = "") -> dict[str, Any]:
+def run(folder: Path, workers: int, work: Path, cluster: str = "", profile: bool = False) -> dict[str, Any]:
     """One timed first scan; ``cluster``: "fresh" (a new cluster: its workers load the models
     during the scan) or "warm" (a new cluster that has run one scan into another library)."""
     db = work / f"workers-{workers}-{time.monotonic_ns()}.db"
@@ -138,7 +144,7 @@ def run(folder: Path, workers: int, work: Path, cluster: str = "") -> dict[str, 
     command = [sys.executable, "-m", "facetags", "--library", str(db), "scan", "--workers", str(workers)]
     engine: list[subprocess.Popen[bytes]] = []
     if cluster:
-        address, engine = start_cluster(work, workers)
+        address, engine = start_cluster(work, workers, profile)
         command += ["--cluster", address]
         if cluster == "warm":
             warm = [*command[:4], str(work / f"warm-{time.monotonic_ns()}.db"), *command[5:]]
@@ -204,6 +210,9 @@ def main() -> None:
         action="store_true",
         help="also scan through a local Dask cluster of 2 workers, fresh and warm",
     )
+    parser.add_argument(
+        "--profile", action="store_true", help="keep Dask's worker profiler on (Dask's default)"
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     plan = [(int(w), "") for w in args.workers.split(",")]
@@ -211,7 +220,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="facetags-scale-") as tmp:
         work = Path(tmp)
         n = gather(work / "photos", args.lfw)
-        tries = [run(work / "photos", w, work, c) for _ in range(args.repeat) for w, c in plan]
+        tries = [run(work / "photos", w, work, c, args.profile) for _ in range(args.repeat) for w, c in plan]
     labels = list(dict.fromkeys(t["label"] for t in tries))
     runs = [max((t for t in tries if t["label"] == k), key=lambda t: t["photos_per_s"]) for k in labels]
     base = runs[0]

@@ -205,7 +205,9 @@ def test_workers_default_to_the_cores_and_are_checked(
         load_settings()
 
 
-def test_a_worker_that_outlives_a_library_reads_the_new_one_at_its_path(tmp_path: Path, t1_path: Path) -> None:
+def test_a_worker_that_outlives_a_library_reads_the_new_one_at_its_path(
+    tmp_path: Path, t1_path: Path
+) -> None:
     """A Dask worker outlives scans: when the library is deleted and created anew at the same
     path, its read-only connection follows the new file; otherwise it would find every photo
     "already indexed" in the deleted one and leave all the analysis to the scanning process."""

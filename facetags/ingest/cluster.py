@@ -69,6 +69,7 @@ def analyse_batch_on_worker(
 ) -> list[Processed | Exception]:
     """Runs on a worker: :func:`analyse_on_worker` for each of ``paths``; a photo's error is
     its own result (raised again for that photo alone in the scanning process)."""
+    _keep_heap()
     results: list[Processed | Exception] = []
     for path in paths:
         try:
@@ -76,6 +77,29 @@ def analyse_batch_on_worker(
         except Exception as exc:
             results.append(exc)
     return results
+
+
+_heap_kept = False
+
+
+def _keep_heap() -> None:
+    """Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes
+    glibc's mmap threshold at 128 KiB: every image-sized array is then a fresh mmap, faulted in
+    page by page and unmapped when freed. Measured: +10% CPU for the same photos (local workers
+    given the same variable). Give this process glibc's usual ceilings back (32 MiB mmap
+    threshold, trim above 64 MiB free), once; nothing on a system without glibc."""
+    global _heap_kept
+    if _heap_kept:
+        return
+    _heap_kept = True
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD
+        libc.mallopt(-1, 64 << 20)  # M_TRIM_THRESHOLD
+    except (OSError, AttributeError):
+        pass
 
 
 class _Gone(Exception):
