@@ -372,8 +372,10 @@ def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
     reader: Callable[[], Library],
 ) -> None:
     """The catch-up scan of a large folder can take hours: a photo copied in meanwhile is
-    handled between the scan's photos, not after it. A photo the scan has still to reach is
-    not indexed twice."""
+    handled between the scan's photos, not after it. A photo the scan has still to reach,
+    written again meanwhile, ends up indexed as it is now."""
+    from tests.library_support import with_xmp
+
     folder = tmp_path / "watched"
     folder.mkdir()
     backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
@@ -393,7 +395,8 @@ def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
         other = reader()
         wait_for(lambda: other.status().photos >= 1, what="the catch-up scan's first photo")
         shutil.copyfile(astronaut_path, folder / "copied-in.jpg")
-        os.utime(folder / backlog[-1].name)  # a photo the scan has still to commit, touched
+        last = folder / backlog[-1].name  # a photo the scan has still to commit, written again
+        last.write_bytes(with_xmp(last.read_bytes()))  # (its pixels unchanged)
         wait_for(lambda: bool(running.outcomes_for(folder / "copied-in.jpg")), what="the copied photo")
         assert str(folder / "copied-in.jpg") in handled_during_catch_up
         assert other.status().photos < len(backlog) + 1  # the catch-up scan was still going
@@ -407,6 +410,8 @@ def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
     assert (status.photos, status.files) == (len(backlog) + 1, len(backlog) + 1)
     (face,) = lib.photo_faces(folder / "copied-in.jpg")
     assert face.person_id is not None
+    # every entry is the file as it is now, the one written again too, whoever indexed it last
+    assert lib.scan([folder]).counts["unchanged"] == len(backlog) + 1
 
 
 def test_renames_and_deletions_during_the_catch_up_scan_wait_for_its_end(
