@@ -364,6 +364,17 @@ def test_case3_a_photo_rewritten_slowly_in_place_keeps_its_names(
     assert lib.status().missing == [] and lib.status().failures == []
 
 
+def _backlog(tmp_path: Path, shared_data: Path) -> tuple[Path, list[Path]]:
+    """A folder to watch that holds 30 photos (deepface's), for a catch-up scan that lasts a
+    while, and the photos copied in."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
+    for src in backlog:
+        shutil.copyfile(src, folder / src.name)
+    return folder, backlog
+
+
 def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
     open_library: OpenLibrary,
     tmp_path: Path,
@@ -376,11 +387,7 @@ def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
     written again meanwhile, ends up indexed as it is now."""
     from tests.library_support import with_xmp
 
-    folder = tmp_path / "watched"
-    folder.mkdir()
-    backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
-    for src in backlog:
-        shutil.copyfile(src, folder / src.name)
+    folder, backlog = _backlog(tmp_path, shared_data)
     lib = open_library()
     stop, ready = threading.Event(), threading.Event()
     running = Running(Watcher(lib, [folder], settle=0.3))
@@ -419,11 +426,7 @@ def test_renames_and_deletions_during_the_catch_up_scan_wait_for_its_end(
 ) -> None:
     """A rename or a deletion may touch a photo the catch-up scan has still to commit: it is
     held, with every event after it, until the scan ends, then handled in order."""
-    folder = tmp_path / "watched"
-    folder.mkdir()
-    backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
-    for src in backlog:
-        shutil.copyfile(src, folder / src.name)
+    folder, backlog = _backlog(tmp_path, shared_data)
     lib = open_library()
     stop, ready = threading.Event(), threading.Event()
     running = Running(Watcher(lib, [folder], settle=0.3))
