@@ -21,6 +21,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from facetags.errors import DecodeError
 from facetags.image import decode as decode_mod
 from facetags.image import jpeg2000
 from facetags.image.decode import decode
@@ -333,6 +334,24 @@ def test_jpeg2000_whose_tiles_hold_fewer_levels_is_decoded_in_full(
         fallback = decode(path, max_side=100)
     assert np.array_equal(fallback.image, full.image)
     assert "cannot decode at 1/8 scale" in caplog.text and "decoding in full" in caplog.text
+
+
+def test_jpeg2000_cut_short_fails_without_a_full_decode(
+    jp2_layouts: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A JPEG 2000 cut short (a copy not finished) fails its reduced decode; decoding it in full
+    would fail too, after holding ~18 bytes a pixel (3.1 GB at 169 MP), so it is not tried."""
+    for name in JP2_LAYOUTS:
+        assert jpeg2000.is_whole(jp2_layouts / name), name
+    data = (jp2_layouts / "odd.jp2").read_bytes()
+    monkeypatch.setattr(decode_mod, "JPEG2000_PILLOW_MAX_PIXELS", 0)
+    for kept in (0.5, 0.95):
+        path = tmp_path / f"cut-{kept}.jp2"
+        path.write_bytes(data[: int(len(data) * kept)])
+        assert not jpeg2000.is_whole(path)
+        with caplog.at_level("WARNING", logger="facetags.image.decode"), pytest.raises(DecodeError):
+            decode(path, max_side=100)
+        assert "decoding in full" not in caplog.text
 
 
 def _iou(a: tuple[float, ...], b: tuple[float, ...]) -> float:

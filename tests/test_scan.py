@@ -241,3 +241,29 @@ def test_a_photo_moved_into_a_hidden_folder_is_missing(open_library: OpenLibrary
     report = lib.scan([photo_dir])
     assert report.counts["deleted"] == 1
     assert lib.status().photos == 1
+
+
+def test_a_photo_indexed_by_between_after_the_walk_keeps_its_newer_entry(
+    open_library: OpenLibrary, photo_dir: Path
+) -> None:
+    """``scan(between=)`` (the watcher's catch-up) may index a photo the scan has still to
+    reach, after it was written again: the scan must not store the walk's older stat over it."""
+    from tests.library_support import with_xmp
+
+    lib = open_library()
+    later = photo_dir / "t1.jpg"  # walked after astronaut.jpg
+    calls: list[str] = []
+
+    def between() -> None:
+        if not calls:  # after the first photo: the second one is written again, and indexed
+            later.write_bytes(with_xmp(later.read_bytes()))
+            os.utime(later, ns=(1_700_000_000_000_000_000, 1_700_000_000_000_000_000))
+            calls.append(lib.index_photo(later))
+
+    report = lib.scan([photo_dir], between=between)
+    assert calls == ["new"]
+    assert report.counts["new"] == 1 and report.counts["unchanged"] == 1 and report.counts["touched"] == 0
+    row = lib.store.file_by_path(str(later))
+    st = os.stat(later)
+    assert row is not None and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
+    assert lib.scan([photo_dir]).counts["unchanged"] == 2  # nothing to look at again

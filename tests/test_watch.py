@@ -364,6 +364,17 @@ def test_case3_a_photo_rewritten_slowly_in_place_keeps_its_names(
     assert lib.status().missing == [] and lib.status().failures == []
 
 
+def _backlog(tmp_path: Path, shared_data: Path) -> tuple[Path, list[Path]]:
+    """A folder to watch that holds 30 photos (deepface's), for a catch-up scan that lasts a
+    while, and the photos copied in."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
+    for src in backlog:
+        shutil.copyfile(src, folder / src.name)
+    return folder, backlog
+
+
 def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
     open_library: OpenLibrary,
     tmp_path: Path,
@@ -372,13 +383,11 @@ def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
     reader: Callable[[], Library],
 ) -> None:
     """The catch-up scan of a large folder can take hours: a photo copied in meanwhile is
-    handled between the scan's photos, not after it. A photo the scan has still to reach is
-    not indexed twice."""
-    folder = tmp_path / "watched"
-    folder.mkdir()
-    backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
-    for src in backlog:
-        shutil.copyfile(src, folder / src.name)
+    handled between the scan's photos, not after it. A photo the scan has still to reach,
+    written again meanwhile, ends up indexed as it is now."""
+    from tests.library_support import with_xmp
+
+    folder, backlog = _backlog(tmp_path, shared_data)
     lib = open_library()
     stop, ready = threading.Event(), threading.Event()
     running = Running(Watcher(lib, [folder], settle=0.3))
@@ -393,7 +402,8 @@ def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
         other = reader()
         wait_for(lambda: other.status().photos >= 1, what="the catch-up scan's first photo")
         shutil.copyfile(astronaut_path, folder / "copied-in.jpg")
-        os.utime(folder / backlog[-1].name)  # a photo the scan has still to commit, touched
+        last = folder / backlog[-1].name  # a photo the scan has still to commit, written again
+        last.write_bytes(with_xmp(last.read_bytes()))  # (its pixels unchanged)
         wait_for(lambda: bool(running.outcomes_for(folder / "copied-in.jpg")), what="the copied photo")
         assert str(folder / "copied-in.jpg") in handled_during_catch_up
         assert other.status().photos < len(backlog) + 1  # the catch-up scan was still going
@@ -407,6 +417,8 @@ def test_a_photo_copied_in_during_the_catch_up_scan_is_indexed_before_it_ends(
     assert (status.photos, status.files) == (len(backlog) + 1, len(backlog) + 1)
     (face,) = lib.photo_faces(folder / "copied-in.jpg")
     assert face.person_id is not None
+    # every entry is the file as it is now, the one written again too, whoever indexed it last
+    assert lib.scan([folder]).counts["unchanged"] == len(backlog) + 1
 
 
 def test_renames_and_deletions_during_the_catch_up_scan_wait_for_its_end(
@@ -414,11 +426,7 @@ def test_renames_and_deletions_during_the_catch_up_scan_wait_for_its_end(
 ) -> None:
     """A rename or a deletion may touch a photo the catch-up scan has still to commit: it is
     held, with every event after it, until the scan ends, then handled in order."""
-    folder = tmp_path / "watched"
-    folder.mkdir()
-    backlog = sorted((shared_data / "deepface" / "photos").glob("*.jpg"))[:30]
-    for src in backlog:
-        shutil.copyfile(src, folder / src.name)
+    folder, backlog = _backlog(tmp_path, shared_data)
     lib = open_library()
     stop, ready = threading.Event(), threading.Event()
     running = Running(Watcher(lib, [folder], settle=0.3))

@@ -365,7 +365,9 @@ def _jpeg2000_at_most(path: str | os.PathLike[str], im: Image.Image, max_side: i
     """A large JPEG 2000 decoded without the finest resolution levels it can spare (the
     smallest 1/2, 1/4, 1/8 ... scale still at least the detection size, as JPEG's draft mode
     does), then converted and shrunk like every other image. A file that cannot be decoded so
-    (a tile-part that holds fewer levels than the main header says) is decoded in full."""
+    (a tile-part that holds fewer levels than the main header says) is decoded in full; one
+    cut short (no end-of-codestream marker) is not: it would fail in full too, after taking a
+    full decode's memory."""
     assert isinstance(im, Jpeg2KImagePlugin.Jpeg2KImageFile) and max_side is not None
     size = _shrunk_size(im.size, max_side)  # of the full size: the shape a full decode gives
     wanted = _wanted(im.size, max_side)
@@ -375,7 +377,7 @@ def _jpeg2000_at_most(path: str | os.PathLike[str], im: Image.Image, max_side: i
     try:
         jpeg2000.load_reduced(im, levels)
     except Exception as exc:
-        if levels == 0:
+        if levels == 0 or not jpeg2000.is_whole(path):
             raise
         log.warning(
             "%s: cannot decode at 1/%d scale (%s); decoding in full (high memory)",

@@ -39,10 +39,30 @@ def read_codestream(fh: BinaryIO) -> Codestream | None:
     """The main header of the codestream in ``fh`` (a raw .j2k codestream, or a .jp2/.jpx
     file's ``jp2c`` box), read from the start of ``fh``; None when it cannot be read."""
     try:
-        start = _codestream_start(fh)
-        return None if start is None else _main_header(fh, start)
+        span = _codestream_span(fh)
+        return None if span is None else _main_header(fh, span[0])
     except (OSError, struct.error, ValueError, IndexError):
         return None
+
+
+def is_whole(path: str | os.PathLike[str]) -> bool:
+    """Whether the codestream in ``path`` ends with its end-of-codestream marker (EOC) where
+    the file (or its ``jp2c`` box) ends: False for a file cut short (a copy not finished, a
+    broken download), which no decode of it completes, or one whose header is not understood."""
+    try:
+        with open(path, "rb") as fh:
+            span = _codestream_span(fh)
+            if span is None:
+                return False
+            start, end = span
+            if end is None:
+                end = fh.seek(0, os.SEEK_END)
+            if end - start < 4:
+                return False
+            fh.seek(end - 2)
+            return fh.read(2) == _EOC.to_bytes(2, "big")
+    except (OSError, struct.error, ValueError):
+        return False
 
 
 def reduction(path: str | os.PathLike[str], size: tuple[int, int], wanted: tuple[int, int]) -> int:
@@ -90,12 +110,13 @@ def load_reduced(im: Jpeg2KImagePlugin.Jpeg2KImageFile, levels: int) -> None:
         raise OSError(f"decoded at {im.size[0]}x{im.size[1]}, expected {expected[0]}x{expected[1]}")
 
 
-def _codestream_start(fh: BinaryIO) -> int | None:
-    """Where the codestream (its SOC marker) starts in ``fh``."""
+def _codestream_span(fh: BinaryIO) -> tuple[int, int | None] | None:
+    """Where the codestream starts in ``fh`` (its SOC marker) and where it ends (the end of
+    its ``jp2c`` box; None: at the end of the file)."""
     fh.seek(0)
     head = fh.read(12)
     if head[:2] == _SOC.to_bytes(2, "big"):
-        return 0
+        return 0, None
     if head != _SIGNATURE_BOX:
         return None
     position = 0
@@ -110,7 +131,7 @@ def _codestream_start(fh: BinaryIO) -> int | None:
             (length,) = struct.unpack(">Q", box[8:16])
             header = 16
         if kind == b"jp2c":
-            return position + header
+            return position + header, (position + length if length else None)
         if length < header:  # 0: the box runs to the end of the file, and it is not the codestream
             return None
         position += length

@@ -424,7 +424,9 @@ class Indexer:
     ) -> ScanReport:
         """Index what changed under ``roots``. ``between`` is called in this thread after each
         photo is committed (the watcher handles files copied in meanwhile): it may index or move
-        files itself, so each photo's entry is read again before it is committed."""
+        files itself, so each photo's entry is read again before it is committed, and a photo
+        whose entry changed since the walk is left as it is (what was stored read the file
+        after the walk; the walk's stat, and a worker's result, may be older)."""
         start = time.perf_counter()
         folders = [absolute(r) for r in roots]
         report = ScanReport()
@@ -461,9 +463,9 @@ class Indexer:
                 if stop is not None and stop.is_set():
                     report.interrupted = True
                     break
-                row = indexed.get(path) if between is None else self.store.file_by_path(path)
-                if between is not None and row is not None and st.same_file(row):
-                    outcome = "unchanged"  # indexed meanwhile, by ``between``
+                row = indexed.get(path)
+                if between is not None and self.store.file_by_path(path) != row:
+                    outcome = "unchanged"  # indexed since the walk, by ``between``
                 else:
                     outcome = self._index(path, st, row, process)
                 report.counts[outcome] += 1
