@@ -224,20 +224,26 @@ def test_a_few_photos_go_per_task_and_the_library_equals_a_local_scan(
 
 
 @pytest.mark.slow
-def test_a_worker_analyses_with_its_share_of_its_machines_threads(cluster: Cluster) -> None:
-    """Two worker processes on this machine: each gets half of the ``threads`` setting (0: of
-    this machine's cores) in the settings it analyses with."""
+def test_a_worker_analyses_with_its_share_of_its_machines_threads(cluster: Cluster, tmp_path: Path) -> None:
+    """Two worker processes on this machine: each gets half of its machine's own ``threads``
+    setting (0, the default: of its cores) in the settings it analyses with; the scanning
+    machine's setting does not count there, its other settings do."""
     import distributed
 
     from facetags.config import Settings
     from facetags.ingest.cluster import on_this_worker
 
     per_host = {f"tcp://{LOOPBACK}": 2, "tcp://192.0.2.1": 8}  # as ClusterPool counts them
+    sent = Settings(threads=6, min_face=30)  # the scanning machine's
     with distributed.Client(cluster.address, timeout=30, set_as_default=False) as client:
-        shared = client.submit(on_this_worker, Settings(threads=6, min_face=30), per_host).result()
-        automatic = client.submit(on_this_worker, Settings(), per_host).result()
-    assert shared == Settings(threads=3, min_face=30)
-    assert automatic.threads == max(1, (os.cpu_count() or 1) // 2)
+        automatic = client.submit(on_this_worker, sent, per_host).result()
+    assert automatic == Settings(threads=max(1, (os.cpu_count() or 1) // 2), min_face=30)
+    with (
+        running_cluster(tmp_path, workers=2, wrap=["env", "FACETAGS_THREADS=10"]) as own,
+        distributed.Client(own.address, timeout=30, set_as_default=False) as client,
+    ):
+        shared = client.submit(on_this_worker, sent, per_host).result()
+    assert shared == Settings(threads=5, min_face=30)
 
 
 @pytest.mark.slow
@@ -399,6 +405,7 @@ def test_a_scheduler_killed_mid_scan_leaves_the_scan_to_finish_here(
     assert _clusters(db) == _clusters(serial_db)
 
 
+@pytest.mark.slow
 def test_workers_running_another_facetags_stop_the_scan_in_one_line(
     tmp_path: Path, astronaut_path: Path
 ) -> None:

@@ -17,6 +17,8 @@ and only when a scan names a cluster.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import logging
 import os
 import re
@@ -27,7 +29,7 @@ from collections import Counter
 from concurrent.futures import CancelledError
 from typing import Any
 
-from facetags.config import CLUSTER_ADDRESS, Settings
+from facetags.config import CLUSTER_ADDRESS, Settings, load_settings
 from facetags.errors import ClusterError
 from facetags.ingest.parallel import AHEAD_PER_WORKER, Pending, analyse_file, worker_settings
 from facetags.ingest.pipeline import Processed
@@ -56,12 +58,19 @@ def analyse_on_worker(
 def on_this_worker(settings: Settings, per_host: dict[str, int]) -> Settings:
     """Runs on a worker: ``settings`` with this worker's share of onnxruntime's threads, so that
     the analyses running at once on one machine (``per_host``: machine -> analyses at once)
-    share its cores (the ``threads`` setting, 0: that machine's cores), as the local pool's
-    workers do."""
+    share its cores, as the local pool's workers do. The machine's own ``threads`` setting
+    counts (its ``config.toml`` or ``FACETAGS_THREADS``; 0, the default: its cores), not the
+    scanning machine's: a laptop's setting does not limit a big worker machine."""
     from distributed import get_worker
 
     here = get_worker().address.rsplit(":", 1)[0]
-    return worker_settings(settings, per_host.get(here, 1))
+    own = dataclasses.replace(settings, threads=_own_threads())
+    return worker_settings(own, per_host.get(here, 1))
+
+
+@functools.cache
+def _own_threads() -> int:
+    return load_settings().threads
 
 
 def analyse_batch_on_worker(
@@ -86,7 +95,7 @@ def _keep_heap() -> None:
     """Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes
     glibc's mmap threshold at 128 KiB: every image-sized array is then a fresh mmap, faulted in
     page by page and unmapped when freed. Measured: +10% CPU for the same photos (local workers
-    given the same variable). Give this process glibc's usual ceilings back (32 MiB mmap
+    given the same variable; docs/scale.md). Give this process glibc's usual ceilings back (32 MiB mmap
     threshold, trim above 64 MiB free), once; nothing on a system without glibc."""
     global _heap_kept
     if _heap_kept:
@@ -270,10 +279,14 @@ class ClusterPool:
             raise ClusterError(f"cannot reach the cluster scheduler at {address} ({exc})") from exc
         try:
             self._client.wait_for_workers(1, timeout=CONNECT_TIMEOUT_S)
-            check_software(self._client, address)
         except (OSError, TimeoutError) as exc:
             self._client.close()
             raise ClusterError(f"the cluster at {address} has no workers ({exc})") from exc
+        try:
+            check_software(self._client, address)
+        except (OSError, TimeoutError) as exc:
+            self._client.close()
+            raise ClusterError(f"lost the cluster at {address} while checking its software ({exc})") from exc
         except ClusterError:
             self._client.close()
             raise
