@@ -474,3 +474,34 @@ def test_software_mismatches_name_each_package_and_where() -> None:
     ]
     old_scheduler = {**same, "scheduler": machine("3.11.7.final.0", "2025.5.1")}
     assert software_mismatches(old_scheduler)[0] == "dask 2025.5.1 on the scheduler, 2026.8.0 here"
+
+
+@pytest.mark.slow
+def test_a_photo_deleted_mid_scan_is_not_a_lost_worker_nor_a_bad_file(
+    cluster: Cluster,
+    photos: Path,  # noqa: F811
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A photo deleted after the walk and before a worker reads it: the worker cannot find it,
+    and neither can the scan; nothing is said about workers and nothing is recorded as bad."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    folder = tmp_path / "photos"
+    shutil.copytree(photos, folder)
+    doomed = sorted(folder.iterdir())[-1]  # the walk's last: not sent yet after the first photo
+    db = tmp_path / "lib.db"
+
+    def progress(done: int, total: int, path: str) -> None:
+        if done == 1:
+            doomed.unlink()
+
+    with caplog.at_level("INFO"), Library.open(db, Settings(library=db, cluster=cluster.address)) as lib:
+        report = lib.scan([folder], progress=progress)
+        photos_indexed = lib.status().photos
+    assert report.cluster == cluster.address
+    assert not any("worker process stopped" in r.getMessage() for r in caplog.records)
+    assert report.failures == []
+    assert report.counts["new"] == 68
+    assert photos_indexed == 68

@@ -111,7 +111,7 @@ def _keep_heap() -> None:
         pass
 
 
-class _Gone(Exception):
+class _Gone(FileNotFoundError):
     """A photo that went while a worker looked for it: the scan indexes it (as gone) itself."""
 
 

@@ -540,7 +540,8 @@ class Indexer:
         try:
             processed = future.result()
         except lost as exc:  # a worker died (killed, out of memory) or the engine is gone: go on here
-            self._workers_lost(path, exc)
+            if not isinstance(exc, FileNotFoundError):  # else the photo went, not the worker
+                self._workers_lost(path, exc)
             return self.pipeline.process(path, self._known)
         self.pipeline.add_timings(processed)
         return processed
