@@ -65,6 +65,12 @@ class Decisions:
         key = name_key(text)
         with self._lock, self.store.write():
             target = self._resolve(person_id)
+            now = self.store.person(target)
+            if now is not None and now.name is None and now.faces == 0:  # left empty by a re-cluster
+                raise NotFoundError(
+                    f"cluster {person_id} has no faces now (re-clustering moved them):"
+                    " `facetags people` lists the current ones"
+                )
             same = [p for p in self.store.people_by_key(key) if p != target]
             if same:
                 survivor = same[0]

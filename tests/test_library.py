@@ -39,6 +39,20 @@ def test_name_then_find_is_case_and_accent_insensitive(lib: Library, photo_dir: 
     assert record.person_name == "Éileen Collins"
 
 
+def test_naming_a_cluster_left_empty_says_so_instead_of_naming_nothing(lib: Library, photo_dir: Path) -> None:
+    """An id read before its faces moved (a re-cluster, a move in the TUI) names no one: the
+    user is told, and nothing is recorded."""
+    first, second = _t1_people(lib, photo_dir)[:2]
+    for face in lib.photo_faces(photo_dir / "t1.jpg"):
+        if face.person_id == first:
+            lib.set_assignment(face.face_id, None)  # the face gets a cluster of its own
+    with pytest.raises(NotFoundError, match=f"cluster {first} has no faces now"):
+        lib.name(first, "Ada")
+    with pytest.raises(NotFoundError):
+        lib.person_named("Ada")  # no one was named
+    assert lib.name(second, "Ada").name == "Ada"  # a cluster with faces is named as before
+
+
 def test_find_needs_every_named_person(lib: Library, photo_dir: Path) -> None:
     a, b, *_ = _t1_people(lib, photo_dir)
     lib.name(a, "Ann")
