@@ -226,3 +226,45 @@ def test_a_worker_that_outlives_a_library_reads_the_new_one_at_its_path(
     Library.open(db, settings).close()  # a new, empty library at the same path
     fresh = analyse_file(str(photo), settings, str(db))
     assert fresh.analysis is not None and len(fresh.analysis.faces) == 6
+
+
+def _progress_since(db: Path, start: float, photos: int) -> bool:
+    """A photo committed, or an attempt at one begun, after ``start`` (time.time())."""
+    try:
+        with sqlite3.connect(db, timeout=5) as conn:
+            began = conn.execute("SELECT MAX(started_at) FROM attempts").fetchone()[0]
+            committed = int(conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+    except sqlite3.OperationalError:
+        return False
+    return committed > photos or (began is not None and began > start)
+
+
+@pytest.mark.slow
+def test_a_parallel_scan_killed_twice_blames_no_photo(photos: Path, tmp_path: Path) -> None:
+    """Photos analysed by workers are no attempt of the scanning process: killing the scan
+    twice while it waits for the same photo does not mark that photo as one that crashes
+    facetags (it would be skipped until it changes)."""
+    db = tmp_path / "killed.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(db), "FACETAGS_WORKERS": "2"}
+    command = [sys.executable, "-m", "facetags", "scan", str(photos)]
+    for _ in range(2):
+        before, start = _photo_count(db), time.time()
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        try:
+            deadline = time.monotonic() + 240
+            while not _progress_since(db, start, before):
+                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
+                assert time.monotonic() < deadline, "indexing did not start"
+                time.sleep(0.02)
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait(30)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert _photo_count(db) < 69, "killed too late to prove anything"
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert "crashed facetags" not in rerun.stderr
+    with Library.open(db, create=False) as lib:
+        status = lib.status()
+        assert status.photos == status.files == 69 and not status.failures

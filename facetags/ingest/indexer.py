@@ -118,6 +118,10 @@ class ScanReport:
         return f"{', '.join(parts)}; {plural(self.faces, 'face')} found in {self.seconds:.1f} s{tail}"
 
 
+class _AnalyseHere(Exception):
+    """A worker's result that did not come: the scanning process analyses the photo itself."""
+
+
 class Indexer:
     def __init__(self, store: Store, pipeline: Pipeline, assigner_factory: Callable[[str], Assigner]) -> None:
         self.store = store
@@ -164,12 +168,26 @@ class Indexer:
     def _known(self, content_hash: str) -> bool:
         return self.store.photo_by_hash(content_hash) is not None
 
-    def _index(self, path: str, st: FileStat, row: FileRow | None, process: Callable[[], Processed]) -> str:
+    def _index(
+        self,
+        path: str,
+        st: FileStat,
+        row: FileRow | None,
+        process: Callable[[], Processed],
+        remote: bool = False,
+    ) -> str:
         """:meth:`index_file`, with the CPU half (decode, hash, analyse) done by ``process``: in
-        this process, or a worker's result (facetags.ingest.parallel)."""
+        this process, or (``remote``) a worker's result (facetags.ingest.parallel). Only a decode
+        in this process is an attempt that could take the process down with it: a worker's crash
+        is the worker's, and a scan killed while it waits is no crash of the photo's."""
         for other in self.store.files_by_inode(st):
             if other.path != path:
                 return self._link(path, other.photo_id, st, row)
+        if remote:
+            try:
+                return self.commit(path, st, row, process())
+            except _AnalyseHere:  # the worker is gone: analysed here, as an attempt
+                process = functools.partial(self.pipeline.process, path, self._known)
         with self.store.write():
             died = self.store.begin_attempt(path, st)
         if died >= CRASH_LIMIT:
@@ -459,7 +477,7 @@ class Indexer:
         report.workers = pool.workers if pool is not None else 1
         report.cluster = getattr(pool, "address", None)
         try:
-            for done, (path, st, process) in enumerate(self._jobs(todo, pool), 1):
+            for done, (path, st, process, remote) in enumerate(self._jobs(todo, pool), 1):
                 if stop is not None and stop.is_set():
                     report.interrupted = True
                     break
@@ -467,7 +485,7 @@ class Indexer:
                 if between is not None and self.store.file_by_path(path) != row:
                     outcome = "unchanged"  # indexed since the walk, by ``between``
                 else:
-                    outcome = self._index(path, st, row, process)
+                    outcome = self._index(path, st, row, process, remote)
                 report.counts[outcome] += 1
                 if outcome == "failed":
                     failure = self.store.failure(path)
@@ -504,12 +522,12 @@ class Indexer:
 
     def _jobs(
         self, todo: list[tuple[str, FileStat]], pool: Analysers | None
-    ) -> Iterator[tuple[str, FileStat, Callable[[], Processed]]]:
+    ) -> Iterator[tuple[str, FileStat, Callable[[], Processed], bool]]:
         """Each file to index with how to get its CPU half: at once in this process, or the
-        result of a worker, which runs at most ``pool.ahead`` files ahead of the commits."""
+        result of a worker (True), which runs at most ``pool.ahead`` files ahead of the commits."""
         if pool is None:
             for path, st in todo:
-                yield path, st, functools.partial(self.pipeline.process, path, self._known)
+                yield path, st, functools.partial(self.pipeline.process, path, self._known), False
             return
         window: deque[tuple[str, FileStat, Pending | None]] = deque()
         pending = iter(todo)
@@ -523,9 +541,9 @@ class Indexer:
                 window.append((later, later_st, self._submit(pool, later, later_st)))
                 break
             if future is None:
-                yield path, st, functools.partial(self.pipeline.process, path, self._known)
+                yield path, st, functools.partial(self.pipeline.process, path, self._known), False
             else:
-                yield path, st, functools.partial(self._result, path, future, pool.lost)
+                yield path, st, functools.partial(self._result, path, future, pool.lost), True
 
     def _submit(self, pool: Analysers, path: str, st: FileStat) -> Pending | None:
         if any(other.path != path for other in self.store.files_by_inode(st)):
@@ -542,7 +560,7 @@ class Indexer:
         except lost as exc:  # a worker died (killed, out of memory) or the engine is gone: go on here
             if not isinstance(exc, FileNotFoundError):  # else the photo went, not the worker
                 self._workers_lost(path, exc)
-            return self.pipeline.process(path, self._known)
+            raise _AnalyseHere from None
         self.pipeline.add_timings(processed)
         return processed
 
