@@ -23,10 +23,11 @@ from pathlib import Path
 
 import pytest
 
+from tests.process_support import kill_when
+from tests.process_support import photo_count as _photo_count
 from tests.test_scan_parallel import (  # the same photos and local scan as the parallel tests
     _clusters,
     _faces,
-    _photo_count,
     _same_faces,
     photos,  # noqa: F401
     serial,  # noqa: F401
@@ -345,18 +346,7 @@ def test_kill_9_of_a_cluster_scan_then_a_rerun_equals_a_local_scan(
 ) -> None:
     db = tmp_path / "killed.db"
     proc = _scan(db, photos, cluster.address)
-    try:
-        deadline = time.monotonic() + 120
-        while _photo_count(db) < 10:
-            assert proc.poll() is None, proc.stderr.read() if proc.stderr else ""
-            assert time.monotonic() < deadline, "indexing did not start"
-            time.sleep(0.05)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_when(proc, lambda: _photo_count(db) >= 10, "indexing did not start", timeout=120)
     done = _photo_count(db)
     assert 10 <= done < 69, f"killed too late to prove anything ({done})"
     rerun = _scan(db, photos, cluster.address)  # the same cluster, its client gone

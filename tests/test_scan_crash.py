@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import sqlite3
 import struct
 import subprocess
@@ -17,6 +16,8 @@ import sys
 import time
 import zlib
 from pathlib import Path
+
+from tests.process_support import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
 MESSAGE = "crashed facetags 2 times while decoding; skipped until it changes"
@@ -67,20 +68,8 @@ def _kill_while_decoding(env: dict[str, str], folder: Path, db: Path, big: Path,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 120
-        while _attempt(db, big) != died:
-            assert proc.poll() is None, "the scan ended before it was killed: " + (
-                proc.stderr.read().decode() if proc.stderr else ""
-            )
-            assert time.monotonic() < deadline, "the scan never noted its attempt at the file"
-            time.sleep(0.01)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    what = "the scan never noted its attempt at the file"
+    kill_when(proc, lambda: _attempt(db, big) == died, what, timeout=120)
 
 
 def test_a_file_that_killed_two_scans_is_skipped_until_it_changes(

@@ -6,9 +6,9 @@ Real photos (../shared/data deepface photos and the bbt groups), real processes,
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -20,6 +20,8 @@ import pytest
 
 from facetags.config import Settings
 from facetags.library import Library
+from tests.process_support import kill_when
+from tests.process_support import photo_count as _photo_count
 
 Faces = dict[tuple[str, int], tuple[tuple[float, ...], np.ndarray | None]]
 Clusters = set[frozenset[tuple[str, tuple[float, ...]]]]
@@ -117,14 +119,6 @@ def test_a_moved_folder_is_hashed_by_the_workers_not_analysed(photos: Path, tmp_
     assert _faces(db).keys() == before.keys()
 
 
-def _photo_count(db: Path) -> int:
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
-
-
 def _children(pid: int) -> list[int]:
     out = []
     for entry in os.listdir("/proc"):
@@ -156,19 +150,14 @@ def test_kill_9_of_a_parallel_scan_then_a_rerun_equals_a_clean_run(
     command = [sys.executable, "-m", "facetags", "scan", str(photos)]
     proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     workers: list[int] = []
-    try:
-        deadline = time.monotonic() + 240
-        while _photo_count(db) < 10:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "indexing did not start"
-            time.sleep(0.05)
-        workers = _children(proc.pid)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+
+    def ten_in() -> bool:
+        if _photo_count(db) < 10:
+            return False
+        workers.extend(_children(proc.pid))  # before the kill: they are orphans after it
+        return True
+
+    kill_when(proc, ten_in, "indexing did not start")
     done = _photo_count(db)
     assert 10 <= done < 69, f"killed too late to prove anything ({done})"
     assert len(workers) >= 2, "no worker processes seen"
@@ -248,20 +237,9 @@ def test_a_parallel_scan_killed_twice_blames_no_photo(photos: Path, tmp_path: Pa
     env = {**os.environ, "FACETAGS_LIBRARY": str(db), "FACETAGS_WORKERS": "2"}
     command = [sys.executable, "-m", "facetags", "scan", str(photos)]
     for _ in range(2):
-        before, start = _photo_count(db), time.time()
+        ready = functools.partial(_progress_since, db, time.time(), _photo_count(db))
         proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        try:
-            deadline = time.monotonic() + 240
-            while not _progress_since(db, start, before):
-                assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-                assert time.monotonic() < deadline, "indexing did not start"
-                time.sleep(0.02)
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait(30)
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        kill_when(proc, ready, "indexing did not start")
     assert _photo_count(db) < 69, "killed too late to prove anything"
     rerun = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
     assert "crashed facetags" not in rerun.stderr

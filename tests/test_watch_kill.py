@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +15,8 @@ import pytest
 from PIL import Image
 
 from facetags.library import Library
+from tests.process_support import kill_when
+from tests.process_support import photo_count as _photos
 
 N_PHOTOS = 14
 
@@ -33,16 +34,6 @@ def _variants(src: Path, folder: Path, n: int) -> list[Path]:
         Image.fromarray(np.ascontiguousarray(crop)).save(path, quality=90)
         paths.append(path)
     return paths
-
-
-def _photos(db: Path) -> int:
-    if not db.exists():
-        return 0
-    try:
-        with sqlite3.connect(db, timeout=5) as conn:
-            return int(conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
-    except sqlite3.OperationalError:
-        return 0
 
 
 def _snapshot(db: Path) -> tuple[int, int, int, list[tuple[str, int]]]:
@@ -68,18 +59,7 @@ def test_kill_9_then_restart_finishes_without_duplicates(command: str, tmp_path:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 240
-        while _photos(db) < 3:
-            assert proc.poll() is None, proc.stderr.read().decode() if proc.stderr else ""
-            assert time.monotonic() < deadline, "indexing did not start"
-            time.sleep(0.05)
-        os.kill(proc.pid, signal.SIGKILL)
-        proc.wait(30)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    kill_when(proc, lambda: _photos(db) >= 3, "indexing did not start")
     done_before = _photos(db)
     assert 3 <= done_before < N_PHOTOS, f"killed too late to prove anything ({done_before})"
 

@@ -1,0 +1,42 @@
+"""Killing a real facetags process part-way, as the kernel's OOM killer or a power cut would."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+
+def photo_count(db: Path) -> int:
+    """Photos in the library file ``db`` now (0 before it exists or while it cannot be read)."""
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return int(conn.execute("SELECT COUNT(*) FROM photos").fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+def kill_when(
+    proc: subprocess.Popen[Any], ready: Callable[[], bool], what: str, timeout: float = 240.0
+) -> None:
+    """``kill -9`` ``proc`` as soon as ``ready()`` holds. Fails with ``what`` if it never does,
+    and with the process's stderr if the process ends first; the process is gone after."""
+    try:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            assert proc.poll() is None, (
+                f"it ended before it was killed: {proc.stderr.read() if proc.stderr else ''!r}"
+            )
+            assert time.monotonic() < deadline, what
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
