@@ -46,15 +46,6 @@ class NotShared(Exception):
     """A worker cannot see a photo at the path the scanning process gave."""
 
 
-def analyse_on_worker(
-    path: str, settings: Settings, library: str | None, host: str, per_host: dict[str, int]
-) -> Processed:
-    """Runs on a worker: :func:`analyse_file`, with the settings of :func:`on_this_worker`."""
-    if not os.path.lexists(path):
-        raise NotShared(f"{socket.gethostname()}: {path} is not there")
-    return analyse_file(path, on_this_worker(settings, per_host), library, host)
-
-
 def on_this_worker(settings: Settings, per_host: dict[str, int]) -> Settings:
     """Runs on a worker: ``settings`` with this worker's share of onnxruntime's threads, so that
     the analyses running at once on one machine (``per_host``: machine -> analyses at once)
@@ -76,31 +67,29 @@ def _own_threads() -> int:
 def analyse_batch_on_worker(
     paths: list[str], settings: Settings, library: str | None, host: str, per_host: dict[str, int]
 ) -> list[Processed | Exception]:
-    """Runs on a worker: :func:`analyse_on_worker` for each of ``paths``; a photo's error is
-    its own result (raised again for that photo alone in the scanning process)."""
+    """Runs on a worker: :func:`analyse_file` for each of ``paths``, with the settings of
+    :func:`on_this_worker`; a photo's error is its own result (raised again for that photo alone
+    in the scanning process)."""
     _keep_heap()
+    here = on_this_worker(settings, per_host)
     results: list[Processed | Exception] = []
     for path in paths:
         try:
-            results.append(analyse_on_worker(path, settings, library, host, per_host))
+            if not os.path.lexists(path):
+                raise NotShared(f"{socket.gethostname()}: {path} is not there")
+            results.append(analyse_file(path, here, library, host))
         except Exception as exc:
             results.append(exc)
     return results
 
 
-_heap_kept = False
-
-
+@functools.cache
 def _keep_heap() -> None:
     """Dask's nanny starts workers with ``MALLOC_TRIM_THRESHOLD_=65536``, which also fixes
     glibc's mmap threshold at 128 KiB: every image-sized array is then a fresh mmap, faulted in
     page by page and unmapped when freed. Measured: +10% CPU for the same photos (local workers
-    given the same variable; docs/scale.md). Give this process glibc's usual ceilings back (32 MiB mmap
-    threshold, trim above 64 MiB free), once; nothing on a system without glibc."""
-    global _heap_kept
-    if _heap_kept:
-        return
-    _heap_kept = True
+    given the same variable; docs/scale.md). Give this process glibc's usual ceilings back
+    (32 MiB mmap threshold, trim above 64 MiB free), once; nothing on a system without glibc."""
     try:
         import ctypes
 
@@ -340,7 +329,6 @@ __all__ = [
     "ClusterPool",
     "NotShared",
     "analyse_batch_on_worker",
-    "analyse_on_worker",
     "check_software",
     "facetags_version",
     "on_this_worker",
