@@ -26,9 +26,8 @@ import pytest
 from tests.process_support import kill_when
 from tests.process_support import photo_count as _photo_count
 from tests.test_scan_parallel import (  # the same photos and local scan as the parallel tests
-    _clusters,
-    _faces,
-    _same_faces,
+    _count,
+    _same_library,
     photos,  # noqa: F401
     serial,  # noqa: F401
 )
@@ -119,11 +118,6 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield running
 
 
-def _count(db: Path, table: str) -> int:
-    with sqlite3.connect(db) as conn:
-        return int(conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0])
-
-
 def _scan(db: Path, folder: Path, address: str) -> subprocess.Popen[str]:
     command = [sys.executable, "-m", "facetags", "--library", str(db), "scan", "--json"]
     return subprocess.Popen(
@@ -168,10 +162,7 @@ def test_a_worker_killed_mid_scan_loses_nothing_and_the_library_equals_a_local_s
     assert report["new"] == 69 and report["failed"] == 0
     serial_db, serial_report = serial
     assert report["faces"] == serial_report["faces"]
-    for table in ("photos", "files", "faces", "embeddings"):  # nothing twice
-        assert _count(db, table) == _count(serial_db, table), table
-    _same_faces(_faces(db), _faces(serial_db))
-    assert _clusters(db) == _clusters(serial_db)
+    _same_library(db, serial_db, ("photos", "files", "faces", "embeddings"))  # nothing twice
     assert sorted(cluster.worker_pids()) != workers  # the engine did restart the killed worker
 
     # a copied folder: the workers find every photo in the library and analyse none
@@ -218,10 +209,7 @@ def test_a_few_photos_go_per_task_and_the_library_equals_a_local_scan(
     # the scan waited for one of their photos
     assert -(-69 // PHOTOS_PER_TASK) <= tasks < 69 // 2, tasks
     serial_db, _ = serial
-    for table in ("photos", "files", "faces", "embeddings"):
-        assert _count(db, table) == _count(serial_db, table), table
-    _same_faces(_faces(db), _faces(serial_db))
-    assert _clusters(db) == _clusters(serial_db)
+    _same_library(db, serial_db, ("photos", "files", "faces", "embeddings"))
 
 
 @pytest.mark.slow
@@ -355,10 +343,7 @@ def test_kill_9_of_a_cluster_scan_then_a_rerun_equals_a_local_scan(
     report = json.loads(out)
     assert report["new"] == 69 - done and report["failed"] == 0
     serial_db = serial[0]
-    for table in ("photos", "files", "faces", "embeddings", "queue"):
-        assert _count(db, table) == _count(serial_db, table), table
-    _same_faces(_faces(db), _faces(serial_db))
-    assert _clusters(db) == _clusters(serial_db)
+    _same_library(db, serial_db, ("photos", "files", "faces", "embeddings", "queue"))
 
 
 @pytest.mark.slow
@@ -389,10 +374,7 @@ def test_a_scheduler_killed_mid_scan_leaves_the_scan_to_finish_here(
     report = json.loads(out)
     assert report["new"] == 69 and report["failed"] == 0
     serial_db = serial[0]
-    for table in ("photos", "files", "faces", "embeddings", "queue"):
-        assert _count(db, table) == _count(serial_db, table), table
-    _same_faces(_faces(db), _faces(serial_db))
-    assert _clusters(db) == _clusters(serial_db)
+    _same_library(db, serial_db, ("photos", "files", "faces", "embeddings", "queue"))
 
 
 @pytest.mark.slow
