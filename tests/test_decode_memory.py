@@ -388,17 +388,22 @@ def test_large_jpeg2000_shows_the_faces_of_the_original(
     assert (face.width, face.height) == LARGE_JP2
 
 
+@pytest.mark.parametrize("suffix", [".jp2", ".j2k", ".JPX"])
 def test_jpeg2000_photo_shows_the_faces_of_the_jpeg(
-    open_library: OpenLibrary, shared_data: Path, tmp_path: Path
+    open_library: OpenLibrary, shared_data: Path, tmp_path: Path, suffix: str
 ) -> None:
-    """A deepface photo saved as .jp2 (decoded in full: under the pixel threshold) is found
-    with the faces of the JPEG it was made from."""
+    """A deepface photo saved as JPEG 2000 (decoded in full: under the pixel threshold) is
+    scanned and found with the faces of the JPEG it was made from: a JP2 file, a bare
+    codestream (Pillow writes one for .j2k) and a JPX name."""
     folder = tmp_path / "photos"
     folder.mkdir()
     jpeg = shutil.copy2(shared_data / "deepface" / "photos" / "couple.jpg", folder / "couple.jpg")
+    jp2 = folder / f"couple{suffix}"
     with Image.open(jpeg) as im:
-        im.save(folder / "couple.jp2", quality_mode="rates", quality_layers=[20], irreversible=True)
+        im.save(jp2, "JPEG2000", quality_mode="rates", quality_layers=[20], irreversible=True)
+    codestream = jp2.read_bytes()[:4] == b"\xff\x4f\xff\x51"
+    assert codestream == (suffix.lower() == ".j2k")
     lib = open_library()
     report = lib.scan([folder])
     assert (report.counts["new"], report.counts["failed"]) == (2, 0)
-    _same_faces(lib, Path(jpeg), folder / "couple.jp2")
+    _same_faces(lib, Path(jpeg), jp2)

@@ -108,6 +108,24 @@ def test_heic_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -> None:
     assert [r.name for r in read_regions(photo).regions] == ["Eileen Collins"]
 
 
+@pytest.mark.parametrize("name", ["photo.j2k", "photo.jp2"])
+def test_jpeg2000_gets_a_sidecar_read_back_by_exiftool(
+    name: str, astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    """A JPEG 2000 (a bare codestream or a JP2 file) is never rewritten: its names go to a
+    sidecar, which exiftool reads as facetags wrote it."""
+    photo = tmp_path / name
+    Image.fromarray(astronaut).save(photo, "JPEG2000")
+    before = photo.read_bytes()
+    result = write_photo(photo, [FACE])
+    assert result.written and result.mode == "sidecar", result
+    assert result.target == tmp_path / f"{name}.xmp"
+    assert photo.read_bytes() == before
+    (report,) = exiftool("-struct", "-RegionInfo", result.target)
+    assert report["RegionInfo"]["RegionList"][0]["Name"] == "Eileen Collins"
+    assert [r.name for r in read_regions(photo).regions] == ["Eileen Collins"]
+
+
 def test_read_only_photo_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -> None:
     photo = oriented_copy(Image.fromarray(astronaut), 3, tmp_path / "ro.jpg", quality=90)
     before = photo.read_bytes()

@@ -37,7 +37,13 @@ PHOTO_EXTENSIONS = frozenset(
         ".heif",
         ".avif",
         ".ppm",
+        # JPEG 2000: the JP2/JPX file formats and the bare codestream (.j2k, .j2c, .jpc)
         ".jp2",
+        ".jpx",
+        ".jpf",
+        ".j2k",
+        ".j2c",
+        ".jpc",
     }
 )
 

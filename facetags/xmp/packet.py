@@ -193,6 +193,19 @@ def _embedded(path: Path) -> tuple[bytes, bytes | None] | None:
         raise XmpError(path, f"unreadable file structure ({exc})") from exc
 
 
+#: A bare JPEG 2000 codestream (.j2k, .j2c) starts with SOC then SIZ: no box can hold XMP.
+_CODESTREAM_START = b"\xff\x4f\xff\x51"
+
+
+def _bare_codestream(path: Path) -> bool:
+    """Whether ``path`` is a bare JPEG 2000 codestream: it has no XMP, and Exiv2 cannot open it."""
+    try:
+        with path.open("rb") as fh:
+            return fh.read(4) == _CODESTREAM_START
+    except OSError as exc:
+        raise XmpError(path, f"cannot read ({exc.strerror or exc})") from exc
+
+
 def load(path: Path, *, sidecar: bool = False) -> tuple[Flat, bool]:
     """The XMP of ``path`` as flat entries, and whether facetags can write XMP into it.
 
@@ -204,6 +217,8 @@ def load(path: Path, *, sidecar: bool = False) -> tuple[Flat, bool]:
         found = _embedded(path)
         if found is not None:
             return parse_packet(path, found[1]), True
+        if _bare_codestream(path):
+            return {}, False
     pyexiv2 = _pyexiv2()
     with _lock:
         try:
