@@ -263,6 +263,9 @@ def test_a_photo_indexed_by_between_after_the_walk_keeps_its_newer_entry(
     report = lib.scan([photo_dir], between=between)
     assert calls == ["new"]
     assert report.counts["new"] == 1 and report.counts["unchanged"] == 1 and report.counts["touched"] == 0
+    # the faces this scan found: the first photo's, not those ``between`` indexed meanwhile
+    assert report.faces == len(lib.photo_faces(photo_dir / "astronaut.jpg")) >= 1
+    assert len(lib.photo_faces(later)) > report.faces
     row = lib.store.file_by_path(str(later))
     st = os.stat(later)
     assert row is not None and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)

@@ -493,7 +493,9 @@ class Indexer:
                 if progress is not None:
                     progress(done, len(todo), path)
                 if between is not None:
+                    faces_then = self.faces_added
                     between()
+                    faces_before += self.faces_added - faces_then  # not this scan's faces
         finally:
             if pool is not None:
                 pool.close()
