@@ -288,3 +288,36 @@ def test_pins_held_out_people_are_the_seeded_draw_and_never_trained_on(shared_da
     names = {i.identity for i in training_items(shared_data) if i.source == "pins"}
     assert not names & PINS_HELDOUT and not names & DEVTEST_IN_PINS
     assert len(names) == len(pins) - len(DEVTEST_IN_PINS) - len(PINS_HELDOUT)
+
+
+@pytest.mark.slow
+def test_blocks_train_from_a_crops_only_cache(shared_data: Path, tmp_path: Path) -> None:
+    """'train blocks' reads a --teacher none cache from disk and trains: the teacher describes
+    every batch (and the crops for its mean vector), so no stored vector is needed."""
+    pytest.importorskip("tensorflow")
+    pytest.importorskip("dlib")
+    from facetags.train.blockwise import BlockwiseConfig, fit_blockwise
+
+    devtrain = read_people(shared_data / "lfw/protocol/peopleDevTrain.txt")
+    people = sorted(n for n, c in devtrain.items() if c >= 4)[:6]
+    items = [i for i in training_items(shared_data, sources=("lfw",)) if i.identity in people]
+    cache = tmp_path / "crops"
+    build_cache(shared_data, cache, items, workers=1, teacher="none")
+    held = tmp_path / "held.json"
+    held.write_text(json.dumps(people[4:]))
+    cfg = BlockwiseConfig(
+        cache=str(cache),
+        out=str(tmp_path / "run"),
+        blockwise_steps=2,
+        chained_steps=2,
+        steps_per_epoch=2,
+        p=4,
+        k=2,
+        u=0,
+        augment=0.0,
+        val_names_file=str(held),
+        val_pairs=10,
+    )
+    summary = fit_blockwise(cfg)
+    assert summary["epochs"] == 2 and 0.0 <= summary["best_val_accuracy"] <= 1.0
+    assert (tmp_path / "run" / "best.weights.h5").is_file()
