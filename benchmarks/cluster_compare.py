@@ -1,13 +1,16 @@
 """Compare clustering algorithms on the labelled sets, thresholds calibrated on LFW DevTrain.
 
     python benchmarks/cluster_compare.py [--pipeline facetags|dlib] [--sets deepface,bbt,lfw]
-        [--calibration lfw_heldout|lfw_devtrain] [--save]
+        [--calibration lfw_heldout|pins_heldout|heldout|lfw_devtrain] [--save]
 
 For each algorithm, the threshold is chosen on a calibration library (never a reported set): the
 best BCubed F among thresholds whose BCubed precision is >= 0.98. For facetags' own embedder the
 library is the 150 LFW DevTrain people held out of its training
 (``tests/data/labels/lfw_devtrain_heldout.json``): faces it never saw, like a user's; for dlib's,
-a seeded sample of 300 DevTrain people with 2+ photos. Then every set is clustered with all its
+a seeded sample of 300 DevTrain people with 2+ photos. ``--calibration pins_heldout`` uses the 12
+Pins people no training run trains on (``facetags.train.data.PINS_HELDOUT``, their photos in
+``../shared/data/pins``), and ``heldout`` both sets of held-out people at once (LFW DevTrain and
+Pins: a threshold that holds on more than one source of photos). Then every set is clustered with all its
 detected faces (cannot-link between faces of one photo) and the labelled faces are scored.
 Prints a Markdown table (stdout); embeddings are cached in ``.cache/cluster/`` (first run:
 detection and embedding of ~4,000 photos, several minutes on 2 cores). ``--save`` records the
@@ -50,6 +53,8 @@ CALIBRATION = {"facetags": "lfw_heldout", "dlib": "lfw_devtrain"}
 DESCRIBE = {
     "lfw_heldout": "LFW DevTrain people held out of the embedder's training ({n} people with 2+ photos)",
     "lfw_devtrain": "LFW DevTrain sample ({n} people with 2+ photos, seed 0)",
+    "pins_heldout": "Pins people held out of training ({n} people, not in LFW)",
+    "heldout": "people held out of training from two sources: LFW DevTrain and Pins ({n} people)",
 }
 
 

@@ -49,6 +49,18 @@ def labelled_set(name: str, calib_people: int = 300, seed: int = 0) -> LabelledS
         return LabelledSet(name, DATA / "bbt" / "groups", read_labels(LABELS / "bbt_groups.csv"))
     if name == "lfw":
         return LabelledSet(name, DATA / "lfw" / "images", read_labels(LABELS / "lfw_devtest.csv"))
+    if name in ("pins_heldout", "heldout"):  # calibration sets, never reported on
+        from facetags.evaluate.labels import LabelledFace
+        from facetags.train.data import pins_heldout_items
+
+        # the Pins people no training run trains on, one label per photo (its largest face)
+        pins = [LabelledFace(i.path, str(i.identity)) for i in pins_heldout_items(DATA)]
+        if name == "pins_heldout":
+            return LabelledSet(name, DATA, Labels(tuple(pins), per_face=False))
+        # with the LFW DevTrain people held out of training: two sources of people never trained on
+        lfw = labelled_set("lfw_heldout")
+        faces = tuple(LabelledFace(f"lfw/images/{f.photo}", f.identity) for f in lfw.labels.faces)
+        return LabelledSet(name, DATA, Labels(faces + tuple(pins), per_face=False))
     if name in ("lfw_devtrain", "lfw_heldout"):  # calibration sets, never reported on
         from facetags.evaluate.labels import LabelledFace
 

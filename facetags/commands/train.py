@@ -160,16 +160,60 @@ def train() -> None:
 
 @train.command("prepare")
 @click.option("--data", type=click.Path(file_okay=False), default=DEFAULT_DATA, show_default=True)
+@click.option(
+    "--sources",
+    type=click.Path(file_okay=False, exists=True),
+    default=None,
+    help="A folder of the full Pins, FairFace and UTKFace sets ('train sources'), used instead of "
+    "the subsets in --data (LFW still comes from --data).",
+)
 @click.option("--cache", type=click.Path(file_okay=False), default=None, help="Crop cache folder.")
+@click.option(
+    "--teacher",
+    type=click.Choice(["dlib", "none"]),
+    default="dlib",
+    show_default=True,
+    help="dlib: each crop with the dlib teacher's vector ('train fit' needs them); none: crops and "
+    "boxes only ('train blocks' describes every batch itself), several times faster.",
+)
 @click.option("--workers", type=int, default=2, show_default=True)
-def prepare(data: str, cache: str | None, workers: int) -> None:
+def prepare(data: str, sources: str | None, cache: str | None, teacher: str, workers: int) -> None:
     """Detect, align and describe (dlib teacher) every training image into the crop cache."""
     log_info_to_stderr()
     from facetags.train.data import build_cache, training_items
 
     root = Path(data)
-    items = training_items(root)
-    build_cache(root, Path(cache or _default_cache()), items, workers=workers)
+    full = Path(sources) if sources else None
+    items = training_items(root, full=full)
+    build_cache(root, Path(cache or _default_cache()), items, workers=workers, full=full, teacher=teacher)
+
+
+@train.command("sources")
+@click.option(
+    "--from",
+    "sources_from",
+    type=click.Path(file_okay=False, exists=True),
+    multiple=True,
+    required=True,
+    help="A git repository holding one of the sets: a clone, or a bare or snapshot git directory "
+    "(repeat for each).",
+)
+@click.option(
+    "--out",
+    type=click.Path(file_okay=False),
+    required=True,
+    help="Folder for fairface/, utkface/, pins/ and SOURCES.json (give it to 'train prepare --sources').",
+)
+def sources_cmd(sources_from: tuple[str, ...], out: str) -> None:
+    """Check the full FairFace, UTKFace and Pins sets out of their public repositories, each at
+    its pinned commit, into a folder laid out like ../shared/data; records each set's
+    repository, commit, count and licence in SOURCES.json. Safe to run again: it resumes."""
+    log_info_to_stderr()
+    from facetags.train.sources import fetch_sources
+
+    records = fetch_sources([Path(p) for p in sources_from], Path(out))
+    for r in records:
+        click.echo(f"{r['set']}: {r['count']} images from {r['repository']} @ {r['commit'][:8]}")
 
 
 @train.command("views")

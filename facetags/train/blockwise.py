@@ -336,6 +336,26 @@ class Feeder(Prefetcher):
         return chips, centre(vectors, self.teacher_mean), taps, self.sampler.labels[idx]
 
 
+#: crops the teacher describes for its mean vector when the cache holds no vectors
+MEAN_SAMPLE = 2048
+
+
+def teacher_mean(train: CropSet, teacher: Teacher, seed: int, sample: int = MEAN_SAMPLE) -> np.ndarray:
+    """The teacher's mean vector over the training crops: from the cached vectors, or, for a
+    cache built with ``--teacher none``, the teacher's vectors of ``sample`` training crops
+    (drawn with ``seed``; their chips cut from the crops, as every batch's are)."""
+    if train.teacher is not None:
+        return np.asarray(train.teacher.mean(axis=0), np.float32)
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(train), min(sample, len(train)), replace=False))
+    total = np.zeros(128, np.float64)
+    for start in range(0, len(pick), 128):
+        chips = chips_from_crops(normalise(train.crops[pick[start : start + 128]]))
+        total += teacher.vectors(chips).sum(axis=0)
+    log.info("teacher mean vector from %d training crops (the cache holds no vectors)", len(pick))
+    return (total / len(pick)).astype(np.float32)
+
+
 def split_held_out(cfg: BlockwiseConfig, data: CropSet) -> tuple[CropSet, CropSet]:
     """(training crops, held-out validation crops) of a run: the people of ``val_names_file``,
     else 150 people drawn with the run's seed."""
@@ -433,7 +453,7 @@ def fit_blockwise(
         student.model.load_weights(cfg.init_from)
     # centre the teacher's vectors (dlib's narrow cone) with the mean over the training crops
     # (a fraction of it: taking all of it off costs the target itself accuracy, see the model card)
-    mean_vec = (cfg.centre * train.teacher.mean(axis=0)).astype(np.float32)
+    mean_vec = (cfg.centre * teacher_mean(train, teacher, cfg.seed)).astype(np.float32)
     # a resumed run draws new batches (seeded by its step), not the first ones again
     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed + start)
     feeder = Feeder(

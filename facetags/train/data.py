@@ -2,8 +2,14 @@
 
 Crops are made by facetags' own detector and aligner (the face nearest the image centre), so the
 student sees exactly what the product will feed it. Each crop carries the dlib teacher's 128-D
-descriptor of the same face (dlib's own 150x150 chip cut from our detected box). The cache is a
-folder of ``shard_NNNNN.npz`` files written atomically, so an interrupted build resumes.
+descriptor of the same face (dlib's own 150x150 chip cut from our detected box), unless the cache
+is built with ``teacher="none"`` (crops and boxes only: the blockwise trainer describes every
+batch itself). The cache is a folder of ``shard_NNNNN.npz`` files written atomically, so an
+interrupted build resumes.
+
+The images come from ``../shared/data`` (LFW, and the subsets of Pins, FairFace and UTKFace), or,
+for Pins, FairFace and UTKFace, from a sources folder of the full sets (``facetags train sources``,
+:mod:`facetags.train.sources`) instead of the subsets, never both.
 """
 
 from __future__ import annotations
@@ -13,13 +19,15 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from PIL import Image, ImageFilter
+
+from facetags.errors import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +46,56 @@ DEVTEST_IN_PINS = frozenset(
         "Tom_Cruise",
     }
 )
+#: Pins people held out of training for calibration and for the held-out benchmark
+#: (``benchmarks/heldout.py``), like the LFW DevTrain people of
+#: ``tests/data/labels/lfw_devtrain_heldout.json``: 12 drawn once (``numpy.random.default_rng(0)
+#: .choice(candidates, 12, replace=False)``) from the 90 Pins people who are not in LFW at all
+#: (sorted by name; ``tests/test_train_sources.py`` draws them again). Never in
+#: :func:`training_items`.
+PINS_HELDOUT = frozenset(
+    {
+        "Alexandra_Daddario",
+        "Alycia_Dabnem_Carey",
+        "Andy_Samberg",
+        "Camila_Mendes",
+        "Eliza_Taylor",
+        "Ellen_Page",
+        "Jimmy_Fallon",
+        "Logan_Lerman",
+        "Mark_Zuckerberg",
+        "Pedro_Alonso",
+        "Richard_Harmon",
+        "Tom_Hiddleston",
+    }
+)
+PINS_HELDOUT_SEED = 0
+#: the sets a sources folder provides in place of ``../shared/data``'s subsets
+FULL_SETS = ("fairface", "pins", "utkface")
+TEACHERS = ("dlib", "none")
 
 
 @dataclass(frozen=True)
 class Item:
-    path: str  # relative to the data root
+    path: str  # relative to the root its source comes from (the data root or the sources folder)
     source: str  # lfw, pins, fairface, utkface
     identity: str | None  # None: no identity (distillation only)
+
+
+def item_roots(root: Path, sources: Path | None = None) -> dict[str, Path]:
+    """The folder each source's item paths are relative to: ``root`` (``../shared/data``), or
+    ``sources`` for the full sets (``facetags train sources``)."""
+    roots = {s: root for s in ("lfw", *FULL_SETS)}
+    if sources is not None:
+        roots.update(dict.fromkeys(FULL_SETS, sources))
+    return roots
+
+
+def cache_roots(cache: Path, root: Path) -> dict[str, Path]:
+    """:func:`item_roots` for the images of a built crop cache: the sources folder its manifest
+    records, if any."""
+    manifest = json.loads((cache / "manifest.json").read_text())
+    folder = (manifest.get("sources") or {}).get("folder")
+    return item_roots(root, Path(folder) if folder else None)
 
 
 def read_people(path: Path) -> dict[str, int]:
@@ -62,32 +113,69 @@ def _norm_name(name: str) -> str:
     return name.strip().replace(" ", "_")
 
 
+def read_sources_folder(sources: Path) -> list[dict[str, object]]:
+    """The SOURCES.json of a sources folder, checked to hold every full set."""
+    from facetags.train.sources import SOURCES_FILE, SourceError, read_sources
+
+    records = read_sources(sources)
+    missing = sorted(set(FULL_SETS) - {str(r["set"]) for r in records})
+    if missing:
+        raise SourceError(
+            f"{sources / SOURCES_FILE}: no {', '.join(missing)} there "
+            "(run 'facetags train sources --from ... --out' into it first)"
+        )
+    return records
+
+
 def training_items(
-    root: Path, sources: tuple[str, ...] = ("lfw", "pins", "fairface", "utkface")
+    root: Path,
+    sources: tuple[str, ...] = ("lfw", "pins", "fairface", "utkface"),
+    full: Path | None = None,
 ) -> list[Item]:
-    """Every training image, in a fixed order. LFW DevTest people are never included."""
+    """Every training image, in a fixed order. LFW DevTest people and the held-out Pins people
+    (:data:`PINS_HELDOUT`) are never included.
+
+    ``root`` is ``../shared/data``; ``full``, a sources folder (``facetags train sources``): Pins,
+    FairFace and UTKFace are then read from there instead of ``root``'s subsets, and the items of
+    those sets are relative to ``full`` (:func:`item_roots`)."""
     devtest = set(read_people(root / "lfw/protocol/peopleDevTest.txt"))
+    if full is not None:
+        read_sources_folder(full)
+    roots = item_roots(root, full)
     items: list[Item] = []
     if "lfw" in sources:
         for name in sorted(read_people(root / "lfw/protocol/peopleDevTrain.txt")):
             for p in sorted((root / "lfw/images" / name).glob("*.jpg")):
                 items.append(Item(str(p.relative_to(root)), "lfw", name))
-    if "pins" in sources and (root / "pins").is_dir():
-        for folder in sorted(p for p in (root / "pins").iterdir() if p.is_dir()):
+    base = roots["pins"]
+    if "pins" in sources and (base / "pins").is_dir():
+        for folder in sorted(p for p in (base / "pins").iterdir() if p.is_dir()):
             name = _norm_name(folder.name)
-            if name in DEVTEST_IN_PINS or name in devtest:
+            if name in DEVTEST_IN_PINS or name in devtest or name in PINS_HELDOUT:
                 continue
             for p in sorted(folder.glob("*.jpg")):
-                items.append(Item(str(p.relative_to(root)), "pins", name))
-    if "fairface" in sources and (root / "fairface").is_dir():
-        for p in sorted((root / "fairface").glob("*.jpg")):
-            items.append(Item(str(p.relative_to(root)), "fairface", None))
-    if "utkface" in sources and (root / "utkface").is_dir():
-        for p in sorted((root / "utkface").glob("*.jpg")):
-            items.append(Item(str(p.relative_to(root)), "utkface", None))
-    leaked = {i.identity for i in items if i.identity} & devtest
+                items.append(Item(str(p.relative_to(base)), "pins", name))
+    for source in ("fairface", "utkface"):
+        base = roots[source]
+        if source in sources and (base / source).is_dir():
+            for p in sorted((base / source).glob("*.jpg")):
+                items.append(Item(str(p.relative_to(base)), source, None))
+    names = {i.identity for i in items if i.identity}
+    leaked = names & devtest
     if leaked:
         raise RuntimeError(f"DevTest people in the training list: {sorted(leaked)[:5]}")
+    if names & PINS_HELDOUT:
+        raise RuntimeError(f"held-out Pins people in the training list: {sorted(names & PINS_HELDOUT)[:5]}")
+    return items
+
+
+def pins_heldout_items(folder: Path) -> list[Item]:
+    """The photos of the held-out Pins people (:data:`PINS_HELDOUT`) under ``folder/pins``
+    (``../shared/data`` or a sources folder), paths relative to ``folder``."""
+    items = []
+    for name in sorted(PINS_HELDOUT):
+        for p in sorted((folder / "pins" / name).glob("*.jpg")):
+            items.append(Item(str(p.relative_to(folder)), "pins", name))
     return items
 
 
@@ -138,12 +226,15 @@ def load_rgb(path: Path) -> np.ndarray:
 _worker: dict[str, object] = {}
 
 
-def _init_worker() -> None:
+def _init_worker(teacher: str = "dlib") -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    from facetags.vision.dlib_teacher import DlibTeacher
-
     _worker["cropper"] = FaceCropper()
-    _worker["teacher"] = DlibTeacher()
+    if teacher == "dlib":
+        from facetags.vision.dlib_teacher import DlibTeacher
+
+        _worker["teacher"] = DlibTeacher()
+    else:
+        _worker.pop("teacher", None)
 
 
 def replace_atomically(path: Path, write: Callable[[Path], object]) -> None:
@@ -161,14 +252,14 @@ def save_npz_atomic(path: Path, **arrays: np.ndarray) -> None:
     replace_atomically(path, lambda tmp: np.savez(tmp, **arrays))  # type: ignore[arg-type]
 
 
-def _build_shard(args: tuple[Path, Path, list[Item], int]) -> tuple[int, int, int]:
-    root, out, items, shard = args
+def _build_shard(args: tuple[Mapping[str, Path], Path, list[Item], int]) -> tuple[int, int, int]:
+    roots, out, items, shard = args
     cropper = _worker["cropper"]
-    teacher = _worker["teacher"]
+    teacher = _worker.get("teacher")  # None: crops and boxes only
     crops, boxes, chips, index = [], [], [], []
     for i, item in enumerate(items):
         try:
-            image = load_rgb(root / item.path)
+            image = load_rgb(roots[item.source] / item.path)
             found = cropper(image)  # type: ignore[operator]
         except Exception as exc:  # a broken photo must not stop a long build
             log.warning("%s: %s", item.path, exc)
@@ -178,16 +269,18 @@ def _build_shard(args: tuple[Path, Path, list[Item], int]) -> tuple[int, int, in
         crop, box = found
         crops.append(crop)
         boxes.append(box)
-        chips.append(teacher.chip(image, box))  # type: ignore[attr-defined]
+        if teacher is not None:
+            chips.append(teacher.chip(image, box))  # type: ignore[attr-defined]
         index.append(shard * SHARD + i)
-    vecs = teacher.describe_chips(chips)  # type: ignore[attr-defined]
-    save_npz_atomic(
-        out / f"shard_{shard:05d}.npz",
-        crops=np.asarray(crops, np.uint8).reshape(-1, CROP, CROP, 3),
-        teacher=vecs.astype(np.float32).reshape(-1, 128),
-        boxes=np.asarray(boxes, np.float32).reshape(-1, 4),
-        index=np.asarray(index, np.int64),
-    )
+    arrays: dict[str, np.ndarray] = {
+        "crops": np.asarray(crops, np.uint8).reshape(-1, CROP, CROP, 3),
+        "boxes": np.asarray(boxes, np.float32).reshape(-1, 4),
+        "index": np.asarray(index, np.int64),
+    }
+    if teacher is not None:
+        vecs = teacher.describe_chips(chips)  # type: ignore[attr-defined]
+        arrays["teacher"] = vecs.astype(np.float32).reshape(-1, 128)
+    save_npz_atomic(out / f"shard_{shard:05d}.npz", **arrays)
     return shard, len(items), len(index)
 
 
@@ -231,49 +324,91 @@ def built_shards(cache: Path) -> list[int]:
     return sorted(int(p.stem.split("_")[1]) for p in cache.glob("shard_*.npz"))
 
 
-def build_cache(root: Path, cache: Path, items: list[Item], workers: int = 2) -> Path:
-    """Detect, align and describe every item into ``cache`` (resumes where it stopped)."""
+def build_cache(
+    root: Path,
+    cache: Path,
+    items: list[Item],
+    workers: int = 2,
+    *,
+    full: Path | None = None,
+    teacher: str = "dlib",
+) -> Path:
+    """Detect, align (and, with ``teacher="dlib"``, describe) every item into ``cache``; resumes
+    where it stopped. ``full``: the sources folder the items of the full sets come from
+    (:func:`training_items`); its SOURCES.json goes into the manifest, so the cache says where
+    its crops came from."""
+    if teacher not in TEACHERS:
+        raise ValueError(f"teacher must be one of {TEACHERS}, not {teacher!r}")
     cache.mkdir(parents=True, exist_ok=True)
     manifest = cache / "manifest.json"
     listing = [[i.path, i.source, i.identity] for i in items]
+    sources = {"folder": str(full.resolve()), "sets": read_sources_folder(full)} if full is not None else None
     if manifest.is_file():
-        if json.loads(manifest.read_text())["items"] != listing:
-            raise RuntimeError(f"{cache} holds a different image list; use another --cache folder")
+        old = json.loads(manifest.read_text())
+        if old["items"] != listing:
+            raise ConfigError(f"{cache} holds a different image list; use another --cache folder")
+        if old.get("teacher", "dlib") != teacher:
+            raise ConfigError(
+                f"{cache} was built with --teacher {old.get('teacher', 'dlib')}, not {teacher}; "
+                "use another --cache folder"
+            )
+        old_sets = (old.get("sources") or {}).get("sets")
+        if old_sets != (sources or {}).get("sets"):
+            raise ConfigError(f"{cache} was built from other sources; use another --cache folder")
     else:
-        manifest.write_text(json.dumps({"items": listing, "crop": CROP}))
+        record: dict[str, object] = {"items": listing, "crop": CROP, "teacher": teacher}
+        if sources is not None:
+            record["sources"] = sources
+        manifest.write_text(json.dumps(record))
+    roots = item_roots(root, full)
     n_shards = (len(items) + SHARD - 1) // SHARD
     todo = [s for s in range(n_shards) if not (cache / f"shard_{s:05d}.npz").is_file()]
     todo.sort(key=lambda s: _build_order(items, s))
-    log.info("crop cache %s: %d shards, %d to build", cache, n_shards, len(todo))
-    jobs = [(root, cache, items[s * SHARD : (s + 1) * SHARD], s) for s in todo]
+    log.info("crop cache %s: %d shards, %d to build (teacher: %s)", cache, n_shards, len(todo), teacher)
+    jobs = [(roots, cache, items[s * SHARD : (s + 1) * SHARD], s) for s in todo]
     if not jobs:
         return cache
     done = 0
     if workers <= 1:
-        _init_worker()
+        _init_worker(teacher)
         results: Iterator[tuple[int, int, int]] = map(_build_shard, jobs)
         for shard, n, ok in results:
             done += 1
             log.info("shard %d: %d/%d faces (%d/%d shards)", shard, ok, n, done, len(jobs))
     else:
         ctx = mp.get_context("spawn")
-        with ctx.Pool(workers, initializer=_init_worker) as pool:
+        with ctx.Pool(workers, initializer=_init_worker, initargs=(teacher,)) as pool:
             for shard, n, ok in pool.imap_unordered(_build_shard, jobs):
                 done += 1
                 log.info("shard %d: %d/%d faces (%d/%d shards)", shard, ok, n, done, len(jobs))
     return cache
 
 
+NO_VECTORS = (
+    "{cache} was built with --teacher none (crops only): {what} needs the dlib teacher's vectors; "
+    "build a cache with 'facetags train prepare --teacher dlib', or train with 'facetags train blocks' "
+    "(it describes every batch itself)"
+)
+
+
 @dataclass
 class CropSet:
     crops: np.ndarray  # (N, 112, 112, 3) uint8
-    teacher: np.ndarray  # (N, 128) float32, unit rows
+    teacher: np.ndarray | None  # (N, 128) float32, unit rows; None: a cache built with --teacher none
     labels: np.ndarray  # (N,) int32; -1 = no identity
     names: list[str]  # identity names by label
     items: list[Item]  # the item each crop came from
+    cache: str = ""  # the cache folder it was loaded from (for messages)
 
     def __len__(self) -> int:
         return len(self.crops)
+
+    def vectors(self, what: str) -> np.ndarray:
+        """The teacher's vectors, or a :class:`~facetags.errors.ConfigError` saying that ``what``
+        needs them when the cache has none."""
+        if self.teacher is None:
+            raise ConfigError(NO_VECTORS.format(cache=self.cache or "the crop cache", what=what))
+        return self.teacher
 
     def subset(self, mask: np.ndarray) -> CropSet:
         idx = np.flatnonzero(mask)
@@ -282,10 +417,11 @@ class CropSet:
         labels = np.asarray([remap.get(int(v), -1) for v in self.labels[idx]], np.int32)
         return CropSet(
             self.crops[idx],
-            self.teacher[idx],
+            None if self.teacher is None else self.teacher[idx],
             labels,
             [self.names[k] for k in keep],
             [self.items[i] for i in idx],
+            self.cache,
         )
 
     def split_people(self, names: set[str]) -> tuple[CropSet, CropSet]:
@@ -295,7 +431,8 @@ class CropSet:
 
 
 def load_cache(cache: Path, limit_shards: int | None = None, shards: list[int] | None = None) -> CropSet:
-    """The cached crops: every shard built, the first ``limit_shards``, or exactly ``shards``."""
+    """The cached crops: every shard built, the first ``limit_shards``, or exactly ``shards``.
+    A cache built with ``--teacher none`` gives ``teacher=None``."""
     manifest = json.loads((cache / "manifest.json").read_text())
     items = [Item(p, s, n) for p, s, n in manifest["items"]]
     crops, teacher, index = [], [], []
@@ -309,16 +446,20 @@ def load_cache(cache: Path, limit_shards: int | None = None, shards: list[int] |
     for path in shards_paths:
         with np.load(path) as z:
             crops.append(z["crops"])
-            teacher.append(z["teacher"])
+            if "teacher" in z.files:
+                teacher.append(z["teacher"])
             index.append(z["index"])
     if not shards_paths:
         raise RuntimeError(f"{cache}: no shards built yet")
+    if teacher and len(teacher) != len(shards_paths):
+        raise RuntimeError(f"{cache}: some shards hold teacher vectors and some do not")
     idx = np.concatenate(index)
     kept = [items[i] for i in idx]
     names = sorted({i.identity for i in kept if i.identity})
     lookup = {n: k for k, n in enumerate(names)}
     labels = np.asarray([lookup[i.identity] if i.identity else -1 for i in kept], np.int32)
-    return CropSet(np.concatenate(crops), np.concatenate(teacher), labels, names, kept)
+    vectors = np.concatenate(teacher) if teacher else None
+    return CropSet(np.concatenate(crops), vectors, labels, names, kept, str(cache))
 
 
 def split_validation(data: CropSet, n_people: int, seed: int) -> tuple[CropSet, CropSet]:

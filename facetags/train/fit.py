@@ -42,6 +42,8 @@ from facetags.train.model import MEAN, STD, ModelConfig, _all_layers, build_mode
 from facetags.train.views import OnlineViews, load_views, view_shards
 
 log = logging.getLogger(__name__)
+#: what needs the cached teacher vectors, for the error a crops-only cache gives
+FIT = "'train fit'"
 
 
 @dataclass
@@ -189,7 +191,7 @@ class BatchFeeder(Prefetcher):
         labels = self.data.labels[idx].copy()
         labels[self.sampler.p * self.sampler.k :] = -1  # extra crops: distillation only
         teach = self.teach_augmented
-        teacher = teach.describe(augmented) if teach is not None else self.data.teacher[idx]
+        teacher = teach.describe(augmented) if teach is not None else self.data.vectors(FIT)[idx]
         views = self.views  # swapped whole by set_views() while this thread runs
         if views is not None and self.view_batch and len(views[0]):
             # views carry the teacher's answer for exactly that view: no further augmentation
@@ -217,6 +219,7 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         if not cfg.shards:
             cfg.shards = format_shards(built_shards(Path(cfg.cache))[: cfg.limit_shards or None])
         data = load_cache(Path(cfg.cache), shards=parse_shards(cfg.shards))
+    data.vectors(FIT)  # a cache without the teacher's vectors: one clear error, before any work
     n_crops = len(data)
     if cfg.val_names_file:
         train, val = data.split_people(set(json.loads(Path(cfg.val_names_file).read_text())))
@@ -227,10 +230,10 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
     if val is not None:
         (out / "val_people.json").write_text(json.dumps(val.names))
     if cfg.centre_teacher:
-        teacher_mean = train.teacher.mean(axis=0)
-        train.teacher = centre(train.teacher, teacher_mean)
+        teacher_mean = train.vectors(FIT).mean(axis=0)
+        train.teacher = centre(train.vectors(FIT), teacher_mean)
         if val is not None:
-            val.teacher = centre(val.teacher, teacher_mean)
+            val.teacher = centre(val.vectors(FIT), teacher_mean)
     log.info(
         "training on %d crops (%d people), validating on %d crops (%d people)",
         len(train),
@@ -323,7 +326,7 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
                 if new:
                     extra = load_cache(Path(cfg.cache), shards=new)
                     if cfg.centre_teacher:
-                        extra.teacher = centre(extra.teacher, teacher_mean)
+                        extra.teacher = centre(extra.vectors(FIT), teacher_mean)
                     held_names = set(val.names) if val is not None else set()
                     train = merge(train, extra, exclude=held_names)
                     used = sorted(set(used) | set(new))
@@ -387,7 +390,7 @@ def merge(a: CropSet, b: CropSet, exclude: set[str]) -> CropSet:
 
     return CropSet(
         np.concatenate([a.crops, b.crops]),
-        np.concatenate([a.teacher, b.teacher]),
+        np.concatenate([a.vectors(FIT), b.vectors(FIT)]),
         np.concatenate([relabel(a), relabel(b)]),
         names,
         a.items + b.items,

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from facetags.train.data import CROP, Item, built_shards, centre, load_rgb, save_npz_atomic
+from facetags.train.data import CROP, Item, built_shards, cache_roots, centre, load_rgb, save_npz_atomic
 
 log = logging.getLogger(__name__)
 
@@ -145,15 +145,16 @@ def _init_worker(root: Path, cache: Path) -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
     from facetags.vision.dlib_teacher import DlibTeacher
 
-    _worker["root"] = root
+    _worker["roots"] = cache_roots(cache, root)  # a sources folder's sets come from there
     _worker["faces"] = load_faces(cache)
     _worker["teacher"] = DlibTeacher()
 
 
 def _chip(k: int) -> np.ndarray:
     faces: Faces = _worker["faces"]  # type: ignore[assignment]
-    root: Path = _worker["root"]  # type: ignore[assignment]
-    image = load_rgb(root / faces.items[k].path)
+    roots: dict[str, Path] = _worker["roots"]  # type: ignore[assignment]
+    item = faces.items[k]
+    image = load_rgb(roots[item.source] / item.path)
     return _worker["teacher"].chip(image, tuple(float(v) for v in faces.boxes[k]))  # type: ignore[attr-defined]
 
 
