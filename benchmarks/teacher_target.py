@@ -1,6 +1,7 @@
 """What the student is taught to copy, scored: the teacher's vectors on the held-out people.
 
     python benchmarks/teacher_target.py [--cache .cache/train/crops-v1] [--pairs 3000] \
+        [--teacher dlib|mobilefacenet] [--dim 128] \
         [--lfw-pairs ../shared/data/lfw/protocol/pairsDevTest.txt --images ../shared/data/lfw/images]
 
 The blockwise student (``facetags train blocks``) learns dlib's vector for each face, computed on
@@ -10,6 +11,11 @@ off spreads them). The student cannot beat its target, so this prints the target
 and ROC AUC on the same held-out pairs as ``benchmarks/heldout.py`` (3,000 same + 3,000
 different, seed 7), for the raw vectors and for each fraction; with ``--lfw-pairs``, also on
 those pairs by ``benchmarks/verify.py``'s protocol and detection cache (10-fold threshold).
+
+``--teacher mobilefacenet`` scores MobileFaceNet's 192-D vectors (``train blocks --teacher
+mobilefacenet``): its mean is taken over its vectors of the training crops the run fits its
+target on, and with ``--dim`` below 192 each fraction is scored again as the student is taught
+it, projected to that many dimensions (``blockwise.Target``).
 """
 
 from __future__ import annotations
@@ -34,31 +40,42 @@ def main() -> None:
     parser.add_argument("--pairs", type=int, default=3000)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--fractions", default="0.25,0.5,0.75,0.9,1.0")
+    parser.add_argument("--teacher", choices=["dlib", "mobilefacenet"], default="dlib")
+    parser.add_argument("--dim", type=int, default=128, help="also score the targets projected to this many")
     parser.add_argument("--lfw-pairs", type=Path, help="also score an LFW pair file (e.g. pairsDevTest.txt)")
     parser.add_argument("--images", type=Path, default=ROOT.parent / "shared" / "data" / "lfw" / "images")
     args = parser.parse_args()
 
     from facetags.evaluate.verification import read_pairs
-    from facetags.train.blockwise import Teacher, chips_from_crops
-    from facetags.train.data import centre, load_cache, validation_pairs
+    from facetags.train.blockwise import BlockwiseConfig, Target, make_teacher, sample_vectors
+    from facetags.train.data import load_cache, validation_pairs
     from facetags.train.fit import normalise
 
     train, val = load_cache(args.cache).split_people(set(json.loads(HELDOUT.read_text(encoding="utf-8"))))
     pairs, same = validation_pairs(val.labels, args.pairs, args.seed)
-    teacher = Teacher()
+    teacher = make_teacher(args.teacher)
 
     def describe(crops: np.ndarray) -> np.ndarray:
         return np.concatenate(
-            [teacher(chips_from_crops(normalise(crops[i : i + 64])))[0] for i in range(0, len(crops), 64)]
+            [teacher(teacher.inputs(normalise(crops[i : i + 64])))[0] for i in range(0, len(crops), 64)]
         )
 
     vectors = describe(val.crops)
-    mean = train.teacher.mean(axis=0).astype(np.float32)  # as fit_blockwise takes it
+    if args.teacher == "dlib":
+        fitted = train.teacher  # the cache's dlib vectors: as fit_blockwise takes dlib's mean
+    else:  # the teacher's vectors of the crops a run fits its target on (blockwise.run_target)
+        cfg = BlockwiseConfig(cache="", out="", teacher=args.teacher)
+        fitted = sample_vectors(teacher, train.crops, cfg.target_crops, cfg.seed)
     fractions = [("raw", 0.0)] + [(f"centre {f}", float(f)) for f in args.fractions.split(",")]
-    print(f"held-out: {len(val.names)} people, {len(val)} crops, {len(same)} pairs")
+    targets = {}
     for label, fraction in fractions:
-        figures = score(centre(vectors, fraction * mean), pairs, same)
-        print(f"{label:>12}: accuracy {figures['accuracy']:.4f} AUC {figures['auc']:.4f}")
+        targets[label] = Target.fit(fitted, fraction, teacher.dim)
+        if args.dim < teacher.dim:
+            targets[f"{label}, {args.dim}-D"] = Target.fit(fitted, fraction, args.dim)
+    print(f"held-out: {len(val.names)} people, {len(val)} crops, {len(same)} pairs; {args.teacher} teacher")
+    for label, target in targets.items():
+        figures = score(target(vectors), pairs, same)
+        print(f"{label:>20}: accuracy {figures['accuracy']:.4f} AUC {figures['auc']:.4f}")
     if args.lfw_pairs is None:
         return
     from verify import detect_all, score_vectors  # verify.py's detection cache and scoring
@@ -71,10 +88,10 @@ def main() -> None:
     keys = [k for k, v in faces.items() if v is not None]
     lfw = describe(np.stack([faces[k][0] for k in keys]))  # type: ignore[index]
     print(f"{args.lfw_pairs.name}: {len(paths)} pairs, 10-fold threshold")
-    for label, fraction in fractions:
-        r = score_vectors(dict(zip(keys, centre(lfw, fraction * mean), strict=True)), pair_list, args.images)
+    for label, target in targets.items():
+        r = score_vectors(dict(zip(keys, target(lfw), strict=True)), pair_list, args.images)
         print(
-            f"{label:>12}: accuracy {r.accuracy:.4f} ± {r.accuracy_std:.4f} AUC {r.auc:.4f} "
+            f"{label:>20}: accuracy {r.accuracy:.4f} ± {r.accuracy_std:.4f} AUC {r.auc:.4f} "
             f"TAR@FAR1e-3 {r.tar_at_far_1e_3:.4f}"
         )
 

@@ -701,7 +701,7 @@ def test_blockwise_feeder_blends_faces_and_the_teacher_describes_the_blends(lfw_
     """With mix, the batch holds blends the teacher is asked about as they are: its vectors
     and taps are those of the blended chips, not of the faces they were made from."""
     pytest.importorskip("tensorflow")
-    from facetags.train.blockwise import Feeder, Teacher
+    from facetags.train.blockwise import Feeder, Target, Teacher
     from facetags.train.data import centre
 
     crops, _, labels = lfw_crops
@@ -709,7 +709,7 @@ def test_blockwise_feeder_blends_faces_and_the_teacher_describes_the_blends(lfw_
     zero = np.zeros(128, np.float32)
     batches = []
     for mix in (0.0, 1.0):
-        feeder = Feeder(crops, PKSampler(labels, 2, 2, 0, 3), teacher, zero, 0.0, 3, mix)
+        feeder = Feeder(crops, PKSampler(labels, 2, 2, 0, 3), teacher, Target(zero), 0.0, 3, mix)
         try:
             batches.append(feeder.get())
         finally:
@@ -729,7 +729,7 @@ def test_blockwise_feeder_mirror_target_is_the_teachers_flip_pass(lfw_crops) -> 
     """--mirror-target: the target vector is the mean of the teacher's vectors for the chip and
     its mirror image (then centred), while the chips and taps stay the chip's own."""
     pytest.importorskip("tensorflow")
-    from facetags.train.blockwise import Feeder, Teacher
+    from facetags.train.blockwise import Feeder, Target, Teacher
     from facetags.train.data import centre
 
     crops, _, labels = lfw_crops
@@ -737,7 +737,7 @@ def test_blockwise_feeder_mirror_target_is_the_teachers_flip_pass(lfw_crops) -> 
     mean = np.full(128, 0.05, np.float32)
     batches = []
     for mirror in (False, True):
-        feeder = Feeder(crops, PKSampler(labels, 2, 2, 0, 3), teacher, mean, 1.0, 3, mirror=mirror)
+        feeder = Feeder(crops, PKSampler(labels, 2, 2, 0, 3), teacher, Target(mean), 1.0, 3, mirror=mirror)
         try:
             batches.append(feeder.get())
         finally:

@@ -539,12 +539,38 @@ def restem_cmd(
 @click.option("--init-from", default="", help="Start from these weights (another blocks run's .weights.h5).")
 @click.option("--limit-shards", type=int, default=0, help="Only the first N cache shards (tests).")
 @click.option(
-    "--expand",
-    default="4,4,3,2",
+    "--teacher",
+    type=click.Choice(["dlib", "mobilefacenet"]),
+    default="dlib",
     show_default=True,
-    callback=lambda _ctx, _param, value: _expansions(value),
-    help="Inverted-residual expansion for the 32-, 64-, 128- and 256-channel blocks (wider: larger "
-    "and slower; 5,5,4,2 scored the same as the default, see the model card).",
+    help="The teacher, and the plan the student is laid out on: dlib's ResNet (how "
+    "facetags-mobilenet-v1 is trained) or MobileFaceNet (the opt-in mobilefacenet-v1 file, on "
+    "the crop itself).",
+)
+@click.option(
+    "--expand",
+    default=None,
+    callback=lambda _ctx, _param, value: None if value is None else _expansions(value),
+    help="Inverted-residual expansions. dlib plan: one for the 32-, 64-, 128- and 256-channel "
+    "blocks (default 4,4,3,2; 5,5,4,2 scored the same, see the model card). MobileFaceNet plan: "
+    "one for the 56->28 block, the four 28x28 blocks, the 28->14 block, the six 14x14 blocks, "
+    "the 14->7 block and the two 7x7 blocks (default 1,2,1,2,4,2; MobileFaceNet's own: "
+    "2,2,4,2,4,2).",
+)
+@click.option(
+    "--stem-width",
+    type=click.IntRange(min=1),
+    default=32,
+    show_default=True,
+    help="MobileFaceNet plan: channels of the stem's 3x3 convolutions (MobileFaceNet's: 64).",
+)
+@click.option(
+    "--dim",
+    type=click.IntRange(min=2),
+    default=128,
+    show_default=True,
+    help="The student's vector; below the teacher's (MobileFaceNet: 192), the target is the "
+    "teacher's vector projected on its leading principal directions over the training crops.",
 )
 @click.option(
     "--resume",
@@ -560,8 +586,9 @@ def restem_cmd(
     help="Stop after the checkpoint at this step (continue later with --resume).",
 )
 def blocks_cmd(run_dir: str, cache: str | None, resume: bool, stop_at: int, **kw: Any) -> None:
-    """Train the blockwise student: a MobileNet on dlib's ResNet plan, taught block by block
-    by dlib's own activations (facetags/train/blockwise.py); export it with 'train export'.
+    """Train the blockwise student: a MobileNet on its teacher's plan (dlib's ResNet, or
+    MobileFaceNet with --teacher mobilefacenet), taught block by block by the teacher's own
+    activations (facetags/train/blockwise.py); export it with 'train export'.
 
     A run stopped at any point (--stop-at, Ctrl-C, a killed process) continues from its last
     checkpoint with --resume, on the settings it was started with."""
@@ -581,6 +608,8 @@ def blocks_cmd(run_dir: str, cache: str | None, resume: bool, stop_at: int, **kw
     from facetags.train.blockwise import BlockwiseConfig, fit_blockwise, read_config
 
     # fit_blockwise checks the run and --stop-at (ConfigError: one line) before any work
+    if kw.get("expand") is None:
+        kw["expand"] = ()  # the teacher's plan's default
     cfg = (
         read_config(Path(run_dir))
         if resume

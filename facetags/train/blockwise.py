@@ -26,6 +26,14 @@ taught the teacher's activations at its own place: thousands of targets per face
 The teacher (dlib's network in onnxruntime with its block activations as outputs,
 :func:`facetags.vision.dlib_onnx.build_graph`) describes each augmented batch as it is made, so
 it always answers for exactly the image the student sees.
+
+``teacher="mobilefacenet"`` (``train blocks --teacher mobilefacenet``) lays the student out on
+MobileFaceNet's plan instead and is taught by the opt-in ``mobilefacenet-v1`` file
+(:mod:`facetags.train.mfnplan`: the teacher with its taps, and the student), on the crop itself;
+the phases, losses, checkpoints and validation are the same. Its 192-D vectors reach the
+student's dimension (``dim``, 128 by default, the library's storage) through a fixed projection
+(:class:`Target`: partly centred as dlib's, then the leading principal directions of the centred
+vectors of the training crops, fitted once when the run starts and kept in the run folder).
 """
 
 from __future__ import annotations
@@ -56,7 +64,15 @@ from facetags.train.data import (
 )
 from facetags.train.fit import Prefetcher, embed, normalise, pair_accuracy, set_seeds
 from facetags.train.losses import TRIPLET, cosine_distill, relational_distill
+from facetags.train.mfnplan import (
+    DEFAULT_EXPAND,
+    DEFAULT_STEM_WIDTH,
+    MfnStudent,
+    MfnStudentConfig,
+    MobileFaceNetTeacher,
+)
 from facetags.train.model import MEAN, STD
+from facetags.train.plan import BlockPlan
 
 keras: Any = tf.keras
 log = logging.getLogger(__name__)
@@ -98,13 +114,6 @@ def chips_from_crops(x: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------- the student
-
-
-@dataclass(frozen=True)
-class BlockPlan:
-    """A teacher tap's shape (height, width, channels) per tap: tap 0 = the stem's output."""
-
-    shapes: tuple[tuple[int, int, int], ...]
 
 
 class PadTo(keras.layers.Layer):
@@ -190,9 +199,16 @@ def make_head(src: tuple[int, int, int], dim: int) -> Any:
     return keras.Model(x, y, name="head")
 
 
+#: the expansions of the dlib plan's student: one per block width, 32, 64, 128 and 256 channels
+DLIB_EXPAND = (4, 4, 3, 2)
+TEACHERS = ("dlib", "mobilefacenet")
+#: the dimension of each teacher's vectors
+TEACHER_DIMS = {"dlib": 128, "mobilefacenet": 192}
+
+
 @dataclass(frozen=True)
 class StudentConfig:
-    expand: tuple[int, ...] = (4, 4, 3, 2)  # expansion for 32, 64, 128 and 256 channels
+    expand: tuple[int, ...] = DLIB_EXPAND  # expansion for 32, 64, 128 and 256 channels
     kernel: int = 5
     dim: int = 128
     bn_momentum: float = 0.99
@@ -269,8 +285,19 @@ class BlockwiseConfig:
     val_pairs: int = 600
     init_from: str = ""  # a previous run's weights: continue (e.g. phase 2 only)
     limit_shards: int = 0  # tests: the first N cache shards
-    expand: tuple[int, ...] = (4, 4, 3, 2)
-    kernel: int = 5
+    # the student's expansions; empty: the teacher's plan's default (DLIB_EXPAND: one per block
+    # width; mfnplan.DEFAULT_EXPAND: one per run of blocks, mfnplan.block_runs)
+    expand: tuple[int, ...] = ()
+    kernel: int = 5  # the dlib plan's depthwise kernel (MobileFaceNet's is 3x3)
+    teacher: str = "dlib"  # or "mobilefacenet" (facetags.train.mfnplan)
+    dim: int = 128  # the student's vector; below the teacher's: a fixed projection (Target)
+    stem_width: int = DEFAULT_STEM_WIDTH  # the MobileFaceNet plan's stem (its own: 64)
+    target_crops: int = 4096  # training crops the teacher's mean and projection are fitted on
+
+    def __post_init__(self) -> None:
+        if not self.expand:
+            self.expand = DEFAULT_EXPAND if self.teacher == "mobilefacenet" else DLIB_EXPAND
+        self.expand = tuple(self.expand)
 
 
 def _unit(v: np.ndarray) -> np.ndarray:
@@ -280,11 +307,20 @@ def _unit(v: np.ndarray) -> np.ndarray:
 class Teacher:
     """dlib's network with its taps; answers in NHWC for normalised chips."""
 
+    name = "dlib"
+    #: the student's body input: dlib's chip, cut from the crop (:meth:`inputs`)
+    size = CHIP
+    dim = 128
+
     def __init__(self) -> None:
         from facetags.vision.dlib_onnx import load_net
         from facetags.vision.dlib_teacher import MODEL_FILE, models_folder
 
         self.net = load_net(models_folder() / MODEL_FILE, taps=True)
+
+    def inputs(self, x: np.ndarray) -> np.ndarray:
+        """The student's body input for normalised crops: the chips cut from them."""
+        return chips_from_crops(x)
 
     def __call__(self, chips: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
         """(unit descriptors (N, 128), NHWC taps)."""
@@ -301,26 +337,131 @@ class Teacher:
         return BlockPlan(tuple((t.shape[1], t.shape[2], t.shape[3]) for t in taps))
 
 
-class Feeder(Prefetcher):
-    """Augmented batches cut to chips, with the teacher's centred vectors (``teacher_mean``:
-    dlib's narrow cone spread out, :func:`facetags.train.data.centre`) and its taps.
+AnyTeacher = Teacher | MobileFaceNetTeacher
 
-    ``mirror``: the target vector is the mean of the teacher's vectors for the chip and its
-    mirror image (a better teacher than either alone; the taps stay the chip's own)."""
+
+def make_teacher(name: str) -> AnyTeacher:
+    """The teacher ``name`` (:data:`TEACHERS`) with its taps."""
+    if name == "dlib":
+        return Teacher()
+    if name == "mobilefacenet":
+        return MobileFaceNetTeacher()
+    raise ConfigError(f"unknown teacher {name!r} (known: {', '.join(TEACHERS)})")
+
+
+def make_student(cfg: BlockwiseConfig, plan: BlockPlan) -> Student | MfnStudent:
+    """The student of ``cfg``'s teacher's plan, laid out on ``plan`` (the teacher's taps)."""
+    if cfg.teacher == "mobilefacenet":
+        return MfnStudent(plan, MfnStudentConfig(expand=cfg.expand, stem_width=cfg.stem_width, dim=cfg.dim))
+    return Student(plan, StudentConfig(expand=cfg.expand, kernel=cfg.kernel, dim=cfg.dim))
+
+
+TARGET_FILE = "target.npz"
+
+
+@dataclass
+class Target:
+    """What the student's vector is taught: the teacher's unit vector less ``mean`` (a fraction
+    of the teacher's mean vector over the training crops), re-normalised
+    (:func:`facetags.train.data.centre`), then, with a ``projection`` (D, dim), projected on the
+    leading principal directions of those centred vectors and re-normalised again: a teacher
+    with more dimensions than the student (MobileFaceNet's 192 for 128) keeps its cosines as far
+    as dim directions can."""
+
+    mean: np.ndarray  # (D,) float32
+    projection: np.ndarray | None = None  # (D, dim) float32, orthonormal columns
+
+    def __call__(self, vectors: np.ndarray) -> np.ndarray:
+        v = centre(vectors, self.mean)
+        if self.projection is None:
+            return v
+        return _unit(v @ self.projection).astype(np.float32)
+
+    @classmethod
+    def fit(cls, vectors: np.ndarray, fraction: float, dim: int) -> Target:
+        """The target of teacher vectors ``vectors`` (N, D) of training crops: their mean times
+        ``fraction`` taken off, and for ``dim`` < D the leading ``dim`` eigenvectors of the
+        centred vectors' second moment (the directions that keep most of their length)."""
+        mean = (fraction * vectors.mean(axis=0)).astype(np.float32)
+        if dim >= vectors.shape[1]:
+            return cls(mean)
+        v = centre(vectors, mean).astype(np.float64)
+        values, vecs = np.linalg.eigh(v.T @ v / len(v))
+        order = np.argsort(values)[::-1][:dim]
+        projection = vecs[:, order]
+        projection *= np.sign(projection[np.argmax(np.abs(projection), axis=0), np.arange(dim)])
+        return cls(mean, projection.astype(np.float32))
+
+    def save(self, path: Path) -> None:
+        arrays = {"mean": self.mean}
+        if self.projection is not None:
+            arrays["projection"] = self.projection
+        save_npz_atomic(path, **arrays)
+
+    @classmethod
+    def load(cls, path: Path) -> Target:
+        with np.load(path) as z:
+            return cls(z["mean"], z["projection"] if "projection" in z.files else None)
+
+
+def run_target(
+    cfg: BlockwiseConfig, teacher: AnyTeacher, train: CropSet, out: Path, resume: bool = False
+) -> Target:
+    """The run's :class:`Target`. dlib's at its own dimension as ever: the fraction
+    ``cfg.centre`` of the mean of the cache's dlib vectors over the training crops, no
+    projection. Otherwise fitted on the teacher's vectors of up to ``cfg.target_crops`` training
+    crops (drawn with the run's seed, not augmented) and kept in the run folder, where a resumed
+    run reads it back."""
+    if isinstance(teacher, Teacher) and cfg.dim == teacher.dim:
+        return Target((cfg.centre * teacher_mean(train, teacher, cfg.seed)).astype(np.float32))
+    path = out / TARGET_FILE
+    if resume and path.is_file():
+        return Target.load(path)
+    vectors = sample_vectors(teacher, train.crops, cfg.target_crops, cfg.seed)
+    target = Target.fit(vectors, cfg.centre, cfg.dim)
+    target.save(path)
+    log.info(
+        "target: the %s teacher's vectors, centre %.2f, %d-D, fitted on %d training crops",
+        cfg.teacher,
+        cfg.centre,
+        cfg.dim,
+        len(vectors),
+    )
+    return target
+
+
+def sample_vectors(teacher: AnyTeacher, crops: np.ndarray, count: int, seed: int) -> np.ndarray:
+    """The teacher's unit vectors of up to ``count`` of ``crops`` (uint8), drawn with ``seed``,
+    not augmented: what a :class:`Target` is fitted on."""
+    rng = np.random.default_rng(seed)
+    pick = np.sort(rng.choice(len(crops), min(count, len(crops)), replace=False))
+    return np.concatenate(
+        [teacher.vectors(teacher.inputs(normalise(crops[pick[i : i + 64]]))) for i in range(0, len(pick), 64)]
+    )
+
+
+class Feeder(Prefetcher):
+    """Augmented batches as the student's body takes them (dlib's plan: chips cut from the
+    crops; MobileFaceNet's: the crops), with the teacher's vectors made into the ``target``
+    (dlib's narrow cone spread out, :func:`facetags.train.data.centre`; projected to the
+    student's dimension where it has fewer) and the teacher's taps.
+
+    ``mirror``: the target vector is made from the mean of the teacher's vectors for the input
+    and its mirror image (a better teacher than either alone; the taps stay the input's own)."""
 
     def __init__(
         self,
         crops: np.ndarray,
         sampler: PKSampler,
-        teacher: Teacher,
-        teacher_mean: np.ndarray,
+        teacher: AnyTeacher,
+        target: Target,
         strength: float,
         seed: int,
         mix: float = 0.0,
         mirror: bool = False,
     ) -> None:
         self.crops, self.sampler, self.teacher, self.strength = crops, sampler, teacher, strength
-        self.teacher_mean, self.mix, self.mirror = teacher_mean, mix, mirror
+        self.target, self.mix, self.mirror = target, mix, mirror
         self.rng = np.random.default_rng(seed)
         super().__init__(depth=3)
 
@@ -329,11 +470,11 @@ class Feeder(Prefetcher):
         x = normalise(augment_batch(self.crops[idx], self.rng, self.strength))
         if self.mix:  # the teacher describes the blends as they are
             x = mix_faces(x, self.rng, self.mix)
-        chips = chips_from_crops(x)
-        vectors, taps = self.teacher(chips)
+        inputs = self.teacher.inputs(x)
+        vectors, taps = self.teacher(inputs)
         if self.mirror:
-            vectors = (vectors + self.teacher.vectors(chips[:, :, ::-1])) / 2
-        return chips, centre(vectors, self.teacher_mean), taps, self.sampler.labels[idx]
+            vectors = (vectors + self.teacher.vectors(inputs[:, :, ::-1])) / 2
+        return inputs, self.target(vectors), taps, self.sampler.labels[idx]
 
 
 #: crops the teacher describes for its mean vector when the cache holds no vectors
@@ -402,7 +543,7 @@ def read_config(run: Path) -> BlockwiseConfig:
     raw = json.loads((run / "config.json").read_text())
     raw["expand"] = tuple(raw["expand"])
     raw.setdefault("centre", 1.0)  # runs started before --centre existed were fully centred
-    return BlockwiseConfig(**raw)
+    return BlockwiseConfig(**raw)  # runs from before --teacher: dlib's plan (the defaults)
 
 
 def fit_blockwise(
@@ -425,6 +566,17 @@ def fit_blockwise(
         raise ConfigError(f"--centre is a fraction of the teacher's mean vector (0 to 1), not {cfg.centre}")
     if stop_at % cfg.steps_per_epoch:
         raise ConfigError(f"stop at a checkpoint step (a multiple of {cfg.steps_per_epoch}), not {stop_at}")
+    if cfg.teacher not in TEACHERS:
+        raise ConfigError(f"unknown teacher {cfg.teacher!r} (known: {', '.join(TEACHERS)})")
+    if not 2 <= cfg.dim <= TEACHER_DIMS[cfg.teacher]:
+        raise ConfigError(
+            f"--dim {cfg.dim}: from 2 to the {cfg.teacher} teacher's {TEACHER_DIMS[cfg.teacher]} dimensions"
+        )
+    if cfg.teacher == "mobilefacenet" and len(cfg.expand) != len(DEFAULT_EXPAND):
+        raise ConfigError(
+            f"--expand {','.join(map(str, cfg.expand))}: the MobileFaceNet plan takes {len(DEFAULT_EXPAND)} "
+            "expansions (its runs of blocks: 56->28, 28x28, 28->14, 14x14, 14->7, 7x7)"
+        )
     set_seeds(cfg.seed)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -446,18 +598,19 @@ def fit_blockwise(
         data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
     train, held = split_held_out(cfg, data)
     pairs, same = validation_pairs(held.labels, cfg.val_pairs, cfg.seed)
-    teacher = Teacher()
-    student = Student(teacher.plan(), StudentConfig(expand=tuple(cfg.expand), kernel=cfg.kernel))
+    teacher = make_teacher(cfg.teacher)
+    student = make_student(cfg, teacher.plan())
     log.info("student: %d parameters, %d blocks", student.params(), len(student.blocks))
     if cfg.init_from and not resume:
         student.model.load_weights(cfg.init_from)
     # centre the teacher's vectors (dlib's narrow cone) with the mean over the training crops
-    # (a fraction of it: taking all of it off costs the target itself accuracy, see the model card)
-    mean_vec = (cfg.centre * teacher_mean(train, teacher, cfg.seed)).astype(np.float32)
+    # (a fraction of it: taking all of it off costs the target itself accuracy, see the model
+    # card); a teacher with more dimensions than the student: projected (Target)
+    target = run_target(cfg, teacher, train, out, resume)
     # a resumed run draws new batches (seeded by its step), not the first ones again
     sampler = PKSampler(train.labels, cfg.p, cfg.k, cfg.u, cfg.seed + start)
     feeder = Feeder(
-        train.crops, sampler, teacher, mean_vec, cfg.augment, cfg.seed + start, cfg.mix, cfg.mirror_target
+        train.crops, sampler, teacher, target, cfg.augment, cfg.seed + start, cfg.mix, cfg.mirror_target
     )
     if state:
         scales = [float(v) for v in state["scales"]]
@@ -566,10 +719,10 @@ def fit_blockwise(
     }
 
 
-def load_blockwise(run: Path, which: str = "best") -> tuple[Student, BlockwiseConfig]:
+def load_blockwise(run: Path, which: str = "best") -> tuple[Student | MfnStudent, BlockwiseConfig]:
     """A blockwise run's student with the weights of checkpoint ``which`` (best, last, epoch_NNN)."""
     cfg = read_config(run)
-    student = Student(Teacher().plan(), StudentConfig(expand=cfg.expand, kernel=cfg.kernel))
+    student = make_student(cfg, make_teacher(cfg.teacher).plan())
     student.model.load_weights(weights_file(run, which))
     return student, cfg
 

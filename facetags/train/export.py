@@ -67,13 +67,13 @@ def export_onnx(model: tf.keras.Model, path: Path, nchw: bool = True, flip: bool
     return path
 
 
-def spec_of(model_id: str, nchw: bool) -> ModelSpec:
+def spec_of(model_id: str, nchw: bool, dim: int = 128) -> ModelSpec:
     """What a trained MobileNet's spec says before its file is known (see :func:`write_spec`)."""
     return ModelSpec(
         id=model_id,
         file="",
         sha256="",
-        dim=128,
+        dim=dim,
         input_size=INPUT_SIZE,
         mean=(MEAN, MEAN, MEAN),
         std=(STD, STD, STD),
@@ -140,7 +140,7 @@ def export(
     if fp16_weights:
         halve_weights(path)
     extra = {**(extra or {}), "flip_tta": flip, "fp16_weights": fp16_weights}
-    spec = write_spec(path, spec_of(model_id, nchw), extra)
+    spec = write_spec(path, spec_of(model_id, nchw, int(model.output_shape[-1])), extra)
     log.info("exported %s (%.2f MB, sha256 %s)", path, path.stat().st_size / 1e6, spec.sha256[:12])
     return spec
 

@@ -108,11 +108,19 @@ def load_blockwise_run(run: Path, which: str, average: int = 1) -> LoadedRun:
         averaged = average_checkpoints(student.model, run, last, average)
     data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
     train_set, val_set = split_held_out(cfg, data)
-    record = {
-        "architecture": (
+    if cfg.teacher == "mobilefacenet":
+        architecture = (
+            f"MobileNetV2 inverted residuals (3x3 depthwise, ReLU) on MobileFaceNet's plan: stem "
+            f"({cfg.stem_width} channels), 15 blocks (expansions {','.join(map(str, cfg.expand))}), "
+            f"1x1 to 512, global depthwise 7x7, Dense{cfg.dim}, L2"
+        )
+    else:
+        architecture = (
             "MobileNetV2 inverted residuals (5x5 depthwise) on dlib's ResNet plan: fixed 112->150 "
-            "chip resampling, stem, 14 blocks, GAP, Dense128, L2"
-        ),
+            f"chip resampling, stem, 14 blocks, GAP, Dense{cfg.dim}, L2"
+        )
+    record = {
+        "architecture": architecture,
         "epochs": len(history),
         **({"averaged_epochs": averaged} if averaged else {}),
         "training": {k: v for k, v in asdict(cfg).items() if k not in ("cache", "out")},
