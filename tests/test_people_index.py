@@ -193,6 +193,21 @@ def test_the_filter_misses_no_face_at_the_threshold() -> None:
     assert 20 <= found <= 80
 
 
+def test_people_already_in_a_photo_are_found_whatever_order_photos_came_in() -> None:
+    """Photo ids usually arrive in increasing order (a binary search finds a photo's faces); a
+    photo stored out of order still has its people found. Each probe is a stored face that is a
+    person of its own: it joins that person, except from a photo the person is already in."""
+    x, who = _library(3_000, seed=10)
+    index = FaceIndex(128, THRESHOLD)
+    index.add(np.arange(1_000), x[:1_000], who[:1_000], np.arange(1_000) + 500)
+    index.add([1_000], x[1_000:1_001], [90_000], [2_000])
+    index.add([1_001], x[1_001:1_002], [90_001], [7])  # photo 7 after photos 500..2000
+    index.add([1_002], x[1_002:1_003], [90_002], [2_001])
+    for face, person, photo in ((1_000, 90_000, 2_000), (1_001, 90_001, 7), (1_002, 90_002, 2_001)):
+        assert index.assign_photo(x[face : face + 1], 10**6) == [person]
+        assert index.assign_photo(x[face : face + 1], photo) != [person]
+
+
 def test_vectors_without_dominant_directions_are_scored_exactly() -> None:
     """Random directions: the filter could not filter, so every face is scored."""
     rng = np.random.default_rng(7)

@@ -1,8 +1,8 @@
 """Incremental assignment and suggestions over an in-memory matrix of every face.
 
-:class:`FaceIndex` keeps all embeddings of one model in one contiguous float32 matrix, grown
-geometrically (100,000 128-D faces are 51 MB), beside each face's person (cluster) id and photo id,
-and each person's face count and vector sum.
+:class:`FaceIndex` keeps all embeddings of one model in memory as float32 rows (100,000 128-D
+faces are 51 MB), in blocks of a million rows, so growing never copies the library, beside each
+face's person (cluster) id and photo id, and each person's face count and vector sum.
 
 The rule is the incremental form of average linkage (:func:`facetags.people.cluster.graph_average`):
 a person's score is the face's mean cosine similarity to all of that person's faces; only people
@@ -14,11 +14,13 @@ first. :func:`exhaustive_scores` writes the rule out over every face; the index 
 scores without reading every face's whole vector:
 
 * **A filter that cannot miss.** Once the library has :data:`PROJECT_FROM` faces, each face is
-  also kept as its coordinates on the library's ``dim // 4`` principal directions plus the
-  length of the rest (``low``). For any two vectors ``v . f <= v_low . f_low + |v_rest| |f_rest|``
+  also kept as its coordinates on the library's principal directions (:data:`FILTER_DIMS` of
+  its dimension: 48 of 128) plus the length of the rest (``low``). For any two vectors
+  ``v . f <= v_low . f_low + |v_rest| |f_rest|``
   (Cauchy-Schwarz on the part the directions miss), so one product with these short rows gives
-  every face an upper bound on its similarity; only faces whose bound reaches the threshold (about
-  1% of them on real faces) are scored exactly, from their full vectors. The bound carries a
+  every face an upper bound on its similarity; only faces whose bound reaches the threshold
+  (0.7% of pairs of real faces, most of them the same person) are scored exactly, from their
+  full vectors, best bound first, until no face left can change the result. The bound carries a
   margin far above float32 rounding (:data:`MARGIN`), so no face at or above the threshold is
   ever filtered out. Where the directions would not filter (vectors with no dominant
   directions), every face is scored exactly.
@@ -55,7 +57,7 @@ REFIT_GROWTH = 4
 #: Rows the directions are fitted on (evenly spaced through the library).
 FIT_SAMPLE = 16384
 #: The filter's directions, as a share of the vectors' dimension.
-FILTER_DIMS = 0.25
+FILTER_DIMS = 0.375
 #: Not worth filtering when more than this share of faces would pass it (measured when fitted).
 FILTER_PASS_MAX = 0.2
 #: The filter's safety margin, times the vectors' lengths: its bound is exact up to float32
@@ -67,8 +69,10 @@ MARGIN = 1e-4
 RECHECK = 1e-5
 #: Fewer faces than this (a library's newest, say) are scored exactly without the filter.
 FILTER_FROM = 2048
-#: Faces that passed the filter are scored exactly this many at a time, best bound first.
-BLOCK = 2048
+#: Faces that passed the filter are scored exactly, best bound first, this many at first, then
+#: twice as many each time up to BLOCK, until no face left can be near or among the nearest.
+FIRST_BLOCK = 256
+BLOCK = 4096
 #: Prepared faces kept (see :meth:`FaceIndex.prepare`).
 PREPARED_MAX = 4096
 #: Rows of one block of stored vectors (:class:`_Rows`).
@@ -459,22 +463,22 @@ class FaceIndex:
             matrix, q = self._low, self._lowered(queries, self._basis)
             lengths = np.sqrt((queries.astype(np.float64) ** 2).sum(1))
             limit = (self.threshold - MARGIN * lengths * max(self._longest, 1.0)).astype(np.float32)
-        rows: list[list[np.ndarray]] = [[] for _ in range(b)]
-        values: list[list[np.ndarray]] = [[] for _ in range(b)]
+        queries_hit, rows, values = (
+            [np.zeros(0, np.int64)],
+            [np.zeros(0, np.int64)],
+            [np.zeros(0, np.float32)],
+        )
         for a, s in matrix.products(q, start, n, max(4096, CHUNK // b)):
             qi, ri = _hits(s >= limit[:, None])  # by query, each query's rows in order
-            if len(qi) == 0:
-                continue
-            got = s[qi, ri]
-            ri += a
-            bounds = np.searchsorted(qi, np.arange(b + 1))
-            for i in np.unique(qi).tolist():
-                rows[i].append(ri[bounds[i] : bounds[i + 1]])
-                values[i].append(got[bounds[i] : bounds[i + 1]])
-        return [
-            (np.concatenate(r), np.concatenate(v)) if r else (np.zeros(0, np.int64), np.zeros(0, np.float32))
-            for r, v in zip(rows, values, strict=True)
-        ]
+            if len(qi):
+                queries_hit.append(qi)
+                rows.append(ri + a)
+                values.append(s[qi, ri])
+        qi = np.concatenate(queries_hit)
+        order = np.argsort(qi.astype(np.int16 if b < 1 << 15 else np.int64), kind="stable")  # a radix sort
+        qi, ri, got = qi[order], np.concatenate(rows)[order], np.concatenate(values)[order]
+        bounds = np.searchsorted(qi, np.arange(b + 1)).tolist()
+        return [(ri[bounds[i] : bounds[i + 1]], got[bounds[i] : bounds[i + 1]]) for i in range(b)]
 
     def _filter(self, queries: np.ndarray, start: int) -> list[tuple[np.ndarray, np.ndarray]]:
         return self._scan(np.asarray(queries, np.float32), start, exact=False)
@@ -494,10 +498,12 @@ class FaceIndex:
         found = 0
         kth = -np.inf  # the top-th best similarity found so far
         left = np.arange(len(rows))
+        block = FIRST_BLOCK
         while len(left):
-            if len(left) > BLOCK:
-                part = np.argpartition(-bound[left], BLOCK - 1)
-                now, left = left[part[:BLOCK]], left[part[BLOCK:]]
+            if len(left) > block:
+                part = np.argpartition(-bound[left], block - 1)
+                now, left = left[part[:block]], left[part[block:]]
+                block = min(2 * block, BLOCK)
             else:
                 now, left = left, left[:0]
             r = rows[now]
