@@ -15,7 +15,7 @@ one writer places them, without being added, in three ways (ms a face: median, m
 ``--repeat`` runs of ``--photos`` photos each, fresh faces each run):
 
 * ``exhaustive``: the rule over every stored face (:func:`exhaustive_scores`, one matrix-vector
-  product a face; what facetags did before the filter, within a few percent);
+  product a face: how facetags placed faces before the filter);
 * ``one_by_one``: :meth:`FaceIndex.assign_photo`, one photo at a time (a serial scan, the
   watcher);
 * ``batched``: :meth:`FaceIndex.prepare` for ``--batch`` photos, then each placed in turn (a
@@ -25,8 +25,9 @@ Every placement of the index is checked against the exhaustive one (``same_peopl
 the index's memory (resident memory it added, and its arrays), faces scored exactly per face
 placed, the writer's projected hours for a first scan of 100k, 1M and 10M photos (1.1 faces a
 photo; a least-squares line through the measured ms a face, extrapolated beyond the largest
-size), and up to ``--recluster-max`` faces a full constrained re-cluster (:func:`graph_average`),
-wall time and peak memory (RSS of a child process).
+size), ``geometry`` (why a filter and not a partition: see docs/clustering.md), and up to
+``--recluster-max`` faces a full constrained re-cluster (:func:`graph_average`), wall time and
+peak memory (RSS of a child process).
 """
 
 from __future__ import annotations
@@ -223,6 +224,14 @@ def measure_size(base: np.ndarray, n: int, threshold: float, args: argparse.Name
     return result
 
 
+def _smallest_index(base: np.ndarray, threshold: float) -> FaceIndex:
+    """An index whose filter is fitted on a library of 10,000 faces made from ``base``."""
+    x, person = replicate(base, 10_000, threshold)
+    index = FaceIndex(x.shape[1], threshold)
+    index.add(np.arange(len(x)), x, person, photos_for(len(x)))
+    return index
+
+
 def project(rows: list[dict[str, object]], how: str) -> dict[str, float]:
     """Writer hours placing the faces of a first scan of 100k, 1M and 10M photos: ms a face as a
     line in the library's size (least squares through the medians), summed over the scan."""
@@ -234,6 +243,33 @@ def project(rows: list[dict[str, object]], how: str) -> dict[str, float]:
         faces = FACES_PER_PHOTO * photos
         out[f"{photos}"] = round((intercept * faces + slope * faces**2 / 2) / 1000 / 3600, 2)
     return out
+
+
+def geometry(pipeline: str, model: str, threshold: float, index: FaceIndex) -> dict[str, float]:
+    """Why the index filters rather than partitions, on the real LFW DevTest faces (people from
+    the file names): how similar two different people's faces are (median), how many of a face's
+    comparisons a person-centroid partition's exact bounds (triangle inequality on the sphere)
+    rule out, and how many pairs of all the real faces pass ``index``'s filter."""
+    z = np.load(CACHE / pipeline / model / "lfw.npz")
+    x, names = unit(z["vectors"]), np.array([str(p).split("/")[0] for p in z["photos"]])
+    sims = x @ x.T
+    other = names[:, None] != names[None, :]
+    people = np.unique(names)
+    centre = unit(np.stack([x[names == p].sum(0) for p in people]))
+    radius = np.array(
+        [np.arccos(np.clip(x[names == p] @ c, -1, 1)).max() for p, c in zip(people, centre, strict=True)]
+    )
+    size = np.array([(names == p).sum() for p in people])
+    angle = np.arccos(np.clip(x @ centre.T, -1, 1))
+    ruled_out = np.cos(np.maximum(0, angle - radius[None, :])) < threshold
+    _, base = real_embeddings(pipeline, model)
+    low = index._lowered(base, index._basis) if index._basis is not None else None  # the filter's rows
+    passed = float(((low @ low.T) >= threshold).mean()) if low is not None else 1.0
+    return {
+        "lfw_other_people_similarity_median": round(float(np.median(sims[other])), 3),
+        "lfw_partition_rules_out": round(float((ruled_out * size).sum(1).mean() / len(x)), 3),
+        "real_pairs_passing_filter": round(passed, 4),
+    }
 
 
 def main() -> None:
@@ -259,10 +295,11 @@ def main() -> None:
     threshold = threshold_for(model)
     log.info("%d real %s embeddings, threshold %.3f", len(base), model, threshold)
     rows = [measure_size(base, int(n), threshold, args) for n in args.faces.split(",")]
+    why = geometry(args.pipeline, model, threshold, _smallest_index(base, threshold))
     hours = {how: project(rows, how) for how in ("exhaustive", "one_by_one", "batched")}
     result = {
         "model": model, "real_faces": len(base), "threshold": threshold, "sizes": rows,
-        "writer_hours_first_scan": hours,
+        "writer_hours_first_scan": hours, "geometry": why,
     }  # fmt: skip
     print(json.dumps(result, indent=1))
     if args.json:
