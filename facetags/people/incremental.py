@@ -644,11 +644,7 @@ class FaceIndex:
         rows = self._photos.rows(self._photo, self._n, int(photo_id))
         in_photo.update(int(p) for p in self._person[rows].tolist())
         candidates = []
-        near = (
-            self._near_all(vectors, [-1] * len(vectors))
-            if self._n
-            else [(np.zeros(0, np.int64), None)] * len(vectors)
-        )
+        near = self._near_all(vectors, [-1] * len(vectors))
         for i, (v, (rows_i, _)) in enumerate(zip(vectors, near, strict=True)):
             banned = set(rejected[i]) if rejected is not None else set()
             for p, s in self._means(v, rows_i, -1).items():
