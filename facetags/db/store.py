@@ -418,20 +418,22 @@ class Store(PeopleStore):
             (face_id, model_id, int(vector.shape[0]), vectors.to_blob(vector), face_id),
         )
 
-    def embeddings(self, model_id: str) -> EmbeddingSet:
-        rows = self.conn.execute(
+    def embeddings(self, model_id: str, chunk: int = 65536) -> Iterator[EmbeddingSet]:
+        """Every assigned, real face of ``model_id``, in face id order, ``chunk`` faces at a time
+        (so reading a library of millions never holds all its rows as Python objects)."""
+        cursor = self.conn.execute(
             "SELECT f.id, f.person_id, f.photo_id, e.dim, e.vector FROM embeddings e"
             " JOIN faces f ON f.id = e.face_id"
             " WHERE e.model_id = ? AND f.person_id IS NOT NULL AND f.not_face = 0 ORDER BY f.id",
             (model_id,),
-        ).fetchall()
-        dim = int(rows[0][3]) if rows else 0
-        return EmbeddingSet(
-            face_ids=np.array([r[0] for r in rows], np.int64),
-            person_ids=np.array([r[1] for r in rows], np.int64),
-            photo_ids=np.array([r[2] for r in rows], np.int64),
-            vectors=vectors.stack([r[4] for r in rows], dim),
         )
+        while rows := cursor.fetchmany(chunk):
+            yield EmbeddingSet(
+                face_ids=np.array([r[0] for r in rows], np.int64),
+                person_ids=np.array([r[1] for r in rows], np.int64),
+                photo_ids=np.array([r[2] for r in rows], np.int64),
+                vectors=vectors.stack([r[4] for r in rows], int(rows[0][3])),
+            )
 
     def face_embedding(self, face_id: int, model_id: str) -> np.ndarray | None:
         row = self.conn.execute(

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+import numpy as np
+
 from facetags.db.records import NewFaceVector
 from facetags.db.store import Store
 
@@ -18,6 +20,11 @@ class Assigner(Protocol):
     def assign_photo(self, store: Store, photo_id: int, faces: Sequence[NewFaceVector]) -> dict[int, int]:
         """Put each face of one photo into a person (creating clusters as needed), inside the
         caller's write transaction. Returns face id -> person id."""
+        ...
+
+    def prepare(self, store: Store, vectors: Sequence[np.ndarray]) -> None:
+        """Faces (embeddings) of photos that will be stored soon, in order: work that can be done
+        for all of them at once may be done now. Changes nothing in the library."""
         ...
 
     def reassign(self, store: Store, face_id: int) -> int:

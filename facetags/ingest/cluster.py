@@ -31,7 +31,13 @@ from typing import Any
 
 from facetags.config import CLUSTER_ADDRESS, Settings, load_settings
 from facetags.errors import ClusterError
-from facetags.ingest.parallel import AHEAD_PER_WORKER, Pending, analyse_file, worker_settings
+from facetags.ingest.parallel import (
+    AHEAD_FOR_WRITER,
+    AHEAD_PER_WORKER,
+    Pending,
+    analyse_file,
+    worker_settings,
+)
 from facetags.ingest.pipeline import Processed
 
 log = logging.getLogger(__name__)
@@ -126,6 +132,9 @@ class _Result:
         self.path = path
         self.batch = batch
         self.index = index
+
+    def done(self) -> bool:
+        return self.batch.future is not None and bool(self.batch.future.done())
 
     def result(self) -> Processed:
         try:
@@ -286,7 +295,7 @@ class ClusterPool:
         self._per_host = dict(per_host)  # analyses at once on each machine
         self.workers = max(1, sum(slots.values()))
         self.batch = PHOTOS_PER_TASK
-        self.ahead = AHEAD_PER_WORKER * self.workers * self.batch
+        self.ahead = max(AHEAD_PER_WORKER * self.workers * self.batch, AHEAD_FOR_WRITER)
         self._gathering = _Batch(self)
         self._scan = uuid.uuid4().hex  # the tasks' keys: facetags-analyse-<scan>-<n>
         self._sent = 0

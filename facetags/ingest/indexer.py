@@ -122,6 +122,33 @@ class _AnalyseHere(Exception):
     """A worker's result that did not come: the scanning process analyses the photo itself."""
 
 
+class _Fetched:
+    """A worker's result, fetched once: the scan looks at finished results ahead of their turn
+    (:meth:`Indexer._prepare`) and commits them in order later."""
+
+    def __init__(self, pending: Pending) -> None:
+        self.pending = pending
+        self.prepared = False
+        self._fetched = False
+        self._value: Processed | None = None
+        self._error: Exception | None = None
+
+    def done(self) -> bool:
+        return self._fetched or self.pending.done()
+
+    def result(self) -> Processed:
+        if not self._fetched:
+            try:
+                self._value = self.pending.result()
+            except Exception as exc:  # kept for the photo's turn (an interrupt is not kept)
+                self._error = exc
+            self._fetched = True
+        if self._error is not None:
+            raise self._error
+        assert self._value is not None
+        return self._value
+
+
 class Indexer:
     def __init__(self, store: Store, pipeline: Pipeline, assigner_factory: Callable[[str], Assigner]) -> None:
         self.store = store
@@ -531,7 +558,7 @@ class Indexer:
             for path, st in todo:
                 yield path, st, functools.partial(self.pipeline.process, path, self._known), False
             return
-        window: deque[tuple[str, FileStat, Pending | None]] = deque()
+        window: deque[tuple[str, FileStat, _Fetched | None]] = deque()
         pending = iter(todo)
         for path, st in pending:
             window.append((path, st, self._submit(pool, path, st)))
@@ -545,13 +572,35 @@ class Indexer:
             if future is None:
                 yield path, st, functools.partial(self.pipeline.process, path, self._known), False
             else:
+                if not future.prepared:
+                    self._prepare([future] + [f for _, _, f in window if f is not None])
                 yield path, st, functools.partial(self._result, path, future, pool.lost), True
 
-    def _submit(self, pool: Analysers, path: str, st: FileStat) -> Pending | None:
+    def _prepare(self, futures: list[_Fetched]) -> None:
+        """Hand the faces of every finished, not yet prepared result to the clustering at once
+        (``Assigner.prepare``): with a large library, placing faces is the slower half of a scan,
+        and results wait; their faces are then compared with the library in one pass."""
+        faces: dict[str, list[np.ndarray]] = {}
+        for future in futures:
+            if future.prepared or not future.done():
+                continue
+            future.prepared = True
+            try:
+                analysis = future.result().analysis
+            except Exception:  # its turn will say what went wrong
+                continue
+            if analysis is not None:
+                vectors = [f.embedding for f in analysis.faces if f.embedding is not None]
+                faces.setdefault(analysis.model_id, []).extend(vectors)
+        for model_id, vectors in faces.items():
+            if vectors:
+                self.assigner(model_id).prepare(self.store, vectors)
+
+    def _submit(self, pool: Analysers, path: str, st: FileStat) -> _Fetched | None:
         if any(other.path != path for other in self.store.files_by_inode(st)):
             return None  # a hard link or rename of an indexed file: no decode needed
         try:
-            return pool.submit(path)
+            return _Fetched(pool.submit(path))
         except pool.lost as exc:  # the workers are gone: this process analyses the photo
             self._workers_lost(path, exc)
             return None

@@ -44,6 +44,10 @@ log = logging.getLogger(__name__)
 PARALLEL_FROM = 8
 #: Photos submitted ahead per worker (the bounded window).
 AHEAD_PER_WORKER = 2
+#: ... and at least this many: when storing results is the slower half (placing faces in a
+#: library of millions), finished results wait, and the faces of all of them are compared with
+#: the library in one pass (facetags.people.incremental). A waiting result is a few kB.
+AHEAD_FOR_WRITER = 32
 
 
 def analyse_file(
@@ -99,9 +103,11 @@ def _reader(library: str | None, thread: int) -> Store | None:
 
 class Pending(Protocol):
     """A photo being analysed: :meth:`result` waits for it (a ``concurrent.futures.Future``,
-    or an engine's own future)."""
+    or an engine's own future); :meth:`done` says whether it would wait."""
 
     def result(self) -> Processed: ...
+
+    def done(self) -> bool: ...
 
 
 class Analysers(Protocol):
@@ -155,7 +161,7 @@ class PhotoPool:
         self.settings = worker_settings(settings, workers)  # what each worker analyses with
         self.library = library
         self.workers = workers
-        self.ahead = AHEAD_PER_WORKER * workers
+        self.ahead = max(AHEAD_PER_WORKER * workers, AHEAD_FOR_WRITER)
         root = logging.getLogger()
         formatter = root.handlers[0].formatter if root.handlers else None
         fmt = formatter._fmt if formatter is not None else None
@@ -176,6 +182,7 @@ class PhotoPool:
 
 
 __all__ = [
+    "AHEAD_FOR_WRITER",
     "PARALLEL_FROM",
     "Analysers",
     "Pending",

@@ -80,11 +80,14 @@ class ClusterAssigner:
     def index(self, store: Store) -> FaceIndex:
         version = store.data_version()
         if self._index is None or version != self._version:
-            es = store.embeddings(self.model_id)
-            dim = es.vectors.shape[1] if len(es.face_ids) else 0
-            self._index = FaceIndex(dim, self.threshold, self.k, capacity=max(1024, 2 * len(es.face_ids)))
-            if len(es.face_ids):
-                self._index.add(es.face_ids, es.vectors, es.person_ids, es.photo_ids)
+            index = None
+            for part in store.embeddings(self.model_id):
+                if index is None:
+                    index = FaceIndex(
+                        part.vectors.shape[1], self.threshold, self.k, capacity=2 * len(part.face_ids)
+                    )
+                index.add(part.face_ids, part.vectors, part.person_ids, part.photo_ids)
+            self._index = index if index is not None else FaceIndex(0, self.threshold, self.k)
             self._version = version
         return self._index
 
@@ -93,6 +96,12 @@ class ClusterAssigner:
         if index.dim != dim:  # an empty library learns its dimension from the first face
             index = self._index = FaceIndex(dim, self.threshold, self.k)
         return index
+
+    def prepare(self, store: Store, vectors: Sequence[np.ndarray]) -> None:
+        """Faces of photos about to be stored: compared with the library in one pass for all
+        (:meth:`FaceIndex.prepare`), so that placing them one photo at a time is quicker."""
+        if vectors:
+            self._ready(store, len(vectors[0])).prepare(vectors)
 
     def assign_photo(self, store: Store, photo_id: int, faces: Sequence[NewFaceVector]) -> dict[int, int]:
         if not faces:
