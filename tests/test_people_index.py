@@ -306,3 +306,32 @@ def test_a_scan_with_workers_places_real_faces_by_the_exhaustive_rule(
         replayed.setdefault(label, set()).add(face)
     assert {frozenset(s) for s in replayed.values()} == people[1]
     assert len(people[1]) < len(row)  # faces were put together
+
+
+def test_preparing_many_faces_of_a_big_person_holds_a_bounded_memory(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A library where one person owns most faces (a family library): nearly all of them pass the
+    filter for that person's new faces, and what passed is held until scored. Prepared together,
+    queries go in groups of at most GROUP_PAIRS (queries x faces), so that memory stays bounded
+    (about 20 bytes a pair), and the groups find what one pass finds."""
+    import tracemalloc
+
+    rng = np.random.default_rng(5)
+    x, who = _library(30_000, people=300, seed=4)
+    big = unit(x[who == 0].mean(0, keepdims=True))[0]
+    owned = rng.random(len(x)) < 0.6  # person 0 owns 60% of the library
+    x[owned] = unit(big + 0.02 * rng.normal(size=(int(owned.sum()), 128)))
+    who[owned] = 0
+    index = FaceIndex(128, THRESHOLD)
+    index.add(np.arange(len(x)), x, who, np.arange(len(x)))
+    queries = unit(big + 0.02 * rng.normal(size=(400, 128))).astype(np.float32)
+    whole = index._near(queries[:40])  # one pass (40 x 30k pairs: under the default)
+    monkeypatch.setattr(incremental, "GROUP_PAIRS", 1 << 19)  # groups of 17 queries
+    grouped = index._near(queries[:40])
+    for (r1, s1), (r2, s2) in zip(whole, grouped, strict=True):
+        assert np.array_equal(r1, r2) and np.allclose(s1, s2, atol=1e-6)
+    tracemalloc.start()
+    index.prepare(queries)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    # 400 queries x 18k passing faces in one pass: ~140 MB; groups of 17: ~6 MB held at once
+    assert peak < 40 << 20, peak

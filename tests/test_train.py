@@ -780,3 +780,24 @@ def test_train_blocks_resume_takes_the_runs_own_settings(
 
     assert BlockwiseConfig(cache="", out="").centre == 0.5
     assert read_config(older).centre == 1.0
+
+
+@pytest.mark.parametrize("person", ["Alycia_Dabnem_Carey", "Tom_Cruise"])
+def test_training_refuses_crops_of_people_held_out_of_training(
+    lfw_crops, tmp_path: Path, person: str
+) -> None:
+    """A cache built before 12 Pins people were held out (or any list with a Pins person of LFW
+    DevTest) holds people later figures call unseen: both trainers stop before any step."""
+    from facetags.errors import ConfigError
+    from facetags.train.blockwise import fit_blockwise
+    from facetags.train.data import Item
+    from facetags.train.fit import FitConfig, fit
+
+    cfg, data = tiny_blocks_run(lfw_crops, tmp_path)
+    data.names[0] = person
+    data.items = [Item("x", "pins", data.names[v]) for v in data.labels]
+    with pytest.raises(ConfigError, match=person):
+        fit_blockwise(cfg, data)
+    assert not (tmp_path / "run" / "state.npz").exists()
+    with pytest.raises(ConfigError, match=person):
+        fit(FitConfig(cache="", out=str(tmp_path / "fit"), val_people=0), data)

@@ -79,6 +79,10 @@ PREPARED_MAX = 4096
 BLOCK_SHIFT = 20
 #: Products are computed this many (rows x queries) at a time.
 CHUNK = 1 << 18
+#: Queries are searched together in groups of at most this many (queries x rows) pairs: what
+#: passes the filter is held until scored, and in a library where a few people own most faces
+#: most of their faces pass, so this bounds that memory (~20 bytes a pair, ~340 MB at worst).
+GROUP_PAIRS = 1 << 24
 BLOCK_ROWS = 1 << BLOCK_SHIFT
 
 
@@ -440,6 +444,13 @@ class FaceIndex:
         if start >= n or b == 0:
             return [(np.zeros(0, np.int64), np.zeros(0, np.float32))] * b
         skips = skips if skips is not None else [-1] * b
+        group = max(1, GROUP_PAIRS // (n - start))
+        if b > group:
+            return [
+                found
+                for i in range(0, b, group)
+                for found in self._near(queries[i : i + group], start, skips[i : i + group])
+            ]
         with _one_blas_thread():
             if self._low is not None and n - start >= FILTER_FROM:
                 passed = self._filter(queries, start)

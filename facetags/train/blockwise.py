@@ -58,6 +58,7 @@ from facetags.train.data import (
     centre,
     load_cache,
     mix_faces,
+    refuse_held_out,
     save_npz_atomic,
     split_validation,
     validation_pairs,
@@ -597,6 +598,7 @@ def fit_blockwise(
     if data is None:
         data = load_cache(Path(cfg.cache), limit_shards=cfg.limit_shards or None)
     train, held = split_held_out(cfg, data)
+    refuse_held_out(train.names, cfg.cache)
     pairs, same = validation_pairs(held.labels, cfg.val_pairs, cfg.seed)
     teacher = make_teacher(cfg.teacher)
     student = make_student(cfg, teacher.plan())

@@ -19,7 +19,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -96,6 +96,20 @@ def cache_roots(cache: Path, root: Path) -> dict[str, Path]:
     manifest = json.loads((cache / "manifest.json").read_text())
     folder = (manifest.get("sources") or {}).get("folder")
     return item_roots(root, Path(folder) if folder else None)
+
+
+def refuse_held_out(names: Iterable[str], cache: object) -> None:
+    """Stop a run whose training crops hold people never to be trained on: the held-out Pins
+    people (:data:`PINS_HELDOUT`) or the Pins people of LFW DevTest. A cache built before they
+    were held out holds them; its figures on them would not be for unseen people."""
+    from facetags.errors import ConfigError
+
+    found = sorted(set(names) & (PINS_HELDOUT | DEVTEST_IN_PINS))
+    if found:
+        raise ConfigError(
+            f"{cache} holds {len(found)} people held out of training ({', '.join(found[:3])}...): "
+            "it was built before they were held out; build a new cache with 'facetags train prepare'"
+        )
 
 
 def read_people(path: Path) -> dict[str, int]:

@@ -34,6 +34,7 @@ from facetags.train.data import (
     format_shards,
     load_cache,
     parse_shards,
+    refuse_held_out,
     split_validation,
     validation_pairs,
 )
@@ -227,6 +228,7 @@ def fit(cfg: FitConfig, data: CropSet | None = None) -> dict[str, object]:
         train, val = split_validation(data, cfg.val_people, cfg.seed)
     else:
         train, val = data, None
+    refuse_held_out(train.names, cfg.cache)
     if val is not None:
         (out / "val_people.json").write_text(json.dumps(val.names))
     if cfg.centre_teacher:
