@@ -335,3 +335,22 @@ def test_preparing_many_faces_of_a_big_person_holds_a_bounded_memory(monkeypatch
     tracemalloc.stop()
     # 400 queries x 18k passing faces in one pass: ~140 MB; groups of 17: ~6 MB held at once
     assert peak < 40 << 20, peak
+
+
+def test_ties_among_the_most_similar_faces_go_to_the_first_rows_as_in_the_rule() -> None:
+    """60 faces with the very same vector (a photo kept twice, re-encoded alike), each in its own
+    person, and more than the 48 most similar faces at that similarity: the index and the rule
+    pick the same 48 (the first rows), whether the filter is on or not."""
+    x, who = _library(8_000, seed=6)
+    twin = x[0].copy()
+    rng = np.random.default_rng(7)
+    rows = rng.choice(np.arange(1, len(x)), 660, replace=False)
+    x[rows[:60]] = twin
+    who[rows[:60]] = 50_000 + np.arange(60)
+    # and 600 faces a little less alike: found by both, scored by the index only in part
+    x[rows[60:]] = unit(twin + 0.03 * rng.normal(size=(600, 128)))
+    index = FaceIndex(128, THRESHOLD)
+    index.add(np.arange(len(x)), x, who, np.arange(len(x)))
+    want = exhaustive_scores(x, who, twin, THRESHOLD, skip=0)
+    assert len(want) >= 48 and set(range(50_000, 50_060)) - set(want)  # some twins left out
+    _same(index.scores(twin, exclude_face=0), want)

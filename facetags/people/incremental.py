@@ -122,8 +122,8 @@ def exhaustive_scores(
     if skip >= 0:
         sims[skip] = -np.inf
     near = np.flatnonzero(sims >= threshold)
-    if len(near) > 4 * k:
-        near = near[np.argpartition(-sims[near], 4 * k - 1)[: 4 * k]]
+    if len(near) > 4 * k:  # the 4k most similar; of equal similarities, the first rows
+        near = near[np.lexsort((near, -sims[near]))[: 4 * k]]
     candidates = np.unique(person[near])
     if len(candidates) == 0:
         return {}
@@ -541,7 +541,7 @@ class FaceIndex:
     def _top(self, rows: np.ndarray, sims: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         top = 4 * self.k
         if len(rows) > top:
-            part = np.sort(np.argpartition(-sims, top - 1)[:top])
+            part = np.sort(np.lexsort((rows, -sims))[:top])  # ties: the first rows, as the rule
             return rows[part], sims[part]
         return rows, sims
 
