@@ -65,11 +65,12 @@ def test_mix_faces_blends_a_fraction_of_the_batch_with_other_faces() -> None:
     assert not any(np.array_equal(a, b) for a, b in zip(every, x, strict=True))
 
 
-def test_blocks_refuses_mix_with_the_triplet_term_and_fractions_outside_0_to_1(
+def test_blocks_refuses_settings_that_cannot_train_before_any_work(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """A blend of two people has no identity: --mix with --triplet-weight is refused in one
-    line before any work, as is a --mix or --centre fraction outside 0..1."""
+    line before any work, as is a --mix or --centre fraction outside 0..1; so are, with
+    --teacher mobilefacenet, other than its six expansions or a dimension above its 192."""
     pytest.importorskip("tensorflow")
     from facetags.cli import main
 
@@ -78,6 +79,8 @@ def test_blocks_refuses_mix_with_the_triplet_term_and_fractions_outside_0_to_1(
         (["--mix", "0.5", "--triplet-weight", "1"], "no identity for the triplet term"),
         (["--mix", "1.5"], "fraction of the batch"),
         (["--centre", "-0.5"], "fraction of the teacher's mean vector"),
+        (["--teacher", "mobilefacenet", "--expand", "4,4,3,2"], "takes 6 expansions"),
+        (["--teacher", "mobilefacenet", "--dim", "256"], "192 dimensions"),
     ):
         with pytest.raises(SystemExit) as info:
             main([*args, *extra])

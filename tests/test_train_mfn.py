@@ -183,23 +183,3 @@ def test_the_student_exports_to_int8_and_runs_in_facetags_embedder(mfn_run, crop
     assert np.max(np.abs(got - runtime.embed(np.ascontiguousarray(images[:, :, ::-1])))) <= 1e-5
     close = agreement(src, path, images[16:])  # crops it was not calibrated on
     assert close["min_cosine"] > 0.95, close
-
-
-def test_train_blocks_refuses_a_wrong_plan_before_any_work(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    """--teacher mobilefacenet takes six expansions and a dimension up to its 192; anything
-    else is refused in one line, before the cache is read."""
-    from facetags.cli import main
-
-    args = ["--library", str(tmp_path / "unused.db"), "train", "blocks", "--run", str(tmp_path / "run")]
-    args += ["--cache", str(tmp_path / "no-cache"), "--teacher", "mobilefacenet"]
-    for extra, message in (
-        (["--expand", "4,4,3,2"], "takes 6 expansions"),
-        (["--dim", "256"], "192 dimensions"),
-    ):
-        with pytest.raises(SystemExit) as info:
-            main([*args, *extra])
-        err = capsys.readouterr().err.strip()
-        assert info.value.code == 1 and message in err and "Traceback" not in err, err
-    assert not (tmp_path / "run").exists()

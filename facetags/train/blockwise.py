@@ -73,7 +73,7 @@ from facetags.train.mfnplan import (
     MobileFaceNetTeacher,
 )
 from facetags.train.model import MEAN, STD
-from facetags.train.plan import BlockPlan
+from facetags.train.plan import BlockPlan, BlockStudent
 
 keras: Any = tf.keras
 log = logging.getLogger(__name__)
@@ -215,7 +215,7 @@ class StudentConfig:
     bn_momentum: float = 0.99
 
 
-class Student:
+class Student(BlockStudent):
     """The stem, the blocks and the head as separate Keras models, and the chained whole."""
 
     def __init__(self, plan: BlockPlan, cfg: StudentConfig) -> None:
@@ -242,15 +242,6 @@ class Student:
         self.body = keras.Model(chip, self.head(y), name="student_body")
         crop = keras.Input((CROP, CROP, 3))
         self.model = keras.Model(crop, self.body(Warp()(crop)), name="student")
-
-    def chained(self, chips: tf.Tensor, training: bool) -> tuple[list[tf.Tensor], tf.Tensor]:
-        acts = [self.stem(chips, training=training)]
-        for block in self.blocks:
-            acts.append(block(acts[-1], training=training))
-        return acts, self.head(acts[-1], training=training)
-
-    def params(self) -> int:
-        return int(self.model.count_params())
 
 
 # --------------------------------------------------------------------------- training

@@ -37,7 +37,7 @@ import numpy as np
 import tensorflow as tf
 
 from facetags.errors import ModelError
-from facetags.train.plan import BlockPlan
+from facetags.train.plan import BlockPlan, BlockStudent
 
 if TYPE_CHECKING:
     from onnx import ModelProto
@@ -278,7 +278,7 @@ class MfnStudentConfig:
     bn_momentum: float = 0.99
 
 
-class MfnStudent:
+class MfnStudent(BlockStudent):
     """The stem, the blocks (the last one: the 1x1 convolution to the 512 map) and the head as
     separate Keras models, and the chained whole; the same parts as the dlib plan's student
     (:class:`facetags.train.blockwise.Student`), on the 112x112 crop."""
@@ -306,12 +306,3 @@ class MfnStudent:
             y = block(y)
         self.body = keras.Model(crop, self.head(y), name="student_body")
         self.model = keras.Model(crop, self.body(crop), name="student")
-
-    def chained(self, x: tf.Tensor, training: bool) -> tuple[list[tf.Tensor], tf.Tensor]:
-        acts = [self.stem(x, training=training)]
-        for block in self.blocks:
-            acts.append(block(acts[-1], training=training))
-        return acts, self.head(acts[-1], training=training)
-
-    def params(self) -> int:
-        return int(self.model.count_params())
