@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
 
 from facetags.train.data import PKSampler, augment_batch, mix_faces, read_people, training_items
+from tests.train_support import six_people_crops, tiny_blocks_run
 
 
 def test_sampler_gives_p_people_times_k_crops() -> None:
@@ -143,22 +143,9 @@ def test_losses_match_brute_force() -> None:
 def lfw_crops(shared_data: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Aligned crops + dlib teacher vectors for 6 DevTrain people x 4 photos."""
     pytest.importorskip("dlib")
-    from facetags.train.data import FaceCropper, load_rgb
-    from facetags.vision.dlib_teacher import DlibTeacher
-
-    people = read_people(shared_data / "lfw/protocol/peopleDevTrain.txt")
-    chosen = sorted(n for n, c in people.items() if c >= 4)[:6]
-    cropper, teacher = FaceCropper(), DlibTeacher()
-    crops, vecs, labels = [], [], []
-    for label, name in enumerate(chosen):
-        for path in sorted((shared_data / "lfw/images" / name).glob("*.jpg"))[:4]:
-            image = load_rgb(path)
-            found = cropper(image)
-            assert found is not None, path
-            crops.append(found[0])
-            vecs.append(teacher.describe(image, found[1]))
-            labels.append(label)
-    return np.stack(crops), np.stack(vecs), np.asarray(labels, np.int32)
+    crops, vecs, labels = six_people_crops(shared_data, describe=True)
+    assert vecs is not None
+    return crops, vecs, labels
 
 
 @pytest.fixture(scope="module")
@@ -312,38 +299,13 @@ def test_chip_warp_is_exact_bilinear_and_zero_outside() -> None:
     np.testing.assert_allclose(Warp()(crop).numpy(), chip[None], atol=1e-3)
 
 
-def tiny_blocks_run(lfw_crops, folder: Path, **settings: Any):
-    """(config, crops) of a small blockwise run in ``folder``: the 6 people of ``lfw_crops``,
-    the last 2 held out for validation, P x K = 4 x 4, no augmentation."""
-    from facetags.train.blockwise import BlockwiseConfig
-    from facetags.train.data import CropSet, Item
-
-    crops, vecs, labels = lfw_crops
-    names = [f"p{v}" for v in range(6)]
-    data = CropSet(crops, vecs, labels, names, [Item("x", "lfw", names[v]) for v in labels])
-    held = folder / "held.json"
-    held.write_text(json.dumps(names[4:]))
-    cfg = BlockwiseConfig(
-        cache="",
-        out=str(folder / "run"),
-        p=4,
-        k=4,
-        u=0,
-        augment=0.0,
-        val_names_file=str(held),
-        val_pairs=20,
-        **settings,
-    )
-    return cfg, data
-
-
 @pytest.fixture(scope="module")
 def blockwise_run(lfw_crops, tmp_path_factory: pytest.TempPathFactory):
     pytest.importorskip("tensorflow")
     from facetags.train.blockwise import fit_blockwise
 
     cfg, data = tiny_blocks_run(
-        lfw_crops,
+        *lfw_crops,
         tmp_path_factory.mktemp("blocks"),
         blockwise_steps=24,
         chained_steps=8,
@@ -668,7 +630,7 @@ def test_blockwise_run_resumes_where_it_stopped(lfw_crops, tmp_path: Path) -> No
     from facetags.errors import ConfigError
     from facetags.train.blockwise import STATE_FILE, BlockwiseConfig, fit_blockwise
 
-    cfg, data = tiny_blocks_run(lfw_crops, tmp_path, blockwise_steps=4, chained_steps=8, steps_per_epoch=4)
+    cfg, data = tiny_blocks_run(*lfw_crops, tmp_path, blockwise_steps=4, chained_steps=8, steps_per_epoch=4)
     run = Path(cfg.out)
     with pytest.raises(ConfigError, match="checkpoint step"):
         fit_blockwise(cfg, data=data, stop_at=6)
@@ -796,7 +758,7 @@ def test_training_refuses_crops_of_people_held_out_of_training(
     from facetags.train.data import Item
     from facetags.train.fit import FitConfig, fit
 
-    cfg, data = tiny_blocks_run(lfw_crops, tmp_path)
+    cfg, data = tiny_blocks_run(*lfw_crops, tmp_path)
     data.names[0] = person
     data.items = [Item("x", "pins", data.names[v]) for v in data.labels]
     with pytest.raises(ConfigError, match=person):

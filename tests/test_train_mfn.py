@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from facetags.train.data import read_people
+from tests.train_support import six_people_crops, tiny_blocks_run
 
 pytest.importorskip("tensorflow")
 
@@ -22,19 +22,8 @@ pytest.importorskip("tensorflow")
 @pytest.fixture(scope="module")
 def crops(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
     """Aligned crops of 6 DevTrain people x 4 photos, and their labels."""
-    from facetags.train.data import FaceCropper, load_rgb
-
-    people = read_people(shared_data / "lfw/protocol/peopleDevTrain.txt")
-    chosen = sorted(n for n, c in people.items() if c >= 4)[:6]
-    cropper = FaceCropper()
-    out, labels = [], []
-    for label, name in enumerate(chosen):
-        for path in sorted((shared_data / "lfw/images" / name).glob("*.jpg"))[:4]:
-            found = cropper(load_rgb(path))
-            assert found is not None, path
-            out.append(found[0])
-            labels.append(label)
-    return np.stack(out), np.asarray(labels, np.int32)
+    images, _, labels = six_people_crops(shared_data, describe=False)
+    return images, labels
 
 
 @pytest.fixture(scope="module")
@@ -99,35 +88,19 @@ def test_target_projection_keeps_the_cosines_of_a_teacher_that_spans_fewer_dimen
 def mfn_run(crops, tmp_path_factory: pytest.TempPathFactory):
     """A small blockwise run on the MobileFaceNet teacher: 6 people (2 held out), P x K = 4 x 4,
     phase 1 then phase 2."""
-    from facetags.train.blockwise import BlockwiseConfig, fit_blockwise
-    from facetags.train.data import CropSet, Item
+    from facetags.train.blockwise import fit_blockwise
 
     images, labels = crops
-    names = [f"p{v}" for v in range(6)]
-    data = CropSet(
+    cfg, data = tiny_blocks_run(
         images,
         np.zeros((len(images), 128), np.float32),
         labels,
-        names,
-        [Item("x", "lfw", names[v]) for v in labels],
-    )
-    folder = tmp_path_factory.mktemp("mfn")
-    held = folder / "held.json"
-    held.write_text(json.dumps(names[4:]))
-    cfg = BlockwiseConfig(
-        cache="",
-        out=str(folder / "run"),
+        tmp_path_factory.mktemp("mfn"),
         teacher="mobilefacenet",
         blockwise_steps=24,
         chained_steps=8,
         steps_per_epoch=8,
         lr=3e-3,
-        p=4,
-        k=4,
-        u=0,
-        augment=0.0,
-        val_names_file=str(held),
-        val_pairs=20,
     )
     return fit_blockwise(cfg, data=data), Path(cfg.out)
 
