@@ -28,6 +28,7 @@ from facetags.train.data import (
     training_items,
 )
 from facetags.train.sources import SETS, SOURCES_FILE, SourceError, fetch_sources, pins_person
+from tests.train_support import six_people_crops
 
 
 def git(repo: Path, *args: str) -> str:
@@ -250,25 +251,14 @@ def test_blockwise_takes_the_teachers_mean_from_the_crops_when_the_cache_has_no_
     pytest.importorskip("tensorflow")
     pytest.importorskip("dlib")
     from facetags.train.blockwise import Teacher, teacher_mean
-    from facetags.train.data import CropSet, FaceCropper, Item, load_rgb
-    from facetags.vision.dlib_teacher import DlibTeacher
+    from facetags.train.data import CropSet, Item
 
-    people = sorted(
-        n for n, c in read_people(shared_data / "lfw/protocol/peopleDevTrain.txt").items() if c >= 3
-    )
-    cropper, dlib_teacher = FaceCropper(), DlibTeacher()
-    crops, vectors = [], []
-    for name in people[:8]:
-        for path in sorted((shared_data / "lfw/images" / name).glob("*.jpg"))[:2]:
-            image = load_rgb(path)
-            found = cropper(image)
-            assert found is not None, path
-            crops.append(found[0])
-            vectors.append(dlib_teacher.describe(image, found[1]))
+    crops, vectors, _ = six_people_crops(shared_data, describe=True, people=8, photos=2, at_least=3)
+    assert vectors is not None
     items = [Item("x", "lfw", None)] * len(crops)
     labels = np.full(len(crops), -1, np.int32)
-    cached = CropSet(np.stack(crops), np.stack(vectors).astype(np.float32), labels, [], items)
-    bare = CropSet(np.stack(crops), None, labels, [], items)
+    cached = CropSet(crops, vectors.astype(np.float32), labels, [], items)
+    bare = CropSet(crops, None, labels, [], items)
     teacher = Teacher()
     from_cache = teacher_mean(cached, teacher, 0)
     from_crops = teacher_mean(bare, teacher, 0, sample=len(crops))

@@ -12,9 +12,12 @@ import numpy as np
 from facetags.train.data import read_people
 
 
-def six_people_crops(shared_data: Path, describe: bool) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
-    """(aligned crops, dlib's vectors of them or None, labels) for 6 DevTrain people x 4 photos,
-    cut by facetags' own detector and aligner."""
+def six_people_crops(
+    shared_data: Path, describe: bool, people: int = 6, photos: int = 4, at_least: int = 4
+) -> tuple[np.ndarray, np.ndarray | None, np.ndarray]:
+    """(aligned crops, dlib's vectors of them or None, labels) for the first ``people`` DevTrain
+    people with ``at_least`` photos, ``photos`` of each (6 x 4 by default), cut by facetags' own
+    detector and aligner."""
     from facetags.train.data import FaceCropper, load_rgb
 
     teacher = None
@@ -22,12 +25,12 @@ def six_people_crops(shared_data: Path, describe: bool) -> tuple[np.ndarray, np.
         from facetags.vision.dlib_teacher import DlibTeacher
 
         teacher = DlibTeacher()
-    people = read_people(shared_data / "lfw/protocol/peopleDevTrain.txt")
-    chosen = sorted(n for n, c in people.items() if c >= 4)[:6]
+    listed = read_people(shared_data / "lfw/protocol/peopleDevTrain.txt")
+    chosen = sorted(n for n, c in listed.items() if c >= at_least)[:people]
     cropper = FaceCropper()
     crops, vecs, labels = [], [], []
     for label, name in enumerate(chosen):
-        for path in sorted((shared_data / "lfw/images" / name).glob("*.jpg"))[:4]:
+        for path in sorted((shared_data / "lfw/images" / name).glob("*.jpg"))[:photos]:
             image = load_rgb(path)
             found = cropper(image)
             assert found is not None, path
