@@ -479,14 +479,9 @@ def teacher_mean(train: CropSet, teacher: Teacher, seed: int, sample: int = MEAN
     (drawn with ``seed``; their chips cut from the crops, as every batch's are)."""
     if train.teacher is not None:
         return np.asarray(train.teacher.mean(axis=0), np.float32)
-    rng = np.random.default_rng(seed)
-    pick = np.sort(rng.choice(len(train), min(sample, len(train)), replace=False))
-    total = np.zeros(128, np.float64)
-    for start in range(0, len(pick), 128):
-        chips = chips_from_crops(normalise(train.crops[pick[start : start + 128]]))
-        total += teacher.vectors(chips).sum(axis=0)
-    log.info("teacher mean vector from %d training crops (the cache holds no vectors)", len(pick))
-    return (total / len(pick)).astype(np.float32)
+    vectors = sample_vectors(teacher, train.crops, sample, seed)
+    log.info("teacher mean vector from %d training crops (the cache holds no vectors)", len(vectors))
+    return vectors.astype(np.float64).mean(axis=0).astype(np.float32)
 
 
 def split_held_out(cfg: BlockwiseConfig, data: CropSet) -> tuple[CropSet, CropSet]:
