@@ -189,6 +189,17 @@ def _tasks_done(address: str) -> int:
         return int(client.run_on_scheduler(count))
 
 
+def _results_sent(address: str) -> int:
+    """Times the workers have sent a task's results since they started."""
+    import distributed
+
+    def sent(dask_worker: distributed.Worker) -> int:
+        return int(dask_worker.transfer_outgoing_count_total)
+
+    with distributed.Client(address, timeout=30, set_as_default=False) as client:
+        return sum(client.run(sent).values())
+
+
 @pytest.mark.slow
 def test_a_few_photos_go_per_task_and_the_library_equals_a_local_scan(
     cluster: Cluster,
@@ -199,10 +210,12 @@ def test_a_few_photos_go_per_task_and_the_library_equals_a_local_scan(
     from facetags.ingest.cluster import PHOTOS_PER_TASK
 
     db = tmp_path / "batched.db"
-    before = _tasks_done(cluster.address)
+    before, sent_before = _tasks_done(cluster.address), _results_sent(cluster.address)
     out, err = _scan(db, photos, cluster.address).communicate(timeout=300)
     assert "Traceback" not in err and "analysing here" not in err, err
     tasks = _tasks_done(cluster.address) - before
+    # each task's results travel once, not once for each of its photos
+    assert _results_sent(cluster.address) - sent_before == tasks
     report = json.loads(out)
     assert report["new"] == 69 and report["failed"] == 0  # 69: the last batch is sent part-full
     # one task per photo before; now a full batch per task, but for the few sent part-full when

@@ -7,7 +7,8 @@ process stays the library's one writer, with at most :attr:`ClusterPool.ahead` p
 Each task analyses a few photos (:data:`PHOTOS_PER_TASK`), since the engine's own cost per task
 (scheduler, client and worker bookkeeping, a round trip) is near that of a small photo. A batch
 not yet full is sent when a worker would otherwise wait (a scan's first photos, a small scan) or
-as soon as the scan waits for one of its photos. A worker that dies has its
+as soon as the scan waits for one of its photos; its results come back in one transfer, kept
+until its last photo is committed. A worker that dies has its
 batch re-run elsewhere by the scheduler; if that fails too (the engine gives up on it, or the
 scheduler is gone) the scan analyses those photos itself.
 
@@ -43,7 +44,7 @@ from facetags.ingest.pipeline import Processed
 log = logging.getLogger(__name__)
 
 #: Photos analysed per task at most.
-PHOTOS_PER_TASK = 4
+PHOTOS_PER_TASK = 8
 #: Seconds to reach the scheduler and to wait for a first worker.
 CONNECT_TIMEOUT_S = 10
 
@@ -117,12 +118,16 @@ class _Batch:
         self.pool = pool
         self.paths: list[str] = []
         self.future: Any = None
+        self._results: list[Processed | Exception] | None = None
 
     def results(self) -> list[Processed | Exception]:
-        if self.future is None:  # the scan waits for a photo of this batch: send it as it is
-            self.pool.send(self)
-        results: list[Processed | Exception] = self.future.result()
-        return results
+        """The batch's results, fetched from the cluster once (each ``Future.result()`` is a
+        round trip that sends all of them again) and kept until its last photo is committed."""
+        if self._results is None:
+            if self.future is None:  # the scan waits for a photo of this batch: send it as it is
+                self.pool.send(self)
+            self._results = self.future.result()
+        return self._results
 
 
 class _Result:
