@@ -190,7 +190,8 @@ def _tasks_done(address: str) -> int:
 
 
 def _results_sent(address: str) -> int:
-    """Times the workers have sent a task's results since they started."""
+    """Requests for data the workers have served since they started (each sends one task's
+    results)."""
     import distributed
 
     def sent(dask_worker: distributed.Worker) -> int:
