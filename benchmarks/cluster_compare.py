@@ -2,6 +2,7 @@
 
     python benchmarks/cluster_compare.py [--pipeline facetags|dlib] [--sets deepface,bbt,lfw]
         [--calibration lfw_heldout|pins_heldout|heldout|lfw_devtrain] [--save]
+    python benchmarks/cluster_compare.py --sweep 0.46,0.48,0.50 --sets heldout,deepface,bbt,lfw
 
 For each algorithm, the threshold is chosen on a calibration library (never a reported set): the
 best BCubed F among thresholds whose BCubed precision is >= 0.98. For facetags' own embedder the
@@ -97,6 +98,24 @@ def calibrate(
     return chosen
 
 
+def sweep_table(pipeline: str, set_names: list[str], grid: list[float]) -> None:
+    """Print BCubed precision, recall and F of graph_average on each set at each threshold."""
+    loaded = []
+    for set_name in set_names:
+        lset, faces = load_faces(set_name, pipeline)
+        idx, truth, _ = faces.scored(lset.labels)
+        loaded.append((faces, idx, truth, Constraints(photo=faces.photo_ids())))
+    print(f"model `{loaded[0][0].model_id}`, pipeline `{pipeline}`, graph_average; BCubed P / R / F\n")
+    print("| threshold | " + " | ".join(set_names) + " |")
+    print("|---" * (len(set_names) + 1) + "|")
+    for t in grid:
+        cells = []
+        for faces, idx, truth, c in loaded:
+            s = score_clustering(truth, ALGORITHMS["graph_average"](faces.vectors, t, c)[idx].tolist())
+            cells.append(f"{s.bcubed_precision:.3f} / {s.bcubed_recall:.3f} / {s.bcubed_f:.3f}")
+        print(f"| {t:.3f} | " + " | ".join(cells) + " |")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--pipeline", default="facetags", choices=["facetags", "dlib"])
@@ -113,8 +132,17 @@ def main() -> None:
         action="store_true",
         help="record graph_average's threshold in facetags/people/thresholds.json",
     )
+    parser.add_argument(
+        "--sweep",
+        help="instead: graph_average at these thresholds (comma-separated) on each of --sets, which"
+        " may name calibration libraries too (lfw_heldout, pins_heldout, heldout): the margin"
+        " around a calibrated threshold",
+    )
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    if args.sweep:
+        sweep_table(args.pipeline, args.sets.split(","), [float(t) for t in args.sweep.split(",")])
+        return
 
     thresholds = calibrate(args.pipeline, args.min_precision, args.save, args.calibration or "")
     rows = []
