@@ -14,6 +14,8 @@ from facetags.vision.embed import OnnxEmbedder, load_embedder, preprocess
 from facetags.vision.specs import get_spec, verified_path
 
 MODEL_ID = "facetags-mobilenet-v1"
+#: facetags' own shipped models: the default and the opt-in preview of its successor.
+OWN_MODELS = (MODEL_ID, "facetags-mobilenet-v2")
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +42,18 @@ def devtest_crops(shared_data: Path) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(crops), np.asarray(labels)
 
 
-def test_shipped_model_matches_its_spec() -> None:
-    spec = get_spec(MODEL_ID)
+@pytest.mark.parametrize("model_id", OWN_MODELS)
+def test_shipped_model_matches_its_spec(model_id: str) -> None:
+    spec = get_spec(model_id)
     path = verified_path(spec)
     assert path.stat().st_size <= 5 * 1024 * 1024
     assert spec.dim == 128 and spec.input_size == 112
 
 
-def test_output_is_unit_length_and_batching_is_consistent(devtest_crops) -> None:
+@pytest.mark.parametrize("model_id", OWN_MODELS)
+def test_output_is_unit_length_and_batching_is_consistent(devtest_crops, model_id: str) -> None:
     crops, _ = devtest_crops
-    embedder = load_embedder(MODEL_ID)
+    embedder = load_embedder(model_id)
     all_at_once = embedder.embed(crops)
     assert all_at_once.shape == (len(crops), 128) and all_at_once.dtype == np.float32
     assert np.allclose(np.linalg.norm(all_at_once, axis=1), 1.0, atol=1e-5)
@@ -128,25 +132,27 @@ def test_reused_input_buffers_keep_calls_apart(devtest_crops) -> None:
     assert wrong == []
 
 
-def test_shipped_model_is_int8_with_the_flip_pass(devtest_crops) -> None:
+@pytest.mark.parametrize("model_id", OWN_MODELS)
+def test_shipped_model_is_int8_with_the_flip_pass(devtest_crops, model_id: str) -> None:
     """The shipped file is the quantized one with the flip pass inside: integer convolutions, and
     a crop and its mirror image get the same vector."""
     import onnx
     from onnx import TensorProto
 
-    spec = get_spec(MODEL_ID)
+    spec = get_spec(model_id)
     assert spec.extra["flip_tta"] is True and spec.extra["int8"]["weights"].startswith("int8")
     graph = onnx.load(str(verified_path(spec))).graph
     assert sum(init.data_type == TensorProto.INT8 for init in graph.initializer) >= 40  # the conv weights
     crops, _ = devtest_crops
-    embedder = load_embedder(MODEL_ID)
+    embedder = load_embedder(model_id)
     mirrored = embedder.embed(np.ascontiguousarray(crops[:, :, ::-1]))
     assert np.max(np.abs(embedder.embed(crops) - mirrored)) <= 1e-5
 
 
-def test_same_person_is_closer_than_different_people(devtest_crops) -> None:
+@pytest.mark.parametrize("model_id", OWN_MODELS)
+def test_same_person_is_closer_than_different_people(devtest_crops, model_id: str) -> None:
     crops, labels = devtest_crops
-    v = load_embedder(MODEL_ID).embed(crops)
+    v = load_embedder(model_id).embed(crops)
     sims = v @ v.T
     same = (labels[:, None] == labels[None, :]) & ~np.eye(len(labels), dtype=bool)
     different = labels[:, None] != labels[None, :]
