@@ -8,7 +8,9 @@ a tiny graph made here; the conversion itself is ``facetags train teacher-mobile
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +19,7 @@ import pytest
 
 from facetags.config import Settings
 from facetags.errors import ModelError
+from facetags.evaluate.clustering import ClusterScores
 from facetags.evaluate.labels import read_labels
 from facetags.evaluate.library_clusters import _score
 from facetags.library import Library
@@ -101,27 +104,39 @@ def test_chosen_by_environment_in_the_cli(tmp_path: Path, shared_data: Path) -> 
     assert status["model"] == model_version(MODEL_ID) and status["stale_faces"] == 0
 
 
-def test_a_library_scanned_with_it(tmp_path: Path, models: tuple[Any, Any], shared_data: Path) -> None:
-    """The group photos scanned with it: every face gets its vector, the clustering uses its own
-    calibrated threshold, a name finds its photos, and the people reach the clustering goals."""
+@contextlib.contextmanager
+def group_photos_library(
+    tmp_path: Path, shared_data: Path, detector: Any, model_id: str
+) -> Iterator[tuple[Library, Path, ClusterScores]]:
+    """The group photos scanned into a new library with embedder ``model_id``: every face gets
+    its vector and the clustering uses the model's own calibrated threshold (checked here);
+    yields the library, the photos' folder and the labelled faces' BCubed scores."""
     photos = tmp_path / "photos"
     photos.mkdir()
     for p in sorted((shared_data / "bbt" / "groups").glob("*.jpg")):
         shutil.copy2(p, photos / p.name)
     where = tmp_path / "library.db"
-    with Library.open(where, Settings(library=where, embedder=MODEL_ID), detector=models[0]) as lib:
+    with Library.open(where, Settings(library=where, embedder=model_id), detector=detector) as lib:
         report = lib.scan([photos])
         assert report.faces >= 20
-        assert lib.status().model == model_version(MODEL_ID)
-        assert lib.store.embedding_models() == {model_version(MODEL_ID): report.faces}
-        assert lib.clustering().threshold == calibrated_threshold(model_version(MODEL_ID))
+        assert lib.status().model == model_version(model_id)
+        assert lib.store.embedding_models() == {model_version(model_id): report.faces}
+        threshold = calibrated_threshold(model_version(model_id))
+        assert threshold is not None and lib.clustering().threshold == threshold
+        scores, detected, missed, _ = _score(lib, photos, read_labels(LABELS / "bbt_groups.csv"))
+        assert detected == report.faces and missed <= 1
+        yield lib, photos, scores
+
+
+def test_a_library_scanned_with_it(tmp_path: Path, models: tuple[Any, Any], shared_data: Path) -> None:
+    """The group photos scanned with it: a name finds its photos, and the people reach the
+    clustering goals."""
+    with group_photos_library(tmp_path, shared_data, models[0], MODEL_ID) as (lib, photos, scores):
         face = lib.photo_faces(photos / "bbt1.jpg")[0].face_id
         person = lib.face(face).person_id
         assert person is not None
         lib.name(lib._resolve(person), "Alice")
         assert str(photos / "bbt1.jpg") in lib.find(["alice"])
-        scores, detected, missed, _ = _score(lib, photos, read_labels(LABELS / "bbt_groups.csv"))
-        assert detected == report.faces and missed <= 1
         assert scores.bcubed_precision >= 0.98 and scores.bcubed_f >= 0.95
 
 
