@@ -48,6 +48,9 @@ def test_shipped_model_matches_its_spec(model_id: str) -> None:
     path = verified_path(spec)
     assert path.stat().st_size <= 5 * 1024 * 1024
     assert spec.dim == 128 and spec.input_size == 112
+    # what the model cards say of the input, and the licence
+    assert (spec.layout, spec.channel_order) == ("NCHW", "RGB")
+    assert spec.mean == spec.std == (127.5, 127.5, 127.5) and spec.licence == "MIT"
 
 
 @pytest.mark.parametrize("model_id", OWN_MODELS)
