@@ -125,7 +125,10 @@ def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
             assert proc.poll() is None and time.monotonic() < deadline, "indexing did not start"
             time.sleep(0.05)
         proc.send_signal(signal.SIGINT)
-        out, _ = proc.communicate(timeout=60)
+        # not communicate(): it would read stderr too, racing the log's thread for the last lines
+        proc.wait(timeout=60)  # stdout is one summary line: it cannot fill the pipe
+        assert proc.stdout is not None
+        out = proc.stdout.read()
     log.thread.join(10)
     err = "".join(log.lines)
     kept = _photos(db)
