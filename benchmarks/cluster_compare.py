@@ -27,6 +27,7 @@ import logging
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -59,13 +60,19 @@ DESCRIBE = {
 }
 
 
+def scored_set(set_name: str, pipeline: str) -> tuple[Any, np.ndarray, list[Any], int, Constraints]:
+    """A labelled set's faces, the indices and labels of the scored ones, how many labelled faces
+    were not detected, and the cannot-link constraints (faces of one photo)."""
+    lset, faces = load_faces(set_name, pipeline)
+    idx, truth, missed = faces.scored(lset.labels)
+    return faces, idx, truth, missed, Constraints(photo=faces.photo_ids())
+
+
 def calibrate(
     pipeline: str, min_precision: float, save: bool = False, calibration: str = ""
 ) -> dict[str, float]:
     calibration = calibration or CALIBRATION[pipeline]
-    lset, faces = load_faces(calibration, pipeline)
-    idx, truth, _ = faces.scored(lset.labels)
-    c = Constraints(photo=faces.photo_ids())
+    faces, idx, truth, _, c = scored_set(calibration, pipeline)
     grid = grid_for(faces.vectors)
     chosen = {}
     for name, algo in ALGORITHMS.items():
@@ -100,17 +107,13 @@ def calibrate(
 
 def sweep_table(pipeline: str, set_names: list[str], grid: list[float]) -> None:
     """Print BCubed precision, recall and F of graph_average on each set at each threshold."""
-    loaded = []
-    for set_name in set_names:
-        lset, faces = load_faces(set_name, pipeline)
-        idx, truth, _ = faces.scored(lset.labels)
-        loaded.append((faces, idx, truth, Constraints(photo=faces.photo_ids())))
+    loaded = [scored_set(set_name, pipeline) for set_name in set_names]
     print(f"model `{loaded[0][0].model_id}`, pipeline `{pipeline}`, graph_average; BCubed P / R / F\n")
     print("| threshold | " + " | ".join(set_names) + " |")
     print("|---" * (len(set_names) + 1) + "|")
     for t in grid:
         cells = []
-        for faces, idx, truth, c in loaded:
+        for faces, idx, truth, _, c in loaded:
             s = score_clustering(truth, ALGORITHMS["graph_average"](faces.vectors, t, c)[idx].tolist())
             cells.append(f"{s.bcubed_precision:.3f} / {s.bcubed_recall:.3f} / {s.bcubed_f:.3f}")
         print(f"| {t:.3f} | " + " | ".join(cells) + " |")
@@ -147,9 +150,7 @@ def main() -> None:
     thresholds = calibrate(args.pipeline, args.min_precision, args.save, args.calibration or "")
     rows = []
     for set_name in args.sets.split(","):
-        lset, faces = load_faces(set_name, args.pipeline)
-        idx, truth, missed = faces.scored(lset.labels)
-        c = Constraints(photo=faces.photo_ids())
+        faces, idx, truth, missed, c = scored_set(set_name, args.pipeline)
         for name, algo in ALGORITHMS.items():
             start = time.perf_counter()
             labels = algo(faces.vectors, thresholds[name], c)
