@@ -16,6 +16,10 @@
   it fell idle, or every :data:`BATCH_LOG_S` seconds while busy): photos new, changed, moved,
   deleted, failed (with the reason), folders that came, went or were renamed. Each path's
   outcome is logged at DEBUG.
+* A change of permissions (``chmod``) is an event too: a photo that could not be read is
+  indexed once it can be. When the system drops events (more changes at once than the kernel
+  queues, ``fs.inotify.max_queued_events``), every folder is scanned again, so nothing that
+  changed meanwhile is missed.
 * Network folders (NFS, SMB, sshfs...) send no inotify events for changes made by other
   machines, so a folder on one is polled instead (watchdog's PollingObserver, every
   :data:`NETWORK_POLL_S` seconds), detected from ``/proc/self/mountinfo``; ``poll`` forces
@@ -108,9 +112,21 @@ def poll_interval(root: str) -> float:
     return 0.0
 
 
+class _SaidOnce(logging.Filter):
+    """watchdog's own warnings of an overflow (two lines, one with the folder as bytes): the
+    watcher says it once, with what it does about it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("Inotify queue overflowed")
+
+
+for _name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
+    logging.getLogger(_name).addFilter(_SaidOnce())
+
+
 @dataclass(frozen=True)
 class Event:
-    kind: str  # created, modified, closed, deleted, moved
+    kind: str  # created, modified, closed, attrib, deleted, moved; lost: events were dropped
     path: str
     dest: str | None
     is_dir: bool
@@ -130,9 +146,12 @@ class _Handler(FileSystemEventHandler):
 
     def on_any_event(self, event: FileSystemEvent) -> None:
         kind = event.event_type
-        if kind not in ("created", "modified", "closed", "deleted", "moved"):
+        if kind == "events_lost":  # the kernel's queue overflowed (watchdog >= 7.1.1)
+            self.events.put(Event("lost", os.fsdecode(event.src_path), None, True))
             return
-        if kind == "modified" and event.is_directory:
+        if kind not in ("created", "modified", "closed", "attrib", "deleted", "moved"):
+            return
+        if kind in ("modified", "attrib") and event.is_directory:
             return
         src = os.fsdecode(event.src_path)
         dest = os.fsdecode(event.dest_path) if event.dest_path else None
@@ -205,7 +224,7 @@ class Watcher:
         self.observers: dict[float, BaseObserver] = {}  # by poll interval (0: events), while running
         self._files: dict[str, _Pending] = {}
         self._dirs: dict[str, float] = {}
-        self._renamed: set[str] = set()  # folders renamed inside the roots, to check for news
+        self._check: set[str] = set()  # folders to check for news, logged only if there is some
         self._held: deque[Event] = deque()  # events kept, in order, until the catch-up ends
         self.batch = Batch()
 
@@ -264,7 +283,7 @@ class Watcher:
                 event = self.events.get_nowait()
             except queue.Empty:
                 break
-            if event.is_dir or event.kind not in ("created", "modified", "closed"):
+            if event.is_dir or event.kind not in ("created", "modified", "closed", "attrib"):
                 self._held.append(event)
             else:
                 self._note(event, now)
@@ -282,6 +301,17 @@ class Watcher:
             self._note(event, now)
 
     def _note(self, event: Event, now: float) -> None:
+        if event.kind == "lost":
+            if not any(root in self._dirs for root in self.roots):
+                log.warning(
+                    "the system dropped file events (more changes at once than"
+                    " fs.inotify.max_queued_events allows): scanning %s again",
+                    ", ".join(self.roots),
+                )
+            for root in self.roots:  # an overflow drops the events of every watched folder
+                self._dirs[root] = now
+                self._check.add(root)
+            return
         dest_ok = event.dest is not None and not is_hidden(event.dest, self.roots)
         if event.kind == "moved" and not dest_ok:  # moved out of sight (e.g. into .trash)
             if event.is_dir:
@@ -295,7 +325,7 @@ class Watcher:
                 moved = self.library.folder_moved(event.path, event.dest)
                 self._folder(f"folder {event.path} renamed to {event.dest} ({plural(moved, 'file')} kept)")
                 self._dirs[event.dest] = now
-                self._renamed.add(event.dest)
+                self._check.add(event.dest)
             elif event.kind in ("created", "deleted"):
                 self._dirs[event.path] = now
             return
@@ -312,7 +342,7 @@ class Watcher:
                 self._done(event.dest, self.library.moved(event.path, event.dest))
             return
         pending = self._files.get(event.path)
-        if pending is None or event.kind != "closed":
+        if pending is None or event.kind not in ("closed", "attrib"):
             pending = _Pending(now, _stat(event.path), closed=pending.closed if pending else False)
             self._files[event.path] = pending
         pending.since = now
@@ -350,8 +380,8 @@ class Watcher:
             if stop.is_set() or now - since < self.settle:
                 continue
             del self._dirs[folder]
-            renamed = folder in self._renamed
-            self._renamed.discard(folder)
+            renamed = folder in self._check
+            self._check.discard(folder)
             if os.path.isdir(folder):
                 report = self.library.scan([folder], stop=stop)
                 found = ", ".join(f"{report.counts[k]} {k}" for k in LOGGED if report.counts[k])

@@ -40,3 +40,19 @@ def kill_when(
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+
+
+def without_read_override() -> list[str]:
+    """The command prefix that makes a facetags process meet file permissions as a user's
+    would: nothing for an ordinary user; for root (CI), ``setpriv`` without CAP_DAC_OVERRIDE and
+    CAP_DAC_READ_SEARCH, since root reads any file whatever its mode. Skips the calling test
+    where root has no ``setpriv`` (util-linux)."""
+    if os.geteuid() != 0:
+        return []
+    import shutil
+
+    import pytest
+
+    if shutil.which("setpriv") is None:
+        pytest.skip("root reads files whatever their mode, and setpriv (util-linux) is not here")
+    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]

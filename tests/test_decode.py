@@ -461,6 +461,7 @@ def test_bad_input_raises_decode_error_naming_the_file(
             call()
         assert str(path) in str(info.value)
         assert info.value.path == str(path)
+        assert not info.value.access, "read, and bad: skipped until it changes, not retried"
     if name.startswith("bomb"):
         assert "too large" in str(info.value) or "bomb" in str(info.value)
         assert not loads, "a decompression bomb must be refused before any pixel is decoded"
@@ -498,6 +499,7 @@ def test_unreadable_file(upright: np.ndarray, tmp_path: Path, monkeypatch: pytes
         with pytest.raises(DecodeError, match="Permission denied") as info:
             decode(path)
         assert str(path) in str(info.value)
+        assert info.value.access, "not read at all: the next scan tries it again"
     finally:
         path.chmod(0o644)
 

@@ -1,5 +1,6 @@
 """Bad files are recorded with their error, reported and skipped; a later scan retries one only
-when it changed. Odd but valid names are indexed like any other."""
+when it changed, and one that could not be read at all every time. Odd but valid names are
+indexed like any other."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
+
+from tests.process_support import without_read_override
 
 if TYPE_CHECKING:
     from tests.library_support import OpenLibrary
@@ -162,3 +165,41 @@ def test_odd_but_valid_names_are_indexed(open_library: OpenLibrary, photo_dir: P
     lib.name(face.person_id or 0, "Eileen")
     found = lib.find(["eileen"])
     assert sorted(found) == sorted([str(src)] + [str(photo_dir / n) for n in names])
+
+
+@pytest.mark.slow
+def test_a_photo_that_could_not_be_read_is_indexed_by_the_next_scan(photo_dir: Path, tmp_path: Path) -> None:
+    """No permission is no verdict on the photo: once ``chmod`` lets facetags read it, the next
+    scan indexes it (its size and mtime did not change, so a bad file would stay skipped)."""
+    prefix = without_read_override()
+    locked = photo_dir / "locked.jpg"
+    shutil.copyfile(photo_dir / "astronaut.jpg", locked)
+    command = [
+        *prefix,
+        sys.executable,
+        "-m",
+        "facetags",
+        "--library",
+        str(tmp_path / "lib.db"),
+        "scan",
+        "--json",
+    ]
+    locked.chmod(0)
+    try:
+        first = subprocess.run([*command, str(photo_dir)], capture_output=True, text=True, timeout=600)
+    finally:
+        locked.chmod(0o644)
+    assert first.returncode == 0, first.stderr[-2000:]
+    assert [f["path"] for f in json.loads(first.stdout)["failures"]] == [str(locked)]
+    second = subprocess.run([*command, str(photo_dir)], capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    report = json.loads(second.stdout)
+    assert report["failures"] == [] and report["known_bad"] == 0, report
+    assert report["duplicate"] == 1, report  # the astronaut's pixels, now at a second path
+    status = subprocess.run(
+        [sys.executable, "-m", "facetags", "--library", str(tmp_path / "lib.db"), "status"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert "locked.jpg" not in status.stdout, status.stdout

@@ -116,7 +116,9 @@ def decode(path: str | os.PathLike[str], max_side: int | None = None) -> Decoded
         except DecodeError:
             raise
         except Exception as exc:  # Pillow raises many types for broken data
-            raise DecodeError(path, f"cannot decode image data ({_describe(exc)})") from exc
+            raise DecodeError(
+                path, f"cannot decode image data ({_describe(exc)})", access=_unreachable(exc)
+            ) from exc
     if orientation >= 5:
         stored_w, stored_h = stored_h, stored_w
     return Decoded(image=array, width=stored_w, height=stored_h, orientation=orientation)
@@ -153,7 +155,7 @@ def _open(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
     except FileNotFoundError as exc:
         raise DecodeError(path, "no such file") from exc
     except OSError as exc:
-        raise DecodeError(path, f"cannot access file ({_describe(exc)})") from exc
+        raise DecodeError(path, f"cannot access file ({_describe(exc)})", access=True) from exc
     if stat.S_ISDIR(info.st_mode):
         raise DecodeError(path, "is a directory, not a photo")
     if not stat.S_ISREG(info.st_mode):
@@ -163,7 +165,7 @@ def _open(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
     try:
         fh = open(path, "rb")  # noqa: SIM115 - closed in finally below
     except OSError as exc:
-        raise DecodeError(path, f"cannot open file ({_describe(exc)})") from exc
+        raise DecodeError(path, f"cannot open file ({_describe(exc)})", access=True) from exc
     try:
         if fh.read(12)[4:8] == _ISOBMFF_BRAND:
             _register_heif()
@@ -195,7 +197,9 @@ def _pil_open(fh: Any, path: str | os.PathLike[str]) -> Image.Image:
     except Image.UnidentifiedImageError as exc:
         raise DecodeError(path, "not a recognised image format") from exc
     except Exception as exc:
-        raise DecodeError(path, f"cannot read image header ({_describe(exc)})") from exc
+        raise DecodeError(
+            path, f"cannot read image header ({_describe(exc)})", access=_unreachable(exc)
+        ) from exc
 
 
 @contextmanager
@@ -462,6 +466,12 @@ def _reduce_factors(size: tuple[int, int], target: tuple[int, int]) -> tuple[int
 
 def _shrink(im: Image.Image, size: tuple[int, int]) -> Image.Image:
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
+
+
+def _unreachable(exc: BaseException) -> bool:
+    """Whether reading failed in the system (an errno: EIO from a failing disk, a share gone)
+    rather than in the data: Pillow reports broken data as OSError too, without an errno."""
+    return isinstance(exc, OSError) and exc.errno is not None
 
 
 def _describe(exc: BaseException) -> str:

@@ -15,6 +15,8 @@ Rules (see ``docs/library.md``):
 * photos are keyed by their stored pixels, so a changed EXIF orientation is the same photo: its
   faces are turned with it ("reoriented") and keep their people and decisions;
 * files that fail are recorded with their size and mtime and retried only once those change;
+  a file that could not be read at all (no permission, an I/O error) is retried by every scan
+  and by the watcher when its permissions change;
 * each decode is noted first (``attempts``) and the note removed once the file is indexed or
   failed: a file whose attempts died with the process twice (killed for memory, a decoder
   crash) is recorded as failed instead of being decoded a third time.
@@ -241,8 +243,9 @@ class Indexer:
         photo = processed.photo
         if photo is None and not os.path.lexists(path):  # deleted or renamed since the walk
             return "deleted" if self.remove_paths([path]) else "unchanged"
-        if photo is None:
-            return self._fail(path, st, processed.error or "cannot decode", row)
+        if photo is None:  # a file that could not be read at all is tried again by the next scan
+            seen = None if processed.unreachable else st  # (its failure keeps no size and mtime)
+            return self._fail(path, seen, processed.error or "cannot decode", row)
         photo_id = self.store.photo_by_hash(photo.content_hash)
         if photo_id is not None:
             reoriented = self._reorient(path, photo_id, photo)

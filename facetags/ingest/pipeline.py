@@ -86,7 +86,9 @@ class Processed:
 
     ``photo`` is None when the file could not be decoded; ``analysis`` is None when the photo's
     hash was already known (nothing to analyse) or the analysis failed; ``error`` says why
-    either is missing. ``seconds``: the time each stage took for this file.
+    either is missing; ``unreachable``: the file could not be read at all (no permission, an
+    I/O error: :attr:`facetags.errors.DecodeError.access`), so the next scan tries it again.
+    ``seconds``: the time each stage took for this file.
     """
 
     path: str
@@ -94,6 +96,7 @@ class Processed:
     analysis: Analysis | None = None
     error: str | None = None
     seconds: dict[str, float] = field(default_factory=dict)
+    unreachable: bool = False
 
 
 def content_hash(image: np.ndarray, width: int, height: int, max_side: int) -> str:
@@ -193,7 +196,7 @@ class Pipeline:
         try:
             decoded = self.decode(path)
         except DecodeError as exc:
-            return Processed(path, error=exc.reason, seconds=spent())
+            return Processed(path, error=exc.reason, seconds=spent(), unreachable=exc.access)
         d = decoded.decoded
         seen = Seen(decoded.content_hash, d.width, d.height, d.orientation)
         if known is not None and known(decoded.content_hash):
