@@ -20,6 +20,8 @@
   indexed once it can be. When the system drops events (more changes at once than the kernel
   queues, ``fs.inotify.max_queued_events``), every folder is scanned again, so nothing that
   changed meanwhile is missed.
+* Where the system's inotify limits are reached (watches, instances), at the start or as a
+  folder comes in, that folder is polled instead (:data:`FALLBACK_POLL_S`).
 * Network folders (NFS, SMB, sshfs...) send no inotify events for changes made by other
   machines, so a folder on one is polled instead (watchdog's PollingObserver, every
   :data:`NETWORK_POLL_S` seconds), detected from ``/proc/self/mountinfo``; ``poll`` forces
@@ -28,6 +30,7 @@
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import queue
@@ -64,6 +67,8 @@ LOGGED = ("new", "changed", "moved", "duplicate", "deleted", "failed")
 FAILURES_SHOWN = 3
 #: How often a folder on a network filesystem is polled for changes, seconds.
 NETWORK_POLL_S = 30.0
+#: ... and a folder the system's inotify limits leave without events.
+FALLBACK_POLL_S = NETWORK_POLL_S
 #: Filesystems whose changes from other machines raise no inotify events.
 NETWORK_FS = frozenset(
     {"nfs", "nfs4", "cifs", "smb3", "smbfs", "9p", "afs", "ceph", "glusterfs", "lustre", "ncpfs", "davfs"}
@@ -124,9 +129,40 @@ for _name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
     logging.getLogger(_name).addFilter(_SaidOnce())
 
 
+class _Unwatched(logging.Filter):
+    """A folder that came in once the system's inotify limits were reached: watchdog leaves it
+    unwatched with a warning (its only report of it), which this turns into an event for the
+    watcher, which polls the folder instead and says so itself."""
+
+    def __init__(self, events: queue.Queue[Event], roots: Sequence[str]) -> None:
+        super().__init__()
+        self.events = events
+        self.roots = [r.rstrip(os.sep) + os.sep for r in roots]
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if record.msg != "Unable to watch %r: %s" or not isinstance(args, tuple) or len(args) != 2:
+            return True
+        folder, exc = os.fsdecode(args[0]), args[1]  # type: ignore[arg-type]
+        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EMFILE):
+            return True
+        if not any((folder + os.sep).startswith(root) for root in self.roots):
+            return True  # another watcher's
+        self.events.put(
+            Event(
+                "unwatched",
+                folder,
+                "max_user_watches" if exc.errno == errno.ENOSPC else "max_user_instances",
+                True,
+            )
+        )
+        return False
+
+
 @dataclass(frozen=True)
 class Event:
-    kind: str  # created, modified, closed, attrib, deleted, moved; lost: events were dropped
+    kind: str  # created, modified, closed, attrib, deleted, moved; lost: events were dropped;
+    # unwatched: a folder past the inotify limits (dest: the limit's name)
     path: str
     dest: str | None
     is_dir: bool
@@ -226,6 +262,8 @@ class Watcher:
         self._dirs: dict[str, float] = {}
         self._check: set[str] = set()  # folders to check for news, logged only if there is some
         self._held: deque[Event] = deque()  # events kept, in order, until the catch-up ends
+        self._handler: FileSystemEventHandler | None = None
+        self._polled: set[str] = set()  # folders polled for want of inotify watches
         self.batch = Batch()
 
     @property
@@ -239,15 +277,20 @@ class Watcher:
                 from facetags.errors import NotFoundError
 
                 raise NotFoundError(f"{root}: not a folder")
-        handler = _Handler(self.events, self.roots)
-        observers = self.observers = {}
+        handler = self._handler = _Handler(self.events, self.roots)
+        unwatched = _Unwatched(self.events, self.roots)
+        inotify_log = logging.getLogger("watchdog.observers.inotify")
+        inotify_log.addFilter(unwatched)
+        folders: dict[float, list[str]] = {}
         for root in self.roots:
-            interval = poll_interval(root) if self.poll is None else self.poll
-            if interval not in observers:
-                observers[interval] = PollingObserver(timeout=interval) if interval > 0 else Observer()
-            observers[interval].schedule(handler, root, recursive=True)
-        for observer in observers.values():
-            observer.start()  # before the catch-up scan: nothing that changes meanwhile is missed
+            folders.setdefault(poll_interval(root) if self.poll is None else self.poll, []).append(root)
+        try:
+            # before the catch-up scan: nothing that changes meanwhile is missed
+            observers = self.observers = self._start(folders, handler)
+            self._polled = {e.watch.path for k, o in observers.items() if k > 0 for e in o.emitters}
+        except BaseException:
+            inotify_log.removeFilter(unwatched)
+            raise
         try:
             report = self.library.scan(self.roots, stop=stop, between=lambda: self._during_catch_up(stop))
             failed = _listed([f"{p}: {e}" for p, e in report.failures])
@@ -264,6 +307,7 @@ class Watcher:
                 if not did:
                     stop.wait(POLL_S)
         finally:
+            inotify_log.removeFilter(unwatched)
             self._log_batch(quiet=True)
             for observer in observers.values():
                 observer.stop()
@@ -271,6 +315,45 @@ class Watcher:
                 observer.join(JOIN_TIMEOUT_S)
                 if observer.is_alive():
                     log.warning("the file observer did not stop within %.0f s", JOIN_TIMEOUT_S)
+
+    @staticmethod
+    def _start(folders: dict[float, list[str]], handler: FileSystemEventHandler) -> dict[float, BaseObserver]:
+        """An observer for each poll interval (0: filesystem events) watching its folders,
+        started. Where the system's inotify limits are reached (a large tree, or other programs
+        holding the watches), those folders are polled instead, and the log says how to raise
+        the limit."""
+        folders = {interval: list(roots) for interval, roots in folders.items()}
+        observers: dict[float, BaseObserver] = {}
+        followed = folders.pop(0.0, [])
+        if followed:
+            events = Observer()
+            try:
+                for root in followed:  # no inotify instance left: raised here (EMFILE)
+                    events.schedule(handler, root, recursive=True)
+                events.start()  # no watch left for a folder: raised here (ENOSPC)
+                observers[0.0] = events
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                    raise
+                events.stop()  # gives back its watches and closes its inotify instance
+                limit = "max_user_watches=524288" if exc.errno == errno.ENOSPC else "max_user_instances=1024"
+                log.warning(
+                    "%s: cannot follow with filesystem events (%s: fs.inotify.%s); polling every"
+                    " %.0f s instead. To see changes at once, raise the limit: echo fs.inotify.%s"
+                    " | sudo tee /etc/sysctl.d/90-inotify.conf && sudo sysctl --system",
+                    ", ".join(followed),
+                    exc.strerror or exc,
+                    limit.split("=")[0],
+                    FALLBACK_POLL_S,
+                    limit,
+                )
+                folders.setdefault(FALLBACK_POLL_S, []).extend(followed)
+        for interval, roots in folders.items():
+            poller = observers[interval] = PollingObserver(timeout=interval)
+            for root in roots:
+                poller.schedule(handler, root, recursive=True)
+            poller.start()
+        return observers
 
     def _during_catch_up(self, stop: threading.Event) -> None:
         """Between two photos of the catch-up scan: note file events and index the files that
@@ -301,6 +384,9 @@ class Watcher:
             self._note(event, now)
 
     def _note(self, event: Event, now: float) -> None:
+        if event.kind == "unwatched":
+            self._poll_instead(event.path, event.dest or "max_user_watches")
+            return
         if event.kind == "lost":
             if not any(root in self._dirs for root in self.roots):
                 log.warning(
@@ -350,6 +436,28 @@ class Watcher:
             pending.closed = True
         elif event.kind == "modified":
             pending.closed = False
+
+    def _poll_instead(self, folder: str, limit: str) -> None:
+        """Poll ``folder``, which the system's inotify limits left without events."""
+        if any((folder + os.sep).startswith(p.rstrip(os.sep) + os.sep) for p in self._polled):
+            return  # polled already, with the folder above it
+        if not os.path.isdir(folder) or self._handler is None:
+            return
+        log.warning(
+            "%s: cannot follow with filesystem events (inotify limit reached: fs.inotify.%s);"
+            " polling every %.0f s instead. To see changes at once, raise the limit (docs/library.md)",
+            folder,
+            limit,
+            FALLBACK_POLL_S,
+        )
+        poller = self.observers.get(FALLBACK_POLL_S)
+        if poller is None:
+            poller = self.observers[FALLBACK_POLL_S] = PollingObserver(timeout=FALLBACK_POLL_S)
+            poller.start()
+        poller.schedule(self._handler, folder, recursive=True)
+        self._polled.add(folder)
+        self._dirs.setdefault(folder, time.monotonic())  # what came in before the poller looked
+        self._check.add(folder)
 
     def _flush_under(self, folder: str) -> None:
         """Handle pending files inside a folder that is about to be renamed."""

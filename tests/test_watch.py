@@ -450,3 +450,98 @@ def test_renames_and_deletions_during_the_catch_up_scan_wait_for_its_end(
     assert lib.status().photos == len(backlog)
     assert lib.store.failures_under(str(folder)) == {}
     assert lib.missing() == []
+
+
+def _inotify_watches() -> int:
+    """inotify watches this process holds (each is one of the user's max_user_watches)."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            if os.readlink(f"/proc/self/fd/{fd}") == "anon_inode:inotify":
+                with open(f"/proc/self/fdinfo/{fd}") as info:
+                    count += sum(line.startswith("inotify wd:") for line in info)
+        except OSError:  # the listing's own descriptor, closed by now
+            pass
+    return count
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access("/proc/sys/fs/inotify/max_user_watches", os.W_OK),
+    reason="lowering the system's inotify limits needs root",
+)
+@pytest.mark.parametrize(("setting", "low"), [("max_user_watches", "8"), ("max_user_instances", "0")])
+def test_a_folder_past_the_inotify_limits_is_polled(
+    setting: str,
+    low: str,
+    open_library: OpenLibrary,
+    tmp_path: Path,
+    astronaut_path: Path,
+    reader: Callable[[], Library],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A tree with more folders than the system lets a user watch (other programs hold watches
+    too), or no inotify instance left, is polled instead of failing with inotify's ENOSPC or
+    EMFILE, and the log says which limit to raise."""
+    import facetags.watch as watch_mod
+
+    monkeypatch.setattr(watch_mod, "FALLBACK_POLL_S", 0.2)  # a test cannot wait 30 s a poll
+    folder = tmp_path / "watched"
+    for i in range(20):
+        (folder / f"day-{i:02d}").mkdir(parents=True)
+    limit = Path("/proc/sys/fs/inotify") / setting
+    before, watches = limit.read_text(), _inotify_watches()
+    limit.write_text(low)  # fewer than this test needs, whatever the machine's other programs hold
+    lib = open_library()
+    try:
+        with watching(lib, folder) as run:
+            limit.write_text(before)
+            (observer,) = run.watcher.observers.values()
+            assert type(observer).__name__ == "PollingObserver"
+            assert _inotify_watches() == watches, "the watches made before the limit are given back"
+            assert f"fs.inotify.{setting}=" in caplog.text and "polling every" in caplog.text
+            other = reader()
+            shutil.copyfile(astronaut_path, folder / "day-07" / "new.jpg")
+            wait_for(lambda: other.status().photos == 1, what="the photo copied into a polled folder")
+    finally:
+        limit.write_text(before)
+
+
+@pytest.mark.skipif(
+    os.geteuid() != 0 or not os.access("/proc/sys/fs/inotify/max_user_watches", os.W_OK),
+    reason="lowering the system's inotify limits needs root",
+)
+def test_a_folder_that_comes_in_past_the_inotify_watch_limit_is_polled(
+    open_library: OpenLibrary,
+    tmp_path: Path,
+    astronaut_path: Path,
+    t1_path: Path,
+    reader: Callable[[], Library],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Once the watcher runs, a new folder that the system has no inotify watch left for
+    (watchdog only warns) is polled: photos copied into it later are still indexed."""
+    import facetags.watch as watch_mod
+
+    monkeypatch.setattr(watch_mod, "FALLBACK_POLL_S", 0.2)
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    limit = Path("/proc/sys/fs/inotify/max_user_watches")
+    before = limit.read_text()
+    lib = open_library()
+    other = reader()
+    with watching(lib, folder) as run:
+        try:
+            limit.write_text("1")
+            (folder / "2026" / "12").mkdir(parents=True)
+            shutil.copyfile(t1_path, folder / "2026" / "12" / "first.jpg")
+            wait_for(lambda: "polling every" in caplog.text, what="the warning")
+        finally:
+            limit.write_text(before)
+        wait_for(lambda: other.status().photos == 1, what="the photo that came with the folder")
+        shutil.copyfile(astronaut_path, folder / "2026" / "12" / "later.jpg")
+        wait_for(lambda: other.status().photos == 2, what="a photo copied into the polled folder later")
+        assert "PollingObserver" in {type(o).__name__ for o in run.watcher.observers.values()}
+    assert "fs.inotify.max_user_watches" in caplog.text
+    assert "Unable to watch" not in caplog.text  # said once, by facetags, without the bytes
