@@ -10,9 +10,9 @@ class FacetagsError(Exception):
 class DecodeError(FacetagsError):
     """A file could not be decoded as a photo. The message names the file.
 
-    ``access``: the file could not be reached at all (stat or open failed: no permission, an
-    I/O error, a share gone), which says nothing of its content; a scan tries it again, where a
-    file that was read and is bad is skipped until it changes."""
+    ``access``: the file could not be reached (no permission, an I/O error from a failing disk,
+    a share gone), which says nothing of its content; a scan tries it again, where a file that
+    was read and is bad is skipped until it changes."""
 
     def __init__(self, path: object, reason: str, *, access: bool = False) -> None:
         self.path = str(path)

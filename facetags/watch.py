@@ -30,6 +30,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import logging
 import os
@@ -44,7 +45,7 @@ from typing import TYPE_CHECKING
 
 from watchdog.events import FileSystemEvent, FileSystemEventHandler
 from watchdog.observers import Observer
-from watchdog.observers.api import BaseObserver
+from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
 from facetags.ingest.scan import absolute, is_hidden, is_photo_name
@@ -117,22 +118,23 @@ def poll_interval(root: str) -> float:
     return 0.0
 
 
-class _SaidOnce(logging.Filter):
-    """watchdog's own warnings of an overflow (two lines, one with the folder as bytes): the
-    watcher says it once, with what it does about it."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("Inotify queue overflowed")
-
-
-for _name in ("watchdog.observers.inotify", "watchdog.observers.inotify_c"):
-    logging.getLogger(_name).addFilter(_SaidOnce())
+@dataclass(frozen=True)
+class Event:
+    kind: str  # created, modified, closed, attrib, deleted, moved; lost: events were dropped;
+    # unwatched: a folder inotify could not watch (error: the errno)
+    path: str
+    dest: str | None
+    is_dir: bool
+    error: int = 0
 
 
-class _Unwatched(logging.Filter):
-    """A folder that came in once the system's inotify limits were reached: watchdog leaves it
-    unwatched with a warning (its only report of it), which this turns into an event for the
-    watcher, which polls the folder instead and says so itself."""
+class _WatchdogLog(logging.Filter):
+    """What watchdog only logs, turned into events for the watcher, which says it once itself:
+    a folder left without inotify watches (the system's limits reached as it came in, or when
+    the watches were rebuilt after an overflow) and the overflow's own two lines (one with the
+    folder as bytes). Attached to watchdog's inotify loggers while a watcher runs."""
+
+    LOGGERS = ("watchdog.observers.inotify", "watchdog.observers.inotify_c")
 
     def __init__(self, events: queue.Queue[Event], roots: Sequence[str]) -> None:
         super().__init__()
@@ -140,32 +142,52 @@ class _Unwatched(logging.Filter):
         self.roots = [r.rstrip(os.sep) + os.sep for r in roots]
 
     def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if record.msg != "Unable to watch %r: %s" or not isinstance(args, tuple) or len(args) != 2:
+        msg, args = str(record.msg), record.args if isinstance(record.args, tuple) else ()
+        if msg.startswith("Inotify queue overflowed"):
+            return False
+        if msg == "Unable to watch %r: %s" and len(args) == 2:
+            exc = args[1]
+        elif msg.startswith("Unable to rebuild recursive inotify watches") and len(args) == 1:
+            exc = record.exc_info[1] if record.exc_info else None
+        else:
             return True
-        folder, exc = os.fsdecode(args[0]), args[1]  # type: ignore[arg-type]
-        if not isinstance(exc, OSError) or exc.errno not in (errno.ENOSPC, errno.EMFILE):
-            return True
-        if not any((folder + os.sep).startswith(root) for root in self.roots):
-            return True  # another watcher's
-        self.events.put(
-            Event(
-                "unwatched",
-                folder,
-                "max_user_watches" if exc.errno == errno.ENOSPC else "max_user_instances",
-                True,
-            )
-        )
+        folder = os.fsdecode(args[0])  # type: ignore[arg-type]
+        if not isinstance(exc, OSError) or not any((folder + os.sep).startswith(r) for r in self.roots):
+            return True  # not a limit, or another watcher's folder
+        self.events.put(Event("unwatched", folder, None, True, exc.errno or 0))
         return False
 
+    def __enter__(self) -> _WatchdogLog:
+        for name in self.LOGGERS:
+            logging.getLogger(name).addFilter(self)
+        return self
 
-@dataclass(frozen=True)
-class Event:
-    kind: str  # created, modified, closed, attrib, deleted, moved; lost: events were dropped;
-    # unwatched: a folder past the inotify limits (dest: the limit's name)
-    path: str
-    dest: str | None
-    is_dir: bool
+    def __exit__(self, *exc: object) -> None:
+        for name in self.LOGGERS:
+            logging.getLogger(name).removeFilter(self)
+
+
+def _no_events(folders: Sequence[str], error: int, every: float) -> None:
+    """Say that ``folders`` are polled for want of inotify resources, and how to raise the limit."""
+    name = "max_user_watches" if error == errno.ENOSPC else "max_user_instances"
+    try:
+        with open(f"/proc/sys/fs/inotify/{name}") as current:
+            now = int(current.read())
+    except (OSError, ValueError):
+        now = 8192
+    what = "no inotify watch left" if error == errno.ENOSPC else "no inotify instance left"
+    log.warning(
+        "%s: %s (fs.inotify.%s is %d): polling every %.0f s instead. To see changes at once, raise"
+        " it and restart the watcher: echo fs.inotify.%s=%d | sudo tee -a"
+        " /etc/sysctl.d/90-inotify.conf && sudo sysctl --system",
+        ", ".join(folders),
+        what,
+        name,
+        now,
+        every,
+        name,
+        2 * now,
+    )
 
 
 class _Handler(FileSystemEventHandler):
@@ -260,10 +282,12 @@ class Watcher:
         self.observers: dict[float, BaseObserver] = {}  # by poll interval (0: events), while running
         self._files: dict[str, _Pending] = {}
         self._dirs: dict[str, float] = {}
-        self._check: set[str] = set()  # folders to check for news, logged only if there is some
+        #: folders to check for news, logged (with these words) only if there is some
+        self._check: dict[str, str] = {}
         self._held: deque[Event] = deque()  # events kept, in order, until the catch-up ends
         self._handler: FileSystemEventHandler | None = None
-        self._polled: set[str] = set()  # folders polled for want of inotify watches
+        #: folders polled (network, or for want of inotify watches), with their observer and watch
+        self._polled: dict[str, tuple[BaseObserver, ObservedWatch]] = {}
         self.batch = Batch()
 
     @property
@@ -278,19 +302,21 @@ class Watcher:
 
                 raise NotFoundError(f"{root}: not a folder")
         handler = self._handler = _Handler(self.events, self.roots)
-        unwatched = _Unwatched(self.events, self.roots)
-        inotify_log = logging.getLogger("watchdog.observers.inotify")
-        inotify_log.addFilter(unwatched)
         folders: dict[float, list[str]] = {}
         for root in self.roots:
             folders.setdefault(poll_interval(root) if self.poll is None else self.poll, []).append(root)
-        try:
+        with _WatchdogLog(self.events, self.roots):
             # before the catch-up scan: nothing that changes meanwhile is missed
             observers = self.observers = self._start(folders, handler)
-            self._polled = {e.watch.path for k, o in observers.items() if k > 0 for e in o.emitters}
-        except BaseException:
-            inotify_log.removeFilter(unwatched)
-            raise
+            self._polled = {
+                e.watch.path: (o, e.watch) for k, o in observers.items() if k > 0 for e in o.emitters
+            }
+            self._watch(stop, ready, observers)
+
+    def _watch(
+        self, stop: threading.Event, ready: threading.Event | None, observers: dict[float, BaseObserver]
+    ) -> None:
+        """The catch-up scan, then the event loop; the observers are stopped on the way out."""
         try:
             report = self.library.scan(self.roots, stop=stop, between=lambda: self._during_catch_up(stop))
             failed = _listed([f"{p}: {e}" for p, e in report.failures])
@@ -307,7 +333,6 @@ class Watcher:
                 if not did:
                     stop.wait(POLL_S)
         finally:
-            inotify_log.removeFilter(unwatched)
             self._log_batch(quiet=True)
             for observer in observers.values():
                 observer.stop()
@@ -336,17 +361,7 @@ class Watcher:
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                     raise
                 events.stop()  # gives back its watches and closes its inotify instance
-                limit = "max_user_watches=524288" if exc.errno == errno.ENOSPC else "max_user_instances=1024"
-                log.warning(
-                    "%s: cannot follow with filesystem events (%s: fs.inotify.%s); polling every"
-                    " %.0f s instead. To see changes at once, raise the limit: echo fs.inotify.%s"
-                    " | sudo tee /etc/sysctl.d/90-inotify.conf && sudo sysctl --system",
-                    ", ".join(followed),
-                    exc.strerror or exc,
-                    limit.split("=")[0],
-                    FALLBACK_POLL_S,
-                    limit,
-                )
+                _no_events(followed, exc.errno, FALLBACK_POLL_S)
                 folders.setdefault(FALLBACK_POLL_S, []).extend(followed)
         for interval, roots in folders.items():
             poller = observers[interval] = PollingObserver(timeout=interval)
@@ -385,18 +400,18 @@ class Watcher:
 
     def _note(self, event: Event, now: float) -> None:
         if event.kind == "unwatched":
-            self._poll_instead(event.path, event.dest or "max_user_watches")
+            self._poll_instead(event.path, event.error)
             return
-        if event.kind == "lost":
-            if not any(root in self._dirs for root in self.roots):
-                log.warning(
-                    "the system dropped file events (more changes at once than"
-                    " fs.inotify.max_queued_events allows): scanning %s again",
-                    ", ".join(self.roots),
-                )
-            for root in self.roots:  # an overflow drops the events of every watched folder
+        if event.kind == "lost":  # each watched root of the overflowing observer gets one
+            roots = [event.path] if event.path in self.roots else self.roots
+            log.warning(
+                "the system dropped file events (more changes at once than"
+                " fs.inotify.max_queued_events allows): scanning %s again",
+                ", ".join(roots),
+            )
+            for root in roots:
                 self._dirs[root] = now
-                self._check.add(root)
+                self._check[root] = "scanned again after dropped events"
             return
         dest_ok = event.dest is not None and not is_hidden(event.dest, self.roots)
         if event.kind == "moved" and not dest_ok:  # moved out of sight (e.g. into .trash)
@@ -406,12 +421,14 @@ class Watcher:
                 self._files[event.path] = _Pending(now, None)
             return
         if event.is_dir:
+            if event.kind in ("deleted", "moved"):
+                self._unpoll(event.path)
             if event.kind == "moved" and event.dest is not None:
                 self._flush_under(event.path)
                 moved = self.library.folder_moved(event.path, event.dest)
                 self._folder(f"folder {event.path} renamed to {event.dest} ({plural(moved, 'file')} kept)")
                 self._dirs[event.dest] = now
-                self._check.add(event.dest)
+                self._check[event.dest] = "came in or changed"
             elif event.kind in ("created", "deleted"):
                 self._dirs[event.path] = now
             return
@@ -437,27 +454,29 @@ class Watcher:
         elif event.kind == "modified":
             pending.closed = False
 
-    def _poll_instead(self, folder: str, limit: str) -> None:
-        """Poll ``folder``, which the system's inotify limits left without events."""
+    def _poll_instead(self, folder: str, error: int) -> None:
+        """Poll ``folder``, which inotify could not watch (``error``: why), if nothing does."""
         if any((folder + os.sep).startswith(p.rstrip(os.sep) + os.sep) for p in self._polled):
             return  # polled already, with the folder above it
         if not os.path.isdir(folder) or self._handler is None:
             return
-        log.warning(
-            "%s: cannot follow with filesystem events (inotify limit reached: fs.inotify.%s);"
-            " polling every %.0f s instead. To see changes at once, raise the limit (docs/library.md)",
-            folder,
-            limit,
-            FALLBACK_POLL_S,
-        )
+        _no_events([folder], error, FALLBACK_POLL_S)
         poller = self.observers.get(FALLBACK_POLL_S)
         if poller is None:
             poller = self.observers[FALLBACK_POLL_S] = PollingObserver(timeout=FALLBACK_POLL_S)
             poller.start()
-        poller.schedule(self._handler, folder, recursive=True)
-        self._polled.add(folder)
+        self._polled[folder] = (poller, poller.schedule(self._handler, folder, recursive=True))
         self._dirs.setdefault(folder, time.monotonic())  # what came in before the poller looked
-        self._check.add(folder)
+        self._check.setdefault(folder, "came in or changed")
+
+    def _unpoll(self, folder: str) -> None:
+        """A polled folder was deleted or renamed: its poller stops following it (a folder made
+        at that path again is watched, or polled, afresh)."""
+        polled = self._polled.pop(folder, None)
+        if polled is not None:
+            observer, watch = polled
+            with contextlib.suppress(KeyError):
+                observer.unschedule(watch)
 
     def _flush_under(self, folder: str) -> None:
         """Handle pending files inside a folder that is about to be renamed."""
@@ -488,14 +507,14 @@ class Watcher:
             if stop.is_set() or now - since < self.settle:
                 continue
             del self._dirs[folder]
-            renamed = folder in self._check
-            self._check.discard(folder)
+            quiet = self._check.pop(folder, None)  # say only what it finds
             if os.path.isdir(folder):
                 report = self.library.scan([folder], stop=stop)
                 found = ", ".join(f"{report.counts[k]} {k}" for k in LOGGED if report.counts[k])
                 failed = _listed([f"{p}: {e}" for p, e in report.failures])
-                if found or failed or not renamed:
-                    self._folder(f"folder {folder} came in or changed{': ' + found if found else ''}{failed}")
+                if found or failed or quiet is None:
+                    what = quiet or "came in or changed"
+                    self._folder(f"folder {folder} {what}{': ' + found if found else ''}{failed}")
                 self._done(folder, f"scanned: {report.describe()}", count=False)
             else:
                 gone = self.library.folder_deleted(folder)

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import os
+import shutil
 import signal
 import sqlite3
 import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -46,13 +49,31 @@ def without_read_override() -> list[str]:
     """The command prefix that makes a facetags process meet file permissions as a user's
     would: nothing for an ordinary user; for root (CI), ``setpriv`` without CAP_DAC_OVERRIDE and
     CAP_DAC_READ_SEARCH, since root reads any file whatever its mode. Skips the calling test
-    where root has no ``setpriv`` (util-linux)."""
-    if os.geteuid() != 0:
-        return []
-    import shutil
-
+    where that does not work (no ``setpriv``, or a container that keeps the capabilities)."""
     import pytest
 
+    if os.geteuid() != 0:
+        return []
+    prefix = _dropping_read_override()
+    if prefix is None:
+        pytest.skip("root reads files whatever their mode, and setpriv cannot drop that here")
+    return prefix
+
+
+@functools.cache
+def _dropping_read_override() -> list[str] | None:
     if shutil.which("setpriv") is None:
-        pytest.skip("root reads files whatever their mode, and setpriv (util-linux) is not here")
-    return ["setpriv", "--bounding-set", "-dac_override,-dac_read_search"]
+        return None
+    caps = "-dac_override,-dac_read_search"
+    prefix = ["setpriv", "--inh-caps", caps, "--bounding-set", caps]
+    with tempfile.TemporaryDirectory() as folder:
+        locked = Path(folder) / "locked"
+        locked.write_bytes(b"x")
+        locked.chmod(0)
+        try:
+            probe = subprocess.run([*prefix, "cat", str(locked)], capture_output=True, timeout=30)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        finally:
+            locked.chmod(0o600)
+    return prefix if probe.returncode != 0 else None  # the read must be refused

@@ -6,6 +6,7 @@ All test images are built at test time from real photos that ship in dependencie
 
 from __future__ import annotations
 
+import errno
 import io
 import logging
 import os
@@ -502,6 +503,26 @@ def test_unreadable_file(upright: np.ndarray, tmp_path: Path, monkeypatch: pytes
         assert info.value.access, "not read at all: the next scan tries it again"
     finally:
         path.chmod(0o644)
+
+
+def test_only_system_errors_make_a_file_unreachable(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Pillow raises OSError for broken data too, with no errno or one of its own (a corrupt
+    offset seeks before the start: EINVAL): those files are bad, not unreachable."""
+    path = tmp_path / "photo.jpg"
+    Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(path)
+    for exc, unreachable in (
+        (OSError(errno.EIO, "Input/output error"), True),
+        (OSError(errno.EINVAL, "Invalid argument"), False),
+        (OSError("image file is truncated"), False),
+    ):
+
+        def fail(self: ImageFile.ImageFile, exc: OSError = exc) -> object:
+            raise exc
+
+        monkeypatch.setattr(ImageFile.ImageFile, "load", fail)
+        with pytest.raises(DecodeError) as info:
+            decode(path)
+        assert info.value.access is unreachable, exc
 
 
 def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.process_support import kill_when
+from tests.process_support import kill_when, without_read_override
 from tests.process_support import photo_count as _photo_count
 from tests.test_scan_parallel import (  # the same photos and local scan as the parallel tests
     _count,
@@ -337,6 +337,35 @@ def test_a_worker_that_cannot_see_the_photos_stops_the_scan_and_records_nothing(
         timeout=120,
     )
     assert json.loads(local.stdout)["new"] == 1, local.stderr  # so the next scan indexes it
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(
+    os.geteuid() != 0, reason="needs root, to run the worker without its right to read every file"
+)
+def test_a_photo_a_worker_may_not_read_is_analysed_here(
+    tmp_path: Path, astronaut_path: Path, t1_path: Path
+) -> None:
+    """A worker run without the right to read one photo (another user, a share that refuses
+    it) hands it back: this machine, which can read it, analyses it; nothing is recorded bad."""
+    photos_dir = tmp_path / "photos"
+    photos_dir.mkdir()
+    shutil.copy(t1_path, photos_dir / "t1.jpg")
+    locked = photos_dir / "locked.jpg"
+    shutil.copy(astronaut_path, locked)
+    locked.chmod(0)
+    db = tmp_path / "lib.db"
+    try:
+        with running_cluster(tmp_path, workers=1, wrap=without_read_override()) as refused:
+            out = _scan(db, photos_dir, refused.address)
+            stdout, err = out.communicate(timeout=120)
+    finally:
+        locked.chmod(0o644)
+    assert out.returncode == 0, err
+    report = json.loads(stdout)
+    assert report["new"] == 2 and report["failures"] == [], report
+    assert f"{locked}: a worker could not read it" in err and "analysing here" in err
+    assert _count(db, "failures") == 0 and _count(db, "photos") == 2
 
 
 @pytest.mark.slow

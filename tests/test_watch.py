@@ -543,5 +543,17 @@ def test_a_folder_that_comes_in_past_the_inotify_watch_limit_is_polled(
         shutil.copyfile(astronaut_path, folder / "2026" / "12" / "later.jpg")
         wait_for(lambda: other.status().photos == 2, what="a photo copied into the polled folder later")
         assert "PollingObserver" in {type(o).__name__ for o in run.watcher.observers.values()}
+        try:  # the polled folder goes, and comes back while the limit is still reached
+            limit.write_text("1")
+            shutil.rmtree(folder / "2026")
+            wait_for(lambda: len(other.missing()) == 2, what="the folder's deletion")
+            (folder / "2026" / "12").mkdir(parents=True)
+            shutil.copyfile(astronaut_path, folder / "2026" / "12" / "again.jpg")
+            wait_for(lambda: caplog.text.count("polling every") == 2, what="the new folder's warning")
+        finally:
+            limit.write_text(before)
+        wait_for(lambda: len(other.missing()) == 1, what="the photo in the folder made again")
+        shutil.copyfile(t1_path, folder / "2026" / "12" / "last.jpg")
+        wait_for(lambda: other.missing() == [], what="a photo copied in later, polled")
     assert "fs.inotify.max_user_watches" in caplog.text
     assert "Unable to watch" not in caplog.text  # said once, by facetags, without the bytes

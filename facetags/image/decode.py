@@ -19,6 +19,7 @@ Any bad input (missing, unreadable, empty, truncated, not an image, too many pix
 
 from __future__ import annotations
 
+import errno
 import logging
 import os
 import stat
@@ -468,10 +469,33 @@ def _shrink(im: Image.Image, size: tuple[int, int]) -> Image.Image:
     return im.resize(size, Image.Resampling.LANCZOS, reducing_gap=_REDUCING_GAP)
 
 
+#: Errors that say a file could not be reached, not what is in it.
+_UNREACHABLE = {
+    getattr(errno, name)
+    for name in [
+        "EACCES",
+        "EPERM",
+        "EIO",
+        "ENXIO",
+        "ENODEV",
+        "ENOMEDIUM",
+        "ESTALE",
+        "ENOTCONN",
+        "EHOSTDOWN",
+        "EHOSTUNREACH",
+        "ETIMEDOUT",
+        "ECONNRESET",
+        "EAGAIN",
+    ]
+    if hasattr(errno, name)
+}
+
+
 def _unreachable(exc: BaseException) -> bool:
-    """Whether reading failed in the system (an errno: EIO from a failing disk, a share gone)
-    rather than in the data: Pillow reports broken data as OSError too, without an errno."""
-    return isinstance(exc, OSError) and exc.errno is not None
+    """Whether reading failed in the system (EIO from a failing disk, a share gone, no
+    permission) rather than in the data: Pillow reports broken data as OSError too, without an
+    errno or with one of its own (a corrupt offset: EINVAL from a seek)."""
+    return isinstance(exc, OSError) and exc.errno in _UNREACHABLE
 
 
 def _describe(exc: BaseException) -> str:

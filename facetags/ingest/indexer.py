@@ -214,9 +214,17 @@ class Indexer:
                 return self._link(path, other.photo_id, st, row)
         if remote:
             try:
-                return self.commit(path, st, row, process())
+                processed = process()
             except _AnalyseHere:  # the worker is gone: analysed here, as an attempt
-                process = functools.partial(self.pipeline.process, path, self._known)
+                pass
+            else:
+                if not (processed.unreachable and os.access(path, os.R_OK)):
+                    return self.commit(path, st, row, processed)
+                # a worker run by another user, or on a machine whose share refuses it
+                log.warning(
+                    "%s: a worker could not read it (%s): analysing here", printable(path), processed.error
+                )
+            process = functools.partial(self.pipeline.process, path, self._known)
         with self.store.write():
             died = self.store.begin_attempt(path, st)
         if died >= CRASH_LIMIT:
