@@ -491,6 +491,7 @@ def test_a_folder_past_the_inotify_limits_is_polled(
         (folder / f"day-{i:02d}").mkdir(parents=True)
     limit = Path("/proc/sys/fs/inotify") / setting
     before, watches = limit.read_text(), _inotify_watches()
+    # for every process of the user (root) while it lasts: restored as soon as the watcher started
     limit.write_text(low)  # fewer than this test needs, whatever the machine's other programs hold
     lib = open_library()
     try:
