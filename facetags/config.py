@@ -46,8 +46,7 @@ class Settings:
         metadata={
             "doc": "The face embedder: facetags' own model, or, opt-in, `facetags-mobilenet-v2` (shipped "
             "preview: more accurate, groups people better, 3/4 of the CPU time), `mobilefacenet-v1` "
-            "(shipped: more "
-            "accurate, ~3x the CPU time), `dlib-resnet-v1` (dlib's ResNet: far "
+            "(shipped: more accurate, ~3x the CPU time), `dlib-resnet-v1` (dlib's ResNet: far "
             "more accurate, ~1.8 ms a face; `pip install 'facetags[dlib]'`) or `insightface:<pack>` (a "
             "pack already on disk). Changing it re-embeds every face on the next scan; names stay."
         },
