@@ -27,7 +27,7 @@ import logging
 import sys
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -60,12 +60,21 @@ DESCRIBE = {
 }
 
 
-def scored_set(set_name: str, pipeline: str) -> tuple[Any, np.ndarray, list[Any], int, Constraints]:
+class Scored(NamedTuple):
     """A labelled set's faces, the indices and labels of the scored ones, how many labelled faces
     were not detected, and the cannot-link constraints (faces of one photo)."""
+
+    faces: Any
+    idx: np.ndarray
+    truth: list[Any]
+    missed: int
+    constraints: Constraints
+
+
+def scored_set(set_name: str, pipeline: str) -> Scored:
     lset, faces = load_faces(set_name, pipeline)
     idx, truth, missed = faces.scored(lset.labels)
-    return faces, idx, truth, missed, Constraints(photo=faces.photo_ids())
+    return Scored(faces, idx, truth, missed, Constraints(photo=faces.photo_ids()))
 
 
 def calibrate(
@@ -108,7 +117,7 @@ def calibrate(
 def sweep_table(pipeline: str, set_names: list[str], grid: list[float]) -> None:
     """Print BCubed precision, recall and F of graph_average on each set at each threshold."""
     loaded = [scored_set(set_name, pipeline) for set_name in set_names]
-    print(f"model `{loaded[0][0].model_id}`, pipeline `{pipeline}`, graph_average; BCubed P / R / F\n")
+    print(f"model `{loaded[0].faces.model_id}`, pipeline `{pipeline}`, graph_average; BCubed P / R / F\n")
     print("| threshold | " + " | ".join(set_names) + " |")
     print("|---" * (len(set_names) + 1) + "|")
     for t in grid:

@@ -39,7 +39,7 @@ import re
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -139,7 +139,7 @@ class _WatchdogLog(logging.Filter):
     def __init__(self, events: queue.Queue[Event], roots: Sequence[str]) -> None:
         super().__init__()
         self.events = events
-        self.roots = [r.rstrip(os.sep) + os.sep for r in roots]
+        self.roots = roots
 
     def filter(self, record: logging.LogRecord) -> bool:
         msg, args = str(record.msg), record.args if isinstance(record.args, tuple) else ()
@@ -152,7 +152,7 @@ class _WatchdogLog(logging.Filter):
         else:
             return True
         folder = os.fsdecode(args[0])  # type: ignore[arg-type]
-        if not isinstance(exc, OSError) or not any((folder + os.sep).startswith(r) for r in self.roots):
+        if not isinstance(exc, OSError) or not _inside(folder, self.roots):
             return True  # not a limit, or another watcher's folder
         self.events.put(Event("unwatched", folder, None, True, exc.errno or 0))
         return False
@@ -165,6 +165,11 @@ class _WatchdogLog(logging.Filter):
     def __exit__(self, *exc: object) -> None:
         for name in self.LOGGERS:
             logging.getLogger(name).removeFilter(self)
+
+
+def _inside(path: str, folders: Iterable[str]) -> bool:
+    """Whether ``path`` is one of ``folders`` or under one."""
+    return any((path + os.sep).startswith(f.rstrip(os.sep) + os.sep) for f in folders)
 
 
 def _no_events(folders: Sequence[str], error: int, every: float) -> None:
@@ -285,7 +290,7 @@ class Watcher:
         #: folders to check for news, logged (with these words) only if there is some
         self._check: dict[str, str] = {}
         self._held: deque[Event] = deque()  # events kept, in order, until the catch-up ends
-        self._handler: FileSystemEventHandler | None = None
+        self._handler = _Handler(self.events, self.roots)
         #: folders polled (network, or for want of inotify watches), with their observer and watch
         self._polled: dict[str, tuple[BaseObserver, ObservedWatch]] = {}
         self.batch = Batch()
@@ -301,13 +306,12 @@ class Watcher:
                 from facetags.errors import NotFoundError
 
                 raise NotFoundError(f"{root}: not a folder")
-        handler = self._handler = _Handler(self.events, self.roots)
         folders: dict[float, list[str]] = {}
         for root in self.roots:
             folders.setdefault(poll_interval(root) if self.poll is None else self.poll, []).append(root)
         with _WatchdogLog(self.events, self.roots):
             # before the catch-up scan: nothing that changes meanwhile is missed
-            observers = self.observers = self._start(folders, handler)
+            observers = self.observers = self._start(folders, self._handler)
             self._polled = {
                 e.watch.path: (o, e.watch) for k, o in observers.items() if k > 0 for e in o.emitters
             }
@@ -456,10 +460,8 @@ class Watcher:
 
     def _poll_instead(self, folder: str, error: int) -> None:
         """Poll ``folder``, which inotify could not watch (``error``: why), if nothing does."""
-        if any((folder + os.sep).startswith(p.rstrip(os.sep) + os.sep) for p in self._polled):
-            return  # polled already, with the folder above it
-        if not os.path.isdir(folder) or self._handler is None:
-            return
+        if _inside(folder, self._polled) or not os.path.isdir(folder):
+            return  # polled already (or the folder above it), or gone
         _no_events([folder], error, FALLBACK_POLL_S)
         poller = self.observers.get(FALLBACK_POLL_S)
         if poller is None:
