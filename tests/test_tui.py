@@ -557,6 +557,35 @@ async def test_write_xmp_for_one_person(arranged: Library) -> None:
 
 
 @run_async
+async def test_a_changed_embedder_is_told_at_start(arranged: Library) -> None:
+    """After an upgrade that changes the default embedder, the library's vectors are all of the
+    earlier model until a scan re-embeds them: the TUI says so once, and says nothing after."""
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not [n for n in app._notifications if n.title == "Embedder changed"]
+
+    faces = len(arranged.faces())
+    with arranged.store.write():  # the vectors an earlier model left
+        arranged.store.conn.execute("UPDATE embeddings SET model_id = 'facetags-mobilenet-v1@2e975dbdafd1'")
+    arranged._model_checked = None
+    assert arranged.stale_faces() == faces
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        told = [n for n in app._notifications if n.title == "Embedder changed"]
+        assert len(told) == 1 and f"{faces} faces to re-embed" in told[0].message
+        assert arranged.pipeline.model_id in told[0].message
+        assert "Ada Lovelace" in row_labels(app)[0]  # the people are there meanwhile
+
+    assert arranged.ensure_model() == faces
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        assert not [n for n in app._notifications if n.title == "Embedder changed"]
+
+
+@run_async
 async def test_another_process_changes_appear_without_restart(arranged: Library) -> None:
     app = make_app(arranged, poll_seconds=0.05)
     async with app.run_test(size=SIZE) as pilot:

@@ -126,6 +126,13 @@ def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> No
 
     with Library.open(settings.library, settings, create=False) as lib:
         found = lib.suggested_faces(person_id, limit)
+        stale = lib.stale_faces()
+    if stale:
+        click.echo(
+            f"the embedder changed: {plural(stale, 'face')} to re-embed; suggestions leave them "
+            "out until 'facetags scan' has done it",
+            err=True,
+        )
     if as_json:
         click.echo(json.dumps([s.to_json() for s in found], indent=2, ensure_ascii=False))
         return

@@ -248,6 +248,7 @@ class FacetagsApp(App[None]):
         self._started = True
         if first:  # at start: photos whose names facetags wrote are out of date
             self._tell(lambda lib: lib.stale_xmp_photos(), _stale_xmp_notice)
+            self._tell(lambda lib: (lib.stale_faces(), lib.pipeline.model_id), _stale_faces_notice)
         if changed or first:  # at start, then when a scan may have lost some
             mark = not self.client.read_only
             self._tell(lambda lib: lib.lost_faces_to_show(mark=mark), _lost_faces_notice)
@@ -372,6 +373,20 @@ def _stale_xmp_notice(count: int) -> Notice | None:
         "Press X to write XMP for everyone."
     )
     return "XMP out of date", [message], "information"
+
+
+def _stale_faces_notice(stale: tuple[int, str]) -> Notice | None:
+    """Faces without a vector of the current embedder (it changed, as on an upgrade): the next
+    scan re-embeds them; suggestions leave them out until then."""
+    count, model = stale
+    if not count:
+        return None
+    message = (
+        f"The embedder is now {model}: {plural(count, 'face')} to re-embed, which the next "
+        "`facetags scan` (or the watcher) does from the stored thumbnails. Suggestions leave "
+        "them out until then; names, merges and rejections are kept."
+    )
+    return "Embedder changed", [message], "information"
 
 
 def _lost_faces_notice(lost: list[LostFace]) -> Notice | None:
