@@ -98,7 +98,7 @@ def photos_for(n: int, seed: int = 1) -> np.ndarray:
     return np.repeat(np.arange(n), sizes)[:n]
 
 
-def _recluster(x: np.ndarray, threshold: float, queue: mp.Queue) -> None:  # type: ignore[type-arg]
+def _recluster(x: np.ndarray, threshold: float, queue: mp.Queue) -> None:
     before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     n = len(x)
     fixed = np.full(n, FREE, np.int64)
@@ -212,7 +212,7 @@ def measure_size(base: np.ndarray, n: int, threshold: float, args: argparse.Name
     )  # fmt: skip
     if n <= args.recluster_max:
         ctx = mp.get_context("spawn")
-        queue: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
+        queue: mp.Queue = ctx.Queue()
         proc = ctx.Process(target=_recluster, args=(x, threshold, queue))
         proc.start()
         batch = queue.get()

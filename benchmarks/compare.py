@@ -143,7 +143,7 @@ def _loadavg() -> str:
 
 def score(labels: Labels, faces: list[dict[str, Any]], predicted: list[int]) -> tuple[ClusterScores, int]:
     """Scores of one clustering of a tool's faces, and the labelled faces it did not detect."""
-    detected = [DetectedFace(i, f["photo"], tuple(f["box"])) for i, f in enumerate(faces)]  # type: ignore[arg-type]
+    detected = [DetectedFace(i, f["photo"], tuple(f["box"])) for i, f in enumerate(faces)]
     m = match_labels(labels, detected)
     return score_clustering(m.identities, [predicted[i] for i in m.face_ids]), m.missed
 
@@ -157,7 +157,7 @@ def best_threshold_on_the_set(
     from facetags.evaluate.calibration import choose, sweep
     from facetags.people.cluster import Constraints, graph_average
 
-    detected = [DetectedFace(i, f["photo"], tuple(f["box"])) for i, f in enumerate(faces)]  # type: ignore[arg-type]
+    detected = [DetectedFace(i, f["photo"], tuple(f["box"])) for i, f in enumerate(faces)]
     m = match_labels(labels, detected)
     _, photo = np.unique([f["photo"] for f in faces], return_inverse=True)
     c = Constraints(photo=photo.astype(np.int64))
@@ -179,7 +179,7 @@ def facetags_clustering(
     graph_average(np.eye(2, dtype=np.float32), threshold)  # imports done before the clock
     _, photo = np.unique([f["photo"] for f in faces], return_inverse=True)
     start = time.perf_counter()
-    labels = (
+    labels: np.ndarray | list[int] = (
         graph_average(vectors, threshold, Constraints(photo=photo.astype(np.int64))) if len(vectors) else []
     )
     return [int(v) for v in labels], threshold, time.perf_counter() - start
@@ -219,7 +219,7 @@ def closure(roots: Iterable[str]) -> dict[str, int]:
     from packaging.utils import canonicalize_name
 
     sizes: dict[str, int] = {}
-    todo = [canonicalize_name(r) for r in roots]
+    todo: list[str] = [canonicalize_name(r) for r in roots]
     while todo:
         name = todo.pop()
         name = SUBSTITUTES.get(name, name)

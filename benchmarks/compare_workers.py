@@ -119,7 +119,9 @@ def run_facetags(root: Path, photos: list[str], options: dict[str, Any], out_pat
             clustering = lib.clustering()
             end = time.perf_counter()
             # not timed: the embeddings, for the parent's threshold diagnostics
-            vecs = [lib.store.face_embedding(i, clustering.model_id) for i in ids]
+            found = [lib.store.face_embedding(i, clustering.model_id) for i in ids]
+            vecs = [v for v in found if v is not None]
+            assert len(vecs) == len(ids), "a face without a vector of the library's model"
             spec = getattr(lib.pipeline.embedder, "spec", None)
             stages = dict(report.timings)
             stages["cluster (scan's re-cluster)"] = scanned - ready - report.seconds

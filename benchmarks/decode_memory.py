@@ -33,6 +33,7 @@ import time
 import zlib
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -121,13 +122,13 @@ def write_palette_alpha(path: Path, width: int, height: int) -> None:
     im.save(path, transparency=bytes(range(256)), optimize=False)
 
 
-def write_pillow(path: Path, width: int, height: int, mode: str, **options: object) -> None:
+def write_pillow(path: Path, width: int, height: int, mode: str, **options: Any) -> None:
     pillow_image(mode, width, height).save(path, **options)
 
 
 SHARED_DATA = Path(os.environ.get("FACETAGS_SHARED_DATA", ROOT.parent / "shared" / "data"))
 FACE_PHOTO = SHARED_DATA / "deepface" / "photos" / "img1.jpg"  # one face
-JP2_OPTIONS: dict[str, object] = {"quality_mode": "rates", "quality_layers": [40], "irreversible": True}
+JP2_OPTIONS: dict[str, Any] = {"quality_mode": "rates", "quality_layers": [40], "irreversible": True}
 
 
 def write_photo_jp2(path: Path, width: int, height: int) -> None:

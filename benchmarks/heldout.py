@@ -14,7 +14,7 @@ Two sets of people no facetags training run trains on, each scored on its own:
   cropped by facetags' own detector and aligner once into ``.cache/train/heldout-pins/``.
 
 For each set it draws ``--pairs`` same-person and as many different-person pairs (seed 7, not
-the seed the runs validate on) and prints, for each ONNX file (default: the shipped model), the
+the seed the runs validate on) and prints, for each ONNX file (default: the configured embedder's), the
 best-threshold accuracy, ROC AUC and TAR at FAR 1e-3, plain and with flip test-time augmentation
 (the mean of a crop's and its mirror image's embeddings). Many more pairs than a run's per-epoch
 validation (600 + 600), so differences of a point are not noise. These people are never reported
@@ -30,6 +30,7 @@ import hashlib
 import json
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -38,8 +39,11 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from cluster_data import DATA, HELDOUT  # noqa: E402  (the held-out list, shared with the calibration)
 
+if TYPE_CHECKING:
+    from facetags.train.data import CropSet
 
-def pins_crops(folder: Path, workers: int):  # -> CropSet
+
+def pins_crops(folder: Path, workers: int) -> CropSet:
     """The held-out Pins people's crops from ``folder/pins``, made once into a small crop cache."""
     from facetags.train.data import build_cache, load_cache, pins_heldout_items
 
@@ -54,7 +58,7 @@ def pins_crops(folder: Path, workers: int):  # -> CropSet
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--onnx", type=Path, action="append", help="model file(s); default: the shipped one")
+    parser.add_argument("--onnx", type=Path, action="append", help="model file(s); default: the embedder's")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "train" / "crops-v1")
     parser.add_argument(
         "--pins-from", type=Path, default=DATA, help="a folder holding pins/<Name>/ (shared data or sources)"
@@ -68,6 +72,7 @@ def main() -> None:
 
     from sklearn.metrics import roc_auc_score, roc_curve
 
+    from facetags.config import load_settings
     from facetags.paths import models_dir
     from facetags.train.data import load_cache, validation_pairs
     from facetags.train.fit import pair_accuracy
@@ -84,8 +89,9 @@ def main() -> None:
             sets[name] = pins_crops(args.pins_from, args.workers)
         else:
             raise SystemExit(f"unknown set {name!r} (lfw, pins)")
+    default = models_dir() / f"{load_settings().embedder}.onnx"
     models = [(onnx, OnnxEmbedder(get_spec(onnx.stem, root=onnx.parent), path=onnx)) for onnx in
-              args.onnx or [models_dir() / "facetags-mobilenet-v1.onnx"]]  # fmt: skip
+              args.onnx or [default]]  # fmt: skip
     rows = []
     for set_name, val in sets.items():
         pairs, same = validation_pairs(val.labels, args.pairs, args.seed)

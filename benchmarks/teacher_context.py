@@ -79,7 +79,9 @@ def print_figures(out: dict[str, object], as_json: bool) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--onnx", type=Path, default=None, help="the student (default: the shipped model)")
+    parser.add_argument(
+        "--onnx", type=Path, default=None, help="the student (default: the shipped facetags-mobilenet-v1)"
+    )
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "train" / "crops-v1")
     parser.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "data")
     parser.add_argument("--pairs", type=int, default=3000)
@@ -128,6 +130,8 @@ def main() -> None:
         out[name] = score(teacher.describe_chips(chips), pairs, same)
     student = OnnxEmbedder(get_spec("facetags-mobilenet-v1"), path=args.onnx)
     out["student"] = score(student.embed(held.crops), pairs, same)
+    if train.teacher is None or held.teacher is None:
+        sys.exit(f"{args.cache}: the crop cache holds no teacher vectors (made with --teacher none)")
     mean = train.teacher.mean(axis=0)
     rng = np.random.default_rng(0)
     pick = rng.choice(len(train), min(2000, len(train)), replace=False)

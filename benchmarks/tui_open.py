@@ -18,6 +18,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from facetags.db.records import FileStat
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -33,7 +37,6 @@ def real_faces(folder: Path) -> list[tuple[tuple[float, float, float, float], by
 
     from facetags.config import load_settings
     from facetags.library import Library
-    from tests.tui_helpers import DistinctEmbedder
 
     spec = importlib.util.find_spec("insightface")
     assert spec is not None and spec.submodule_search_locations
@@ -43,7 +46,7 @@ def real_faces(folder: Path) -> list[tuple[tuple[float, float, float, float], by
     (photos / "t1.jpg").write_bytes(t1.read_bytes())
     Image.fromarray(np.asarray(data.astronaut())).save(photos / "astronaut.jpg", quality=95)
     db = folder / "seed.db"
-    with Library.open(db, load_settings(library=str(db)), embedder=DistinctEmbedder()) as lib:
+    with Library.open(db, load_settings(library=str(db))) as lib:
         lib.scan([photos])
         return [(f.box, lib.thumbnail(f.face_id)) for f in lib.faces()]
 
@@ -80,7 +83,7 @@ def build(db: Path, faces: int, big: int, seed: list[tuple[tuple[float, float, f
         return people[0]
 
 
-def _stat(n: int) -> object:
+def _stat(n: int) -> FileStat:
     from facetags.db.records import FileStat
 
     return FileStat(size=1000 + n, mtime_ns=n, device=1, inode=n + 1)

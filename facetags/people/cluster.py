@@ -24,7 +24,7 @@ graph), :func:`agglomerative` (exact average linkage; O(n^2) memory, for small s
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -420,7 +420,8 @@ def hdbscan(
     return enforce(_noise_alone(groups), x, c, threshold)
 
 
-ALGORITHMS = {
+#: The algorithms by name: (vectors, threshold, constraints or None) -> a label per vector.
+ALGORITHMS: dict[str, Callable[[np.ndarray, float, Constraints | None], np.ndarray]] = {
     "graph_average": graph_average,
     "chinese_whispers": chinese_whispers,
     "agglomerative": agglomerative,
