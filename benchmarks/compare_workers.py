@@ -4,7 +4,9 @@
 
 ``JOB.json``: ``{"root": folder, "photos": [relative paths], "options": {...}}``. ``OUT.json`` gets
 every detected face (photo, box normalised to the photo as the tool read it), one or more
-clusterings of those faces, seconds per stage, peak RSS and CPU seconds. Tools:
+clusterings of those faces, seconds per stage, peak RSS and CPU seconds (of the tool's whole
+process tree: facetags analyses photos in worker processes, one per core, as a user's scan does).
+Tools:
 
 * ``facetags``: a fresh temporary library, ``Library.scan(photos)`` (decode, detect, align,
   embed, store, assign, and the scan's re-cluster), then the people it made. Default settings.
@@ -23,8 +25,10 @@ clusterings of those faces, seconds per stage, peak RSS and CPU seconds. Tools:
 from __future__ import annotations
 
 import json
+import os
 import resource
 import sys
+import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -34,6 +38,25 @@ from typing import Any
 import numpy as np
 
 T0 = time.perf_counter()  # as close to the process start as Python lets us
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from scale import tree_rss  # noqa: E402  (resident bytes of a process and its descendants)
+
+
+class TreePeak:
+    """The largest resident memory of this process and its descendants (worker processes), sampled
+    every 0.2 s from /proc: ``ru_maxrss`` counts one process only."""
+
+    def __init__(self) -> None:
+        self.peak = 0
+        threading.Thread(target=self._sample, name="tree-peak", daemon=True).start()
+
+    def _sample(self) -> None:
+        while True:
+            self.peak = max(self.peak, tree_rss(os.getpid()))
+            time.sleep(0.2)
+
+
+PEAK = TreePeak()
 
 
 class Stages:
@@ -53,13 +76,15 @@ def _finish(out: dict[str, Any], ready: float, path: Path, end: float | None = N
     """Write the result; ``end``: when the timed work ended (what follows is left out of the
     parent's wall clock as ``untimed_s``)."""
     usage = resource.getrusage(resource.RUSAGE_SELF)
+    workers = resource.getrusage(resource.RUSAGE_CHILDREN)  # worker processes, once joined
     now = time.perf_counter()
     end = now if end is None else end
     out["ready_s"] = round(ready - T0, 3)  # imports and model loading
     out["process_s"] = round(end - ready, 3)  # the photos, then the clustering
     out["untimed_s"] = round(now - end, 3)
-    out["maxrss_mb"] = round(usage.ru_maxrss / 1024, 1)  # Linux: kilobytes
-    out["cpu_s"] = round(usage.ru_utime + usage.ru_stime, 2)
+    out["maxrss_mb"] = round(max(usage.ru_maxrss * 1024, PEAK.peak) / 2**20, 1)  # ru_maxrss: kilobytes
+    cpu = usage.ru_utime + usage.ru_stime + workers.ru_utime + workers.ru_stime
+    out["cpu_s"] = round(cpu, 2)
     out["stages"] = {k: round(v, 3) for k, v in out.get("stages", {}).items()}
     path.write_text(json.dumps(out))
 
