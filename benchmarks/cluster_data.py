@@ -49,6 +49,17 @@ def labelled_set(name: str, calib_people: int = 300, seed: int = 0) -> LabelledS
         return LabelledSet(name, DATA / "bbt" / "groups", read_labels(LABELS / "bbt_groups.csv"))
     if name == "lfw":
         return LabelledSet(name, DATA / "lfw" / "images", read_labels(LABELS / "lfw_devtest.csv"))
+    if name == "pins_devtest":  # reported only: people no model of facetags trains on or is chosen on
+        from facetags.evaluate.labels import LabelledFace
+        from facetags.train.data import DEVTEST_IN_PINS
+
+        # the 8 Pins people who are LFW DevTest people too, one label per photo (its largest face)
+        pins = [
+            LabelledFace(str(p.relative_to(DATA)), who)
+            for who in sorted(DEVTEST_IN_PINS)
+            for p in sorted((DATA / "pins" / who).glob("*.jpg"))
+        ]
+        return LabelledSet(name, DATA, Labels(tuple(pins), per_face=False))
     if name in ("pins_heldout", "heldout"):  # calibration sets, never reported on
         from facetags.evaluate.labels import LabelledFace
         from facetags.train.data import pins_heldout_items

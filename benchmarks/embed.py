@@ -1,6 +1,6 @@
 """Embedding speed of a shipped model: milliseconds per face at batch 32 on this CPU.
 
-    python benchmarks/embed.py [--model facetags-mobilenet-v1] [--batch 32] [--repeat 30] [--json]
+    python benchmarks/embed.py [--model facetags-mobilenet-v2] [--batch 32] [--repeat 30] [--json]
 
 Runs the product's own OnnxEmbedder (spec-driven preprocessing included) on random crops (speed
 does not depend on content). Besides the wall-clock time it prints the process's CPU time per
@@ -30,7 +30,7 @@ def main() -> None:
     from facetags.vision.specs import get_spec, verified_path
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", default="facetags-mobilenet-v1")
+    ap.add_argument("--model", default="", help="a model id (default: the embedder setting)")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--repeat", type=int, default=30)
     ap.add_argument(
@@ -39,8 +39,9 @@ def main() -> None:
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
 
-    spec = get_spec(args.model)
-    embedder = OnnxEmbedder(spec, threads=args.threads or load_settings().threads)
+    settings = load_settings()
+    spec = get_spec(args.model or settings.embedder)
+    embedder = OnnxEmbedder(spec, threads=args.threads or settings.threads)
     rng = np.random.default_rng(0)
     crops = rng.integers(0, 256, (args.batch, spec.input_size, spec.input_size, 3), dtype=np.uint8)
     for _ in range(5):

@@ -1,7 +1,7 @@
 """LFW pair verification for several embedders side by side, from one detection pass.
 
     python benchmarks/verify.py --pairs ../shared/data/lfw/protocol/pairsDevTest.txt \
-        --images ../shared/data/lfw/images --embedder facetags-mobilenet-v1 --embedder dlib [--json]
+        --images ../shared/data/lfw/images --embedder facetags-mobilenet-v2 --embedder dlib [--json]
 
 Same protocol and metrics as ``facetags eval verify`` (the face nearest the centre, aligned by the
 product's aligner; accuracy with a 10-fold cross-validated threshold, failures count as errors),
@@ -111,6 +111,7 @@ def score_vectors(vectors: dict[str, np.ndarray], pair_list: Any, images: Path) 
 
 
 def main() -> None:
+    from facetags.config import load_settings
     from facetags.evaluate.verification import read_pairs
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -129,7 +130,7 @@ def main() -> None:
     faces = detect_all(unique, args.cache / f"{args.pairs.stem}.npz")
     runs = [(e, None) for e in args.embedder] + [(str(o), o) for o in args.onnx]
     results = []
-    for name, onnx in runs or [("facetags-mobilenet-v1", None)]:
+    for name, onnx in runs or [(load_settings().embedder, None)]:
         r = score_vectors(embed_all(name, faces, onnx), pair_list, args.images)
         row = {"embedder": name, **r.to_json()}
         row["failed_images"] = len([u for u in unique if faces[str(u)] is None])

@@ -42,13 +42,14 @@ class Settings:
         default=0.9, metadata={"doc": "Faces scoring below this (0 to 1) are dropped."}
     )
     embedder: str = field(
-        default="facetags-mobilenet-v1",
+        default="facetags-mobilenet-v2",
         metadata={
-            "doc": "The face embedder: facetags' own model, or, opt-in, `facetags-mobilenet-v2` (shipped "
-            "preview: more accurate, groups people better, 3/4 of the CPU time), `mobilefacenet-v1` "
-            "(shipped: more accurate, ~3x the CPU time), `dlib-resnet-v1` (dlib's ResNet: far "
-            "more accurate, ~1.8 ms a face; `pip install 'facetags[dlib]'`) or `insightface:<pack>` (a "
-            "pack already on disk). Changing it re-embeds every face on the next scan; names stay."
+            "doc": "The face embedder: facetags' own model (`facetags-mobilenet-v2`), or, opt-in, "
+            "`facetags-mobilenet-v1` (the earlier default: groups people less well, 4/3 of the CPU "
+            "time), `mobilefacenet-v1` (shipped: more accurate, ~4x the CPU time), `dlib-resnet-v1` "
+            "(dlib's ResNet: more accurate, ~1.8 ms a face; `pip install 'facetags[dlib]'`) or "
+            "`insightface:<pack>` (a pack already on disk). Changing it re-embeds every face on the "
+            "next scan; names stay."
         },
     )
     xmp_schemas: str = field(

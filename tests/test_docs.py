@@ -171,7 +171,10 @@ def test_cli_doc_matches_the_code() -> None:
 
 # --- the user docs: short, current, linked -------------------------------------------------------
 
-MODEL_CARD = ROOT / "models" / "facetags-mobilenet-v1.md"
+#: The model cards: one per shipped model id (not the training logs, not the folder's README).
+MODEL_CARDS = sorted(
+    p for p in (ROOT / "models").glob("*.md") if (ROOT / "models" / f"{p.stem}.json").exists()
+)
 
 #: Words of a lab notebook, not of user docs: the history lives in CHANGELOG.md and the training log.
 HISTORY = re.compile(
@@ -204,11 +207,17 @@ def anchors(doc: Path) -> set[str]:
     return {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in heads}
 
 
-def test_model_card_fits_on_two_screens() -> None:
-    lines = MODEL_CARD.read_text(encoding="utf-8").splitlines()
+@pytest.mark.parametrize("card", MODEL_CARDS, ids=lambda p: p.name)
+def test_model_card_fits_on_two_screens(card: Path) -> None:
+    lines = card.read_text(encoding="utf-8").splitlines()
     assert len(lines) <= 100, (
-        f"{MODEL_CARD.name} has {len(lines)} lines: keep it <= 100 (history goes to the training log)"
+        f"{card.name} has {len(lines)} lines: keep it <= 100 (history goes to the training log)"
     )
+
+
+def test_every_shipped_model_has_a_card() -> None:
+    specs = {p.stem for p in (ROOT / "models").glob("*.json")}
+    assert specs and {p.stem for p in MODEL_CARDS} == specs
 
 
 def test_user_docs_carry_no_development_history() -> None:

@@ -57,7 +57,7 @@ def test_shipped_file_matches_its_spec() -> None:
     assert spec.mean == (127.5, 127.5, 127.5) and spec.std == (128.0, 128.0, 128.0)
     assert "Apache-2.0" in spec.licence and "MIT" in spec.licence
     # opt-in only: the default stays facetags' own model, and this file has its own threshold
-    assert Settings().embedder == "facetags-mobilenet-v1"
+    assert Settings().embedder == "facetags-mobilenet-v2"
     assert calibrated_threshold(spec.version_id) is not None
 
 

@@ -25,7 +25,7 @@ from facetags.people.calibrate import threshold_for
 from facetags.vision.specs import ModelSpec, get_spec, sha256_file, split_version
 from tests.library_support import copy, lfw
 
-MODEL = "facetags-mobilenet-v1"
+MODEL = Settings().embedder  # the default embedder, the one a library uses unless told
 
 
 def rotation(dim: int = 128, seed: int = 7) -> np.ndarray:

@@ -31,7 +31,7 @@ from tests.library_support import OpenLibrary, copy, lfw
 
 pytestmark = pytest.mark.shared_data
 
-MODEL = "facetags-mobilenet-v1"
+MODEL = Settings().embedder  # the default embedder, the one a library uses unless told
 
 
 def named_faces(lib: Library) -> dict[str, set[int]]:

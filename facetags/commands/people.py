@@ -129,7 +129,7 @@ def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> No
         stale = lib.stale_faces()
     if stale:
         click.echo(
-            f"the embedder changed: {plural(stale, 'face')} to re-embed; suggestions leave them "
+            f"the embedder changed: {plural(stale, 'face')} to re-embed; suggestions leave those "
             "out until 'facetags scan' has done it",
             err=True,
         )

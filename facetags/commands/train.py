@@ -3,8 +3,10 @@
 Needs the ``[train]`` extra (TensorFlow, tf2onnx, dlib). Everything heavy is imported inside the
 command bodies so that ``facetags --help`` stays light.
 
-The commands that reproduce the shipped model (``prepare``, ``blocks``, ``export``, ``restem``,
-``quantize``) are in its model card, ``models/facetags-mobilenet-v1.md``; ``train fit`` trains
+The commands that reproduce ``facetags-mobilenet-v1`` (``prepare``, ``blocks``, ``export``,
+``restem``, ``quantize``) are in its model card, ``models/facetags-mobilenet-v1.md``, and those of
+the default, ``facetags-mobilenet-v2`` (``sources``, ``prepare``, ``blocks --teacher
+mobilefacenet``, ``export``, ``quantize``), in its training log; ``train fit`` trains
 an end-to-end student instead, and ``facetags train all`` runs prepare, fit and export in a row.
 """
 

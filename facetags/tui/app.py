@@ -382,9 +382,10 @@ def _stale_faces_notice(stale: tuple[int, str]) -> Notice | None:
     if not count:
         return None
     message = (
-        f"The embedder is now {model}: {plural(count, 'face')} to re-embed, which the next "
-        "`facetags scan` (or the watcher) does from the stored thumbnails. Suggestions leave "
-        "them out until then; names, merges and rejections are kept."
+        f"The embedder is now {model.split('@')[0]}: {plural(count, 'face')} to re-embed, "
+        "which the next `facetags scan` (or `facetags watch`, once restarted) does from the stored "
+        "thumbnails. Suggestions leave those out until then; names, merges, confirmations and "
+        "rejections are kept."
     )
     return "Embedder changed", [message], "information"
 

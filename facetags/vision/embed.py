@@ -1,7 +1,8 @@
 """Face embedders: aligned 112x112 RGB crops in, L2-normalised float32 vectors out.
 
-The default is facetags' own MobileNet triplet model shipped in ``models/`` and run with
-onnxruntime. Preprocessing comes from the model's :class:`~facetags.vision.specs.ModelSpec`.
+The default is facetags' own MobileNet (``facetags-mobilenet-v2``, distilled from MobileFaceNet),
+shipped in ``models/`` and run with onnxruntime. Preprocessing comes from the model's
+:class:`~facetags.vision.specs.ModelSpec`.
 """
 
 from __future__ import annotations
