@@ -61,6 +61,15 @@ def lfw(shared: Path, name: str, number: int) -> Path:
     return shared / "lfw" / "images" / name / f"{name}_{number:04d}.jpg"
 
 
+def group_photos(shared: Path, folder: Path) -> Path:
+    """The 5 Big Bang Theory group photos (``bbt/groups``, labels in
+    ``tests/data/labels/bbt_groups.csv``) copied into a new ``folder``; returns it."""
+    folder.mkdir(parents=True)
+    for p in sorted((shared / "bbt" / "groups").glob("*.jpg")):
+        shutil.copy2(p, folder / p.name)
+    return folder
+
+
 def copy(src: Path, dest: Path) -> Path:
     dest.parent.mkdir(parents=True, exist_ok=True)
     shutil.copy2(src, dest)

@@ -9,7 +9,6 @@ through the same clustering as the default.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +18,7 @@ from facetags.config import Settings
 from facetags.evaluate.labels import read_labels
 from facetags.evaluate.library_clusters import _score
 from facetags.library import Library
+from tests.library_support import group_photos
 
 LABELS = Path(__file__).parent / "data" / "labels"
 
@@ -35,10 +35,7 @@ def test_switching_a_library_to_dlib(tmp_path: Path, models: tuple[Any, Any], sh
     from facetags.vision.embed import model_version
 
     detector = models[0]
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for p in sorted((shared_data / "bbt" / "groups").glob("*.jpg")):
-        shutil.copy2(p, photos / p.name)
+    photos = group_photos(shared_data, tmp_path / "photos")
     where = tmp_path / "library.db"
 
     with Library.open(where, Settings(library=where), detector=detector, embedder=models[1]) as lib:

@@ -26,6 +26,7 @@ from facetags.library import Library
 from facetags.people.calibrate import calibrated_threshold
 from facetags.vision.embed import load_embedder, model_version
 from facetags.vision.specs import get_spec, verified_path
+from tests.library_support import group_photos
 
 MODEL_ID = "mobilefacenet-v1"
 LABELS = Path(__file__).parent / "data" / "labels"
@@ -111,10 +112,7 @@ def group_photos_library(
     """The group photos scanned into a new library with embedder ``model_id``: every face gets
     its vector and the clustering uses the model's own calibrated threshold (checked here);
     yields the library, the photos' folder and the labelled faces' BCubed scores."""
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for p in sorted((shared_data / "bbt" / "groups").glob("*.jpg")):
-        shutil.copy2(p, photos / p.name)
+    photos = group_photos(shared_data, tmp_path / "photos")
     where = tmp_path / "library.db"
     with Library.open(where, Settings(library=where, embedder=model_id), detector=detector) as lib:
         report = lib.scan([photos])

@@ -12,7 +12,6 @@ better than v1 did (BCubed F 0.805 with v1, docs/clustering.md).
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,6 +22,7 @@ from facetags.evaluate.labels import DetectedFace, match_labels, read_labels
 from facetags.evaluate.library_clusters import _score
 from facetags.library import Library
 from facetags.vision.embed import model_version
+from tests.library_support import group_photos
 from tests.test_mobilefacenet import group_photos_library
 
 MODEL_ID = "facetags-mobilenet-v2"
@@ -51,10 +51,7 @@ def test_a_v1_library_upgrades_keeping_every_decision(
     tmp_path: Path, models: tuple[Any, Any], shared_data: Path
 ) -> None:
     detector = models[0]
-    photos = tmp_path / "photos"
-    photos.mkdir()
-    for p in sorted((shared_data / "bbt" / "groups").glob("*.jpg")):
-        shutil.copy2(p, photos / p.name)
+    photos = group_photos(shared_data, tmp_path / "photos")
     where = tmp_path / "library.db"
     labels = read_labels(LABELS)
 
