@@ -18,13 +18,20 @@ import json
 import logging
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from facetags.evaluate.labels import DetectedFace, Labels, lfw_library_rows, match_labels, read_labels
+from facetags.evaluate.labels import (
+    DetectedFace,
+    LabelledFace,
+    Labels,
+    lfw_library_rows,
+    match_labels,
+    read_labels,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FACETAGS_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -50,31 +57,22 @@ def labelled_set(name: str, calib_people: int = 300, seed: int = 0) -> LabelledS
     if name == "lfw":
         return LabelledSet(name, DATA / "lfw" / "images", read_labels(LABELS / "lfw_devtest.csv"))
     if name == "pins_devtest":  # reported only: people no model of facetags trains on or is chosen on
-        from facetags.evaluate.labels import LabelledFace
         from facetags.train.data import DEVTEST_IN_PINS
 
-        # the 8 Pins people who are LFW DevTest people too, one label per photo (its largest face)
-        pins = [
-            LabelledFace(str(p.relative_to(DATA)), who)
-            for who in sorted(DEVTEST_IN_PINS)
-            for p in sorted((DATA / "pins" / who).glob("*.jpg"))
-        ]
-        return LabelledSet(name, DATA, Labels(tuple(pins), per_face=False))
+        # the 8 Pins people who are LFW DevTest people too
+        return LabelledSet(name, DATA, Labels(pins_labels(DEVTEST_IN_PINS), per_face=False))
     if name in ("pins_heldout", "heldout"):  # calibration sets, never reported on
-        from facetags.evaluate.labels import LabelledFace
-        from facetags.train.data import pins_heldout_items
+        from facetags.train.data import PINS_HELDOUT
 
-        # the Pins people no training run trains on, one label per photo (its largest face)
-        pins = [LabelledFace(i.path, str(i.identity)) for i in pins_heldout_items(DATA)]
+        # the Pins people no training run trains on
+        pins = pins_labels(PINS_HELDOUT)
         if name == "pins_heldout":
-            return LabelledSet(name, DATA, Labels(tuple(pins), per_face=False))
+            return LabelledSet(name, DATA, Labels(pins, per_face=False))
         # with the LFW DevTrain people held out of training: two sources of people never trained on
         lfw = labelled_set("lfw_heldout")
         faces = tuple(LabelledFace(f"lfw/images/{f.photo}", f.identity) for f in lfw.labels.faces)
-        return LabelledSet(name, DATA, Labels(faces + tuple(pins), per_face=False))
+        return LabelledSet(name, DATA, Labels(faces + pins, per_face=False))
     if name in ("lfw_devtrain", "lfw_heldout"):  # calibration sets, never reported on
-        from facetags.evaluate.labels import LabelledFace
-
         rows = lfw_library_rows(DATA / "lfw", "peopleDevTrain.txt")
         people = sorted({p for _, p in rows})
         if name == "lfw_heldout":  # the DevTrain people facetags' embedder never trained on
@@ -86,6 +84,13 @@ def labelled_set(name: str, calib_people: int = 300, seed: int = 0) -> LabelledS
         faces = tuple(LabelledFace(photo, who) for photo, who in rows if who in keep)
         return LabelledSet(name, DATA / "lfw" / "images", Labels(faces, per_face=False))
     raise ValueError(f"unknown set {name!r}")
+
+
+def pins_labels(people: Collection[str]) -> tuple[LabelledFace, ...]:
+    """The photos of these Pins people under ``DATA/pins``, one label per photo (its largest face)."""
+    from facetags.train.data import pins_items
+
+    return tuple(LabelledFace(i.path, str(i.identity)) for i in pins_items(DATA, people))
 
 
 @dataclass(frozen=True)

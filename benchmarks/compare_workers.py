@@ -28,7 +28,6 @@ import json
 import os
 import resource
 import sys
-import threading
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -39,24 +38,10 @@ import numpy as np
 
 T0 = time.perf_counter()  # as close to the process start as Python lets us
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from scale import tree_rss  # noqa: E402  (resident bytes of a process and its descendants)
+from scale import TreePeak  # noqa: E402
 
-
-class TreePeak:
-    """The largest resident memory of this process and its descendants (worker processes), sampled
-    every 0.2 s from /proc: ``ru_maxrss`` counts one process only."""
-
-    def __init__(self) -> None:
-        self.peak = 0
-        threading.Thread(target=self._sample, name="tree-peak", daemon=True).start()
-
-    def _sample(self) -> None:
-        while True:
-            self.peak = max(self.peak, tree_rss(os.getpid()))
-            time.sleep(0.2)
-
-
-PEAK = TreePeak()
+#: this process and its worker processes, for the peak memory of the whole tool
+PEAK = TreePeak([os.getpid()], every=0.2)
 
 
 class Stages:

@@ -61,9 +61,8 @@ def main() -> None:
     start = time.perf_counter()
     vectors = embedder.embed(held.crops)
     ms = (time.perf_counter() - start) * 1000 / len(held.crops)
-    if held.teacher is None:
-        sys.exit(f"{args.cache}: the crop cache holds no teacher vectors (made with --teacher none)")
-    teacher = held.teacher / np.linalg.norm(held.teacher, axis=1, keepdims=True)
+    held_vectors = held.vectors("dlib_crop.py")
+    teacher = held_vectors / np.linalg.norm(held_vectors, axis=1, keepdims=True)
     from facetags.vision.dlib_onnx import load_net
     from facetags.vision.dlib_teacher import MODEL_FILE, DlibTeacher, models_folder
 

@@ -74,6 +74,28 @@ def tree_rss(pid: int) -> int:
     return sum(rss.get(p, 0) for p in tree)
 
 
+class TreePeak:
+    """The largest resident memory of ``pids`` and all their descendants together, sampled from
+    /proc every ``every`` seconds in a thread (``ru_maxrss`` counts one process only)."""
+
+    def __init__(self, pids: list[int], every: float = 0.05) -> None:
+        self.pids, self.every, self.peak = pids, every, 0
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, name="tree-peak", daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.is_set():
+            self.peak = max(self.peak, sum(tree_rss(p) for p in self.pids))
+            time.sleep(self.every)
+
+    def stop(self) -> int:
+        """Stop sampling; the peak in bytes."""
+        self._done.set()
+        self._thread.join()
+        return self.peak
+
+
 def tree_cpu(pids: list[int]) -> float:
     """CPU seconds (user + system) of ``pids`` and their descendants that are still running."""
     ticks = os.sysconf("SC_CLK_TCK")
@@ -155,20 +177,9 @@ def run(folder: Path, workers: int, work: Path, cluster: str = "", profile: bool
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     proc = subprocess.Popen([*command, "--json", str(folder)], env=env, stdout=subprocess.PIPE, text=True)
-    peak = 0
-    done = threading.Event()
-
-    def sample() -> None:
-        nonlocal peak
-        while not done.is_set():
-            peak = max(peak, tree_rss(proc.pid) + sum(tree_rss(p) for p in engine_pids))
-            time.sleep(0.05)
-
-    sampler = threading.Thread(target=sample)
-    sampler.start()
+    sampler = TreePeak([proc.pid, *engine_pids])
     out, _ = proc.communicate()
-    done.set()
-    sampler.join()
+    peak = sampler.stop()
     wall = time.perf_counter() - start
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
     engine_cpu = tree_cpu(engine_pids) - engine_cpu

@@ -130,14 +130,13 @@ def main() -> None:
         out[name] = score(teacher.describe_chips(chips), pairs, same)
     student = OnnxEmbedder(get_spec("facetags-mobilenet-v1"), path=args.onnx)
     out["student"] = score(student.embed(held.crops), pairs, same)
-    if train.teacher is None or held.teacher is None:
-        sys.exit(f"{args.cache}: the crop cache holds no teacher vectors (made with --teacher none)")
-    mean = train.teacher.mean(axis=0)
+    train_vectors, held_vectors = train.vectors("teacher_context.py"), held.vectors("teacher_context.py")
+    mean = train_vectors.mean(axis=0)
     rng = np.random.default_rng(0)
     pick = rng.choice(len(train), min(2000, len(train)), replace=False)
     for name, crops, vecs in (
-        ("student_teacher_cos_training_faces", train.crops[pick], train.teacher[pick]),
-        ("student_teacher_cos_heldout_faces", held.crops, held.teacher),
+        ("student_teacher_cos_training_faces", train.crops[pick], train_vectors[pick]),
+        ("student_teacher_cos_heldout_faces", held.crops, held_vectors),
     ):
         out[name] = round(float(np.mean(np.sum(student.embed(crops) * centre(vecs, mean), axis=1))), 3)
     print_figures(out, args.json)

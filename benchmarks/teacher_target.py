@@ -62,9 +62,7 @@ def main() -> None:
 
     vectors = describe(val.crops)
     if args.teacher == "dlib":
-        if train.teacher is None:
-            sys.exit(f"{args.cache}: the crop cache holds no teacher vectors (made with --teacher none)")
-        fitted = train.teacher  # the cache's dlib vectors: as fit_blockwise takes dlib's mean
+        fitted = train.vectors("teacher_target.py")  # the cache's dlib vectors, as fit_blockwise takes them
     else:  # the teacher's vectors of the crops a run fits its target on (blockwise.run_target)
         cfg = BlockwiseConfig(cache="", out="", teacher=args.teacher)
         fitted = sample_vectors(teacher, train.crops, cfg.target_crops, cfg.seed)

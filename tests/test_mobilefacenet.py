@@ -57,8 +57,8 @@ def test_shipped_file_matches_its_spec() -> None:
     assert (spec.dim, spec.input_size, spec.layout, spec.channel_order) == (192, 112, "NHWC", "RGB")
     assert spec.mean == (127.5, 127.5, 127.5) and spec.std == (128.0, 128.0, 128.0)
     assert "Apache-2.0" in spec.licence and "MIT" in spec.licence
-    # opt-in only: the default stays facetags' own model, and this file has its own threshold
-    assert Settings().embedder == "facetags-mobilenet-v2"
+    # opt-in only (the default is facetags' own: tests/test_mobilenet_v2.py), with its own threshold
+    assert Settings().embedder != MODEL_ID
     assert calibrated_threshold(spec.version_id) is not None
 
 

@@ -60,9 +60,7 @@ def test_a_v1_library_upgrades_keeping_every_decision(
         first = lib.scan([photos])
         assert lib.store.embedding_models() == {model_version(V1): first.faces}
         faces = lib.faces()
-        matched = match_labels(
-            labels, [DetectedFace(f.face_id, f.path.rsplit("/", 1)[1], f.box) for f in faces]
-        )
+        matched = match_labels(labels, [DetectedFace(f.face_id, Path(f.path).name, f.box) for f in faces])
         identity = dict(zip(matched.face_ids, matched.identities, strict=True))
         # v1 splits people (13 clusters for 8): the user merges one person's clusters and names it
         clusters: dict[str, set[int]] = {}

@@ -19,7 +19,7 @@ import json
 import logging
 import multiprocessing as mp
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -183,14 +183,19 @@ def training_items(
     return items
 
 
-def pins_heldout_items(folder: Path) -> list[Item]:
-    """The photos of the held-out Pins people (:data:`PINS_HELDOUT`) under ``folder/pins``
-    (``../shared/data`` or a sources folder), paths relative to ``folder``."""
+def pins_items(folder: Path, people: Collection[str]) -> list[Item]:
+    """The photos of the Pins ``people`` under ``folder/pins`` (``../shared/data`` or a sources
+    folder), paths relative to ``folder``."""
     items = []
-    for name in sorted(PINS_HELDOUT):
+    for name in sorted(people):
         for p in sorted((folder / "pins" / name).glob("*.jpg")):
             items.append(Item(str(p.relative_to(folder)), "pins", name))
     return items
+
+
+def pins_heldout_items(folder: Path) -> list[Item]:
+    """The photos of the held-out Pins people (:data:`PINS_HELDOUT`): :func:`pins_items`."""
+    return pins_items(folder, PINS_HELDOUT)
 
 
 # --------------------------------------------------------------------------- face crops
