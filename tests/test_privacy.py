@@ -178,7 +178,10 @@ def test_no_process_reaches_for_the_network(strace_works: None, tmp_path: Path, 
         pid = child_of(watch.pid)
         assert pid is not None, "the watcher is not running"
         os.kill(pid, signal.SIGINT)
-        watch.wait(TIMEOUT)
+        try:
+            watch.wait(TIMEOUT)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the watcher did not stop on SIGINT; its log: {log.read_text()[-2000:]}")
     finally:
         subprocess.run([*tmux, "kill-server"], capture_output=True, check=False)
         if watch.poll() is None:

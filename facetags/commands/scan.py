@@ -11,12 +11,12 @@ import sys
 import threading
 import time
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, TextIO
 
 import click
 
 from facetags.commands import plural, shown
+from facetags.commands.signals import stopping
 from facetags.config import Settings
 
 if TYPE_CHECKING:
@@ -103,16 +103,18 @@ def scan(
     resume = f"run 'facetags scan {' '.join(shlex.quote(str(p)) for p in paths)}' again to finish"
     stop = threading.Event()
 
-    def _interrupt(_signum: int, _frame: FrameType | None) -> None:
-        if stop.is_set():
-            raise KeyboardInterrupt  # a second Ctrl-C: at once (the photo being indexed is rolled back)
-        stop.set()
+    def _said(_signum: signal.Signals) -> None:
         click.echo("\nfacetags: stopping after the current photo (Ctrl-C again: at once)", err=True)
 
+    def _again() -> None:
+        raise KeyboardInterrupt  # a second Ctrl-C: at once (the photo being indexed is rolled back)
+
     progress = ProgressLine()
-    previous = signal.signal(signal.SIGINT, _interrupt)
     try:
-        with Library.open(settings.library, settings) as lib:
+        with (
+            stopping(stop, (signal.SIGINT,), _said, _again),
+            Library.open(settings.library, settings) as lib,
+        ):
             try:
                 report = lib.scan(paths, progress=progress, stop=stop)
             finally:
@@ -120,8 +122,6 @@ def scan(
     except KeyboardInterrupt:
         click.echo(f"facetags: interrupted: every photo indexed so far is kept; {resume}", err=True)
         raise click.exceptions.Exit(130) from None
-    finally:
-        signal.signal(signal.SIGINT, previous)
     for path, error in report.failures:
         click.echo(shown(f"facetags: skipped {path}: {error}"), err=True)
     if as_json:

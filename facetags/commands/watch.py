@@ -6,11 +6,11 @@ import logging
 import signal
 import threading
 from pathlib import Path
-from types import FrameType
 
 import click
 
 from facetags.commands import shown
+from facetags.commands.signals import stopping
 from facetags.config import Settings
 
 log = logging.getLogger(__name__)
@@ -45,18 +45,15 @@ def watch(settings: Settings, paths: tuple[Path, ...], settle: float, poll: floa
         watch_log.setLevel(logging.INFO)  # a daemon's log says what it did, without -v
     stop = threading.Event()
 
-    def _stop(signum: int, _frame: FrameType | None) -> None:
-        log.info("%s: stopping", signal.Signals(signum).name)
-        stop.set()
+    def _said(signum: signal.Signals) -> None:
+        log.info("%s: stopping", signum.name)
 
-    previous = {sig: signal.signal(sig, _stop) for sig in (signal.SIGINT, signal.SIGTERM)}
     ready = threading.Event()
-    try:
-        with Library.open(settings.library, settings) as lib:
-            watcher = Watcher(lib, [str(p) for p in paths], settle=settle, poll=poll)
-            click.echo(f"facetags: watching {', '.join(shown(str(p)) for p in paths)}", err=True)
-            watcher.run(stop, ready)
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+    with (
+        stopping(stop, (signal.SIGINT, signal.SIGTERM), _said),
+        Library.open(settings.library, settings) as lib,
+    ):
+        watcher = Watcher(lib, [str(p) for p in paths], settle=settle, poll=poll)
+        click.echo(f"facetags: watching {', '.join(shown(str(p)) for p in paths)}", err=True)
+        watcher.run(stop, ready)
     click.echo("facetags: stopped", err=True)
