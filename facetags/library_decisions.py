@@ -32,7 +32,6 @@ class Decisions:
     pipeline: Pipeline
     _lock: threading.RLock
     face: Callable[[int], FaceRecord]
-    ensure_model: Callable[[], int]
 
     # -- the person an id is now --------------------------------------------------------------
 
@@ -127,8 +126,9 @@ class Decisions:
 
     def reject(self, face_id: int, person_id: int) -> int:
         """The face is not this person: never put it there again, and find it a new place now.
-        Returns the face's person afterwards."""
-        self.ensure_model()  # placing the face needs its vector of the current model
+        Returns the face's person afterwards. On a library whose embedder changed and whose
+        faces wait to be re-embedded, the face goes to a cluster of its own until the re-embed
+        (the next scan) places it: a decision never waits for a library-wide job."""
         record = self.face(face_id)
         with self._lock, self.store.write():
             target = self._resolve(person_id)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import re
+import threading
 from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
@@ -583,6 +584,58 @@ async def test_a_changed_embedder_is_told_at_start(arranged: Library) -> None:
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
         assert not [n for n in app._notifications if n.title == "Embedder changed"]
+
+
+@run_async
+async def test_a_rejection_waits_for_no_reembed_and_survives_it(arranged: Library) -> None:
+    """After an embedder change, before the scan that re-embeds: a rejection in the TUI is done
+    at once (it re-embedded the whole library first, holding every later change for minutes
+    on a large one), and the re-embed keeps it."""
+    faces = len(arranged.faces())
+    with arranged.store.write():  # the vectors an earlier model left
+        arranged.store.conn.execute("UPDATE embeddings SET model_id = 'an-earlier-model@000000000000'")
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "ada")
+        face = arranged.faces(ADA)[0].face_id
+        await pilot.press("r")
+        await settle(pilot)
+        assert arranged.face(face).person_id not in (None, ADA)
+        assert arranged.stale_faces() == faces  # nothing re-embedded by the rejection
+
+    arranged.change_model()  # what the next scan does first
+    assert arranged.stale_faces() == 0
+    assert arranged.face(face).person_id not in (None, ADA)
+    assert (face, ADA) in arranged.store.all_rejections()
+
+
+@run_async
+async def test_quitting_waits_for_the_changes_asked_for(arranged: Library) -> None:
+    """q while changes wait behind a slow one (writing XMP to many photos, say): the app says
+    so and quits once they are through; none is dropped on the way out."""
+    app = make_app(arranged)
+    gate = threading.Event()
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.perform("slow", lambda lib: gate.wait(30), undoable=False)
+        for person in UNNAMED:
+            app.perform("name", functools.partial(Library.name, person_id=person, name=f"P{person}"))
+        await pilot.press("q")
+        await pilot.pause()
+        assert app.is_running
+        told = [n for n in app._notifications if n.title == "Quitting"]
+        assert len(told) == 1 and "Saving 4 changes first" in told[0].message
+        await pilot.press("q")  # again: still waits
+        await pilot.pause(0.2)
+        assert app.is_running
+        gate.set()
+        for _ in range(100):
+            if not app.is_running:
+                break
+            await pilot.pause(0.05)
+        assert not app.is_running
+    assert {f"P{p}" for p in UNNAMED} <= set(names(arranged))
 
 
 @run_async

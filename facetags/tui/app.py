@@ -91,6 +91,7 @@ class FacetagsApp(App[None]):
         self.sample_delay = sample_delay
         self.people_cache: list[Person] = []  # the latest people list (for name completion)
         self._started = False  # the start-up notices are given on the first poll
+        self._quitting = False  # asked to quit while changes were unfinished
         self.sub_title = shown(Path(library.path).name) + (" (read-only)" if read_only else "")
 
     def on_mount(self) -> None:
@@ -170,10 +171,13 @@ class FacetagsApp(App[None]):
         after: Callable[[Any], Any] | None = None,
     ) -> None:
         try:
-            result = self.client.act(ticket, fn)
-            if after is not None:
-                result = after(result)
-            text = summary(result) if summary is not None else label
+            try:
+                result = self.client.act(ticket, fn)
+                if after is not None:
+                    result = after(result)
+                text = summary(result) if summary is not None else label
+            finally:
+                self.client.finished()
         except Exception as exc:  # reported, never a crash
             log.debug("%s failed", label, exc_info=True)
             self.post_message(ActionFailed(label, describe_error(exc)))
@@ -181,6 +185,8 @@ class FacetagsApp(App[None]):
         self.post_message(ActionDone(label, result, text, then))
 
     def on_action_done(self, message: ActionDone) -> None:
+        if self._quit_when_done():
+            return
         self.notify(message.summary or message.label, timeout=4)
         if message.then is not None:
             try:
@@ -192,6 +198,27 @@ class FacetagsApp(App[None]):
 
     def on_action_failed(self, message: ActionFailed) -> None:
         self.notify(message.error, title=message.label, severity="error", timeout=8)
+        self._quit_when_done()
+
+    async def action_quit(self) -> None:
+        """Quit, once every change asked for is done: leaving earlier would drop the ones still
+        waiting their turn (behind a slow one, like writing XMP to many photos)."""
+        unfinished = self.client.unfinished()
+        if not unfinished:
+            self.exit()
+            return
+        self._quitting = True
+        self.notify(
+            f"Saving {plural(unfinished, 'change')} first; facetags quits once they are done.",
+            title="Quitting",
+        )
+
+    def _quit_when_done(self) -> bool:
+        """After a change went through or failed: quit if the user asked to and none is left."""
+        if self._quitting and not self.client.unfinished():
+            self.exit()
+            return True
+        return False
 
     def refresh_screen(self) -> None:
         self.client.forget_samples()

@@ -2,7 +2,9 @@
 
 Every library call the TUI makes goes through :class:`LibraryClient` from a thread worker. The
 library uses one SQLite connection, so calls are serialised with a lock, and actions (the user's
-changes) also run strictly in the order the user asked for them, whatever thread runs first.
+changes) also run strictly in the order the user asked for them, whatever thread runs first,
+and the app counts them until they are done (:meth:`LibraryClient.unfinished`): quitting waits
+for them, so no change the user made is dropped on the way out.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ class LibraryClient:
         self._turn = threading.Condition()
         self._next_ticket = 0
         self._serving = 0
+        self._unfinished = 0
         self._thumbs: OrderedDict[int, bytes] = OrderedDict()
         self._version: int | None = None
         self._samples: dict[int, int | None] = {}
@@ -38,11 +41,23 @@ class LibraryClient:
             return fn(self.library)
 
     def ticket(self) -> int:
-        """Reserve a place in the queue of actions (on the UI thread, when the user asks)."""
+        """Reserve a place in the queue of actions (on the UI thread, when the user asks); the
+        action counts as unfinished until :meth:`finished`."""
         with self._turn:
             ticket = self._next_ticket
             self._next_ticket += 1
+            self._unfinished += 1
             return ticket
+
+    def finished(self) -> None:
+        """An action is done with (gone through or failed, its slow part too)."""
+        with self._turn:
+            self._unfinished -= 1
+
+    def unfinished(self) -> int:
+        """Actions asked for and not yet done with."""
+        with self._turn:
+            return self._unfinished
 
     def act(self, ticket: int, fn: Callable[[Library], T]) -> T:
         """Run an action once every action asked for before it has run."""
