@@ -17,9 +17,10 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, OptionList
+from textual.widgets import DataTable, Input, Label, OptionList
 
 from facetags.config import load_settings
+from facetags.errors import FacetagsError
 from facetags.library import Library
 from facetags.tui.app import FacetagsApp
 from facetags.tui.screens.people import PeopleScreen
@@ -613,7 +614,8 @@ async def test_a_rejection_waits_for_no_reembed_and_survives_it(arranged: Librar
 @run_async
 async def test_quitting_waits_for_the_changes_asked_for(arranged: Library) -> None:
     """q while changes wait behind a slow one (writing XMP to many photos, say): the app says
-    so and quits once they are through; none is dropped on the way out."""
+    so and quits once they are through; none is dropped on the way out. q again asks before
+    quitting at once."""
     app = make_app(arranged)
     gate = threading.Event()
     async with app.run_test(size=SIZE) as pilot:
@@ -626,7 +628,10 @@ async def test_quitting_waits_for_the_changes_asked_for(arranged: Library) -> No
         assert app.is_running
         told = [n for n in app._notifications if n.title == "Quitting"]
         assert len(told) == 1 and "Saving 4 changes first" in told[0].message
-        await pilot.press("q")  # again: still waits
+        await pilot.press("q")  # again: are you sure?
+        await pilot.pause()
+        assert "Quit now and lose them?" in str(app.screen.query_one("#dialog-title", Label).render())
+        await pilot.press("n")
         await pilot.pause(0.2)
         assert app.is_running
         gate.set()
@@ -636,6 +641,31 @@ async def test_quitting_waits_for_the_changes_asked_for(arranged: Library) -> No
             await pilot.pause(0.05)
         assert not app.is_running
     assert {f"P{p}" for p in UNNAMED} <= set(names(arranged))
+    assert app.farewell == ["name"]  # what the last change said, for the terminal
+
+
+@run_async
+async def test_a_change_failing_while_quitting_calls_the_quit_off(arranged: Library) -> None:
+    app = make_app(arranged)
+    gate = threading.Event()
+
+    def busy(lib: Library) -> None:
+        gate.wait(30)
+        raise FacetagsError("the library is busy")
+
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.perform("name", busy)
+        await pilot.press("q")
+        await pilot.pause()
+        gate.set()
+        await settle(pilot)
+        assert app.is_running
+        titles = [n.title for n in app._notifications]
+        assert titles[-2:] == ["name", "Quit"]
+        await pilot.press("q")  # nothing left: quits
+        await pilot.pause()
+        assert not app.is_running
 
 
 @run_async

@@ -3,19 +3,22 @@
 Python runs a signal handler in the main thread between two bytecodes, wherever that thread
 is: inside ``threading.Event.wait()`` too, while it holds the event's own lock. A handler that
 calls ``stop.set()`` there waits for that lock forever (``facetags watch`` could hang on Ctrl-C
-this way). So the handler installed here takes no lock: the interpreter's C-level handler
-writes the signal's number to a pipe (:func:`signal.set_wakeup_fd`), and a thread of its own
-reads it, says so and sets ``stop``.
+this way). So the handler installed here takes no lock: it writes the signal's number to a pipe,
+and a thread of its own reads it, sets ``stop`` and says so.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import signal
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from types import FrameType
+from typing import Any
+
+log = logging.getLogger(__name__)
 
 #: How long leaving :func:`stopping` waits for its thread.
 JOIN_TIMEOUT_S = 5.0
@@ -28,44 +31,55 @@ def stopping(
     said: Callable[[signal.Signals], None],
     again: Callable[[], None] | None = None,
 ) -> Iterator[None]:
-    """While inside, each of ``signals`` sets ``stop`` (from another thread, after calling
-    ``said`` with the signal there). ``again``: called in the signal handler itself when
-    ``stop`` is set already, where it may raise (``KeyboardInterrupt``: stop at once). Must be
-    entered in the main thread; the previous handlers are put back on the way out."""
-    wanted = {int(s) for s in signals}
+    """While inside, the first of ``signals`` to come sets ``stop`` and calls ``said`` with the
+    signal (from another thread). ``again``: called in the signal handler itself for each signal
+    after the first, where it may raise (``KeyboardInterrupt``: stop at once). Must be entered
+    in the main thread; the previous handlers are put back on the way out."""
+    if threading.current_thread() is not threading.main_thread():
+        raise RuntimeError("signal handlers can only be set in the main thread")
     read, write = os.pipe()
     os.set_blocking(write, False)
+    seen = False
+
+    def handler(signum: int, _frame: FrameType | None) -> None:
+        # here nothing may take a lock: a byte on the pipe, a flag only this thread touches
+        nonlocal seen
+        if seen:
+            if again is not None:
+                again()
+            return
+        seen = True
+        with contextlib.suppress(OSError):
+            os.write(write, bytes([signum]))
 
     def relay() -> None:
-        while True:
+        try:
+            data = os.read(read, 1)
+        except OSError:
+            return
+        if data and data[0]:  # 0: written on the way out
+            stop.set()
             try:
-                data = os.read(read, 64)
-            except OSError:
-                return
-            for number in data:
-                if number == 0:  # written on the way out
-                    return
-                if number in wanted:
-                    said(signal.Signals(number))
-                    stop.set()
-
-    def handler(_signum: int, _frame: FrameType | None) -> None:
-        # the number is in the pipe already; here nothing may take a lock
-        if again is not None and stop.is_set():
-            again()
+                said(signal.Signals(data[0]))
+            except Exception:  # saying so (on a closed stderr, say) must not cost the stop
+                log.debug("after %s", data[0], exc_info=True)
 
     thread = threading.Thread(target=relay, name="facetags-signals", daemon=True)
-    thread.start()
-    previous_fd = signal.set_wakeup_fd(write, warn_on_full_buffer=False)
-    previous = {sig: signal.signal(sig, handler) for sig in signals}
+    previous: dict[signal.Signals, Any] = {}
     try:
+        for sig in signals:
+            previous[sig] = signal.signal(sig, handler)
+        thread.start()
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
-        signal.set_wakeup_fd(previous_fd)
-        with contextlib.suppress(OSError):
-            os.write(write, b"\0")
-        thread.join(JOIN_TIMEOUT_S)
-        os.close(write)
-        os.close(read)
+        try:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+        finally:
+            with contextlib.suppress(OSError):
+                os.write(write, b"\0")
+            if thread.is_alive():
+                thread.join(JOIN_TIMEOUT_S)
+            os.close(write)
+            if not thread.is_alive():  # else it still reads: the fd must not be reused under it
+                os.close(read)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from facetags.commands import shown
 from facetags.config import Settings
 
 
@@ -55,3 +56,5 @@ def tui(settings: Settings, images: str, poll: float) -> None:
     finally:
         root.handlers = saved
         library.close()
+    for line in app.farewell:  # what the last changes said as the app quit
+        click.echo(shown(f"facetags: {line}"), err=True)

@@ -92,6 +92,8 @@ class FacetagsApp(App[None]):
         self.people_cache: list[Person] = []  # the latest people list (for name completion)
         self._started = False  # the start-up notices are given on the first poll
         self._quitting = False  # asked to quit while changes were unfinished
+        #: what the changes the app quit after said, for the terminal once the app is gone
+        self.farewell: list[str] = []
         self.sub_title = shown(Path(library.path).name) + (" (read-only)" if read_only else "")
 
     def on_mount(self) -> None:
@@ -185,9 +187,12 @@ class FacetagsApp(App[None]):
         self.post_message(ActionDone(label, result, text, then))
 
     def on_action_done(self, message: ActionDone) -> None:
-        if self._quit_when_done():
+        text = message.summary or message.label
+        if self._quitting and not self.client.unfinished():
+            self.farewell.append(f"{message.label}: {text}" if text != message.label else text)
+            self.exit()
             return
-        self.notify(message.summary or message.label, timeout=4)
+        self.notify(text, timeout=4)
         if message.then is not None:
             try:
                 message.then(message.result)
@@ -198,27 +203,37 @@ class FacetagsApp(App[None]):
 
     def on_action_failed(self, message: ActionFailed) -> None:
         self.notify(message.error, title=message.label, severity="error", timeout=8)
-        self._quit_when_done()
+        if self._quitting:  # the user must see it: quitting is called off
+            self._quitting = False
+            self.notify("A change failed, so facetags did not quit: press q again to quit.", title="Quit")
 
     async def action_quit(self) -> None:
         """Quit, once every change asked for is done: leaving earlier would drop the ones still
-        waiting their turn (behind a slow one, like writing XMP to many photos)."""
+        waiting their turn (behind a slow one, like writing XMP to many photos). Asked again
+        meanwhile, it offers to quit at once, losing them."""
         unfinished = self.client.unfinished()
         if not unfinished:
             self.exit()
             return
-        self._quitting = True
-        self.notify(
-            f"Saving {plural(unfinished, 'change')} first; facetags quits once they are done.",
-            title="Quitting",
-        )
+        if not self._quitting:
+            self._quitting = True
+            self.notify(
+                f"Saving {plural(unfinished, 'change')} first; facetags quits once they are done.",
+                title="Quitting",
+            )
+            return
 
-    def _quit_when_done(self) -> bool:
-        """After a change went through or failed: quit if the user asked to and none is left."""
-        if self._quitting and not self.client.unfinished():
-            self.exit()
-            return True
-        return False
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.exit()
+
+        self.push_screen(
+            ConfirmDialog(
+                f"{plural(unfinished, 'change')} not saved yet. Quit now and lose "
+                f"{'it' if unfinished == 1 else 'them'}?"
+            ),
+            answered,
+        )
 
     def refresh_screen(self) -> None:
         self.client.forget_samples()
