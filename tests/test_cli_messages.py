@@ -1,5 +1,6 @@
 """What the library commands say when there is nothing to print, and what is left to do:
-`people` on an empty library, `find` with no match, `status` and names not yet written to XMP."""
+`scan` making a new library, `people` on an empty library, `find` with no match, `status` and
+names not yet written to XMP."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
     env = {**os.environ, "FACETAGS_LIBRARY": str(tmp_path / "lib.db")}
     folder = tmp_path / "photos"
     folder.mkdir()
-    assert run(env, "scan", str(folder)).returncode == 0
+    made = run(env, "scan", str(folder))  # a mistyped --library would make a new one: it says so
+    assert made.returncode == 0 and f"facetags: new library {tmp_path / 'lib.db'}\n" in made.stderr
 
     empty = run(env, "people")
     assert empty.returncode == 0 and empty.stdout == ""
@@ -32,7 +34,8 @@ def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
 
     shutil.copyfile(t1_path, folder / "t1.jpg")
     shutil.copyfile(astronaut_path, folder / "astronaut.jpg")
-    assert run(env, "scan", str(folder)).returncode == 0
+    again = run(env, "scan", str(folder))
+    assert again.returncode == 0 and "new library" not in again.stderr
     faces = json.loads(run(env, "faces", "--json").stdout)
     astro = next(f for f in faces if f["path"].endswith("astronaut.jpg"))
     group = next(f for f in faces if f["path"].endswith("t1.jpg"))

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from facetags.commands import plural, shown
+from facetags.commands import new_library, plural, say_new_library, shown
 from facetags.commands.signals import stopping
 from facetags.config import Settings
 
@@ -110,11 +110,14 @@ def scan(
         raise KeyboardInterrupt  # a second Ctrl-C: at once (the photo being indexed is rolled back)
 
     progress = ProgressLine()
+    fresh = new_library(settings.library)
     try:
         with (
             stopping(stop, (signal.SIGINT,), _said, _again),
             Library.open(settings.library, settings) as lib,
         ):
+            if fresh:
+                say_new_library(settings.library)
             try:
                 report = lib.scan(paths, progress=progress, stop=stop)
             finally:
