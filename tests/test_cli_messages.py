@@ -45,6 +45,13 @@ def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
     status = run(env, "status")
     assert "2 photos with names not yet written to XMP" in status.stdout
     assert json.loads(run(env, "status", "--json").stdout)["unwritten_xmp_photos"] == 2
+    # a photo gone from disk cannot be written to: status does not ask for it until it is back
+    (folder / "astronaut.jpg").rename(tmp_path / "astronaut.jpg")
+    assert run(env, "scan", str(folder)).returncode == 0
+    assert "1 photo with names not yet written to XMP" in run(env, "status").stdout
+    (tmp_path / "astronaut.jpg").rename(folder / "astronaut.jpg")
+    assert run(env, "scan", str(folder)).returncode == 0
+    assert json.loads(run(env, "status", "--json").stdout)["unwritten_xmp_photos"] == 2
 
     # both are known, no photo shows both: exit 1, stdout empty (or '[]'), the reason on stderr
     none = run(env, "find", "Eileen Collins", "zoe")

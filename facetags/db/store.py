@@ -490,11 +490,13 @@ class Store(PeopleStore):
         return [r for r in found if (r.person_name or "").casefold() != (r.xmp_name or "").casefold()]
 
     def photos_with_unwritten_names(self) -> int:
-        """Photos with a named face whose name facetags has never written into the photo's XMP."""
+        """Photos on disk with a named face whose name facetags has never written into the
+        photo's XMP (a missing photo cannot be written to: it waits until it is back)."""
         row = self.conn.execute(
             "SELECT COUNT(DISTINCT f.photo_id) FROM faces f JOIN people p ON p.id = f.person_id"
             " LEFT JOIN xmp_names x ON x.face_id = f.id"
             " WHERE f.not_face = 0 AND p.name IS NOT NULL AND x.name IS NULL"
+            " AND NOT EXISTS (SELECT 1 FROM missing m WHERE m.photo_id = f.photo_id)"
         ).fetchone()
         return int(row[0])
 
