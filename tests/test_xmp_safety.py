@@ -140,6 +140,42 @@ def test_read_only_photo_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -
     assert region.name == "Eileen Collins"
 
 
+def test_a_sidecar_with_faces_stays_in_step_once_the_photo_is_writable(
+    astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    """Written to a sidecar while read-only, then into the photo once writable: the sidecar is
+    brought up to date too (it kept the first names, which tools that prefer sidecars showed).
+    A sidecar of another tool with no faces in it is left alone."""
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "ro.jpg", quality=90)
+    os.chmod(photo, 0o444)
+    assert write_photo(photo, [FACE]).mode == "sidecar"
+    os.chmod(photo, 0o644)
+    second = FaceTag((0.6, 0.5, 0.15, 0.15), "Anna Example")
+    faces = [FaceTag(FACE.box, FACE.name, previous=FACE.name), second]
+    result = write_photo(photo, faces)
+    assert result.written and result.mode == "embedded" and result.error is None, result
+    for where in (photo, tmp_path / "ro.jpg.xmp"):
+        (report,) = exiftool("-struct", "-RegionInfo", "-PersonInImage", where)
+        listed = sorted(r["Name"] for r in report["RegionInfo"]["RegionList"])
+        assert listed == ["Anna Example", "Eileen Collins"], where
+        assert sorted(report["PersonInImage"]) == ["Anna Example", "Eileen Collins"], where
+    again = write_photo(photo, faces)
+    assert not again.written and again.changes == [] and again.error is None
+
+    other = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "dt.jpg", quality=90)
+    darktable = tmp_path / "dt.jpg.xmp"
+    darktable.write_bytes(
+        b'<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        b'<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" xmp:Rating="3"/>'
+        b"</rdf:RDF></x:xmpmeta>"
+    )
+    kept = darktable.read_bytes()
+    assert write_photo(other, [FACE]).written
+    assert darktable.read_bytes() == kept
+    (report,) = exiftool("-struct", "-RegionInfo", other)
+    assert report["RegionInfo"]["RegionList"][0]["Name"] == "Eileen Collins"
+
+
 def test_photo_xmp_sidecar_name_option(astronaut: np.ndarray, tmp_path: Path) -> None:
     photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "p.jpg", quality=90)
     result = write_photo(photo, [FACE], WriteOptions(mode="sidecar", sidecar_name="photo.xmp"))

@@ -465,6 +465,10 @@ def write_photo(
 ) -> WriteResult:
     """Merge ``faces`` into ``photo``'s XMP (embedded, or sidecar as ``options.mode`` says).
 
+    Written into the photo, the faces go into a sidecar it has with face regions too (one
+    written while the photo was read-only, say), so that the two never tell different stories:
+    tools that prefer the sidecar would show its old names.
+
     ``claim(names)``, when given, is called just before the file is replaced with the names of
     ours this write gives faces that had none (``FaceTag.previous`` is None), and again with
     those faces set back to None if the write then fails: whoever records what facetags wrote
@@ -472,6 +476,45 @@ def write_photo(
     Never raises for a problem with this one photo: the result carries ``error`` instead.
     """
     options = options or WriteOptions()
+    result = _write_one(
+        photo, faces, options, dry_run=dry_run, orientation=orientation, stored_size=stored_size, claim=claim
+    )
+    if result.mode != "embedded" or result.error is not None:
+        return result
+    sidecar = sidecar_for(Path(photo), options)
+    if not sidecar.exists():
+        return result
+    parsed = read.load_parsed(sidecar, sidecar=True)
+    if not (parsed.mwg or parsed.mp):
+        return result  # another tool's sidecar without faces: not ours to fill
+    # claim=None: the photo's own write claimed the names; a failure here must not unclaim them
+    side = _write_one(
+        photo,
+        faces,
+        dataclasses.replace(options, mode="sidecar"),
+        dry_run=dry_run,
+        orientation=orientation,
+        stored_size=stored_size,
+    )
+    result.changes += [f"{side.target}: {change}" for change in side.changes]
+    result.warnings += side.warnings
+    result.written = result.written or side.written
+    if side.error is not None:
+        result.warnings.append(f"{sidecar}: not brought up to date ({side.error})")
+    return result
+
+
+def _write_one(
+    photo: Path,
+    faces: Sequence[FaceTag],
+    options: WriteOptions,
+    *,
+    dry_run: bool = False,
+    orientation: int | None = None,
+    stored_size: tuple[int, int] | None = None,
+    claim: Callable[[dict[int, str | None]], None] | None = None,
+) -> WriteResult:
+    """:func:`write_photo` into one file: the photo, or the sidecar it needs."""
     photo = Path(photo)
     result = WriteResult(photo=photo, target=None, mode="embedded", changes=[], warnings=[])
     try:
@@ -562,7 +605,7 @@ def write_photo(
         if options.mode == "sidecar":
             result.error = str(exc)
             return result
-        again = write_photo(
+        again = _write_one(
             photo,
             faces,
             dataclasses.replace(options, mode="sidecar"),
