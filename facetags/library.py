@@ -330,20 +330,32 @@ class Library(Decisions, XmpSync):
 
     def find(self, names: Sequence[str]) -> list[str]:
         """Absolute paths of the photos that show every one of ``names`` (case and accents ignored).
+        A name may be part of one person's name, whole words ("sheldon" for Sheldon Cooper).
 
-        Raises NotFoundError naming close matches when a name is unknown."""
+        Raises NotFoundError naming close matches when a name is unknown, and the people it
+        could mean when it is part of several names."""
         if not names:
             raise FacetagsError("name at least one person")
-        return self.store.photo_paths_with_all([self._ids_named(name) for name in names])
+        return self.store.photo_paths_with_all([self._ids_named(name, by_words=True) for name in names])
 
-    def _ids_named(self, name: str) -> list[int]:
-        ids = self.store.people_by_key(name_key(name))
-        if not ids:
-            known = [n for _, n, _ in self.store.named_people()]
-            close = close_matches(name, known)
-            hint = f"; did you mean: {', '.join(close)}?" if close else ""
-            raise NotFoundError(f"no one called {name!r}{hint}")
-        return ids
+    def _ids_named(self, name: str, *, by_words: bool = False) -> list[int]:
+        """The people called ``name``; ``by_words``: else the one whose name holds its words."""
+        key = name_key(name)
+        ids = self.store.people_by_key(key)
+        if ids:
+            return ids
+        named = self.store.named_people()
+        if by_words and key:
+            wanted = set(key.split())
+            holding = {k: n for _, n, k in named if wanted <= set(k.split())}
+            if len(holding) == 1:
+                return self.store.people_by_key(next(iter(holding)))
+            if holding:
+                listed = ", ".join(sorted(holding.values(), key=name_key))
+                raise NotFoundError(f"{name!r} could be {listed}: give the whole name")
+        close = close_matches(name, [n for _, n, _ in named])
+        hint = f"; did you mean: {', '.join(close)}?" if close else ""
+        raise NotFoundError(f"no one called {name!r}{hint}")
 
     def person_named(self, name: str) -> Person:
         """The person called ``name`` (case and accents ignored); NotFoundError naming close

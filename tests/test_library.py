@@ -65,6 +65,25 @@ def test_find_needs_every_named_person(lib: Library, photo_dir: Path) -> None:
     assert lib.find(["Ann", "Eileen"]) == []
 
 
+def test_find_by_part_of_a_name(lib: Library, photo_dir: Path) -> None:
+    """A first name alone finds its person when only one name holds it (whole words, case and
+    accents ignored); when several do, the error names them."""
+    a, b, c, *_ = _t1_people(lib, photo_dir)
+    (astro,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    lib.name(a, "Léonard Hofstädter")
+    lib.name(b, "Sheldon Cooper")
+    lib.name(c, "Leslie Winkle")
+    lib.name(astro.person_id or 0, "Sheldon Lee")
+    t1 = str(photo_dir / "t1.jpg")
+    assert lib.find(["leonard"]) == lib.find(["HOFSTADTER"]) == lib.find(["Léonard Hofstädter"]) == [t1]
+    assert lib.find(["cooper", "winkle"]) == [t1]
+    assert str(photo_dir / "astronaut.jpg") in lib.find(["lee"]) and t1 not in lib.find(["lee"])
+    with pytest.raises(NotFoundError, match="'sheldon' could be Sheldon Cooper, Sheldon Lee"):
+        lib.find(["sheldon"])
+    with pytest.raises(NotFoundError, match="no one called 'leo'"):
+        lib.find(["leo"])  # words, not letters
+
+
 def test_unknown_name_suggests_close_matches(lib: Library, photo_dir: Path) -> None:
     lib.name(_t1_people(lib, photo_dir)[0], "Margaret Hamilton")
     with pytest.raises(NotFoundError, match="Margaret Hamilton"):

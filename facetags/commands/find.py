@@ -17,6 +17,9 @@ from facetags.config import Settings
 def find(settings: Settings, names: tuple[str, ...], as_json: bool) -> None:
     """Print the paths of photos showing every NAME (case and accents ignored).
 
+    A NAME may be part of a person's name, whole words ('sheldon' for Sheldon Cooper), when it
+    is part of only one person's.
+
     Exit status: 0 when a photo shows them all, 1 when none does or a name is unknown (both said
     on stderr; stdout stays empty, or '[]' with --json).
     """
