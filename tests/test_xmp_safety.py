@@ -138,6 +138,8 @@ def test_read_only_photo_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -
     assert (tmp_path / "ro.jpg.xmp").is_file()
     (region,) = read_regions(photo).regions
     assert region.name == "Eileen Collins"
+    again = write_photo(photo, [FaceTag(FACE.box, FACE.name, previous=FACE.name)])
+    assert not again.written and again.warnings == []  # nothing to write: nothing to explain
 
 
 def test_a_sidecar_with_faces_stays_in_step_once_the_photo_is_writable(

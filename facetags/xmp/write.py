@@ -536,6 +536,7 @@ def _write_one(
                     "make this name a separate copy; using a sidecar"
                 )
                 sidecar = True
+        fallbacks = len(result.warnings)  # why a sidecar instead of the photo
         if sidecar:
             target = sidecar_for(photo, options)
             flat = packet.load(target, sidecar=True)[0] if target.exists() else {}
@@ -561,6 +562,7 @@ def _write_one(
             return result
         if not todo.updates:
             result.names = names  # the file already says all of it
+            result.warnings = result.warnings[fallbacks:]  # why a sidecar: said when written
             return result
         previous = {face.face_id: face.previous for face in faces if face.face_id is not None}
         claimed: dict[int, str | None] = {
