@@ -54,6 +54,14 @@ def test_scan_people_faces_name_merge_find_status(cli: tuple[dict[str, str], Pat
     t1 = [f for f in faces if f["path"].endswith("t1.jpg")]
     run(env, "name", str(astro["person_id"]), "Eileen", "Collins")
     run(env, "name", str(t1[0]["person_id"]), "Zoë")
+    # a name someone has already: refused (the usual slip: a second cluster named after a wrong
+    # first), merged only when asked
+    zoe = t1[0]["person_id"]
+    refused = run(env, "name", str(t1[2]["person_id"]), "zoe", ok=False)
+    assert refused.returncode == 1 and refused.stderr.count("\n") == 1
+    assert f"Zoë is person {zoe} already (1 face): add --merge" in refused.stderr
+    joined = run(env, "name", str(t1[2]["person_id"]), "zoe", "--merge")
+    assert joined.stdout.startswith(f"{zoe}\t") and f"2 faces (merged into {zoe})" in joined.stdout
     merged = run(env, "merge", str(astro["person_id"]), str(t1[1]["person_id"]))
     assert "Eileen Collins" in merged.stdout
 
