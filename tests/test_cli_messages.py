@@ -1,6 +1,6 @@
 """What the library commands say when there is nothing to print, and what is left to do:
-`scan` making a new library, `people` on an empty library, `find` with no match, `status` and
-names not yet written to XMP."""
+`scan` making a new library, `people` on an empty library, `find` and `suggest` with no match,
+`status` and names not yet written to XMP."""
 
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
     group = next(f for f in faces if f["path"].endswith("t1.jpg"))
     assert run(env, "name", str(astro["person_id"]), "Eileen", "Collins").returncode == 0
     assert run(env, "name", str(group["person_id"]), "Zoë").returncode == 0
+    nothing = run(env, "suggest", str(group["person_id"]))  # six different people in t1
+    assert nothing.returncode == 0 and nothing.stdout == ""
+    assert f"facetags: no face in an unnamed cluster looks like {group['person_id']}" in nothing.stderr
 
     status = run(env, "status")
     assert "2 photos with names not yet written to XMP" in status.stdout

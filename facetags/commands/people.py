@@ -152,3 +152,5 @@ def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> No
         return
     for s in found:
         click.echo(f"{s.face_id}\t{s.cluster_id}\t{s.cluster_faces}\t{s.score:.3f}\t{shown(s.path)}")
+    if not found:
+        click.echo(f"facetags: no face in an unnamed cluster looks like {person_id}", err=True)
