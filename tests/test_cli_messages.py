@@ -70,3 +70,17 @@ def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
     after = run(env, "status")
     assert "not yet written" not in after.stdout
     assert json.loads(run(env, "status", "--json").stdout)["unwritten_xmp_photos"] == 0
+
+
+def test_a_first_scan_says_what_to_do_next(tmp_path: Path, t1_path: Path) -> None:
+    library = tmp_path / "my lib.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(library)}
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    shutil.copyfile(t1_path, folder / "t1.jpg")
+    first = run(env, "scan", str(folder))
+    assert first.returncode == 0, first.stderr
+    told = f"facetags: next: 'facetags --library '{library}' people' lists the people found"
+    assert told in first.stderr and f"'facetags --library '{library}' tui' names them" in first.stderr
+    again = run(env, "scan", str(folder))
+    assert again.returncode == 0 and "next:" not in again.stderr
