@@ -14,7 +14,7 @@
   thread is stopped and joined in ``finally``.
 * The log says what was done, one INFO line per batch of events (what the loop handled before
   it fell idle, or every :data:`BATCH_LOG_S` seconds while busy): photos new, changed, moved,
-  deleted, failed (with the reason), folders that came, went or were renamed. Each path's
+  gone (kept as missing), failed (with the reason), folders that came, went or were renamed. Each path's
   outcome is logged at DEBUG.
 * A change of permissions (``chmod``) is an event too: a photo that could not be read is
   indexed once it can be. When the system drops events (more changes at once than the kernel
@@ -64,6 +64,8 @@ JOIN_TIMEOUT_S = 10.0
 BATCH_LOG_S = 10.0
 #: Photo outcomes worth a line in the log, in its order (unchanged and touched are not).
 LOGGED = ("new", "changed", "moved", "duplicate", "deleted", "failed")
+#: ... in the words the scan's summary uses: a deleted photo is gone from disk, not forgotten
+SAID = {"deleted": "gone"}
 #: Failed photos named in one line, at most.
 FAILURES_SHOWN = 3
 #: How often a folder on a network filesystem is polled for changes, seconds.
@@ -247,7 +249,9 @@ class Batch:
 
     def describe(self) -> str:
         """'2 new, 1 failed (/p/x.jpg: not a photo); folder /p/trip came in or changed: 3 new'."""
-        text = ", ".join(f"{self.photos[k]} {k}" for k in LOGGED if self.photos[k])
+        text = ", ".join(f"{self.photos[k]} {SAID.get(k, k)}" for k in LOGGED if self.photos[k])
+        if self.photos["deleted"]:
+            text += " (kept with their faces and names until back or forgotten)"
         return "; ".join(([text + _listed(self.failures)] if text else []) + self.folders)
 
 

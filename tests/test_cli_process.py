@@ -85,7 +85,7 @@ def test_the_watcher_says_what_it_did(
         os.rename(outside, watched / "trip")
         log.wait_for(lambda s: f"folder {watched / 'trip'} came in" in s, "the folder moved in")
         (watched / "b.jpg").unlink()
-        log.wait_for(lambda s: "INFO: 1 deleted" in s, "the deletion")
+        log.wait_for(lambda s: "INFO: 1 gone (kept with their faces and names" in s, "the deletion")
         shutil.rmtree(watched / "trip")
         log.wait_for(lambda s: f"folder {watched / 'trip'} gone" in s, "the folder deleted")
         proc.send_signal(signal.SIGTERM)

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 def watch(settings: Settings, paths: tuple[Path, ...], settle: float, poll: float | None) -> None:
     """Index folders now, then follow every change until Ctrl-C or SIGTERM.
 
-    Logs one line on stderr for each batch of changes: photos new, changed, moved, deleted,
+    Logs one line on stderr for each batch of changes: photos new, changed, moved, gone,
     failed (with the reason), folders that came, went or were renamed (-v: more, -vv: each file).
     """
     from facetags.library import Library
