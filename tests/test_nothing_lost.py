@@ -191,6 +191,8 @@ def test_case4_cli_status_and_forget(tmp_path: Path, shared_data: Path) -> None:
     """The user's side: ``status`` says what is missing and since when; ``forget`` drops it."""
     root = tmp_path / "Pictures"
     copy(lfw(shared_data, "George_W_Bush", 1), root / "nas" / "bush1.jpg")
+    on_disk = root / "home" / "bush2.jpg"
+    copy(lfw(shared_data, "George_W_Bush", 2), on_disk)
     db = tmp_path / "lib.db"
     env = {**os.environ, "FACETAGS_LIBRARY": str(db)}
 
@@ -209,6 +211,9 @@ def test_case4_cli_status_and_forget(tmp_path: Path, shared_data: Path) -> None:
     assert "missing   1 photo not on disk" in status and str(root / "nas" / "bush1.jpg") in status
     assert json.loads(cli("status", "--json").stdout)["missing"][0]["faces"] == 1
     assert "--all" in cli("forget", ok=False).stderr  # nothing forgotten by accident
+    kept = cli("forget", str(on_disk)).stderr  # a photo on disk is never forgotten, and it says so
+    assert f"{on_disk} is on disk: only photos gone from disk are forgotten" in kept
+    assert "forgot 0 missing photos" in kept
     assert "forgot 1 missing photo (1 face" in cli("forget", str(root / "nas")).stderr
     assert json.loads(cli("status", "--json").stdout)["missing"] == []
 

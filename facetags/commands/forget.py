@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
 
 import click
 
-from facetags.commands import plural
+from facetags.commands import plural, shown
 from facetags.config import Settings
 
 
@@ -32,6 +33,13 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json
     if as_json:
         click.echo(json.dumps([m.to_json() for m in gone], indent=2, ensure_ascii=False))
         return
+    if not gone:
+        for path in paths:  # say why nothing was forgotten
+            if os.path.exists(path):
+                why = "is on disk: only photos gone from disk are forgotten"
+            else:
+                why = "holds no missing photo ('facetags status' lists them)"
+            click.echo(shown(f"facetags: {path} {why}"), err=True)
     faces = sum(m.faces for m in gone)
     named = sum(m.named_faces for m in gone)
     click.echo(
