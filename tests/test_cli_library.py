@@ -126,8 +126,13 @@ def test_suggest_move_reject(cli: tuple[dict[str, str], Path], astronaut_path: P
     now = {f["face_id"]: f for f in json.loads(run(env, "faces", "--json").stdout)}
     assert now[copy.face_id]["person_name"] == "Eileen"
 
-    placed = run(env, "reject", str(eileen), str(copy.face_id)).stdout.split()
+    rejected = run(env, "reject", str(eileen), str(copy.face_id))
+    placed = rejected.stdout.split()
     assert placed[0] == str(copy.face_id) and placed[1] != str(eileen)
+    assert rejected.stderr == ""
+    # a face that is not in the person: the rejection holds, and the reply says where the face is
+    elsewhere = run(env, "reject", str(eileen), str(copy.face_id))
+    assert f"face {copy.face_id} was not in {eileen} (it is in {placed[1]})" in elsewhere.stderr
     now = {f["face_id"]: f for f in json.loads(run(env, "faces", "--json").stdout)}
     assert now[copy.face_id]["person_name"] is None
     again = json.loads(run(env, "suggest", str(eileen), "--json").stdout)

@@ -121,9 +121,17 @@ def reject(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> Non
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
+        target = lib.person(person_id).id
         for face_id in face_ids:
+            before = lib.face(face_id).person_id
             placed = lib.reject(face_id, person_id)
             click.echo(f"{face_id}\t{placed}")
+            if before is None or lib.person(before).id != target:
+                click.echo(
+                    f"facetags: face {face_id} was not in {person_id} (it is in {placed}); "
+                    "it will never be put there",
+                    err=True,
+                )
 
 
 @click.command()
