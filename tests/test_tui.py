@@ -148,6 +148,26 @@ async def test_filter_by_typing(arranged: Library) -> None:
         assert len(row_labels(app)) == 5
 
 
+@run_async
+async def test_a_cluster_named_from_a_filtered_list_stays_in_it(arranged: Library) -> None:
+    """Filtered down to a cluster, which the user names: the filter no longer matches the new
+    name, and the row stays (the list went empty) until the filter changes."""
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await highlight_cluster(pilot, UNNAMED[0])
+        assert row_labels(app) == [f"cluster {UNNAMED[0]}"]
+        await pilot.press("n")
+        await type_text(pilot, "Hugh Mum")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert row_labels(app) == ["Hugh Mum"]
+        await pilot.press("slash")
+        await type_text(pilot, "zz")
+        await settle(pilot)
+        assert row_labels(app) == []  # another filter: the row is not kept any more
+
+
 async def highlight_cluster(pilot: Pilot[Any], cluster: int) -> None:
     """Filter the people list down to one cluster by its id and highlight it."""
     await pilot.press("slash")

@@ -69,6 +69,8 @@ class PeopleScreen(LibraryScreen):
         self.marked: set[int] = set()
         self.show_hidden = False
         self._sample_for: int | None = None
+        #: the person just named stays listed though the filter no longer matches the new name
+        self._pinned: int | None = None
         self._sample_timer: Timer | None = None
         self._rows: list[tuple[Any, ...]] | None = None
 
@@ -119,7 +121,7 @@ class PeopleScreen(LibraryScreen):
         for p in self.people:
             if p.hidden and not self.show_hidden:
                 continue
-            if key and key not in name_key(person_label(p)) and key != str(p.id):
+            if key and key not in name_key(person_label(p)) and key != str(p.id) and p.id != self._pinned:
                 continue
             out.append(p)
         return out
@@ -216,6 +218,7 @@ class PeopleScreen(LibraryScreen):
         self.action_open()
 
     def on_input_changed(self, event: Input.Changed) -> None:
+        self._pinned = None
         self._fill()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -288,10 +291,13 @@ class PeopleScreen(LibraryScreen):
         if person is None:
             return
         names = [p.name for p in self.people if p.name]
-        self.app.push_screen(
-            NameDialog(f"Name {person_label(person)}", names, value=person.name or ""),
-            lambda text: self.facetags.name_person(person, text),
-        )
+
+        def named(text: str | None) -> None:
+            self._pinned = person.id
+            self.facetags.name_person(person, text)
+
+        dialog = NameDialog(f"Name {person_label(person)}", names, value=person.name or "")
+        self.app.push_screen(dialog, named)
 
     def action_hide(self) -> None:
         if self.current is not None:
