@@ -81,6 +81,19 @@ def test_foreign_regions_and_keywords_are_kept(mode: str, photo: Path) -> None:
     assert report["RegionInfo"]["AppliedToDimensions"] == {"W": 512, "H": 512, "Unit": "pixel"}
 
 
+def test_a_name_with_a_keyword_separator_stays_one_keyword(photo: Path) -> None:
+    """'AC/DC' under People/ in digiKam's tree, 'Tom|Jerry' under People| in Lightroom's: each
+    name one keyword, not a level of the tree; the region and PersonInImage keep the name."""
+    faces = [FaceTag(FACE_BOX, "AC/DC"), FaceTag((0.6, 0.6, 0.1, 0.1), "Tom|Jerry")]
+    assert write_photo(photo, faces).written
+    report = _report(photo)
+    assert sorted(r["Name"] for r in report["RegionInfo"]["RegionList"]) == ["AC/DC", "Tom|Jerry"]
+    assert sorted(_as_list(report["PersonInImage"])) == ["AC/DC", "Tom|Jerry"]
+    assert sorted(_as_list(report["TagsList"])) == ["People/AC\u2215DC", "People/Tom|Jerry"]
+    assert sorted(_as_list(report["HierarchicalSubject"])) == ["People|AC/DC", "People|Tom\u00a6Jerry"]
+    assert write_photo(photo, faces).changes == []  # and again: nothing to change
+
+
 def test_rewriting_is_idempotent(photo: Path) -> None:
     faces = [FaceTag(FACE_BOX, "Eileen"), FaceTag((0.6, 0.6, 0.1, 0.1), None)]
     first = write_photo(photo, faces)

@@ -286,6 +286,11 @@ def _items(flat: Mapping[str, Entry], key: str) -> list[str] | None:
     return None
 
 
+#: Hierarchical keywords separate levels with these; in a person's name they are written as the
+#: look-alike (U+2215 DIVISION SLASH, U+00A6 BROKEN BAR), so the name stays one keyword.
+HIERARCHY_LOOKALIKE = {"/": "\u2215", "|": "\u00a6"}
+
+
 def _keywords(
     plan: Plan, flat: Mapping[str, Entry], opts: WriteOptions, names: set[str], removed: set[str]
 ) -> None:
@@ -295,10 +300,13 @@ def _keywords(
             continue
 
         def item(name: str, schema: str = schema) -> str:
+            # a name's own / or | would make a level of the keyword tree ("AC/DC": "AC", then "DC")
             if schema == "digikam":
-                return f"{root}/{name}" if root else name
+                leaf = name.replace("/", HIERARCHY_LOOKALIKE["/"])
+                return f"{root}/{leaf}" if root else leaf
             if schema == "lightroom":
-                return f"{root}|{name}" if root else name
+                leaf = name.replace("|", HIERARCHY_LOOKALIKE["|"])
+                return f"{root}|{leaf}" if root else leaf
             return name
 
         old = _items(flat, key)
