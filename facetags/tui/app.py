@@ -189,7 +189,7 @@ class FacetagsApp(App[None]):
     def on_action_done(self, message: ActionDone) -> None:
         text = message.summary or message.label
         if self._quitting and not self.client.unfinished():
-            self.farewell.append(f"{message.label}: {text}" if text != message.label else text)
+            self.farewell.append(text)
             self.exit()
             return
         self.notify(text, timeout=4)
