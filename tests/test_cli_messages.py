@@ -80,7 +80,7 @@ def test_a_first_scan_says_what_to_do_next(tmp_path: Path, t1_path: Path) -> Non
     shutil.copyfile(t1_path, folder / "t1.jpg")
     first = run(env, "scan", str(folder))
     assert first.returncode == 0, first.stderr
-    told = f"facetags: next: 'facetags --library '{library}' people' lists the people found"
-    assert told in first.stderr and f"'facetags --library '{library}' tui' names them" in first.stderr
+    assert f"facetags: next, the people found:  facetags --library '{library}' people\n" in first.stderr
+    assert f"facetags: and to name them:  facetags --library '{library}' tui\n" in first.stderr
     again = run(env, "scan", str(folder))
     assert again.returncode == 0 and "next:" not in again.stderr

@@ -18,7 +18,6 @@ import click
 from facetags.commands import new_library, plural, say_new_library, shown
 from facetags.commands.signals import stopping
 from facetags.config import Settings
-from facetags.paths import default_library
 
 if TYPE_CHECKING:
     from facetags.library import ScanReport
@@ -134,14 +133,10 @@ def scan(
         click.echo(summary(report))
     if fresh and report.faces and not report.interrupted:  # a first scan: what to do next
         where = Path(settings.library).expanduser()
-        library = "" if where == default_library() else f" --library {shlex.quote(str(where))}"
-        click.echo(
-            shown(
-                f"facetags: next: 'facetags{library} people' lists the people found, "
-                f"'facetags{library} tui' names them"
-            ),
-            err=True,
-        )
+        given = where != Path(Settings().library).expanduser()  # not the default library
+        library = f" --library {shlex.quote(str(where))}" if given else ""
+        click.echo(shown(f"facetags: next, the people found:  facetags{library} people"), err=True)
+        click.echo(shown(f"facetags: and to name them:  facetags{library} tui"), err=True)
     if report.interrupted:
         c = report.counts
         done = c["new"] + c["changed"] + c["duplicate"]
