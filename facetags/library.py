@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import threading
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -70,6 +71,11 @@ def _threshold(model_id: str) -> float:
     from facetags.people.calibrate import or_fallback
 
     return or_fallback(_calibrated(model_id), model_id)
+
+
+def _words(key: str) -> list[str]:
+    """A name key's words: 'jean-luc picard' -> jean, luc, picard."""
+    return [w for w in re.split(r"[\s\-]+", key) if w]
 
 
 class Library(Decisions, XmpSync):
@@ -346,8 +352,8 @@ class Library(Decisions, XmpSync):
             return ids
         named = self.store.named_people()
         if by_words and key:
-            wanted = set(key.split())
-            holding = {k: n for _, n, k in named if wanted <= set(k.split())}
+            wanted = set(_words(key))
+            holding = {k: n for _, n, k in named if wanted <= set(_words(k))}
             if len(holding) == 1:
                 return self.store.people_by_key(next(iter(holding)))
             if holding:

@@ -43,9 +43,10 @@ class XmpSync:
         return sorted((r for r in records.values() if not r.missing), key=lambda r: (r.photo_id, r.face_id))
 
     def stale_xmp_photos(self) -> int:
-        """How many photos carry a name facetags wrote that the user has changed since."""
+        """How many photos on disk carry a name facetags wrote that the user has changed since
+        (a missing photo cannot be written to: it waits until it is back)."""
         with self._lock:
-            return len({f.photo_id for f in self.store.faces_with_stale_xmp()})
+            return len({f.photo_id for f in self.store.faces_with_stale_xmp() if not f.missing})
 
     def remember_xmp_names(self, names: dict[int, str | None]) -> None:
         """Record what a successful XMP write left in the photos for each face (face id -> the name

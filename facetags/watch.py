@@ -65,7 +65,7 @@ BATCH_LOG_S = 10.0
 #: Photo outcomes worth a line in the log, in its order (unchanged and touched are not).
 LOGGED = ("new", "changed", "moved", "duplicate", "deleted", "failed")
 #: ... in the words the scan's summary uses: a deleted photo is gone from disk, not forgotten
-SAID = {"deleted": "gone"}
+SAID = {"deleted": "gone (kept with their faces and names until back or forgotten)"}
 #: Failed photos named in one line, at most.
 FAILURES_SHOWN = 3
 #: How often a folder on a network filesystem is polled for changes, seconds.
@@ -250,8 +250,6 @@ class Batch:
     def describe(self) -> str:
         """'2 new, 1 failed (/p/x.jpg: not a photo); folder /p/trip came in or changed: 3 new'."""
         text = ", ".join(f"{self.photos[k]} {SAID.get(k, k)}" for k in LOGGED if self.photos[k])
-        if self.photos["deleted"]:
-            text += " (kept with their faces and names until back or forgotten)"
         return "; ".join(([text + _listed(self.failures)] if text else []) + self.folders)
 
 

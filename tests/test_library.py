@@ -72,11 +72,11 @@ def test_find_by_part_of_a_name(lib: Library, photo_dir: Path) -> None:
     (astro,) = lib.photo_faces(photo_dir / "astronaut.jpg")
     lib.name(a, "Léonard Hofstädter")
     lib.name(b, "Sheldon Cooper")
-    lib.name(c, "Leslie Winkle")
+    lib.name(c, "Jean-Luc Winkle")
     lib.name(astro.person_id or 0, "Sheldon Lee")
     t1 = str(photo_dir / "t1.jpg")
     assert lib.find(["leonard"]) == lib.find(["HOFSTADTER"]) == lib.find(["Léonard Hofstädter"]) == [t1]
-    assert lib.find(["cooper", "winkle"]) == [t1]
+    assert lib.find(["cooper", "winkle"]) == lib.find(["luc"]) == [t1]
     assert str(photo_dir / "astronaut.jpg") in lib.find(["lee"]) and t1 not in lib.find(["lee"])
     with pytest.raises(NotFoundError, match="'sheldon' could be Sheldon Cooper, Sheldon Lee"):
         lib.find(["sheldon"])

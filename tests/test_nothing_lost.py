@@ -214,6 +214,8 @@ def test_case4_cli_status_and_forget(tmp_path: Path, shared_data: Path) -> None:
     kept = cli("forget", str(on_disk)).stderr  # a photo on disk is never forgotten, and it says so
     assert f"{on_disk} is on disk: only photos gone from disk are forgotten" in kept
     assert "forgot 0 missing photos" in kept
+    folder = cli("forget", str(on_disk.parent)).stderr
+    assert f"{on_disk.parent} holds no missing photo" in folder
     assert "forgot 1 missing photo (1 face" in cli("forget", str(root / "nas")).stderr
     assert json.loads(cli("status", "--json").stdout)["missing"] == []
 

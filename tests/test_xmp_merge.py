@@ -84,6 +84,9 @@ def test_foreign_regions_and_keywords_are_kept(mode: str, photo: Path) -> None:
 def test_a_name_with_a_keyword_separator_stays_one_keyword(photo: Path) -> None:
     """'AC/DC' under People/ in digiKam's tree, 'Tom|Jerry' under People| in Lightroom's: each
     name one keyword, not a level of the tree; the region and PersonInImage keep the name."""
+    # the keywords as facetags 0.1 wrote them, the separator inside the name: replaced
+    old = ("-XMP-digiKam:TagsList=People/AC/DC", "-XMP-lr:HierarchicalSubject=People|Tom|Jerry")
+    exiftool_write(*old, photo)
     faces = [FaceTag(FACE_BOX, "AC/DC"), FaceTag((0.6, 0.6, 0.1, 0.1), "Tom|Jerry")]
     assert write_photo(photo, faces).written
     report = _report(photo)

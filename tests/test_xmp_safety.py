@@ -178,6 +178,34 @@ def test_a_sidecar_with_faces_stays_in_step_once_the_photo_is_writable(
     assert report["RegionInfo"]["RegionList"][0]["Name"] == "Eileen Collins"
 
 
+def test_a_sidecar_that_cannot_be_written_leaves_the_photo_to_try_again(
+    astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    """A rename written into the photo while its sidecar cannot be replaced (immutable, here):
+    an error for the photo, so the names are not taken as written, and the next run renames
+    the sidecar too, without calling its old name another tool's."""
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "p.jpg", quality=90)
+    os.chmod(photo, 0o444)
+    assert write_photo(photo, [FACE]).mode == "sidecar"
+    os.chmod(photo, 0o644)
+    sidecar = tmp_path / "p.jpg.xmp"
+    if subprocess.run(["chattr", "+i", str(sidecar)], capture_output=True).returncode != 0:
+        pytest.skip("chattr +i needs root on a filesystem with immutable files")
+    renamed = [FaceTag(FACE.box, "Eileen M. Collins", previous=FACE.name)]
+    try:
+        failed = write_photo(photo, renamed)
+    finally:
+        subprocess.run(["chattr", "-i", str(sidecar)], check=True)
+    assert failed.error is not None and "could not be brought up to date" in failed.error
+    (embedded,) = exiftool("-struct", "-RegionInfo", photo)
+    assert [r["Name"] for r in embedded["RegionInfo"]["RegionList"]] == ["Eileen M. Collins"]
+    again = write_photo(photo, renamed)  # previous: still the old name, nothing was taken as written
+    assert again.error is None and again.written and again.warnings == [], again
+    for where in (photo, sidecar):
+        (report,) = exiftool("-struct", "-RegionInfo", where)
+        assert [r["Name"] for r in report["RegionInfo"]["RegionList"]] == ["Eileen M. Collins"], where
+
+
 def test_photo_xmp_sidecar_name_option(astronaut: np.ndarray, tmp_path: Path) -> None:
     photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "p.jpg", quality=90)
     result = write_photo(photo, [FACE], WriteOptions(mode="sidecar", sidecar_name="photo.xmp"))

@@ -35,7 +35,7 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json
         return
     if not gone:
         for path in paths:  # say why nothing was forgotten
-            if os.path.exists(path):
+            if os.path.isfile(path):
                 why = "is on disk: only photos gone from disk are forgotten"
             else:
                 why = "holds no missing photo ('facetags status' lists them)"

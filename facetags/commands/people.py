@@ -127,9 +127,9 @@ def reject(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> Non
             placed = lib.reject(face_id, person_id)
             click.echo(f"{face_id}\t{placed}")
             if before is None or lib.person(before).id != target:
+                where = f"it is in {placed}" if placed else "it is in no cluster"
                 click.echo(
-                    f"facetags: face {face_id} was not in {person_id} (it is in {placed}); "
-                    "it will never be put there",
+                    f"facetags: face {face_id} was not in {person_id} ({where}); it will never be put there",
                     err=True,
                 )
 

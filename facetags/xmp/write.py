@@ -286,6 +286,12 @@ def _items(flat: Mapping[str, Entry], key: str) -> list[str] | None:
     return None
 
 
+def _raw_item(name: str, schema: str, root: str) -> str:
+    """A hierarchical keyword as facetags 0.1 wrote it (the name as it is, no look-alikes)."""
+    separator = {"digikam": "/", "lightroom": "|"}.get(schema)
+    return f"{root}{separator}{name}" if separator and root else name
+
+
 #: Hierarchical keywords separate levels with these; in a person's name they are written as the
 #: look-alike (U+2215 DIVISION SLASH, U+00A6 BROKEN BAR), so the name stays one keyword.
 HIERARCHY_LOOKALIKE = {"/": "\u2215", "|": "\u00a6"}
@@ -314,6 +320,8 @@ def _keywords(
             plan.warnings.append(f"{key} is not a simple list here; left as it is")
             continue
         gone = {item(n) for n in removed}
+        # the same names as facetags 0.1 wrote them, with a separator inside the name
+        gone |= {raw for n in names | removed if (raw := _raw_item(n, schema, root)) != item(n)}
         new = [v for v in old if v not in gone]
         for name in sorted(names, key=str.casefold):
             if item(name) not in new:
@@ -505,10 +513,14 @@ def write_photo(
         stored_size=stored_size,
     )
     result.changes += [f"{side.target}: {change}" for change in side.changes]
-    result.warnings += side.warnings
+    result.warnings += [w for w in side.warnings if w not in result.warnings]
     result.written = result.written or side.written
     if side.error is not None:
-        result.warnings.append(f"{sidecar}: not brought up to date ({side.error})")
+        # an error for the photo: the names it now carries are not taken as written, so the
+        # next run tries the sidecar again (its old names are still ours to replace)
+        result.error = (
+            f"{sidecar}: could not be brought up to date ({side.error}); the photo itself was written"
+        )
     return result
 
 
@@ -624,7 +636,8 @@ def _write_one(
             stored_size=stored_size,
             claim=claim,
         )
-        again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
+        if again.changes:  # why a sidecar: said when something is written
+            again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
         return again
     except (FacetagsError, OSError) as exc:  # XmpError, or a DecodeError reading the geometry
         result.error = str(exc)

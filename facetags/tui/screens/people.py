@@ -69,8 +69,8 @@ class PeopleScreen(LibraryScreen):
         self.marked: set[int] = set()
         self.show_hidden = False
         self._sample_for: int | None = None
-        #: the person just named stays listed though the filter no longer matches the new name
-        self._pinned: int | None = None
+        #: the name just given stays listed though the filter does not match it (a merge too)
+        self._pinned: str | None = None
         self._sample_timer: Timer | None = None
         self._rows: list[tuple[Any, ...]] | None = None
 
@@ -121,7 +121,8 @@ class PeopleScreen(LibraryScreen):
         for p in self.people:
             if p.hidden and not self.show_hidden:
                 continue
-            if key and key not in name_key(person_label(p)) and key != str(p.id) and p.id != self._pinned:
+            pinned = self._pinned is not None and p.name is not None and name_key(p.name) == self._pinned
+            if key and key not in name_key(person_label(p)) and key != str(p.id) and not pinned:
                 continue
             out.append(p)
         return out
@@ -293,7 +294,8 @@ class PeopleScreen(LibraryScreen):
         names = [p.name for p in self.people if p.name]
 
         def named(text: str | None) -> None:
-            self._pinned = person.id
+            if text and text.strip():
+                self._pinned = name_key(text)
             self.facetags.name_person(person, text)
 
         dialog = NameDialog(f"Name {person_label(person)}", names, value=person.name or "")
