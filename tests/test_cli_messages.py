@@ -70,6 +70,12 @@ def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
     after = run(env, "status")
     assert "not yet written" not in after.stdout
     assert json.loads(run(env, "status", "--json").stdout)["unwritten_xmp_photos"] == 0
+    # renamed since: the photo's name is out of date, until the photo is gone from disk
+    assert run(env, "name", str(group["person_id"]), "Zoë Smith").returncode == 0
+    assert json.loads(run(env, "status", "--json").stdout)["stale_xmp_photos"] == 1
+    (folder / "t1.jpg").rename(tmp_path / "t1.jpg")
+    assert run(env, "scan", str(folder)).returncode == 0
+    assert json.loads(run(env, "status", "--json").stdout)["stale_xmp_photos"] == 0
 
 
 def test_a_first_scan_says_what_to_do_next(tmp_path: Path, t1_path: Path) -> None:
