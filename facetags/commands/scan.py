@@ -116,8 +116,6 @@ def scan(
             stopping(stop, (signal.SIGINT,), _said, _again),
             Library.open(settings.library, settings) as lib,
         ):
-            if fresh:
-                say_new_library(settings.library)
             try:
                 report = lib.scan(paths, progress=progress, stop=stop)
             finally:
@@ -125,6 +123,8 @@ def scan(
     except KeyboardInterrupt:
         click.echo(f"facetags: interrupted: every photo indexed so far is kept; {resume}", err=True)
         raise click.exceptions.Exit(130) from None
+    if fresh:  # said once the scan ran: a scan that cannot start says only why
+        say_new_library(settings.library)
     for path, error in report.failures:
         click.echo(shown(f"facetags: skipped {path}: {error}"), err=True)
     if as_json:
