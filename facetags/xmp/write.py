@@ -504,14 +504,7 @@ def write_photo(
     if not (parsed.mwg or parsed.mp):
         return result  # another tool's sidecar without faces: not ours to fill
     # claim=None: the photo's own write claimed the names; a failure here must not unclaim them
-    side = _write_one(
-        photo,
-        faces,
-        dataclasses.replace(options, mode="sidecar"),
-        dry_run=dry_run,
-        orientation=orientation,
-        stored_size=stored_size,
-    )
+    side = _into_sidecar(photo, faces, options, dry_run, orientation, stored_size, claim=None)
     result.changes += [f"{side.target}: {change}" for change in side.changes]
     result.warnings += [w for w in side.warnings if w not in result.warnings]
     result.written = result.written or side.written
@@ -522,6 +515,22 @@ def write_photo(
             f"{sidecar}: could not be brought up to date ({side.error}); the photo itself was written"
         )
     return result
+
+
+def _into_sidecar(
+    photo: Path,
+    faces: Sequence[FaceTag],
+    options: WriteOptions,
+    dry_run: bool,
+    orientation: int | None,
+    stored_size: tuple[int, int] | None,
+    claim: Callable[[dict[int, str | None]], None] | None,
+) -> WriteResult:
+    """:func:`_write_one` into the photo's sidecar, whatever ``options.mode`` says."""
+    sidecar = dataclasses.replace(options, mode="sidecar")
+    return _write_one(
+        photo, faces, sidecar, dry_run=dry_run, orientation=orientation, stored_size=stored_size, claim=claim
+    )
 
 
 def _write_one(
@@ -627,15 +636,7 @@ def _write_one(
         if options.mode == "sidecar":
             result.error = str(exc)
             return result
-        again = _write_one(
-            photo,
-            faces,
-            dataclasses.replace(options, mode="sidecar"),
-            dry_run=dry_run,
-            orientation=orientation,
-            stored_size=stored_size,
-            claim=claim,
-        )
+        again = _into_sidecar(photo, faces, options, dry_run, orientation, stored_size, claim)
         if again.changes:  # why a sidecar: said when something is written
             again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
         return again
