@@ -89,6 +89,7 @@ class Library(Decisions, XmpSync):
         self.indexer = Indexer(store, pipeline, self._make_assigner)
         self._lock = threading.RLock()
         self._model_checked: str | None = None  # the model version no face is known to lack
+        self.created = False  # Library.open made the file (a new library)
 
     @classmethod
     def open(
@@ -103,13 +104,16 @@ class Library(Decisions, XmpSync):
         """Open (creating and migrating as needed) the library at ``path`` or ``settings.library``."""
         settings = settings or load_settings()
         where = Path(path).expanduser() if path is not None else Path(settings.library).expanduser()
+        created = not where.exists()
         conn = connect(where, create=create)
         try:
             migrate(conn)
         except BaseException:
             conn.close()
             raise
-        return cls(where, settings, Store(conn), Pipeline(settings, detector=detector, embedder=embedder))
+        library = cls(where, settings, Store(conn), Pipeline(settings, detector=detector, embedder=embedder))
+        library.created = created
+        return library
 
     def close(self) -> None:
         self.store.conn.close()

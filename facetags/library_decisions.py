@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 from facetags.db.records import FaceRecord, Person
 from facetags.errors import FacetagsError, LibraryError, NotFoundError
 from facetags.names import clean_name, name_key
+from facetags.text import plural
 
 if TYPE_CHECKING:
     from facetags.db.store import Store
@@ -58,8 +59,9 @@ class Decisions:
 
     # -- the user's decisions -----------------------------------------------------------------
 
-    def name(self, person_id: int, name: str) -> Person:
-        """Name a person or cluster. A name another person already has merges the two."""
+    def name(self, person_id: int, name: str, *, merge: bool = True) -> Person:
+        """Name a person or cluster. A name another person already has merges the two, or, with
+        ``merge`` False, is refused (FacetagsError saying who has it)."""
         text = clean_name(name)
         key = name_key(text)
         with self._lock, self.store.write():
@@ -71,6 +73,12 @@ class Decisions:
                     " `facetags people` lists the current ones"
                 )
             same = [p for p in self.store.people_by_key(key) if p != target]
+            if same and not merge:
+                other = self._person(same[0])
+                raise FacetagsError(
+                    f"{other.name} is person {other.id} already ({plural(other.faces, 'face')}): "
+                    f"add --merge to merge {person_id} into them, or rename {other.id} first"
+                )
             if same:
                 survivor = same[0]
                 self.store.merge_person(target, survivor)

@@ -59,22 +59,10 @@ def faces(settings: Settings, as_json: bool) -> None:
 def name(settings: Settings, person_id: int, name: tuple[str, ...], merge: bool) -> None:
     """Name person or cluster ID. A name someone already has is refused unless --merge (then
     the two are merged): naming a second cluster after a wrong first is how people get mixed."""
-    from facetags.errors import FacetagsError, NotFoundError
     from facetags.library import Library
 
-    text = " ".join(name)
     with Library.open(settings.library, settings, create=False) as lib:
-        if not merge:
-            try:
-                other = lib.person_named(text)
-            except NotFoundError:
-                other = None
-            if other is not None and other.id != lib.person(person_id).id:
-                raise FacetagsError(
-                    f"{other.name} is person {other.id} already ({plural(other.faces, 'face')}): "
-                    f"add --merge to merge {person_id} into them, or rename {other.id} first"
-                )
-        person = lib.name(person_id, text)
+        person = lib.name(person_id, " ".join(name), merge=merge)
     merged = f" (merged into {person.id})" if person.id != person_id else ""
     click.echo(f"{person.id}\t{shown(person.name or '')}\t{plural(person.faces, 'face')}{merged}")
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, TextIO
 
 import click
 
-from facetags.commands import new_library, plural, say_new_library, shown
+from facetags.commands import plural, say_new_library, shown
 from facetags.commands.signals import stopping
 from facetags.config import Settings
 
@@ -110,12 +110,12 @@ def scan(
         raise KeyboardInterrupt  # a second Ctrl-C: at once (the photo being indexed is rolled back)
 
     progress = ProgressLine()
-    fresh = new_library(settings.library)
     try:
         with (
             stopping(stop, (signal.SIGINT,), _said, _again),
             Library.open(settings.library, settings) as lib,
         ):
+            fresh, where = lib.created, lib.path
             try:
                 report = lib.scan(paths, progress=progress, stop=stop)
             finally:
@@ -124,7 +124,7 @@ def scan(
         click.echo(f"facetags: interrupted: every photo indexed so far is kept; {resume}", err=True)
         raise click.exceptions.Exit(130) from None
     if fresh:  # said once the scan ran: a scan that cannot start says only why
-        say_new_library(settings.library)
+        say_new_library(where)
     for path, error in report.failures:
         click.echo(shown(f"facetags: skipped {path}: {error}"), err=True)
     if as_json:
@@ -132,7 +132,6 @@ def scan(
     else:
         click.echo(summary(report))
     if fresh and report.faces and not report.interrupted:  # a first scan: what to do next
-        where = Path(settings.library).expanduser()
         given = where != Path(Settings().library).expanduser()  # not the default library
         library = f" --library {shlex.quote(str(where))}" if given else ""
         click.echo(shown(f"facetags: next, the people found:  facetags{library} people"), err=True)

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import click
 
-from facetags.commands import new_library, say_new_library, shown
+from facetags.commands import say_new_library, shown
 from facetags.commands.signals import stopping
 from facetags.config import Settings
 
@@ -49,13 +49,12 @@ def watch(settings: Settings, paths: tuple[Path, ...], settle: float, poll: floa
         log.info("%s: stopping", signum.name)
 
     ready = threading.Event()
-    fresh = new_library(settings.library)
     with (
         stopping(stop, (signal.SIGINT, signal.SIGTERM), _said),
         Library.open(settings.library, settings) as lib,
     ):
-        if fresh:
-            say_new_library(settings.library)
+        if lib.created:
+            say_new_library(lib.path)
         watcher = Watcher(lib, [str(p) for p in paths], settle=settle, poll=poll)
         click.echo(f"facetags: watching {', '.join(shown(str(p)) for p in paths)}", err=True)
         watcher.run(stop, ready)

@@ -286,15 +286,21 @@ def _items(flat: Mapping[str, Entry], key: str) -> list[str] | None:
     return None
 
 
-def _raw_item(name: str, schema: str, root: str) -> str:
-    """A hierarchical keyword as facetags 0.1 wrote it (the name as it is, no look-alikes)."""
-    separator = {"digikam": "/", "lightroom": "|"}.get(schema)
-    return f"{root}{separator}{name}" if separator and root else name
-
-
-#: Hierarchical keywords separate levels with these; in a person's name they are written as the
-#: look-alike (U+2215 DIVISION SLASH, U+00A6 BROKEN BAR), so the name stays one keyword.
+#: The separator of each hierarchical keyword schema's levels (``People/Alice``, ``People|Alice``).
+HIERARCHY_SEPARATOR = {"digikam": "/", "lightroom": "|"}
+#: ... written in a person's name as a look-alike (U+2215 DIVISION SLASH, U+00A6 BROKEN BAR), so
+#: the name stays one keyword instead of a level of the tree ("AC/DC": "AC", then "DC").
 HIERARCHY_LOOKALIKE = {"/": "\u2215", "|": "\u00a6"}
+
+
+def _keyword(name: str, schema: str, root: str, *, lookalike: bool = True) -> str:
+    """``name``'s keyword in ``schema``: under ``root`` in a hierarchical one (``lookalike``
+    False: as facetags 0.1 wrote it, a separator inside the name left as it is)."""
+    separator = HIERARCHY_SEPARATOR.get(schema)
+    if separator is None or not root:
+        return name
+    leaf = name.replace(separator, HIERARCHY_LOOKALIKE[separator]) if lookalike else name
+    return f"{root}{separator}{leaf}"
 
 
 def _keywords(
@@ -306,14 +312,7 @@ def _keywords(
             continue
 
         def item(name: str, schema: str = schema) -> str:
-            # a name's own / or | would make a level of the keyword tree ("AC/DC": "AC", then "DC")
-            if schema == "digikam":
-                leaf = name.replace("/", HIERARCHY_LOOKALIKE["/"])
-                return f"{root}/{leaf}" if root else leaf
-            if schema == "lightroom":
-                leaf = name.replace("|", HIERARCHY_LOOKALIKE["|"])
-                return f"{root}|{leaf}" if root else leaf
-            return name
+            return _keyword(name, schema, root)
 
         old = _items(flat, key)
         if old is None:
@@ -321,7 +320,9 @@ def _keywords(
             continue
         gone = {item(n) for n in removed}
         # the same names as facetags 0.1 wrote them, with a separator inside the name
-        gone |= {raw for n in names | removed if (raw := _raw_item(n, schema, root)) != item(n)}
+        gone |= {
+            raw for n in names | removed if (raw := _keyword(n, schema, root, lookalike=False)) != item(n)
+        }
         new = [v for v in old if v not in gone]
         for name in sorted(names, key=str.casefold):
             if item(name) not in new:
