@@ -60,8 +60,9 @@ class Decisions:
     # -- the user's decisions -----------------------------------------------------------------
 
     def name(self, person_id: int, name: str, *, merge: bool = True) -> Person:
-        """Name a person or cluster. A name another person already has merges the two, or, with
-        ``merge`` False, is refused (FacetagsError saying who has it)."""
+        """Name a person or cluster. A name another person already has merges the two (the person
+        keeps the spelling given first: "zoe" joins "Zoë", and renaming Zoë is how to respell
+        it), or, with ``merge`` False, is refused (FacetagsError saying who has it)."""
         text = clean_name(name)
         key = name_key(text)
         with self._lock, self.store.write():
@@ -82,12 +83,11 @@ class Decisions:
             if same:
                 survivor = same[0]
                 self.store.merge_person(target, survivor)
-                self.store.set_name(survivor, text, key)
                 self.store.log_decision("merge", person_id=survivor, other_id=target, reason="same name")
                 target = survivor
             else:
                 self.store.set_name(target, text, key)
-            self.store.log_decision("name", person_id=target, name=text)
+                self.store.log_decision("name", person_id=target, name=text)
         self.indexer.invalidate()
         return self._person(target)
 

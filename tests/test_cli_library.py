@@ -61,7 +61,7 @@ def test_scan_people_faces_name_merge_find_status(cli: tuple[dict[str, str], Pat
     assert refused.returncode == 1 and refused.stderr.count("\n") == 1
     assert f"Zoë is person {zoe} already (1 face): add --merge" in refused.stderr
     joined = run(env, "name", str(t1[2]["person_id"]), "zoe", "--merge")
-    assert joined.stdout.startswith(f"{zoe}\t") and f"2 faces (merged into {zoe})" in joined.stdout
+    assert joined.stdout.startswith(f"{zoe}\tZoë\t") and f"2 faces (merged into {zoe})" in joined.stdout
     merged = run(env, "merge", str(astro["person_id"]), str(t1[1]["person_id"]))
     assert "Eileen Collins" in merged.stdout
 

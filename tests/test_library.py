@@ -98,6 +98,7 @@ def test_naming_with_an_existing_name_merges(lib: Library, photo_dir: Path) -> N
     lib.name(first, "Ann")
     survivor = lib.name(astro.person_id or 0, "ann")
     assert survivor.id == first and survivor.faces == 2
+    assert survivor.name == "Ann"  # the spelling given first stays: a quick "ann" only joins
     assert lib.person(astro.person_id or 0).id == first  # the old id resolves to the survivor
     assert len(lib.find(["Ann"])) == 3
 
