@@ -51,6 +51,17 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: How ``facetags --help`` groups the commands: what a user types first, then the people, the
+#: library, and the commands for developing the models.
+SECTIONS: dict[str, tuple[str, ...]] = {
+    "Start here": ("scan", "watch", "tui", "find"),
+    "People": ("people", "name", "merge", "move", "reject", "suggest", "faces"),
+    "Library": ("status", "xmp", "forget", "version"),
+    "Developing the models": ("detect", "eval", "train"),
+}
+assert sorted(n for names in SECTIONS.values() for n in names) == sorted(COMMANDS)
+
+
 def _available(name: str) -> bool:
     module = COMMANDS[name].split(":")[0]
     return importlib.util.find_spec(f"facetags.commands.{module}") is not None
@@ -75,7 +86,20 @@ class LazyGroup(Group):
             raise one_line(exc) from None
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(name for name in COMMANDS if _available(name))
+        return [name for names in SECTIONS.values() for name in names if _available(name)]
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The commands under the headings of :data:`SECTIONS`."""
+        width = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        for heading, names in SECTIONS.items():
+            rows = []
+            for name in names:
+                command = self.get_command(ctx, name) if _available(name) else None
+                if command is not None and not command.hidden:
+                    rows.append((name, command.get_short_help_str(width)))
+            if rows:
+                with formatter.section(heading):
+                    formatter.write_dl(rows)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)

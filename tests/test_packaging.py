@@ -79,6 +79,11 @@ def test_help_and_version_load_no_heavy_modules(tmp_path: Path) -> None:
     outputs = result["outputs"]
     assert isinstance(outputs, dict)
     assert "--library" in outputs["--help"]
+    # the everyday commands first, under headings; the model developers' last
+    shown = outputs["--help"]
+    headings = [shown.index(h) for h in ("Start here:", "People:", "Library:", "Developing the models:")]
+    assert headings == sorted(headings)
+    assert headings[0] < shown.index("  scan ") < headings[1] and headings[3] < shown.index("  train ")
     from facetags import __version__
 
     assert __version__ in outputs["--version"]
