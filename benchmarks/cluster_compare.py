@@ -3,6 +3,7 @@
     python benchmarks/cluster_compare.py [--pipeline facetags|dlib] [--sets deepface,bbt,lfw]
         [--calibration lfw_heldout|pins_heldout|heldout|lfw_devtrain] [--save]
     python benchmarks/cluster_compare.py --sweep 0.46,0.48,0.50 --sets heldout,deepface,bbt,lfw
+    python benchmarks/cluster_compare.py --mean-neighbours 10,0.5,0.5 ...   # an experiment
 
 For each algorithm, the threshold is chosen on a calibration library (never a reported set): the
 best BCubed F among thresholds whose BCubed precision is >= 0.98. For facetags' own embedder the
@@ -17,11 +18,16 @@ Prints a Markdown table (stdout); embeddings are cached in ``.cache/cluster/`` (
 detection and embedding of ~4,000 photos, several minutes on 2 cores). ``--save`` records the
 library's (graph_average) threshold for this model file in ``facetags/people/thresholds.json``:
 run it when the embedder changes.
+
+``--mean-neighbours K,TAU,W`` (an experiment, not what the product does) first moves every face
+towards its neighbours: x + W * sum(s * y) over its K nearest faces y of other photos whose
+similarity s is >= TAU, made unit length again, in every set, calibration included.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 import sys
@@ -71,8 +77,31 @@ class Scored(NamedTuple):
     constraints: Constraints
 
 
+#: (K, TAU, W) of ``--mean-neighbours``, or None.
+MEAN_NEIGHBOURS: tuple[int, float, float] | None = None
+
+
+def mean_neighbours(x: np.ndarray, photo: np.ndarray, k: int, tau: float, weight: float) -> np.ndarray:
+    """Each face moved towards its ``k`` nearest faces of other photos with similarity >= ``tau``."""
+    s = x @ x.T
+    np.fill_diagonal(s, -1.0)
+    s[photo[:, None] == photo[None, :]] = -1.0
+    k = min(k, len(x) - 1)
+    if k <= 0:
+        return x
+    near = np.argpartition(-s, k - 1, axis=1)[:, :k]
+    sims = np.take_along_axis(s, near, axis=1)
+    w = np.where(sims >= tau, sims, 0.0) * weight
+    moved = x + (w[:, :, None] * x[near]).sum(axis=1)
+    return (moved / np.linalg.norm(moved, axis=1, keepdims=True)).astype(np.float32)
+
+
 def scored_set(set_name: str, pipeline: str) -> Scored:
     lset, faces = load_faces(set_name, pipeline)
+    if MEAN_NEIGHBOURS is not None:
+        faces = dataclasses.replace(
+            faces, vectors=mean_neighbours(faces.vectors, faces.photo_ids(), *MEAN_NEIGHBOURS)
+        )
     idx, truth, missed = faces.scored(lset.labels)
     return Scored(faces, idx, truth, missed, Constraints(photo=faces.photo_ids()))
 
@@ -150,7 +179,19 @@ def main() -> None:
         " may name calibration libraries too (lfw_heldout, pins_heldout, heldout): the margin"
         " around a calibrated threshold",
     )
+    parser.add_argument(
+        "--mean-neighbours",
+        metavar="K,TAU,W",
+        help="an experiment: move each face towards its K nearest faces of other photos with"
+        " similarity >= TAU, with weight W, before clustering (every set; not with --save)",
+    )
     args = parser.parse_args()
+    if args.mean_neighbours:
+        if args.save:
+            parser.error("--save records the product's clustering: not with --mean-neighbours")
+        global MEAN_NEIGHBOURS
+        k, tau, w = args.mean_neighbours.split(",")
+        MEAN_NEIGHBOURS = (int(k), float(tau), float(w))
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     if args.sweep:
         sweep_table(args.pipeline, args.sets.split(","), [float(t) for t in args.sweep.split(",")])
