@@ -231,6 +231,24 @@ async def test_name_a_cluster(lib: Library) -> None:
 
 
 @run_async
+async def test_a_long_name_leaves_every_rows_counts_in_sight(arranged: Library) -> None:
+    long = "Maria Antonia Walburga Symphorosa von Bayern-Sachsen, Kurfürstin"
+    first = arranged.people()[0]
+    arranged.name(first.id, long)
+    app = make_app(arranged)
+    async with app.run_test(size=(80, 24)) as pilot:  # the smallest terminal the TUI is made for
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        widths = sum(column.get_render_width(table) for column in table.columns.values())
+        assert widths <= table.size.width  # the Faces and Photos columns fit beside the names
+        cut = next(label for label in row_labels(app) if label.startswith("Maria"))
+        assert cut.endswith("…") and long.startswith(cut[:-1])
+        await pilot.resize_terminal(160, 30)
+        await settle(pilot)
+        assert long in row_labels(app)  # room enough: the whole name
+
+
+@run_async
 async def test_naming_with_an_existing_name_merges_and_completes(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:

@@ -9,6 +9,7 @@ from functools import partial
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
+from textual import events
 from textual.actions import SkipAction
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
@@ -127,16 +128,29 @@ class PeopleScreen(LibraryScreen):
             out.append(p)
         return out
 
+    def on_resize(self, event: events.Resize) -> None:
+        self._fill()  # names are cut to the new width
+
+    def _name_width(self) -> int:
+        """Room for the names: what the table's width leaves beside the mark and the counts (a
+        long name would push the counts of every row out of sight)."""
+        table = self.table
+        others = sum(
+            c.width + 2 * table.cell_padding for c in table.columns.values() if c.key.value != "name"
+        )
+        return max(12, (table.size.width or 80) - others - 2 * table.cell_padding - 2)  # 2: the scrollbar
+
     def _fill(self) -> None:
         table = self.table
         current = self.current
         visible = self._visible()
         self.shown = visible[:MAX_ROWS]
         more = len(visible) - len(self.shown)
+        width = self._name_width()
         rows: list[tuple[Any, ...]] = [
             (p.id, p.name, p.faces, p.photos, p.hidden, p.id in self.marked) for p in self.shown
         ]
-        rows.append(("more", more))
+        rows.append(("more", more, width))
         if rows != self._rows:
             self._rows = rows
             table.clear()
@@ -144,6 +158,7 @@ class PeopleScreen(LibraryScreen):
                 label = Text(shown(person_label(p)), style="" if p.name else "italic dim")
                 if p.hidden:
                     label.append("  hidden", style="red")
+                label.truncate(width, overflow="ellipsis")
                 mark = "●" if p.id in self.marked else " "
                 table.add_row(mark, label, str(p.faces), str(p.photos), key=str(p.id))
             if more:
