@@ -11,11 +11,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from facetags.config import Settings
-from facetags.db.records import FaceRecord, Person
+from facetags.db.records import FaceRecord, FileStat, Person
 from facetags.errors import ConfigError
 
 if TYPE_CHECKING:
     from facetags.db.store import Store
+    from facetags.ingest.pipeline import Pipeline
     from facetags.xmp.sync import ImportRun, PhotoImport
     from facetags.xmp.write import WriteOptions, WriteResult
 
@@ -26,6 +27,7 @@ class XmpSync:
     # what they use of the library (set or defined by Library and its other parts)
     store: Store
     settings: Settings
+    pipeline: Pipeline
     _lock: threading.RLock
     faces: Callable[..., list[FaceRecord]]
     people: Callable[[], list[Person]]
@@ -88,7 +90,13 @@ class XmpSync:
             if records and not dry_run:
                 self.store.check_writable()  # before any photo changes: what is written is recorded
         return write_records(
-            records, options, dry_run=dry_run, progress=progress, stop=stop, remember=self.remember_xmp_names
+            records,
+            options,
+            dry_run=dry_run,
+            progress=progress,
+            stop=stop,
+            remember=self.remember_xmp_names,
+            guard=_IndexedFiles(self, dry_run),
         )
 
     def import_xmp(
@@ -109,6 +117,61 @@ class XmpSync:
             if _under(record.path, root) and not record.missing:  # a missing photo's path is stale
                 by_photo.setdefault(record.path, []).append(record)
         return import_faces(self, by_photo, dry_run=dry_run, progress=progress)
+
+
+class _IndexedFiles:
+    """``xmp write``'s guard: names go only into a file that still shows the photo the library
+    indexed there. A file replaced since the scan (a camera reusing a file name, an edit, a
+    rotation) would get the old photo's names and boxes, and no later write would take them
+    back. A file another tool only re-tagged keeps its pixels: it is written, and so is each file
+    facetags itself wrote (its new size and time are recorded, so the next scan does not decode
+    it again)."""
+
+    def __init__(self, library: XmpSync, dry_run: bool) -> None:
+        self.library = library
+        self.dry_run = dry_run
+
+    def check(self, photo: Path) -> str | None:
+        from facetags.errors import DecodeError
+
+        lib = self.library
+        with lib._lock:
+            row = lib.store.file_by_path(str(photo))
+        if row is None:
+            return f"{photo}: not in the library any more: run `facetags scan` first"
+        try:
+            st = FileStat.of(os.stat(photo))
+        except OSError:
+            return None  # the write says what is wrong with it
+        if st.same_file(row):
+            return None
+        changed = (
+            f"{photo}: changed since the last scan, not written: run `facetags scan`, then write its names"
+        )
+        try:
+            decoded = lib.pipeline.decode(photo)
+        except DecodeError:
+            return changed
+        with lib._lock:
+            same = decoded.content_hash == lib.store.photo_hash(row.photo_id) and (
+                decoded.decoded.orientation == lib.store.photo_orientation(row.photo_id)
+            )
+            if same and not self.dry_run:
+                with lib.store.write():
+                    lib.store.touch_file(row.id, st)
+        return None if same else changed
+
+    def written(self, photo: Path) -> None:
+        lib = self.library
+        try:
+            st = FileStat.of(os.stat(photo))
+        except OSError:
+            return
+        with lib._lock:
+            row = lib.store.file_by_path(str(photo))
+            if row is not None and not st.same_file(row):
+                with lib.store.write():
+                    lib.store.touch_file(row.id, st)
 
 
 def _under(path: str, root: Path) -> bool:

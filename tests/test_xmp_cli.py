@@ -152,3 +152,44 @@ def test_import_never_undoes_a_rejection(library: tuple[Path, Path]) -> None:
     assert "you said it is not 'Eileen Collins'" in again.stderr and again.stdout.strip() == ""
     with Library.open(where, Settings(library=where), create=False) as lib:
         assert lib.face(face.face_id).person_id != eileen
+
+
+def test_write_refuses_a_photo_replaced_since_the_scan(library: tuple[Path, Path]) -> None:
+    """A file that shows other pixels than the library indexed there (a camera reusing a file
+    name, an edit) is not given the old photo's names; a file another tool only re-tagged is,
+    and so is every file facetags wrote itself, without the next scan decoding it again."""
+    from PIL import Image
+
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1, astronaut = photos / "t1.jpg", photos / "astronaut.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        for face in lib.faces():
+            lib.name(
+                face.person_id or 0, "Eileen Collins" if face.path == str(astronaut) else f"P{face.face_id}"
+            )
+    with Image.open(t1) as im:  # an edit: other pixels under the same name
+        edited = im.crop((0, 0, im.width * 3 // 4, im.height))
+    edited.save(t1, quality=90)
+    exiftool("-overwrite_original", "-Title=retagged elsewhere", astronaut)  # same pixels
+
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 1
+    assert f"{t1}: changed since the last scan, not written: run `facetags scan`" in done.stderr
+    assert done.stderr.count("changed since the last scan") == 1  # said once
+    assert "RegionName" not in exiftool("-RegionName", t1)[0]  # none of the old photo's names
+    assert exiftool("-Title", astronaut)[0]["Title"] == "retagged elsewhere"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face,) = lib.photo_faces(astronaut)
+        assert face.xmp_name == "Eileen Collins"  # written (re-tagged elsewhere: same pixels)
+        rescan = lib.scan([photos])
+        assert rescan.counts["changed"] == 1  # t1, now other pixels
+        assert rescan.counts["touched"] == 0  # the re-tagged file's pixels were checked once
+    again = _run(where, "write", "--embed")
+    assert again.exit_code == 0, again.output
+    assert str(t1) in again.stdout  # its names now, for its faces as they are
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        after = lib.scan([photos])
+    assert after.counts["touched"] == 0 and after.counts["unchanged"] == 2  # what facetags wrote

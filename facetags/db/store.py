@@ -380,6 +380,10 @@ class Store(PeopleStore):
         row = self.conn.execute("SELECT id FROM photos WHERE content_hash = ?", (content_hash,)).fetchone()
         return None if row is None else int(row[0])
 
+    def photo_hash(self, photo_id: int) -> str | None:
+        row = self.conn.execute("SELECT content_hash FROM photos WHERE id = ?", (photo_id,)).fetchone()
+        return None if row is None else str(row[0])
+
     def insert_photo(
         self, content_hash: str, width: int, height: int, detector: str, orientation: int = 1
     ) -> int:

@@ -80,6 +80,16 @@ def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -
 Remember = Callable[[dict[int, str | None]], None]
 
 
+class Guard(Protocol):
+    """Whether a photo file is still the one the library indexed (``Library.write_xmp``'s)."""
+
+    def check(self, photo: Path) -> str | None:
+        """None if the names may be written into ``photo``, else why not (one line)."""
+
+    def written(self, photo: Path) -> None:
+        """``photo`` was just written: its new size and time are facetags' own doing."""
+
+
 def write_photos(
     photos: Mapping[Path, Sequence[FaceTag]],
     options: WriteOptions | None = None,
@@ -88,19 +98,29 @@ def write_photos(
     progress: Callable[[WriteResult], None] | None = None,
     stop: threading.Event | None = None,
     remember: Remember | None = None,
+    guard: Guard | None = None,
 ) -> list[WriteResult]:
     """:func:`facetags.xmp.write.write_photo` for each photo; a failure is reported, not raised.
 
     ``remember(names)`` (``Library.remember_xmp_names``) records, photo by photo, the names of
     ours each photo carries: new ones just before the photo is replaced, all of them right after,
     before the next photo is touched. A run killed part-way leaves records that match the photos.
+    ``guard`` first says whether each photo is still the one the names are for.
     """
     options = options or WriteOptions()
     results: list[WriteResult] = []
     for path in sorted(photos):
         if stop is not None and stop.is_set():
             break
-        result = write_photo(path, photos[path], options, dry_run=dry_run, claim=remember)
+        refused = guard.check(path) if guard is not None else None
+        if refused is not None:
+            result = WriteResult(
+                photo=path, target=None, mode="embedded", changes=[], warnings=[], error=refused
+            )
+        else:
+            result = write_photo(path, photos[path], options, dry_run=dry_run, claim=remember)
+        if guard is not None and result.written:
+            guard.written(path)
         if remember is not None and not dry_run and not result.error and result.names:
             remember(result.names)
         results.append(result)
@@ -117,11 +137,14 @@ def write_records(
     progress: Callable[[WriteResult], None] | None = None,
     stop: threading.Event | None = None,
     remember: Remember | None = None,
+    guard: Guard | None = None,
 ) -> list[WriteResult]:
     """Write the faces the library gave (e.g. ``lib.faces(person_id)``) into their photos."""
     options = options or WriteOptions()
     photos = group_faces(records, include_unnamed=options.include_unnamed)
-    return write_photos(photos, options, dry_run=dry_run, progress=progress, stop=stop, remember=remember)
+    return write_photos(
+        photos, options, dry_run=dry_run, progress=progress, stop=stop, remember=remember, guard=guard
+    )
 
 
 # -- importing ----------------------------------------------------------------------------------

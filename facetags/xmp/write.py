@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from facetags.errors import FacetagsError
+from facetags.errors import FacetagsError, LibraryError
 from facetags.xmp import packet, read
 from facetags.xmp.packet import Entry, Flat, XmpError
 from facetags.xmp.read import MP_LIST, MP_ROOT, MWG_DIMS, MWG_LIST, MWG_ROOT, Parsed, RawRegion
@@ -641,7 +641,9 @@ def _write_one(
         if again.changes:  # why a sidecar: said when something is written
             again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
         return again
+    except LibraryError:  # the library cannot record what is written: no photo can be
+        raise
     except (FacetagsError, OSError) as exc:  # XmpError, or a DecodeError reading the geometry
-        result.error = str(exc)
-        log.warning("%s", exc)
+        result.error = str(exc)  # the caller reports it (the CLI, the TUI)
+        log.debug("%s", exc)
     return result
