@@ -54,6 +54,61 @@ def test_not_a_library(tmp_path: Path) -> None:
         connect(tmp_path / "missing.db", create=False)
 
 
+def test_another_programs_database_is_refused_untouched(tmp_path: Path) -> None:
+    """A mistyped --library naming, say, a browser's history: migrating it would add facetags'
+    tables to it (and switching it to WAL would change its journal)."""
+    other = tmp_path / "places.sqlite"
+    with sqlite3.connect(other) as conn:
+        conn.execute("CREATE TABLE moz_places (id INTEGER PRIMARY KEY, url TEXT)")
+        conn.execute("INSERT INTO moz_places (url) VALUES ('https://example.org')")
+    conn.close()
+    before = other.read_bytes()
+    for create in (True, False):
+        with pytest.raises(LibraryError, match=r"not a facetags library .*tables moz_places"):
+            connect(other, create=create)
+    assert other.read_bytes() == before
+    assert not Path(f"{other}-wal").exists()
+
+
+def test_an_empty_file_is_no_library_to_read_and_a_private_one_to_make(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch(mode=0o644)
+    with pytest.raises(LibraryError, match="no library here, an empty file"):
+        connect(empty, create=False)
+    migrate(connect(empty))
+    assert stat.S_IMODE(empty.stat().st_mode) == 0o600
+    assert current_version(connect(empty, create=False)) == latest_version()
+
+
+def test_a_read_only_librarys_companions_stay_usable(tmp_path: Path) -> None:
+    """SQLite gives -wal and -shm the library's mode: a read-only library read once left a
+    read-only -shm, and writes failed after the library was made writable again."""
+    import subprocess
+    import sys
+
+    from tests.process_support import without_read_override
+
+    path = tmp_path / "lib.db"
+    made = connect(path)
+    migrate(made)
+    made.close()  # closed cleanly: one file, no -wal or -shm
+    assert not Path(f"{path}-shm").exists()
+    path.chmod(0o444)
+    as_user = without_read_override()
+    status = [*as_user, sys.executable, "-m", "facetags", "--library", str(path), "status"]
+    subprocess.run(status, check=True, cwd=ROOT, capture_output=True)
+    for suffix in ("-wal", "-shm"):
+        side = Path(f"{path}{suffix}")
+        assert not side.exists() or stat.S_IMODE(side.stat().st_mode) == 0o600
+    path.chmod(0o600)  # the user makes it writable: writing works
+    write = (
+        "import sys; from facetags.db.connect import connect, transaction\n"
+        "conn = connect(sys.argv[1], create=False)\n"
+        "with transaction(conn): conn.execute(\"INSERT INTO meta (key, value) VALUES ('k', 'v')\")"
+    )
+    subprocess.run([*as_user, sys.executable, "-c", write, str(path)], check=True, cwd=ROOT)
+
+
 def test_empty_file_migrates_to_latest(tmp_path: Path) -> None:
     conn = connect(tmp_path / "a.db")
     assert current_version(conn) == 0

@@ -57,6 +57,7 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
         raise library_error(path, exc) from exc
     try:
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
+        _ours(conn, path, create)  # before anything is changed in the file
         mode = _journal_wal(conn)
         if str(mode).lower() != "wal":
             log.warning("%s: journal mode is %s, not WAL (a network file system?)", path, mode)
@@ -70,7 +71,47 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
     except sqlite3.DatabaseError as exc:
         conn.close()
         raise library_error(path, exc) from exc
+    except LibraryError:
+        conn.close()
+        raise
+    _companions_private(path)
     return conn
+
+
+def _ours(conn: sqlite3.Connection, path: Path, create: bool) -> None:
+    """Refuse another program's SQLite database (a mistyped ``--library``: migrating it would
+    add facetags' tables to it) and, unless ``create``, an empty file. An empty file that is to
+    become a library is made private like a new one."""
+    tables = {
+        str(r[0])
+        for r in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+        )
+    }
+    if tables and "schema_migrations" not in tables:
+        listed = ", ".join(sorted(tables)[:3]) + (", ..." if len(tables) > 3 else "")
+        raise LibraryError(
+            f"{path}: not a facetags library (another program's database, with tables {listed}); "
+            "left as it is: give --library a new file or a facetags library"
+        )
+    if not tables and not create:
+        raise LibraryError(f"{path}: no library here, an empty file (run `facetags scan` first)")
+    if not tables and path.stat().st_uid == os.getuid():
+        os.chmod(path, FILE_MODE)
+
+
+def _companions_private(path: Path) -> None:
+    """Give the library's ``-wal`` and ``-shm`` files mode 0600. SQLite gives them the library
+    file's mode when it makes them: a read-only library (0444) opened to read leaves a read-only
+    ``-shm`` that no later write can use, even once the library is writable again."""
+    for suffix in ("-wal", "-shm"):
+        companion = Path(f"{path}{suffix}")
+        try:
+            st = companion.stat()
+            if st.st_uid == os.getuid() and st.st_mode & 0o777 != FILE_MODE:
+                os.chmod(companion, FILE_MODE)
+        except OSError:  # gone, or not ours to change: SQLite says what it needs
+            continue
 
 
 def _locked(exc: sqlite3.OperationalError) -> bool:
