@@ -24,11 +24,18 @@ def clean_name(name: str) -> str:
     return text
 
 
+#: Characters keyboards type for an apostrophe or a hyphen (a phone's ’, a word processor's ‐),
+#: read as the plain ones: "O’Brien" is "O'Brien". (Migration 0006 applies the same to the keys
+#: stored before.)
+LOOKALIKES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "\u2010": "-", "\u2011": "-"})
+
+
 def name_key(name: str) -> str:
-    """The search key: accents stripped, case folded, white space collapsed ("José" == "jose")."""
+    """The search key: accents stripped, case folded, white space collapsed ("José" == "jose"),
+    typographic apostrophes and hyphens read as plain ones ("O’Brien" == "o'brien")."""
     decomposed = unicodedata.normalize("NFKD", name)
     stripped = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
-    return " ".join(stripped.casefold().split())
+    return " ".join(stripped.casefold().translate(LOOKALIKES).split())
 
 
 def close_matches(name: str, known: list[str], n: int = 3) -> list[str]:

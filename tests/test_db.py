@@ -176,6 +176,20 @@ def test_old_library_upgrades_keeping_rows(tmp_path: Path, release: int) -> None
     assert conn.execute("PRAGMA foreign_key_check").fetchall() == []
 
 
+def test_names_keyed_before_0006_read_typographic_apostrophes_as_plain(tmp_path: Path) -> None:
+    from facetags.names import name_key
+
+    conn = connect(tmp_path / "old.db")
+    migrate(conn, target=5)
+    conn.execute(  # the key 0005's facetags stored: the phone's ’ and ‐ kept
+        "INSERT INTO people (name, name_key, created_at, updated_at) VALUES (?, ?, 0, 0)",
+        ("Zoë O’Brien‐Smith", "zoe o’brien‐smith"),
+    )
+    migrate(conn)
+    (key,) = conn.execute("SELECT name_key FROM people").fetchone()
+    assert key == name_key("Zoë O’Brien‐Smith") == name_key("zoe o'brien-smith") == "zoe o'brien-smith"
+
+
 def test_upgraded_schema_equals_fresh_schema(tmp_path: Path) -> None:
     fresh = connect(tmp_path / "fresh.db")
     migrate(fresh)

@@ -29,6 +29,14 @@ def test_two_tools_spelling_one_name_with_two_spaces_agree() -> None:
     assert [(m.face_id, name_key(m.name)) for m in matches] == [(7, name_key(clean_name("Mary Ann")))]
 
 
+def test_a_phones_apostrophe_and_hyphen_are_the_plain_ones() -> None:
+    """A phone keyboard types ’ where a computer's types ': one name, not two people who look
+    alike in every list ("zoe" then could be either)."""
+    assert name_key("Zoë O’Brien‐Smith") == name_key("zoe o'brien-smith")
+    assert name_key("D‘Artagnan") == name_key("dʼartagnan") == "d'artagnan"
+    assert name_key("Anne–Marie") != name_key("Anne-Marie")  # a dash is not a hyphen
+
+
 def test_a_region_name_is_at_most_a_library_name_long() -> None:
     assert region_name("x" * MAX_NAME) == "x" * MAX_NAME
     assert region_name("x" * (MAX_NAME + 1)) is None
