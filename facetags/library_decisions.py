@@ -105,6 +105,8 @@ class Decisions:
             raise FacetagsError("merge needs at least two ids")
         with self._lock, self.store.write():
             resolved = list(dict.fromkeys(self._resolve(i) for i in ids))
+            if len(resolved) < 2:  # the same id twice, or ids merged into one already
+                raise FacetagsError(f"{' and '.join(map(str, ids))} are one person already ({resolved[0]})")
             target, others = resolved[0], resolved[1:]
             rows = {p: self.store.person_row(p) for p in resolved}
             names = {name_key(r[1]): r[1] for r in rows.values() if r is not None and r[1]}

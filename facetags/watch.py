@@ -63,9 +63,12 @@ JOIN_TIMEOUT_S = 10.0
 #: While events keep coming, what was done is logged at least this often, seconds.
 BATCH_LOG_S = 10.0
 #: Photo outcomes worth a line in the log, in its order (unchanged and touched are not).
-LOGGED = ("new", "changed", "moved", "duplicate", "deleted", "failed")
+LOGGED = ("new", "changed", "moved", "restored", "duplicate", "deleted", "failed")
 #: ... in the words the scan's summary uses: a deleted photo is gone from disk, not forgotten
-SAID = {"deleted": "gone (kept with their faces and names until back or forgotten)"}
+SAID = {
+    "deleted": "gone (kept with their faces and names until back or forgotten)",
+    "restored": "back (with their faces and names)",
+}
 #: Failed photos named in one line, at most.
 FAILURES_SHOWN = 3
 #: How often a folder on a network filesystem is polled for changes, seconds.
@@ -514,7 +517,7 @@ class Watcher:
             quiet = self._check.pop(folder, None)  # say only what it finds
             if os.path.isdir(folder):
                 report = self.library.scan([folder], stop=stop)
-                found = ", ".join(f"{report.counts[k]} {k}" for k in LOGGED if report.counts[k])
+                found = ", ".join(f"{report.counts[k]} {SAID.get(k, k)}" for k in LOGGED if report.counts[k])
                 failed = _listed([f"{p}: {e}" for p, e in report.failures])
                 if found or failed or quiet is None:
                     what = quiet or "came in or changed"

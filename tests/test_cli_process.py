@@ -68,7 +68,7 @@ def test_the_watcher_says_what_it_did(
     env: dict[str, str], tmp_path: Path, astronaut_path: Path, t1_path: Path
 ) -> None:
     """One INFO line per batch, without -v: new, failed with the reason, moved, a folder moved
-    in, deleted, a folder gone; readable, no Python dict."""
+    in, deleted, back again, a folder gone; readable, no Python dict."""
     watched, outside = tmp_path / "watched", tmp_path / "outside" / "trip"
     watched.mkdir()
     outside.mkdir(parents=True)
@@ -86,6 +86,8 @@ def test_the_watcher_says_what_it_did(
         log.wait_for(lambda s: f"folder {watched / 'trip'} came in" in s, "the folder moved in")
         (watched / "b.jpg").unlink()
         log.wait_for(lambda s: "INFO: 1 gone (kept with their faces and names" in s, "the deletion")
+        shutil.copyfile(astronaut_path, watched / "b.jpg")  # from a backup
+        log.wait_for(lambda s: "INFO: 1 back (with their faces and names)" in s, "the photo back")
         shutil.rmtree(watched / "trip")
         log.wait_for(lambda s: f"folder {watched / 'trip'} gone" in s, "the folder deleted")
         proc.send_signal(signal.SIGTERM)
@@ -94,7 +96,7 @@ def test_the_watcher_says_what_it_did(
     assert log.lines[-1] == "facetags: stopped\n"
     text = "".join(log.lines)
     assert "{" not in text and "Traceback" not in text, text
-    assert len([s for s in log.lines if "INFO" in s]) <= 8, text  # one line per batch, not per file
+    assert len([s for s in log.lines if "INFO" in s]) <= 9, text  # one line per batch, not per file
 
 
 @pytest.mark.slow

@@ -116,6 +116,10 @@ def test_merge_moves_faces_and_keeps_the_one_name(lib: Library, photo_dir: Path)
         lib.merge([a, _t1_people(lib, photo_dir)[3]])
     with pytest.raises(NotFoundError):
         lib.merge([a, 99999])
+    with pytest.raises(FacetagsError, match=f"one person already \\({a}\\)"):
+        lib.merge([a, b])  # b was merged into a: nothing to do is said, not done silently
+    with pytest.raises(FacetagsError, match="one person already"):
+        lib.merge([a, a])
 
 
 def test_user_assignment_reject_hide_and_not_a_face(lib: Library, photo_dir: Path) -> None:

@@ -270,3 +270,22 @@ def test_a_photo_indexed_by_between_after_the_walk_keeps_its_newer_entry(
     st = os.stat(later)
     assert row is not None and (row.size, row.mtime_ns) == (st.st_size, st.st_mtime_ns)
     assert lib.scan([photo_dir]).counts["unchanged"] == 2  # nothing to look at again
+
+
+def test_a_photo_gone_before_it_was_read_is_counted_as_such(
+    open_library: OpenLibrary, photo_dir: Path
+) -> None:
+    """A folder unmounted or moved away during a scan: the photos not read yet are neither new
+    nor "unchanged" (which hid them), and none is recorded as failed."""
+    lib = open_library()
+    later = photo_dir / "t1.jpg"  # walked after astronaut.jpg
+
+    def unplug(done: int, total: int, path: str) -> None:
+        if later.exists():
+            later.unlink()
+
+    report = lib.scan([photo_dir], progress=unplug)
+    assert report.counts["new"] == 1 and report.counts["vanished"] == 1
+    assert report.counts["unchanged"] == 0 and report.counts["failed"] == 0
+    assert "1 gone before they were read" in report.describe() and report.to_json()["vanished"] == 1
+    assert lib.status().failures == []

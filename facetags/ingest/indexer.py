@@ -62,6 +62,7 @@ OUTCOMES = (
     "touched",
     "unchanged",
     "deleted",
+    "vanished",
     "failed",
     "known_bad",
 )
@@ -102,7 +103,7 @@ class ScanReport:
             f"{c['new']} new",
             f"{c['changed']} changed",
             f"{c['moved']} moved",
-            f"{c['duplicate']} duplicates",
+            plural(c["duplicate"], "duplicate"),
             f"{c['unchanged'] + c['touched']} unchanged",
             f"{c['deleted']} gone",
             f"{c['failed']} failed",
@@ -110,6 +111,8 @@ class ScanReport:
         for kind in ("restored", "reoriented"):
             if c[kind]:
                 parts.insert(3, f"{c[kind]} {kind}")
+        if c["vanished"]:  # new to the library and gone from disk before they were read
+            parts.append(f"{c['vanished']} gone before they were read")
         if c["known_bad"]:
             parts.append(f"{c['known_bad']} known bad skipped")
         tail = " (interrupted)" if self.interrupted else ""
@@ -250,7 +253,7 @@ class Indexer:
         """The library half of indexing ``path``: store what :meth:`Pipeline.process` found."""
         photo = processed.photo
         if photo is None and not os.path.lexists(path):  # deleted or renamed since the walk
-            return "deleted" if self.remove_paths([path]) else "unchanged"
+            return "deleted" if self.remove_paths([path]) else ("vanished" if row is None else "unchanged")
         if photo is None:  # a file that could not be read at all is tried again by the next scan
             seen = None if processed.unreachable else st  # (its failure keeps no size and mtime)
             return self._fail(path, seen, processed.error or "cannot decode", row)
