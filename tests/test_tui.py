@@ -23,6 +23,7 @@ from facetags.config import load_settings
 from facetags.errors import FacetagsError
 from facetags.library import Library
 from facetags.tui.app import FacetagsApp
+from facetags.tui.screens.confirm import ConfirmDialog
 from facetags.tui.screens.people import PeopleScreen
 from facetags.tui.screens.person import PersonScreen
 from facetags.tui.screens.photo import PhotoScreen
@@ -249,7 +250,7 @@ async def test_a_long_name_leaves_every_rows_counts_in_sight(arranged: Library) 
 
 
 @run_async
-async def test_naming_with_an_existing_name_merges_and_completes(arranged: Library) -> None:
+async def test_naming_with_an_existing_name_asks_then_merges(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -260,6 +261,17 @@ async def test_naming_with_an_existing_name_merges_and_completes(arranged: Libra
         choices = app.screen.query_one("#name-choices", OptionList)
         assert choices.get_option_at_index(0).id == "Grace Hopper"  # completion
         await pilot.press("down", "enter")  # pick it from the list
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)  # Grace is someone already: asked first
+        assert "Grace Hopper is someone already" in str(app.screen.query_one("#dialog-title", Label).render())
+        await pilot.press("n")
+        await settle(pilot)
+        assert names(arranged)["Grace Hopper"] == 1 and arranged.person(UNNAMED[0]).name is None
+        await pilot.press("n")
+        await type_text(pilot, "grace hopper")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("y")
         await settle(pilot)
         assert names(arranged)["Grace Hopper"] == 2
         assert arranged.person(UNNAMED[0]).name == "Grace Hopper"  # the cluster now resolves to Grace

@@ -242,7 +242,10 @@ class FacetagsApp(App[None]):
             screen.reload()
 
     def name_person(self, person: Person, text: str | None) -> None:
-        """Name (or rename) a person or cluster; an existing name merges the two."""
+        """Name (or rename) a person or cluster. A name someone else has merges the two, once
+        the user says yes: naming a second cluster after a wrong first is how people get mixed."""
+        from facetags.names import name_key
+
         if not text:
             return
         before = person_label(person)
@@ -252,7 +255,29 @@ class FacetagsApp(App[None]):
                 return f"{before} joined {named.name} ({named.faces} faces)"
             return f"{before} is now {named.name}"
 
-        self.perform(f"name {before}", lambda lib: lib.name(person.id, text), summary=summary)
+        def name(merge: bool) -> None:
+            self.perform(
+                f"name {before}", lambda lib: lib.name(person.id, text, merge=merge), summary=summary
+            )
+
+        key = name_key(text)
+        other = next(
+            (p for p in self.people_cache if p.name and p.id != person.id and name_key(p.name) == key), None
+        )
+        if other is None:
+            name(merge=False)  # (a name given since the list was read is refused, and says so)
+            return
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                name(merge=True)
+
+        question = f"{other.name} is someone already. Put {before} in with them?"
+        details = [
+            f"{other.name}: {plural(other.faces, 'face')}",
+            f"{before}: {plural(person.faces, 'face')}",
+        ]
+        self.push_screen(ConfirmDialog(question, details), answered)
 
     def suggest(self, person: Person) -> None:
         """Open "Is this <name>?" suggestions for a named person."""
