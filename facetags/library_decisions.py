@@ -122,6 +122,17 @@ class Decisions:
         self.indexer.invalidate()
         return self._person(target)
 
+    def more_than_once(self, person_id: int) -> dict[str, list[int]]:
+        """The photos (path) where the person has more than one face, with those faces' ids: one
+        of them is someone else's. The clustering never does this; a merge or move by the user
+        can (the front ends say so, for a rejection to take the wrong face out)."""
+        with self._lock:
+            faces = self.store.faces_of_person(self._resolve(person_id))
+        by_photo: dict[str, list[int]] = {}
+        for face in faces:
+            by_photo.setdefault(face.path, []).append(face.face_id)
+        return {path: ids for path, ids in by_photo.items() if len(ids) > 1}
+
     def set_assignment(self, face_id: int, person_id: int | None, source: str = "user") -> int:
         """Put a face into a person (None: a new cluster of its own). Returns the person id."""
         if source not in ("user", "auto"):

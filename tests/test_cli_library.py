@@ -62,8 +62,12 @@ def test_scan_people_faces_name_merge_find_status(cli: tuple[dict[str, str], Pat
     assert f"Zoë is person {zoe} already (1 face): add --merge" in refused.stderr
     joined = run(env, "name", str(t1[2]["person_id"]), "zoe", "--merge")
     assert joined.stdout.startswith(f"{zoe}\tZoë\t") and f"2 faces (merged into {zoe})" in joined.stdout
+    # two faces of one photo are never one person: the merge is done as asked, and said
+    both = f"faces {t1[0]['face_id']}, {t1[2]['face_id']}"
+    assert f"Zoë is now more than once in 1 photo: {folder / 't1.jpg'}: {both}." in joined.stderr
+    assert f"`facetags reject {zoe} FACE_ID` takes a wrong one out" in joined.stderr
     merged = run(env, "merge", str(astro["person_id"]), str(t1[1]["person_id"]))
-    assert "Eileen Collins" in merged.stdout
+    assert "Eileen Collins" in merged.stdout and merged.stderr == ""  # two photos: nothing to say
 
     assert run(env, "find", "eileen collins").stdout.splitlines() == sorted(
         [str(folder / "astronaut.jpg"), str(folder / "t1.jpg")]

@@ -63,8 +63,10 @@ def name(settings: Settings, person_id: int, name: tuple[str, ...], merge: bool)
 
     with Library.open(settings.library, settings, create=False) as lib:
         person = lib.name(person_id, " ".join(name), merge=merge)
-    merged = f" (merged into {person.id})" if person.id != person_id else ""
-    click.echo(f"{person.id}\t{shown(person.name or '')}\t{plural(person.faces, 'face')}{merged}")
+        merged = f" (merged into {person.id})" if person.id != person_id else ""
+        click.echo(f"{person.id}\t{shown(person.name or '')}\t{plural(person.faces, 'face')}{merged}")
+        if merged:
+            _warn_more_than_once(lib, person)
 
 
 @click.command()
@@ -76,12 +78,30 @@ def merge(settings: Settings, ids: tuple[int, ...]) -> None:
 
     with Library.open(settings.library, settings, create=False) as lib:
         person = lib.merge(list(ids))
-    _echo_person(person)
+        _echo_person(person)
+        _warn_more_than_once(lib, person)
 
 
 def _echo_person(person: Any) -> None:
     label = shown(person.name) if person.name is not None else "(unnamed)"
     click.echo(f"{person.id}\t{label}\t{plural(person.faces, 'face')}")
+
+
+def _warn_more_than_once(lib: Any, person: Any) -> None:
+    """After a merge or move: the photos now showing the person twice (one face is wrong)."""
+    twice = lib.more_than_once(person.id)
+    if not twice:
+        return
+    who = shown(person.name) if person.name else f"cluster {person.id}"
+    listed = "; ".join(
+        f"{shown(path)}: faces {', '.join(map(str, ids))}" for path, ids in sorted(twice.items())[:3]
+    )
+    more = f"; and {len(twice) - 3} more" if len(twice) > 3 else ""
+    click.echo(
+        f"facetags: warning: {who} is now more than once in {plural(len(twice), 'photo')}: {listed}{more}."
+        f" One face a photo can be theirs: `facetags reject {person.id} FACE_ID` takes a wrong one out.",
+        err=True,
+    )
 
 
 def _person_and_faces(f: Any) -> Any:
@@ -99,7 +119,8 @@ def move(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
 
     with Library.open(settings.library, settings, create=False) as lib:
         person = lib.move_faces(list(face_ids), person_id)
-    _echo_person(person)
+        _echo_person(person)
+        _warn_more_than_once(lib, person)
 
 
 @click.command()

@@ -291,11 +291,19 @@ class PeopleScreen(LibraryScreen):
             if not yes:
                 return
             self.marked.difference_update(order)
-            self.facetags.perform(
-                f"merge {len(order)}",
-                lambda lib: lib.merge(order),
-                summary=lambda p: f"Merged {len(order)} into {person_label(p)} ({p.faces} faces)",
-            )
+
+            def merged(lib: Library) -> tuple[Person, int]:
+                person = lib.merge(order)
+                return person, len(lib.more_than_once(person.id))
+
+            def summary(done: tuple[Person, int]) -> str:
+                person, twice = done
+                text = f"Merged {len(order)} into {person_label(person)} ({person.faces} faces)"
+                if twice:  # a merge the clustering would never make: one face there is wrong
+                    text += f". In {plural(twice, 'photo')} more than once: reject the wrong face there"
+                return text
+
+            self.facetags.perform(f"merge {len(order)}", merged, summary=summary)
             self._fill()
 
         self.app.push_screen(ConfirmDialog(question, [merge_label(p) for p in chosen]), answered)
