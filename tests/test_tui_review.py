@@ -26,7 +26,7 @@ from facetags.tui.screens.people import PeopleScreen
 from facetags.tui.screens.person import PersonScreen
 from facetags.tui.screens.photo import PhotoScreen
 from facetags.tui.screens.suggestions import SuggestionsScreen
-from facetags.tui.widgets.face_grid import FaceGrid
+from facetags.tui.widgets.face_grid import FaceGrid, FaceTile
 from tests import test_tui
 from tests.test_tui import (
     ADA,
@@ -70,6 +70,28 @@ async def test_escape_goes_back_from_a_person_with_faces_selected(arranged: Libr
         await pilot.press("escape")  # once: the selection does not hold it back
         await settle(pilot)
         assert isinstance(app.screen, PeopleScreen)
+
+
+@run_async
+async def test_faces_and_their_labels_are_whole_when_the_rows_do_not_fit(arranged: Library) -> None:
+    """More rows of faces than the screen holds: the grid scrolls; its rows kept sharing out its
+    height, which cut every face and hid the labels under them."""
+    from facetags.tui.widgets.face_grid import picture_size
+
+    arranged.move_faces([f.face_id for f in arranged.faces() if f.person_id != ADA], ADA)
+    app = make_app(arranged)
+    async with app.run_test(size=(80, 16)) as pilot:
+        await settle(pilot)
+        grid = (await open_person(pilot, "ada")).query_one(FaceGrid)
+        await settle(pilot)
+        tiles = list(grid.query(FaceTile))
+        assert len(tiles) > grid.columns  # two rows at least, in a grid room for one
+        tall = picture_size(grid.tile_width)[1] + 2
+        assert {tile.outer_size.height for tile in tiles} == {tall}
+        for _ in range(len(tiles)):
+            await pilot.press("right")
+        await settle(pilot)
+        assert grid.scroll_y > 0  # the last row scrolled into sight
 
 
 @run_async

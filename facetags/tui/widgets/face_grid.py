@@ -231,6 +231,9 @@ class FaceGrid(VerticalScroll, can_focus=True):
             for tile in self._tiles:
                 tile.set_width(width)
         self.styles.grid_size_columns = self.columns
+        # rows as tall as a tile: left to the grid, rows share its height out and a page with
+        # more rows than fit cuts every face and its label (the grid scrolls instead)
+        self.styles.grid_rows = str(picture_size(self.tile_width)[1] + 2)
         self.call_after_refresh(self._show_cursor)
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
