@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import logging
+import unicodedata
 
 
 def plural(n: int, word: str) -> str:
     """``1 face``, ``2 faces``."""
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def ljust_columns(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns: a wide character (CJK, most emoji) takes
+    two, a combining mark none, so names in any script line up in a column."""
+    used = sum(
+        0 if unicodedata.combining(ch) else 2 if unicodedata.east_asian_width(ch) in "WF" else 1
+        for ch in text
+    )
+    return text + " " * max(0, width - used)
 
 
 def _escapes() -> dict[int, str]:

@@ -44,6 +44,9 @@ def test_scan_people_faces_name_merge_find_status(cli: tuple[dict[str, str], Pat
 
     faces = json.loads(run(env, "faces", "--json").stdout)
     assert len(faces) == report["faces"]
+    one = faces[0]["person_id"]
+    theirs = json.loads(run(env, "faces", "--json", "--person", str(one)).stdout)
+    assert theirs and {f["person_id"] for f in theirs} == {one}  # whose cluster is this?
     for face in faces:
         assert set(face) == {"face_id", "path", "box", "score", "person_id", "person_name"}
         assert os.path.isabs(face["path"]) and len(face["box"]) == 4

@@ -221,3 +221,13 @@ def test_detect_crops_are_the_owners_only(tmp_path: Path, t1_path: Path) -> None
     written[0].chmod(0o644)
     run(env, "detect", "--crops", str(crops), str(t1_path))
     assert stat.S_IMODE(written[0].stat().st_mode) == 0o600
+
+
+def test_names_in_any_script_line_up_in_the_people_list() -> None:
+    """A CJK character takes two columns in a terminal, a combining accent none: the counts after
+    a name padded with ljust_columns start in the same column whatever the script."""
+    from facetags.text import ljust_columns
+
+    padded = [ljust_columns(name, 20) for name in ("Ada Lovelace", "江泽民 Jiang", "Zoe\u0308 Smith")]
+    assert [len(padded[0]), len(padded[1]), len(padded[2])] == [20, 17, 21]  # characters
+    assert ljust_columns("x" * 25, 20) == "x" * 25  # a longer name is kept whole

@@ -9,6 +9,7 @@ import click
 
 from facetags.commands import plural, shown
 from facetags.config import Settings
+from facetags.text import ljust_columns
 
 
 @click.command()
@@ -30,18 +31,21 @@ def people(settings: Settings, as_json: bool) -> None:
         hidden = "  [hidden]" if p.hidden else ""
         faces = "face " if p.faces == 1 else "faces"
         photos = "photo " if p.photos == 1 else "photos"
-        click.echo(f"{p.id:>6}  {name:<30} {p.faces:>5} {faces} {p.photos:>5} {photos}{hidden}")
+        click.echo(
+            f"{p.id:>6}  {ljust_columns(name, 30)} {p.faces:>5} {faces} {p.photos:>5} {photos}{hidden}"
+        )
 
 
 @click.command()
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON list.")
+@click.option("--person", "person_id", type=int, help="Only the faces of this person or cluster.")
 @click.pass_obj
-def faces(settings: Settings, as_json: bool) -> None:
+def faces(settings: Settings, as_json: bool, person_id: int | None) -> None:
     """List every face: its photo, box (normalised x y w h), score and person."""
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
-        found = lib.faces()
+        found = lib.faces(person_id)
     if as_json:
         click.echo(json.dumps([f.to_json() for f in found], indent=2, ensure_ascii=False))
         return
