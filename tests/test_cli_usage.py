@@ -130,3 +130,12 @@ def test_user_errors_are_one_line_without_a_traceback(env: dict[str, str], tmp_p
         proc = run(env, "--library", library, *args)
         _assert_one_line_error(proc, *wanted)
         assert "watching" not in proc.stderr
+
+
+def test_a_bare_command_group_prints_its_help(env: dict[str, str]) -> None:
+    """`facetags` alone, or `facetags xmp`, is how a newcomer asks what there is: the help, not
+    an error with the help inside it."""
+    for args, shows in (([], "Start here:"), (["xmp"], "write")):
+        proc = run(env, *args)
+        assert proc.returncode == 0 and proc.stderr == "", proc.stderr
+        assert proc.stdout.startswith("Usage: facetags") and shows in proc.stdout

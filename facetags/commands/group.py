@@ -104,7 +104,18 @@ def one_line(exc: click.UsageError) -> OneLineUsageError:
 
 
 class Group(click.Group):
-    """A click group that suggests the closest commands for a mistyped one."""
+    """A click group that suggests the closest commands for a mistyped one, and whose bare name
+    (`facetags`, `facetags xmp`) prints its help, not a usage error."""
+
+    def make_context(
+        self, info_name: str | None, args: list[str], parent: click.Context | None = None, **extra: Any
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent, **extra)
+        except click.exceptions.NoArgsIsHelpError as exc:
+            assert exc.ctx is not None
+            click.echo(exc.ctx.get_help())
+            exc.ctx.exit(0)
 
     def resolve_command(
         self, ctx: click.Context, args: list[str]
