@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import DataTable, Input, Label, OptionList
+from textual.widgets import DataTable, Input, Label, OptionList, Static
 
 from facetags.config import load_settings
 from facetags.errors import FacetagsError
@@ -144,6 +144,15 @@ async def test_filter_by_typing(arranged: Library) -> None:
         await type_text(pilot, "grace")
         await settle(pilot)
         assert row_labels(app) == ["Grace Hopper"]
+        await pilot.press("down")  # from the filter box to the list
+        assert isinstance(app.screen.focused, DataTable)
+        await pilot.press("space")  # a mark, not a space in the filter
+        assert app.screen.query_one("#filter", Input).value == "grace"
+        await pilot.press("slash")
+        await type_text(pilot, "zz")
+        await settle(pilot)
+        info = str(app.screen.query_one("#person-info", Static).render())
+        assert row_labels(app) == [] and "No one matches" in info and "Scan photos" not in info
         await pilot.press("escape")
         await settle(pilot)
         assert len(row_labels(app)) == 5

@@ -31,6 +31,15 @@ if TYPE_CHECKING:
     from facetags.library import Library
 
 
+class FilterBox(Input):
+    """The filter: ↓ (like Enter) goes on to the list it filters."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [Binding("down", "to_list", "To the list", show=False)]
+
+    def action_to_list(self) -> None:
+        self.screen.query_one(DataTable).focus()
+
+
 MAX_ROWS = 1000  # more would only slow the table down; typing finds the rest
 
 
@@ -79,7 +88,7 @@ class PeopleScreen(LibraryScreen):
         yield Header()
         with Horizontal(id="people-body"):
             with Vertical(id="people-left"):
-                yield Input(placeholder="/ to filter people by name", id="filter")
+                yield FilterBox(placeholder="/ to filter people by name", id="filter")
                 yield DataTable(id="people-table", cursor_type="row", zebra_stripes=True)
             with Vertical(id="people-side"):
                 yield Picture(placeholder="", id="sample")
@@ -186,7 +195,13 @@ class PeopleScreen(LibraryScreen):
         clusters = len(self.people) - named
         total = f"{named} people, {clusters} clusters"
         if person is None:
-            info.update(f"No one here yet.\n\n{total}\n\nScan photos with\n`facetags scan DIR`.")
+            text = self.query_one("#filter", Input).value.strip()
+            if not self.people:
+                info.update(f"No one here yet.\n\n{total}\n\nScan photos with\n`facetags scan DIR`.")
+            elif text:
+                info.update(f"No one matches\n{shown(text)!r}.\n\n{total}\n\nEsc clears the filter.")
+            else:
+                info.update(f"Everyone here is a hidden\nstranger.\n\n{total}\n\nH shows them.")
             self.query_one("#sample", Picture).show(None, text="")
             self._sample_for = None
             return
