@@ -193,3 +193,34 @@ def test_write_refuses_a_photo_replaced_since_the_scan(library: tuple[Path, Path
     with Library.open(where, Settings(library=where), create=False) as lib:
         after = lib.scan([photos])
     assert after.counts["touched"] == 0 and after.counts["unchanged"] == 2  # what facetags wrote
+
+
+def test_a_photo_back_from_a_backup_without_its_tags_is_written_again(library: tuple[Path, Path]) -> None:
+    """`status` trusted its record of what facetags wrote: a photo deleted, then copied back from
+    before the write, was reported as written while it carried no name."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    untagged = t1.read_bytes()
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        for face in lib.faces():
+            if face.path == str(t1):
+                lib.name(face.person_id or 0, f"P{face.face_id}")
+    assert _run(where, "write", "--embed").exit_code == 0
+    t1.unlink()
+
+    def unwritten() -> int:
+        with Library.open(where, Settings(library=where), create=False) as lib:
+            lib.scan([photos])
+            return lib.status().unwritten_xmp_photos
+
+    assert unwritten() == 0  # gone: nothing to write to
+    t1.write_bytes(untagged)  # back, from before the names were written
+    assert unwritten() == 1
+    again = _run(where, "write", "--embed")
+    assert again.exit_code == 0 and str(t1) in again.stdout  # written again
+    assert len(_regions_of(t1)) == 6
+    assert unwritten() == 0
+    assert _run(where, "write", "--embed").stdout.strip() == ""  # and nothing left to do

@@ -499,14 +499,29 @@ class Store(PeopleStore):
         row = self.conn.execute(
             "SELECT COUNT(DISTINCT f.photo_id) FROM faces f JOIN people p ON p.id = f.person_id"
             " LEFT JOIN xmp_names x ON x.face_id = f.id"
-            " WHERE f.not_face = 0 AND p.name IS NOT NULL AND x.name IS NULL"
+            " WHERE f.not_face = 0 AND p.name IS NOT NULL"
+            " AND (x.name IS NULL OR EXISTS (SELECT 1 FROM xmp_unverified u WHERE u.photo_id = f.photo_id))"
             " AND NOT EXISTS (SELECT 1 FROM missing m WHERE m.photo_id = f.photo_id)"
         ).fetchone()
         return int(row[0])
 
+    def xmp_unverified(self, photo_id: int) -> None:
+        """The photo's file may no longer carry the names facetags wrote into it (it came back
+        from elsewhere, or another program rewrote its metadata): only if it was written to."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO xmp_unverified (photo_id, since) SELECT ?, ?"
+            " WHERE EXISTS (SELECT 1 FROM xmp_names x JOIN faces f ON f.id = x.face_id WHERE f.photo_id = ?)",
+            (photo_id, time.time(), photo_id),
+        )
+
     def set_xmp_names(self, names: dict[int, str | None]) -> None:
-        """Remember what facetags' XMP now says of each face (None: no name of ours any more)."""
+        """Remember what facetags' XMP now says of each face (None: no name of ours any more);
+        their photos are checked (no longer ``xmp_unverified``)."""
         now = time.time()
+        self.conn.executemany(
+            "DELETE FROM xmp_unverified WHERE photo_id = (SELECT photo_id FROM faces WHERE id = ?)",
+            ((face_id,) for face_id in names),
+        )
         for face_id, name in names.items():
             if name is None:
                 self.conn.execute("DELETE FROM xmp_names WHERE face_id = ?", (face_id,))

@@ -263,6 +263,7 @@ class Indexer:
             if row is not None and row.photo_id == photo_id:
                 with self.store.write():
                     self.store.touch_file(row.id, st)
+                    self.store.xmp_unverified(photo_id)  # another program rewrote its metadata
                     self._done(path)
                 return "reoriented" if reoriented else "touched"
             outcome = self._link(path, photo_id, st, row)
@@ -390,6 +391,7 @@ class Indexer:
             if was_missing:
                 self.store.found_again(photo_id)
                 self.store.add_file(path, photo_id, st)
+                self.store.xmp_unverified(photo_id)  # back from a backup, maybe without our tags
                 outcome = "restored" if before == photo_id else "moved"
                 if before is not None and before != photo_id:
                     self.store.delete_orphan_photos([before])
@@ -397,6 +399,7 @@ class Indexer:
             elif before is not None:
                 self.store.add_file(path, photo_id, st)  # repoint: the file's content changed
                 self.store.delete_orphan_photos([before])
+                self.store.xmp_unverified(photo_id)
                 outcome = "changed"
             else:
                 gone = next(
