@@ -272,17 +272,43 @@ def test_killed_writer_leaves_the_original_intact(mode: str, astronaut: np.ndarr
     assert proc.returncode == -signal.SIGKILL
     assert target.read_bytes() == before
     assert decode(photo).width == 512
-    # The next run writes normally; the killed writer's copy stays while it could still belong
-    # to a live writer (an hour), then the next write removes it.
+    # The next run writes normally and removes the copy: its name says which process of this
+    # machine wrote it, and that process is gone.
     result = write_photo(photo, [FACE], WriteOptions(mode=mode))
     assert result.written and result.error is None
     assert "Eileen Collins" in {r.name for r in read_regions(photo).regions}
-    assert temp.exists()
-    old = time.time() - 2 * 3600
-    os.utime(temp, (old, old))
-    assert write_photo(photo, [FaceTag((0.05, 0.6, 0.1, 0.1), "Someone")], WriteOptions(mode=mode)).written
     assert not temp.exists()
     assert not list(tmp_path.glob(f".*{TEMP_SUFFIX}"))
+
+
+def test_leftover_copies_go_once_their_writer_is_gone_and_only_then(tmp_path: Path) -> None:
+    """A copy of a live writer (this machine's process still running, or another machine's less
+    than an hour old) is never removed; a dead writer's goes at the next write in the folder,
+    even where the photo itself is up to date and not written again."""
+    from facetags.xmp.safefile import _host, remove_stale_temps_in
+
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    try:
+        named = {
+            "live": tmp_path / f".a.jpg.{_host()}-{live.pid}.x1{TEMP_SUFFIX}",
+            "dead": tmp_path / f".a.jpg.{_host()}-{dead.pid}.x2{TEMP_SUFFIX}",
+            "other machine, young": tmp_path / f".a.jpg.elsewhere-{live.pid}.x3{TEMP_SUFFIX}",
+            "other machine, old": tmp_path / f".a.jpg.elsewhere-{dead.pid}.x4{TEMP_SUFFIX}",
+            "unnamed writer, old": tmp_path / f".a.jpg.x5{TEMP_SUFFIX}",
+        }
+        old = time.time() - 2 * 3600
+        for temp in named.values():
+            temp.write_bytes(b"a copy")
+            os.utime(temp, (old, old))
+        os.utime(named["other machine, young"])  # now
+        removed = {temp.name for temp in remove_stale_temps_in(tmp_path)}
+        assert removed == {named[k].name for k in ("dead", "other machine, old", "unnamed writer, old")}
+        assert named["live"].exists() and named["other machine, young"].exists()
+    finally:
+        live.kill()
+        live.wait()
 
 
 def test_hard_linked_photo_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -> None:

@@ -5,8 +5,10 @@ temporary file in the same directory, lets the caller modify the copy, checks th
 data did not change (JPEG: the compressed scan data byte for byte; other formats: the decoded
 pixels), fsyncs the copy, renames it over the original (atomic on POSIX) and fsyncs the
 directory. A crash or kill at any point leaves either the old file or the new one, never a mix;
-at worst a stale ``.<name>.*.facetags.tmp`` file remains beside it, and the next write of the
-same file removes it once it is an hour old (a concurrent writer's copy is younger).
+at worst a stale ``.<name>.<host>-<pid>.*.facetags.tmp`` file remains beside it. The next
+``xmp write`` over that folder removes it (:func:`remove_stale_temps_in`) once its writer is
+gone: a process of this machine no longer running, or, for another machine's, an hour old (a
+concurrent writer's copy is never touched).
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ import contextlib
 import glob
 import logging
 import os
+import re
+import socket
 import stat
 import tempfile
 import time
@@ -102,18 +106,64 @@ def _copy_mode(original: Path | None, temp: Path, like: Path | None) -> None:
             os.chown(temp, info.st_uid, info.st_gid)
 
 
-def remove_stale_temps(real: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete the temporary copies of ``real`` that a killed writer left (older than
-    ``older_than`` seconds, so a concurrent writer's copy is never touched). Returns them."""
+def _host() -> str:
+    return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
+
+
+def _owner() -> str:
+    """What a temporary copy's name says of its writer: ``<host>-<pid>``."""
+    return f"{_host()}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # another user's: alive
+        return True
+    return True
+
+
+def _stale(temp: Path, cutoff: float) -> bool:
+    """Whether ``temp`` was left by a writer that is gone: a process of this machine that is no
+    longer running, or (another machine's, or a copy named before owners were) older than
+    ``cutoff``. A live writer's copy is never stale."""
+    if not temp.is_file() or temp.is_symlink():
+        return False
+    parts = temp.name[: -len(TEMP_SUFFIX)].split(".")
+    host, _, pid = parts[-2].rpartition("-") if len(parts) >= 2 else ("", "", "")
+    if host == _host() and pid.isdigit():
+        return int(pid) != os.getpid() and not _alive(int(pid))
+    return temp.stat().st_mtime < cutoff
+
+
+def _remove(temps: list[Path], older_than: float) -> list[Path]:
     removed = []
     cutoff = time.time() - older_than
-    for temp in real.parent.glob(f".{glob.escape(real.name)}.*{TEMP_SUFFIX}"):
+    for temp in temps:
         with contextlib.suppress(OSError):
-            if temp.is_file() and not temp.is_symlink() and temp.stat().st_mtime < cutoff:
+            if _stale(temp, cutoff):
                 temp.unlink()
                 removed.append(temp)
                 log.info("removed %s, left by a writer that was stopped", temp)
     return removed
+
+
+def remove_stale_temps(real: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete the temporary copies of ``real`` that a killed writer left. Returns them."""
+    return _remove(list(real.parent.glob(f".{glob.escape(real.name)}.*{TEMP_SUFFIX}")), older_than)
+
+
+def remove_stale_temps_in(folder: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
+    """Delete every temporary copy in ``folder`` that a killed writer left (one listing of the
+    folder: a photo already up to date is never written again, and would keep its leftover)."""
+    try:
+        with os.scandir(folder) as entries:
+            temps = [Path(e.path) for e in entries if e.name.startswith(".") and e.name.endswith(TEMP_SUFFIX)]
+    except OSError:
+        return []
+    return _remove(temps, older_than)
 
 
 def atomic_update(
@@ -139,7 +189,9 @@ def atomic_update(
         raise XmpError(target, "no such file")
     remove_stale_temps(real)
     try:
-        fd, temp_name = tempfile.mkstemp(prefix=f".{real.name}.", suffix=TEMP_SUFFIX, dir=directory)
+        fd, temp_name = tempfile.mkstemp(
+            prefix=f".{real.name}.{_owner()}.", suffix=TEMP_SUFFIX, dir=directory
+        )
     except OSError as exc:
         raise XmpError(target, f"cannot create a temporary file beside it ({exc.strerror or exc})") from exc
     temp = Path(temp_name)

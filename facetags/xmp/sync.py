@@ -107,8 +107,13 @@ def write_photos(
     before the next photo is touched. A run killed part-way leaves records that match the photos.
     ``guard`` first says whether each photo is still the one the names are for.
     """
+    from facetags.xmp.safefile import remove_stale_temps_in
+
     options = options or WriteOptions()
     results: list[WriteResult] = []
+    if not dry_run:  # what a writer that was killed left, in every folder visited
+        for folder in sorted({path.parent for path in photos}):
+            remove_stale_temps_in(folder)
     for path in sorted(photos):
         if stop is not None and stop.is_set():
             break
