@@ -1,7 +1,9 @@
-"""Issue 23 case 8: a file that gets the scanner killed (out of memory, a decoder crash) is not
-retried at every restart. Real processes, a real ``kill -9`` while the scan decodes a slow,
-large file: after two attempts that died, the third scan records it as failed without decoding
-it, later scans skip it, and it is tried again once it changes.
+"""A file that gets the scanner killed (out of memory, a decoder crash) is not retried at every
+restart, and a good file is never blamed for a scan the user killed. Real processes, a real
+``kill -9`` while a slow, large file is decoded: the scan after an attempt that died analyses
+the file in a process of its own; if that process dies, the file is recorded as failed and
+skipped until it changes; if the scan itself is killed meanwhile, nothing is blamed and the next
+scan tries again.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from pathlib import Path
 from tests.process_support import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
-MESSAGE = "crashed facetags 2 times while decoding; skipped until it changes"
+MESSAGE = "crashed the process decoding it (killed by signal 9); skipped until it changes"
 
 
 def _slow_png(path: Path, side: int = 9000) -> None:
@@ -61,7 +63,7 @@ def _scan(env: dict[str, str], folder: Path) -> subprocess.CompletedProcess[str]
 
 def _kill_while_decoding(env: dict[str, str], folder: Path, db: Path, big: Path, died: int) -> None:
     """Start a scan, wait until it notes its attempt at ``big`` (the ``died``-th after earlier
-    ones), and ``kill -9`` it there, as the kernel's OOM killer would."""
+    ones), and ``kill -9`` it there, as the kernel's OOM killer or a power cut would."""
     proc = subprocess.Popen(
         [sys.executable, "-m", "facetags", "scan", str(folder)],
         env=env,
@@ -69,34 +71,94 @@ def _kill_while_decoding(env: dict[str, str], folder: Path, db: Path, big: Path,
         stderr=subprocess.PIPE,
     )
     what = "the scan never noted its attempt at the file"
-    kill_when(proc, lambda: _attempt(db, big) == died, what, timeout=120)
+    kill_when(proc, lambda: _attempt(db, big) == died and _analysing_alone(proc.pid) is not None, what)
 
 
-def test_a_file_that_killed_two_scans_is_skipped_until_it_changes(
-    tmp_path: Path, astronaut_path: Path
-) -> None:
+def _analysing_alone(scan: int) -> int | None:
+    """The process a scan started to analyse one photo on its own, once it runs (a spawned
+    multiprocessing worker), or None."""
+    try:
+        kids = Path(f"/proc/{scan}/task/{scan}/children").read_text().split()
+    except OSError:
+        return None
+    for kid in kids:
+        try:
+            command = Path(f"/proc/{kid}/cmdline").read_bytes().replace(b"\0", b" ")
+        except OSError:
+            continue
+        if b"spawn_main" in command and b"resource_tracker" not in command:
+            return int(kid)
+    return None
+
+
+def _folder(tmp_path: Path, astronaut_path: Path) -> tuple[Path, Path, Path, dict[str, str]]:
     folder = tmp_path / "photos"
     folder.mkdir()
     big = folder / "big.png"
     _slow_png(big)
-    shutil.copy(astronaut_path, folder / "later.jpg")  # walked after big.png: never reached
+    shutil.copy(astronaut_path, folder / "later.jpg")  # walked after big.png
     db = tmp_path / "lib.db"
     env = {**os.environ, "FACETAGS_LIBRARY": str(db), "PYTHONPATH": str(ROOT)}
+    return folder, big, db, env
 
-    _kill_while_decoding(env, folder, db, big, died=0)
-    _kill_while_decoding(env, folder, db, big, died=1)
 
-    third = _scan(env, folder)
-    report = json.loads(third.stdout)
-    assert report["failed"] == 1 and report["new"] == 1, report
+def _kill_first_scan(env: dict[str, str], folder: Path, db: Path, big: Path) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facetags", "scan", str(folder)],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    kill_when(
+        proc, lambda: _attempt(db, big) == 0, "the scan never noted its attempt at the file", timeout=120
+    )
+
+
+def test_a_file_that_crashes_the_process_analysing_it_is_skipped_until_it_changes(
+    tmp_path: Path, astronaut_path: Path
+) -> None:
+    folder, big, db, env = _folder(tmp_path, astronaut_path)
+    _kill_first_scan(env, folder, db, big)  # the scan dies while decoding it: whose fault?
+
+    # the next scan analyses it on its own; that process dies (the OOM killer picks it)
+    second = subprocess.Popen(
+        [sys.executable, "-m", "facetags", "scan", "--json", str(folder)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while (alone := _analysing_alone(second.pid)) is None:
+        assert second.poll() is None and time.monotonic() < deadline, second.stderr
+        time.sleep(0.01)
+    time.sleep(0.3)  # decoding
+    os.kill(alone, 9)
+    out, err = second.communicate(timeout=120)
+    assert second.returncode == 0, err
+    report = json.loads(out)
+    assert report["failed"] == 1 and report["new"] == 1, report  # the scan went on
     assert report["failures"] == [{"path": str(big), "error": MESSAGE}]
-    assert f"skipped {big}: {MESSAGE}" in third.stderr
     assert _attempt(db, big) is None
 
-    fourth = json.loads(_scan(env, folder).stdout)
-    assert fourth["known_bad"] == 1 and fourth["failed"] == 0, fourth
+    third = json.loads(_scan(env, folder).stdout)
+    assert third["known_bad"] == 1 and third["failed"] == 0, third
 
     os.utime(big, ns=(time.time_ns(), time.time_ns()))  # it changed: one more try
-    fifth = json.loads(_scan(env, folder).stdout)
-    assert fifth["new"] == 1 and fifth["failed"] == 0, fifth
+    fourth = json.loads(_scan(env, folder).stdout)
+    assert fourth["new"] == 1 and fourth["failed"] == 0, fourth
+    assert _attempt(db, big) is None
+
+
+def test_a_scan_killed_twice_on_a_good_file_blames_it_for_nothing(
+    tmp_path: Path, astronaut_path: Path
+) -> None:
+    """The user's kill -9 (or a power cut) twice while the same photo is being decoded: the
+    photo was recorded as crashing facetags and skipped for good; now the next scan indexes it."""
+    folder, big, db, env = _folder(tmp_path, astronaut_path)
+    _kill_first_scan(env, folder, db, big)
+    _kill_while_decoding(env, folder, db, big, died=1)  # killed while it analyses the file alone
+
+    third = json.loads(_scan(env, folder).stdout)
+    assert third["new"] == 2 and third["failed"] == 0 and third["known_bad"] == 0, third
     assert _attempt(db, big) is None

@@ -52,6 +52,8 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 #: Attempts at one file (same size and mtime) that may die with the process before it is skipped.
 CRASH_LIMIT = 2
+#: A photo's failure when the process analysing it on its own died.
+CRASHED = "crashed the process decoding it"
 OUTCOMES = (
     "new",
     "changed",
@@ -230,7 +232,9 @@ class Indexer:
             process = functools.partial(self.pipeline.process, path, self._known)
         with self.store.write():
             died = self.store.begin_attempt(path, st)
-        if died >= CRASH_LIMIT:
+        if died and not self.pipeline.own_models:  # a crash, or the scan killed: find out which
+            return self._analyse_alone(path, st, row)
+        if died >= CRASH_LIMIT:  # models handed to this process: no other process can try it
             log.warning("%s: crashed facetags %d times; skipped until it changes", printable(path), died)
             return self._fail(
                 path, st, f"crashed facetags {died} times while decoding; skipped until it changes", row
@@ -240,6 +244,23 @@ class Indexer:
         except BaseException:  # an error or an interrupt, not a crash: the file is not to blame
             self._end_attempt(path)
             raise
+        return self.commit(path, st, row, processed)
+
+    def _analyse_alone(self, path: str, st: FileStat, row: FileRow | None) -> str:
+        """``path``'s last attempt died with its process: analysed again in a process of its
+        own, where a crash is the photo's for certain (recorded: skipped until it changes) and a
+        kill of this scan is no one's (the attempt stays for the next scan to try again)."""
+        from facetags.ingest.parallel import AnalysisDied, analyse_alone
+
+        log.info("%s: an earlier attempt died with its process: analysing it on its own", printable(path))
+        try:
+            processed = analyse_alone(path, self.pipeline.settings, database_file(self.store.conn))
+        except AnalysisDied as exc:
+            log.warning(
+                "%s: crashed the process analysing it (%s); skipped until it changes", printable(path), exc
+            )
+            return self._fail(path, st, f"{CRASHED} ({exc}); skipped until it changes", row)
+        self.pipeline.add_timings(processed)
         return self.commit(path, st, row, processed)
 
     def _end_attempt(self, path: str) -> None:

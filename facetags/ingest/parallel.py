@@ -180,13 +180,50 @@ class PhotoPool:
         """Stop: photos not started are dropped, those being analysed are waited for."""
         self._executor.shutdown(wait=True, cancel_futures=True)
 
+    def abandon(self) -> None:
+        """Stop without waiting: the photo being analysed is dropped with its process."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        for process in list(getattr(self._executor, "_processes", {}).values()):
+            process.kill()
+
+
+class AnalysisDied(Exception):
+    """The process analysing a photo on its own died (killed for memory, a decoder's crash)."""
+
+
+def analyse_alone(path: str, settings: Settings, library: str | None) -> Processed:
+    """Analyse ``path`` in a process of its own. For a photo whose earlier attempt died with the
+    process that made it: a crash (out of memory, a decoder's) or a kill -9 of the scan, which
+    look the same from the next scan. Here the photo is the only work of a process that the
+    scan watches, so its death is the photo's: raises :class:`AnalysisDied` saying how it
+    ended. A scan killed meanwhile takes the process with it and blames the photo for nothing."""
+    pool = PhotoPool(settings, 1, library)
+    finished = False
+    try:
+        processed = pool.submit(path).result()
+        finished = True
+        return processed
+    except BrokenProcessPool:
+        finished = True
+        codes = [p.exitcode for p in getattr(pool._executor, "_processes", {}).values()]
+        signals = [-c for c in codes if c is not None and c < 0]
+        how = f"killed by signal {signals[0]}" if signals else "it ended abruptly"
+        raise AnalysisDied(how) from None
+    finally:
+        if finished:
+            pool.close()
+        else:  # interrupted: the process ends with the scan, not after the photo
+            pool.abandon()
+
 
 __all__ = [
     "AHEAD_FOR_WRITER",
     "PARALLEL_FROM",
     "Analysers",
+    "AnalysisDied",
     "Pending",
     "PhotoPool",
+    "analyse_alone",
     "analyse_file",
     "worker_settings",
     "worker_threads",
