@@ -289,3 +289,22 @@ def test_a_photo_gone_before_it_was_read_is_counted_as_such(
     assert report.counts["unchanged"] == 0 and report.counts["failed"] == 0
     assert "1 gone before they were read" in report.describe() and report.to_json()["vanished"] == 1
     assert lib.status().failures == []
+
+
+def test_a_photo_another_scan_indexed_meanwhile_is_no_duplicate(
+    open_library: OpenLibrary, photo_dir: Path
+) -> None:
+    """Two scans of one library at once: a photo the other one indexed after this one's walk was
+    counted as a duplicate of itself (the library was right; the report was not)."""
+    lib = open_library()
+    other = open_library()  # a second process's library: its own connection to the same file
+    later = photo_dir / "t1.jpg"  # walked after astronaut.jpg
+
+    def the_other_scan(done: int, total: int, path: str) -> None:
+        if done == 1:
+            assert other.index_photo(later) == "new"
+
+    report = lib.scan([photo_dir], progress=the_other_scan)
+    assert report.counts["new"] == 1 and report.counts["unchanged"] == 1
+    assert report.counts["duplicate"] == 0
+    assert len(lib.store.photo_files(lib.photo_faces(later)[0].photo_id)) == 1

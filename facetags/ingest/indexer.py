@@ -280,6 +280,9 @@ class Indexer:
             return self._fail(path, seen, processed.error or "cannot decode", row)
         photo_id = self.store.photo_by_hash(photo.content_hash)
         if photo_id is not None:
+            now = self.store.file_by_path(path)
+            if row is None and now is not None and now.photo_id == photo_id and st.same_file(now):
+                return "unchanged"  # indexed since the walk by another process (a second scan)
             reoriented = self._reorient(path, photo_id, photo)
             if row is not None and row.photo_id == photo_id:
                 with self.store.write():
