@@ -63,11 +63,12 @@ JOIN_TIMEOUT_S = 10.0
 #: While events keep coming, what was done is logged at least this often, seconds.
 BATCH_LOG_S = 10.0
 #: Photo outcomes worth a line in the log, in its order (unchanged and touched are not).
-LOGGED = ("new", "changed", "moved", "restored", "duplicate", "deleted", "failed")
+LOGGED = ("new", "changed", "moved", "restored", "duplicate", "deleted", "copy_gone", "failed")
 #: ... in the words the scan's summary uses: a deleted photo is gone from disk, not forgotten
 SAID = {
     "deleted": "gone (kept with their faces and names until back or forgotten)",
     "restored": "back (with their faces and names)",
+    "copy_gone": "copies gone (the photo is still at another path)",
 }
 #: Failed photos named in one line, at most.
 FAILURES_SHOWN = 3

@@ -127,7 +127,9 @@ def test_duplicates_share_faces_and_deleting_one_path_keeps_them(
 
     (photo_dir / "astronaut.jpg").unlink()
     report = lib.scan([photo_dir])
-    assert report.counts["deleted"] == 1
+    assert report.counts["deleted"] == 0 and report.counts["copy_gone"] == 1  # not a missing photo
+    assert "1 copy gone (the photo is still at another path)" in report.describe()
+    assert "status' lists them" not in report.describe() and lib.status().missing == []
     assert lib.find(["Eileen"]) == [str(photo_dir / "copy of astronaut.jpg")]
 
     (photo_dir / "copy of astronaut.jpg").unlink()

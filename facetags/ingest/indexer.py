@@ -64,6 +64,7 @@ OUTCOMES = (
     "touched",
     "unchanged",
     "deleted",
+    "copy_gone",
     "vanished",
     "failed",
     "known_bad",
@@ -113,6 +114,9 @@ class ScanReport:
         for kind in ("restored", "reoriented"):
             if c[kind]:
                 parts.insert(3, f"{c[kind]} {kind}")
+        if c["copy_gone"]:  # a duplicate's path: the photo is still on disk at another
+            copies = "1 copy" if c["copy_gone"] == 1 else f"{c['copy_gone']} copies"
+            parts.append(f"{copies} gone (the photo is still at another path)")
         if c["vanished"]:  # new to the library and gone from disk before they were read
             parts.append(f"{c['vanished']} gone before they were read")
         if c["known_bad"]:
@@ -182,7 +186,7 @@ class Indexer:
         try:
             st = os.stat(path)
         except FileNotFoundError:
-            return "deleted" if self.remove_paths([path]) else "unchanged"
+            return self._gone(path)
         except OSError as exc:
             return self._fail(path, None, exc.strerror or "cannot stat", self.store.file_by_path(path))
         if not os.path.isfile(path):
@@ -274,7 +278,7 @@ class Indexer:
         """The library half of indexing ``path``: store what :meth:`Pipeline.process` found."""
         photo = processed.photo
         if photo is None and not os.path.lexists(path):  # deleted or renamed since the walk
-            return "deleted" if self.remove_paths([path]) else ("vanished" if row is None else "unchanged")
+            return self._gone(path) if row is not None else "vanished"
         if photo is None:  # a file that could not be read at all is tried again by the next scan
             seen = None if processed.unreachable else st  # (its failure keeps no size and mtime)
             return self._fail(path, seen, processed.error or "cannot decode", row)
@@ -459,17 +463,29 @@ class Indexer:
 
     # -- removals and moves (the watcher's events) --------------------------------------------
 
-    def remove_paths(self, paths: Iterable[str]) -> int:
-        """Forget paths that no longer exist. Returns how many indexed paths went."""
+    def _gone(self, path: str) -> str:
+        """``path`` no longer exists: "deleted" (its photo is now missing), "copy_gone" (the photo
+        is still at another path) or "unchanged" (it was not indexed)."""
+        photo_ids = self._remove([path])
+        if not photo_ids:
+            return "unchanged"
+        return "deleted" if self.store.photo_is_missing(photo_ids[0]) else "copy_gone"
+
+    def _remove(self, paths: Iterable[str]) -> list[int]:
+        """Forget the paths that no longer exist; the photo id of each indexed one."""
         paths = [p for p in paths if not os.path.lexists(p)]
         if not paths:
-            return 0
+            return []
         with self.store.write():
-            removed = len(self.store.mark_missing(paths, GONE))
+            photo_ids = self.store.mark_missing(paths, GONE)
             self.store.clear_failures(paths)
             self.store.end_attempts(paths)
             self.store.dequeue(paths)
-        return removed
+        return photo_ids
+
+    def remove_paths(self, paths: Iterable[str]) -> int:
+        """Forget paths that no longer exist. Returns how many indexed paths went."""
+        return len(self._remove(paths))
 
     def move_path(self, src: str, dest: str) -> str:
         """A file was renamed from ``src`` to ``dest`` (both absolute)."""
@@ -568,7 +584,9 @@ class Indexer:
             if pool is not None:
                 pool.close()
         if not report.interrupted:
-            report.counts["deleted"] += self._forget_missing(indexed, seen, info, folders)
+            deleted, copies = self._forget_missing(indexed, seen, info, folders)
+            report.counts["deleted"] += deleted
+            report.counts["copy_gone"] += copies
         report.faces = self.faces_added - faces_before
         report.seconds = time.perf_counter() - start
         report.timings = self.pipeline.timings.to_json()
@@ -675,18 +693,21 @@ class Indexer:
 
     def _forget_missing(
         self, indexed: dict[str, FileRow], seen: set[str], info: Walk, roots: list[str]
-    ) -> int:
+    ) -> tuple[int, int]:
+        """Record the indexed paths the walk did not see. Returns (photos now missing, paths of
+        photos still on disk at another path)."""
         blocked = [u.rstrip(os.sep) + os.sep for u in info.unreadable]
         missing = [p for p in indexed if p not in seen and not any(p.startswith(b) for b in blocked)]
         gone_bad = [p for root in roots for p in self.store.failures_under(root) if p not in seen]
         with self.store.write():
             photo_ids = self.store.mark_missing(missing, GONE)
+            now_missing = {p for p in photo_ids if self.store.photo_is_missing(p)}
             self.store.clear_failures(gone_bad)
             for root in roots:
                 self.store.dequeue(q for q in self.store.queued_under(root) if q not in seen)
-        if missing:
-            log.info("%d paths no longer exist: kept as missing (facetags status)", len(photo_ids))
-        return len(photo_ids)
+        if now_missing:
+            log.info("%d photos no longer on disk: kept as missing (facetags status)", len(now_missing))
+        return len(now_missing), sum(1 for p in photo_ids if p not in now_missing)
 
 
 __all__ = ["Indexer", "Progress", "ScanReport", "printable"]
