@@ -289,7 +289,7 @@ def test_a_photo_gone_before_it_was_read_is_counted_as_such(
     report = lib.scan([photo_dir], progress=unplug)
     assert report.counts["new"] == 1 and report.counts["vanished"] == 1
     assert report.counts["unchanged"] == 0 and report.counts["failed"] == 0
-    assert "1 gone before they were read" in report.describe() and report.to_json()["vanished"] == 1
+    assert "1 photo gone before it was read" in report.describe() and report.to_json()["vanished"] == 1
     assert lib.status().failures == []
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import sqlite3
 import struct
 import subprocess
@@ -22,7 +23,7 @@ from pathlib import Path
 from tests.process_support import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
-MESSAGE = "crashed the process decoding it (killed by signal 9); skipped until it changes"
+MESSAGE = "crashed the process analysing it (killed by SIGKILL); skipped until it changes"
 
 
 def _slow_png(path: Path, side: int = 9000) -> None:
@@ -91,6 +92,33 @@ def _analysing_alone(scan: int) -> int | None:
     return None
 
 
+def _decoding(pid: int, big: Path) -> bool:
+    """Whether process ``pid`` has ``big`` open (it is decoding it)."""
+    try:
+        return any(os.readlink(fd) == str(big) for fd in Path(f"/proc/{pid}/fd").iterdir())
+    except OSError:
+        return False
+
+
+def _alone_decoding(scan: subprocess.Popen[str], big: Path) -> int:
+    """Wait until ``scan`` analyses ``big`` in a process of its own, decoding it: that process."""
+    deadline = time.monotonic() + 120
+    while (alone := _analysing_alone(scan.pid)) is None or not _decoding(alone, big):
+        assert scan.poll() is None and time.monotonic() < deadline, scan.stderr
+        time.sleep(0.01)
+    return alone
+
+
+def _scan_in_background(env: dict[str, str], folder: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "facetags", "scan", "--json", str(folder)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
 def _folder(tmp_path: Path, astronaut_path: Path) -> tuple[Path, Path, Path, dict[str, str]]:
     folder = tmp_path / "photos"
     folder.mkdir()
@@ -120,20 +148,9 @@ def test_a_file_that_crashes_the_process_analysing_it_is_skipped_until_it_change
     folder, big, db, env = _folder(tmp_path, astronaut_path)
     _kill_first_scan(env, folder, db, big)  # the scan dies while decoding it: whose fault?
 
-    # the next scan analyses it on its own; that process dies (the OOM killer picks it)
-    second = subprocess.Popen(
-        [sys.executable, "-m", "facetags", "scan", "--json", str(folder)],
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while (alone := _analysing_alone(second.pid)) is None:
-        assert second.poll() is None and time.monotonic() < deadline, second.stderr
-        time.sleep(0.01)
-    time.sleep(0.3)  # decoding
-    os.kill(alone, 9)
+    # the next scan analyses it on its own; that process dies decoding it (the OOM killer)
+    second = _scan_in_background(env, folder)
+    os.kill(_alone_decoding(second, big), signal.SIGKILL)
     out, err = second.communicate(timeout=120)
     assert second.returncode == 0, err
     report = json.loads(out)
@@ -162,3 +179,31 @@ def test_a_scan_killed_twice_on_a_good_file_blames_it_for_nothing(
     third = json.loads(_scan(env, folder).stdout)
     assert third["new"] == 2 and third["failed"] == 0 and third["known_bad"] == 0, third
     assert _attempt(db, big) is None
+
+
+def test_a_stopped_analysis_is_postponed_not_blamed(tmp_path: Path, astronaut_path: Path) -> None:
+    """The process analysing the photo alone gets SIGTERM (a service stopped, a shutdown: the
+    signal goes to every process of the group): the photo is tried again, not skipped."""
+    folder, big, db, env = _folder(tmp_path, astronaut_path)
+    _kill_first_scan(env, folder, db, big)
+    second = _scan_in_background(env, folder)
+    os.kill(_alone_decoding(second, big), signal.SIGTERM)
+    out, _ = second.communicate(timeout=120)
+    report = json.loads(out)
+    assert report["postponed"] == 1 and report["failed"] == 0 and report["new"] == 1, report
+    third = json.loads(_scan(env, folder).stdout)
+    assert third["new"] == 1 and third["failed"] == 0, third  # big.png, this time
+    assert _attempt(db, big) is None
+
+
+def test_a_file_that_took_every_scan_down_is_skipped(tmp_path: Path, astronaut_path: Path) -> None:
+    """Where the death of the process analysing it alone takes the scan too (an OOM killer that
+    ends a whole service), attempts do not go on for ever: after four, it is skipped."""
+    folder, big, db, env = _folder(tmp_path, astronaut_path)
+    _kill_first_scan(env, folder, db, big)
+    with sqlite3.connect(db) as conn:  # three more attempts that died, as such scans leave them
+        conn.execute("UPDATE attempts SET died = 3 WHERE path = ?", (str(big),))
+    conn.close()
+    report = json.loads(_scan(env, folder).stdout)
+    message = "crashed facetags 4 times while decoding; skipped until it changes"
+    assert report["failures"] == [{"path": str(big), "error": message}], report

@@ -50,10 +50,15 @@ log = logging.getLogger(__name__)
 
 #: progress(done, total, path): called after each file the scan had to look at.
 Progress = Callable[[int, int, str], None]
-#: Attempts at one file (same size and mtime) that may die with the process before it is skipped.
+#: Attempts at one file (same size and mtime) that may die with the process before it is skipped,
+#: where a library was handed its models in this process (tests) ...
 CRASH_LIMIT = 2
-#: A photo's failure when the process analysing it on its own died.
-CRASHED = "crashed the process decoding it"
+#: ... where a file whose attempt died is tried again in a process of its own (facetags.ingest.
+#: parallel.analyse_alone): attempts that died with the scan all the same (an OOM killer that
+#: ends a whole service, a power cut each time) before the file is skipped until it changes.
+ALONE_LIMIT = 4
+#: A photo's failure when the process analysing it on its own died of it.
+CRASHED = "crashed the process analysing it"
 OUTCOMES = (
     "new",
     "changed",
@@ -66,6 +71,7 @@ OUTCOMES = (
     "deleted",
     "copy_gone",
     "vanished",
+    "postponed",
     "failed",
     "known_bad",
 )
@@ -118,7 +124,10 @@ class ScanReport:
             copies = "1 copy" if c["copy_gone"] == 1 else f"{c['copy_gone']} copies"
             parts.append(f"{copies} gone (the photo is still at another path)")
         if c["vanished"]:  # new to the library and gone from disk before they were read
-            parts.append(f"{c['vanished']} gone before they were read")
+            were = "it was" if c["vanished"] == 1 else "they were"
+            parts.append(f"{plural(c['vanished'], 'photo')} gone before {were} read")
+        if c["postponed"]:  # its analysis was stopped with facetags: tried again next time
+            parts.append(f"{c['postponed']} postponed")
         if c["known_bad"]:
             parts.append(f"{c['known_bad']} known bad skipped")
         tail = " (interrupted)" if self.interrupted else ""
@@ -236,9 +245,11 @@ class Indexer:
             process = functools.partial(self.pipeline.process, path, self._known)
         with self.store.write():
             died = self.store.begin_attempt(path, st)
-        if died and not self.pipeline.own_models:  # a crash, or the scan killed: find out which
+        # models handed to this process (tests) cannot be sent to another: the older rule
+        limit = CRASH_LIMIT if self.pipeline.own_models else ALONE_LIMIT
+        if died and died < limit and not self.pipeline.own_models:  # a crash, or the scan killed?
             return self._analyse_alone(path, st, row)
-        if died >= CRASH_LIMIT:  # models handed to this process: no other process can try it
+        if died >= limit:  # every try took the scan down with it
             log.warning("%s: crashed facetags %d times; skipped until it changes", printable(path), died)
             return self._fail(
                 path, st, f"crashed facetags {died} times while decoding; skipped until it changes", row
@@ -254,11 +265,14 @@ class Indexer:
         """``path``'s last attempt died with its process: analysed again in a process of its
         own, where a crash is the photo's for certain (recorded: skipped until it changes) and a
         kill of this scan is no one's (the attempt stays for the next scan to try again)."""
-        from facetags.ingest.parallel import AnalysisDied, analyse_alone
+        from facetags.ingest.parallel import AnalysisDied, AnalysisStopped, analyse_alone
 
         log.info("%s: an earlier attempt died with its process: analysing it on its own", printable(path))
         try:
             processed = analyse_alone(path, self.pipeline.settings, database_file(self.store.conn))
+        except AnalysisStopped as exc:  # facetags is being stopped: the attempt stays for later
+            log.info("%s: not analysed (%s); the next scan tries again", printable(path), exc)
+            return "postponed"
         except AnalysisDied as exc:
             log.warning(
                 "%s: crashed the process analysing it (%s); skipped until it changes", printable(path), exc
@@ -286,7 +300,9 @@ class Indexer:
         if photo_id is not None:
             now = self.store.file_by_path(path)
             if row is None and now is not None and now.photo_id == photo_id and st.same_file(now):
-                return "unchanged"  # indexed since the walk by another process (a second scan)
+                with self.store.write():  # indexed since the walk by another process (a scan)
+                    self._done(path)
+                return "unchanged"
             reoriented = self._reorient(path, photo_id, photo)
             if row is not None and row.photo_id == photo_id:
                 with self.store.write():

@@ -30,7 +30,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
-from typing import Protocol
+from typing import Any, Protocol
 
 from facetags.config import Settings
 from facetags.db.connect import connect_readonly
@@ -180,47 +180,86 @@ class PhotoPool:
         """Stop: photos not started are dropped, those being analysed are waited for."""
         self._executor.shutdown(wait=True, cancel_futures=True)
 
-    def abandon(self) -> None:
-        """Stop without waiting: the photo being analysed is dropped with its process."""
-        self._executor.shutdown(wait=False, cancel_futures=True)
-        for process in list(getattr(self._executor, "_processes", {}).values()):
-            process.kill()
+
+#: How a process analysing one photo can die of the photo: the kernel's OOM killer (SIGKILL) or a
+#: decoder's crash. SIGTERM, SIGINT or SIGHUP mean facetags is being stopped: no one's fault.
+CRASH_SIGNALS = frozenset(
+    {signal.SIGKILL, signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE}
+)
 
 
 class AnalysisDied(Exception):
-    """The process analysing a photo on its own died (killed for memory, a decoder's crash)."""
+    """The process analysing a photo on its own died of it (a crash signal: :data:`CRASH_SIGNALS`)."""
+
+
+class AnalysisStopped(Exception):
+    """The process analysing a photo on its own was stopped (a stop signal), or never started:
+    nothing is known about the photo."""
 
 
 def analyse_alone(path: str, settings: Settings, library: str | None) -> Processed:
     """Analyse ``path`` in a process of its own. For a photo whose earlier attempt died with the
     process that made it: a crash (out of memory, a decoder's) or a kill -9 of the scan, which
-    look the same from the next scan. Here the photo is the only work of a process that the
-    scan watches, so its death is the photo's: raises :class:`AnalysisDied` saying how it
-    ended. A scan killed meanwhile takes the process with it and blames the photo for nothing."""
-    pool = PhotoPool(settings, 1, library)
-    finished = False
+    look the same from the next scan. Here the photo is the only work of a process the scan
+    watches: dead of a crash signal, the photo is to blame (:class:`AnalysisDied`); stopped by
+    a stop signal, or failing to start, nothing is known (:class:`AnalysisStopped`). A scan
+    killed meanwhile takes the process with it and blames the photo for nothing."""
+    context = get_context("spawn")
+    receiver, sender = context.Pipe(duplex=False)
+    root = logging.getLogger()
+    formatter = root.handlers[0].formatter if root.handlers else None
+    fmt = formatter._fmt if formatter is not None else None
+    args = (sender, path, worker_settings(settings, 1), library, os.getpid(), root.getEffectiveLevel(), fmt)
+    process = context.Process(target=_analyse_alone, args=args, name="facetags-alone", daemon=True)
+    process.start()
+    sender.close()
     try:
-        processed = pool.submit(path).result()
-        finished = True
-        return processed
-    except BrokenProcessPool:
-        finished = True
-        codes = [p.exitcode for p in getattr(pool._executor, "_processes", {}).values()]
-        signals = [-c for c in codes if c is not None and c < 0]
-        how = f"killed by signal {signals[0]}" if signals else "it ended abruptly"
-        raise AnalysisDied(how) from None
+        while not receiver.poll(0.1):
+            if not process.is_alive() and not receiver.poll(0):
+                break
+        else:
+            try:
+                kind, value = receiver.recv()
+            except EOFError:  # died while it sent
+                pass
+            else:
+                process.join()
+                if kind == "error":
+                    raise value
+                return value
+        process.join()
+        code = process.exitcode
+        if code is not None and code < 0 and -code in CRASH_SIGNALS:
+            raise AnalysisDied(f"killed by {signal.Signals(-code).name}")
+        stopped = f"stopped by {signal.Signals(-code).name}" if code and code < 0 else f"exit status {code}"
+        raise AnalysisStopped(stopped)
     finally:
-        if finished:
-            pool.close()
-        else:  # interrupted: the process ends with the scan, not after the photo
-            pool.abandon()
+        receiver.close()
+        if process.is_alive():  # interrupted: the photo's process ends with the scan's wait
+            process.kill()
+            process.join()
+
+
+def _analyse_alone(
+    sender: Any, path: str, settings: Settings, library: str | None, parent: int, level: int, fmt: str | None
+) -> None:
+    """Runs in the process of :func:`analyse_alone`: the result, or the error, through ``sender``."""
+    _start_worker(parent, level, fmt)
+    try:
+        result: tuple[str, object] = ("ok", analyse_file(path, settings, library))
+    except Exception as exc:  # a ModelError, say: the scan's to report
+        result = ("error", exc)
+    sender.send(result)
+    sender.close()
 
 
 __all__ = [
     "AHEAD_FOR_WRITER",
+    "CRASH_SIGNALS",
     "PARALLEL_FROM",
     "Analysers",
     "AnalysisDied",
+    "AnalysisStopped",
     "Pending",
     "PhotoPool",
     "analyse_alone",
