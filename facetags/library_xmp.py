@@ -96,7 +96,7 @@ class XmpSync:
             progress=progress,
             stop=stop,
             remember=self.remember_xmp_names,
-            guard=_IndexedFiles(self, dry_run),
+            guard=_IndexedFiles(self, records, dry_run),
         )
 
     def import_xmp(
@@ -120,58 +120,66 @@ class XmpSync:
 
 
 class _IndexedFiles:
-    """``xmp write``'s guard: names go only into a file that still shows the photo the library
-    indexed there. A file replaced since the scan (a camera reusing a file name, an edit, a
-    rotation) would get the old photo's names and boxes, and no later write would take them
-    back. A file another tool only re-tagged keeps its pixels: it is written, and so is each file
-    facetags itself wrote (its new size and time are recorded, so the next scan does not decode
-    it again)."""
+    """``xmp write``'s guard: names go only into a file that still shows the photo they are for
+    (the photo id its faces had when the run began). A file replaced since (a camera reusing a
+    file name, an edit, a rotation; re-indexed meanwhile by a watcher or not) would get the old
+    photo's names and boxes, and no later write would take them back. A file another tool only
+    re-tagged keeps its pixels: it is written. What facetags writes records the file's new size
+    and time, so the next scan does not decode it again."""
 
-    def __init__(self, library: XmpSync, dry_run: bool) -> None:
+    def __init__(self, library: XmpSync, records: list[FaceRecord], dry_run: bool) -> None:
         self.library = library
+        self.photo_of = {Path(r.path): r.photo_id for r in records}
         self.dry_run = dry_run
 
     def check(self, photo: Path) -> str | None:
         from facetags.errors import DecodeError
 
         lib = self.library
+        changed = (
+            f"{photo}: changed since the last scan, not written: run `facetags scan`, then write its names"
+        )
         with lib._lock:
             row = lib.store.file_by_path(str(photo))
-        if row is None:
+            stored = lib.store.photo_hash(row.photo_id) if row is not None else None
+        if row is None or stored is None:
             return f"{photo}: not in the library any more: run `facetags scan` first"
+        if row.photo_id != self.photo_of.get(photo):
+            return changed  # re-indexed as another photo since the run began
         try:
             st = FileStat.of(os.stat(photo))
         except OSError:
             return None  # the write says what is wrong with it
         if st.same_file(row):
             return None
-        changed = (
-            f"{photo}: changed since the last scan, not written: run `facetags scan`, then write its names"
-        )
-        try:
-            decoded = lib.pipeline.decode(photo)
+        side, _, _ = stored.partition(":")
+        try:  # another program touched it: the same pixels, as hashed when it was indexed?
+            decoded = lib.pipeline.decode(photo, side=int(side) if side.isdigit() else None)
         except DecodeError:
             return changed
         with lib._lock:
-            same = decoded.content_hash == lib.store.photo_hash(row.photo_id) and (
+            same = decoded.content_hash == stored and (
                 decoded.decoded.orientation == lib.store.photo_orientation(row.photo_id)
             )
             if same and not self.dry_run:
                 with lib.store.write():
                     lib.store.touch_file(row.id, st)
+                    lib.store.xmp_unverified(row.photo_id)  # its metadata was rewritten
         return None if same else changed
 
-    def written(self, photo: Path) -> None:
+    def done(self, photo: Path, written: bool) -> None:
         lib = self.library
         try:
             st = FileStat.of(os.stat(photo))
         except OSError:
             return
-        with lib._lock:
+        with lib._lock, lib.store.write():
             row = lib.store.file_by_path(str(photo))
-            if row is not None and not st.same_file(row):
-                with lib.store.write():
-                    lib.store.touch_file(row.id, st)
+            if row is None or row.photo_id != self.photo_of.get(photo):
+                return
+            if written and not st.same_file(row):
+                lib.store.touch_file(row.id, st)
+            lib.store.xmp_verified(row.photo_id)
 
 
 def _under(path: str, root: Path) -> bool:

@@ -224,3 +224,33 @@ def test_a_photo_back_from_a_backup_without_its_tags_is_written_again(library: t
     assert len(_regions_of(t1)) == 6
     assert unwritten() == 0
     assert _run(where, "write", "--embed").stdout.strip() == ""  # and nothing left to do
+
+
+def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tuple[Path, Path]) -> None:
+    """A watcher re-indexes a replaced file while a long `xmp write` runs: the names the run
+    began with are the old photo's, and are not written into the new pixels."""
+    from PIL import Image
+
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    with (
+        Library.open(where, Settings(library=where), create=False) as lib,
+        Library.open(where, Settings(library=where), create=False) as watcher,
+    ):
+        for face in lib.faces():
+            named = f"P{face.face_id}" if face.path == str(t1) else "Eileen Collins"
+            lib.name(face.person_id or 0, named)
+
+        def meanwhile(result: Any) -> None:
+            if result.photo.name == "astronaut.jpg":  # visited first (sorted): t1 is next
+                Image.new("RGB", (640, 480), (128, 128, 128)).save(t1)
+                assert watcher.index_photo(t1) == "changed"
+
+        results = lib.write_xmp(lib.xmp_options(mode="embed"), progress=meanwhile)
+        (refused,) = [r for r in results if r.photo == t1]
+        assert refused.error is not None and "changed since the last scan" in refused.error
+        assert "RegionName" not in exiftool("-RegionName", t1)[0]
+        assert lib.status().unwritten_xmp_photos == 0  # its new pixels show no one named

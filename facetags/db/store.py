@@ -514,14 +514,13 @@ class Store(PeopleStore):
             (photo_id, time.time(), photo_id),
         )
 
+    def xmp_verified(self, photo_id: int) -> None:
+        """An ``xmp write`` found (or made) the photo's file carry what is recorded."""
+        self.conn.execute("DELETE FROM xmp_unverified WHERE photo_id = ?", (photo_id,))
+
     def set_xmp_names(self, names: dict[int, str | None]) -> None:
-        """Remember what facetags' XMP now says of each face (None: no name of ours any more);
-        their photos are checked (no longer ``xmp_unverified``)."""
+        """Remember what facetags' XMP now says of each face (None: no name of ours any more)."""
         now = time.time()
-        self.conn.executemany(
-            "DELETE FROM xmp_unverified WHERE photo_id = (SELECT photo_id FROM faces WHERE id = ?)",
-            ((face_id,) for face_id in names),
-        )
         for face_id, name in names.items():
             if name is None:
                 self.conn.execute("DELETE FROM xmp_names WHERE face_id = ?", (face_id,))

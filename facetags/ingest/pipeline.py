@@ -169,11 +169,12 @@ class Pipeline:
         s = self.settings
         return f"mtcnn:max{s.detect_max_side}:min{s.min_face}:score{s.score_threshold}"
 
-    def decode(self, path: str | os.PathLike[str]) -> Decoded1:
-        """Decode at the detection size and hash the pixels. Raises DecodeError."""
+    def decode(self, path: str | os.PathLike[str], side: int | None = None) -> Decoded1:
+        """Decode at the detection size (or ``side``: the one a stored hash was made at) and
+        hash the pixels. Raises DecodeError."""
         from facetags.image.decode import decode
 
-        side = self.settings.detect_max_side
+        side = self.settings.detect_max_side if side is None else side
         with self.timings.stage("decode"):
             decoded = decode(path, max_side=side)
         with self.timings.stage("hash"):

@@ -86,8 +86,9 @@ class Guard(Protocol):
     def check(self, photo: Path) -> str | None:
         """None if the names may be written into ``photo``, else why not (one line)."""
 
-    def written(self, photo: Path) -> None:
-        """``photo`` was just written: its new size and time are facetags' own doing."""
+    def done(self, photo: Path, written: bool) -> None:
+        """``photo`` now carries what was asked (``written`` by this run, or found so), and that
+        is recorded: its new size and time are facetags' own doing."""
 
 
 def write_photos(
@@ -124,10 +125,10 @@ def write_photos(
             )
         else:
             result = write_photo(path, photos[path], options, dry_run=dry_run, claim=remember)
-        if guard is not None and result.written:
-            guard.written(path)
         if remember is not None and not dry_run and not result.error and result.names:
             remember(result.names)
+        if guard is not None and not dry_run and not result.error:
+            guard.done(path, result.written)
         results.append(result)
         if progress is not None:
             progress(result)
