@@ -104,7 +104,7 @@ class Library(Decisions, XmpSync):
         """Open (creating and migrating as needed) the library at ``path`` or ``settings.library``."""
         settings = settings or load_settings()
         where = Path(path).expanduser() if path is not None else Path(settings.library).expanduser()
-        created = not where.exists() or where.stat().st_size == 0  # an empty file becomes one
+        created = not where.exists() or (where.is_file() and where.stat().st_size == 0)  # empty: made one
         conn = connect(where, create=create)
         try:
             migrate(conn)

@@ -109,7 +109,10 @@ class Decisions:
                 raise FacetagsError(f"{' and '.join(map(str, ids))} are one person already ({resolved[0]})")
             target, others = resolved[0], resolved[1:]
             rows = {p: self.store.person_row(p) for p in resolved}
-            names = {name_key(r[1]): r[1] for r in rows.values() if r is not None and r[1]}
+            names: dict[str, str] = {}
+            for r in rows.values():  # the survivor's spelling first: a name given stays as given
+                if r is not None and r[1]:
+                    names.setdefault(name_key(r[1]), r[1])
             if len(names) > 1:
                 listed = ", ".join(sorted(names.values()))
                 raise FacetagsError(f"these are different named people ({listed}); rename one first")

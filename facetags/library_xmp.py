@@ -16,7 +16,6 @@ from facetags.errors import ConfigError
 
 if TYPE_CHECKING:
     from facetags.db.store import Store
-    from facetags.ingest.pipeline import Pipeline
     from facetags.xmp.sync import ImportRun, PhotoImport
     from facetags.xmp.write import WriteOptions, WriteResult
 
@@ -27,7 +26,7 @@ class XmpSync:
     # what they use of the library (set or defined by Library and its other parts)
     store: Store
     settings: Settings
-    pipeline: Pipeline
+    pipeline: Any  # the Pipeline (decode(path, side): a photo's pixels hashed as the index does)
     _lock: threading.RLock
     faces: Callable[..., list[FaceRecord]]
     people: Callable[[], list[Person]]

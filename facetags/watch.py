@@ -68,7 +68,7 @@ LOGGED = ("new", "changed", "moved", "restored", "duplicate", "deleted", "copy_g
 SAID = {
     "deleted": "gone (kept with their faces and names until back or forgotten)",
     "restored": "back (with their faces and names)",
-    "copy_gone": "copies gone (the photo is still at another path)",
+    "copy_gone": "gone, copies of photos still at another path",
 }
 #: Failed photos named in one line, at most.
 FAILURES_SHOWN = 3

@@ -100,7 +100,10 @@ def test_a_read_only_librarys_companions_stay_usable(tmp_path: Path) -> None:
     for suffix in ("-wal", "-shm"):
         side = Path(f"{path}{suffix}")
         assert not side.exists() or stat.S_IMODE(side.stat().st_mode) == 0o600
-    path.chmod(0o600)  # the user makes it writable: writing works
+    for suffix in ("-wal", "-shm"):  # as an older facetags left them
+        Path(f"{path}{suffix}").touch()
+        Path(f"{path}{suffix}").chmod(0o444)
+    path.chmod(0o600)  # the user makes it writable: writing works, the first time
     write = (
         "import sys; from facetags.db.connect import connect, transaction\n"
         "conn = connect(sys.argv[1], create=False)\n"
@@ -317,3 +320,15 @@ def test_schema_doc_lists_every_table_and_column(tmp_path: Path) -> None:
         assert not missing, f"docs/schema.md: table {table} lacks columns {sorted(missing)}"
     extra = set(documented) - set(Store(conn).schema())
     assert not extra, f"docs/schema.md describes tables that do not exist: {sorted(extra)}"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mknod needs root")
+def test_a_device_given_as_the_library_keeps_its_mode(tmp_path: Path) -> None:
+    """`--library /dev/null` as root: an empty thing of the user's made private (0600) must be
+    a regular file, never a device every user of the machine needs."""
+    device = tmp_path / "null"
+    os.mknod(device, 0o666 | stat.S_IFCHR, os.makedev(1, 3))
+    device.chmod(0o666)
+    with pytest.raises(LibraryError):
+        migrate(connect(device))
+    assert stat.S_IMODE(device.stat().st_mode) == 0o666

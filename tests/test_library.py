@@ -103,6 +103,19 @@ def test_naming_with_an_existing_name_merges(lib: Library, photo_dir: Path) -> N
     assert len(lib.find(["Ann"])) == 3
 
 
+def test_merging_two_spellings_of_one_name_keeps_the_survivors(lib: Library, photo_dir: Path) -> None:
+    """Two people whose names a newer facetags reads as one (O'Brien, O’Brien: keys made before
+    schema 6 told them apart): the merge keeps the first id's spelling, the name given there."""
+    from facetags.names import name_key
+
+    a, b, *_ = _t1_people(lib, photo_dir)
+    lib.name(a, "Zoë O'Brien")
+    with lib.store.write():  # as a library from before schema 6 held it
+        lib.store.set_name(b, "Zoë O’Brien", "zoe o’brien")
+    merged = lib.merge([a, b])
+    assert merged.name == "Zoë O'Brien" and name_key(merged.name) == name_key("Zoë O’Brien")
+
+
 def test_merge_moves_faces_and_keeps_the_one_name(lib: Library, photo_dir: Path) -> None:
     a, b, c, *_ = _t1_people(lib, photo_dir)
     lib.name(b, "Bea")

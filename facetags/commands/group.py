@@ -103,6 +103,12 @@ def one_line(exc: click.UsageError) -> OneLineUsageError:
     return out
 
 
+#: click >= 8.2 raises this for a bare group (8.1 printed the help and exited 0 by itself).
+_NO_ARGS_IS_HELP: tuple[type[click.UsageError], ...] = tuple(
+    e for e in (getattr(click.exceptions, "NoArgsIsHelpError", None),) if e is not None
+)
+
+
 class Group(click.Group):
     """A click group that suggests the closest commands for a mistyped one, and whose bare name
     (`facetags`, `facetags xmp`) prints its help, not a usage error."""
@@ -112,7 +118,7 @@ class Group(click.Group):
     ) -> click.Context:
         try:
             return super().make_context(info_name, args, parent, **extra)
-        except click.exceptions.NoArgsIsHelpError as exc:
+        except _NO_ARGS_IS_HELP as exc:
             assert exc.ctx is not None
             click.echo(exc.ctx.get_help())
             exc.ctx.exit(0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import stat
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -51,6 +52,7 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
         if not create:
             raise LibraryError(f"{path}: no library here (run `facetags scan` first)")
         _create_private(path)
+    _companions_private(path)  # before SQLite maps a read-only -shm left from before
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
     except sqlite3.Error as exc:
@@ -96,7 +98,8 @@ def _ours(conn: sqlite3.Connection, path: Path, create: bool) -> None:
         )
     if not tables and not create:
         raise LibraryError(f"{path}: no library here, an empty file (run `facetags scan` first)")
-    if not tables and path.stat().st_uid == os.getuid():
+    st = path.stat()
+    if not tables and stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():  # never /dev/null
         os.chmod(path, FILE_MODE)
 
 
@@ -108,7 +111,7 @@ def _companions_private(path: Path) -> None:
         companion = Path(f"{path}{suffix}")
         try:
             st = companion.stat()
-            if st.st_uid == os.getuid() and st.st_mode & 0o777 != FILE_MODE:
+            if stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid() and st.st_mode & 0o777 != FILE_MODE:
                 os.chmod(companion, FILE_MODE)
         except OSError:  # gone, or not ours to change: SQLite says what it needs
             continue

@@ -165,9 +165,9 @@ class PeopleScreen(LibraryScreen):
             table.clear()
             for p in self.shown:
                 label = Text(shown(person_label(p)), style="" if p.name else "italic dim")
-                if p.hidden:
+                label.truncate(width - (len("  hidden") if p.hidden else 0), overflow="ellipsis")
+                if p.hidden:  # after the cut: the mark always shows
                     label.append("  hidden", style="red")
-                label.truncate(width, overflow="ellipsis")
                 mark = "●" if p.id in self.marked else " "
                 table.add_row(mark, label, str(p.faces), str(p.photos), key=str(p.id))
             if more:
@@ -196,7 +196,9 @@ class PeopleScreen(LibraryScreen):
         total = f"{named} people, {clusters} clusters"
         if person is None:
             text = self.query_one("#filter", Input).value.strip()
-            if not self.people:
+            if self.shown:  # on the "… smaller clusters" line
+                info.update(f"{total}\n\nType / and a name or an id\nto find the others.")
+            elif not self.people:
                 info.update(f"No one here yet.\n\n{total}\n\nScan photos with\n`facetags scan DIR`.")
             elif text:
                 info.update(f"No one matches\n{shown(text)!r}.\n\n{total}\n\nEsc clears the filter.")
