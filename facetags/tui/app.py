@@ -273,9 +273,9 @@ class FacetagsApp(App[None]):
                 name(merge=True)
 
         question = f"{other.name} is someone already. Put {before} in with them?"
-        details = [
-            f"{other.name}: {plural(other.faces, 'face')}",
-            f"{before}: {plural(person.faces, 'face')}",
+        details = [  # the count first: a long name is cut at the dialog's edge
+            f"{plural(other.faces, 'face')}: {other.name}",
+            f"{plural(person.faces, 'face')}: {before}",
         ]
         self.push_screen(ConfirmDialog(question, details), answered)
 
