@@ -74,8 +74,9 @@ def _threshold(model_id: str) -> float:
 
 
 def _words(key: str) -> list[str]:
-    """A name key's words: 'jean-luc picard' -> jean, luc, picard."""
-    return [w for w in re.split(r"[\s\-]+", key) if w]
+    """A name key's words, between anything that is not a letter or a digit: 'jean-luc picard'
+    -> jean, luc, picard; 'william "bill" gates' -> william, bill, gates."""
+    return [w for w in re.split(r"[\W_]+", key) if w]
 
 
 class Library(Decisions, XmpSync):

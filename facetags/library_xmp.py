@@ -124,7 +124,7 @@ class XmpSync:
         facetags keeps its name (:func:`facetags.xmp.sync.apply_import`)."""
         from facetags.xmp.sync import import_faces
 
-        root = Path(directory).resolve()
+        root = Path(directory)
         by_photo: dict[str, list[FaceRecord]] = {}
         for record in self.faces():
             if _under(record.path, root) and not record.missing:  # a missing photo's path is stale
@@ -196,8 +196,12 @@ class _IndexedFiles:
 
 
 def _under(path: str, root: Path) -> bool:
-    try:
-        Path(path).resolve().relative_to(root)
-    except ValueError:
-        return False
-    return True
+    """Whether the indexed ``path`` lies under ``root``: as the scan found it (a symlink inside
+    ``root`` whose photo is elsewhere is under it) or with every link resolved."""
+    for mapping in (os.path.abspath, os.path.realpath):
+        try:
+            Path(mapping(path)).relative_to(mapping(root))
+        except ValueError:
+            continue
+        return True
+    return False

@@ -527,7 +527,12 @@ class Watcher:
             else:
                 gone = self.library.folder_deleted(folder)
                 self._folder(
-                    f"folder {folder} gone" + (f" ({plural(gone, 'photo')} forgotten)" if gone else "")
+                    f"folder {folder} gone"
+                    + (
+                        f" ({plural(gone, 'photo')} kept with their faces and names until back or forgotten)"
+                        if gone
+                        else ""
+                    )
                 )
                 self._done(folder, f"deleted {gone}", count=False)
             did = True

@@ -79,6 +79,8 @@ def test_scan_people_faces_name_merge_find_status(cli: tuple[dict[str, str], Pat
 
     missing = run(env, "find", "Eilen Colins", ok=False)
     assert missing.returncode == 1 and missing.stdout == ""
+    scripted = run(env, "find", "--json", "Eilen Colins", ok=False)
+    assert scripted.returncode == 1 and json.loads(scripted.stdout) == []  # a script can parse it
     assert "Eileen Collins" in missing.stderr and "Traceback" not in missing.stderr
 
     status = json.loads(run(env, "status", "--json").stdout)

@@ -82,6 +82,10 @@ def test_find_by_part_of_a_name(lib: Library, photo_dir: Path) -> None:
         lib.find(["sheldon"])
     with pytest.raises(NotFoundError, match="no one called 'leo'"):
         lib.find(["leo"])  # words, not letters
+    d, e, *_ = _t1_people(lib, photo_dir)[3:]
+    lib.name(d, 'William "Bill" Gates')
+    lib.name(e, "Penny O’Brien-Smith")
+    assert lib.find(["bill"]) == lib.find(["brien"]) == lib.find(["o'brien"]) == [t1]  # quotes, apostrophes
 
 
 def test_unknown_name_suggests_close_matches(lib: Library, photo_dir: Path) -> None:

@@ -310,3 +310,33 @@ def test_a_photo_another_scan_indexed_meanwhile_is_no_duplicate(
     assert report.counts["new"] == 1 and report.counts["unchanged"] == 1
     assert report.counts["duplicate"] == 0
     assert len(lib.store.photo_files(lib.photo_faces(later)[0].photo_id)) == 1
+
+
+def test_a_named_photo_overwritten_by_a_copy_of_another_records_its_lost_face(
+    open_library: OpenLibrary, photo_dir: Path
+) -> None:
+    """The file now shows a photo the library already has (a copy saved over it): the named
+    face it showed went without a word; it is a face_lost decision, as for any edit."""
+    lib = open_library()
+    lib.scan([photo_dir])
+    (face,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    lib.name(face.person_id or 0, "Eileen")
+    shutil.copyfile(photo_dir / "t1.jpg", photo_dir / "astronaut.jpg")
+    report = lib.scan([photo_dir])
+    assert report.counts["changed"] == 1
+    (lost,) = lib.status().lost_faces
+    assert lost.name == "Eileen" and lost.path == str(photo_dir / "astronaut.jpg")
+
+
+def test_exiftools_backup_rename_is_no_photo_gone(open_library: OpenLibrary, photo_dir: Path) -> None:
+    """exiftool edits photo.jpg by renaming it to photo.jpg_original and writing a new photo.jpg:
+    the rename was logged as a photo gone (the new file there already)."""
+    lib = open_library()
+    lib.scan([photo_dir])
+    photo = photo_dir / "astronaut.jpg"
+    backup = photo_dir / "astronaut.jpg_original"
+    shutil.copyfile(photo, backup)  # the rename's result, with the new photo.jpg written already
+    assert lib.moved(photo, backup) == "unchanged"
+    assert lib.photo_faces(photo) and lib.status().missing == []
+    photo.unlink()  # a real rename away from a photo name: the photo is gone
+    assert lib.moved(photo, backup) == "deleted"

@@ -280,3 +280,29 @@ def test_write_tags_every_copy_of_a_photo(library: tuple[Path, Path]) -> None:
     )
     assert len(list(filter(None, _regions_of(album / "t1 copy.jpg")))) == 6
     assert _run(where, "write", "--embed").stdout.strip() == ""  # both up to date
+
+
+def test_import_reads_a_symlinked_photo_whose_file_is_elsewhere(
+    library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A folder of links to photos kept elsewhere: the scan indexes them under the folder, and
+    `xmp import FOLDER` reads them (it resolved each link and left them out)."""
+    from PIL import Image
+
+    where, photos = library
+    outside = tmp_path / "elsewhere"
+    outside.mkdir()
+    with Image.open(photos / "astronaut.jpg") as im:  # other pixels, the same face in place
+        im.save(outside / "astronaut.jpg", quality=80)
+    tag_astronaut(outside, "Sally Ride")
+    links = photos / "links"
+    links.mkdir()
+    (links / "sally.jpg").symlink_to(outside / "astronaut.jpg")
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.scan([photos]).counts["new"] == 1
+    done = _run(where, "import", str(links))
+    assert done.exit_code == 0, done.output
+    assert "Sally Ride" in done.stdout and str(links / "sally.jpg") in done.stdout

@@ -23,10 +23,16 @@ def find(settings: Settings, names: tuple[str, ...], as_json: bool) -> None:
     Exit status: 0 when a photo shows them all, 1 when none does or a name is unknown (both said
     on stderr; stdout stays empty, or '[]' with --json).
     """
+    from facetags.errors import NotFoundError
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
-        paths = lib.find(list(names))
+        try:
+            paths = lib.find(list(names))
+        except NotFoundError:  # an unknown or ambiguous name: said on stderr, [] for a script
+            if as_json:
+                click.echo("[]")
+            raise
     if as_json:
         click.echo(json.dumps(paths, indent=2, ensure_ascii=False))
     else:

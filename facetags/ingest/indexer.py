@@ -37,7 +37,7 @@ import numpy as np
 
 from facetags.db.connect import database_file
 from facetags.db.records import FileRow, FileStat, NewFaceVector
-from facetags.db.store import Store
+from facetags.db.store import OldFace, Store
 from facetags.ingest.assign import Assigner
 from facetags.ingest.parallel import PARALLEL_FROM, Analysers, Pending, PhotoPool
 from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
@@ -377,9 +377,19 @@ class Indexer:
             if old[i].person_id is not None or old[i].not_face:
                 carried.add(face_ids[j])
         self.store.carry_cannot_links({old[i].face_id: face_ids[j] for i, j in pairs.items()})
-        still_shown = any(f.path != path for f in self.store.photo_files(old_photo))
-        lost = [f for i, f in enumerate(old) if i not in pairs and f.decided and not still_shown]
-        for face in lost:
+        self._lost(path, old_photo, [f for i, f in enumerate(old) if i not in pairs])
+        log.info("%s changed: %d of %d faces kept their place", path, len(pairs), len(old))
+        return carried
+
+    def _lost(self, path: str, old_photo: int, faces: list[OldFace]) -> None:
+        """``path`` no longer shows ``faces`` of ``old_photo``: each the user had decided on is
+        logged and recorded as a ``face_lost`` decision, unless another path still shows the
+        old version."""
+        if any(f.path != path for f in self.store.photo_files(old_photo)):
+            return
+        for face in faces:
+            if not face.decided:
+                continue
             log.warning(
                 "%s: the changed photo no longer shows face %d (%s); its decisions are recorded",
                 path,
@@ -396,8 +406,6 @@ class Indexer:
                 assigned_by=face.assigned_by,
                 not_face=face.not_face,
             )
-        log.info("%s changed: %d of %d faces kept their place", path, len(pairs), len(old))
-        return carried
 
     def _previous(self, path: str, row: FileRow | None) -> int | None:
         """The photo ``path`` showed before (indexed, or kept as missing); the path no longer
@@ -434,13 +442,16 @@ class Indexer:
             before = self._previous(path, row)
             if was_missing:
                 self.store.found_again(photo_id)
+                if before is not None and before != photo_id:  # the path showed another photo
+                    self._lost(path, before, self.store.faces_to_carry(before, self.pipeline.model_id))
                 self.store.add_file(path, photo_id, st)
                 self.store.xmp_unverified(photo_id)  # back from a backup, maybe without our tags
                 outcome = "restored" if before == photo_id else "moved"
                 if before is not None and before != photo_id:
                     self.store.delete_orphan_photos([before])
                 log.info("%s: a missing photo is back; its faces and decisions are kept", printable(path))
-            elif before is not None:
+            elif before is not None:  # the file now shows another photo already indexed
+                self._lost(path, before, self.store.faces_to_carry(before, self.pipeline.model_id))
                 self.store.add_file(path, photo_id, st)  # repoint: the file's content changed
                 self.store.delete_orphan_photos([before])
                 self.store.xmp_unverified(photo_id)
@@ -505,17 +516,15 @@ class Indexer:
 
     def move_path(self, src: str, dest: str) -> str:
         """A file was renamed from ``src`` to ``dest`` (both absolute)."""
-        if not is_photo_name(dest):
-            self.remove_paths([src])
-            return "deleted"
+        if not is_photo_name(dest):  # e.g. exiftool's photo.jpg_original, a new photo.jpg after
+            return self._gone(src)
         row = self.store.file_by_path(src)
         if row is None or os.path.lexists(src):
             return self.index_path(dest)
         try:
             st = FileStat.of(os.stat(dest))
         except OSError:
-            self.remove_paths([src])
-            return "deleted"
+            return self._gone(src)
         with self.store.write():
             self.store.move_file(row.id, dest, st)
             self._done(dest)
