@@ -4,7 +4,6 @@ the photos (and recording what each photo carries) and importing the names other
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -42,20 +41,7 @@ class XmpSync:
         for record in self.store.faces_with_stale_xmp():
             records.setdefault(record.face_id, record)
         # a missing photo is not on disk to write to: its tags wait until it is back
-        found = sorted((r for r in records.values() if not r.missing), key=lambda r: (r.photo_id, r.face_id))
-        return self._every_copy(found)
-
-    def _every_copy(self, records: list[FaceRecord]) -> list[FaceRecord]:
-        """``records`` (at each photo's first path) at every path of their photo too: the same
-        picture kept in two folders is tagged in both, for the tools that look at either."""
-        paths: dict[int, list[str]] = {}
-        out = []
-        for record in records:
-            if record.photo_id not in paths:
-                paths[record.photo_id] = [f.path for f in self.store.photo_files(record.photo_id)]
-            out.append(record)
-            out += [dataclasses.replace(record, path=p) for p in paths[record.photo_id] if p != record.path]
-        return out
+        return sorted((r for r in records.values() if not r.missing), key=lambda r: (r.photo_id, r.face_id))
 
     def stale_xmp_photos(self) -> int:
         """How many photos on disk carry a name facetags wrote that the user has changed since

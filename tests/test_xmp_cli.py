@@ -256,32 +256,6 @@ def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tupl
         assert lib.status().unwritten_xmp_photos == 0  # its new pixels show no one named
 
 
-def test_write_tags_every_copy_of_a_photo(library: tuple[Path, Path]) -> None:
-    """The same picture in two folders (an album of favourites): both copies carry the names,
-    for whichever a photo tool looks at; only the first was written."""
-    import shutil
-
-    where, photos = library
-    from facetags.config import Settings
-    from facetags.library import Library
-
-    album = photos / "album"
-    album.mkdir()
-    shutil.copyfile(photos / "t1.jpg", album / "t1 copy.jpg")
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        assert lib.scan([photos]).counts["duplicate"] == 1
-        for face in lib.faces():
-            if face.path == str(photos / "t1.jpg"):
-                lib.name(face.person_id or 0, f"P{face.face_id}")
-    done = _run(where, "write", "--embed")
-    assert done.exit_code == 0, done.output
-    assert sorted(filter(None, _regions_of(photos / "t1.jpg"))) == sorted(
-        filter(None, _regions_of(album / "t1 copy.jpg"))
-    )
-    assert len(list(filter(None, _regions_of(album / "t1 copy.jpg")))) == 6
-    assert _run(where, "write", "--embed").stdout.strip() == ""  # both up to date
-
-
 def test_import_reads_a_symlinked_photo_whose_file_is_elsewhere(
     library: tuple[Path, Path], tmp_path: Path
 ) -> None:
