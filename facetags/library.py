@@ -18,8 +18,8 @@ from __future__ import annotations
 import functools
 import logging
 import os
-import re
 import threading
+import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -74,9 +74,19 @@ def _threshold(model_id: str) -> float:
 
 
 def _words(key: str) -> list[str]:
-    """A name key's words, between anything that is not a letter or a digit: 'jean-luc picard'
-    -> jean, luc, picard; 'william "bill" gates' -> william, bill, gates."""
-    return [w for w in re.split(r"[\W_]+", key) if w]
+    """A name key's words, between white space, punctuation and symbols: 'jean-luc picard' ->
+    jean, luc, picard; 'william "bill" gates' -> william, bill, gates. Letters, digits and
+    marks (the vowel signs of Devanagari or Thai) stay inside their word."""
+    words: list[str] = []
+    word: list[str] = []
+    for ch in key:
+        if unicodedata.category(ch)[0] in "ZPSC":
+            words.append("".join(word))
+            word = []
+        else:
+            word.append(ch)
+    words.append("".join(word))
+    return [w for w in words if w]
 
 
 class Library(Decisions, XmpSync):
@@ -356,8 +366,8 @@ class Library(Decisions, XmpSync):
         if ids:
             return ids
         named = self.store.named_people()
-        if by_words and key:
-            wanted = set(_words(key))
+        wanted = set(_words(key))
+        if by_words and wanted:  # (punctuation alone is part of every name: no word at all)
             holding = {k: n for _, n, k in named if wanted <= set(_words(k))}
             if len(holding) == 1:
                 return self.store.people_by_key(next(iter(holding)))

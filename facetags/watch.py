@@ -529,7 +529,8 @@ class Watcher:
                 self._folder(
                     f"folder {folder} gone"
                     + (
-                        f" ({plural(gone, 'photo')} kept with their faces and names until back or forgotten)"
+                        f" ({plural(gone, 'file')}; photos not on disk elsewhere are kept with their faces"
+                        " and names until back or forgotten)"
                         if gone
                         else ""
                     )

@@ -86,6 +86,10 @@ def test_find_by_part_of_a_name(lib: Library, photo_dir: Path) -> None:
     lib.name(d, 'William "Bill" Gates')
     lib.name(e, "Penny O’Brien-Smith")
     assert lib.find(["bill"]) == lib.find(["brien"]) == lib.find(["o'brien"]) == [t1]  # quotes, apostrophes
+    with pytest.raises(NotFoundError, match="no one called"):
+        lib.find(["'"])  # punctuation alone is no word of anyone's
+    lib.name(astro.person_id or 0, "प्रिया शर्मा")  # vowel signs are marks: inside their words
+    assert lib.find(["प्रिया"]) == lib.find(["प्रिया शर्मा"]) and t1 not in lib.find(["प्रिया"])
 
 
 def test_unknown_name_suggests_close_matches(lib: Library, photo_dir: Path) -> None:

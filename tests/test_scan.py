@@ -312,20 +312,42 @@ def test_a_photo_another_scan_indexed_meanwhile_is_no_duplicate(
     assert len(lib.store.photo_files(lib.photo_faces(later)[0].photo_id)) == 1
 
 
-def test_a_named_photo_overwritten_by_a_copy_of_another_records_its_lost_face(
+def test_a_named_photo_overwritten_by_a_copy_of_another_is_kept_as_missing(
     open_library: OpenLibrary, photo_dir: Path
 ) -> None:
     """The file now shows a photo the library already has (a copy saved over it): the named
-    face it showed went without a word; it is a face_lost decision, as for any edit."""
+    face it showed went without a word; its photo is kept as missing, name and all, until its
+    pixels are back or it is forgotten."""
     lib = open_library()
     lib.scan([photo_dir])
     (face,) = lib.photo_faces(photo_dir / "astronaut.jpg")
     lib.name(face.person_id or 0, "Eileen")
+    astronaut = (photo_dir / "astronaut.jpg").read_bytes()
     shutil.copyfile(photo_dir / "t1.jpg", photo_dir / "astronaut.jpg")
-    report = lib.scan([photo_dir])
-    assert report.counts["changed"] == 1
-    (lost,) = lib.status().lost_faces
-    assert lost.name == "Eileen" and lost.path == str(photo_dir / "astronaut.jpg")
+    assert lib.scan([photo_dir]).counts["changed"] == 1
+    (missing,) = lib.status().missing
+    assert missing.path == str(photo_dir / "astronaut.jpg") and missing.named_faces == 1
+    (photo_dir / "back.jpg").write_bytes(astronaut)
+    assert lib.scan([photo_dir]).counts["moved"] == 1
+    assert lib.find(["Eileen"]) == [str(photo_dir / "back.jpg")] and lib.status().missing == []
+
+
+def test_files_renamed_in_a_ring_keep_every_decision(open_library: OpenLibrary, photo_dir: Path) -> None:
+    """b.jpg -> c.jpg, then a.jpg -> b.jpg, between two scans: b.jpg now shows a's photo, and
+    b's photo (its faces named by the user) is at c.jpg. It lost every decision when its path
+    was taken, before the scan reached c.jpg."""
+    lib = open_library()
+    (photo_dir / "t1.jpg").rename(photo_dir / "b.jpg")
+    (photo_dir / "astronaut.jpg").rename(photo_dir / "a.jpg")
+    lib.scan([photo_dir])
+    named = {f.face_id: f"P{f.face_id}" for f in lib.photo_faces(photo_dir / "b.jpg")}
+    for face_id, name in named.items():
+        lib.name(lib.face(face_id).person_id or 0, name)
+    (photo_dir / "b.jpg").rename(photo_dir / "c.jpg")
+    (photo_dir / "a.jpg").rename(photo_dir / "b.jpg")
+    lib.scan([photo_dir])
+    assert {f.face_id: f.person_name for f in lib.photo_faces(photo_dir / "c.jpg")} == named
+    assert lib.status().missing == [] and lib.status().lost_faces == []
 
 
 def test_exiftools_backup_rename_is_no_photo_gone(open_library: OpenLibrary, photo_dir: Path) -> None:

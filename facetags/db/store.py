@@ -218,6 +218,16 @@ class Store(PeopleStore):
             self.conn.execute(f"DELETE FROM {table} WHERE path > ? AND path < ?", (lo, hi))
         return [int(r[1]) for r in rows]
 
+    def keep_missing(self, path: str, photo_id: int, reason: str) -> None:
+        """``path`` no longer shows ``photo_id``: kept as missing there, unless another path
+        still shows it."""
+        self._keep_missing(path, photo_id, reason)
+
+    def missing_paths(self, photo_id: int) -> list[str]:
+        """The paths the photo is kept as missing at (where it was last seen)."""
+        rows = self.conn.execute("SELECT path FROM missing WHERE photo_id = ?", (photo_id,))
+        return [str(r[0]) for r in rows]
+
     def _keep_missing(self, path: str, photo_id: int, reason: str) -> None:
         if self.conn.execute("SELECT 1 FROM files WHERE photo_id = ? LIMIT 1", (photo_id,)).fetchone():
             return  # another path still shows it: nothing is missing

@@ -77,6 +77,8 @@ OUTCOMES = (
 )
 #: Why a path that vanished is kept as missing (facetags.db.store.Store.mark_missing).
 GONE = "gone"
+#: ... and why a photo whose path now shows another photo is.
+REPLACED = "its file now shows another photo"
 
 
 @dataclass
@@ -386,7 +388,9 @@ class Indexer:
         logged and recorded as a ``face_lost`` decision, unless another path still shows the
         old version."""
         if any(f.path != path for f in self.store.photo_files(old_photo)):
-            return
+            return  # shown at another path
+        if any(p != path for p in self.store.missing_paths(old_photo)):
+            return  # kept as missing at another path: its faces stay with it
         for face in faces:
             if not face.decided:
                 continue
@@ -440,20 +444,19 @@ class Indexer:
             outcome = "duplicate"
             was_missing = self.store.photo_is_missing(photo_id)
             before = self._previous(path, row)
+            # A path that showed another photo (``before``) now shows this one, which the library
+            # has: files renamed in a ring, a copy saved over a photo, a camera reusing a name.
+            # ``before`` is kept (as missing, unless another path shows it), faces, names and all,
+            # until its pixels turn up again, maybe later in this very scan, or it is forgotten.
             if was_missing:
                 self.store.found_again(photo_id)
-                if before is not None and before != photo_id:  # the path showed another photo
-                    self._lost(path, before, self.store.faces_to_carry(before, self.pipeline.model_id))
                 self.store.add_file(path, photo_id, st)
                 self.store.xmp_unverified(photo_id)  # back from a backup, maybe without our tags
                 outcome = "restored" if before == photo_id else "moved"
-                if before is not None and before != photo_id:
-                    self.store.delete_orphan_photos([before])
                 log.info("%s: a missing photo is back; its faces and decisions are kept", printable(path))
-            elif before is not None:  # the file now shows another photo already indexed
-                self._lost(path, before, self.store.faces_to_carry(before, self.pipeline.model_id))
+            elif before is not None:
                 self.store.add_file(path, photo_id, st)  # repoint: the file's content changed
-                self.store.delete_orphan_photos([before])
+                self.store.keep_missing(path, before, REPLACED)
                 self.store.xmp_unverified(photo_id)
                 outcome = "changed"
             else:

@@ -188,9 +188,10 @@ class FacetagsApp(App[None]):
 
     def on_action_done(self, message: ActionDone) -> None:
         text = message.summary or message.label
-        if self._quitting and not self.client.unfinished():
+        if self._quitting:  # said after the app is gone, in the terminal: every one of them
             self.farewell.append(text)
-            self.exit()
+            if not self.client.unfinished():
+                self.exit()
             return
         self.notify(text, timeout=4)
         if message.then is not None:
