@@ -94,7 +94,7 @@ class LazyGroup(Group):
         for heading, names in SECTIONS.items():
             rows = []
             for name in names:
-                command = self.get_command(ctx, name) if _available(name) else None
+                command = self.get_command(ctx, name)  # None where not installed
                 if command is not None and not command.hidden:
                     rows.append((name, command.get_short_help_str(width)))
             if rows:

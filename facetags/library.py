@@ -19,7 +19,6 @@ import functools
 import logging
 import os
 import threading
-import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -36,7 +35,7 @@ from facetags.ingest.indexer import Indexer, Progress, ScanReport
 from facetags.ingest.pipeline import Pipeline
 from facetags.library_decisions import Decisions
 from facetags.library_xmp import XmpSync
-from facetags.names import close_matches, name_key
+from facetags.names import close_matches, name_key, name_words
 from facetags.people.assigner import ClusterAssigner, ReclusterReport
 from facetags.people.incremental import Suggestion
 
@@ -71,22 +70,6 @@ def _threshold(model_id: str) -> float:
     from facetags.people.calibrate import or_fallback
 
     return or_fallback(_calibrated(model_id), model_id)
-
-
-def _words(key: str) -> list[str]:
-    """A name key's words, between white space, punctuation and symbols: 'jean-luc picard' ->
-    jean, luc, picard; 'william "bill" gates' -> william, bill, gates. Letters, digits and
-    marks (the vowel signs of Devanagari or Thai) stay inside their word."""
-    words: list[str] = []
-    word: list[str] = []
-    for ch in key:
-        if unicodedata.category(ch)[0] in "ZPSC":
-            words.append("".join(word))
-            word = []
-        else:
-            word.append(ch)
-    words.append("".join(word))
-    return [w for w in words if w]
 
 
 class Library(Decisions, XmpSync):
@@ -366,9 +349,9 @@ class Library(Decisions, XmpSync):
         if ids:
             return ids
         named = self.store.named_people()
-        wanted = set(_words(key))
+        wanted = set(name_words(key))
         if by_words and wanted:  # (punctuation alone is part of every name: no word at all)
-            holding = {k: n for _, n, k in named if wanted <= set(_words(k))}
+            holding = {k: n for _, n, k in named if wanted <= set(name_words(k))}
             if len(holding) == 1:
                 return self.store.people_by_key(next(iter(holding)))
             if holding:

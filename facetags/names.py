@@ -38,6 +38,22 @@ def name_key(name: str) -> str:
     return " ".join(stripped.casefold().translate(LOOKALIKES).split())
 
 
+def name_words(key: str) -> list[str]:
+    """A name key's words, between white space, punctuation and symbols: 'jean-luc picard' ->
+    jean, luc, picard; 'william "bill" gates' -> william, bill, gates. Letters, digits and
+    marks (the vowel signs of Devanagari or Thai) stay inside their word."""
+    words: list[str] = []
+    word: list[str] = []
+    for ch in key:
+        if unicodedata.category(ch)[0] in "ZPSC":
+            words.append("".join(word))
+            word = []
+        else:
+            word.append(ch)
+    words.append("".join(word))
+    return [w for w in words if w]
+
+
 def close_matches(name: str, known: list[str], n: int = 3) -> list[str]:
     """Known names that look like ``name`` (compared by key), best first."""
     by_key: dict[str, str] = {}

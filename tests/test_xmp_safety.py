@@ -19,6 +19,7 @@ from facetags.image.decode import decode
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import FaceTag
 from facetags.xmp.safefile import TEMP_SUFFIX
+from facetags.xmp.sync import write_photos
 from facetags.xmp.write import WriteOptions, write_photo
 from tests.xmp_support import exiftool, exiftool_write, jpeg_scan, need_exiftool, oriented_copy
 
@@ -272,9 +273,9 @@ def test_killed_writer_leaves_the_original_intact(mode: str, astronaut: np.ndarr
     assert proc.returncode == -signal.SIGKILL
     assert target.read_bytes() == before
     assert decode(photo).width == 512
-    # The next run writes normally and removes the copy: its name says which process of this
-    # machine wrote it, and that process is gone.
-    result = write_photo(photo, [FACE], WriteOptions(mode=mode))
+    # The next run (xmp write: write_photos) writes normally and removes the copy: its name
+    # says which process of this machine wrote it, and that process is gone.
+    (result,) = write_photos({photo: [FACE]}, WriteOptions(mode=mode))
     assert result.written and result.error is None
     assert "Eileen Collins" in {r.name for r in read_regions(photo).regions}
     assert not temp.exists()

@@ -202,7 +202,7 @@ class Store(PeopleStore):
             row = self.conn.execute("DELETE FROM files WHERE path = ? RETURNING photo_id", (path,)).fetchone()
             if row is not None:
                 photo_ids.append(int(row[0]))
-                self._keep_missing(path, int(row[0]), reason)
+                self.keep_missing(path, int(row[0]), reason)
         return photo_ids
 
     def mark_missing_under(self, folder: str, reason: str) -> list[int]:
@@ -213,22 +213,19 @@ class Store(PeopleStore):
             "DELETE FROM files WHERE path > ? AND path < ? RETURNING path, photo_id", (lo, hi)
         ).fetchall()
         for path, photo_id in rows:
-            self._keep_missing(path, int(photo_id), reason)
+            self.keep_missing(path, int(photo_id), reason)
         for table in ("failures", "queue"):
             self.conn.execute(f"DELETE FROM {table} WHERE path > ? AND path < ?", (lo, hi))
         return [int(r[1]) for r in rows]
-
-    def keep_missing(self, path: str, photo_id: int, reason: str) -> None:
-        """``path`` no longer shows ``photo_id``: kept as missing there, unless another path
-        still shows it."""
-        self._keep_missing(path, photo_id, reason)
 
     def missing_paths(self, photo_id: int) -> list[str]:
         """The paths the photo is kept as missing at (where it was last seen)."""
         rows = self.conn.execute("SELECT path FROM missing WHERE photo_id = ?", (photo_id,))
         return [str(r[0]) for r in rows]
 
-    def _keep_missing(self, path: str, photo_id: int, reason: str) -> None:
+    def keep_missing(self, path: str, photo_id: int, reason: str) -> None:
+        """``path`` no longer shows ``photo_id``: kept as missing there, unless another path
+        still shows it."""
         if self.conn.execute("SELECT 1 FROM files WHERE photo_id = ? LIMIT 1", (photo_id,)).fetchone():
             return  # another path still shows it: nothing is missing
         self.conn.execute(

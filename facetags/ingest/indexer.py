@@ -300,9 +300,9 @@ class Indexer:
             return self._fail(path, seen, processed.error or "cannot decode", row)
         photo_id = self.store.photo_by_hash(photo.content_hash)
         if photo_id is not None:
-            now = self.store.file_by_path(path)
-            if row is None and now is not None and now.photo_id == photo_id and st.same_file(now):
-                with self.store.write():  # indexed since the walk by another process (a scan)
+            now = self.store.file_by_path(path) if row is None else None  # indexed since the walk
+            if now is not None and now.photo_id == photo_id and st.same_file(now):
+                with self.store.write():  # by another process (a second scan)
                     self._done(path)
                 return "unchanged"
             reoriented = self._reorient(path, photo_id, photo)

@@ -137,6 +137,14 @@ def worker_settings(settings: Settings, workers: int) -> Settings:
     return dataclasses.replace(settings, threads=worker_threads(settings.threads, workers))
 
 
+def _worker_start_args() -> tuple[int, int, str | None]:
+    """What :func:`_start_worker` needs from this process: its id, and its logging set-up (the
+    level and format, so a worker logs as the scan does)."""
+    root = logging.getLogger()
+    formatter = root.handlers[0].formatter if root.handlers else None
+    return os.getpid(), root.getEffectiveLevel(), formatter._fmt if formatter is not None else None
+
+
 def _start_worker(parent: int, level: int, fmt: str | None) -> None:
     """Runs first in each worker process."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scanning process's to handle
@@ -162,14 +170,11 @@ class PhotoPool:
         self.library = library
         self.workers = workers
         self.ahead = max(AHEAD_PER_WORKER * workers, AHEAD_FOR_WRITER)
-        root = logging.getLogger()
-        formatter = root.handlers[0].formatter if root.handlers else None
-        fmt = formatter._fmt if formatter is not None else None
         self._executor = ProcessPoolExecutor(
             workers,
             mp_context=get_context("spawn"),
             initializer=_start_worker,
-            initargs=(os.getpid(), root.getEffectiveLevel(), fmt),
+            initargs=_worker_start_args(),
         )
         log.info("analysing with %d worker processes", workers)
 
@@ -206,10 +211,7 @@ def analyse_alone(path: str, settings: Settings, library: str | None) -> Process
     killed meanwhile takes the process with it and blames the photo for nothing."""
     context = get_context("spawn")
     receiver, sender = context.Pipe(duplex=False)
-    root = logging.getLogger()
-    formatter = root.handlers[0].formatter if root.handlers else None
-    fmt = formatter._fmt if formatter is not None else None
-    args = (sender, path, worker_settings(settings, 1), library, os.getpid(), root.getEffectiveLevel(), fmt)
+    args = (sender, path, worker_settings(settings, 1), library, *_worker_start_args())
     process = context.Process(target=_analyse_alone, args=args, name="facetags-alone", daemon=True)
     process.start()
     sender.close()

@@ -14,7 +14,6 @@ concurrent writer's copy is never touched).
 from __future__ import annotations
 
 import contextlib
-import glob
 import logging
 import os
 import re
@@ -150,14 +149,11 @@ def _remove(temps: list[Path], older_than: float) -> list[Path]:
     return removed
 
 
-def remove_stale_temps(real: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete the temporary copies of ``real`` that a killed writer left. Returns them."""
-    return _remove(list(real.parent.glob(f".{glob.escape(real.name)}.*{TEMP_SUFFIX}")), older_than)
-
-
 def remove_stale_temps_in(folder: Path, older_than: float = STALE_TEMP_SECONDS) -> list[Path]:
-    """Delete every temporary copy in ``folder`` that a killed writer left (one listing of the
-    folder: a photo already up to date is never written again, and would keep its leftover)."""
+    """Delete every temporary copy in ``folder`` that a killed writer left: one listing of the
+    folder for a whole ``xmp write`` (facetags.xmp.sync.write_photos), not one per photo written
+    (a folder of 10,000 photos listed 10,000 times), and a photo already up to date, never
+    written again, does not keep its leftover."""
     try:
         with os.scandir(folder) as entries:
             temps = [Path(e.path) for e in entries if e.name.startswith(".") and e.name.endswith(TEMP_SUFFIX)]
@@ -187,7 +183,6 @@ def atomic_update(
     exists = real.exists()
     if not exists and initial is None:
         raise XmpError(target, "no such file")
-    remove_stale_temps(real)
     try:
         fd, temp_name = tempfile.mkstemp(
             prefix=f".{real.name}.{_owner()}.", suffix=TEMP_SUFFIX, dir=directory
