@@ -206,6 +206,47 @@ def test_workers_default_to_the_cores_and_are_checked(
         load_settings()
 
 
+@pytest.mark.slow
+def test_local_workers_take_a_few_photos_a_task_and_each_photo_keeps_its_own_result(
+    photos: Path, tmp_path: Path
+) -> None:
+    """A task is a round trip through the pool that cost the scanning process more than the
+    commit of a photo: photos go out a few at a time, each with its own result or error, and a
+    worker that would wait is never kept waiting for a batch to fill."""
+    from facetags.ingest.parallel import PHOTOS_PER_TASK, PhotoPool, analyse_file
+
+    settings = Settings(library=tmp_path / "unused.db")
+    paths = sorted(str(p) for p in photos.glob("*.jpg"))[:20]
+    bad = tmp_path / "not-a-photo.jpg"
+    bad.write_bytes(b"no JPEG here")
+    paths.insert(5, str(bad))
+    pool = PhotoPool(settings, 2, None)
+    tasks: list[list[str]] = []
+    send = pool._task
+
+    def counted(batch: list[str]) -> object:  # the real task, seen on its way out
+        tasks.append(list(batch))
+        return send(batch)
+
+    pool._task = counted  # type: ignore[method-assign]
+    try:
+        pending = [pool.submit(p) for p in paths]
+        assert [len(t) for t in tasks[:2]] == [1, 1]  # the first photos: one to each idle worker
+        results = [p.result() for p in pending]
+    finally:
+        pool.close()
+    assert sum(len(t) for t in tasks) == len(paths) and [p for t in tasks for p in t] == paths
+    assert -(-len(paths) // PHOTOS_PER_TASK) < len(tasks) <= len(paths) // 2, [len(t) for t in tasks]
+    assert results[5].error is not None and results[5].analysis is None
+    here = [analyse_file(p, settings) for p in paths[:3]]
+    for got, want in zip(results[:3], here, strict=True):
+        assert got.path == want.path and got.photo == want.photo
+        assert got.analysis is not None and want.analysis is not None
+        assert len(got.analysis.faces) == len(want.analysis.faces)
+        for a, b in zip(got.analysis.faces, want.analysis.faces, strict=True):
+            assert np.allclose(a.embedding, b.embedding, atol=1e-6)
+
+
 def test_a_worker_that_outlives_a_library_reads_the_new_one_at_its_path(
     tmp_path: Path, t1_path: Path
 ) -> None:

@@ -12,6 +12,12 @@ in the library read-only (SQLite WAL), so a photo already indexed (a moved folde
 duplicate) is decoded and hashed but never analysed. At most :attr:`PhotoPool.ahead` photos are
 in flight, so memory grows with the workers, not with the library.
 
+Photos go to the workers in tasks of a few (:class:`Batching`, :data:`PHOTOS_PER_TASK`): each
+task is a round trip through the executor (a future, a pickled call and result, wake-ups of the
+scanning process's threads), which with one photo a task cost the scanning process more CPU
+than committing the photo did. A task not yet full is sent as soon as a worker would otherwise
+wait (a scan's first photos, a small scan) or the scan waits for one of its photos.
+
 An executor is anything with the :class:`Analysers` interface; :mod:`facetags.ingest.cluster`
 is the other one (a Dask cluster's workers), and the scan loop does not know which it has.
 """
@@ -48,6 +54,8 @@ AHEAD_PER_WORKER = 2
 #: library of millions), finished results wait, and the faces of all of them are compared with
 #: the library in one pass (facetags.people.incremental). A waiting result is a few kB.
 AHEAD_FOR_WRITER = 32
+#: Photos analysed per task at most (:class:`Batching`).
+PHOTOS_PER_TASK = 8
 
 
 def analyse_file(
@@ -68,6 +76,20 @@ def analyse_file(
             return reader.photo_by_hash(content_hash) is not None
 
     return pipeline.process(path, known)
+
+
+def analyse_files(
+    paths: list[str], settings: Settings, library: str | None = None
+) -> list[Processed | Exception]:
+    """:func:`analyse_file` for each of ``paths`` (one task of :class:`PhotoPool`); a photo's error
+    is its own result, raised again for that photo alone in the scanning process."""
+    results: list[Processed | Exception] = []
+    for path in paths:
+        try:
+            results.append(analyse_file(path, settings, library))
+        except Exception as exc:
+            results.append(exc)
+    return results
 
 
 @functools.cache
@@ -124,6 +146,82 @@ class Analysers(Protocol):
     def close(self) -> None: ...
 
 
+class Batch:
+    """Photos sent to the workers as one task (or still gathering: ``future`` None)."""
+
+    def __init__(self, pool: Batching) -> None:
+        self.pool = pool
+        self.paths: list[str] = []
+        self.future: Any = None
+        self._results: list[Processed | Exception] | None = None
+
+    def results(self) -> list[Processed | Exception]:
+        """The task's results, fetched once (from a cluster, each ``Future.result()`` is a round
+        trip that sends all of them again) and kept until its last photo is committed."""
+        if self._results is None:
+            if self.future is None:  # the scan waits for a photo of this batch: send it as it is
+                self.pool.send(self)
+            self._results = self.future.result()
+        return self._results
+
+
+class BatchResult:
+    """One photo of a :class:`Batch` (a :class:`Pending`)."""
+
+    def __init__(self, path: str, batch: Batch, index: int) -> None:
+        self.path = path
+        self.batch = batch
+        self.index = index
+
+    def done(self) -> bool:
+        return self.batch.future is not None and bool(self.batch.future.done())
+
+    def result(self) -> Processed:
+        outcome = self.batch.results()[self.index]
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+
+class Batching:
+    """Gathers submitted photos into tasks of up to :attr:`batch`; a task not yet full is sent
+    when fewer tasks than :attr:`workers` are out (a worker would wait) or when the scan waits
+    for one of its photos. Subclasses say how a task is sent (:meth:`_task`) and may wrap each
+    photo's result (:attr:`result_type`)."""
+
+    workers: int
+    batch: int = PHOTOS_PER_TASK
+    result_type: type[BatchResult] = BatchResult
+
+    def _start_batches(self) -> None:
+        self._gathering = Batch(self)
+        self._out: list[Batch] = []  # sent, maybe not finished
+
+    def submit(self, path: str) -> Pending:
+        batch = self._gathering
+        batch.paths.append(path)
+        result = self.result_type(path, batch, len(batch.paths) - 1)
+        if len(batch.paths) >= self.batch or self._queued() < self.workers:
+            self.send(batch)  # full, or a worker would wait for it
+        return result
+
+    def _queued(self) -> int:
+        """Tasks sent and not finished."""
+        self._out = [b for b in self._out if not b.future.done()]
+        return len(self._out)
+
+    def send(self, batch: Batch) -> None:
+        """Send ``batch`` as one task (raises one of the pool's ``lost`` if its workers are gone)."""
+        if batch is self._gathering:
+            self._gathering = Batch(self)
+        batch.future = self._task(batch.paths)
+        self._out.append(batch)
+
+    def _task(self, paths: list[str]) -> Any:
+        """Start analysing ``paths``; a future of their results (:func:`analyse_files`'s)."""
+        raise NotImplementedError
+
+
 def worker_threads(threads: int, workers: int) -> int:
     """onnxruntime threads for each of ``workers`` analysing at once on one machine: the
     ``threads`` setting (0: this machine's cores) shared out, at least one."""
@@ -160,8 +258,8 @@ def _exit_with(parent: int) -> None:
     os._exit(0)
 
 
-class PhotoPool:
-    """``workers`` processes on this machine running :func:`analyse_file`."""
+class PhotoPool(Batching):
+    """``workers`` processes on this machine running :func:`analyse_files`."""
 
     lost: tuple[type[BaseException], ...] = (BrokenProcessPool,)
 
@@ -169,17 +267,18 @@ class PhotoPool:
         self.settings = worker_settings(settings, workers)  # what each worker analyses with
         self.library = library
         self.workers = workers
-        self.ahead = max(AHEAD_PER_WORKER * workers, AHEAD_FOR_WRITER)
+        self.ahead = max(AHEAD_PER_WORKER * workers * self.batch, AHEAD_FOR_WRITER)
         self._executor = ProcessPoolExecutor(
             workers,
             mp_context=get_context("spawn"),
             initializer=_start_worker,
             initargs=_worker_start_args(),
         )
+        self._start_batches()
         log.info("analysing with %d worker processes", workers)
 
-    def submit(self, path: str) -> Pending:
-        return self._executor.submit(analyse_file, path, self.settings, self.library)
+    def _task(self, paths: list[str]) -> Any:
+        return self._executor.submit(analyse_files, paths, self.settings, self.library)
 
     def close(self) -> None:
         """Stop: photos not started are dropped, those being analysed are waited for."""
@@ -259,13 +358,18 @@ __all__ = [
     "AHEAD_FOR_WRITER",
     "CRASH_SIGNALS",
     "PARALLEL_FROM",
+    "PHOTOS_PER_TASK",
     "Analysers",
     "AnalysisDied",
     "AnalysisStopped",
+    "Batch",
+    "BatchResult",
+    "Batching",
     "Pending",
     "PhotoPool",
     "analyse_alone",
     "analyse_file",
+    "analyse_files",
     "worker_settings",
     "worker_threads",
 ]

@@ -272,16 +272,22 @@ def _update(part: np.ndarray, labels: np.ndarray, g: Graph, anchors: np.ndarray 
 def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
     """Cosine distances, with cannot-link pairs pushed out of reach. Must-link (one person's fixed
     faces) is left to :func:`enforce`: forcing it here would let one odd face the user moved drag
-    its person's average away from all its other faces."""
+    its person's average away from all its other faces. One n x n matrix is all it allocates
+    (with the product it is made from): at the few thousand faces of a large component, fresh
+    n x n masks cost more than the distances themselves."""
     n = len(x)
-    d = np.clip(1.0 - (x @ x.T).astype(np.float64), 0.0, 2.0)
+    d = (x @ x.T).astype(np.float64)
+    np.subtract(1.0, d, out=d)
+    np.clip(d, 0.0, 2.0, out=d)
     big = 1e6
-    photo = c.photos(n)
-    d[photo[:, None] == photo[None, :]] = big
+    for faces in _groups(c.photos(n)):  # one photo's faces
+        d[np.ix_(faces, faces)] = big
     fixed = c.fixed_or_free(n)
-    isf = fixed != FREE
-    same = isf[:, None] & isf[None, :]
-    d[same & (fixed[:, None] != fixed[None, :])] = big
+    placed = np.flatnonzero(fixed != FREE)
+    if len(placed) > 1:  # faces the user put in different people
+        block = d[np.ix_(placed, placed)]
+        block[fixed[placed][:, None] != fixed[placed][None, :]] = big
+        d[np.ix_(placed, placed)] = block
     for a, b in c.cannot:
         d[a, b] = d[b, a] = big
     for i, persons in c.rejected.items():
@@ -290,6 +296,25 @@ def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
         d[cols, i] = big
     np.fill_diagonal(d, 0.0)
     return d
+
+
+def _groups(keys: np.ndarray) -> list[np.ndarray]:
+    """The indices sharing each key, for keys held by more than one index."""
+    order = np.argsort(keys, kind="stable")
+    runs = np.split(order, np.flatnonzero(np.diff(keys[order])) + 1)
+    return [r for r in runs if len(r) > 1]
+
+
+def _permuted(c: Constraints, perm: np.ndarray, n: int) -> Constraints:
+    """``c`` for the faces taken in the order ``perm`` (face ``perm[j]`` becomes face ``j``)."""
+    inv = np.empty(n, np.int64)
+    inv[perm] = np.arange(n)
+    return Constraints(
+        photo=c.photos(n)[perm],
+        fixed=c.fixed_or_free(n)[perm],
+        rejected={int(inv[i]): p for i, p in c.rejected.items()},
+        cannot=[(int(inv[a]), int(inv[b])) for a, b in c.cannot],
+    )
 
 
 def _average_groups(x: np.ndarray, threshold: float, c: Constraints) -> np.ndarray:
@@ -308,7 +333,7 @@ def _average_groups(x: np.ndarray, threshold: float, c: Constraints) -> np.ndarr
 
     perm = canonical_order(x)
     inv = np.argsort(perm)
-    d = _constraint_distances(x, c)[np.ix_(perm, perm)]
+    d = _constraint_distances(x[perm], _permuted(c, perm, len(x)))
     tree = linkage(squareform(d, checks=False), method="average")
     # merge while the average distance is below 1 - threshold, strictly (as scikit-learn's
     # distance_threshold and the two-face case do); fcluster keeps merges at or below t
