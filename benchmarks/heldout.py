@@ -7,7 +7,8 @@ Two sets of people no facetags training run trains on, each scored on its own:
 
 * ``lfw``: the 150 LFW DevTrain people held out of every training stage
   (``tests/data/labels/lfw_devtrain_heldout.json``), their aligned crops read from the training
-  crop cache (``facetags train prepare``);
+  crop cache (``facetags train prepare``) or, where ``--cache`` is not there, cropped from
+  ``--pins-from``'s ``lfw/images`` once into ``.cache/train/heldout-lfw/``;
 * ``pins``: the 12 Pins people that ``training_items`` never includes
   (``facetags.train.data.PINS_HELDOUT``: not in LFW at all), their photos from ``--pins-from``
   (``../shared/data``: 60 each, or a ``facetags train sources`` folder: the full set, ~160 each),
@@ -56,12 +57,31 @@ def pins_crops(folder: Path, workers: int) -> CropSet:
     return load_cache(cache)
 
 
+def lfw_crops(folder: Path, workers: int) -> CropSet:
+    """The held-out LFW DevTrain people's crops from ``folder/lfw/images``, made once into a small
+    crop cache (for a machine without the training cache)."""
+    from facetags.train.data import Item, build_cache, load_cache
+
+    people = sorted(json.loads(HELDOUT.read_text(encoding="utf-8")))
+    items = [
+        Item(str(p.relative_to(folder)), "lfw", name)
+        for name in people
+        for p in sorted((folder / "lfw" / "images" / name).glob("*.jpg"))
+    ]
+    if not items:
+        raise SystemExit(f"{folder / 'lfw/images'}: none of the held-out LFW people's photos there")
+    key = hashlib.sha256(json.dumps([str(folder.resolve()), [i.path for i in items]]).encode()).hexdigest()
+    cache = ROOT / ".cache" / "train" / "heldout-lfw" / key[:12]
+    build_cache(folder, cache, items, workers=workers, teacher="none")
+    return load_cache(cache)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--onnx", type=Path, action="append", help="model file(s); default: the embedder's")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "train" / "crops-v1")
     parser.add_argument(
-        "--pins-from", type=Path, default=DATA, help="a folder holding pins/<Name>/ (shared data or sources)"
+        "--pins-from", type=Path, default=DATA, help="a folder holding pins/<Name>/ (shared data or sources), and lfw/images/"
     )
     parser.add_argument("--sets", default="lfw,pins", help="comma-separated: lfw, pins")
     parser.add_argument("--pairs", type=int, default=3000)
@@ -81,7 +101,9 @@ def main() -> None:
 
     sets = {}
     for name in args.sets.split(","):
-        if name == "lfw":
+        if name == "lfw" and not (args.cache / "manifest.json").is_file():
+            sets[name] = lfw_crops(args.pins_from, args.workers)
+        elif name == "lfw":
             _, sets[name] = load_cache(args.cache).split_people(
                 set(json.loads(HELDOUT.read_text(encoding="utf-8")))
             )
