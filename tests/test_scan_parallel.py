@@ -7,8 +7,10 @@ Real photos (../shared/data deepface photos and the bbt groups), real processes,
 from __future__ import annotations
 
 import functools
+import json
 import os
 import shutil
+import signal
 import sqlite3
 import subprocess
 import sys
@@ -19,6 +21,7 @@ import numpy as np
 import pytest
 
 from facetags.config import Settings
+from facetags.ingest.parallel import Batching
 from facetags.library import Library
 from tests.process_support import kill_when
 from tests.process_support import photo_count as _photo_count
@@ -228,15 +231,16 @@ def test_local_workers_take_a_few_photos_a_task_and_each_photo_keeps_its_own_res
         tasks.append(list(batch))
         return send(batch)
 
-    pool._task = counted  # type: ignore[method-assign]
+    pool._task = counted  # type: ignore[method-assign,assignment]
     try:
         pending = [pool.submit(p) for p in paths]
-        assert [len(t) for t in tasks[:2]] == [1, 1]  # the first photos: one to each idle worker
+        pool.flush()  # no more to come: the last few are shared between the workers
         results = [p.result() for p in pending]
     finally:
         pool.close()
-    assert sum(len(t) for t in tasks) == len(paths) and [p for t in tasks for p in t] == paths
-    assert -(-len(paths) // PHOTOS_PER_TASK) < len(tasks) <= len(paths) // 2, [len(t) for t in tasks]
+    # the first photo of each worker alone, then full tasks, the rest split in two
+    assert [len(t) for t in tasks] == [1, 1, PHOTOS_PER_TASK, PHOTOS_PER_TASK, 2, 1]
+    assert [p for t in tasks for p in t] == paths
     assert results[5].error is not None and results[5].analysis is None
     here = [analyse_file(p, settings) for p in paths[:3]]
     for got, want in zip(results[:3], here, strict=True):
@@ -244,7 +248,152 @@ def test_local_workers_take_a_few_photos_a_task_and_each_photo_keeps_its_own_res
         assert got.analysis is not None and want.analysis is not None
         assert len(got.analysis.faces) == len(want.analysis.faces)
         for a, b in zip(got.analysis.faces, want.analysis.faces, strict=True):
+            assert a.embedding is not None and b.embedding is not None
             assert np.allclose(a.embedding, b.embedding, atol=1e-6)
+
+
+class _Done:
+    """Batching's tasks, run at once in this process (its bookkeeping is what is tested)."""
+
+    def __init__(self, lost: BaseException | None = None) -> None:
+        self.tasks: list[list[str]] = []
+        self.lost = lost
+
+    def __call__(self, paths: list[str]) -> object:
+        from concurrent.futures import Future
+
+        from facetags.ingest.pipeline import Processed
+
+        if self.lost is not None and len(self.tasks) == 2:
+            raise self.lost
+        self.tasks.append(list(paths))
+        future: Future[list[Processed]] = Future()
+        future.set_result([Processed(p) for p in paths])
+        return future
+
+
+def _batching(photos: int | None, between: bool, task: _Done) -> Batching:
+    from concurrent.futures.process import BrokenProcessPool
+
+    class Pool(Batching):
+        workers = 2
+        lost = (BrokenProcessPool,)
+
+        def _task(self, paths: list[str]) -> object:
+            return task(paths)
+
+    pool = Pool()
+    pool._start_batches(photos, between)
+    return pool
+
+
+def test_a_small_scan_gets_small_tasks_and_the_watcher_smaller_still() -> None:
+    """Tasks of 8 would leave a worker idle at the end of a small scan (16 photos: 1, 1, 8 and
+    6 on one worker), and the watcher, which indexes photos copied in between the scan's
+    commits, would wait a whole task for its turn."""
+    from facetags.ingest.parallel import PHOTOS_BETWEEN, PHOTOS_PER_TASK
+
+    for photos, between, largest in (
+        (16, False, 2),
+        (1000, False, PHOTOS_PER_TASK),
+        (1000, True, PHOTOS_BETWEEN),
+    ):
+        task = _Done()
+        pool = _batching(photos, between, task)
+        pending = [pool.submit(f"/p/{i}.jpg") for i in range(photos)]
+        pool.flush()
+        assert [r.result().path for r in pending] == [f"/p/{i}.jpg" for i in range(photos)]
+        sizes = [len(t) for t in task.tasks]
+        assert sizes[:2] == [1, 1] and max(sizes) == largest, (photos, between, sizes)
+        assert sum(sizes) == photos
+
+
+def test_a_task_that_cannot_be_sent_fails_its_own_photos_only() -> None:
+    """The workers gone while a task is sent: each of its photos says so when its turn comes
+    (the scan then analyses it itself); the photos of tasks already done keep their results."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    task = _Done(lost=BrokenProcessPool("a worker died"))
+    pool = _batching(100, False, task)
+    pending = [pool.submit(f"/p/{i}.jpg") for i in range(12)]
+    assert [r.result().path for r in pending[:2]] == ["/p/0.jpg", "/p/1.jpg"]
+    for r in pending[2:]:  # the third task, of 8, failed to go; the rest never went
+        with pytest.raises(BrokenProcessPool):
+            r.result()
+
+
+def test_an_error_travels_back_without_its_frames_and_in_a_form_that_unpickles() -> None:
+    from facetags.errors import ModelError
+    from facetags.ingest.parallel import portable
+
+    class Unpicklable(Exception):
+        def __init__(self, a: int, b: int) -> None:  # pickling passes one argument: fails to load
+            super().__init__(f"{a}/{b}")
+
+    try:
+        raise ModelError("the embedder file is damaged")
+    except ModelError as exc:
+        kept = portable(exc)
+    assert isinstance(kept, ModelError) and kept.__traceback__ is None  # the scan stops on it, as before
+    other = portable(Unpicklable(1, 2))
+    assert type(other) is RuntimeError and str(other) == "Unpicklable: 1/2"
+
+
+def test_a_workers_task_stops_between_photos_once_the_scan_has_stopped(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, t1_path: Path
+) -> None:
+    """Ctrl-C, or the watcher's stop: a worker ends its task after the photo it is on, not after
+    all of the task's photos (PhotoPool.close sets the event each worker was started with)."""
+    import threading
+
+    from facetags.ingest import parallel
+
+    stopped = threading.Event()
+    monkeypatch.setattr(parallel, "_stopped", stopped)
+    paths = [str(t1_path)] * 3
+    assert all(r.error is None for r in parallel.analyse_files(paths, Settings(library=tmp_path / "x.db")))  # type: ignore[union-attr]
+    stopped.set()
+    left = parallel.analyse_files(paths, Settings(library=tmp_path / "x.db"))
+    assert all(isinstance(r, parallel.AnalysisStopped) for r in left)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker processes in /proc")
+def test_a_worker_killed_in_the_middle_of_its_task_loses_nothing(
+    photos: Path, serial: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """kill -9 of one worker process (the OOM killer's way) while it holds a task of several
+    photos: the scan analyses them itself and ends with the serial scan's library."""
+    db = tmp_path / "worker-killed.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(db), "FACETAGS_WORKERS": "2"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "facetags", "scan", "--json", str(photos)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while _photo_count(db) < 5:
+            assert proc.poll() is None and time.monotonic() < deadline, (
+                proc.stderr.read() if proc.stderr else ""
+            )
+            time.sleep(0.01)
+        workers = [
+            pid for pid in _children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
+        ]
+        assert workers, "no worker process seen"
+        os.kill(workers[0], signal.SIGKILL)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0 and "Traceback" not in err, err
+    assert "a worker process stopped" in err and _photo_count(db) >= 5
+    report = json.loads(out)
+    assert report["new"] == 69 and report["failed"] == 0
+    _same_library(db, serial[0], ("photos", "files", "faces", "embeddings"))
 
 
 def test_a_worker_that_outlives_a_library_reads_the_new_one_at_its_path(

@@ -37,6 +37,7 @@ from facetags.ingest.parallel import (
     Batching,
     BatchResult,
     analyse_file,
+    portable,
     worker_settings,
 )
 from facetags.ingest.pipeline import Processed
@@ -88,7 +89,7 @@ def analyse_batch_on_worker(
                 raise NotShared(f"{socket.gethostname()}: {path} is not there")
             results.append(analyse_file(path, here, library, host))
         except Exception as exc:
-            results.append(exc)
+            results.append(portable(exc))
     return results
 
 
@@ -222,7 +223,14 @@ class ClusterPool(Batching):
     result_type = _Result
     batch = PHOTOS_PER_TASK
 
-    def __init__(self, settings: Settings, address: str, library: str | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        address: str,
+        library: str | None,
+        photos: int | None = None,
+        between: bool = False,
+    ) -> None:
         try:
             from distributed import Client
             from distributed.client import ClosedClientError, FutureCancelledError
@@ -274,8 +282,8 @@ class ClusterPool(Batching):
             per_host[worker.rsplit(":", 1)[0]] += threads
         self._per_host = dict(per_host)  # analyses at once on each machine
         self.workers = max(1, sum(slots.values()))
+        self._start_batches(photos, between)
         self.ahead = max(AHEAD_PER_WORKER * self.workers * self.batch, AHEAD_FOR_WRITER)
-        self._start_batches()
         self._scan = uuid.uuid4().hex  # the tasks' keys: facetags-analyse-<scan>-<n>
         self._sent = 0
         log.info("analysing on %d workers of the cluster at %s", self.workers, address)

@@ -584,7 +584,7 @@ class Indexer:
             with self.store.write():
                 self.store.enqueue(p for p, _ in todo)
         faces_before = self.faces_added
-        pool = self._pool(len(todo))
+        pool = self._pool(len(todo), between is not None)
         self._pool_broken = False
         report.workers = pool.workers if pool is not None else 1
         report.cluster = getattr(pool, "address", None)
@@ -620,21 +620,21 @@ class Indexer:
         report.timings = self.pipeline.timings.to_json()
         return report
 
-    def _pool(self, photos: int) -> Analysers | None:
+    def _pool(self, photos: int, between: bool = False) -> Analysers | None:
         """Where to analyse a scan's ``photos``: the cluster the settings name, worker processes,
         or None to analyse them here (one worker, few photos, or models handed to this process
-        only)."""
+        only). ``between``: the scan does other work between photos (smaller tasks)."""
         settings = self.pipeline.settings
         if self.pipeline.own_models or photos == 0:
             return None
         if settings.cluster:
             from facetags.ingest.cluster import ClusterPool
 
-            return ClusterPool(settings, settings.cluster, database_file(self.store.conn))
+            return ClusterPool(settings, settings.cluster, database_file(self.store.conn), photos, between)
         workers = min(settings.workers, photos)
         if workers < 2 or photos < PARALLEL_FROM:
             return None
-        return PhotoPool(settings, workers, database_file(self.store.conn))
+        return PhotoPool(settings, workers, database_file(self.store.conn), photos, between)
 
     def _jobs(
         self, todo: list[tuple[str, FileStat]], pool: Analysers | None
@@ -647,15 +647,23 @@ class Indexer:
             return
         window: deque[tuple[str, FileStat, _Fetched | None]] = deque()
         pending = iter(todo)
+        submitting = True
         for path, st in pending:
             window.append((path, st, self._submit(pool, path, st)))
             if len(window) >= pool.ahead:
                 break
+        else:
+            submitting = False
+            pool.flush()  # all submitted: the last few shared between the workers
         while window:
             path, st, future = window.popleft()
-            for later, later_st in pending:  # keep the workers busy while this one commits
-                window.append((later, later_st, self._submit(pool, later, later_st)))
-                break
+            if submitting:  # keep the workers busy while this one commits
+                later = next(pending, None)
+                if later is None:
+                    submitting = False
+                    pool.flush()
+                else:
+                    window.append((*later, self._submit(pool, *later)))
             if future is None:
                 yield path, st, functools.partial(self.pipeline.process, path, self._known), False
             else:

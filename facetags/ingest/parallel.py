@@ -28,6 +28,7 @@ import dataclasses
 import functools
 import logging
 import os
+import pickle
 import signal
 import socket
 import stat
@@ -48,7 +49,7 @@ log = logging.getLogger(__name__)
 #: Fewer photos to analyse than this are done in the scanning process: starting workers (each
 #: loads the models) costs more than it saves.
 PARALLEL_FROM = 8
-#: Photos submitted ahead per worker (the bounded window).
+#: Tasks submitted ahead per worker (the bounded window).
 AHEAD_PER_WORKER = 2
 #: ... and at least this many: when storing results is the slower half (placing faces in a
 #: library of millions), finished results wait, and the faces of all of them are compared with
@@ -56,6 +57,10 @@ AHEAD_PER_WORKER = 2
 AHEAD_FOR_WRITER = 32
 #: Photos analysed per task at most (:class:`Batching`).
 PHOTOS_PER_TASK = 8
+#: ... and fewer in a small scan: at least this many tasks per worker.
+TASKS_PER_WORKER = 4
+#: ... and at most this many while the scan does other work between photos (the watcher).
+PHOTOS_BETWEEN = 2
 
 
 def analyse_file(
@@ -76,20 +81,6 @@ def analyse_file(
             return reader.photo_by_hash(content_hash) is not None
 
     return pipeline.process(path, known)
-
-
-def analyse_files(
-    paths: list[str], settings: Settings, library: str | None = None
-) -> list[Processed | Exception]:
-    """:func:`analyse_file` for each of ``paths`` (one task of :class:`PhotoPool`); a photo's error
-    is its own result, raised again for that photo alone in the scanning process."""
-    results: list[Processed | Exception] = []
-    for path in paths:
-        try:
-            results.append(analyse_file(path, settings, library))
-        except Exception as exc:
-            results.append(exc)
-    return results
 
 
 @functools.cache
@@ -124,8 +115,9 @@ def _reader(library: str | None, thread: int) -> Store | None:
 
 
 class Pending(Protocol):
-    """A photo being analysed: :meth:`result` waits for it (a ``concurrent.futures.Future``,
-    or an engine's own future); :meth:`done` says whether it would wait."""
+    """A photo being analysed: :meth:`result` waits for it (:class:`BatchResult`, over a
+    ``concurrent.futures.Future`` or an engine's own future); :meth:`done` says whether it would
+    wait."""
 
     def result(self) -> Processed: ...
 
@@ -143,26 +135,80 @@ class Analysers(Protocol):
 
     def submit(self, path: str) -> Pending: ...
 
+    def flush(self) -> None:
+        """No more photos will be submitted: send any still gathering."""
+
     def close(self) -> None: ...
 
 
-class Batch:
-    """Photos sent to the workers as one task (or still gathering: ``future`` None)."""
+def analyse_files(
+    paths: list[str], settings: Settings, library: str | None = None
+) -> list[Processed | Exception]:
+    """:func:`analyse_file` for each of ``paths`` (one task of :class:`PhotoPool`); a photo's error
+    is its own result (:func:`portable`), raised again for that photo alone in the scanning
+    process. Once the scan has stopped (:meth:`PhotoPool.close`), the photos not yet begun are
+    left: :class:`AnalysisStopped` each."""
+    results: list[Processed | Exception] = []
+    for path in paths:
+        if _stopped is not None and _stopped.is_set():
+            results.append(AnalysisStopped("the scan stopped"))
+            continue
+        try:
+            results.append(analyse_file(path, settings, library))
+        except Exception as exc:
+            results.append(portable(exc))
+    return results
 
-    def __init__(self, pool: Batching) -> None:
-        self.pool = pool
-        self.paths: list[str] = []
-        self.future: Any = None
+
+def portable(exc: Exception) -> Exception:
+    """``exc`` fit to travel back in a task's list of results: without its traceback (which holds
+    the frames, decoded pixels and all, until the task ends), and as a RuntimeError saying what
+    it was if it cannot be pickled (one such error would fail the task's other photos)."""
+    exc = exc.with_traceback(None)
+    try:
+        pickle.loads(pickle.dumps(exc))
+    except Exception:
+        return RuntimeError(f"{type(exc).__name__}: {exc}")
+    return exc
+
+
+class Part:
+    """Photos ``start`` to ``end`` of a :class:`Batch`, sent as one task: its future, or why it
+    could not be sent (``error``: the workers are gone)."""
+
+    def __init__(self, start: int, end: int, future: Any = None, error: BaseException | None = None) -> None:
+        self.start, self.end = start, end
+        self.future = future
+        self.error = error
         self._results: list[Processed | Exception] | None = None
+
+    def done(self) -> bool:
+        return self.future is None or bool(self.future.done())
 
     def results(self) -> list[Processed | Exception]:
         """The task's results, fetched once (from a cluster, each ``Future.result()`` is a round
         trip that sends all of them again) and kept until its last photo is committed."""
+        if self.error is not None:
+            raise self.error
         if self._results is None:
-            if self.future is None:  # the scan waits for a photo of this batch: send it as it is
-                self.pool.send(self)
             self._results = self.future.result()
         return self._results
+
+
+class Batch:
+    """Photos gathered for the workers: sent as one task, or split into a few (:meth:`Batching.flush`)."""
+
+    def __init__(self, pool: Batching) -> None:
+        self.pool = pool
+        self.paths: list[str] = []
+        self.parts: list[Part] = []  # empty while gathering
+
+    def part(self, index: int) -> Part:
+        """The sent part holding photo ``index``; the scan waits for it: a batch still gathering
+        is sent as it is."""
+        if not self.parts:
+            self.pool.send(self)
+        return next(p for p in self.parts if p.start <= index < p.end)
 
 
 class BatchResult:
@@ -174,48 +220,77 @@ class BatchResult:
         self.index = index
 
     def done(self) -> bool:
-        return self.batch.future is not None and bool(self.batch.future.done())
+        return bool(self.batch.parts) and self.batch.part(self.index).done()
 
     def result(self) -> Processed:
-        outcome = self.batch.results()[self.index]
+        part = self.batch.part(self.index)
+        outcome = part.results()[self.index - part.start]
         if isinstance(outcome, Exception):
             raise outcome
+        if outcome.path != self.path:  # a bookkeeping error must not store one photo's faces for another
+            raise RuntimeError(f"a worker's result for {outcome.path} came back as {self.path}'s")
         return outcome
 
 
 class Batching:
-    """Gathers submitted photos into tasks of up to :attr:`batch`; a task not yet full is sent
-    when fewer tasks than :attr:`workers` are out (a worker would wait) or when the scan waits
-    for one of its photos. Subclasses say how a task is sent (:meth:`_task`) and may wrap each
-    photo's result (:attr:`result_type`)."""
+    """Gathers submitted photos into tasks of up to :attr:`batch`. The first photo each worker
+    gets goes at once, alone; later ones wait for a full task, or for the scan to wait for one
+    of them; when the scan has no more to submit, :meth:`flush` shares out the last few between
+    the workers. Subclasses say how a task is sent (:meth:`_task`) and may wrap each photo's
+    result (:attr:`result_type`)."""
 
     workers: int
     batch: int = PHOTOS_PER_TASK
     result_type: type[BatchResult] = BatchResult
+    #: what :meth:`_task` raises when the workers are gone
+    lost: tuple[type[BaseException], ...]
 
-    def _start_batches(self) -> None:
+    def _start_batches(self, photos: int | None = None, between: bool = False) -> None:
+        """Tasks sized for a scan of ``photos``: at least :data:`TASKS_PER_WORKER` per worker,
+        so that the last ones share out evenly; and of at most :data:`PHOTOS_BETWEEN` photos
+        when the scan does other work between photos (``between``: the watcher indexes photos
+        copied in during its catch-up, and waits for a task's photos before it can)."""
+        if photos is not None:
+            self.batch = max(1, min(self.batch, photos // (TASKS_PER_WORKER * self.workers)))
+        if between:
+            self.batch = min(self.batch, PHOTOS_BETWEEN)
         self._gathering = Batch(self)
-        self._out: list[Batch] = []  # sent, maybe not finished
+        self._out: list[Part] = []  # sent, maybe not finished
+        self._tasks = 0
 
     def submit(self, path: str) -> Pending:
         batch = self._gathering
         batch.paths.append(path)
         result = self.result_type(path, batch, len(batch.paths) - 1)
-        if len(batch.paths) >= self.batch or self._queued() < self.workers:
-            self.send(batch)  # full, or a worker would wait for it
+        if len(batch.paths) >= self.batch or self._tasks < self.workers:
+            self.send(batch)  # full, or a worker's first photo
         return result
+
+    def flush(self) -> None:
+        """No more photos will come: send the ones gathering, shared between the workers."""
+        if self._gathering.paths:
+            self.send(self._gathering, pieces=self.workers)
 
     def _queued(self) -> int:
         """Tasks sent and not finished."""
-        self._out = [b for b in self._out if not b.future.done()]
+        self._out = [p for p in self._out if not p.done()]
         return len(self._out)
 
-    def send(self, batch: Batch) -> None:
-        """Send ``batch`` as one task (raises one of the pool's ``lost`` if its workers are gone)."""
+    def send(self, batch: Batch, pieces: int = 1) -> None:
+        """Send ``batch`` as ``pieces`` tasks at most. A task that cannot be sent (the workers are
+        gone) is recorded: its photos' results raise why."""
         if batch is self._gathering:
             self._gathering = Batch(self)
-        batch.future = self._task(batch.paths)
-        self._out.append(batch)
+        size = -(-len(batch.paths) // max(1, pieces))
+        for start in range(0, len(batch.paths), size):
+            end = min(start + size, len(batch.paths))
+            try:
+                part = Part(start, end, future=self._task(batch.paths[start:end]))
+            except self.lost as exc:
+                part = Part(start, end, error=exc)
+            batch.parts.append(part)
+            self._out.append(part)
+            self._tasks += 1
 
     def _task(self, paths: list[str]) -> Any:
         """Start analysing ``paths``; a future of their results (:func:`analyse_files`'s)."""
@@ -243,8 +318,14 @@ def _worker_start_args() -> tuple[int, int, str | None]:
     return os.getpid(), root.getEffectiveLevel(), formatter._fmt if formatter is not None else None
 
 
-def _start_worker(parent: int, level: int, fmt: str | None) -> None:
-    """Runs first in each worker process."""
+#: Set in a worker process by the scan it works for once that scan stops (:meth:`PhotoPool.close`).
+_stopped: Any = None
+
+
+def _start_worker(parent: int, level: int, fmt: str | None, stopped: Any = None) -> None:
+    """Runs first in each worker process; ``stopped``: the pool's stop event."""
+    global _stopped
+    _stopped = stopped
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scanning process's to handle
     if fmt is not None:
         logging.basicConfig(level=level, format=fmt)
@@ -263,25 +344,38 @@ class PhotoPool(Batching):
 
     lost: tuple[type[BaseException], ...] = (BrokenProcessPool,)
 
-    def __init__(self, settings: Settings, workers: int, library: str | None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        workers: int,
+        library: str | None,
+        photos: int | None = None,
+        between: bool = False,
+    ) -> None:
+        """``photos``: how many the scan has to analyse; ``between``: the scan does other work
+        between photos (:meth:`Batching._start_batches`)."""
         self.settings = worker_settings(settings, workers)  # what each worker analyses with
         self.library = library
         self.workers = workers
+        self._start_batches(photos, between)
         self.ahead = max(AHEAD_PER_WORKER * workers * self.batch, AHEAD_FOR_WRITER)
+        context = get_context("spawn")
+        self._stopped = context.Event()
         self._executor = ProcessPoolExecutor(
             workers,
-            mp_context=get_context("spawn"),
+            mp_context=context,
             initializer=_start_worker,
-            initargs=_worker_start_args(),
+            initargs=(*_worker_start_args(), self._stopped),
         )
-        self._start_batches()
         log.info("analysing with %d worker processes", workers)
 
     def _task(self, paths: list[str]) -> Any:
         return self._executor.submit(analyse_files, paths, self.settings, self.library)
 
     def close(self) -> None:
-        """Stop: photos not started are dropped, those being analysed are waited for."""
+        """Stop: tasks not started are dropped; a worker ends its task once its current photo is
+        done (the rest of the task come back as :class:`AnalysisStopped`), and is waited for."""
+        self._stopped.set()
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -365,11 +459,13 @@ __all__ = [
     "Batch",
     "BatchResult",
     "Batching",
+    "Part",
     "Pending",
     "PhotoPool",
     "analyse_alone",
     "analyse_file",
     "analyse_files",
+    "portable",
     "worker_settings",
     "worker_threads",
 ]

@@ -23,6 +23,7 @@ graph), :func:`agglomerative` (exact average linkage; O(n^2) memory, for small s
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -273,8 +274,8 @@ def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
     """Cosine distances, with cannot-link pairs pushed out of reach. Must-link (one person's fixed
     faces) is left to :func:`enforce`: forcing it here would let one odd face the user moved drag
     its person's average away from all its other faces. One n x n matrix is all it allocates
-    (with the product it is made from): at the few thousand faces of a large component, fresh
-    n x n masks cost more than the distances themselves."""
+    (with the product it is made from; the constraints are written into it in place): at the
+    few thousand faces of a large component, fresh n x n masks cost more than the distances."""
     n = len(x)
     d = (x @ x.T).astype(np.float64)
     np.subtract(1.0, d, out=d)
@@ -284,10 +285,10 @@ def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
         d[np.ix_(faces, faces)] = big
     fixed = c.fixed_or_free(n)
     placed = np.flatnonzero(fixed != FREE)
-    if len(placed) > 1:  # faces the user put in different people
-        block = d[np.ix_(placed, placed)]
-        block[fixed[placed][:, None] != fixed[placed][None, :]] = big
-        d[np.ix_(placed, placed)] = block
+    for person in np.unique(fixed[placed]):  # faces the user put in different people
+        mine = fixed[placed] == person
+        if not mine.all():
+            d[np.ix_(placed[mine], placed[~mine])] = big
     for a, b in c.cannot:
         d[a, b] = d[b, a] = big
     for i, persons in c.rejected.items():
@@ -309,7 +310,8 @@ def _permuted(c: Constraints, perm: np.ndarray, n: int) -> Constraints:
     """``c`` for the faces taken in the order ``perm`` (face ``perm[j]`` becomes face ``j``)."""
     inv = np.empty(n, np.int64)
     inv[perm] = np.arange(n)
-    return Constraints(
+    return dataclasses.replace(
+        c,
         photo=c.photos(n)[perm],
         fixed=c.fixed_or_free(n)[perm],
         rejected={int(inv[i]): p for i, p in c.rejected.items()},
