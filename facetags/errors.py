@@ -33,6 +33,15 @@ class NotFoundError(FacetagsError):
     """A person, face or photo that the user named does not exist."""
 
 
+class NameTaken(FacetagsError):
+    """A name another person already has, given without leave to merge the two (each front end
+    says how to give it: ``--merge``, a question). ``other_id``: that person."""
+
+    def __init__(self, message: str, other_id: int) -> None:
+        self.other_id = other_id
+        super().__init__(message)
+
+
 class ConfigError(FacetagsError):
     """A setting has an invalid value."""
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 from facetags.db.records import FaceRecord, Person
-from facetags.errors import FacetagsError, LibraryError, NotFoundError
+from facetags.errors import FacetagsError, LibraryError, NameTaken, NotFoundError
 from facetags.names import clean_name, name_key
 from facetags.text import plural
 
@@ -62,7 +62,7 @@ class Decisions:
     def name(self, person_id: int, name: str, *, merge: bool = True) -> Person:
         """Name a person or cluster. A name another person already has merges the two (the person
         keeps the spelling given first: "zoe" joins "Zoë", and renaming Zoë is how to respell
-        it), or, with ``merge`` False, is refused (FacetagsError saying who has it)."""
+        it), or, with ``merge`` False, is refused (NameTaken saying who has it)."""
         text = clean_name(name)
         key = name_key(text)
         with self._lock, self.store.write():
@@ -76,10 +76,8 @@ class Decisions:
             same = [p for p in self.store.people_by_key(key) if p != target]
             if same and not merge:
                 other = self._person(same[0])
-                raise FacetagsError(
-                    f"{other.name} is person {other.id} already ({plural(other.faces, 'face')}): "
-                    f"add --merge to merge {person_id} into them, or rename {other.id} first"
-                )
+                faces = plural(other.faces, "face")
+                raise NameTaken(f"{other.name} is person {other.id} already ({faces})", other.id)
             if same:
                 survivor = same[0]
                 self.store.merge_person(target, survivor)

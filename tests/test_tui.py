@@ -287,6 +287,33 @@ async def test_naming_with_an_existing_name_asks_then_merges(arranged: Library) 
 
 
 @run_async
+async def test_a_name_given_elsewhere_meanwhile_is_refused_in_the_tuis_words_then_asked(
+    arranged: Library,
+) -> None:
+    """The list the TUI shows is older than the library (another window, the CLI): naming with a
+    name given meanwhile merged nothing and said "add --merge", a CLI flag; now the TUI says so in
+    its own words and asks the next time."""
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await highlight_cluster(pilot, UNNAMED[0])
+        await pilot.press("n")
+        await type_text(pilot, "Ada Byron")
+        arranged.name(UNNAMED[1], "Ada Byron")  # meanwhile, elsewhere
+        await pilot.press("enter")
+        await settle(pilot)
+        said = [n.message for n in app._notifications if "Ada Byron is person" in n.message]
+        assert said and "--merge" not in said[-1] and "named since this list was read" in said[-1]
+        assert arranged.person(UNNAMED[0]).name is None  # nothing merged without asking
+        await pilot.press("n")
+        await type_text(pilot, "Ada Byron")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "Ada Byron is someone already" in str(app.screen.query_one("#dialog-title", Label).render())
+
+
+@run_async
 async def test_merge_marked_clusters(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:

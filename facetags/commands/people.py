@@ -63,10 +63,16 @@ def faces(settings: Settings, as_json: bool, person_id: int | None) -> None:
 def name(settings: Settings, person_id: int, name: tuple[str, ...], merge: bool) -> None:
     """Name person or cluster ID. A name someone already has is refused unless --merge (then
     the two are merged): naming a second cluster after a wrong first is how people get mixed."""
+    from facetags.errors import FacetagsError, NameTaken
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
-        person = lib.name(person_id, " ".join(name), merge=merge)
+        try:
+            person = lib.name(person_id, " ".join(name), merge=merge)
+        except NameTaken as exc:
+            raise FacetagsError(
+                f"{exc}: add --merge to merge {person_id} into them, or rename {exc.other_id} first"
+            ) from None
         merged = f" (merged into {person.id})" if person.id != person_id else ""
         click.echo(f"{person.id}\t{shown(person.name or '')}\t{plural(person.faces, 'face')}{merged}")
         if merged:

@@ -20,6 +20,7 @@ from textual.binding import Binding, BindingType
 from textual.notifications import SeverityLevel
 from textual.screen import Screen
 
+from facetags.errors import FacetagsError, NameTaken
 from facetags.text import plural, shown
 from facetags.tui.bindings import key_help
 from facetags.tui.client import LibraryClient
@@ -256,10 +257,17 @@ class FacetagsApp(App[None]):
                 return f"{before} joined {named.name} ({named.faces} faces)"
             return f"{before} is now {named.name}"
 
+        def act(lib: Library, merge: bool) -> Person:
+            try:
+                return lib.name(person.id, text, merge=merge)
+            except NameTaken as exc:  # named meanwhile, elsewhere (the list shown was older)
+                self.people_cache = lib.people()  # the next try asks
+                raise FacetagsError(
+                    f"{exc}, named since this list was read: name {before} again to put them together"
+                ) from None
+
         def name(merge: bool) -> None:
-            self.perform(
-                f"name {before}", lambda lib: lib.name(person.id, text, merge=merge), summary=summary
-            )
+            self.perform(f"name {before}", partial(act, merge=merge), summary=summary)
 
         key = name_key(text)
         other = next(
