@@ -81,7 +81,10 @@ def main() -> None:
     parser.add_argument("--onnx", type=Path, action="append", help="model file(s); default: the embedder's")
     parser.add_argument("--cache", type=Path, default=ROOT / ".cache" / "train" / "crops-v1")
     parser.add_argument(
-        "--pins-from", type=Path, default=DATA, help="a folder holding pins/<Name>/ (shared data or sources), and lfw/images/"
+        "--pins-from",
+        type=Path,
+        default=DATA,
+        help="a folder holding pins/<Name>/ (shared data or sources), and lfw/images/",
     )
     parser.add_argument("--sets", default="lfw,pins", help="comma-separated: lfw, pins")
     parser.add_argument("--pairs", type=int, default=3000)
