@@ -257,14 +257,16 @@ class _Done:
 
     def __init__(self, lost: BaseException | None = None) -> None:
         self.tasks: list[list[str]] = []
-        self.lost = lost
+        self.lost = lost  # raised by the third call, once
+        self.calls = 0
 
     def __call__(self, paths: list[str]) -> object:
         from concurrent.futures import Future
 
         from facetags.ingest.pipeline import Processed
 
-        if self.lost is not None and len(self.tasks) == 2:
+        self.calls += 1
+        if self.lost is not None and self.calls == 3:
             raise self.lost
         self.tasks.append(list(paths))
         future: Future[list[Processed]] = Future()
@@ -306,6 +308,33 @@ def test_a_small_scan_gets_small_tasks_and_the_watcher_smaller_still() -> None:
         sizes = [len(t) for t in task.tasks]
         assert sizes[:2] == [1, 1] and max(sizes) == largest, (photos, between, sizes)
         assert sum(sizes) == photos
+        if (photos, between) == (1000, False):
+            assert sizes[-2:] == [3, 3]  # 1 + 1 + 124 x 8, and the last 6 shared out
+
+
+def test_a_gathering_task_waits_until_full_or_wanted_and_nothing_is_kept_once_committed() -> None:
+    """Asking whether a photo is done sends nothing; asking for its result sends its task as it
+    is. A task's results are held by its photos' results only: a long scan's memory does not
+    grow with the photos it has done (each result is a few kB; a Dask worker keeps a task's
+    results while the scan holds its future)."""
+    import gc
+
+    from facetags.ingest.parallel import Part
+
+    task = _Done()
+    pool = _batching(100, False, task)
+    first = [pool.submit(f"/p/{i}.jpg") for i in range(3)]
+    assert not first[2].done() and [len(t) for t in task.tasks] == [1, 1]  # waiting for 7 more
+    assert first[2].result().path == "/p/2.jpg" and [len(t) for t in task.tasks] == [1, 1, 1]
+    del first
+    window: list[object] = []
+    for i in range(3, 2003):  # a scan's window: submit one, commit the oldest ones
+        window.append(pool.submit(f"/p/{i}.jpg"))
+        if len(window) == 8:
+            assert [r.result().path for r in window] == [f"/p/{j}.jpg" for j in range(i - 7, i + 1)]  # type: ignore[attr-defined]
+            window = []
+    gc.collect()
+    assert sum(isinstance(o, Part) for o in gc.get_objects()) <= 2
 
 
 def test_a_task_that_cannot_be_sent_fails_its_own_photos_only() -> None:
@@ -316,10 +345,12 @@ def test_a_task_that_cannot_be_sent_fails_its_own_photos_only() -> None:
     task = _Done(lost=BrokenProcessPool("a worker died"))
     pool = _batching(100, False, task)
     pending = [pool.submit(f"/p/{i}.jpg") for i in range(12)]
+    pool.flush()
     assert [r.result().path for r in pending[:2]] == ["/p/0.jpg", "/p/1.jpg"]
-    for r in pending[2:]:  # the third task, of 8, failed to go; the rest never went
+    for r in pending[2:10]:  # the third task, of 8, failed to go
         with pytest.raises(BrokenProcessPool):
             r.result()
+    assert [r.result().path for r in pending[10:]] == ["/p/10.jpg", "/p/11.jpg"]  # sent after
 
 
 def test_an_error_travels_back_without_its_frames_and_in_a_form_that_unpickles() -> None:
@@ -339,22 +370,26 @@ def test_an_error_travels_back_without_its_frames_and_in_a_form_that_unpickles()
     assert type(other) is RuntimeError and str(other) == "Unpicklable: 1/2"
 
 
-def test_a_workers_task_stops_between_photos_once_the_scan_has_stopped(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, t1_path: Path
-) -> None:
+@pytest.mark.slow
+def test_a_workers_task_stops_between_photos_once_the_scan_has_stopped(tmp_path: Path, t1_path: Path) -> None:
     """Ctrl-C, or the watcher's stop: a worker ends its task after the photo it is on, not after
-    all of the task's photos (PhotoPool.close sets the event each worker was started with)."""
-    import threading
+    all of the task's photos. PhotoPool.close sets a flag each worker was started with; here
+    it is set before the task, so the worker begins none of its photos."""
+    from facetags.ingest.parallel import AnalysisStopped, PhotoPool
 
-    from facetags.ingest import parallel
-
-    stopped = threading.Event()
-    monkeypatch.setattr(parallel, "_stopped", stopped)
-    paths = [str(t1_path)] * 3
-    assert all(r.error is None for r in parallel.analyse_files(paths, Settings(library=tmp_path / "x.db")))  # type: ignore[union-attr]
-    stopped.set()
-    left = parallel.analyse_files(paths, Settings(library=tmp_path / "x.db"))
-    assert all(isinstance(r, parallel.AnalysisStopped) for r in left)
+    pool = PhotoPool(Settings(library=tmp_path / "unused.db"), 2, None)
+    try:
+        going = [pool.submit(str(t1_path)) for _ in range(2)]  # each worker's first photo
+        assert all(r.result().analysis is not None for r in going)
+        pool._stopped.value = True  # what close() does first
+        stopped = [pool.submit(str(t1_path)) for _ in range(4)]
+        pool.flush()
+        for r in stopped:
+            with pytest.raises(AnalysisStopped):
+                r.result()
+    finally:
+        pool.close()
+    assert pool._stopped.value
 
 
 @pytest.mark.slow
@@ -376,9 +411,8 @@ def test_a_worker_killed_in_the_middle_of_its_task_loses_nothing(
     try:
         deadline = time.monotonic() + 240
         while _photo_count(db) < 5:
-            assert proc.poll() is None and time.monotonic() < deadline, (
-                proc.stderr.read() if proc.stderr else ""
-            )
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the scan committed nothing"
             time.sleep(0.01)
         workers = [
             pid for pid in _children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()

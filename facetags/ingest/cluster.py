@@ -297,7 +297,6 @@ class ClusterPool(Batching):
     def close(self) -> None:
         """Stop: the photos not yet back are released (the scheduler drops them); the workers
         stay up for the next scan."""
-        self._out.clear()
         self._client.close()
 
 

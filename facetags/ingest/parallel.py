@@ -15,8 +15,10 @@ in flight, so memory grows with the workers, not with the library.
 Photos go to the workers in tasks of a few (:class:`Batching`, :data:`PHOTOS_PER_TASK`): each
 task is a round trip through the executor (a future, a pickled call and result, wake-ups of the
 scanning process's threads), which with one photo a task cost the scanning process more CPU
-than committing the photo did. A task not yet full is sent as soon as a worker would otherwise
-wait (a scan's first photos, a small scan) or the scan waits for one of its photos.
+than committing the photo did. Each worker's first photo goes alone (it starts at once), later
+ones in full tasks, sized for the scan; a task not yet full is sent when the scan waits for one
+of its photos, and once the scan has no more photos, the last few are shared between the
+workers (:meth:`Batching.flush`).
 
 An executor is anything with the :class:`Analysers` interface; :mod:`facetags.ingest.cluster`
 is the other one (a Dask cluster's workers), and the scan loop does not know which it has.
@@ -24,6 +26,7 @@ is the other one (a Dask cluster's workers), and the scan loop does not know whi
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import functools
 import logging
@@ -150,7 +153,7 @@ def analyse_files(
     left: :class:`AnalysisStopped` each."""
     results: list[Processed | Exception] = []
     for path in paths:
-        if _stopped is not None and _stopped.is_set():
+        if _stopped is not None and _stopped.value:
             results.append(AnalysisStopped("the scan stopped"))
             continue
         try:
@@ -165,6 +168,7 @@ def portable(exc: Exception) -> Exception:
     the frames, decoded pixels and all, until the task ends), and as a RuntimeError saying what
     it was if it cannot be pickled (one such error would fail the task's other photos)."""
     exc = exc.with_traceback(None)
+    exc.__cause__ = exc.__context__ = None  # their tracebacks hold frames too
     try:
         pickle.loads(pickle.dumps(exc))
     except Exception:
@@ -255,8 +259,7 @@ class Batching:
         if between:
             self.batch = min(self.batch, PHOTOS_BETWEEN)
         self._gathering = Batch(self)
-        self._out: list[Part] = []  # sent, maybe not finished
-        self._tasks = 0
+        self._tasks = 0  # sent so far
 
     def submit(self, path: str) -> Pending:
         batch = self._gathering
@@ -271,11 +274,6 @@ class Batching:
         if self._gathering.paths:
             self.send(self._gathering, pieces=self.workers)
 
-    def _queued(self) -> int:
-        """Tasks sent and not finished."""
-        self._out = [p for p in self._out if not p.done()]
-        return len(self._out)
-
     def send(self, batch: Batch, pieces: int = 1) -> None:
         """Send ``batch`` as ``pieces`` tasks at most. A task that cannot be sent (the workers are
         gone) is recorded: its photos' results raise why."""
@@ -288,8 +286,7 @@ class Batching:
                 part = Part(start, end, future=self._task(batch.paths[start:end]))
             except self.lost as exc:
                 part = Part(start, end, error=exc)
-            batch.parts.append(part)
-            self._out.append(part)
+            batch.parts.append(part)  # held by its photos' results only: gone once they are committed
             self._tasks += 1
 
     def _task(self, paths: list[str]) -> Any:
@@ -318,7 +315,9 @@ def _worker_start_args() -> tuple[int, int, str | None]:
     return os.getpid(), root.getEffectiveLevel(), formatter._fmt if formatter is not None else None
 
 
-#: Set in a worker process by the scan it works for once that scan stops (:meth:`PhotoPool.close`).
+#: In a worker process, the flag its scan sets once it stops (:meth:`PhotoPool.close`): a shared
+#: boolean without a lock (a worker killed while holding an Event's lock would leave the scan
+#: waiting for it for ever).
 _stopped: Any = None
 
 
@@ -360,7 +359,7 @@ class PhotoPool(Batching):
         self._start_batches(photos, between)
         self.ahead = max(AHEAD_PER_WORKER * workers * self.batch, AHEAD_FOR_WRITER)
         context = get_context("spawn")
-        self._stopped = context.Event()
+        self._stopped = context.RawValue(ctypes.c_bool, False)
         self._executor = ProcessPoolExecutor(
             workers,
             mp_context=context,
@@ -375,7 +374,7 @@ class PhotoPool(Batching):
     def close(self) -> None:
         """Stop: tasks not started are dropped; a worker ends its task once its current photo is
         done (the rest of the task come back as :class:`AnalysisStopped`), and is waited for."""
-        self._stopped.set()
+        self._stopped.value = True
         self._executor.shutdown(wait=True, cancel_futures=True)
 
 
@@ -392,7 +391,8 @@ class AnalysisDied(Exception):
 
 class AnalysisStopped(Exception):
     """The process analysing a photo on its own was stopped (a stop signal), or never started:
-    nothing is known about the photo."""
+    nothing is known about the photo. Also what a worker's task gives for the photos it did not
+    begin once its scan had stopped (never committed: the scan is over)."""
 
 
 def analyse_alone(path: str, settings: Settings, library: str | None) -> Processed:

@@ -285,8 +285,9 @@ def _constraint_distances(x: np.ndarray, c: Constraints) -> np.ndarray:
         d[np.ix_(faces, faces)] = big
     fixed = c.fixed_or_free(n)
     placed = np.flatnonzero(fixed != FREE)
-    for person in np.unique(fixed[placed]):  # faces the user put in different people
-        mine = fixed[placed] == person
+    people = fixed[placed]
+    for person in np.unique(people):  # faces the user put in different people
+        mine = people == person
         if not mine.all():
             d[np.ix_(placed[mine], placed[~mine])] = big
     for a, b in c.cannot:
