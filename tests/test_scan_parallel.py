@@ -430,6 +430,54 @@ def test_a_worker_killed_in_the_middle_of_its_task_loses_nothing(
     _same_library(db, serial[0], ("photos", "files", "faces", "embeddings"))
 
 
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker processes in /proc")
+def test_ctrl_c_again_stops_at_once_though_a_worker_is_stuck(
+    photos: Path, serial: tuple[Path, dict[str, object]], tmp_path: Path
+) -> None:
+    """A worker that makes no progress (stopped with SIGSTOP here; a photo that never ends):
+    the first Ctrl-C no longer waits for its result for ever, and the second, "at once", does
+    not wait for it either: the stuck worker is killed. The resume hint names the library."""
+    db = tmp_path / "stuck.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(db), "FACETAGS_WORKERS": "2"}
+    command = [sys.executable, "-m", "facetags", "scan", str(photos)]
+    proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    stuck = 0
+    try:
+        deadline = time.monotonic() + 240
+        while _photo_count(db) < 3:
+            assert proc.poll() is None, proc.communicate()[1]
+            assert time.monotonic() < deadline, "the scan committed nothing"
+            time.sleep(0.01)
+        children = _children(proc.pid)
+        workers = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
+        assert workers, "no worker process seen"
+        stuck = workers[0]
+        os.kill(stuck, signal.SIGSTOP)
+        time.sleep(0.3)
+        os.kill(proc.pid, signal.SIGINT)  # Ctrl-C: stop after the current photo...
+        time.sleep(1.0)
+        os.kill(proc.pid, signal.SIGINT)  # ...and again: at once
+        start = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        assert time.monotonic() - start < 10, "the second Ctrl-C waited"
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        if stuck and _alive(stuck):
+            os.kill(stuck, signal.SIGKILL)
+    assert proc.returncode == 130 and "Traceback" not in err, err
+    assert f"run 'facetags --library {db} scan" in err, err
+    deadline = time.monotonic() + 10
+    while _alive(stuck):
+        assert time.monotonic() < deadline, "the stuck worker outlived the scan"
+        time.sleep(0.1)
+    rerun = subprocess.run(command, env=env, capture_output=True, text=True, check=True)
+    assert "Traceback" not in rerun.stderr
+    _same_library(db, serial[0], ("photos", "files", "faces", "embeddings"))
+
+
 def test_a_worker_that_outlives_a_library_reads_the_new_one_at_its_path(
     tmp_path: Path, t1_path: Path
 ) -> None:

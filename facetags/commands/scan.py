@@ -100,7 +100,11 @@ def scan(
         settings = dataclasses.replace(settings, threads=threads)
     if cluster is not None:
         settings = dataclasses.replace(settings, cluster=cluster.strip())
-    resume = f"run 'facetags scan {' '.join(shlex.quote(str(p)) for p in paths)}' again to finish"
+    here = Path(settings.library).expanduser().absolute()
+    given = here != Path(Settings().library).expanduser()  # not the default library: say which
+    library = f" --library {shlex.quote(str(here))}" if given else ""
+    folders = " ".join(shlex.quote(str(p)) for p in paths)
+    resume = shown(f"run 'facetags{library} scan {folders}' again to finish")
     stop = threading.Event()
 
     def _said(_signum: signal.Signals) -> None:
@@ -132,8 +136,6 @@ def scan(
     else:
         click.echo(summary(report))
     if fresh and report.faces and not report.interrupted:  # a first scan: what to do next
-        given = where != Path(Settings().library).expanduser()  # not the default library
-        library = f" --library {shlex.quote(str(where))}" if given else ""
         click.echo(shown(f"facetags: next, the people found:  facetags{library} people"), err=True)
         click.echo(shown(f"facetags: and to name them:  facetags{library} tui"), err=True)
     if report.interrupted:

@@ -23,6 +23,7 @@ import logging
 import os
 import re
 import socket
+import threading
 import uuid
 import warnings
 from collections import Counter
@@ -117,9 +118,9 @@ class _Gone(FileNotFoundError):
 class _Result(BatchResult):
     """A photo on the cluster: one a worker cannot see is the scan's error, unless it is gone."""
 
-    def result(self) -> Processed:
+    def result(self, stop: threading.Event | None = None) -> Processed:
         try:
-            return super().result()
+            return super().result(stop)
         except NotShared as exc:
             if os.path.lexists(self.path):  # here but not there: the workers do not share it
                 raise ClusterError(
@@ -294,9 +295,9 @@ class ClusterPool(Batching):
         self._sent += 1
         return self._client.submit(analyse_batch_on_worker, *args, key=key, pure=False)
 
-    def close(self) -> None:
-        """Stop: the photos not yet back are released (the scheduler drops them); the workers
-        stay up for the next scan."""
+    def close(self, at_once: bool = False) -> None:
+        """Stop: the photos not yet back are released (the scheduler drops them; a task running
+        goes on to its end on its worker, unwaited); the workers stay up for the next scan."""
         self._client.close()
 
 

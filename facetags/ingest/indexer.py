@@ -39,7 +39,7 @@ from facetags.db.connect import database_file
 from facetags.db.records import FileRow, FileStat, NewFaceVector
 from facetags.db.store import OldFace, Store
 from facetags.ingest.assign import Assigner
-from facetags.ingest.parallel import PARALLEL_FROM, Analysers, Pending, PhotoPool
+from facetags.ingest.parallel import PARALLEL_FROM, Analysers, Pending, PhotoPool, ScanStopped
 from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
@@ -158,10 +158,12 @@ class _Fetched:
     def done(self) -> bool:
         return self._fetched or self.pending.done()
 
-    def result(self) -> Processed:
+    def result(self, stop: threading.Event | None = None) -> Processed:
         if not self._fetched:
             try:
-                self._value = self.pending.result()
+                self._value = self.pending.result(stop)
+            except ScanStopped:  # not the photo's outcome
+                raise
             except Exception as exc:  # kept for the photo's turn (an interrupt is not kept)
                 self._error = exc
             self._fetched = True
@@ -179,6 +181,7 @@ class Indexer:
         self._assigners: dict[str, Assigner] = {}
         self.faces_added = 0
         self._pool_broken = False  # a worker died during this scan (logged once)
+        self._stop: threading.Event | None = None  # the scan's: a wait for a worker looks at it
 
     def assigner(self, model_id: str) -> Assigner:
         if model_id not in self._assigners:
@@ -586,18 +589,24 @@ class Indexer:
         faces_before = self.faces_added
         pool = self._pool(len(todo), between is not None)
         self._pool_broken = False
+        self._stop = stop
         report.workers = pool.workers if pool is not None else 1
         report.cluster = getattr(pool, "address", None)
+        finished = False
         try:
             for done, (path, st, process, remote) in enumerate(self._jobs(todo, pool), 1):
                 if stop is not None and stop.is_set():
                     report.interrupted = True
                     break
                 row = indexed.get(path)
-                if between is not None and self.store.file_by_path(path) != row:
-                    outcome = "unchanged"  # indexed since the walk, by ``between``
-                else:
-                    outcome = self._index(path, st, row, process, remote)
+                try:
+                    if between is not None and self.store.file_by_path(path) != row:
+                        outcome = "unchanged"  # indexed since the walk, by ``between``
+                    else:
+                        outcome = self._index(path, st, row, process, remote)
+                except ScanStopped:  # stopped while a worker had this photo: nothing of it known
+                    report.interrupted = True
+                    break
                 report.counts[outcome] += 1
                 if outcome == "failed":
                     failure = self.store.failure(path)
@@ -608,9 +617,10 @@ class Indexer:
                     faces_then = self.faces_added
                     between()
                     faces_before += self.faces_added - faces_then  # not this scan's faces
-        finally:
+            finished = True
+        finally:  # an exception (Ctrl-C again, an error) does not wait for the workers' photos
             if pool is not None:
-                pool.close()
+                pool.close(at_once=not finished)
         if not report.interrupted:
             deleted, copies = self._forget_missing(indexed, seen, info, folders)
             report.counts["deleted"] += deleted
@@ -702,7 +712,7 @@ class Indexer:
 
     def _result(self, path: str, future: Pending, lost: tuple[type[BaseException], ...]) -> Processed:
         try:
-            processed = future.result()
+            processed = future.result(self._stop)
         except lost as exc:  # a worker died (killed, out of memory) or the engine is gone: go on here
             if not isinstance(exc, FileNotFoundError):  # else the photo went, not the worker
                 self._workers_lost(path, exc)

@@ -40,6 +40,7 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from multiprocessing import get_context
+from multiprocessing.connection import wait as wait_for
 from typing import Any, Protocol
 
 from facetags.config import Settings
@@ -64,6 +65,11 @@ PHOTOS_PER_TASK = 8
 TASKS_PER_WORKER = 4
 #: ... and at most this many while the scan does other work between photos (the watcher).
 PHOTOS_BETWEEN = 2
+#: Seconds between looks at the scan's stop while it waits for a worker's result.
+STOP_POLL_S = 0.05
+#: Seconds a stopped scan waits for its workers to finish the photos they are on; still busy
+#: then (a photo that never ends, a stopped process), they are killed.
+STOP_WAIT_S = 30.0
 
 
 def analyse_file(
@@ -122,7 +128,8 @@ class Pending(Protocol):
     ``concurrent.futures.Future`` or an engine's own future); :meth:`done` says whether it would
     wait."""
 
-    def result(self) -> Processed: ...
+    def result(self, stop: threading.Event | None = None) -> Processed:
+        """Wait for the photo's result; :class:`ScanStopped` once ``stop`` is set meanwhile."""
 
     def done(self) -> bool: ...
 
@@ -141,7 +148,8 @@ class Analysers(Protocol):
     def flush(self) -> None:
         """No more photos will be submitted: send any still gathering."""
 
-    def close(self) -> None: ...
+    def close(self, at_once: bool = False) -> None:
+        """Stop; ``at_once``: without waiting for the photos being analysed."""
 
 
 def analyse_files(
@@ -176,6 +184,10 @@ def portable(exc: Exception) -> Exception:
     return exc
 
 
+class ScanStopped(Exception):
+    """The scan was stopped while it waited for a worker's result (nothing of the photo is known)."""
+
+
 class Part:
     """Photos ``start`` to ``end`` of a :class:`Batch`, sent as one task: its future, or why it
     could not be sent (``error``: the workers are gone)."""
@@ -189,12 +201,17 @@ class Part:
     def done(self) -> bool:
         return self.future is None or bool(self.future.done())
 
-    def results(self) -> list[Processed | Exception]:
+    def results(self, stop: threading.Event | None = None) -> list[Processed | Exception]:
         """The task's results, fetched once (from a cluster, each ``Future.result()`` is a round
-        trip that sends all of them again) and kept until its last photo is committed."""
+        trip that sends all of them again) and kept until its last photo is committed. ``stop``:
+        :class:`ScanStopped` once it is set (a worker stuck on a photo must not keep a stopped
+        scan, or watcher, waiting)."""
         if self.error is not None:
             raise self.error
         if self._results is None:
+            while stop is not None and not self.future.done():
+                if stop.wait(STOP_POLL_S):
+                    raise ScanStopped
             self._results = self.future.result()
         return self._results
 
@@ -226,9 +243,9 @@ class BatchResult:
     def done(self) -> bool:
         return bool(self.batch.parts) and self.batch.part(self.index).done()
 
-    def result(self) -> Processed:
+    def result(self, stop: threading.Event | None = None) -> Processed:
         part = self.batch.part(self.index)
-        outcome = part.results()[self.index - part.start]
+        outcome = part.results(stop)[self.index - part.start]
         if isinstance(outcome, Exception):
             raise outcome
         if outcome.path != self.path:  # a bookkeeping error must not store one photo's faces for another
@@ -371,11 +388,25 @@ class PhotoPool(Batching):
     def _task(self, paths: list[str]) -> Any:
         return self._executor.submit(analyse_files, paths, self.settings, self.library)
 
-    def close(self) -> None:
-        """Stop: tasks not started are dropped; a worker ends its task once its current photo is
-        done (the rest of the task come back as :class:`AnalysisStopped`), and is waited for."""
+    def close(self, at_once: bool = False) -> None:
+        """Stop: tasks not started are dropped; a worker ends its task once the photo it is on is
+        done (the rest of the task come back as :class:`AnalysisStopped`) and is waited for, at
+        most :data:`STOP_WAIT_S`; then, or ``at_once`` (Ctrl-C again, an error), or if the wait is
+        interrupted, the workers still busy are killed (their photos were not committed: the
+        next scan analyses them)."""
         self._stopped.value = True
-        self._executor.shutdown(wait=True, cancel_futures=True)
+        workers = list((getattr(self._executor, "_processes", None) or {}).values())
+        self._executor.shutdown(wait=False, cancel_futures=True)
+        busy = {worker.sentinel: worker for worker in workers}
+        deadline = time.monotonic() + (0.0 if at_once else STOP_WAIT_S)
+        try:
+            while busy and (left := deadline - time.monotonic()) > 0:
+                for ended in wait_for(list(busy), left):
+                    busy.pop(ended)
+        finally:
+            for worker in busy.values():
+                log.debug("worker %s still busy after the stop: killed", worker.pid)
+                worker.kill()  # SIGKILL: a stopped (SIGSTOP) process too
 
 
 #: How a process analysing one photo can die of the photo: the kernel's OOM killer (SIGKILL) or a
@@ -462,6 +493,7 @@ __all__ = [
     "Part",
     "Pending",
     "PhotoPool",
+    "ScanStopped",
     "analyse_alone",
     "analyse_file",
     "analyse_files",
