@@ -78,6 +78,18 @@ def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
     assert json.loads(run(env, "status", "--json").stdout)["stale_xmp_photos"] == 0
 
 
+def test_a_mistyped_folder_makes_no_new_library(tmp_path: Path) -> None:
+    """`facetags --library y.db scan nonexist` said why and left an empty library behind, which
+    the next command then used as if it were the user's."""
+    library = tmp_path / "y.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(library)}
+    missing = tmp_path / "Pictrues"
+    result = run(env, "scan", str(missing))
+    assert result.returncode == 1
+    assert f"{missing}: No such file or directory" in result.stderr and "new library" not in result.stderr
+    assert not library.exists()
+
+
 def test_a_first_scan_says_what_to_do_next(tmp_path: Path, t1_path: Path) -> None:
     library = tmp_path / "my lib.db"
     env = {**os.environ, "FACETAGS_LIBRARY": str(library)}

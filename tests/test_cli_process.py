@@ -139,7 +139,7 @@ def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
     assert "Traceback" not in err and "Aborted" not in err
     assert "(interrupted)" in out and f"{kept} new" in out  # the summary of what was done
     assert f"{kept} photos indexed so far are kept" in err
-    assert f"facetags scan {folder}" in err  # how to resume
+    assert f"facetags --library {db} scan {folder}" in err  # how to resume, in the same library
     again = subprocess.run(
         [sys.executable, "-m", "facetags", "scan", str(folder)], env=env, capture_output=True, text=True
     )

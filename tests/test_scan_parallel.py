@@ -424,7 +424,8 @@ def test_a_worker_killed_in_the_middle_of_its_task_loses_nothing(
         if proc.poll() is None:
             proc.kill()
     assert proc.returncode == 0 and "Traceback" not in err, err
-    assert "a worker process stopped" in err and _photo_count(db) >= 5
+    assert "a worker process stopped (it was killed, or ran out of memory)" in err and _photo_count(db) >= 5
+    assert "abruptly" not in err  # the executor's wording
     report = json.loads(out)
     assert report["new"] == 69 and report["failed"] == 0
     _same_library(db, serial[0], ("photos", "files", "faces", "embeddings"))

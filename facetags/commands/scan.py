@@ -18,6 +18,7 @@ import click
 from facetags.commands import plural, say_new_library, shown
 from facetags.commands.signals import stopping
 from facetags.config import Settings
+from facetags.errors import NotFoundError
 
 if TYPE_CHECKING:
     from facetags.library import ScanReport
@@ -113,6 +114,9 @@ def scan(
     def _again() -> None:
         raise KeyboardInterrupt  # a second Ctrl-C: at once (the photo being indexed is rolled back)
 
+    for given_path in paths:  # before the library is opened: a mistyped folder makes no new library
+        if not os.path.exists(given_path):
+            raise NotFoundError(f"{shown(str(given_path.absolute()))}: No such file or directory")
     progress = ProgressLine()
     try:
         with (

@@ -722,7 +722,14 @@ class Indexer:
 
     def _workers_lost(self, path: str, exc: BaseException) -> None:
         if not self._pool_broken:
-            log.warning("%s: a worker process stopped (%s); analysing here", printable(path), exc)
+            from concurrent.futures.process import BrokenProcessPool
+
+            # the executor's own words ("terminated abruptly while the future was running or
+            # pending") say nothing to a user
+            why = "it was killed, or ran out of memory" if isinstance(exc, BrokenProcessPool) else str(exc)
+            log.warning(
+                "%s: a worker process stopped (%s); analysing it and the rest here", printable(path), why
+            )
         self._pool_broken = True
 
     def _walk_failure(
