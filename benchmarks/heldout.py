@@ -41,26 +41,23 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from cluster_data import DATA, HELDOUT  # noqa: E402  (the held-out list, shared with the calibration)
 
 if TYPE_CHECKING:
-    from facetags.train.data import CropSet
+    from facetags.train.data import CropSet, Item
 
 
 def pins_crops(folder: Path, workers: int) -> CropSet:
     """The held-out Pins people's crops from ``folder/pins``, made once into a small crop cache."""
-    from facetags.train.data import build_cache, load_cache, pins_heldout_items
+    from facetags.train.data import pins_heldout_items
 
     items = pins_heldout_items(folder)
     if not items:
         raise SystemExit(f"{folder / 'pins'}: none of the held-out Pins people's photos there")
-    key = hashlib.sha256(json.dumps([str(folder.resolve()), [i.path for i in items]]).encode()).hexdigest()
-    cache = ROOT / ".cache" / "train" / "heldout-pins" / key[:12]
-    build_cache(folder, cache, items, workers=workers, teacher="none")
-    return load_cache(cache)
+    return _cropped(folder, items, "heldout-pins", workers)
 
 
 def lfw_crops(folder: Path, workers: int) -> CropSet:
     """The held-out LFW DevTrain people's crops from ``folder/lfw/images``, made once into a small
     crop cache (for a machine without the training cache)."""
-    from facetags.train.data import Item, build_cache, load_cache
+    from facetags.train.data import Item
 
     people = sorted(json.loads(HELDOUT.read_text(encoding="utf-8")))
     items = [
@@ -70,8 +67,16 @@ def lfw_crops(folder: Path, workers: int) -> CropSet:
     ]
     if not items:
         raise SystemExit(f"{folder / 'lfw/images'}: none of the held-out LFW people's photos there")
+    return _cropped(folder, items, "heldout-lfw", workers)
+
+
+def _cropped(folder: Path, items: list[Item], name: str, workers: int) -> CropSet:
+    """``items`` (paths under ``folder``) detected and aligned once into ``.cache/train/NAME/``,
+    a cache of its own for each list of photos."""
+    from facetags.train.data import build_cache, load_cache
+
     key = hashlib.sha256(json.dumps([str(folder.resolve()), [i.path for i in items]]).encode()).hexdigest()
-    cache = ROOT / ".cache" / "train" / "heldout-lfw" / key[:12]
+    cache = ROOT / ".cache" / "train" / name / key[:12]
     build_cache(folder, cache, items, workers=workers, teacher="none")
     return load_cache(cache)
 

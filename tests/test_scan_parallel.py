@@ -392,6 +392,20 @@ def test_a_workers_task_stops_between_photos_once_the_scan_has_stopped(tmp_path:
     assert pool._stopped.value
 
 
+def _workers_once_committed(proc: subprocess.Popen[str], db: Path, photos: int) -> list[int]:
+    """The worker processes of the scan ``proc``, once it has committed ``photos`` photos."""
+    deadline = time.monotonic() + 240
+    while _photo_count(db) < photos:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, "the scan committed nothing"
+        time.sleep(0.01)
+    workers = [
+        pid for pid in _children(proc.pid) if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()
+    ]
+    assert workers, "no worker process seen"
+    return workers
+
+
 @pytest.mark.slow
 @pytest.mark.skipif(not os.path.isdir("/proc"), reason="finds the worker processes in /proc")
 def test_a_worker_killed_in_the_middle_of_its_task_loses_nothing(
@@ -409,16 +423,7 @@ def test_a_worker_killed_in_the_middle_of_its_task_loses_nothing(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 240
-        while _photo_count(db) < 5:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the scan committed nothing"
-            time.sleep(0.01)
-        workers = [
-            pid for pid in _children(proc.pid) if "spawn_main" in Path(f"/proc/{pid}/cmdline").read_text()
-        ]
-        assert workers, "no worker process seen"
-        os.kill(workers[0], signal.SIGKILL)
+        os.kill(_workers_once_committed(proc, db, 5)[0], signal.SIGKILL)
         out, err = proc.communicate(timeout=300)
     finally:
         if proc.poll() is None:
@@ -445,15 +450,7 @@ def test_ctrl_c_again_stops_at_once_though_a_worker_is_stuck(
     proc = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     stuck = 0
     try:
-        deadline = time.monotonic() + 240
-        while _photo_count(db) < 3:
-            assert proc.poll() is None, proc.communicate()[1]
-            assert time.monotonic() < deadline, "the scan committed nothing"
-            time.sleep(0.01)
-        children = _children(proc.pid)
-        workers = [pid for pid in children if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-        assert workers, "no worker process seen"
-        stuck = workers[0]
+        stuck = _workers_once_committed(proc, db, 3)[0]
         os.kill(stuck, signal.SIGSTOP)
         time.sleep(0.3)
         os.kill(proc.pid, signal.SIGINT)  # Ctrl-C: stop after the current photo...

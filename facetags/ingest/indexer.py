@@ -727,9 +727,7 @@ class Indexer:
             # the executor's own words ("terminated abruptly while the future was running or
             # pending") say nothing to a user
             why = "it was killed, or ran out of memory" if isinstance(exc, BrokenProcessPool) else str(exc)
-            log.warning(
-                "%s: a worker process stopped (%s); analysing it and the rest here", printable(path), why
-            )
+            log.warning("%s: a worker process stopped (%s); analysing here", printable(path), why)
         self._pool_broken = True
 
     def _walk_failure(
