@@ -33,8 +33,6 @@ from typing import Any
 from facetags.config import CLUSTER_ADDRESS, Settings, load_settings
 from facetags.errors import ClusterError
 from facetags.ingest.parallel import (
-    AHEAD_FOR_WRITER,
-    AHEAD_PER_WORKER,
     Batching,
     BatchResult,
     analyse_file,
@@ -284,7 +282,6 @@ class ClusterPool(Batching):
         self._per_host = dict(per_host)  # analyses at once on each machine
         self.workers = max(1, sum(slots.values()))
         self._start_batches(photos, between)
-        self.ahead = max(AHEAD_PER_WORKER * self.workers * self.batch, AHEAD_FOR_WRITER)
         self._scan = uuid.uuid4().hex  # the tasks' keys: facetags-analyse-<scan>-<n>
         self._sent = 0
         log.info("analysing on %d workers of the cluster at %s", self.workers, address)

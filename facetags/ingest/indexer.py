@@ -704,11 +704,7 @@ class Indexer:
     def _submit(self, pool: Analysers, path: str, st: FileStat) -> _Fetched | None:
         if any(other.path != path for other in self.store.files_by_inode(st)):
             return None  # a hard link or rename of an indexed file: no decode needed
-        try:
-            return _Fetched(pool.submit(path))
-        except pool.lost as exc:  # the workers are gone: this process analyses the photo
-            self._workers_lost(path, exc)
-            return None
+        return _Fetched(pool.submit(path))  # workers gone: its result says so (_result)
 
     def _result(self, path: str, future: Pending, lost: tuple[type[BaseException], ...]) -> Processed:
         try:

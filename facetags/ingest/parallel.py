@@ -65,7 +65,7 @@ PHOTOS_PER_TASK = 8
 TASKS_PER_WORKER = 4
 #: ... and at most this many while the scan does other work between photos (the watcher).
 PHOTOS_BETWEEN = 2
-#: Seconds between looks at the scan's stop while it waits for a worker's result.
+#: Seconds at most between looks at the scan's stop while it waits for a worker's result.
 STOP_POLL_S = 0.05
 #: Seconds a stopped scan waits for its workers to finish the photos they are on; still busy
 #: then (a photo that never ends, a stopped process), they are killed.
@@ -139,8 +139,8 @@ class Analysers(Protocol):
 
     workers: int
     ahead: int
-    #: What :meth:`submit` or a result raises when a worker (or the engine) is gone: the scan
-    #: then analyses the photo itself.
+    #: What a result raises when a worker (or the engine) is gone: the scan then analyses the
+    #: photo itself (:class:`Batching` records a task that cannot be sent; submit never raises).
     lost: tuple[type[BaseException], ...]
 
     def submit(self, path: str) -> Pending: ...
@@ -209,10 +209,13 @@ class Part:
         if self.error is not None:
             raise self.error
         if self._results is None:
-            while stop is not None and not self.future.done():
-                if stop.wait(STOP_POLL_S):
+            while self._results is None:
+                if stop is not None and stop.is_set() and not self.future.done():
                     raise ScanStopped
-            self._results = self.future.result()
+                try:  # woken by the result itself; by the stop within STOP_POLL_S
+                    self._results = self.future.result(timeout=None if stop is None else STOP_POLL_S)
+                except TimeoutError:  # not yet (concurrent.futures' and Dask's both raise it)
+                    continue
         return self._results
 
 
@@ -275,6 +278,7 @@ class Batching:
             self.batch = max(1, min(self.batch, photos // (TASKS_PER_WORKER * self.workers)))
         if between:
             self.batch = min(self.batch, PHOTOS_BETWEEN)
+        self.ahead = max(AHEAD_PER_WORKER * self.workers * self.batch, AHEAD_FOR_WRITER)
         self._gathering = Batch(self)
         self._tasks = 0  # sent so far
 
@@ -374,7 +378,6 @@ class PhotoPool(Batching):
         self.library = library
         self.workers = workers
         self._start_batches(photos, between)
-        self.ahead = max(AHEAD_PER_WORKER * workers * self.batch, AHEAD_FOR_WRITER)
         context = get_context("spawn")
         self._stopped = context.RawValue(ctypes.c_bool, False)
         self._executor = ProcessPoolExecutor(
