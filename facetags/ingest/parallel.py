@@ -209,13 +209,16 @@ class Part:
         if self.error is not None:
             raise self.error
         if self._results is None:
-            while self._results is None:
-                if stop is not None and stop.is_set() and not self.future.done():
-                    raise ScanStopped
-                try:  # woken by the result itself; by the stop within STOP_POLL_S
-                    self._results = self.future.result(timeout=None if stop is None else STOP_POLL_S)
-                except TimeoutError:  # not yet (concurrent.futures' and Dask's both raise it)
-                    continue
+            if stop is not None and not self.future.done():
+                # wait for the task to end, then fetch once: a fetch cut short by a timeout would
+                # be asked for again, and a cluster would send the results twice
+                finished = threading.Event()
+                self.future.add_done_callback(lambda _future: finished.set())
+                while not finished.is_set():  # woken by the result; by the stop within STOP_POLL_S
+                    if stop.is_set():
+                        raise ScanStopped
+                    finished.wait(STOP_POLL_S)
+            self._results = self.future.result()
         return self._results
 
 

@@ -173,21 +173,21 @@ class FacetagsApp(App[None]):
         then: Callable[[Any], None] | None,
         after: Callable[[Any], Any] | None = None,
     ) -> None:
-        try:
-            try:
-                result = self.client.act(ticket, fn)
-                if after is not None:
-                    result = after(result)
-                text = summary(result) if summary is not None else label
-            finally:
-                self.client.finished()
+        try:  # done with once its message is handled (LibraryClient.finished, on the UI thread)
+            result = self.client.act(ticket, fn)
+            if after is not None:
+                result = after(result)
+            text = summary(result) if summary is not None else label
         except Exception as exc:  # reported, never a crash
             log.debug("%s failed", label, exc_info=True)
-            self.post_message(ActionFailed(label, describe_error(exc)))
+            self.post_message(ActionFailed(label, describe_error(exc), change=True))
             return
         self.post_message(ActionDone(label, result, text, then))
 
     def on_action_done(self, message: ActionDone) -> None:
+        # counted here, not in the worker: quitting when the last change is saved but before its
+        # message is handled would leave its summary out of the farewell
+        self.client.finished()
         text = message.summary or message.label
         if self._quitting:  # said after the app is gone, in the terminal: every one of them
             self.farewell.append(text)
@@ -205,6 +205,9 @@ class FacetagsApp(App[None]):
 
     def on_action_failed(self, message: ActionFailed) -> None:
         self.notify(message.error, title=message.label, severity="error", timeout=8)
+        if not message.change:  # a screen's load
+            return
+        self.client.finished()
         if self._quitting:  # the user must see it: quitting is called off
             self._quitting = False
             self.notify("A change failed, so facetags did not quit: press q again to quit.", title="Quit")

@@ -50,7 +50,8 @@ class LibraryClient:
             return ticket
 
     def finished(self) -> None:
-        """An action is done with (gone through or failed, its slow part too)."""
+        """An action is done with: gone through or failed, its slow part too, and the app has
+        handled its outcome."""
         with self._turn:
             self._unfinished -= 1
 

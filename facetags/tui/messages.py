@@ -30,12 +30,14 @@ class ActionDone(Message):
 
 
 class ActionFailed(Message):
-    """A change (or a load) failed; ``error`` is a one-line message for the user."""
+    """A change (``change``: one the user asked for) or a load failed; ``error`` is a one-line
+    message for the user."""
 
-    def __init__(self, label: str, error: str) -> None:
+    def __init__(self, label: str, error: str, *, change: bool = False) -> None:
         super().__init__()
         self.label = label
         self.error = error
+        self.change = change
 
 
 T = TypeVar("T")
