@@ -332,3 +332,53 @@ def test_a_device_given_as_the_library_keeps_its_mode(tmp_path: Path) -> None:
     with pytest.raises(LibraryError):
         migrate(connect(device))
     assert stat.S_IMODE(device.stat().st_mode) == 0o666
+
+
+def test_grouped_writes_share_transactions_and_a_failed_write_undoes_only_itself(tmp_path: Path) -> None:
+    """A scan's photos are written in groups (Store.grouped): another connection sees them at
+    each commit (commit_now, after max_s, at the end); a write that fails is undone alone, as
+    its own transaction would have been, and the caller is told (its memory may be ahead)."""
+    path = tmp_path / "library.db"
+    conn = connect(path)
+    migrate(conn)
+    store = Store(conn)
+    other = connect(path)
+
+    def seen() -> set[str]:
+        return {k for (k,) in other.execute("SELECT key FROM meta WHERE key LIKE 'k%'")}
+
+    rolled_back: list[int] = []
+    with store.grouped(3600, on_rollback=lambda: rolled_back.append(1)):
+        with store.write():
+            store.set_meta("k1", "a")
+        with pytest.raises(ValueError), store.write():
+            store.set_meta("k2", "b")
+            raise ValueError("this photo's write fails")
+        with store.write():
+            store.set_meta("k3", "c")
+        assert seen() == set() and rolled_back == [1]  # one transaction, not committed yet
+        store.commit_now()
+        assert seen() == {"k1", "k3"}
+        with store.write():
+            store.set_meta("k4", "d")
+        assert seen() == {"k1", "k3"}
+    assert seen() == {"k1", "k3", "k4"}  # committed at the end
+
+    with store.grouped(0):  # open for max_s: each write commits at its end
+        with store.write():
+            store.set_meta("k5", "e")
+        assert "k5" in seen()
+
+    lost: list[int] = []
+    with store.grouped(3600, on_rollback=lambda: lost.append(1)):
+        with store.write():
+            store.set_meta("k6", "f")
+        with pytest.raises(LibraryError), store.write():
+            conn.execute("ROLLBACK")  # what SQLite does itself when the disk fills
+        assert lost == [1]  # the group's earlier writes went with it, and the caller knows
+        with store.write():  # a new transaction
+            store.set_meta("k7", "g")
+    assert "k6" not in seen() and "k7" in seen()
+    assert not conn.in_transaction
+    other.close()
+    conn.close()

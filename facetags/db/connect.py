@@ -13,7 +13,7 @@ import os
 import sqlite3
 import stat
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -139,12 +139,7 @@ def _journal_wal(conn: sqlite3.Connection) -> str:
 def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     """A write transaction: ``BEGIN IMMEDIATE`` ... ``COMMIT``, rolled back on any exception.
     SQLite's errors (a full disk, a read-only library) leave it as a :class:`LibraryError`."""
-    try:
-        conn.execute("BEGIN IMMEDIATE")
-    except sqlite3.OperationalError as exc:
-        if _locked(exc):
-            raise LibraryError(f"library is busy: {exc}") from exc
-        raise library_error(_path_of(conn), exc) from exc
+    _begin(conn)
     try:
         yield conn
         conn.execute("COMMIT")
@@ -154,6 +149,89 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
     except BaseException:
         _rollback(conn)
         raise
+
+
+class GroupedWrites:
+    """Many writes in one transaction, for a writer that makes many small ones in a row (a scan
+    stores each photo in a write of its own): each :meth:`write` is a savepoint of the open
+    transaction, begun by the first, and the transaction commits once it has been open
+    ``max_s`` (at the end of a write), at :meth:`commit`, and at the end. A commit writes every
+    page it changed to the WAL: one per photo wrote ~100 KB a photo (4,069 photos: 385 MB; in
+    groups, 135 MB). A write that fails rolls back to its savepoint, as its own transaction
+    would have; one that leaves SQLite no transaction (a full disk) loses the group's earlier
+    writes too. ``on_rollback`` is told of either (what the caller keeps in memory may be ahead
+    of the library now). Other connections wait
+    for the lock at most ``max_s`` longer than before; a process killed loses at most the
+    writes since the last commit."""
+
+    def __init__(
+        self, conn: sqlite3.Connection, max_s: float, on_rollback: Callable[[], None] | None = None
+    ) -> None:
+        self.conn = conn
+        self.max_s = max_s
+        self.on_rollback = on_rollback
+        self._began: float | None = None  # when the open transaction began
+
+    @contextmanager
+    def write(self) -> Iterator[sqlite3.Connection]:
+        conn = self.conn
+        if self._began is None or not conn.in_transaction:
+            if self._began is not None:  # SQLite rolled the transaction back itself
+                self._lost()
+            _begin(conn)
+            self._began = time.monotonic()
+        conn.execute("SAVEPOINT facetags_write")
+        try:
+            yield conn
+            conn.execute("RELEASE facetags_write")
+        except BaseException as exc:
+            if conn.in_transaction:
+                try:
+                    conn.execute("ROLLBACK TO facetags_write")
+                    conn.execute("RELEASE facetags_write")
+                except sqlite3.Error as again:  # the error being raised says more
+                    log.debug("rollback to the savepoint failed: %s", again)
+            if conn.in_transaction:
+                self._rolled_back()
+            else:
+                self._lost()
+            if isinstance(exc, sqlite3.Error):
+                raise library_error(_path_of(conn), exc) from exc
+            raise
+        if time.monotonic() - self._began >= self.max_s:
+            self.commit()
+
+    def commit(self) -> None:
+        """Commit what the group wrote so far (nothing if it wrote nothing)."""
+        if self._began is None:
+            return
+        self._began = None
+        if not self.conn.in_transaction:
+            self._lost()
+            return
+        try:
+            self.conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            _rollback(self.conn)
+            self._lost()
+            raise library_error(_path_of(self.conn), exc) from exc
+
+    def _lost(self) -> None:
+        self._began = None
+        self._rolled_back()
+
+    def _rolled_back(self) -> None:
+        if self.on_rollback is not None:
+            self.on_rollback()
+
+
+def _begin(conn: sqlite3.Connection) -> None:
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if _locked(exc):
+            raise LibraryError(f"library is busy: {exc}") from exc
+        raise library_error(_path_of(conn), exc) from exc
 
 
 def _rollback(conn: sqlite3.Connection) -> None:

@@ -10,14 +10,14 @@ from __future__ import annotations
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import AbstractContextManager, suppress
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager, contextmanager, suppress
 from dataclasses import dataclass
 
 import numpy as np
 
 from facetags.db import vectors
-from facetags.db.connect import transaction
+from facetags.db.connect import GroupedWrites, transaction
 from facetags.db.people_store import PeopleStore
 from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, MissingPhoto
 
@@ -81,9 +81,33 @@ class EmbeddingSet:
 class Store(PeopleStore):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
+        self._group: GroupedWrites | None = None
 
     def write(self) -> AbstractContextManager[sqlite3.Connection]:
+        """A write transaction; inside :meth:`grouped`, a savepoint of the group's."""
+        if self._group is not None:
+            return self._group.write()
         return transaction(self.conn)
+
+    @contextmanager
+    def grouped(self, max_s: float, on_rollback: Callable[[], None] | None = None) -> Iterator[None]:
+        """The writes made inside share transactions of up to ``max_s`` (:class:`GroupedWrites`);
+        committed at the end, an exception's too (what went through is kept), and at
+        :meth:`commit_now`."""
+        if self._group is not None:
+            raise RuntimeError("writes are grouped already")
+        group = self._group = GroupedWrites(self.conn, max_s, on_rollback)
+        try:
+            yield
+        finally:
+            self._group = None
+            group.commit()
+
+    def commit_now(self) -> None:
+        """Inside :meth:`grouped`: commit what the group wrote so far (before something slow, or
+        that must find it in the library if this process dies). Outside: nothing to do."""
+        if self._group is not None:
+            self._group.commit()
 
     def data_version(self) -> int:
         """Changes whenever another connection commits (not on this connection's own commits)."""

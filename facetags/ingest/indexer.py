@@ -52,6 +52,9 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 #: Attempts at one file (same size and mtime) that may die with the process before it is skipped,
 #: where a library was handed its models in this process (tests) ...
+#: A scan commits the photos it stored at least this often (and before it waits for a worker,
+#: or decodes a photo itself): one transaction a photo wrote ~3x the bytes (docs/scale.md).
+GROUP_S = 0.25
 CRASH_LIMIT = 2
 #: ... where a file whose attempt died is tried again in a process of its own (facetags.ingest.
 #: parallel.analyse_alone): attempts that died with the scan all the same (an OOM killer that
@@ -250,6 +253,7 @@ class Indexer:
             process = functools.partial(self.pipeline.process, path, self._known)
         with self.store.write():
             died = self.store.begin_attempt(path, st)
+        self.store.commit_now()  # a crash while decoding must find the attempt in the library
         # models handed to this process (tests) cannot be sent to another: the older rule
         limit = CRASH_LIMIT if self.pipeline.own_models else ALONE_LIMIT
         if died and died < limit and not self.pipeline.own_models:  # a crash, or the scan killed?
@@ -320,6 +324,7 @@ class Indexer:
         if processed.error is not None:
             return self._fail(path, st, processed.error, row)
         if processed.analysis is None:  # known when it was hashed, forgotten since: analyse it now
+            self.store.commit_now()  # (the library is not held while it decodes)
             return self.commit(path, st, row, self.pipeline.process(path))
         return self._store(path, st, row, photo, processed.analysis)
 
@@ -594,29 +599,8 @@ class Indexer:
         report.cluster = getattr(pool, "address", None)
         finished = False
         try:
-            for done, (path, st, process, remote) in enumerate(self._jobs(todo, pool), 1):
-                if stop is not None and stop.is_set():
-                    report.interrupted = True
-                    break
-                row = indexed.get(path)
-                try:
-                    if between is not None and self.store.file_by_path(path) != row:
-                        outcome = "unchanged"  # indexed since the walk, by ``between``
-                    else:
-                        outcome = self._index(path, st, row, process, remote)
-                except ScanStopped:  # stopped while a worker had this photo: nothing of it known
-                    report.interrupted = True
-                    break
-                report.counts[outcome] += 1
-                if outcome == "failed":
-                    failure = self.store.failure(path)
-                    report.failures.append((path, failure.error if failure else "failed"))
-                if progress is not None:
-                    progress(done, len(todo), path)
-                if between is not None:
-                    faces_then = self.faces_added
-                    between()
-                    faces_before += self.faces_added - faces_then  # not this scan's faces
+            with self.store.grouped(GROUP_S, on_rollback=self.invalidate):
+                faces_before += self._index_all(todo, pool, indexed, report, progress, stop, between)
             finished = True
         finally:  # an exception (Ctrl-C again, an error) does not wait for the workers' photos
             if pool is not None:
@@ -629,6 +613,46 @@ class Indexer:
         report.seconds = time.perf_counter() - start
         report.timings = self.pipeline.timings.to_json()
         return report
+
+    def _index_all(
+        self,
+        todo: list[tuple[str, FileStat]],
+        pool: Analysers | None,
+        indexed: dict[str, FileRow],
+        report: ScanReport,
+        progress: Progress | None,
+        stop: threading.Event | None,
+        between: Callable[[], None] | None,
+    ) -> int:
+        """:meth:`scan`'s files, indexed in turn, each photo's writes a savepoint of the scan's
+        grouped transactions (:meth:`Store.grouped`). Returns the faces ``between`` added (not
+        the scan's)."""
+        theirs = 0
+        for done, (path, st, process, remote) in enumerate(self._jobs(todo, pool), 1):
+            if stop is not None and stop.is_set():
+                report.interrupted = True
+                break
+            row = indexed.get(path)
+            try:
+                if between is not None and self.store.file_by_path(path) != row:
+                    outcome = "unchanged"  # indexed since the walk, by ``between``
+                else:
+                    outcome = self._index(path, st, row, process, remote)
+            except ScanStopped:  # stopped while a worker had this photo: nothing of it known
+                report.interrupted = True
+                break
+            report.counts[outcome] += 1
+            if outcome == "failed":
+                failure = self.store.failure(path)
+                report.failures.append((path, failure.error if failure else "failed"))
+            if progress is not None:
+                progress(done, len(todo), path)
+            if between is not None:
+                self.store.commit_now()  # what ``between`` does is its own
+                faces_then = self.faces_added
+                between()
+                theirs += self.faces_added - faces_then
+        return theirs
 
     def _pool(self, photos: int, between: bool = False) -> Analysers | None:
         """Where to analyse a scan's ``photos``: the cluster the settings name, worker processes,
@@ -707,6 +731,8 @@ class Indexer:
         return _Fetched(pool.submit(path))  # workers gone: its result says so (_result)
 
     def _result(self, path: str, future: Pending, lost: tuple[type[BaseException], ...]) -> Processed:
+        if not future.done():  # the library is not held while the scan waits
+            self.store.commit_now()
         try:
             processed = future.result(self._stop)
         except lost as exc:  # a worker died (killed, out of memory) or the engine is gone: go on here
