@@ -8,6 +8,7 @@ import re
 import sqlite3
 import stat
 import threading
+import time
 from pathlib import Path
 
 import numpy as np
@@ -379,6 +380,59 @@ def test_grouped_writes_share_transactions_and_a_failed_write_undoes_only_itself
         with store.write():  # a new transaction
             store.set_meta("k7", "g")
     assert "k6" not in seen() and "k7" in seen()
+
+    undone: list[int] = []
+    with store.grouped(3600, on_rollback=lambda: undone.append(1)):
+        with store.write():
+            store.set_meta("k8", "h")
+            with pytest.raises(RuntimeError):
+                store.commit_now()  # inside a write: would commit half of it
+        with pytest.raises(ValueError), store.write():
+            store.set_meta("k9", "i")
+            conn.execute("RELEASE facetags_write")  # its savepoint can no longer be rolled back to
+            raise ValueError("and the write fails")
+        assert undone == [1] and not conn.in_transaction  # so nothing of the group is kept
+    assert not {"k8", "k9"} & seen()
     assert not conn.in_transaction
+    other.close()
+    conn.close()
+
+
+def test_a_writer_that_never_pauses_lets_another_connection_write(tmp_path: Path) -> None:
+    """A scan whose writer is the bottleneck stores photo after photo without a pause: another
+    program's write (the TUI naming someone), waiting in SQLite's busy handler, gets its turn
+    within a group's time and a gap. Without the gap it waited for the scan's end: the lock is
+    free for microseconds between two groups, and the busy handler tries every 100 ms."""
+    path = tmp_path / "library.db"
+    conn = connect(path)
+    migrate(conn)
+    store = Store(conn)
+    other = connect(path)
+    stop = threading.Event()
+
+    def busy_writer() -> None:
+        with store.grouped(0.2, 0.11):
+            n = 0
+            while not stop.is_set():
+                with store.write():
+                    store.set_meta(f"photo{n % 50}", "x" * 500)
+                n += 1
+
+    writer = threading.Thread(target=busy_writer)
+    writer.start()
+    threading.Timer(3.0, stop.set).start()  # the scan ends
+    try:
+        time.sleep(0.3)
+        began = time.monotonic()
+        try:
+            with transaction(other):
+                other.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('named', 'Grace')")
+            waited = time.monotonic() - began
+        except LibraryError:  # busy for the whole busy timeout
+            waited = float("inf")
+    finally:
+        stop.set()
+        writer.join()
+    assert waited < 1.0, waited
     other.close()
     conn.close()

@@ -1,5 +1,5 @@
 """``kill -9`` in the middle of indexing, then a restart: the work is finished with nothing
-lost and nothing done twice (each photo is committed whole, in its own transaction)."""
+lost and nothing done twice (each photo is stored whole, as one savepoint of the scan's transactions)."""
 
 from __future__ import annotations
 

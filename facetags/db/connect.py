@@ -153,71 +153,105 @@ def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
 
 class GroupedWrites:
     """Many writes in one transaction, for a writer that makes many small ones in a row (a scan
-    stores each photo in a write of its own): each :meth:`write` is a savepoint of the open
-    transaction, begun by the first, and the transaction commits once it has been open
-    ``max_s`` (at the end of a write), at :meth:`commit`, and at the end. A commit writes every
-    page it changed to the WAL: one per photo wrote ~100 KB a photo (4,069 photos: 385 MB; in
-    groups, 135 MB). A write that fails rolls back to its savepoint, as its own transaction
-    would have; one that leaves SQLite no transaction (a full disk) loses the group's earlier
-    writes too. ``on_rollback`` is told of either (what the caller keeps in memory may be ahead
-    of the library now). Other connections wait
-    for the lock at most ``max_s`` longer than before; a process killed loses at most the
-    writes since the last commit."""
+    stores each photo in a write of its own). Each :meth:`write` is a savepoint of the open
+    transaction, begun by the first; the transaction commits at :meth:`commit` (before the
+    writer pauses), and once it has been open ``max_s`` at the end of a write. A commit writes
+    every page it changed to the WAL: one a photo wrote ~100 KB a photo (4,069 photos: 385 MB;
+    grouped, 135 MB).
+
+    - A write that fails is undone alone, as its own transaction would have been; one that
+      leaves SQLite no transaction (a full disk) loses the group's earlier writes too, and a
+      write cut short before its savepoint was undone (an interrupt) makes the group roll back
+      instead of committing: never half a write. ``on_rollback`` is told of each (what the
+      caller keeps in memory may be ahead of the library). A process killed loses the writes
+      since the last commit.
+    - Other connections wait for the lock in SQLite's busy handler, which tries again at most
+      every 100 ms and would rarely find the lock free between two groups of a busy writer: a
+      transaction that stayed open ``max_s`` (the writer never paused) leaves the lock free for
+      ``gap_s`` after it commits."""
 
     def __init__(
-        self, conn: sqlite3.Connection, max_s: float, on_rollback: Callable[[], None] | None = None
+        self,
+        conn: sqlite3.Connection,
+        max_s: float,
+        gap_s: float = 0.0,
+        on_rollback: Callable[[], None] | None = None,
     ) -> None:
         self.conn = conn
         self.max_s = max_s
+        self.gap_s = gap_s
         self.on_rollback = on_rollback
         self._began: float | None = None  # when the open transaction began
+        self._depth = 0  # writes open (nested ones are savepoints too)
+        self._broken = False  # a write ended with its savepoint neither released nor undone
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
         conn = self.conn
+        if self._broken:
+            self._abandon()
         if self._began is None or not conn.in_transaction:
-            if self._began is not None:  # SQLite rolled the transaction back itself
-                self._lost()
+            if self._began is not None:  # ended outside a write (an interrupt at its commit)
+                self._rolled_back()
             _begin(conn)
             self._began = time.monotonic()
         conn.execute("SAVEPOINT facetags_write")
+        self._depth += 1
+        closed = False  # released or undone: nothing half written is left in the transaction
         try:
-            yield conn
-            conn.execute("RELEASE facetags_write")
-        except BaseException as exc:
-            if conn.in_transaction:
-                try:
-                    conn.execute("ROLLBACK TO facetags_write")
-                    conn.execute("RELEASE facetags_write")
-                except sqlite3.Error as again:  # the error being raised says more
-                    log.debug("rollback to the savepoint failed: %s", again)
-            if conn.in_transaction:
-                self._rolled_back()
-            else:
-                self._lost()
-            if isinstance(exc, sqlite3.Error):
-                raise library_error(_path_of(conn), exc) from exc
-            raise
-        if time.monotonic() - self._began >= self.max_s:
+            try:
+                yield conn
+                conn.execute("RELEASE facetags_write")
+                closed = True
+            except BaseException as exc:
+                self._undo()
+                closed = True
+                if isinstance(exc, sqlite3.Error):
+                    raise library_error(_path_of(conn), exc) from exc
+                raise
+        finally:
+            self._depth -= 1
+            if not closed:  # cut short (an interrupt while undoing): never committed
+                self._broken = True
+        if self._depth == 0 and self._began is not None and time.monotonic() - self._began >= self.max_s:
             self.commit()
+            time.sleep(self.gap_s)  # the lock is free: another connection's turn
 
     def commit(self) -> None:
         """Commit what the group wrote so far (nothing if it wrote nothing)."""
+        if self._depth:
+            raise RuntimeError("a commit inside a write would commit half of it")
         if self._began is None:
             return
-        self._began = None
-        if not self.conn.in_transaction:
-            self._lost()
+        if self._broken or not self.conn.in_transaction:
+            self._abandon()
             return
         try:
             self.conn.execute("COMMIT")
         except sqlite3.Error as exc:
-            _rollback(self.conn)
-            self._lost()
+            self._abandon()
             raise library_error(_path_of(self.conn), exc) from exc
-
-    def _lost(self) -> None:
         self._began = None
+
+    def _undo(self) -> None:
+        """Undo the failed write: back to its savepoint, or the whole transaction where SQLite
+        ended it or the savepoint cannot be rolled back to."""
+        if self.conn.in_transaction:
+            try:
+                self.conn.execute("ROLLBACK TO facetags_write")
+                self.conn.execute("RELEASE facetags_write")
+            except sqlite3.Error as exc:  # the error being raised says more
+                log.debug("rollback to the savepoint failed: %s", exc)
+            else:
+                self._rolled_back()
+                return
+        self._abandon()
+
+    def _abandon(self) -> None:
+        """Roll the whole transaction back."""
+        _rollback(self.conn)
+        self._began = None
+        self._broken = False
         self._rolled_back()
 
     def _rolled_back(self) -> None:

@@ -90,13 +90,15 @@ class Store(PeopleStore):
         return transaction(self.conn)
 
     @contextmanager
-    def grouped(self, max_s: float, on_rollback: Callable[[], None] | None = None) -> Iterator[None]:
-        """The writes made inside share transactions of up to ``max_s`` (:class:`GroupedWrites`);
-        committed at the end, an exception's too (what went through is kept), and at
-        :meth:`commit_now`."""
+    def grouped(
+        self, max_s: float, gap_s: float = 0.0, on_rollback: Callable[[], None] | None = None
+    ) -> Iterator[None]:
+        """The writes made inside share transactions (:class:`GroupedWrites`), committed at
+        :meth:`commit_now`, after ``max_s`` open (then the lock is left free ``gap_s``), and at
+        the end, an exception's too (what went through whole is kept)."""
         if self._group is not None:
             raise RuntimeError("writes are grouped already")
-        group = self._group = GroupedWrites(self.conn, max_s, on_rollback)
+        group = self._group = GroupedWrites(self.conn, max_s, gap_s, on_rollback)
         try:
             yield
         finally:

@@ -52,9 +52,12 @@ log = logging.getLogger(__name__)
 Progress = Callable[[int, int, str], None]
 #: Attempts at one file (same size and mtime) that may die with the process before it is skipped,
 #: where a library was handed its models in this process (tests) ...
-#: A scan commits the photos it stored at least this often (and before it waits for a worker,
-#: or decodes a photo itself): one transaction a photo wrote ~3x the bytes (docs/scale.md).
-GROUP_S = 0.25
+#: A scan commits the photos it stored before it waits for a worker or decodes a photo itself,
+#: and at least this often: one transaction a photo wrote ~3x the bytes (docs/scale.md). A scan
+#: that never waits (its writer is the bottleneck) then leaves the library's lock free for
+#: GAP_S, so that a write of another program (the TUI) waits at most about GROUP_S + GAP_S.
+GROUP_S = 1.0
+GAP_S = 0.11  # > SQLite's longest wait between two tries for a busy lock (100 ms)
 CRASH_LIMIT = 2
 #: ... where a file whose attempt died is tried again in a process of its own (facetags.ingest.
 #: parallel.analyse_alone): attempts that died with the scan all the same (an OOM killer that
@@ -599,7 +602,7 @@ class Indexer:
         report.cluster = getattr(pool, "address", None)
         finished = False
         try:
-            with self.store.grouped(GROUP_S, on_rollback=self.invalidate):
+            with self.store.grouped(GROUP_S, GAP_S, on_rollback=self.invalidate):
                 faces_before += self._index_all(todo, pool, indexed, report, progress, stop, between)
             finished = True
         finally:  # an exception (Ctrl-C again, an error) does not wait for the workers' photos
@@ -648,7 +651,7 @@ class Indexer:
             if progress is not None:
                 progress(done, len(todo), path)
             if between is not None:
-                self.store.commit_now()  # what ``between`` does is its own
+                self.store.commit_now()  # the watcher's events may be slow to index
                 faces_then = self.faces_added
                 between()
                 theirs += self.faces_added - faces_then
@@ -721,6 +724,8 @@ class Indexer:
             if analysis is not None:
                 vectors = [f.embedding for f in analysis.faces if f.embedding is not None]
                 faces.setdefault(analysis.model_id, []).extend(vectors)
+        if any(faces.values()):
+            self.store.commit_now()  # a pass over the library's faces: not while holding it
         for model_id, vectors in faces.items():
             if vectors:
                 self.assigner(model_id).prepare(self.store, vectors)

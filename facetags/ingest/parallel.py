@@ -212,12 +212,15 @@ class Part:
             if stop is not None and not self.future.done():
                 # wait for the task to end, then fetch once: a fetch cut short by a timeout would
                 # be asked for again, and a cluster would send the results twice
-                finished = threading.Event()
-                self.future.add_done_callback(lambda _future: finished.set())
-                while not finished.is_set():  # woken by the result; by the stop within STOP_POLL_S
+                woken = threading.Event()
+                self.future.add_done_callback(lambda _future: woken.set())
+                # done() again after each wake: Dask calls back when a result is lost too (its
+                # worker died), and the task runs again
+                while not self.future.done():  # woken by the result; by the stop within STOP_POLL_S
                     if stop.is_set():
                         raise ScanStopped
-                    finished.wait(STOP_POLL_S)
+                    woken.wait(STOP_POLL_S)
+                    woken.clear()
             self._results = self.future.result()
         return self._results
 

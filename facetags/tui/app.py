@@ -173,16 +173,20 @@ class FacetagsApp(App[None]):
         then: Callable[[Any], None] | None,
         after: Callable[[Any], Any] | None = None,
     ) -> None:
-        try:  # done with once its message is handled (LibraryClient.finished, on the UI thread)
+        outcome: ActionDone | ActionFailed
+        try:
             result = self.client.act(ticket, fn)
             if after is not None:
                 result = after(result)
             text = summary(result) if summary is not None else label
+            outcome = ActionDone(label, result, text, then)
         except Exception as exc:  # reported, never a crash
             log.debug("%s failed", label, exc_info=True)
-            self.post_message(ActionFailed(label, describe_error(exc), change=True))
-            return
-        self.post_message(ActionDone(label, result, text, then))
+            outcome = ActionFailed(label, describe_error(exc), change=True)
+        # done with once its message is handled (LibraryClient.finished, on the UI thread), or
+        # now if there is no one left to handle it (the app is closing)
+        if not self.post_message(outcome):
+            self.client.finished()
 
     def on_action_done(self, message: ActionDone) -> None:
         # counted here, not in the worker: quitting when the last change is saved but before its
