@@ -115,9 +115,12 @@ def test_watch_verbose_is_readable(env: dict[str, str], tmp_path: Path, astronau
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
-    env: dict[str, str], tmp_path: Path, t1_path: Path
+    env: dict[str, str], tmp_path: Path, t1_path: Path, sig: signal.Signals
 ) -> None:
+    """Ctrl-C, or SIGTERM (a service manager stopping facetags, ``kill``), in the middle of a
+    scan: it stops after the photo it is on, keeps the work and says how to finish it."""
     folder = tmp_path / "photos"
     _variants(t1_path, folder, 14)
     db = tmp_path / "lib.db"
@@ -126,7 +129,7 @@ def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
         while _photos(db) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, "indexing did not start"
             time.sleep(0.05)
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(sig)
         # not communicate(): it would read stderr too, racing the log's thread for the last lines
         proc.wait(timeout=60)  # stdout is one summary line: it cannot fill the pipe
         assert proc.stdout is not None
@@ -134,7 +137,8 @@ def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
     log.thread.join(10)
     err = "".join(log.lines)
     kept = _photos(db)
-    assert proc.returncode == 130, err
+    assert proc.returncode == 128 + sig, err  # 130, 143: the shell's status for the signal
+    assert "stopping after the current photo" in err
     assert 2 <= kept < 14, f"interrupted too late to prove anything ({kept})"
     assert "Traceback" not in err and "Aborted" not in err
     assert "(interrupted)" in out and f"{kept} new" in out  # the summary of what was done

@@ -90,8 +90,8 @@ def scan(
     """Index photo folders: new, changed, moved, duplicated and missing photos.
 
     PATHS may be folders or single photos. Bad files are reported on stderr and skipped.
-    Ctrl-C stops after the photo being indexed: the work done is kept, and the same command
-    finishes it.
+    Ctrl-C (or SIGTERM) stops after the photo being indexed: the work done is kept, and the
+    same command finishes it.
     """
     from facetags.library import Library
 
@@ -107,9 +107,15 @@ def scan(
     folders = " ".join(shlex.quote(str(p)) for p in paths)
     resume = shown(f"run 'facetags{library} scan {folders}' again to finish")
     stop = threading.Event()
+    came: list[signal.Signals] = []  # the signal that stopped the scan: its exit status
 
-    def _said(_signum: signal.Signals) -> None:
-        click.echo("\nfacetags: stopping after the current photo (Ctrl-C again: at once)", err=True)
+    def _said(signum: signal.Signals) -> None:
+        came.append(signum)
+        why = "Ctrl-C" if signum == signal.SIGINT else signum.name
+        click.echo(f"\nfacetags: {why}: stopping after the current photo (again: at once)", err=True)
+
+    def _status() -> int:
+        return 128 + int(came[0] if came else signal.SIGINT)  # 130 after Ctrl-C, 143 after SIGTERM
 
     def _again() -> None:
         raise KeyboardInterrupt  # a second Ctrl-C: at once (the photo being indexed is rolled back)
@@ -120,7 +126,7 @@ def scan(
     progress = ProgressLine()
     try:
         with (
-            stopping(stop, (signal.SIGINT,), _said, _again),
+            stopping(stop, (signal.SIGINT, signal.SIGTERM), _said, _again),
             Library.open(settings.library, settings) as lib,
         ):
             fresh, where = lib.created, lib.path
@@ -130,7 +136,7 @@ def scan(
                 progress.close()
     except KeyboardInterrupt:
         click.echo(f"facetags: interrupted: every photo indexed so far is kept; {resume}", err=True)
-        raise click.exceptions.Exit(130) from None
+        raise click.exceptions.Exit(_status()) from None
     if fresh:  # said once the scan ran: a scan that cannot start says only why
         say_new_library(where)
     for path, error in report.failures:
@@ -147,4 +153,4 @@ def scan(
         done = c["new"] + c["changed"] + c["duplicate"]
         kept = f"{plural(done, 'photo')} indexed so far {'is' if done == 1 else 'are'} kept"
         click.echo(f"facetags: interrupted: the {kept}; {resume}", err=True)
-        raise click.exceptions.Exit(130)
+        raise click.exceptions.Exit(_status())
