@@ -50,14 +50,14 @@ log = logging.getLogger(__name__)
 
 #: progress(done, total, path): called after each file the scan had to look at.
 Progress = Callable[[int, int, str], None]
-#: Attempts at one file (same size and mtime) that may die with the process before it is skipped,
-#: where a library was handed its models in this process (tests) ...
 #: A scan commits the photos it stored before it waits for a worker or decodes a photo itself,
 #: and at least this often: one transaction a photo wrote ~3x the bytes (docs/scale.md). A scan
 #: that never waits (its writer is the bottleneck) then leaves the library's lock free for
 #: GAP_S, so that a write of another program (the TUI) waits at most about GROUP_S + GAP_S.
 GROUP_S = 1.0
 GAP_S = 0.11  # > SQLite's longest wait between two tries for a busy lock (100 ms)
+#: Attempts at one file (same size and mtime) that may die with the process before it is skipped,
+#: where a library was handed its models in this process (tests) ...
 CRASH_LIMIT = 2
 #: ... where a file whose attempt died is tried again in a process of its own (facetags.ingest.
 #: parallel.analyse_alone): attempts that died with the scan all the same (an OOM killer that
