@@ -291,6 +291,7 @@ def test_a_photo_gone_before_it_was_read_is_counted_as_such(
     assert report.counts["unchanged"] == 0 and report.counts["failed"] == 0
     assert "1 photo gone before it was read" in report.describe() and report.to_json()["vanished"] == 1
     assert lib.status().failures == []
+    assert lib.status().queue == 0  # nothing left to do: it is not in the queue of work to finish
 
 
 def test_a_photo_another_scan_indexed_meanwhile_is_no_duplicate(

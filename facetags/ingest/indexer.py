@@ -304,7 +304,11 @@ class Indexer:
         """The library half of indexing ``path``: store what :meth:`Pipeline.process` found."""
         photo = processed.photo
         if photo is None and not os.path.lexists(path):  # deleted or renamed since the walk
-            return self._gone(path) if row is not None else "vanished"
+            if row is not None:
+                return self._gone(path)
+            with self.store.write():  # nothing left to do for it: out of the queue
+                self._done(path)
+            return "vanished"
         if photo is None:  # a file that could not be read at all is tried again by the next scan
             seen = None if processed.unreachable else st  # (its failure keeps no size and mtime)
             return self._fail(path, seen, processed.error or "cannot decode", row)
