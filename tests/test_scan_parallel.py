@@ -528,3 +528,24 @@ def test_a_parallel_scan_killed_twice_blames_no_photo(photos: Path, tmp_path: Pa
     with Library.open(db, create=False) as lib:
         status = lib.status()
         assert status.photos == status.files == 69 and not status.failures
+
+
+def test_a_wait_for_a_task_that_does_not_end_says_so_once_and_a_stop_ends_it(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A worker stuck on a photo (or stopped) holds the commits up and the progress line stands
+    still: after SLOW_TASK_S the scan says which photo it waits for, once; Ctrl-C still ends it."""
+    import logging
+    import threading
+    from concurrent.futures import Future
+
+    from facetags.ingest import parallel
+
+    monkeypatch.setattr(parallel, "SLOW_TASK_S", 0.2)
+    part = parallel.Part(0, 1, future=Future())  # a task whose worker never answers
+    stop = threading.Event()
+    threading.Timer(0.8, stop.set).start()
+    with caplog.at_level(logging.WARNING, "facetags.ingest.parallel"), pytest.raises(parallel.ScanStopped):
+        part.results(stop, "/photos/big.jpg")
+    said = [r.getMessage() for r in caplog.records if "still waiting" in r.getMessage()]
+    assert len(said) == 1 and said[0].startswith("/photos/big.jpg: a worker has had it"), said

@@ -47,6 +47,7 @@ from facetags.config import Settings
 from facetags.db.connect import connect_readonly
 from facetags.db.store import Store
 from facetags.ingest.pipeline import Pipeline, Processed, Timings
+from facetags.ingest.scan import printable
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,9 @@ TASKS_PER_WORKER = 4
 PHOTOS_BETWEEN = 2
 #: Seconds at most between looks at the scan's stop while it waits for a worker's result.
 STOP_POLL_S = 0.05
+#: Seconds a scan waits for one task's results before it says so (a worker stuck on a photo, or
+#: stopped, holds the commits up: the progress line stands still).
+SLOW_TASK_S = 120.0
 #: Seconds a stopped scan waits for its workers to finish the photos they are on; still busy
 #: then (a photo that never ends, a stopped process), they are killed.
 STOP_WAIT_S = 30.0
@@ -201,11 +205,12 @@ class Part:
     def done(self) -> bool:
         return self.future is None or bool(self.future.done())
 
-    def results(self, stop: threading.Event | None = None) -> list[Processed | Exception]:
+    def results(self, stop: threading.Event | None = None, photo: str = "") -> list[Processed | Exception]:
         """The task's results, fetched once (from a cluster, each ``Future.result()`` is a round
         trip that sends all of them again) and kept until its last photo is committed. ``stop``:
         :class:`ScanStopped` once it is set (a worker stuck on a photo must not keep a stopped
-        scan, or watcher, waiting)."""
+        scan, or watcher, waiting). A wait longer than :data:`SLOW_TASK_S` is logged, once, with
+        ``photo`` (the one the scan waits for)."""
         if self.error is not None:
             raise self.error
         if self._results is None:
@@ -216,9 +221,18 @@ class Part:
                 self.future.add_done_callback(lambda _future: woken.set())
                 # done() again after each wake: Dask calls back when a result is lost too (its
                 # worker died), and the task runs again
+                slow = time.monotonic() + SLOW_TASK_S
                 while not self.future.done():  # woken by the result; by the stop within STOP_POLL_S
                     if stop.is_set():
                         raise ScanStopped
+                    if time.monotonic() > slow:
+                        log.warning(
+                            "%s: a worker has had it (or the photos sent with it) for %d s; still "
+                            "waiting (Ctrl-C stops the scan; the next one finishes it)",
+                            printable(photo or "a photo"),
+                            SLOW_TASK_S,
+                        )
+                        slow = float("inf")
                     woken.wait(STOP_POLL_S)
                     woken.clear()
             self._results = self.future.result()
@@ -254,7 +268,7 @@ class BatchResult:
 
     def result(self, stop: threading.Event | None = None) -> Processed:
         part = self.batch.part(self.index)
-        outcome = part.results(stop)[self.index - part.start]
+        outcome = part.results(stop, self.path)[self.index - part.start]
         if isinstance(outcome, Exception):
             raise outcome
         if outcome.path != self.path:  # a bookkeeping error must not store one photo's faces for another
