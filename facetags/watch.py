@@ -4,8 +4,9 @@
 * The loop (the caller's thread) debounces: a path is handled once no event has touched it for
   ``settle`` seconds (a shorter wait once the writer closed it) and its size and mtime held
   still, so a photo still being copied is read once, complete.
-* Every photo is committed on its own, so a killed watcher loses nothing: the catch-up scan of
-  the next start finishes the work, and content hashes keep it from doing anything twice.
+* Every photo is stored whole, and committed within a second, so a killed watcher loses
+  nothing: the catch-up scan of the next start finishes the work, and content hashes keep it
+  from doing anything twice.
 * The catch-up scan of a large folder can take hours; photos copied in meanwhile are handled
   between the scan's photos (:meth:`Watcher._during_catch_up`), so they are indexed within a
   second or two, not after the catch-up. Only new and written files are handled then: the

@@ -6,8 +6,9 @@ Rules (see ``docs/library.md``):
 * same device+inode+size+mtime as an indexed file (a hard link, or a rename): no decode;
 * otherwise decode and hash the pixels; a known hash is the same photo: a duplicate when the
   photo's other paths still exist, a move when one of them is gone (faces and names kept);
-* an unknown hash is analysed (detect, align, embed) and stored with its faces assigned, in one
-  transaction per photo, so an interrupted scan never leaves half a photo behind;
+* an unknown hash is analysed (detect, align, embed) and stored with its faces assigned, one
+  savepoint a photo in the scan's grouped transactions (Store.grouped), so an interrupted scan
+  never leaves half a photo behind;
 * paths that vanished (at the end of a complete scan, or as the watcher sees them go) or stop
   reading are **missing**, not deleted: a photo with no path left keeps its faces and every
   decision until the same pixels come back, at that path or another ("restored", "moved"), or

@@ -1,5 +1,5 @@
 """Analyse several photos at once in worker processes; the scanning process stays the library's
-one writer (facetags.ingest.indexer commits each result in its own transaction, in walk order).
+one writer (facetags.ingest.indexer stores each result whole, in walk order).
 
 The per-photo work is :func:`analyse_file`, a plain function of (path, settings, library file)
 returning a small picklable :class:`~facetags.ingest.pipeline.Processed` (faces, landmarks,
