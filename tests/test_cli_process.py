@@ -148,3 +148,51 @@ def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
         [sys.executable, "-m", "facetags", "scan", str(folder)], env=env, capture_output=True, text=True
     )
     assert again.returncode == 0 and f"{14 - kept} new" in again.stdout, again.stdout + again.stderr
+
+
+def _stopped(pid: int) -> bool:
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(")", 1)[1].split()[0] == "T"
+
+
+@pytest.mark.slow
+def test_ctrl_z_stops_a_scan_only_once_its_photos_are_committed(
+    env: dict[str, str], tmp_path: Path, t1_path: Path, astronaut_path: Path
+) -> None:
+    """Ctrl-Z on a scan (SIGTSTP), at any moment: stopped, it holds no lock on the library, so
+    another program (the TUI naming someone) can write meanwhile; ``fg`` (SIGCONT) and it ends
+    as if nothing happened. It stopped in the middle of its grouped writes before, and a change
+    made meanwhile failed after a minute with "library is busy"."""
+    import sqlite3
+
+    folder = tmp_path / "photos"
+    _variants(t1_path, folder, 40)  # (40 distinct: the crops' offsets repeat after 40)
+    for i, path in enumerate(_variants(astronaut_path, tmp_path / "more", 40)):
+        path.rename(folder / f"more-{i:02d}.jpg")
+    db = tmp_path / "lib.db"
+    with facetags(env, "scan", "--workers", "2", str(folder)) as (proc, _log):
+        deadline = time.monotonic() + 240
+        while _photos(db) < 1:
+            assert proc.poll() is None and time.monotonic() < deadline, "indexing did not start"
+            time.sleep(0.02)
+        stops = 0
+        while proc.poll() is None and stops < 20:
+            proc.send_signal(signal.SIGTSTP)
+            waited = time.monotonic() + 10
+            while not _stopped(proc.pid) and proc.poll() is None:
+                assert time.monotonic() < waited, "Ctrl-Z did not stop the scan"
+                time.sleep(0.005)
+            if proc.poll() is not None:
+                break
+            stops += 1
+            other = sqlite3.connect(db, timeout=0.5, isolation_level=None)
+            try:
+                other.execute("BEGIN IMMEDIATE")  # "database is locked" after 0.5 s if it held it
+                other.execute("ROLLBACK")
+            finally:
+                other.close()
+            proc.send_signal(signal.SIGCONT)
+            time.sleep(0.02 + 0.03 * (stops % 5))  # the next Ctrl-Z at another point of its work
+        assert proc.wait(timeout=240) == 0
+    assert stops >= 5, f"the scan ended too soon to prove anything ({stops} stops)"
+    assert _photos(db) == 80

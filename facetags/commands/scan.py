@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, TextIO
 import click
 
 from facetags.commands import plural, say_new_library, shown
-from facetags.commands.signals import stopping
+from facetags.commands.signals import stopping, suspending
 from facetags.config import Settings
 from facetags.errors import NotFoundError
 
@@ -128,6 +128,7 @@ def scan(
         with (
             stopping(stop, (signal.SIGINT, signal.SIGTERM), _said, _again),
             Library.open(settings.library, settings) as lib,
+            suspending(lib.store.suspend),  # Ctrl-Z: once its photos are committed
         ):
             fresh, where = lib.created, lib.path
             try:

@@ -83,3 +83,20 @@ def stopping(
             os.close(write)
             if not thread.is_alive():  # else it still reads: the fd must not be reused under it
                 os.close(read)
+
+
+@contextlib.contextmanager
+def suspending(suspend: Callable[[], None]) -> Iterator[None]:
+    """While inside, Ctrl-Z (SIGTSTP) calls ``suspend``, which stops the process when it holds
+    no lock another program waits for (the library's: facetags.db.store.Store.suspend), instead
+    of stopping it wherever it is. ``suspend`` runs in the signal handler: it may take no lock.
+    Nothing changes outside the main thread or where there is no SIGTSTP."""
+    tstp = getattr(signal, "SIGTSTP", None)
+    if tstp is None or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(tstp, lambda _signum, _frame: suspend())
+    try:
+        yield
+    finally:
+        signal.signal(tstp, previous)

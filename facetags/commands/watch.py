@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from facetags.commands import say_new_library, shown
-from facetags.commands.signals import stopping
+from facetags.commands.signals import stopping, suspending
 from facetags.config import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +52,7 @@ def watch(settings: Settings, paths: tuple[Path, ...], settle: float, poll: floa
     with (
         stopping(stop, (signal.SIGINT, signal.SIGTERM), _said),
         Library.open(settings.library, settings) as lib,
+        suspending(lib.store.suspend),  # Ctrl-Z: once its photos are committed
     ):
         if lib.created:
             say_new_library(lib.path)

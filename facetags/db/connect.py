@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sqlite3
 import stat
 import time
@@ -184,6 +185,16 @@ class GroupedWrites:
         self._began: float | None = None  # when the open transaction began
         self._depth = 0  # writes open (nested ones are savepoints too)
         self._broken = False  # a write ended with its savepoint neither released nor undone
+        self._suspend = False  # Ctrl-Z came while the transaction was open: stop once committed
+
+    def suspend(self) -> None:
+        """Ctrl-Z (SIGTSTP): stop this process now, or once the open transaction is committed (at
+        the end of the write under way at most): stopped, it must not hold the library's lock
+        another program waits for. Runs in a signal handler: takes no lock."""
+        if self.conn.in_transaction:
+            self._suspend = True
+        else:
+            stop_process()
 
     @contextmanager
     def write(self) -> Iterator[sqlite3.Connection]:
@@ -213,9 +224,12 @@ class GroupedWrites:
             self._depth -= 1
             if not closed:  # cut short (an interrupt while undoing): never committed
                 self._broken = True
-        if self._depth == 0 and self._began is not None and time.monotonic() - self._began >= self.max_s:
-            self.commit()
-            time.sleep(self.gap_s)  # the lock is free: another connection's turn
+        if self._depth == 0 and self._began is not None:
+            if self._suspend:
+                self.commit()  # and stops
+            elif time.monotonic() - self._began >= self.max_s:
+                self.commit()
+                time.sleep(self.gap_s)  # the lock is free: another connection's turn
 
     def commit(self) -> None:
         """Commit what the group wrote so far (nothing if it wrote nothing)."""
@@ -232,6 +246,12 @@ class GroupedWrites:
             self._abandon()
             raise library_error(_path_of(self.conn), exc) from exc
         self._began = None
+        self._stop_if_asked()
+
+    def _stop_if_asked(self) -> None:
+        if self._suspend:
+            self._suspend = False
+            stop_process()
 
     def _undo(self) -> None:
         """Undo the failed write: back to its savepoint, or the whole transaction where SQLite
@@ -253,10 +273,16 @@ class GroupedWrites:
         self._began = None
         self._broken = False
         self._rolled_back()
+        self._stop_if_asked()
 
     def _rolled_back(self) -> None:
         if self.on_rollback is not None:
             self.on_rollback()
+
+
+def stop_process() -> None:
+    """Stop this process as Ctrl-Z would have (the shell's ``fg`` continues it)."""
+    os.kill(os.getpid(), signal.SIGSTOP)
 
 
 def _begin(conn: sqlite3.Connection) -> None:

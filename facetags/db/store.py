@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from facetags.db import vectors
-from facetags.db.connect import GroupedWrites, transaction
+from facetags.db.connect import GroupedWrites, stop_process, transaction
 from facetags.db.people_store import PeopleStore
 from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, MissingPhoto
 
@@ -104,6 +104,14 @@ class Store(PeopleStore):
         finally:
             self._group = None
             group.commit()
+
+    def suspend(self) -> None:
+        """Ctrl-Z (SIGTSTP), from a signal handler: stop this process, after committing the
+        grouped writes open (:meth:`GroupedWrites.suspend`) so that it holds no lock meanwhile."""
+        if self._group is not None:
+            self._group.suspend()
+        else:
+            stop_process()
 
     def commit_now(self) -> None:
         """Inside :meth:`grouped`: commit what the group wrote so far (before something slow, or
