@@ -42,10 +42,13 @@ class Lines:
 
 
 @contextmanager
-def facetags(env: dict[str, str], *args: str) -> Iterator[tuple[subprocess.Popen[str], Lines]]:
+def facetags(
+    env: dict[str, str], *args: str, cwd: Path | None = None
+) -> Iterator[tuple[subprocess.Popen[str], Lines]]:
     proc = subprocess.Popen(
         [sys.executable, "-m", "facetags", *args],
         env=env,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -124,7 +127,7 @@ def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
     folder = tmp_path / "photos"
     _variants(t1_path, folder, 14)
     db = tmp_path / "lib.db"
-    with facetags(env, "scan", str(folder)) as (proc, log):
+    with facetags(env, "scan", "photos", cwd=tmp_path) as (proc, log):  # a folder given relative
         deadline = time.monotonic() + 240
         while _photos(db) < 2:
             assert proc.poll() is None and time.monotonic() < deadline, "indexing did not start"
@@ -143,7 +146,8 @@ def test_ctrl_c_in_scan_keeps_the_work_and_says_how_to_resume(
     assert "Traceback" not in err and "Aborted" not in err
     assert "(interrupted)" in out and f"{kept} new" in out  # the summary of what was done
     assert f"{kept} photos indexed so far are kept" in err
-    assert f"facetags --library {db} scan {folder}" in err  # how to resume, in the same library
+    # how to resume, in the same library, from any folder
+    assert f"facetags --library {db} scan {folder}" in err
     again = subprocess.run(
         [sys.executable, "-m", "facetags", "scan", str(folder)], env=env, capture_output=True, text=True
     )

@@ -104,7 +104,7 @@ def scan(
     here = Path(settings.library).expanduser().absolute()
     given = here != Path(Settings().library).expanduser()  # not the default library: say which
     library = f" --library {shlex.quote(str(here))}" if given else ""
-    folders = " ".join(shlex.quote(str(p)) for p in paths)
+    folders = " ".join(shlex.quote(str(p.absolute())) for p in paths)  # from any folder
     resume = shown(f"run 'facetags{library} scan {folders}' again to finish")
     stop = threading.Event()
     came: list[signal.Signals] = []  # the signal that stopped the scan: its exit status
@@ -152,6 +152,9 @@ def scan(
     if report.interrupted:
         c = report.counts
         done = c["new"] + c["changed"] + c["duplicate"]
-        kept = f"{plural(done, 'photo')} indexed so far {'is' if done == 1 else 'are'} kept"
-        click.echo(f"facetags: interrupted: the {kept}; {resume}", err=True)
+        if done:
+            kept = f"the {plural(done, 'photo')} indexed so far {'is' if done == 1 else 'are'} kept"
+        else:
+            kept = "no photo was indexed yet"
+        click.echo(f"facetags: interrupted: {kept}; {resume}", err=True)
         raise click.exceptions.Exit(_status())
