@@ -608,7 +608,7 @@ class Indexer:
         finished = False
         try:
             with self.store.grouped(GROUP_S, GAP_S, on_rollback=self.invalidate):
-                faces_before += self._index_all(todo, pool, indexed, report, progress, stop, between)
+                faces_before += self._index_all(todo, pool, indexed, report, progress, between)
             finished = True
         finally:  # an exception (Ctrl-C again, an error) does not wait for the workers' photos
             if pool is not None:
@@ -629,7 +629,6 @@ class Indexer:
         indexed: dict[str, FileRow],
         report: ScanReport,
         progress: Progress | None,
-        stop: threading.Event | None,
         between: Callable[[], None] | None,
     ) -> int:
         """:meth:`scan`'s files, indexed in turn, each photo's writes a savepoint of the scan's
@@ -637,7 +636,7 @@ class Indexer:
         the scan's)."""
         theirs = 0
         for done, (path, st, process, remote) in enumerate(self._jobs(todo, pool), 1):
-            if stop is not None and stop.is_set():
+            if self._stop is not None and self._stop.is_set():
                 report.interrupted = True
                 break
             row = indexed.get(path)
