@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -390,6 +391,44 @@ def test_a_workers_task_stops_between_photos_once_the_scan_has_stopped(tmp_path:
     finally:
         pool.close()
     assert pool._stopped.value
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not os.path.isdir("/proc"), reason="reads process states in /proc")
+def test_a_finished_pool_closes_without_waiting_and_a_stopped_worker_is_killed_later(
+    tmp_path: Path, t1_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Once every task is back, close() does not wait for the workers to exit (the scan
+    re-clusters meanwhile); one that does not exit (stopped with SIGSTOP here) is killed after
+    STOP_WAIT_S all the same."""
+    from facetags.ingest import parallel
+    from facetags.ingest.parallel import PhotoPool
+
+    monkeypatch.setattr(parallel, "STOP_WAIT_S", 2.0)
+    pool = PhotoPool(Settings(library=tmp_path / "unused.db"), 2, None)
+    workers: list[Any] = []
+    try:
+        going = [pool.submit(str(t1_path)) for _ in range(2)]
+        assert all(r.result().analysis is not None for r in going)
+        workers = list(pool._executor._processes.values())  # type: ignore[attr-defined]
+        assert len(workers) == 2
+        os.kill(workers[0].pid, signal.SIGSTOP)
+        start = time.monotonic()
+        pool.close()
+        assert time.monotonic() - start < 0.5, "close() waited for the workers to exit"
+        assert workers[0].is_alive()
+        # the executor's thread waits for them too: poll (join returns early when it reaps first)
+        while any(w.exitcode is None for w in workers) and time.monotonic() - start < 10:
+            time.sleep(0.05)
+        assert workers[0].exitcode == -signal.SIGKILL, "the stopped worker was not killed"
+        assert time.monotonic() - start > 1.5
+        # the other one is gone too (on its own, or killed: an idle worker waits for its next
+        # task holding the task queue's lock, and the stopped one may have been the holder)
+        assert workers[1].exitcode is not None
+    finally:
+        for worker in workers:
+            if worker.is_alive():
+                worker.kill()
 
 
 def _workers_once_committed(proc: subprocess.Popen[str], db: Path, photos: int) -> list[int]:

@@ -400,6 +400,7 @@ class PhotoPool(Batching):
         self._start_batches(photos, between)
         context = get_context("spawn")
         self._stopped = context.RawValue(ctypes.c_bool, False)
+        self._open: set[Any] = set()  # tasks sent and not ended
         self._executor = ProcessPoolExecutor(
             workers,
             mp_context=context,
@@ -409,27 +410,43 @@ class PhotoPool(Batching):
         log.info("analysing with %d worker processes", workers)
 
     def _task(self, paths: list[str]) -> Any:
-        return self._executor.submit(analyse_files, paths, self.settings, self.library)
+        future = self._executor.submit(analyse_files, paths, self.settings, self.library)
+        self._open.add(future)
+        future.add_done_callback(self._open.discard)  # in the executor's thread: set ops are atomic
+        return future
 
     def close(self, at_once: bool = False) -> None:
         """Stop: tasks not started are dropped; a worker ends its task once the photo it is on is
         done (the rest of the task come back as :class:`AnalysisStopped`) and is waited for, at
         most :data:`STOP_WAIT_S`; then, or ``at_once`` (Ctrl-C again, an error), or if the wait is
         interrupted, the workers still busy are killed (their photos were not committed: the
-        next scan analyses them)."""
+        next scan analyses them). With every task ended (a scan that went to its end), the
+        workers only have to exit: the scan goes on meanwhile (it re-clusters), and a thread
+        kills any still there after :data:`STOP_WAIT_S` (a stopped one)."""
         self._stopped.value = True
         workers = list((getattr(self._executor, "_processes", None) or {}).values())
         self._executor.shutdown(wait=False, cancel_futures=True)
-        busy = {worker.sentinel: worker for worker in workers}
-        deadline = time.monotonic() + (0.0 if at_once else STOP_WAIT_S)
-        try:
-            while busy and (left := deadline - time.monotonic()) > 0:
-                for ended in wait_for(list(busy), left):
-                    busy.pop(ended)
-        finally:
-            for worker in busy.values():
-                log.debug("worker %s still busy after the stop: killed", worker.pid)
-                worker.kill()  # SIGKILL: a stopped (SIGSTOP) process too
+        if at_once or not all(task.done() for task in list(self._open)):
+            _reap(workers, 0.0 if at_once else STOP_WAIT_S)
+        else:
+            reaper = threading.Thread(target=_reap, args=(workers, STOP_WAIT_S), name="facetags-reaper")
+            reaper.daemon = True
+            reaper.start()
+
+
+def _reap(workers: list[Any], wait_s: float) -> None:
+    """Wait at most ``wait_s`` for ``workers`` (processes) to exit; kill those still there then,
+    or if the wait is interrupted."""
+    busy = {worker.sentinel: worker for worker in workers}
+    deadline = time.monotonic() + wait_s
+    try:
+        while busy and (left := deadline - time.monotonic()) > 0:
+            for ended in wait_for(list(busy), left):
+                busy.pop(ended)
+    finally:
+        for worker in busy.values():
+            log.debug("worker %s still busy after the stop: killed", worker.pid)
+            worker.kill()  # SIGKILL: a stopped (SIGSTOP) process too
 
 
 #: How a process analysing one photo can die of the photo: the kernel's OOM killer (SIGKILL) or a
