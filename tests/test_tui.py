@@ -767,6 +767,41 @@ async def test_another_process_changes_appear_without_restart(arranged: Library)
 
 
 @run_async
+async def test_rows_stay_in_place_when_another_process_changes_the_library(arranged: Library) -> None:
+    """A scan or the watcher grows a cluster while the user moves down the list: the rows keep
+    their places (counts change in place), so down then n names the row the user saw there;
+    ctrl+r sorts them again."""
+    app = make_app(arranged, poll_seconds=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        before = row_labels(app)
+        assert before == ["Ada Lovelace", "Grace Hopper", *(f"cluster {i}" for i in UNNAMED)]
+        other = Library.open(arranged.path, arranged.settings, create=False)  # like the watcher
+        try:  # the last cluster takes the first two's faces: by size it now comes first
+            moved = [f.face_id for i in UNNAMED[:2] for f in other.faces(i)]
+            other.move_faces(moved, UNNAMED[2])
+        finally:
+            other.close()
+        table = app.screen.query_one(DataTable)
+        for _ in range(40):
+            await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+            if table.row_count == 3:
+                break
+        assert row_labels(app) == ["Ada Lovelace", "Grace Hopper", f"cluster {UNNAMED[2]}"]
+        assert str(table.get_row_at(2)[2]) == "3"  # its count, in its place
+        await pilot.press("down", "down", "n")  # the row the user saw below Grace
+        await settle(pilot)
+        await type_text(pilot, "Marie Curie")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert arranged.person(UNNAMED[2]).name == "Marie Curie"
+        await pilot.press("ctrl+r")
+        await settle(pilot)
+        assert row_labels(app) == ["Marie Curie", "Ada Lovelace", "Grace Hopper"]
+
+
+@run_async
 async def test_a_named_face_gone_from_an_edited_photo_is_told_once(arranged: Library) -> None:
     from PIL import Image, ImageDraw
 

@@ -244,11 +244,15 @@ class FacetagsApp(App[None]):
             answered,
         )
 
-    def refresh_screen(self) -> None:
+    def refresh_screen(self, elsewhere: bool = False) -> None:
+        """Fresh data for the screen shown; ``elsewhere``: another process changed the library."""
         self.client.forget_samples()
         screen = self.screen
         if isinstance(screen, LibraryScreen):
-            screen.reload()
+            if elsewhere:
+                screen.changed_elsewhere()
+            else:
+                screen.reload()
 
     def name_person(self, person: Person, text: str | None) -> None:
         """Name (or rename) a person or cluster. A name someone else has merges the two, once
@@ -350,7 +354,7 @@ class FacetagsApp(App[None]):
             self.call_from_thread(self.notify, message, title=title, severity=severity, timeout=12)
 
     def on_library_changed(self, message: LibraryChanged) -> None:
-        self.refresh_screen()
+        self.refresh_screen(elsewhere=message.elsewhere)
 
     # -- actions --------------------------------------------------------------------------------
 

@@ -53,6 +53,10 @@ class LibraryScreen(Screen[None]):
     def reload(self) -> None:
         """Ask for fresh data (called on mount, on resume, and after every change)."""
 
+    def changed_elsewhere(self) -> None:
+        """Another process changed the library (a scan, the watcher, the CLI): fresh data."""
+        self.reload()
+
     def load(self, what: str, fn: Callable[[Library], T], show: Callable[[T], None]) -> None:
         """Run ``fn(library)`` in a thread worker; its answer comes back, on the UI thread, to
         ``show``. An answer to an older request for the same ``what`` is dropped."""

@@ -108,8 +108,20 @@ class PeopleScreen(LibraryScreen):
     def reload(self) -> None:
         self.load("people", lambda lib: lib.people(), self._show_people)
 
-    def _show_people(self, people: list[Person]) -> None:
-        self.people = sort_people(list(people))
+    def changed_elsewhere(self) -> None:
+        """A scan or the watcher changed the library: the rows stay where they are (counts
+        change in place, new clusters come last), so that a key pressed meanwhile (down, then
+        n) acts on the row the user saw there. Sorted again on the user's own changes, a
+        filter, or ctrl+r."""
+        self.load("people", lambda lib: lib.people(), partial(self._show_people, stable=True))
+
+    def _show_people(self, people: list[Person], stable: bool = False) -> None:
+        if stable and self.people:
+            place = {p.id: i for i, p in enumerate(self.people)}
+            kept = sorted((p for p in people if p.id in place), key=lambda p: place[p.id])
+            self.people = kept + sort_people([p for p in people if p.id not in place])
+        else:
+            self.people = sort_people(list(people))
         self.facetags.people_cache = self.people
         ids = {p.id for p in self.people}
         self.marked &= ids
