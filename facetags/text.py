@@ -51,3 +51,11 @@ class ShownFormatter(logging.Formatter):
 
     def formatMessage(self, record: logging.LogRecord) -> str:
         return shown(super().formatMessage(record))
+
+
+class OwnDebug(logging.Filter):
+    """Debug lines are facetags' own (``-vv``): a library's (Pillow's dump of every EXIF tag of
+    every photo) says nothing to users. Their warnings and info lines pass."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno > logging.DEBUG or record.name.partition(".")[0] == "facetags"

@@ -102,3 +102,30 @@ def test_a_first_scan_says_what_to_do_next(tmp_path: Path, t1_path: Path) -> Non
     assert f"facetags: and to name them:  facetags --library '{library}' tui\n" in first.stderr
     again = run(env, "scan", str(folder))
     assert again.returncode == 0 and "next:" not in again.stderr
+
+
+def test_vv_logs_facetags_debug_not_the_libraries(tmp_path: Path, t1_path: Path) -> None:
+    """-vv is facetags' debug, in the scan and in its worker processes; Pillow's debug (a line
+    per EXIF tag of every photo) is not shown, its warnings would be."""
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    with Image.open(t1_path) as im:
+        exif = Image.Exif()
+        exif[0x0110] = "Camera Model"  # Model
+        exif[0x0112] = 1  # Orientation
+        for i in range(9):  # enough for the worker processes (PARALLEL_FROM)
+            im.rotate(i, expand=False).save(folder / f"p{i}.jpg", exif=exif, quality=90)
+    env = {**os.environ, "FACETAGS_LIBRARY": str(tmp_path / "lib.db")}
+    done = subprocess.run(
+        [sys.executable, "-m", "facetags", "-vv", "scan", "--workers", "2", str(folder)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "analysing with 2 worker processes" in done.stderr
+    assert "built MTCNN" in done.stderr  # facetags' debug, from the workers
+    assert "tag: " not in done.stderr and "Orientation" not in done.stderr, done.stderr[:2000]

@@ -15,7 +15,7 @@ from typing import IO, Any
 
 import click
 
-from facetags.text import ShownFormatter
+from facetags.text import OwnDebug, ShownFormatter
 
 LIBRARY_HELP = "The library file (env FACETAGS_LIBRARY; default: the user's data dir)."
 VERBOSE_HELP = "More log output on stderr (-vv for debug)."
@@ -32,6 +32,7 @@ def configure_logging(ctx: click.Context, more: int) -> None:
     if not any(isinstance(h, _Handler) for h in root.handlers):
         handler = _Handler()
         handler.setFormatter(ShownFormatter("facetags: %(levelname)s: %(message)s"))
+        handler.addFilter(OwnDebug())
         root.addHandler(handler)
     root.setLevel(level)
 

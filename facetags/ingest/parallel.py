@@ -48,6 +48,7 @@ from facetags.db.connect import connect_readonly
 from facetags.db.store import Store
 from facetags.ingest.pipeline import Pipeline, Processed, Timings
 from facetags.ingest.scan import printable
+from facetags.text import OwnDebug
 
 log = logging.getLogger(__name__)
 
@@ -369,6 +370,8 @@ def _start_worker(parent: int, level: int, fmt: str | None, stopped: Any = None)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the scanning process's to handle
     if fmt is not None:
         logging.basicConfig(level=level, format=fmt)
+        for handler in logging.getLogger().handlers:
+            handler.addFilter(OwnDebug())  # as the scan's
     threading.Thread(target=_exit_with, args=(parent,), name="facetags-parent", daemon=True).start()
 
 
