@@ -105,7 +105,9 @@ def scan(
     given = here != Path(Settings().library).expanduser()  # not the default library: say which
     library = f" --library {shlex.quote(str(here))}" if given else ""
     folders = " ".join(shlex.quote(str(p.absolute())) for p in paths)  # from any folder
-    resume = shown(f"run 'facetags{library} scan {folders}' again to finish")
+    flags = (("--workers", workers), ("--threads", threads), ("--cluster", cluster))
+    options = "".join(f" {flag} {shlex.quote(str(value))}" for flag, value in flags if value is not None)
+    resume = shown(f"run 'facetags{library} scan{options} {folders}' again to finish")
     stop = threading.Event()
     came: list[signal.Signals] = []  # the signal that stopped the scan: its exit status
 
