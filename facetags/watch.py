@@ -2,8 +2,9 @@
 
 * The watchdog handler only filters (photo names, no hidden folders) and enqueues.
 * The loop (the caller's thread) debounces: a path is handled once no event has touched it for
-  ``settle`` seconds (a shorter wait once the writer closed it) and its size and mtime held
-  still, so a photo still being copied is read once, complete.
+  ``settle`` seconds (a shorter wait once the writer closed it, a longer one while it holds it
+  open: :data:`OPEN_SETTLE_S`) and its size and mtime held still, so a photo still being
+  copied is read once, complete.
 * Every photo is stored whole, and committed within a second, so a killed watcher loses
   nothing: the catch-up scan of the next start finishes the work, and content hashes keep it
   from doing anything twice.
@@ -59,6 +60,9 @@ log = logging.getLogger(__name__)
 
 SETTLE_S = 0.5  # quiet time before a file that was written to is read
 CLOSED_SETTLE_S = 0.05  # ... once its writer closed it
+#: ... while its writer still holds it open (a slow copy over a network, paused): read earlier,
+#: it was recorded (and logged) as failed, half written, once or several times
+OPEN_SETTLE_S = 5.0
 POLL_S = 0.05
 JOIN_TIMEOUT_S = 10.0
 #: While events keep coming, what was done is logged at least this often, seconds.
@@ -238,6 +242,9 @@ class _Pending:
     since: float
     stat: tuple[int, int] | None
     closed: bool = False
+    #: written to (created or modified) since its writer last closed it: the writer may still be
+    #: at it. Polled folders send no close, and their events are a poll interval apart anyway.
+    open: bool = False
 
 
 @dataclass
@@ -461,9 +468,9 @@ class Watcher:
             self._files[event.path] = pending
         pending.since = now
         if event.kind == "closed":
-            pending.closed = True
-        elif event.kind == "modified":
-            pending.closed = False
+            pending.closed, pending.open = True, False
+        elif event.kind in ("created", "modified"):
+            pending.closed, pending.open = False, True
 
     def _poll_instead(self, folder: str, error: int) -> None:
         """Poll ``folder``, which inotify could not watch (``error``: why), if nothing does."""
@@ -502,7 +509,11 @@ class Watcher:
         for path, pending in list(self._files.items()):
             if stop.is_set():
                 break
-            wait = CLOSED_SETTLE_S if pending.closed else self.settle
+            wait = self.settle
+            if pending.closed:
+                wait = CLOSED_SETTLE_S
+            elif pending.open:
+                wait = max(self.settle, OPEN_SETTLE_S)
             if now - pending.since < wait:
                 continue
             current = _stat(path)

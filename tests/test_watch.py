@@ -141,6 +141,30 @@ def test_a_photo_still_being_written_is_read_once_complete(
         assert len(lib.photo_faces(target)) >= 5
 
 
+def test_a_photo_whose_writer_pauses_holding_it_open_is_not_read_half_written(
+    open_library: OpenLibrary, tmp_path: Path, t1_path: Path
+) -> None:
+    """A slow copy over a network pauses for longer than ``settle`` with the file still open:
+    the watcher waits for its writer to close it (or OPEN_SETTLE_S of quiet), so the photo is
+    not recorded, nor logged, as failed half written before it is indexed."""
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    data = t1_path.read_bytes()
+    lib = open_library()
+    with watching(lib, folder, settle=0.3) as run:
+        target = folder / "paused.jpg"
+        with open(target, "wb") as fh:
+            for i in range(3):
+                fh.write(data[i * len(data) // 3 : (i + 1) * len(data) // 3])
+                fh.flush()
+                time.sleep(1.5)  # five times settle
+        wait_for(lambda: run.outcomes_for(target) != [], what="the paused copy")
+        time.sleep(1.0)
+        assert run.outcomes_for(target) == ["new"]
+        assert lib.status().failures == []
+        assert len(lib.photo_faces(target)) >= 5
+
+
 def test_folder_moves_and_deletes_and_hidden_folders(
     open_library: OpenLibrary, tmp_path: Path, astronaut_path: Path, reader: Callable[[], Library]
 ) -> None:
