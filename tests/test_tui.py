@@ -802,6 +802,36 @@ async def test_rows_stay_in_place_when_another_process_changes_the_library(arran
 
 
 @run_async
+async def test_the_cursor_stays_at_its_height_when_its_row_goes_elsewhere(arranged: Library) -> None:
+    """The cluster under the cursor is merged away by another process: the cursor stays at the
+    same height (on the row now there), not on the first row, a named person, where the
+    user's next n would rename someone."""
+    app = make_app(arranged, poll_seconds=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await pilot.press("down", "down", "down")  # on cluster 4
+        table = app.screen.query_one(DataTable)
+        assert table.cursor_row == 3 and str(table.get_row_at(3)[1]) == f"cluster {UNNAMED[1]}"
+        other = Library.open(arranged.path, arranged.settings, create=False)
+        try:
+            other.move_faces([f.face_id for f in other.faces(UNNAMED[1])], UNNAMED[2])
+        finally:
+            other.close()
+        for _ in range(40):
+            await pilot.pause(0.05)
+            await app.workers.wait_for_complete()
+            if table.row_count == 4:
+                break
+        assert row_labels(app) == [
+            "Ada Lovelace",
+            "Grace Hopper",
+            f"cluster {UNNAMED[0]}",
+            f"cluster {UNNAMED[2]}",
+        ]
+        assert table.cursor_row == 3
+
+
+@run_async
 async def test_a_named_face_gone_from_an_edited_photo_is_told_once(arranged: Library) -> None:
     from PIL import Image, ImageDraw
 

@@ -1,4 +1,5 @@
 """The people screen: named people and unnamed clusters, largest first, with a sample face.
+While another process (a scan, the watcher) changes the library, rows keep their places.
 
 Type ``/`` and a few letters to filter; hidden strangers come back with ``H``.
 """
@@ -83,6 +84,8 @@ class PeopleScreen(LibraryScreen):
         self._pinned: str | None = None
         self._sample_timer: Timer | None = None
         self._rows: list[tuple[Any, ...]] | None = None
+        self._sorted = True  # the rows are in size order (not kept in place: changed_elsewhere)
+        self._sort_asked = False  # a sorted load is on its way: a later stable one sorts too
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -106,22 +109,33 @@ class PeopleScreen(LibraryScreen):
     # -- data ---------------------------------------------------------------------------------
 
     def reload(self) -> None:
+        self._sort_asked = True
         self.load("people", lambda lib: lib.people(), self._show_people)
 
     def changed_elsewhere(self) -> None:
-        """A scan or the watcher changed the library: the rows stay where they are (counts
-        change in place, new clusters come last), so that a key pressed meanwhile (down, then
-        n) acts on the row the user saw there. Sorted again on the user's own changes, a
-        filter, or ctrl+r."""
-        self.load("people", lambda lib: lib.people(), partial(self._show_people, stable=True))
+        """A scan or the watcher changed the library: the rows on screen stay where they are
+        (counts change in place; new clusters come after them, before any row past the
+        :data:`MAX_ROWS` cut), so that a key pressed meanwhile (down, then n) acts on the row
+        the user saw there. Sorted again by ctrl+r, the user's own changes, and on coming back
+        from another screen or dialog."""
+        stable = not self._sort_asked  # a sorted load asked for first still sorts
+        self.load("people", lambda lib: lib.people(), partial(self._show_people, stable=stable))
 
     def _show_people(self, people: list[Person], stable: bool = False) -> None:
         if stable and self.people:
             place = {p.id: i for i, p in enumerate(self.people)}
-            kept = sorted((p for p in people if p.id in place), key=lambda p: place[p.id])
-            self.people = kept + sort_people([p for p in people if p.id not in place])
+            on_screen = {p.id for p in self.shown}
+            kept = [p for p in people if p.id in on_screen]
+            past = [p for p in people if p.id in place and p.id not in on_screen]  # hidden, past the cut
+            self.people = (
+                sorted(kept, key=lambda p: place[p.id])
+                + sort_people([p for p in people if p.id not in place])
+                + sorted(past, key=lambda p: place[p.id])
+            )
+            self._sorted = False
         else:
             self.people = sort_people(list(people))
+            self._sorted, self._sort_asked = True, False
         self.facetags.people_cache = self.people
         ids = {p.id for p in self.people}
         self.marked &= ids
@@ -164,6 +178,7 @@ class PeopleScreen(LibraryScreen):
     def _fill(self) -> None:
         table = self.table
         current = self.current
+        row, scrolled = table.cursor_row, table.scroll_offset
         visible = self._visible()
         self.shown = visible[:MAX_ROWS]
         more = len(visible) - len(self.shown)
@@ -183,13 +198,18 @@ class PeopleScreen(LibraryScreen):
                 mark = "●" if p.id in self.marked else " "
                 table.add_row(mark, label, str(p.faces), str(p.photos), key=str(p.id))
             if more:
-                hint = Text(f"… {more} smaller clusters: type / to find them", style="dim")
+                which = "smaller" if self._sorted else "more"
+                hint = Text(f"… {more} {which} clusters: type / to find them", style="dim")
                 table.add_row(" ", hint, "", "", key="more")
+            if not self._sorted:  # rows in place: the view too (clear() scrolled to the top),
+                # once the table knows its new height
+                self.call_after_refresh(table.scroll_to, x=scrolled.x, y=scrolled.y, animate=False)
         if current is not None:
-            for i, p in enumerate(self.shown):
-                if p.id == current.id:
-                    table.move_cursor(row=i, animate=False)
-                    break
+            here = next((i for i, p in enumerate(self.shown) if p.id == current.id), None)
+            if here is None:  # its row went (merged, hidden, re-clustered elsewhere): stay at the
+                here = min(row, len(self.shown) - 1)  # same height, not at the top of the list
+            if here >= 0:
+                table.move_cursor(row=here, animate=False, scroll=self._sorted)
         self._describe()
 
     @property
