@@ -279,3 +279,68 @@ def test_average_linkage_agrees_with_scikit_learns() -> None:
                 assert np.array_equal(together(ours), together(np.asarray(ref))), (trial, threshold)
                 compared += 1
     assert compared == 72
+
+
+def _blobs(rng: np.random.Generator, n: int, dim: int = 16) -> np.ndarray:
+    centers = rng.normal(size=(int(rng.integers(1, 8)), dim))
+    x = centers[rng.integers(0, len(centers), n)] + rng.normal(scale=rng.uniform(0.2, 1.0), size=(n, dim))
+    x[: n // 10] = x[n // 10 : 2 * (n // 10)]  # duplicates: ties at distance 0
+    return unit(x.astype(np.float32))
+
+
+def test_numpy_average_linkage_gives_scipys_groups() -> None:
+    """Small components are clustered in numpy (no SciPy import per scan): the groups must be
+    the ones SciPy's linkage and fcluster give, constraints' huge distances and ties included."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+    from scipy.spatial.distance import squareform
+
+    from facetags.people.cluster import _first_seen, _upgma
+
+    rng = np.random.default_rng(7)
+    merged = 0
+    for _ in range(200):
+        n = int(rng.integers(3, 129))
+        x = _blobs(rng, n)
+        d = np.clip(1.0 - (x @ x.T).astype(np.float64), 0.0, 2.0)
+        far = rng.integers(0, n, size=(int(rng.integers(0, 5)), 2))  # cannot-link pairs
+        d[far[:, 0], far[:, 1]] = d[far[:, 1], far[:, 0]] = 1e6
+        cut = float(np.nextafter(1.0 - rng.uniform(0.2, 0.9), -np.inf))
+        ours = _first_seen(_upgma(d.copy(), cut))
+        tree = linkage(squareform(d, checks=False), method="average")
+        theirs = _first_seen(np.asarray(fcluster(tree, t=cut, criterion="distance")))
+        assert np.array_equal(ours, theirs)
+        merged += int(ours.max()) + 1 < n
+    assert merged > 150  # the cases merged something
+
+
+def test_numpy_components_number_them_as_scipy_does() -> None:
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    from facetags.people.graph import components
+
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 50, 700, 3000):
+        x = _blobs(rng, n, dim=8)
+        for threshold in (0.3, 0.7, 0.95):
+            g = knn_graph(x, 12, threshold)
+            adj = csr_matrix((np.ones(len(g.indices), np.int8), g.indices, g.indptr), shape=(n, n))
+            assert np.array_equal(components(g), connected_components(adj, directed=False)[1])
+
+
+def test_clustering_a_small_library_does_not_import_scipy() -> None:
+    """SciPy's import (0.2 s and more) was most of the re-clustering after a small scan."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, numpy as np\n"
+        "from facetags.people.cluster import graph_average, unit\n"
+        "x = unit(np.random.default_rng(0).normal(size=(400, 128)).astype(np.float32))\n"
+        "x[200:] = unit(x[:200] + 0.05)\n"
+        "labels = graph_average(x, 0.5)\n"
+        "assert labels.max() < 399, labels.max()\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

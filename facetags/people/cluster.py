@@ -30,12 +30,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from facetags.people.graph import Graph, knn_graph
+from facetags.people.graph import Graph, components, knn_graph
 
 log = logging.getLogger(__name__)
 
 FREE = -1
 AGGLOMERATIVE_LIMIT = 15000  # 15k x 15k float64 distances = 1.8 GB
+#: Faces up to which average linkage runs in numpy (:func:`_upgma`); larger groups of
+#: look-alikes use SciPy's (O(n^2) against numpy's O(n^3)), whose import costs more than the
+#: small ones take.
+NUMPY_LINKAGE = 128
 
 
 @dataclass(frozen=True)
@@ -329,19 +333,54 @@ def _average_groups(x: np.ndarray, threshold: float, c: Constraints) -> np.ndarr
     if len(x) == 2:  # the commonest component: one merge or none
         merge = _constraint_distances(x, c)[0, 1] < 1.0 - threshold
         return np.array([0, 0] if merge else [0, 1], np.int64)
-    # SciPy's average linkage (UPGMA), not scikit-learn's AgglomerativeClustering: the same
-    # merges (tested against it) for a third of the import time (0.2 s against 0.7 s per scan)
-    from scipy.cluster.hierarchy import fcluster, linkage
-    from scipy.spatial.distance import squareform
-
     perm = canonical_order(x)
     inv = np.argsort(perm)
     d = _constraint_distances(x[perm], _permuted(c, perm, len(x)))
-    tree = linkage(squareform(d, checks=False), method="average")
     # merge while the average distance is below 1 - threshold, strictly (as scikit-learn's
     # distance_threshold and the two-face case do); fcluster keeps merges at or below t
-    cut = np.nextafter(1.0 - threshold, -np.inf)
-    return np.asarray(fcluster(tree, t=cut, criterion="distance"), np.int64)[inv]
+    cut = float(np.nextafter(1.0 - threshold, -np.inf))
+    if len(x) <= NUMPY_LINKAGE:
+        labels = _upgma(d, cut)
+    else:
+        # SciPy's average linkage (UPGMA), not scikit-learn's AgglomerativeClustering: the
+        # same merges (tested against it) for a third of the import time
+        from scipy.cluster.hierarchy import fcluster, linkage
+        from scipy.spatial.distance import squareform
+
+        tree = linkage(squareform(d, checks=False), method="average")
+        labels = np.asarray(fcluster(tree, t=cut, criterion="distance"), np.int64)
+    return _first_seen(labels)[inv]
+
+
+def _first_seen(labels: np.ndarray) -> np.ndarray:
+    """``labels`` numbered 0, 1, ... in the order they first appear: the same numbers for the
+    same groups, whichever way they were made."""
+    _, first, inverse = np.unique(labels, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inverse].astype(np.int64)
+
+
+def _upgma(d: np.ndarray, cut: float) -> np.ndarray:
+    """Average linkage (UPGMA) over the distances ``d`` (n x n, symmetric; overwritten),
+    merging the closest pair of groups while their average distance is at most ``cut``: a
+    group label per row. SciPy's linkage and fcluster give the same groups (tested); for the
+    small components most faces are in, this is quicker than importing SciPy."""
+    n = len(d)
+    np.fill_diagonal(d, np.inf)
+    size = np.ones(n)
+    label = np.arange(n, dtype=np.int64)
+    for _ in range(n - 1):
+        i, j = divmod(int(np.argmin(d)), n)
+        if not d[i, j] <= cut:
+            break
+        merged = (size[i] * d[i] + size[j] * d[j]) / (size[i] + size[j])  # Lance-Williams
+        d[i, :] = merged
+        d[:, i] = merged
+        d[i, i] = np.inf
+        d[j, :] = np.inf
+        d[:, j] = np.inf
+        size[i] += size[j]
+        label[label == j] = i
+    return label
 
 
 def agglomerative(x: np.ndarray, threshold: float, constraints: Constraints | None = None) -> np.ndarray:
@@ -369,17 +408,12 @@ def graph_average(
     cost of the components' sizes squared. A component larger than ``component_limit`` (a chain
     of look-alikes) is clustered with :func:`chinese_whispers` instead.
     """
-    from scipy.sparse import csr_matrix
-    from scipy.sparse.csgraph import connected_components
-
     c = constraints or Constraints()
     x = unit(x)
     n = len(x)
     if n == 0:
         return np.zeros(0, np.int64)
-    g = knn_graph(x, k, threshold, seed=seed)
-    adj = csr_matrix((np.ones(len(g.indices), np.int8), g.indices, g.indptr), shape=(n, n))
-    _, comp = connected_components(adj, directed=False)
+    comp = components(knn_graph(x, k, threshold, seed=seed))
     photo, fixed = c.photos(n), c.fixed_or_free(n)
     partners = c.partners()
     groups = np.empty(n, np.int64)

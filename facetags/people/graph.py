@@ -36,6 +36,35 @@ class Graph:
         return np.repeat(np.arange(self.n, dtype=np.int64), np.diff(self.indptr))
 
 
+#: Faces up to which :func:`components` labels in numpy; above, SciPy's compiled search (its
+#: import, 0.1 s and more, would be most of a small scan's re-clustering).
+NUMPY_COMPONENTS = 50_000
+
+
+def components(g: Graph) -> np.ndarray:
+    """The connected component of each face, numbered as SciPy's ``connected_components``
+    numbers them (by the smallest face of each: the component of face 0 is 0)."""
+    n = g.n
+    if n > NUMPY_COMPONENTS:
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import connected_components
+
+        adj = csr_matrix((np.ones(len(g.indices), np.int8), g.indices, g.indptr), shape=(n, n))
+        return np.asarray(connected_components(adj, directed=False)[1], np.int64)
+    src, dst = g.sources(), np.asarray(g.indices, np.int64)
+    root = np.arange(n, dtype=np.int64)
+    while True:  # hook each edge's larger root under its smaller one, then flatten the trees
+        a, b = root[src], root[dst]
+        apart = a != b
+        if not apart.any():
+            break
+        np.minimum.at(root, np.maximum(a, b)[apart], np.minimum(a, b)[apart])
+        while not np.array_equal(up := root[root], root):
+            root = up
+    # each face's root is now its component's smallest face: number them in that order
+    return np.unique(root, return_inverse=True)[1].astype(np.int64)
+
+
 def _topk_rows(sims: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """Column indices and values of the k largest entries of each row (unsorted)."""
     k = min(k, sims.shape[1])
