@@ -17,7 +17,7 @@ import pytest
 from facetags.evaluate.clustering import agreement, score_clustering
 from facetags.evaluate.labels import DetectedFace, match_labels, read_labels
 from facetags.people.cluster import ALGORITHMS, FREE, Constraints, chinese_whispers, graph_average, unit
-from facetags.people.graph import knn_graph
+from facetags.people.graph import components, knn_graph
 from facetags.people.incremental import FaceIndex
 
 LABELS = Path(__file__).parent / "data" / "labels"
@@ -344,3 +344,77 @@ def test_clustering_a_small_library_does_not_import_scipy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_component_past_the_limit_is_clustered_as_exact_linkage_would(
+    shared_data: Path,
+) -> None:
+    """Past ``component_limit`` (5,000 faces: a library of about 15,000 faces of many people
+    chains into one component at the shipped threshold), graph_average used Chinese whispers,
+    which on all of LFW's 13,233 photos put 8,434 of 14,959 faces in one cluster (names given
+    there spread to thousands of strangers). Average linkage along the kNN graph's edges gives
+    exact average linkage's groups: shown here on real faces with the limit lowered."""
+    from facetags.config import Settings
+    from facetags.evaluate.clustering import score_clustering
+    from facetags.ingest.pipeline import Pipeline
+    from facetags.library import _calibrated
+    from facetags.people.graph import components
+
+    pipeline = Pipeline(Settings())
+    vectors = []
+    for path in sorted((shared_data / "lfw" / "images").glob("*/*.jpg"))[:1400]:
+        analysis = pipeline.process(str(path)).analysis
+        assert analysis is not None
+        vectors += [f.embedding for f in analysis.faces if f.embedding is not None]
+    x = unit(np.stack(vectors))
+    threshold = _calibrated(pipeline.model_id)  # the shipped embedder's
+    assert threshold is not None
+    largest = int(np.bincount(components(knn_graph(x, 12, threshold))).max())
+    assert largest > 500  # one component holds most faces
+    exact = graph_average(x, threshold, component_limit=len(x))
+    along_edges = graph_average(x, threshold, component_limit=100)
+    whispers = chinese_whispers(x, threshold)
+    assert score_clustering(exact.tolist(), along_edges.tolist()).bcubed_f >= 0.99
+    assert score_clustering(exact.tolist(), whispers.tolist()).bcubed_f < 0.9  # what it replaced
+    assert np.bincount(along_edges).max() <= 2 * np.bincount(exact).max()
+
+
+def test_the_large_component_path_keeps_every_constraint() -> None:
+    """Average linkage along the kNN graph (a component past ``component_limit``): one photo's
+    faces, faces the user put in different people, faces split apart and a face rejected from
+    a person are never grouped, and the groups are exact average linkage's otherwise."""
+    from facetags.evaluate.clustering import score_clustering
+
+    rng = np.random.default_rng(11)
+    people, per, dim = 40, 12, 64
+    common = unit(rng.normal(size=(1, dim)))[0]
+    centers = unit(np.sqrt(0.5) * common + np.sqrt(0.5) * unit(rng.normal(size=(people, dim))))
+    x = unit(np.repeat(centers, per, axis=0) + 0.6 * unit(rng.normal(size=(people * per, dim))))
+    n = len(x)
+    photo = np.arange(n)
+    pairs = rng.permutation(n)[:200].reshape(-1, 2)  # 100 photos of two faces
+    photo[pairs[:, 1]] = photo[pairs[:, 0]]
+    fixed = np.full(n, FREE, np.int64)
+    fixed[[0, 1]] = 1000  # the user's person 1000 (faces of person 0)
+    fixed[2] = 1001  # another face of person 0, which the user put in another person
+    fixed[[per, per + 1]] = 1002
+    cannot = [(3 * per, 3 * per + 1), (5 * per + 2, 5 * per + 3)]
+    rejected = {4 * per: {1002}, 3: {1000}}  # face 3 is like person 0's, rejected from 1000
+    c = Constraints(photo=photo, fixed=fixed, cannot=cannot, rejected=rejected)
+    assert np.bincount(components(knn_graph(x, 12, 0.5))).max() > 200
+    exact = graph_average(x, 0.5, c, component_limit=n)
+    along = graph_average(x, 0.5, c, component_limit=50)
+    assert score_clustering(exact.tolist(), along.tolist()).bcubed_f >= 0.98
+    from facetags.people.cluster import _edges_within, _graph_linkage
+
+    groups = _graph_linkage(x, _edges_within(knn_graph(x, 12, 0.5), np.arange(n)), 0.5, c)
+    assert len(set(groups.tolist())) < n - 100  # it merged
+    for a, b in [*pairs.tolist(), *cannot, (0, 2), (3, 0), (4 * per, per)]:
+        assert groups[a] != groups[b], (a, b)  # before enforce() repairs anything
+    for labels in (exact, along):
+        for a, b in pairs.tolist():
+            assert labels[a] != labels[b]
+        assert labels[0] == labels[1] == 1000 and labels[2] == 1001 and labels[per] == labels[per + 1] == 1002
+        assert all(labels[a] != labels[b] for a, b in cannot)
+        assert labels[3] != 1000 and labels[4 * per] != 1002

@@ -15,8 +15,9 @@ returns one label per face:
 Hidden strangers are people like any other to this module: their faces are fixed to the hidden
 person, so the machine never moves them out, and similar new faces may join them (and stay hidden).
 
-Algorithms: :func:`graph_average` (average linkage within the components of a kNN graph: the
-product's default, scales to 100k faces), :func:`chinese_whispers` (label propagation on the kNN
+Algorithms: :func:`graph_average` (average linkage within the components of a kNN graph, and
+along its edges in a component too large for an n x n matrix: the product's default, scales
+to 100k faces), :func:`chinese_whispers` (label propagation on the kNN
 graph), :func:`agglomerative` (exact average linkage; O(n^2) memory, for small sets),
 :func:`dbscan` and :func:`hdbscan` (scikit-learn; comparison).
 """
@@ -406,14 +407,16 @@ def graph_average(
     clusters never span components of the graph of such pairs: clustering each component on its
     own gives (up to the k-nearest truncation) what average linkage over all faces would, at the
     cost of the components' sizes squared. A component larger than ``component_limit`` (a chain
-    of look-alikes) is clustered with :func:`chinese_whispers` instead.
+    of look-alikes) is clustered by average linkage along the graph's edges
+    (:func:`_graph_linkage`), in memory linear in its edges.
     """
     c = constraints or Constraints()
     x = unit(x)
     n = len(x)
     if n == 0:
         return np.zeros(0, np.int64)
-    comp = components(knn_graph(x, k, threshold, seed=seed))
+    g = knn_graph(x, k, threshold, seed=seed)
+    comp = components(g)
     photo, fixed = c.photos(n), c.fixed_or_free(n)
     partners = c.partners()
     groups = np.empty(n, np.int64)
@@ -434,12 +437,114 @@ def graph_average(
         if len(members) <= component_limit:
             part = _average_groups(x[members], threshold, sub)
         else:
-            log.info("component of %d faces: Chinese whispers instead of average linkage", len(members))
-            part = chinese_whispers(x[members], threshold, sub, k=k, seed=seed)
-            part = part - part.min()
+            log.info("component of %d faces: average linkage along the kNN graph's edges", len(members))
+            part = _graph_linkage(x[members], _edges_within(g, members), threshold, sub)
         groups[members] = part + offset
         offset += int(part.max()) + 1
     return enforce(groups, x, c, threshold)
+
+
+def _edges_within(g: Graph, members: np.ndarray) -> np.ndarray:
+    """The edges of ``g`` between ``members`` (a connected component: every edge of theirs),
+    numbered as positions in ``members``: (E, 2), each edge once."""
+    pos = np.full(g.n, -1, np.int64)
+    pos[members] = np.arange(len(members))
+    a, b = pos[g.sources()], pos[np.asarray(g.indices, np.int64)]
+    keep = (a >= 0) & (b >= 0) & (a < b)
+    return np.unique(np.stack([a[keep], b[keep]], axis=1), axis=0)
+
+
+def _graph_linkage(x: np.ndarray, edges: np.ndarray, threshold: float, c: Constraints) -> np.ndarray:
+    """Average linkage for a component too large for the n x n distances: the closest two groups
+    joined by an edge of the kNN graph (``edges``) merge while their average similarity is above
+    ``threshold``. The average is exact, over every pair of faces of the two groups, from the
+    groups' summed vectors (the mean of x_a . x_b over pairs is sum_A . sum_B / |A||B| for
+    unit vectors), so a chain of look-alikes does not merge into one group as label propagation
+    lets it: a group of thousands does not take in a stranger similar to a few of its faces.
+    Two groups merge only if no constraint parts them (one photo's faces, faces the user put
+    in different people or split apart, a face and a person it was rejected from). Groups, in
+    canonical order."""
+    import heapq
+
+    n = len(x)
+    perm = canonical_order(x)
+    rank = np.empty(n, np.int64)
+    rank[perm] = np.arange(n)  # ties broken by the faces, not by the order they came in
+    sums = np.asarray(x, np.float64).copy()
+    size = np.ones(n)
+    photos: list[set[int]] = [{int(p)} for p in c.photos(n)]
+    fixed = c.fixed_or_free(n)
+    persons: list[set[int]] = [set() if f == FREE else {int(f)} for f in fixed.tolist()]
+    rejected: list[set[int]] = [set(c.rejected.get(i, ())) for i in range(n)]
+    partners = c.partners()
+    apart: list[set[int]] = [set(partners.get(i, ())) for i in range(n)]  # faces it may not join
+    members: list[set[int]] = [{i} for i in range(n)]
+    near: list[set[int]] = [set() for _ in range(n)]
+    for a, b in edges.tolist():
+        near[a].add(b)
+        near[b].add(a)
+    label = np.arange(n, dtype=np.int64)
+    version = [0] * n
+    order = rank.tolist()
+
+    def entry(i: int, j: int, sim: float) -> tuple[float, int, int, int, int, int]:
+        a, b = order[i], order[j]
+        tie = a * n + b if a < b else b * n + a
+        return (-sim, tie, i, j, version[i], version[j])
+
+    # only pairs above the threshold: a pair's average changes only when one of its groups does,
+    # and it is weighed again then
+    heap = []
+    for start in range(0, len(edges), 65536):  # (the pairs' vectors a block at a time)
+        block = edges[start : start + 65536]
+        sims = np.einsum("ij,ij->i", sums[block[:, 0]], sums[block[:, 1]])
+        heap += [
+            entry(a, b, sim)
+            for (a, b), sim in zip(block.tolist(), sims.tolist(), strict=True)
+            if sim > threshold
+        ]
+    heapq.heapify(heap)
+    while heap:
+        _, _, i, j, vi, vj = heapq.heappop(heap)
+        if version[i] != vi or version[j] != vj or j not in near[i]:
+            continue  # an older entry: the groups changed since
+        forbidden = (
+            not photos[i].isdisjoint(photos[j])
+            or len(persons[i] | persons[j]) > 1
+            or not rejected[i].isdisjoint(persons[j])
+            or not rejected[j].isdisjoint(persons[i])
+            or not apart[i].isdisjoint(members[j])
+        )
+        if forbidden:  # for good: groups only grow
+            near[i].discard(j)
+            near[j].discard(i)
+            continue
+        if len(members[j]) > len(members[i]):
+            i, j = j, i  # keep the larger group's sets, fold the smaller one in
+        sums[i] += sums[j]
+        size[i] += size[j]
+        photos[i] |= photos[j]
+        persons[i] |= persons[j]
+        rejected[i] |= rejected[j]
+        apart[i] |= apart[j]
+        members[i] |= members[j]
+        for k in near[j]:
+            near[k].discard(j)
+            if k != i:
+                near[k].add(i)
+        near[i] = (near[i] | near[j]) - {i, j}
+        near[j] = set()
+        label[list(members[j])] = i
+        photos[j], persons[j], rejected[j], apart[j], members[j] = set(), set(), set(), set(), set()
+        version[i] += 1
+        version[j] += 1
+        if near[i]:
+            others = np.fromiter(near[i], np.int64, len(near[i]))
+            now = (sums[others] @ sums[i]) / (size[others] * size[i])
+            for k, sim in zip(others.tolist(), now.tolist(), strict=True):
+                if sim > threshold:
+                    heapq.heappush(heap, entry(i, k, sim))
+    return _first_seen(label[perm])[np.argsort(perm)]
 
 
 def _noise_alone(groups: np.ndarray) -> np.ndarray:
