@@ -1076,3 +1076,21 @@ def test_keys_typed_right_after_n_go_into_the_name_dialog(arranged: Library, as_
         assert arranged.person(ADA).name == "Bob"
 
     asyncio.run(run())
+
+
+@run_async
+async def test_the_more_clusters_line_leaves_the_counts_in_sight(
+    arranged: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past MAX_ROWS a line says how many clusters are not listed; in 80 columns it was wider
+    than the names' room and pushed the Faces and Photos columns out of sight."""
+    from facetags.tui.screens import people
+
+    monkeypatch.setattr(people, "MAX_ROWS", 2)
+    app = make_app(arranged)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+        assert "3 smaller clusters" in str(table.get_row_at(2)[1])
+        await pilot.pause()
+        assert table.virtual_size.width <= table.size.width  # no sideways scrolling

@@ -200,6 +200,7 @@ class PeopleScreen(LibraryScreen):
             if more:
                 which = "smaller" if self._sorted else "more"
                 hint = Text(f"… {more} {which} clusters: type / to find them", style="dim")
+                hint.truncate(width, overflow="ellipsis")  # wider, it pushed the counts out of sight
                 table.add_row(" ", hint, "", "", key="more")
             if not self._sorted:  # rows in place: the view too (clear() scrolled to the top),
                 # once the table knows its new height
