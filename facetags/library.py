@@ -19,6 +19,7 @@ import functools
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from types import TracebackType
@@ -238,11 +239,15 @@ class Library(Decisions, XmpSync):
         progress: Progress | None = None,
         stop: threading.Event | None = None,
         between: Callable[[], None] | None = None,
+        grouping: Callable[[], None] | None = None,
     ) -> ScanReport:
         """Bring the index in step with the photos under ``paths`` (folders or files); then
         re-cluster when due (facetags.people.assigner), so scan order does not matter.
         ``between``: called after each photo, in this thread, holding the library (the
-        watcher indexes photos copied in during its catch-up scan)."""
+        watcher indexes photos copied in during its catch-up scan). ``grouping()``: called before
+        the re-cluster, which takes a while in a large library. The report's seconds
+        count the re-cluster too."""
+        start = time.perf_counter()
         with self._lock:
             reembedded = self.ensure_model()
             report = self.indexer.scan(paths, progress=progress, stop=stop, between=between)
@@ -250,7 +255,10 @@ class Library(Decisions, XmpSync):
             due = report.faces > 0 and not report.interrupted
             due = due and self.clustering().recluster_due(self.store)
         if due:
+            if grouping is not None:
+                grouping()
             self.recluster()
+            report.seconds = time.perf_counter() - start
         return report
 
     def index_photo(self, path: str | os.PathLike[str]) -> str:

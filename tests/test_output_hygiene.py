@@ -172,6 +172,10 @@ def test_scan_progress_on_a_terminal_shows_names_escaped(tmp_path: Path, t1_path
     assert proc.returncode == 0
     assert "p\\x1b[2Jq.jpg" in drawn, repr(drawn)  # the bar was drawn, with the name escaped
     assert "\x1b" not in drawn, repr(drawn)
+    # then what it does once every photo is in (a large library's re-cluster takes a while),
+    # after the new library was named, at the start
+    order = [drawn.index(s) for s in ("new library", "p\\x1b[2Jq.jpg", "grouping the faces into people")]
+    assert order == sorted(order), repr(drawn)
 
 
 def test_the_watchers_log_shows_names_escaped(tmp_path: Path, t1_path: Path, astronaut_path: Path) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import os
 import shlex
@@ -46,6 +47,13 @@ class ProgressLine:
         self.stream.write(f"\r[{bar}] {done}/{total} {name:<40}")
         self.stream.flush()
         self._drawn = True
+
+    def note(self, text: str) -> None:
+        """``text`` in place of the bar (what the scan does now that every photo is done)."""
+        if self.enabled:
+            self.stream.write(f"\r{shown(text):<90}")
+            self.stream.flush()
+            self._drawn = True
 
     def close(self) -> None:
         if self._drawn:
@@ -132,16 +140,17 @@ def scan(
             Library.open(settings.library, settings) as lib,
             suspending(lib.store.suspend),  # Ctrl-Z: once its photos are committed
         ):
-            fresh, where = lib.created, lib.path
+            fresh = lib.created
+            if fresh:  # at once: a mistyped --library shows before a long scan, not after it
+                say_new_library(lib.path)
             try:
-                report = lib.scan(paths, progress=progress, stop=stop)
+                grouping = functools.partial(progress.note, "grouping the faces into people...")
+                report = lib.scan(paths, progress=progress, stop=stop, grouping=grouping)
             finally:
                 progress.close()
     except KeyboardInterrupt:
         click.echo(f"facetags: interrupted: every photo indexed so far is kept; {resume}", err=True)
         raise click.exceptions.Exit(_status()) from None
-    if fresh:  # said once the scan ran: a scan that cannot start says only why
-        say_new_library(where)
     for path, error in report.failures:
         click.echo(shown(f"facetags: skipped {path}: {error}"), err=True)
     if as_json:
