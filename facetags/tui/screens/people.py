@@ -226,7 +226,7 @@ class PeopleScreen(LibraryScreen):
         person = self.current
         named = sum(1 for p in self.people if p.name)
         clusters = len(self.people) - named
-        total = f"{named} people, {clusters} clusters"
+        total = f"{named} {'person' if named == 1 else 'people'}, {plural(clusters, 'cluster')}"
         if person is None:
             text = self.query_one("#filter", Input).value.strip()
             if self.shown:  # on the "… smaller clusters" line
@@ -381,7 +381,8 @@ class PeopleScreen(LibraryScreen):
     def action_toggle_hidden(self) -> None:
         self.show_hidden = not self.show_hidden
         hidden = sum(1 for p in self.people if p.hidden)
-        self.notify(f"{'Showing' if self.show_hidden else 'Hiding'} {hidden} hidden strangers", timeout=3)
+        strangers = plural(hidden, "hidden stranger")
+        self.notify(f"{'Showing' if self.show_hidden else 'Hiding'} {strangers}", timeout=3)
         self._fill()
 
     def action_suggest(self) -> None:
