@@ -140,12 +140,18 @@ def scan(
             Library.open(settings.library, settings) as lib,
             suspending(lib.store.suspend),  # Ctrl-Z: once its photos are committed
         ):
-            fresh = lib.created
-            if fresh:  # at once: a mistyped --library shows before a long scan, not after it
-                say_new_library(lib.path)
+            fresh, where = lib.created, lib.path
+            said = [not fresh]
+
+            def progressed(done: int, total: int, path: str) -> None:
+                if not said[0]:  # once the first photo is in: a mistyped --library shows then, not
+                    said[0] = True  # after a long scan; a scan that cannot start says only why
+                    say_new_library(where)
+                progress(done, total, path)
+
             try:
                 grouping = functools.partial(progress.note, "grouping the faces into people...")
-                report = lib.scan(paths, progress=progress, stop=stop, grouping=grouping)
+                report = lib.scan(paths, progress=progressed, stop=stop, grouping=grouping)
             finally:
                 progress.close()
     except KeyboardInterrupt:
@@ -157,6 +163,8 @@ def scan(
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         click.echo(summary(report))
+    if not said[0]:  # a scan of no photo
+        say_new_library(where)
     if fresh and report.faces and not report.interrupted:  # a first scan: what to do next
         click.echo(shown(f"facetags: next, the people found:  facetags{library} people"), err=True)
         click.echo(shown(f"facetags: and to name them:  facetags{library} tui"), err=True)
