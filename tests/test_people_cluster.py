@@ -336,10 +336,12 @@ def test_clustering_a_small_library_does_not_import_scipy() -> None:
     code = (
         "import sys, numpy as np\n"
         "from facetags.people.cluster import graph_average, unit\n"
-        "x = unit(np.random.default_rng(0).normal(size=(400, 128)).astype(np.float32))\n"
-        "x[200:] = unit(x[:200] + 0.05)\n"
+        "rng = np.random.default_rng(0)\n"
+        "x = unit(rng.normal(size=(200, 128)).astype(np.float32))\n"
+        "e = 0.05 * rng.normal(size=(2, *x.shape))\n"
+        "x = unit(np.concatenate([x, x + e[0], x + e[1]]))\n"
         "labels = graph_average(x, 0.5)\n"
-        "assert labels.max() < 399, labels.max()\n"
+        "assert len(set(labels.tolist())) == 200, len(set(labels.tolist()))  # groups of 3: average linkage\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'scipy'))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
@@ -394,13 +396,15 @@ def test_the_large_component_path_keeps_every_constraint() -> None:
     n = len(x)
     photo = np.arange(n)
     pairs = rng.permutation(n)[:200].reshape(-1, 2)  # 100 photos of two faces
+    alike = np.array([(p * per + 5, p * per + 6) for p in range(10, 30)])  # two of one person
+    pairs = np.concatenate([pairs[~np.isin(pairs, alike).any(axis=1)], alike])
     photo[pairs[:, 1]] = photo[pairs[:, 0]]
     fixed = np.full(n, FREE, np.int64)
     fixed[[0, 1]] = 1000  # the user's person 1000 (faces of person 0)
     fixed[2] = 1001  # another face of person 0, which the user put in another person
     fixed[[per, per + 1]] = 1002
     cannot = [(3 * per, 3 * per + 1), (5 * per + 2, 5 * per + 3)]
-    rejected = {4 * per: {1002}, 3: {1000}}  # face 3 is like person 0's, rejected from 1000
+    rejected = {per + 2: {1002}, 3: {1000}}  # faces like 1002's and 1000's, rejected from them
     c = Constraints(photo=photo, fixed=fixed, cannot=cannot, rejected=rejected)
     assert np.bincount(components(knn_graph(x, 12, 0.5))).max() > 200
     exact = graph_average(x, 0.5, c, component_limit=n)
@@ -410,11 +414,28 @@ def test_the_large_component_path_keeps_every_constraint() -> None:
 
     groups = _graph_linkage(x, _edges_within(knn_graph(x, 12, 0.5), np.arange(n)), 0.5, c)
     assert len(set(groups.tolist())) < n - 100  # it merged
-    for a, b in [*pairs.tolist(), *cannot, (0, 2), (3, 0), (4 * per, per)]:
+    for a, b in [*pairs.tolist(), *cannot, (0, 2), (3, 0), (per + 2, per)]:
         assert groups[a] != groups[b], (a, b)  # before enforce() repairs anything
     for labels in (exact, along):
         for a, b in pairs.tolist():
             assert labels[a] != labels[b]
         assert labels[0] == labels[1] == 1000 and labels[2] == 1001 and labels[per] == labels[per + 1] == 1002
         assert all(labels[a] != labels[b] for a, b in cannot)
-        assert labels[3] != 1000 and labels[4 * per] != 1002
+        assert labels[3] != 1000 and labels[per + 2] != 1002
+
+
+def test_the_large_component_path_does_not_depend_on_the_order_faces_come_in() -> None:
+    """Merges are ordered by similarity, then by the faces (canonical order), so a library gets
+    the same people whatever order its photos were scanned in (mirrored faces included)."""
+    from facetags.evaluate.clustering import score_clustering
+
+    rng = np.random.default_rng(5)
+    x = _blobs(rng, 400)
+    x[200:300] = x[100:200] * np.where(np.arange(16) % 2, 1, -1)  # mirrored: exact ties
+    x = unit(x)
+    labels = graph_average(x, 0.5, component_limit=20)
+    for seed in range(3):
+        order = np.random.default_rng(seed).permutation(len(x))
+        again = np.empty_like(labels)
+        again[order] = graph_average(x[order], 0.5, component_limit=20)
+        assert score_clustering(labels.tolist(), again.tolist()).bcubed_f == 1.0

@@ -469,28 +469,47 @@ def _graph_linkage(x: np.ndarray, edges: np.ndarray, threshold: float, c: Constr
     n = len(x)
     perm = canonical_order(x)
     rank = np.empty(n, np.int64)
-    rank[perm] = np.arange(n)  # ties broken by the faces, not by the order they came in
+    rank[perm] = np.arange(n)
+    #: each group's first face in canonical order: ties, and which of two groups of one size
+    #: stays, depend on the faces, not on the order they came in
+    low = rank.tolist()
     sums = np.asarray(x, np.float64).copy()
-    size = np.ones(n)
+    size = [1] * n
     photos: list[set[int]] = [{int(p)} for p in c.photos(n)]
+    # the constraints of the few faces that have any (a group without any has no entry)
     fixed = c.fixed_or_free(n)
-    persons: list[set[int]] = [set() if f == FREE else {int(f)} for f in fixed.tolist()]
-    rejected: list[set[int]] = [set(c.rejected.get(i, ())) for i in range(n)]
-    partners = c.partners()
-    apart: list[set[int]] = [set(partners.get(i, ())) for i in range(n)]  # faces it may not join
-    members: list[set[int]] = [{i} for i in range(n)]
+    persons: dict[int, set[int]] = {int(i): {int(fixed[i])} for i in np.flatnonzero(fixed != FREE)}
+    rejected: dict[int, set[int]] = {int(i): set(p) for i, p in c.rejected.items() if p}
+    apart: dict[int, set[int]] = {i: set(f) for i, f in c.partners().items()}  # faces it may not join
+    none: set[int] = set()
+    root = list(range(n))  # union-find: a face's group is the root of its tree
+
+    def find(f: int) -> int:
+        while root[f] != f:
+            root[f] = root[root[f]]
+            f = root[f]
+        return f
+
     near: list[set[int]] = [set() for _ in range(n)]
     for a, b in edges.tolist():
         near[a].add(b)
         near[b].add(a)
-    label = np.arange(n, dtype=np.int64)
     version = [0] * n
-    order = rank.tolist()
 
     def entry(i: int, j: int, sim: float) -> tuple[float, int, int, int, int, int]:
-        a, b = order[i], order[j]
+        a, b = low[i], low[j]
         tie = a * n + b if a < b else b * n + a
         return (-sim, tie, i, j, version[i], version[j])
+
+    def parted(i: int, j: int) -> bool:
+        both = persons.get(i, none) | persons.get(j, none)
+        return (
+            not photos[i].isdisjoint(photos[j])
+            or len(both) > 1
+            or not rejected.get(i, none).isdisjoint(persons.get(j, none))
+            or not rejected.get(j, none).isdisjoint(persons.get(i, none))
+            or any(find(f) == j for f in apart.get(i, none))
+        )
 
     # only pairs above the threshold: a pair's average changes only when one of its groups does,
     # and it is weighed again then
@@ -504,46 +523,46 @@ def _graph_linkage(x: np.ndarray, edges: np.ndarray, threshold: float, c: Constr
             if sim > threshold
         ]
     heapq.heapify(heap)
+    limit = 2 * len(heap) + 1024  # outdated entries pile up: past this, only the current are kept
     while heap:
         _, _, i, j, vi, vj = heapq.heappop(heap)
         if version[i] != vi or version[j] != vj or j not in near[i]:
             continue  # an older entry: the groups changed since
-        forbidden = (
-            not photos[i].isdisjoint(photos[j])
-            or len(persons[i] | persons[j]) > 1
-            or not rejected[i].isdisjoint(persons[j])
-            or not rejected[j].isdisjoint(persons[i])
-            or not apart[i].isdisjoint(members[j])
-        )
-        if forbidden:  # for good: groups only grow
+        if parted(i, j):  # for good: groups only grow
             near[i].discard(j)
             near[j].discard(i)
             continue
-        if len(members[j]) > len(members[i]):
-            i, j = j, i  # keep the larger group's sets, fold the smaller one in
+        if (size[j], -low[j]) > (size[i], -low[i]):
+            i, j = j, i  # the larger group stays (of two alike, the one first in canonical order)
         sums[i] += sums[j]
         size[i] += size[j]
+        low[i] = min(low[i], low[j])
         photos[i] |= photos[j]
-        persons[i] |= persons[j]
-        rejected[i] |= rejected[j]
-        apart[i] |= apart[j]
-        members[i] |= members[j]
+        photos[j] = none
+        for sets in (persons, rejected, apart):
+            if j in sets:
+                sets.setdefault(i, set()).update(sets.pop(j))
+        root[j] = i
         for k in near[j]:
             near[k].discard(j)
             if k != i:
                 near[k].add(i)
-        near[i] = (near[i] | near[j]) - {i, j}
+        near[i] |= near[j]
+        near[i] -= {i, j}
         near[j] = set()
-        label[list(members[j])] = i
-        photos[j], persons[j], rejected[j], apart[j], members[j] = set(), set(), set(), set(), set()
         version[i] += 1
         version[j] += 1
         if near[i]:
             others = np.fromiter(near[i], np.int64, len(near[i]))
-            now = (sums[others] @ sums[i]) / (size[others] * size[i])
+            now = (sums[others] @ sums[i]) / (np.asarray([size[k] for k in others.tolist()]) * size[i])
             for k, sim in zip(others.tolist(), now.tolist(), strict=True):
                 if sim > threshold:
                     heapq.heappush(heap, entry(i, k, sim))
+        if len(heap) > limit:
+            heap = [e for e in heap if version[e[2]] == e[4] and version[e[3]] == e[5] and e[3] in near[e[2]]]
+            heapq.heapify(heap)
+            limit = 2 * len(heap) + 1024
+    label = np.array([find(f) for f in range(n)], np.int64)
     return _first_seen(label[perm])[np.argsort(perm)]
 
 
