@@ -120,45 +120,30 @@ def test_copy_rename_delete(
         assert other.status().files == 1
 
 
+@pytest.mark.parametrize(
+    ("settle", "parts", "pause"),
+    [(0.5, 4, 0.3), (0.3, 3, 1.5)],
+    ids=["steady-copy", "copy-pausing-longer-than-settle"],
+)
 def test_a_photo_still_being_written_is_read_once_complete(
-    open_library: OpenLibrary, tmp_path: Path, t1_path: Path
+    open_library: OpenLibrary, tmp_path: Path, t1_path: Path, settle: float, parts: int, pause: float
 ) -> None:
+    """A photo copied in slowly is read once, complete: also when the copy (over a network)
+    pauses for longer than ``settle`` with the file still open, as the watcher then waits for
+    its writer to close it (or OPEN_SETTLE_S of quiet); read before, it was recorded and
+    logged as failed, half written, before it was indexed."""
     folder = tmp_path / "watched"
     folder.mkdir()
     data = t1_path.read_bytes()
     lib = open_library()
-    with watching(lib, folder, settle=0.5) as run:
+    with watching(lib, folder, settle=settle) as run:
         target = folder / "slow.jpg"
         with open(target, "wb") as fh:
-            for i in range(4):
-                fh.write(data[i * len(data) // 4 : (i + 1) * len(data) // 4])
+            for i in range(parts):
+                fh.write(data[i * len(data) // parts : (i + 1) * len(data) // parts])
                 fh.flush()
-                time.sleep(0.3)
+                time.sleep(pause)
         wait_for(lambda: run.outcomes_for(target) != [], what="the slow copy")
-        time.sleep(1.0)
-        assert run.outcomes_for(target) == ["new"]
-        assert lib.status().failures == []
-        assert len(lib.photo_faces(target)) >= 5
-
-
-def test_a_photo_whose_writer_pauses_holding_it_open_is_not_read_half_written(
-    open_library: OpenLibrary, tmp_path: Path, t1_path: Path
-) -> None:
-    """A slow copy over a network pauses for longer than ``settle`` with the file still open:
-    the watcher waits for its writer to close it (or OPEN_SETTLE_S of quiet), so the photo is
-    not recorded, nor logged, as failed half written before it is indexed."""
-    folder = tmp_path / "watched"
-    folder.mkdir()
-    data = t1_path.read_bytes()
-    lib = open_library()
-    with watching(lib, folder, settle=0.3) as run:
-        target = folder / "paused.jpg"
-        with open(target, "wb") as fh:
-            for i in range(3):
-                fh.write(data[i * len(data) // 3 : (i + 1) * len(data) // 3])
-                fh.flush()
-                time.sleep(1.5)  # five times settle
-        wait_for(lambda: run.outcomes_for(target) != [], what="the paused copy")
         time.sleep(1.0)
         assert run.outcomes_for(target) == ["new"]
         assert lib.status().failures == []
