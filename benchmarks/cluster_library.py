@@ -70,7 +70,7 @@ def main() -> None:
     )
     print("| clustering | clusters | largest | BCubed P | BCubed R | BCubed F | seconds | peak RSS |")
     print("|---|---|---|---|---|---|---|---|")
-    runs = [("graph_average (the library's re-cluster)", {})]
+    runs: list[tuple[str, dict[str, int]]] = [("graph_average (the library's re-cluster)", {})]
     if args.exact:
         runs.append(("exact average linkage", {"component_limit": AGGLOMERATIVE_LIMIT}))
     for label, options in runs:
