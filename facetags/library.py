@@ -247,7 +247,6 @@ class Library(Decisions, XmpSync):
         watcher indexes photos copied in during its catch-up scan). ``grouping()``: called before
         the re-cluster, which takes a while in a large library. The report's seconds
         count the re-cluster too."""
-        start = time.perf_counter()
         with self._lock:
             reembedded = self.ensure_model()
             report = self.indexer.scan(paths, progress=progress, stop=stop, between=between)
@@ -257,8 +256,9 @@ class Library(Decisions, XmpSync):
         if due:
             if grouping is not None:
                 grouping()
+            start = time.perf_counter()
             self.recluster()
-            report.seconds = time.perf_counter() - start
+            report.seconds += time.perf_counter() - start
         return report
 
     def index_photo(self, path: str | os.PathLike[str]) -> str:

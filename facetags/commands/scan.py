@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 class ProgressLine:
     """A one-line progress bar on stderr, drawn only when stderr is a terminal."""
 
+    WIDTH = 90  # columns the line takes, cleared by the next one
+
     def __init__(self, stream: TextIO | None = None, every: float = 0.1) -> None:
         self.stream = stream or sys.stderr
         self.enabled = self.stream.isatty()
@@ -51,13 +53,13 @@ class ProgressLine:
     def note(self, text: str) -> None:
         """``text`` in place of the bar (what the scan does now that every photo is done)."""
         if self.enabled:
-            self.stream.write(f"\r{shown(text):<90}")
+            self.stream.write(f"\r{shown(text):<{self.WIDTH}}")
             self.stream.flush()
             self._drawn = True
 
     def close(self) -> None:
         if self._drawn:
-            self.stream.write("\r" + " " * 90 + "\r")
+            self.stream.write("\r" + " " * self.WIDTH + "\r")
             self.stream.flush()
 
 

@@ -474,7 +474,7 @@ def _graph_linkage(x: np.ndarray, edges: np.ndarray, threshold: float, c: Constr
     #: stays, depend on the faces, not on the order they came in
     low = rank.tolist()
     sums = np.asarray(x, np.float64).copy()
-    size = [1] * n
+    size = np.ones(n)
     photos: list[set[int]] = [{int(p)} for p in c.photos(n)]
     # the constraints of the few faces that have any (a group without any has no entry)
     fixed = c.fixed_or_free(n)
@@ -554,7 +554,7 @@ def _graph_linkage(x: np.ndarray, edges: np.ndarray, threshold: float, c: Constr
         version[j] += 1
         if near[i]:
             others = np.fromiter(near[i], np.int64, len(near[i]))
-            now = (sums[others] @ sums[i]) / (np.asarray([size[k] for k in others.tolist()]) * size[i])
+            now = (sums[others] @ sums[i]) / (size[others] * size[i])
             for k, sim in zip(others.tolist(), now.tolist(), strict=True):
                 if sim > threshold:
                     heapq.heappush(heap, entry(i, k, sim))
