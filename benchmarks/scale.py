@@ -2,20 +2,24 @@
 memory of the whole process tree, the extra CPU per photo that the worker processes cost, and
 the hours a first scan of 100k, 1M and 10M such photos would take at that pace.
 
-    python benchmarks/scale.py                    # 1 and 2 workers, 200 photos
-    python benchmarks/scale.py --workers 1,2,4 --lfw 300 --json
+    python benchmarks/scale.py                    # 1 and 2 workers, 4,069 photos, 3 rounds
+    python benchmarks/scale.py --workers 1,2,4 --lfw 300 --repeat 1 --json
     python benchmarks/scale.py --cluster          # and a Dask cluster of 2 workers on 127.0.0.1
 
 The photos are copies of ../shared/data: the deepface photos (full size, up to 2280 px), the bbt
-group photos and the first ``--lfw`` LFW images (250 px). Each run is ``facetags scan --workers
-N`` in its own process on a fresh library; the load average is printed beside each run, since
-other work on the machine slows it (``--repeat N`` interleaves N runs per count and keeps the
-fastest of each). ``--cluster`` adds ``facetags scan --cluster`` on a Dask cluster started for
-each run (``dask scheduler`` and ``dask worker --nworkers 2 --nthreads 1``, loopback only; its
-start is not timed): "fresh", its workers load the models during the scan as local workers do,
-and "warm", after one untimed scan into another library (a cluster that stays up). Its memory
-and CPU count the scheduler's and workers' processes too. The workers run as docs/scale.md
-starts them, with Dask's worker profiler off (``--profile``: on, Dask's default).
+group photos and the first ``--lfw`` LFW images (250 px): 4,069 photos by default, a library's
+first scan rather than a few seconds' (``--lfw 1000``: 1,069 photos; ``--lfw 134``: 203, where
+the fixed costs of starting weigh: docs/scale.md). Each run is ``facetags scan --workers N`` in
+its own process on a fresh library; the load average is printed beside each run, since other
+work on the machine slows it. ``--repeat N`` runs N rounds of one run per count, each round in
+the order the last ended with (1 2, 2 1, 1 2, ...: a machine whose speed drifts favours no
+count), keeps the fastest of each count, and prints each round's speed-up beside it.
+``--cluster`` adds ``facetags scan --cluster`` on a Dask cluster started for each run (``dask
+scheduler`` and ``dask worker --nworkers 2 --nthreads 1``, loopback only; its start is not
+timed): "fresh", its workers load the models during the scan as local workers do, and "warm",
+after one untimed scan into another library (a cluster that stays up). Its memory and CPU count
+the scheduler's and workers' processes too. The scheduler and workers run with the Dask settings
+docs/scale.md gives (the worker profiler off: ``--profile`` turns it on, as by Dask's default).
 """
 
 from __future__ import annotations
@@ -117,6 +121,12 @@ def tree_cpu(pids: list[int]) -> float:
     return sum(stats[p][1] for p in tree if p in stats)
 
 
+def dask_settings() -> str:
+    """The Dask settings docs/scale.md has users put in ``~/.config/dask/facetags.yaml``."""
+    text = (ROOT / "docs" / "scale.md").read_text()
+    return text.split("~/.config/dask/facetags.yaml", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+
+
 def start_cluster(
     work: Path, workers: int, profile: bool = False
 ) -> tuple[str, list[subprocess.Popen[bytes]]]:
@@ -124,15 +134,18 @@ def start_cluster(
     from distributed import Client
 
     info = work / f"scheduler-{time.monotonic_ns()}.json"
+    config = work / "dask-config"  # the settings docs/scale.md gives its scheduler and workers
+    config.mkdir(exist_ok=True)
+    (config / "facetags.yaml").write_text(dask_settings())
     env = {
         **os.environ,
         "PYTHONPATH": str(ROOT),
+        "DASK_CONFIG": str(config),
         "DASK_DISTRIBUTED__SCHEDULER__HTTP__ROUTES": "[]",
         "DASK_DISTRIBUTED__WORKER__HTTP__ROUTES": "[]",
-        # as docs/scale.md starts workers: Dask's statistical profiler samples the worker's
-        # threads every 10 ms; it cost 16% of the cluster's speed here (--profile keeps it on)
-        "DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED": "True" if profile else "False",
     }
+    if profile:  # Dask's statistical profiler on, as without that file (the environment wins)
+        env["DASK_DISTRIBUTED__WORKER__PROFILE__ENABLED"] = "True"
     quiet = ["--host", "127.0.0.1", "--no-dashboard", "--dashboard-address", "127.0.0.1:0"]
     dask = [sys.executable, "-m", "dask"]
     out = subprocess.DEVNULL
@@ -170,15 +183,17 @@ def run(folder: Path, workers: int, work: Path, cluster: str = "", profile: bool
         command += ["--cluster", address]
         if cluster == "warm":
             warm = [*command[:4], str(work / f"warm-{time.monotonic_ns()}.db"), *command[5:]]
-            subprocess.run([*warm, str(folder)], env=env, stdout=subprocess.DEVNULL, check=True)
+            subprocess.run([*warm, str(folder)], env=env, capture_output=True, check=True)
     engine_pids = [p.pid for p in engine]
     engine_cpu = tree_cpu(engine_pids)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
     cpu_before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
-    proc = subprocess.Popen([*command, "--json", str(folder)], env=env, stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*command, "--json", str(folder)], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     sampler = TreePeak([proc.pid, *engine_pids])
-    out, _ = proc.communicate()
+    out, err = proc.communicate()  # its "new library" lines: shown only if it fails
     peak = sampler.stop()
     wall = time.perf_counter() - start
     cpu_after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -186,7 +201,7 @@ def run(folder: Path, workers: int, work: Path, cluster: str = "", profile: bool
     if engine:
         stop_cluster(engine)
     if proc.returncode != 0:
-        sys.exit(f"facetags scan --workers {workers} failed ({proc.returncode})")
+        sys.exit(f"{err}facetags scan --workers {workers} failed ({proc.returncode})")
     report = json.loads(out)
     photos = int(report["new"])
     cpu = (cpu_after.ru_utime - cpu_before.ru_utime) + (cpu_after.ru_stime - cpu_before.ru_stime)
@@ -212,9 +227,12 @@ def main() -> None:
     raw = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=raw)
     parser.add_argument("--workers", default="1,2", help="comma-separated worker counts (default 1,2)")
-    parser.add_argument("--lfw", type=int, default=134, help="LFW images added (default 134: 200 photos)")
+    parser.add_argument("--lfw", type=int, default=4000, help="LFW images added (default 4000: 4,069 photos)")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs per worker count, interleaved; the fastest is kept"
+        "--repeat",
+        type=int,
+        default=3,
+        help="rounds of one run per worker count, alternating their order; the fastest is kept (default 3)",
     )
     parser.add_argument(
         "--cluster",
@@ -231,10 +249,17 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="facetags-scale-") as tmp:
         work = Path(tmp)
         n = gather(work / "photos", args.lfw)
-        tries = [run(work / "photos", w, work, c, args.profile) for _ in range(args.repeat) for w, c in plan]
-    labels = list(dict.fromkeys(t["label"] for t in tries))
-    runs = [max((t for t in tries if t["label"] == k), key=lambda t: t["photos_per_s"]) for k in labels]
+        rounds = [
+            {t["label"]: t for t in (run(work / "photos", w, work, c, args.profile) for w, c in order)}
+            for order in (plan if i % 2 == 0 else plan[::-1] for i in range(args.repeat))
+        ]
+    labels = list(rounds[0])  # the first round ran in the plan's order
+    runs = [max((r[k] for r in rounds), key=lambda t: t["photos_per_s"]) for k in labels]
     base = runs[0]
+    for r in runs:  # each round's own speed-up: how much the figure moves from run to run
+        r["round_speedups"] = [
+            round(x[r["label"]]["photos_per_s"] / x[base["label"]]["photos_per_s"], 2) for x in rounds
+        ]
     local = {r["workers"]: r for r in runs if not r["label"].startswith("dask")}
     for r in runs:
         r["speedup"] = round(r["photos_per_s"] / base["photos_per_s"], 2)
@@ -244,6 +269,9 @@ def main() -> None:
         if r["label"].startswith("dask") and same is not None:  # the engine against local workers
             r["vs_local"] = round(r["photos_per_s"] / same["photos_per_s"], 2)
             r["engine_ms_per_photo"] = round((r["seconds"] - same["seconds"]) / r["photos"] * 1000, 1)
+            r["round_vs_local"] = [
+                round(x[r["label"]]["photos_per_s"] / x[same["label"]]["photos_per_s"], 2) for x in rounds
+            ]
     result = {"photos": n, "cores": os.cpu_count(), "runs": runs}
     if args.json:
         print(json.dumps(result, indent=2))
@@ -262,11 +290,20 @@ def main() -> None:
             f" | {h['100000']} h | {h['1000000']} h | {h['10000000']} h"
             f" | {r['loadavg_before']} -> {r['loadavg_after']} |"
         )
+    if len(rounds) > 1:
+        for r in runs[1:]:
+            each = ", ".join(f"{x}x" for x in r["round_speedups"])
+            print(f"{r['label']} against {base['label']}, round by round: {each}")
     for r in runs:
         if "vs_local" in r:
             print(
                 f"{r['label']}: {r['vs_local']}x the speed of {r['workers']} local workers;"
                 f" {r['engine_ms_per_photo']:+} ms of wall time per photo against them"
+                + (
+                    f"; round by round: {', '.join(f'{x}x' for x in r['round_vs_local'])}"
+                    if len(rounds) > 1
+                    else ""
+                )
             )
 
 

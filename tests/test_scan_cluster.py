@@ -20,6 +20,7 @@ import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -70,9 +71,11 @@ class Cluster:
 
 
 @contextlib.contextmanager
-def running_cluster(work: Path, workers: int, wrap: Sequence[str] = ()) -> Iterator[Cluster]:
+def running_cluster(
+    work: Path, workers: int, wrap: Sequence[str] = (), env: dict[str, str] | None = None
+) -> Iterator[Cluster]:
     """``dask scheduler`` and ``dask worker --nworkers N --nthreads 1`` on 127.0.0.1 (the worker
-    command run through ``wrap``), stopped after."""
+    command run through ``wrap``; ``env``: added to their environment), stopped after."""
     distributed = pytest.importorskip("distributed", reason=NO_ENGINE)
     info = work / "scheduler.json"
     dask = [sys.executable, "-m", "dask"]
@@ -81,7 +84,13 @@ def running_cluster(work: Path, workers: int, wrap: Sequence[str] = ()) -> Itera
     def start(command: list[str], log: str) -> None:
         err = (work / log).open("wb")
         procs.append(
-            subprocess.Popen(command, env=ENV, stdout=subprocess.DEVNULL, stderr=err, start_new_session=True)
+            subprocess.Popen(
+                command,
+                env={**ENV, **(env or {})},
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                start_new_session=True,
+            )
         )
 
     try:
@@ -264,6 +273,50 @@ def test_the_engine_talks_over_loopback_only(cluster: Cluster) -> None:
         except psutil.NoSuchProcess:
             continue
     assert addresses == {LOOPBACK}
+
+
+def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    found: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            found |= _leaves(value, f"{prefix}{key}.")
+        else:
+            found[f"{prefix}{key}"] = value
+    return found
+
+
+def test_the_dask_settings_in_the_docs_are_dasks_own_and_reach_scheduler_and_workers(tmp_path: Path) -> None:
+    """docs/scale.md has users put Dask settings in ~/.config/dask/facetags.yaml (they cut the
+    servers' own CPU): each is a setting Dask has, changed from its default (a misspelt key
+    would be read and silently unused), and a scheduler and workers started as the docs say
+    run with it."""
+    pytest.importorskip("distributed", reason=NO_ENGINE)
+    import dask.config
+    import distributed
+    import yaml
+
+    text = (ROOT / "docs" / "scale.md").read_text()
+    block = text.split("~/.config/dask/facetags.yaml", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    settings = _leaves(yaml.safe_load(block))
+    assert "distributed.worker.profile.enabled" in settings
+    defaults = _leaves(yaml.safe_load((Path(distributed.__file__).parent / "distributed.yaml").read_text()))
+    for key, value in settings.items():
+        assert key in defaults, f"{key}: not a Dask setting"
+        assert value != defaults[key], f"{key}: Dask's default already"
+    config = tmp_path / "dask"
+    config.mkdir()
+    (config / "facetags.yaml").write_text(block)
+
+    def seen() -> dict[str, Any]:
+        return {key: dask.config.get(key) for key in settings}
+
+    with (
+        running_cluster(tmp_path, workers=2, env={"DASK_CONFIG": str(config)}) as running,
+        distributed.Client(running.address, timeout=30, set_as_default=False) as client,
+    ):
+        assert client.run_on_scheduler(seen) == settings
+        assert list(client.run(seen).values()) == [settings, settings]
+        assert list(client.run(seen, nanny=True).values()) == [settings, settings]
 
 
 def test_without_dask_a_cluster_scan_says_what_to_install(tmp_path: Path, astronaut_path: Path) -> None:
