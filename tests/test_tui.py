@@ -136,6 +136,44 @@ async def test_people_screen_lists_largest_first_hidden_out_of_the_way(arranged:
 
 
 @run_async
+async def test_a_library_still_being_read_is_not_shown_as_empty(
+    arranged: Library, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Until the people are read (a second or more in a large library), the list is empty
+    because it is loading, and says so: not "No one here yet", which told the owner of a large
+    library that it had lost everyone. A load that fails says so too."""
+    gate = threading.Event()
+    people = arranged.people
+
+    def slow_people() -> Any:
+        assert gate.wait(30)
+        return people()
+
+    monkeypatch.setattr(arranged, "people", slow_people)
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        info = str(app.screen.query_one("#person-info", Static).render())
+        assert row_labels(app) == [] and "Reading the library" in info and "No one" not in info
+        gate.set()
+        await settle(pilot)
+        info = str(app.screen.query_one("#person-info", Static).render())
+        assert row_labels(app)[0] == "Ada Lovelace" and "Reading" not in info
+
+    def broken() -> Any:
+        raise FacetagsError("the disk went away")
+
+    monkeypatch.setattr(arranged, "people", broken)
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        info = str(app.screen.query_one("#person-info", Static).render())
+        assert "could not be read" in info and "No one" not in info
+        shown = [str(n.message) for n in app._notifications]
+        assert shown == ["the disk went away"]
+
+
+@run_async
 async def test_filter_by_typing(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:

@@ -22,6 +22,7 @@ from facetags.db.records import Person
 from facetags.names import name_key
 from facetags.text import plural, shown
 from facetags.tui.faces import best_face, person_label
+from facetags.tui.messages import ActionFailed
 from facetags.tui.plain import plain_lines
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.confirm import ConfirmDialog
@@ -86,6 +87,9 @@ class PeopleScreen(LibraryScreen):
         self._rows: list[tuple[Any, ...]] | None = None
         self._sorted = True  # the rows are in size order (not kept in place: changed_elsewhere)
         self._sort_asked = False  # a sorted load is on its way: a later stable one sorts too
+        #: the people have been read once: before, an empty list is not an empty library
+        self._loaded = False
+        self._unreadable = False  # ... and reading them failed
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -122,6 +126,7 @@ class PeopleScreen(LibraryScreen):
         self.load("people", lambda lib: lib.people(), partial(self._show_people, stable=stable))
 
     def _show_people(self, people: list[Person], stable: bool = False) -> None:
+        self._loaded = True
         if stable and self.people:
             place = {p.id: i for i, p in enumerate(self.people)}
             on_screen = {p.id for p in self.shown}
@@ -221,8 +226,17 @@ class PeopleScreen(LibraryScreen):
         row = table.cursor_row
         return self.shown[row] if 0 <= row < len(self.shown) else None
 
+    def on_action_failed(self, message: ActionFailed) -> None:
+        """Says why the list is empty (Textual then calls LibraryScreen's, which notifies)."""
+        if message.label == "loading people":
+            self._unreadable = True
+            self._describe()
+
     def _describe(self) -> None:
         info = self.query_one("#person-info", Static)
+        if not self._loaded:  # not "No one here yet" for a large library still being read
+            info.update("The library could not be read." if self._unreadable else "Reading the library...")
+            return
         person = self.current
         named = sum(1 for p in self.people if p.name)
         clusters = len(self.people) - named
