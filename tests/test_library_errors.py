@@ -2,7 +2,8 @@
 non-zero exit from every command that writes, never a traceback.
 
 Real conditions, made as root: a full disk (a small tmpfs mounted here), an immutable library
-file (``chattr +i``: root ignores chmod 0400), a folder where SQLite cannot create the
+file (``chattr +i``), a library file marked read-only (``chmod 0444``: root could write it,
+facetags does not), a folder where SQLite cannot create the
 library's ``-wal`` and ``-shm`` files (``chattr +i`` on the folder), and a read-only mount (a
 read-only bind mount). Each runs ``scan``, ``name``, ``merge``, ``xmp write`` and ``watch``
 through the real CLI.
@@ -101,6 +102,15 @@ def read_only_mount(library: Path, where: Path) -> Iterator[Path]:
 
 
 @contextmanager
+def marked_read_only(library: Path, where: Path) -> Iterator[Path]:
+    where.mkdir()
+    target = where / "lib.db"
+    shutil.copy(library, target)
+    target.chmod(0o444)
+    yield target
+
+
+@contextmanager
 def full_disk(library: Path, where: Path, leave: int = 0) -> Iterator[Path]:
     """The library on a 4 MB tmpfs filled up to ``leave`` bytes."""
     where.mkdir()
@@ -118,6 +128,7 @@ def full_disk(library: Path, where: Path, leave: int = 0) -> Iterator[Path]:
 PLACES: dict[str, tuple[Callable[[Path, Path], AbstractContextManager[Path]], str]] = {
     "disk full": (full_disk, "the disk is full"),
     "immutable file": (immutable_file, "the library file is read-only"),
+    "file marked read-only": (marked_read_only, "the library file is read-only (no write permission)"),
     "read-only folder": (read_only_folder, "cannot create files in the library's folder"),
     "read-only mount": (read_only_mount, "the library is on a read-only file system"),
 }
@@ -146,6 +157,22 @@ def test_library_write_errors_are_one_line(made: tuple[Path, Path], tmp_path: Pa
             ["watch", "--poll", "1", str(photos)],
         ):
             _one_error_line(_cli(target, *command), says, " ".join(command))
+
+
+def test_a_library_marked_read_only_is_read_and_left_as_it_is(
+    made: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``chmod a-w`` on the library: the user's word that it is not to change. Root may write
+    such a file; facetags reads it (people, status, find) and changes nothing in it."""
+    library, _ = made
+    with marked_read_only(library, tmp_path / "place") as target:
+        before = target.read_bytes()
+        for command in (["people"], ["status"], ["find", "Ada"]):
+            done = _cli(target, *command)
+            assert done.returncode == 0 and "Traceback" not in done.stderr, (command, done.stderr)
+        assert "Ada" in _cli(target, "people").stdout
+        assert _cli(target, "name", "1", "Grace").returncode == 1
+        assert target.read_bytes() == before
 
 
 def test_disk_filling_up_during_a_scan_is_one_line(

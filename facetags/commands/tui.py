@@ -37,7 +37,9 @@ def tui(settings: Settings, images: str, poll: float) -> None:
     path = Path(settings.library).expanduser()
     if not path.exists():
         raise LibraryError(f"{path}: no library here (run `facetags scan DIR` first)")
-    read_only = not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+    from facetags.db.diagnose import marked_read_only
+
+    read_only = marked_read_only(path) or not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
     try:
         library = Library.open(path, settings, create=False)
     except LibraryError:

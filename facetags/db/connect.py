@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from facetags.db.diagnose import library_error
+from facetags.db.diagnose import library_error, marked_read_only
 from facetags.errors import LibraryError
 
 log = logging.getLogger(__name__)
@@ -54,8 +54,12 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
             raise LibraryError(f"{path}: no library here (run `facetags scan` first)")
         _create_private(path)
     _companions_private(path)  # before SQLite maps a read-only -shm left from before
+    # a file marked read-only is opened to read even by root, whom SQLite would let write
+    where: str | Path = path.absolute().as_uri() + "?mode=ro" if marked_read_only(path) else path
     try:
-        conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False)
+        conn = sqlite3.connect(
+            where, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=where != path
+        )
     except sqlite3.Error as exc:
         raise library_error(path, exc) from exc
     try:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import errno
 import os
 import sqlite3
+import stat
 import tempfile
 from pathlib import Path
 
@@ -62,6 +63,18 @@ def _free_bytes(folder: Path) -> int | None:
     return st.f_bavail * st.f_frsize
 
 
+def marked_read_only(path: str | os.PathLike[str]) -> bool:
+    """Whether the library file's mode has no write bit (``chmod a-w``): the user's word that it
+    is not to be changed. Root may write such a file, and facetags does not: it opens it to read
+    only, as it leaves a read-only photo alone (facetags.xmp.write)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    writable = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+    return stat.S_ISREG(st.st_mode) and st.st_size > 0 and not st.st_mode & writable
+
+
 def _not_writable(path: Path) -> str | None:
     """Why the library at ``path`` cannot be written, or None when nothing says it cannot."""
     folder = path.parent
@@ -73,6 +86,11 @@ def _not_writable(path: Path) -> str | None:
         return (
             "the library is on a read-only file system; mount it read-write, or use --library "
             "(or FACETAGS_LIBRARY) to choose a library on a writable disk"
+        )
+    if marked_read_only(path):
+        return (
+            "the library file is read-only (no write permission); make it writable "
+            "(chmod u+w), or use --library to choose another library"
         )
     try:
         os.close(os.open(path, os.O_RDWR))
