@@ -314,6 +314,34 @@ def test_a_photo_another_scan_indexed_meanwhile_is_no_duplicate(
     assert len(lib.store.photo_files(lib.photo_faces(later)[0].photo_id)) == 1
 
 
+def test_a_photo_another_scan_stored_while_this_one_analysed_it_is_no_duplicate(
+    open_library: OpenLibrary, photo_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The other scan stores the photo after this one looked its pixels up (not there yet) and
+    before this one takes the library to store it: it was counted as a duplicate of itself (3
+    of 4 runs of two scans of 364 photos started a second apart)."""
+    lib = open_library()
+    other = open_library()
+    later = photo_dir / "t1.jpg"
+    looked_up = lib.store.photo_by_hash
+    misses: list[str] = []  # t1.jpg's lookups: before analysing it, then before storing it
+
+    def the_other_scan_between(content_hash: str) -> int | None:
+        found = looked_up(content_hash)
+        if found is None and lib.store.file_by_path(str(photo_dir / "astronaut.jpg")):
+            misses.append(content_hash)
+            if len(misses) == 2:  # looked up to store it: the other scan stores it now
+                lib.store.commit_now()
+                assert other.index_photo(later) == "new"
+        return found
+
+    monkeypatch.setattr(lib.store, "photo_by_hash", the_other_scan_between)
+    report = lib.scan([photo_dir])
+    assert len(misses) == 2 and report.counts["new"] == 1 and report.counts["unchanged"] == 1
+    assert report.counts["duplicate"] == 0
+    assert len(lib.store.photo_files(lib.photo_faces(later)[0].photo_id)) == 1
+
+
 def test_a_named_photo_overwritten_by_a_copy_of_another_is_kept_as_missing(
     open_library: OpenLibrary, photo_dir: Path
 ) -> None:

@@ -457,6 +457,10 @@ class Indexer:
         """``path`` shows a photo already indexed: record it as a move, a duplicate, a change, or
         a missing photo found again."""
         with self.store.write():
+            now = self.store.file_by_path(path)
+            if now is not None and now.photo_id == photo_id and st.same_file(now):
+                self._done(path)  # indexed meanwhile by another process (a second scan)
+                return "unchanged"
             outcome = "duplicate"
             was_missing = self.store.photo_is_missing(photo_id)
             before = self._previous(path, row)
