@@ -4,7 +4,6 @@ the photos (and recording what each photo carries) and importing the names other
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import threading
 from collections.abc import Callable
@@ -37,21 +36,12 @@ class XmpSync:
 
     def faces_to_write(self, person_id: int | None = None) -> list[FaceRecord]:
         """What ``xmp write`` should visit: the faces (of one person, if given) and, always, the
-        faces whose photos carry a name facetags wrote that is no longer theirs, to take it back;
-        a photo in several files once for each file (its path)."""
+        faces whose photos carry a name facetags wrote that is no longer theirs, to take it back."""
         records = {r.face_id: r for r in self.faces(person_id)}
         for record in self.store.faces_with_stale_xmp():
             records.setdefault(record.face_id, record)
         # a missing photo is not on disk to write to: its tags wait until it is back
-        found = sorted((r for r in records.values() if not r.missing), key=lambda r: (r.photo_id, r.face_id))
-        # a photo in several files (copies in two folders, a backup beside the original): each
-        # file gets the names, so that a tool looking at any of them sees them
-        copies = self.store.copies({r.photo_id for r in found})
-        return [
-            dataclasses.replace(r, path=path) if path != r.path else r
-            for r in found
-            for path in copies.get(r.photo_id, [r.path])
-        ]
+        return sorted((r for r in records.values() if not r.missing), key=lambda r: (r.photo_id, r.face_id))
 
     def stale_xmp_photos(self) -> int:
         """How many photos on disk carry a name facetags wrote that the user has changed since
@@ -140,7 +130,6 @@ class _IndexedFiles:
         self.library = library
         self.photo_of = {Path(r.path): r.photo_id for r in records}
         self.dry_run = dry_run
-        self.unwritten: set[int] = set()  # photos a file of which failed in this run
 
     def check(self, photo: Path) -> str | None:
         from facetags.errors import DecodeError
@@ -189,20 +178,7 @@ class _IndexedFiles:
                 return
             if written and not st.same_file(row):
                 lib.store.touch_file(row.id, st)
-            if row.photo_id in self.unwritten:  # a copy failed: this file is not all of it
-                lib.store.xmp_unverified(row.photo_id)  # (now that names of ours are recorded)
-            else:
-                lib.store.xmp_verified(row.photo_id)
-
-    def failed(self, photo: Path) -> None:
-        """A copy that could not be written keeps its photo counted as not written (``status``)
-        and looked at again by the next ``xmp write``, whatever its other files got."""
-        photo_id = self.photo_of.get(photo)
-        if photo_id is None or self.dry_run:
-            return
-        self.unwritten.add(photo_id)
-        with self.library._lock, self.library.store.write():
-            self.library.store.xmp_unverified(photo_id)
+            lib.store.xmp_verified(row.photo_id)
 
 
 def _under(path: str, root: Path) -> bool:

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -227,89 +224,6 @@ def test_a_photo_back_from_a_backup_without_its_tags_is_written_again(library: t
     assert len(_regions_of(t1)) == 6
     assert unwritten() == 0
     assert _run(where, "write", "--embed").stdout.strip() == ""  # and nothing left to do
-
-
-def test_every_copy_of_a_photo_gets_its_names(library: tuple[Path, Path]) -> None:
-    """A photo in several files (a copy in another folder, a backup): names went into one file,
-    the first path indexed, which could be the backup; a tool showing the other saw nothing.
-    Each copy now gets them, a rename reaches each, and a copy found later is reported as not
-    written until the next write gives it the names."""
-    where, photos = library
-    from facetags.config import Settings
-    from facetags.library import Library
-
-    t1 = photos / "t1.jpg"
-    untagged = t1.read_bytes()
-    (photos / "a-backup").mkdir()
-    backup = photos / "a-backup" / "t1.jpg"
-    backup.write_bytes(untagged)
-
-    def scanned() -> tuple[int, list[str]]:
-        with Library.open(where, Settings(library=where), create=False) as lib:
-            report = lib.scan([photos])
-            return lib.status().unwritten_xmp_photos, sorted(k for k, v in report.counts.items() if v)
-
-    assert scanned()[1] == ["duplicate", "unchanged"]
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))  # its first path
-        person = lib.name(face.person_id or 0, "Alice").id
-    assert _run(where, "write", "--embed").exit_code == 0
-    assert "Alice" in _regions_of(t1) and "Alice" in _regions_of(backup)
-
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        lib.name(person, "Alicia")
-    assert _run(where, "write", "--embed").exit_code == 0
-    for copy in (t1, backup):
-        names = _regions_of(copy)
-        assert "Alicia" in names and "Alice" not in names, (copy, names)
-
-    later = photos / "z-later" / "t1.jpg"  # a third copy, from before any write
-    later.parent.mkdir()
-    later.write_bytes(untagged)
-    unwritten, seen = scanned()
-    assert seen == ["duplicate", "unchanged"] and unwritten == 1
-    assert _run(where, "write", "--embed").exit_code == 0
-    assert "Alicia" in _regions_of(later)
-    assert scanned()[0] == 0
-    assert _run(where, "write", "--embed").stdout.strip() == ""  # nothing left to do
-
-
-@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("chattr"), reason="needs root and chattr +i")
-@pytest.mark.parametrize("folder", ["zz-locked", "a-locked"])  # written after the other copy, before
-def test_a_copy_that_cannot_be_written_keeps_the_photo_unwritten_not_its_other_copy(
-    library: tuple[Path, Path], folder: str
-) -> None:
-    """One copy is written; the other fails (its folder is immutable), after it or before it:
-    the record of the name the written one carries stays (were it taken back, a later rename
-    would leave the old name in that copy as another tool's), and the photo counts as not
-    written until the other copy is written too."""
-    where, photos = library
-    from facetags.config import Settings
-    from facetags.library import Library
-
-    t1 = photos / "t1.jpg"
-    locked = photos / folder
-    locked.mkdir()
-    copy = locked / "t1.jpg"
-    copy.write_bytes(t1.read_bytes())
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        lib.scan([photos])
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
-        lib.name(face.person_id or 0, "Alice")
-    subprocess.run(["chattr", "+i", str(locked)], check=True)
-    try:
-        failed = _run(where, "write", "--embed")
-    finally:
-        subprocess.run(["chattr", "-i", str(locked)], check=True)
-    assert failed.exit_code != 0 and str(copy) in failed.output
-    assert "Alice" in _regions_of(t1) and "RegionInfo" not in exiftool("-RegionInfo", copy)[0]
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        assert lib.face(face.face_id).xmp_name == "Alice"
-        assert lib.status().unwritten_xmp_photos == 1
-    assert _run(where, "write", "--embed").exit_code == 0
-    assert "Alice" in _regions_of(copy)
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        assert lib.status().unwritten_xmp_photos == 0
 
 
 def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tuple[Path, Path]) -> None:

@@ -54,7 +54,7 @@ class Person:
 class FaceRecord:
     face_id: int
     photo_id: int
-    path: str  # absolute path of the photo (its first path when it has copies)
+    path: str  # absolute path of the photo (its first path when it has duplicates)
     box: tuple[float, float, float, float]  # x, y, w, h normalised to the upright photo
     score: float
     person_id: int | None

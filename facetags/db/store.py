@@ -169,20 +169,6 @@ class Store(PeopleStore):
         )
         return [_file(r) for r in rows]
 
-    def copies(self, photo_ids: Iterable[int]) -> dict[int, list[str]]:
-        """The paths of each photo that is in more than one file (exact copies), first path
-        first; a photo in one file is left out."""
-        wanted = set(photo_ids)
-        found: dict[int, list[str]] = {}
-        rows = self.conn.execute(
-            "SELECT photo_id, path FROM files WHERE photo_id IN"
-            " (SELECT photo_id FROM files GROUP BY photo_id HAVING COUNT(*) > 1) ORDER BY photo_id, id"
-        )
-        for photo_id, path in rows:
-            if photo_id in wanted:
-                found.setdefault(int(photo_id), []).append(str(path))
-        return found
-
     def add_file(self, path: str, photo_id: int, st: FileStat) -> int:
         cur = self.conn.execute(
             "INSERT INTO files (path, photo_id, size, mtime_ns, device, inode, seen_at) VALUES (?,"

@@ -493,7 +493,6 @@ class Indexer:
                     outcome = "moved"
                 else:
                     self.store.add_file(path, photo_id, st)
-                    self.store.xmp_unverified(photo_id)  # a new copy, without the names written so far
             self._done(path)
         return outcome
 

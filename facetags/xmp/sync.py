@@ -90,10 +90,6 @@ class Guard(Protocol):
         """``photo`` now carries what was asked (``written`` by this run, or found so), and that
         is recorded: its new size and time are facetags' own doing."""
 
-    def failed(self, photo: Path) -> None:
-        """Writing ``photo`` failed: it may not carry what is recorded (another file of the
-        same photo, a copy, may)."""
-
 
 def write_photos(
     photos: Mapping[Path, Sequence[FaceTag]],
@@ -110,20 +106,12 @@ def write_photos(
     ``remember(names)`` (``Library.remember_xmp_names``) records, photo by photo, the names of
     ours each photo carries: new ones just before the photo is replaced, all of them right after,
     before the next photo is touched. A run killed part-way leaves records that match the photos.
-    A photo in several files (copies: the same face ids in several paths) is written into each;
-    a copy that fails does not take back the record of a name another copy now carries.
     ``guard`` first says whether each photo is still the one the names are for.
     """
     from facetags.xmp.safefile import remove_stale_temps_in
 
     options = options or WriteOptions()
     results: list[WriteResult] = []
-    carried: set[int] = set()  # faces whose names a file written in this run carries
-
-    def claim(names: dict[int, str | None]) -> None:
-        assert remember is not None
-        remember({face: name for face, name in names.items() if name is not None or face not in carried})
-
     if not dry_run:  # what a writer that was killed left, in every folder visited
         for folder in sorted({path.parent for path in photos}):
             remove_stale_temps_in(folder)
@@ -136,17 +124,11 @@ def write_photos(
                 photo=path, target=None, mode="embedded", changes=[], warnings=[], error=refused
             )
         else:
-            result = write_photo(
-                path, photos[path], options, dry_run=dry_run, claim=claim if remember is not None else None
-            )
+            result = write_photo(path, photos[path], options, dry_run=dry_run, claim=remember)
         if remember is not None and not dry_run and not result.error and result.names:
             remember(result.names)
-            carried.update(result.names)
-        if guard is not None and not dry_run:
-            if not result.error:
-                guard.done(path, result.written)
-            elif refused is None:
-                guard.failed(path)
+        if guard is not None and not dry_run and not result.error:
+            guard.done(path, result.written)
         results.append(result)
         if progress is not None:
             progress(result)
