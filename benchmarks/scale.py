@@ -183,7 +183,9 @@ def run(folder: Path, workers: int, work: Path, cluster: str = "", profile: bool
         command += ["--cluster", address]
         if cluster == "warm":
             warm = [*command[:4], str(work / f"warm-{time.monotonic_ns()}.db"), *command[5:]]
-            subprocess.run([*warm, str(folder)], env=env, capture_output=True, check=True)
+            done = subprocess.run([*warm, str(folder)], env=env, capture_output=True, text=True)
+            if done.returncode != 0:
+                sys.exit(f"{done.stderr}the warming scan failed ({done.returncode})")
     engine_pids = [p.pid for p in engine]
     engine_cpu = tree_cpu(engine_pids)
     load_before = Path("/proc/loadavg").read_text().split()[:3]
@@ -244,6 +246,8 @@ def main() -> None:
     )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be 1 or more")
     plan = [(int(w), "") for w in args.workers.split(",")]
     plan += [(2, "fresh"), (2, "warm")] if args.cluster else []
     with tempfile.TemporaryDirectory(prefix="facetags-scale-") as tmp:

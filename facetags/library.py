@@ -110,6 +110,15 @@ class Library(Decisions, XmpSync):
         library.created = created
         return library
 
+    @property
+    def read_only(self) -> bool:
+        """Whether this process may not change the library: its file is marked read-only
+        (``chmod a-w``: then not even root does) or not writable here, or its folder is not."""
+        from facetags.db.diagnose import marked_read_only
+
+        path = self.path
+        return marked_read_only(path) or not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
+
     def close(self) -> None:
         self.store.conn.close()
 

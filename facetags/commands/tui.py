@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import os
 from pathlib import Path
 
 import click
@@ -37,9 +36,6 @@ def tui(settings: Settings, images: str, poll: float) -> None:
     path = Path(settings.library).expanduser()
     if not path.exists():
         raise LibraryError(f"{path}: no library here (run `facetags scan DIR` first)")
-    from facetags.db.diagnose import marked_read_only
-
-    read_only = marked_read_only(path) or not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK)
     try:
         library = Library.open(path, settings, create=False)
     except LibraryError:
@@ -49,7 +45,7 @@ def tui(settings: Settings, images: str, poll: float) -> None:
 
     from facetags.tui.app import FacetagsApp, NotifyHandler  # imports textual; asks the terminal
 
-    app = FacetagsApp(library, images=images, poll_seconds=poll, read_only=read_only)
+    app = FacetagsApp(library, images=images, poll_seconds=poll, read_only=library.read_only)
     root = logging.getLogger()
     saved = root.handlers[:]
     root.handlers = [NotifyHandler(app)]  # stderr is the screen while the app runs
