@@ -89,14 +89,14 @@ class LazyGroup(Group):
         return [name for names in SECTIONS.values() for name in names if _available(name)]
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        """The commands under the headings of :data:`SECTIONS`."""
-        width = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        """The commands under the headings of :data:`SECTIONS`, each with the first sentence of
+        its help, wrapped (click's default cuts it at the width, with "...")."""
         for heading, names in SECTIONS.items():
             rows = []
             for name in names:
                 command = self.get_command(ctx, name)  # None where not installed
                 if command is not None and not command.hidden:
-                    rows.append((name, command.get_short_help_str(width)))
+                    rows.append((name, command.get_short_help_str(limit=200)))  # wrapped, not cut
             if rows:
                 with formatter.section(heading):
                     formatter.write_dl(rows)

@@ -139,3 +139,15 @@ def test_a_bare_command_group_prints_its_help(env: dict[str, str]) -> None:
         proc = run(env, *args)
         assert proc.returncode == 0 and proc.stderr == "", proc.stderr
         assert proc.stdout.startswith("Usage: facetags") and shows in proc.stdout
+
+
+def test_the_command_list_says_each_summary_whole(env: dict[str, str]) -> None:
+    """`facetags --help` in 80 columns: each command's first sentence, wrapped; click's default
+    cut most of them short with "..." ("Index photo folders: new, changed, moved, duplicated
+    and...")."""
+    proc = run({**env, "COLUMNS": "80"}, "--help")
+    commands = proc.stdout.split("Start here:", 1)[1]
+    assert proc.returncode == 0 and "..." not in commands, proc.stdout
+    listed = " ".join(commands.split())
+    assert "scan Index photo folders: new, changed, moved, duplicated and missing photos." in listed
+    assert max(len(line) for line in proc.stdout.splitlines()) <= 80
