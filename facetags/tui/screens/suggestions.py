@@ -107,9 +107,11 @@ class SuggestionsScreen(LibraryScreen):
             return
         s = self.queue[0]
         # which photo helps a person decide; the model's similarity is there for the curious
-        text = f"Is this {self.name_text}?   face #{s.face_id} in {os.path.basename(s.path)}"
+        # the key to answer for a whole cluster first: in 80 columns a long name cuts the line
+        text = f"Is this {self.name_text}?"
         if s.cluster_faces > 1:
             text += f"   (its cluster holds {s.cluster_faces} faces: a for all)"
+        text += f"   face #{s.face_id} in {os.path.basename(s.path)}"
         question.update(plain(text))
         question.tooltip = f"similarity {s.score:.2f} (cluster {s.cluster_id})"
         candidate.show(None, text="…")
