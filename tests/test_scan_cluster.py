@@ -9,6 +9,7 @@ the engine's processes talk only over loopback. Real photos (../shared/data deep
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import shutil
@@ -275,6 +276,15 @@ def test_the_engine_talks_over_loopback_only(cluster: Cluster) -> None:
     assert addresses == {LOOPBACK}
 
 
+def _benchmark() -> Any:
+    """benchmarks/scale.py, which starts its clusters with the settings docs/scale.md gives."""
+    spec = importlib.util.spec_from_file_location("scale", ROOT / "benchmarks" / "scale.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def _leaves(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key, value in tree.items():
@@ -295,8 +305,7 @@ def test_the_dask_settings_in_the_docs_are_dasks_own_and_reach_scheduler_and_wor
     import distributed
     import yaml
 
-    text = (ROOT / "docs" / "scale.md").read_text()
-    block = text.split("~/.config/dask/facetags.yaml", 1)[1].split("```yaml\n", 1)[1].split("```", 1)[0]
+    block = _benchmark().dask_settings()  # the block, read from the docs as the benchmark reads it
     settings = _leaves(yaml.safe_load(block))
     assert "distributed.worker.profile.enabled" in settings
     defaults = _leaves(yaml.safe_load((Path(distributed.__file__).parent / "distributed.yaml").read_text()))

@@ -143,11 +143,12 @@ def scan(
             suspending(lib.store.suspend),  # Ctrl-Z: once its photos are committed
         ):
             fresh, where = lib.created, lib.path
-            said = [not fresh]
+            said = not fresh
 
             def progressed(done: int, total: int, path: str) -> None:
-                if not said[0]:  # once the first photo is in: a mistyped --library shows then, not
-                    said[0] = True  # after a long scan; a scan that cannot start says only why
+                nonlocal said
+                if not said:  # once the first photo is in: a mistyped --library shows then, not
+                    said = True  # after a long scan; a scan that cannot start says only why
                     say_new_library(where)
                 progress(done, total, path)
 
@@ -165,7 +166,7 @@ def scan(
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
         click.echo(summary(report))
-    if not said[0]:  # a scan of no photo
+    if not said:  # a scan of no photo
         say_new_library(where)
     if fresh and report.faces and not report.interrupted:  # a first scan: what to do next
         click.echo(shown(f"facetags: next, the people found:  facetags{library} people"), err=True)

@@ -54,11 +54,14 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
             raise LibraryError(f"{path}: no library here (run `facetags scan` first)")
         _create_private(path)
     _companions_private(path)  # before SQLite maps a read-only -shm left from before
-    # a file marked read-only is opened to read even by root, whom SQLite would let write
-    where: str | Path = path.absolute().as_uri() + "?mode=ro" if marked_read_only(path) else path
+    read_only = marked_read_only(path)  # opened to read even by root, whom SQLite would let write
     try:
         conn = sqlite3.connect(
-            where, timeout=BUSY_TIMEOUT_S, isolation_level=None, check_same_thread=False, uri=where != path
+            _to_read(path) if read_only else path,
+            timeout=BUSY_TIMEOUT_S,
+            isolation_level=None,
+            check_same_thread=False,
+            uri=read_only,
         )
     except sqlite3.Error as exc:
         raise library_error(path, exc) from exc
@@ -315,12 +318,16 @@ def _path_of(conn: sqlite3.Connection) -> str:
     return str(row[2]) if row and row[2] else "library"
 
 
+def _to_read(path: str | os.PathLike[str]) -> str:
+    """The URI that opens the library at ``path`` to read only."""
+    return Path(path).expanduser().resolve().as_uri() + "?mode=ro"
+
+
 def connect_readonly(path: str | os.PathLike[str]) -> sqlite3.Connection:
     """A read-only connection to an existing library (a worker process looking photos up while
     another process writes: WAL lets it read without waiting)."""
-    uri = Path(path).expanduser().resolve().as_uri() + "?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
+        conn = sqlite3.connect(_to_read(path), uri=True, timeout=BUSY_TIMEOUT_S, isolation_level=None)
         conn.execute(f"PRAGMA busy_timeout = {int(BUSY_TIMEOUT_S * 1000)}")
     except sqlite3.Error as exc:
         raise LibraryError(f"{path}: cannot open library to read ({exc})") from exc

@@ -314,12 +314,7 @@ class Indexer:
             seen = None if processed.unreachable else st  # (its failure keeps no size and mtime)
             return self._fail(path, seen, processed.error or "cannot decode", row)
         photo_id = self.store.photo_by_hash(photo.content_hash)
-        if photo_id is not None:
-            now = self.store.file_by_path(path) if row is None else None  # indexed since the walk
-            if now is not None and now.photo_id == photo_id and st.same_file(now):
-                with self.store.write():  # by another process (a second scan)
-                    self._done(path)
-                return "unchanged"
+        if photo_id is not None:  # (indexed at this path since the walk by another scan: _link)
             reoriented = self._reorient(path, photo_id, photo)
             if row is not None and row.photo_id == photo_id:
                 with self.store.write():
@@ -457,9 +452,9 @@ class Indexer:
         """``path`` shows a photo already indexed: record it as a move, a duplicate, a change, or
         a missing photo found again."""
         with self.store.write():
-            now = self.store.file_by_path(path)
-            if now is not None and now.photo_id == photo_id and st.same_file(now):
-                self._done(path)  # indexed meanwhile by another process (a second scan)
+            now = self.store.file_by_path(path)  # indexed meanwhile by another process (a second
+            if now is not None and now.photo_id == photo_id and st.same_file(now):  # scan), before
+                self._done(path)  # this one looked the pixels up or while it analysed them
                 return "unchanged"
             outcome = "duplicate"
             was_missing = self.store.photo_is_missing(photo_id)

@@ -87,9 +87,8 @@ class PeopleScreen(LibraryScreen):
         self._rows: list[tuple[Any, ...]] | None = None
         self._sorted = True  # the rows are in size order (not kept in place: changed_elsewhere)
         self._sort_asked = False  # a sorted load is on its way: a later stable one sorts too
-        #: the people have been read once: before, an empty list is not an empty library
-        self._loaded = False
-        self._unreadable = False  # ... and reading them failed
+        #: what the side says until the people are read (an empty list is not an empty library)
+        self._unread: str | None = "Reading the library..."
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -126,7 +125,7 @@ class PeopleScreen(LibraryScreen):
         self.load("people", lambda lib: lib.people(), partial(self._show_people, stable=stable))
 
     def _show_people(self, people: list[Person], stable: bool = False) -> None:
-        self._loaded = True
+        self._unread = None
         if stable and self.people:
             place = {p.id: i for i, p in enumerate(self.people)}
             on_screen = {p.id for p in self.shown}
@@ -228,14 +227,14 @@ class PeopleScreen(LibraryScreen):
 
     def on_action_failed(self, message: ActionFailed) -> None:
         """Says why the list is empty (Textual then calls LibraryScreen's, which notifies)."""
-        if message.label == "loading people":
-            self._unreadable = True
+        if message.label == "loading people" and self._unread is not None:
+            self._unread = "The library could not be read."
             self._describe()
 
     def _describe(self) -> None:
         info = self.query_one("#person-info", Static)
-        if not self._loaded:  # not "No one here yet" for a large library still being read
-            info.update("The library could not be read." if self._unreadable else "Reading the library...")
+        if self._unread is not None:  # not "No one here yet" for a large library still being read
+            info.update(self._unread)
             return
         person = self.current
         named = sum(1 for p in self.people if p.name)
