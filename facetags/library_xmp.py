@@ -36,26 +36,30 @@ class XmpSync:
 
     def faces_to_write(self, person_id: int | None = None) -> list[FaceRecord]:
         """What ``xmp write`` should visit: the faces (of one person, if given) and, always, the
-        faces whose photos carry a name facetags wrote that is no longer theirs, to take it back."""
-        records = {r.face_id: r for r in self.faces(person_id)}
+        faces whose photos carry a name facetags wrote that is no longer theirs, to take it back.
+        A photo kept in several files (copies: the same pixels in two folders, a backup beside
+        the original) is visited in each, with what facetags wrote into that file (``path``,
+        ``xmp_name``)."""
+        records = {(r.face_id, r.path): r for r in self.store.face_files(self.faces(person_id))}
         for record in self.store.faces_with_stale_xmp():
-            records.setdefault(record.face_id, record)
+            records.setdefault((record.face_id, record.path), record)
         # a missing photo is not on disk to write to: its tags wait until it is back
-        return sorted((r for r in records.values() if not r.missing), key=lambda r: (r.photo_id, r.face_id))
+        on_disk = (r for r in records.values() if not r.missing)
+        return sorted(on_disk, key=lambda r: (r.photo_id, r.path, r.face_id))
 
     def stale_xmp_photos(self) -> int:
         """How many photos on disk carry a name facetags wrote that the user has changed since
         (a missing photo cannot be written to: it waits until it is back)."""
         with self._lock:
-            return len({f.photo_id for f in self.store.faces_with_stale_xmp() if not f.missing})
+            return len({f.photo_id for f in self.store.faces_with_stale_xmp()})
 
-    def remember_xmp_names(self, names: dict[int, str | None]) -> None:
-        """Record what a successful XMP write left in the photos for each face (face id -> the name
-        facetags' region now carries, None: none of ours)."""
+    def remember_xmp_names(self, path: Path, names: dict[int, str | None]) -> None:
+        """Record what a successful XMP write left in the file at ``path`` for each face (face
+        id -> the name facetags' region now carries, None: none of ours)."""
         if not names:
             return
         with self._lock, self.store.write():
-            self.store.set_xmp_names(names)
+            self.store.set_xmp_names(str(path), names)
 
     def xmp_options(self, **overrides: Any) -> WriteOptions:
         """The XMP write options of the settings, with ``overrides`` (WriteOptions' fields);
@@ -111,11 +115,11 @@ class XmpSync:
         from facetags.xmp.sync import import_faces
 
         root = Path(directory)
-        by_photo: dict[str, list[FaceRecord]] = {}
-        for record in self.faces():
+        by_file: dict[str, list[FaceRecord]] = {}
+        for record in self.store.face_files(self.faces()):  # each copy of a photo, with its record
             if _under(record.path, root) and not record.missing:  # a missing photo's path is stale
-                by_photo.setdefault(record.path, []).append(record)
-        return import_faces(self, by_photo, dry_run=dry_run, progress=progress)
+                by_file.setdefault(record.path, []).append(record)
+        return import_faces(self, by_file, dry_run=dry_run, progress=progress)
 
 
 class _IndexedFiles:
@@ -130,6 +134,7 @@ class _IndexedFiles:
         self.library = library
         self.photo_of = {Path(r.path): r.photo_id for r in records}
         self.dry_run = dry_run
+        self.unwritten: set[int] = set()  # photos a file of which failed in this run
 
     def check(self, photo: Path) -> str | None:
         from facetags.errors import DecodeError
@@ -178,7 +183,20 @@ class _IndexedFiles:
                 return
             if written and not st.same_file(row):
                 lib.store.touch_file(row.id, st)
-            lib.store.xmp_verified(row.photo_id)
+            if row.photo_id in self.unwritten:  # a copy failed: this file is not all of the photo
+                lib.store.xmp_unverified(row.photo_id)  # (now that names of ours are recorded)
+            else:
+                lib.store.xmp_verified(row.photo_id)
+
+    def failed(self, photo: Path) -> None:
+        """A copy that could not be written keeps its photo counted as not written (``status``)
+        and looked at again by the next ``xmp write``, whatever its other files got."""
+        photo_id = self.photo_of.get(photo)
+        if photo_id is None or self.dry_run:
+            return
+        self.unwritten.add(photo_id)
+        with self.library._lock, self.library.store.write():
+            self.library.store.xmp_unverified(photo_id)
 
 
 def _under(path: str, root: Path) -> bool:

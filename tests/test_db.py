@@ -194,6 +194,40 @@ def test_names_keyed_before_0006_read_typographic_apostrophes_as_plain(tmp_path:
     assert key == name_key("Zoë O’Brien‐Smith") == name_key("zoe o'brien-smith") == "zoe o'brien-smith"
 
 
+def test_xmp_names_of_0007_move_to_the_file_they_were_written_into(tmp_path: Path) -> None:
+    """Until 0008 names went into the first path a photo was indexed at, and the record was the
+    face's: each record becomes that file's (a missing photo's: where it was last seen), so the
+    photo's other files count as not written yet, not as carrying the names."""
+    conn = connect(tmp_path / "old.db")
+    migrate(conn, target=7)
+    _fill(conn)  # photo 1 at /p/a.jpg, faces 1 and 2
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO files (path, photo_id, size, mtime_ns, device, inode, seen_at)"
+            " VALUES ('/p/0-copy/a.jpg', 1, 10, 20, 1, 3, 0)"  # a copy found later: sorts first
+        )
+        conn.execute(
+            "INSERT INTO photos (id, content_hash, width, height, detector, created_at)"
+            " VALUES (2, '1280:def', 640, 480, 'mtcnn', 0)"
+        )
+        conn.execute(
+            "INSERT INTO faces (photo_id, idx, x, y, w, h, landmarks, score, thumb) VALUES"
+            " (2, 0, 0.1, 0.1, 0.2, 0.2, ?, 0.99, x'ffd8')",
+            (vectors.landmarks_to_blob(np.zeros((5, 2))),),
+        )
+        conn.execute(
+            "INSERT INTO missing (path, photo_id, since, reason) VALUES ('/p/gone.jpg', 2, 0, 'gone')"
+        )
+        conn.executemany(
+            "INSERT INTO xmp_names (face_id, name, written_at) VALUES (?, ?, 5)",
+            [(1, "Ada"), (2, "Bob"), (3, "Cy")],
+        )
+    migrate(conn)
+    rows = conn.execute("SELECT face_id, path, name, written_at FROM xmp_names ORDER BY face_id").fetchall()
+    assert rows == [(1, "/p/a.jpg", "Ada", 5), (2, "/p/a.jpg", "Bob", 5), (3, "/p/gone.jpg", "Cy", 5)]
+    assert Store(conn).photos_with_unwritten_names() == 1  # Ada's face, in the copy
+
+
 def test_upgraded_schema_equals_fresh_schema(tmp_path: Path) -> None:
     fresh = connect(tmp_path / "fresh.db")
     migrate(fresh)

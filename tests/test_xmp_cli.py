@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import shutil
+import subprocess
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -224,6 +229,233 @@ def test_a_photo_back_from_a_backup_without_its_tags_is_written_again(library: t
     assert len(_regions_of(t1)) == 6
     assert unwritten() == 0
     assert _run(where, "write", "--embed").stdout.strip() == ""  # and nothing left to do
+
+
+def _scanned(where: Path, photos: Path) -> tuple[int, list[str]]:
+    """Scan ``photos`` again: the photos whose names are not all written, and what the scan saw."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        report = lib.scan([photos])
+        return lib.status().unwritten_xmp_photos, sorted(k for k, v in report.counts.items() if v)
+
+
+def _status(where: Path) -> dict[str, Any]:
+    done = CliRunner().invoke(cli, ["--library", str(where), "status", "--json"])
+    assert done.exit_code == 0, done.output
+    return dict(json.loads(done.stdout))
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Nothing can be written in ``folder`` meanwhile: immutable for root (who passes every
+    permission check), read-only for anyone else."""
+    if os.geteuid() == 0:
+        if not shutil.which("chattr"):
+            pytest.skip("as root, locking a folder needs chattr")
+        subprocess.run(["chattr", "+i", str(folder)], check=True)
+    else:
+        folder.chmod(0o555)
+    try:
+        yield
+    finally:
+        if os.geteuid() == 0:
+            subprocess.run(["chattr", "-i", str(folder)], check=True)
+        else:
+            folder.chmod(0o755)
+
+
+def test_every_copy_of_a_photo_gets_its_names(library: tuple[Path, Path]) -> None:
+    """A photo in several files (a copy in another folder, a backup): names went into one file,
+    the first path indexed, which could be the backup; a tool showing the other saw nothing.
+    Each copy now gets them, a rename reaches each, and a copy found later is reported as not
+    written until the next write gives it the names."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    untagged = t1.read_bytes()
+    (photos / "a-backup").mkdir()
+    backup = photos / "a-backup" / "t1.jpg"
+    backup.write_bytes(untagged)
+
+    assert _scanned(where, photos)[1] == ["duplicate", "unchanged"]
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))  # its first path
+        person = lib.name(face.person_id or 0, "Alice").id
+        assert lib.status().unwritten_xmp_photos == 1
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert "Alice" in _regions_of(t1) and "Alice" in _regions_of(backup)
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Alicia")
+        assert lib.status().stale_xmp_photos == 1
+    assert _run(where, "write", "--embed").exit_code == 0
+    for copy in (t1, backup):
+        names = _regions_of(copy)
+        assert "Alicia" in names and "Alice" not in names, (copy, names)
+
+    later = photos / "z-later" / "t1.jpg"  # a third copy, from before any write
+    later.parent.mkdir()
+    later.write_bytes(untagged)
+    unwritten, seen = _scanned(where, photos)
+    assert seen == ["duplicate", "unchanged"] and unwritten == 1
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert "Alicia" in _regions_of(later)
+    assert _scanned(where, photos)[0] == 0
+    assert _run(where, "write", "--embed").stdout.strip() == ""  # nothing left to do
+
+    # a copy of a written file carries facetags' names: known as ours, a rename reaches it
+    tagged = photos / "z-tagged" / "t1.jpg"
+    tagged.parent.mkdir()
+    shutil.copy2(t1, tagged)
+    assert _scanned(where, photos) == (1, ["duplicate", "unchanged"])
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Ally")
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "conflict" not in done.output and "another tool" not in done.output
+    for copy in (t1, backup, later, tagged):
+        names = _regions_of(copy)
+        assert "Ally" in names and "Alicia" not in names, (copy, names)
+
+
+@pytest.mark.parametrize("folder", ["zz-locked", "a-locked"])  # written after the other copy, before
+def test_a_copy_that_cannot_be_written_keeps_the_photo_unwritten_not_its_other_copy(
+    library: tuple[Path, Path], folder: str
+) -> None:
+    """One copy is written; the other fails (its folder cannot be written), after it or before
+    it: the record of the name the written one carries stays, and the photo counts as not
+    written until the other copy is written too."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    locked = photos / folder
+    locked.mkdir()
+    copy = locked / "t1.jpg"
+    original = t1.read_bytes()
+    copy.write_bytes(original)
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.scan([photos])
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        lib.name(face.person_id or 0, "Alice")
+    with _locked(locked):
+        failed = _run(where, "write", "--embed")
+    assert failed.exit_code != 0 and str(copy) in failed.output
+    assert "Alice" in _regions_of(t1) and "RegionInfo" not in exiftool("-RegionInfo", copy)[0]
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.face(face.face_id).xmp_name == "Alice"
+        assert lib.status().unwritten_xmp_photos == 1
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert "Alice" in _regions_of(copy)
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.status().unwritten_xmp_photos == 0
+
+    # the copy is deleted, then comes back from before the write: its record says "Alice", its
+    # file says nothing, and it cannot be written: the photo stays unwritten, whichever file
+    # the write visits first
+    copy.unlink()
+    assert _scanned(where, photos) == (0, ["copy_gone", "unchanged"])
+    copy.write_bytes(original)
+    assert _scanned(where, photos) == (1, ["duplicate", "unchanged"])
+    with _locked(locked):
+        assert _run(where, "write", "--embed").exit_code != 0
+    assert _scanned(where, photos)[0] == 1
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert "Alice" in _regions_of(copy) and _scanned(where, photos)[0] == 0
+
+
+def test_a_copy_that_missed_a_rename_is_put_right_and_never_imported(library: tuple[Path, Path]) -> None:
+    """Both copies say "Alice"; the user renames her "Alicia" while one copy cannot be written
+    (a backup drive, a locked folder). That copy still says "Alice", and the library knows it is
+    facetags' own old name there: status counts it as stale, an import does not take it for
+    another tool's decision (it would have moved the face to a new person "Alice"), and the next
+    write puts it right. A record per face could not tell: it said "Alicia" for both."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    backup = photos / "backup" / "t1.jpg"
+    backup.parent.mkdir()
+    backup.write_bytes(t1.read_bytes())
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.scan([photos])
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        person = lib.name(face.person_id or 0, "Alice").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert "Alice" in _regions_of(backup)
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Alicia")
+    with _locked(backup.parent):
+        assert _run(where, "write", "--embed").exit_code != 0
+    assert "Alicia" in _regions_of(t1) and "Alice" in _regions_of(backup)  # the copy missed it
+    assert _status(where)["stale_xmp_photos"] == 1
+
+    imported = _run(where, "import", str(photos))
+    assert imported.exit_code == 0, imported.output
+    assert "1 stale names of facetags' own ignored" in imported.stderr
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.face(face.face_id).person_id == person
+        assert not [p for p in lib.people() if p.name == "Alice"]
+
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and str(backup) in done.stdout
+    names = _regions_of(backup)
+    assert "Alicia" in names and "Alice" not in names
+    assert _status(where)["stale_xmp_photos"] == 0
+    assert _run(where, "write", "--embed").stdout.strip() == ""
+
+
+def test_names_follow_a_moved_copy_and_copies_that_disagree_are_a_conflict_on_import(
+    library: tuple[Path, Path],
+) -> None:
+    """A copy written by facetags, then moved by a scan's eyes (renamed on disk): its record
+    moves with it, so a rename still takes the old name back there. And two copies that another
+    tool named differently: the import names the face from the first file and reports the
+    other as a conflict, instead of naming it twice."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    untagged = t1.read_bytes()
+    (photos / "b").mkdir()
+    copy = photos / "b" / "t1.jpg"
+    copy.write_bytes(untagged)
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.scan([photos])
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        person = lib.name(face.person_id or 0, "Alice").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    moved = photos / "c" / "renamed.jpg"
+    moved.parent.mkdir()
+    copy.rename(moved)
+    assert _scanned(where, photos) == (0, ["moved", "unchanged"])
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Alicia")
+    assert _run(where, "write", "--embed").exit_code == 0
+    names = _regions_of(moved)
+    assert "Alicia" in names and "Alice" not in names, names
+
+    # another tool names a face of a fresh photo differently in its two copies
+    from tests.xmp_support import tag_astronaut
+
+    astronaut = photos / "astronaut.jpg"
+    second = photos / "d" / "astronaut.jpg"
+    second.parent.mkdir()
+    shutil.copyfile(astronaut, second)
+    tag_astronaut(second.parent, "Eileen M. Collins")
+    _scanned(where, photos)
+    imported = _run(where, "import", str(photos))
+    assert imported.exit_code == 0, imported.output
+    assert "another copy of the photo says 'Eileen Collins'; kept 'Eileen Collins'" in imported.stderr
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert [p.name for p in lib.people() if p.name and p.name.startswith("Eileen")] == ["Eileen Collins"]
 
 
 def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tuple[Path, Path]) -> None:

@@ -7,6 +7,7 @@ the library; none commits on its own (the caller's transaction decides).
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sqlite3
 import time
@@ -182,6 +183,10 @@ class Store(PeopleStore):
 
     def move_file(self, file_id: int, new_path: str, st: FileStat) -> None:
         self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, file_id))
+        self.conn.execute(  # what facetags wrote into the file moves with it
+            "UPDATE OR REPLACE xmp_names SET path = ? WHERE path = (SELECT path FROM files WHERE id = ?)",
+            (new_path, file_id),
+        )
         self.conn.execute(
             "UPDATE files SET path = ?, size = ?, mtime_ns = ?, device = ?, inode = ?, seen_at = ?"
             " WHERE id = ?",
@@ -202,6 +207,10 @@ class Store(PeopleStore):
         self.conn.execute("DELETE FROM files WHERE path > ? AND path < ?", (d_lo, d_hi))
         cur = self.conn.execute(
             "UPDATE files SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
+            (d_lo, len(s_lo) + 1, s_lo, s_hi),
+        )
+        self.conn.execute(  # what facetags wrote into the files moves with them
+            "UPDATE OR REPLACE xmp_names SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
             (d_lo, len(s_lo) + 1, s_lo, s_hi),
         )
         for table in ("failures", "queue"):
@@ -505,7 +514,9 @@ class Store(PeopleStore):
             " ph.width, ph.height, x.name,"
             " (SELECT path FROM missing WHERE photo_id = f.photo_id LIMIT 1)"
             " FROM faces f JOIN photos ph ON ph.id = f.photo_id LEFT JOIN people p ON p.id = f.person_id"
-            " LEFT JOIN xmp_names x ON x.face_id = f.id"
+            " LEFT JOIN xmp_names x ON x.face_id = f.id AND x.path = COALESCE((SELECT path FROM files"
+            " WHERE photo_id = f.photo_id ORDER BY id LIMIT 1), (SELECT path FROM missing WHERE"
+            " photo_id = f.photo_id LIMIT 1))"
             f" WHERE {'f.not_face = 0' if real_only else '1'} {where} ORDER BY f.photo_id, f.idx",
             params,
         )
@@ -528,18 +539,46 @@ class Store(PeopleStore):
             for r in rows
         ]
 
+    def face_files(self, records: Iterable[FaceRecord], written_only: bool = False) -> list[FaceRecord]:
+        """Each record once for every file its photo is in (copies: the same pixels in several
+        places), first indexed first, with the name facetags wrote into that file for the face
+        (``xmp_name``); a missing photo's record as it is. ``written_only``: only the files
+        that carry a name of facetags' (a cheaper query on a large library)."""
+        wanted = {r.face_id: r for r in records}
+        out: list[FaceRecord] = []
+        rows = self.conn.execute(
+            "SELECT f.id, fl.path, x.name FROM faces f JOIN files fl ON fl.photo_id = f.photo_id"
+            f" {'' if written_only else 'LEFT '}JOIN xmp_names x ON x.face_id = f.id AND x.path = fl.path"
+            " ORDER BY f.id, fl.id"
+        )
+        shown: set[int] = set()
+        for face_id, path, name in rows:
+            record = wanted.get(int(face_id))
+            if record is not None:
+                shown.add(record.face_id)
+                out.append(dataclasses.replace(record, path=str(path), xmp_name=name))
+        if not written_only:
+            out += [r for r in wanted.values() if r.face_id not in shown]
+        return out
+
     def faces_with_stale_xmp(self) -> list[FaceRecord]:
         """Faces whose photo carries a name facetags wrote that is no longer theirs (renamed,
-        moved, rejected, unnamed, or "not a face"): what the next ``xmp write`` takes back."""
-        found = self._face_records("AND x.name IS NOT NULL", (), real_only=False)
-        return [r for r in found if (r.person_name or "").casefold() != (r.xmp_name or "").casefold()]
+        moved, rejected, unnamed, or "not a face"): what the next ``xmp write`` takes back. One
+        record for each file on disk that carries such a name (``path``, ``xmp_name``)."""
+        found = self._face_records("AND f.id IN (SELECT face_id FROM xmp_names)", (), real_only=False)
+        return [
+            r
+            for r in self.face_files(found, written_only=True)
+            if r.xmp_name is not None and (r.person_name or "").casefold() != r.xmp_name.casefold()
+        ]
 
     def photos_with_unwritten_names(self) -> int:
-        """Photos on disk with a named face whose name facetags has never written into the
-        photo's XMP (a missing photo cannot be written to: it waits until it is back)."""
+        """Photos on disk with a named face whose name facetags has never written into one of
+        the photo's files (a missing photo cannot be written to: it waits until it is back)."""
         row = self.conn.execute(
             "SELECT COUNT(DISTINCT f.photo_id) FROM faces f JOIN people p ON p.id = f.person_id"
-            " LEFT JOIN xmp_names x ON x.face_id = f.id"
+            " JOIN files fl ON fl.photo_id = f.photo_id"
+            " LEFT JOIN xmp_names x ON x.face_id = f.id AND x.path = fl.path"
             " WHERE f.not_face = 0 AND p.name IS NOT NULL"
             " AND (x.name IS NULL OR EXISTS (SELECT 1 FROM xmp_unverified u WHERE u.photo_id = f.photo_id))"
             " AND NOT EXISTS (SELECT 1 FROM missing m WHERE m.photo_id = f.photo_id)"
@@ -547,8 +586,9 @@ class Store(PeopleStore):
         return int(row[0])
 
     def xmp_unverified(self, photo_id: int) -> None:
-        """The photo's file may no longer carry the names facetags wrote into it (it came back
-        from elsewhere, or another program rewrote its metadata): only if it was written to."""
+        """A file of the photo may not carry the names facetags wrote into it (it came back from
+        elsewhere, a copy appeared, another program rewrote its metadata): only if it was
+        written to."""
         self.conn.execute(
             "INSERT OR IGNORE INTO xmp_unverified (photo_id, since) SELECT ?, ?"
             " WHERE EXISTS (SELECT 1 FROM xmp_names x JOIN faces f ON f.id = x.face_id WHERE f.photo_id = ?)",
@@ -556,23 +596,36 @@ class Store(PeopleStore):
         )
 
     def xmp_verified(self, photo_id: int) -> None:
-        """An ``xmp write`` found (or made) the photo's file carry what is recorded."""
+        """An ``xmp write`` found (or made) each file of the photo carry what is recorded."""
         self.conn.execute("DELETE FROM xmp_unverified WHERE photo_id = ?", (photo_id,))
 
-    def set_xmp_names(self, names: dict[int, str | None]) -> None:
-        """Remember what facetags' XMP now says of each face (None: no name of ours any more)."""
+    def set_xmp_names(self, path: str, names: dict[int, str | None]) -> None:
+        """Remember what facetags' XMP in the file at ``path`` now says of each face (None: no
+        name of ours any more)."""
         now = time.time()
         for face_id, name in names.items():
             if name is None:
-                self.conn.execute("DELETE FROM xmp_names WHERE face_id = ?", (face_id,))
+                self.conn.execute("DELETE FROM xmp_names WHERE face_id = ? AND path = ?", (face_id, path))
             else:
                 self.conn.execute(
-                    "INSERT INTO xmp_names (face_id, name, written_at) SELECT ?, ?, ?"
+                    "INSERT INTO xmp_names (face_id, path, name, written_at) SELECT ?, ?, ?, ?"
                     " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)"
-                    " ON CONFLICT (face_id) DO UPDATE"
+                    " ON CONFLICT (face_id, path) DO UPDATE"
                     " SET name = excluded.name, written_at = excluded.written_at",
-                    (face_id, name, now, face_id),
+                    (face_id, path, name, now, face_id),
                 )
+
+    def xmp_names_follow(self, photo_id: int, path: str) -> None:
+        """``path`` is a new file of the photo (a copy, or the photo back from elsewhere): take it
+        to carry, for each face, the name facetags last wrote into one of the photo's files, so
+        that a name it may carry is known as facetags' own (the photo is unverified: the next
+        ``xmp write`` looks). A record the path already has (the same file back) stays."""
+        self.conn.execute(
+            "INSERT OR IGNORE INTO xmp_names (face_id, path, name, written_at)"
+            " SELECT x.face_id, ?, x.name, x.written_at FROM xmp_names x JOIN faces f ON f.id = x.face_id"
+            " WHERE f.photo_id = ? AND x.path != ? ORDER BY x.written_at DESC",
+            (path, photo_id, path),
+        )
 
     def all_faces(self) -> list[FaceRecord]:
         return self._face_records("", ())

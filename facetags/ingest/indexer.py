@@ -466,12 +466,14 @@ class Indexer:
             if was_missing:
                 self.store.found_again(photo_id)
                 self.store.add_file(path, photo_id, st)
+                self.store.xmp_names_follow(photo_id, path)
                 self.store.xmp_unverified(photo_id)  # back from a backup, maybe without our tags
                 outcome = "restored" if before == photo_id else "moved"
                 log.info("%s: a missing photo is back; its faces and decisions are kept", printable(path))
             elif before is not None:
                 self.store.add_file(path, photo_id, st)  # repoint: the file's content changed
                 self.store.keep_missing(path, before, REPLACED)
+                self.store.xmp_names_follow(photo_id, path)
                 self.store.xmp_unverified(photo_id)
                 outcome = "changed"
             else:
@@ -486,8 +488,10 @@ class Indexer:
                 if gone is not None:
                     self.store.move_file(gone.id, path, st)
                     outcome = "moved"
-                else:
+                else:  # a copy: it gets the names too (facetags.library_xmp), maybe has them
                     self.store.add_file(path, photo_id, st)
+                    self.store.xmp_names_follow(photo_id, path)
+                    self.store.xmp_unverified(photo_id)
             self._done(path)
         return outcome
 

@@ -11,6 +11,7 @@ library's ``people``/``set_assignment``/``name`` methods. ``Library.write_xmp`` 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import threading
@@ -77,7 +78,8 @@ def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -
     return photos
 
 
-Remember = Callable[[dict[int, str | None]], None]
+#: Records what a file (its path) now carries of ours for each face (``Library.remember_xmp_names``).
+Remember = Callable[[Path, dict[int, str | None]], None]
 
 
 class Guard(Protocol):
@@ -89,6 +91,9 @@ class Guard(Protocol):
     def done(self, photo: Path, written: bool) -> None:
         """``photo`` now carries what was asked (``written`` by this run, or found so), and that
         is recorded: its new size and time are facetags' own doing."""
+
+    def failed(self, photo: Path) -> None:
+        """Writing ``photo`` failed: it may not carry what its photo's other files (copies) do."""
 
 
 def write_photos(
@@ -103,10 +108,12 @@ def write_photos(
 ) -> list[WriteResult]:
     """:func:`facetags.xmp.write.write_photo` for each photo; a failure is reported, not raised.
 
-    ``remember(names)`` (``Library.remember_xmp_names``) records, photo by photo, the names of
-    ours each photo carries: new ones just before the photo is replaced, all of them right after,
-    before the next photo is touched. A run killed part-way leaves records that match the photos.
-    ``guard`` first says whether each photo is still the one the names are for.
+    ``remember(path, names)`` (``Library.remember_xmp_names``) records, file by file, the names
+    of ours each file carries: new ones just before the file is replaced, all of them right
+    after, before the next file is touched. A run killed part-way leaves records that match the
+    files. A photo in several files (copies: the same face ids at several paths) is written into
+    each, with each file's own record (``FaceTag.previous``). ``guard`` first says whether each
+    file still shows the photo the names are for.
     """
     from facetags.xmp.safefile import remove_stale_temps_in
 
@@ -124,11 +131,15 @@ def write_photos(
                 photo=path, target=None, mode="embedded", changes=[], warnings=[], error=refused
             )
         else:
-            result = write_photo(path, photos[path], options, dry_run=dry_run, claim=remember)
+            claim = functools.partial(remember, path) if remember is not None else None
+            result = write_photo(path, photos[path], options, dry_run=dry_run, claim=claim)
         if remember is not None and not dry_run and not result.error and result.names:
-            remember(result.names)
-        if guard is not None and not dry_run and not result.error:
-            guard.done(path, result.written)
+            remember(path, result.names)
+        if guard is not None and not dry_run:
+            if not result.error:
+                guard.done(path, result.written)
+            elif refused is None:
+                guard.failed(path)
         results.append(result)
         if progress is not None:
             progress(result)
@@ -238,7 +249,12 @@ class Applied:
 
 
 def apply_import(
-    lib: Decisions, matches: Iterable[Match], face_records: Mapping[int, FaceLike], *, dry_run: bool = False
+    lib: Decisions,
+    matches: Iterable[Match],
+    face_records: Mapping[int, FaceLike],
+    *,
+    dry_run: bool = False,
+    earlier: Mapping[int, str] | None = None,
 ) -> Applied:
     """Apply matched names as the user's decisions.
 
@@ -247,15 +263,28 @@ def apply_import(
     wins over another tool's; so is a face the user rejected from the person of that name. A name
     facetags wrote itself (``xmp_name``) that the face no longer has is facetags' own stale tag,
     not another tool's decision: ignored (``stale``). Otherwise the face goes to the person with
-    that name, created if needed, as a ``source="user"`` assignment.
+    that name, created if needed, as a ``source="user"`` assignment. ``earlier``: the faces this
+    run named already (face id -> name), from another file of the same photo (a copy): a copy
+    that says otherwise is a conflict, and the first file's name stays.
     """
     out = Applied()
+    earlier = earlier or {}
     by_name: dict[str, int] = {}
     for person in lib.people():
         if person.name:
             by_name.setdefault(name_key(person.name), int(person.id))
     for match in matches:
         record = face_records.get(match.face_id)
+        first = earlier.get(match.face_id)
+        if first is not None:  # named from another copy of the photo in this run
+            if name_key(first) == name_key(match.name):
+                out.unchanged.append((match.face_id, match.name))
+            else:
+                out.conflicts.append(
+                    f"face {match.face_id} in {record.path if record else '?'}: XMP says {match.name!r}, "
+                    f"another copy of the photo says {first!r}; kept {first!r}"
+                )
+            continue
         current = record.person_name if record is not None else None
         if current and name_key(current) == name_key(match.name):
             out.unchanged.append((match.face_id, match.name))
@@ -312,14 +341,18 @@ def import_faces(
     dry_run: bool = False,
     progress: Callable[[PhotoImport], None] | None = None,
 ) -> ImportRun:
-    """Import the regions of each photo (path -> its face records) present on disk, in path order."""
+    """Import the regions of each file (path -> its face records, each with what facetags wrote
+    into that file: ``xmp_name``) present on disk, in path order."""
     run = ImportRun(photos=len(by_photo))
+    named: dict[int, str] = {}  # faces named in this run (a photo's copies are other paths)
     for path in sorted(by_photo):
         if not os.path.exists(path):
             continue
         faces = by_photo[path]
         found = import_photo(path, faces)
-        applied = apply_import(lib, found.matches, {f.face_id: f for f in faces}, dry_run=dry_run)
+        records = {f.face_id: f for f in faces}
+        applied = apply_import(lib, found.matches, records, dry_run=dry_run, earlier=named)
+        named.update(applied.assigned)
         one = PhotoImport(photo=path, found=found, applied=applied)
         run.done.append(one)
         if progress is not None:
