@@ -119,7 +119,8 @@ class XmpSync:
         for record in self.store.face_files(self.faces()):  # each copy of a photo, with its record
             if _under(record.path, root) and not record.missing:  # a missing photo's path is stale
                 by_file.setdefault(record.path, []).append(record)
-        return import_faces(self, by_file, dry_run=dry_run, progress=progress)
+        remember = self.remember_xmp_names
+        return import_faces(self, by_file, dry_run=dry_run, progress=progress, remember=remember)
 
 
 class _IndexedFiles:

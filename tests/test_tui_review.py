@@ -306,6 +306,25 @@ async def test_xmp_says_how_many_photos_went_to_sidecars(arranged: Library) -> N
         assert "Ada Lovelace" in {r.name for r in read_regions(Path(photo)).regions}
 
 
+def test_the_xmp_summary_says_when_another_tools_name_was_kept() -> None:
+    """A photo where a face keeps another tool's name is neither "changed" nor "up to date"."""
+    from facetags.tui.app import xmp_summary
+    from facetags.xmp.write import WriteResult
+
+    def result(name: str, changes: list[str], kept: int) -> WriteResult:
+        return WriteResult(
+            photo=Path(name), target=Path(name), mode="embedded", changes=changes, warnings=[], kept=kept
+        )
+
+    told = xmp_summary(
+        "everyone", [result("a.jpg", [], 1), result("b.jpg", ["add"], 0), result("c.jpg", [], 0)]
+    )
+    assert told.startswith(
+        "XMP for everyone: 3 photos: 1 changed (1 embedded, 0 in sidecars), 1 up to date, 0 failed"
+    )
+    assert "in 1 photo another tool named a face otherwise" in told and "--replace-names" in told
+
+
 # -- faces large enough to judge (case 5) -------------------------------------------------------
 
 

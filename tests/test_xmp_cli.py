@@ -143,6 +143,9 @@ def test_write_takes_back_names_facetags_wrote_that_the_user_changed(library: tu
 
 
 def test_import_never_undoes_a_rejection(library: tuple[Path, Path]) -> None:
+    """Another tool's name, imported, then rejected in facetags: a second import leaves the face
+    out (the name is facetags' own there since the import, and stale), and the next write takes
+    the name out of the photo, so other tools stop showing the wrong name too."""
     where, photos = library
     from facetags.config import Settings
     from facetags.library import Library
@@ -152,6 +155,26 @@ def test_import_never_undoes_a_rejection(library: tuple[Path, Path]) -> None:
         (face,) = [f for f in lib.faces() if f.person_name == "Eileen Collins"]
         lib.reject(face.face_id, face.person_id)
         eileen = face.person_id
+    again = _run(where, "import", str(photos))
+    assert again.exit_code == 0 and again.stdout.strip() == ""
+    assert "1 stale names of facetags' own ignored" in again.stderr
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.face(face.face_id).person_id != eileen
+    assert "take back 'Eileen Collins'" in _run(where, "write", "--embed").stdout
+    assert _regions_of(photos / "astronaut.jpg") == [None]  # the region stays, unnamed
+
+
+def test_import_never_undoes_a_rejection_made_before_it(library: tuple[Path, Path]) -> None:
+    """The rejection comes first (the face was in a cluster the user named "Eileen Collins"
+    and said it is not her): another tool's name for it is not imported, and is reported."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face,) = [f for f in lib.faces() if f.path.endswith("astronaut.jpg")]
+        eileen = lib.name(face.person_id or 0, "Eileen Collins").id
+        lib.reject(face.face_id, eileen)
     again = _run(where, "import", str(photos))
     assert again.exit_code == 0
     assert "you said it is not 'Eileen Collins'" in again.stderr and again.stdout.strip() == ""
@@ -456,6 +479,69 @@ def test_names_follow_a_moved_copy_and_copies_that_disagree_are_a_conflict_on_im
     assert "another copy of the photo says 'Eileen Collins'; kept 'Eileen Collins'" in imported.stderr
     with Library.open(where, Settings(library=where), create=False) as lib:
         assert [p.name for p in lib.people() if p.name and p.name.startswith("Eileen")] == ["Eileen Collins"]
+
+
+def test_a_rebuilt_library_imports_the_names_and_a_rename_then_reaches_the_photos(
+    library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The names are in the photos (facetags wrote them); the library is rebuilt (a new
+    machine, a lost file) and `xmp import` brings them back. A rename must then reach the photos:
+    each imported name a photo's region carries is facetags' own there, as a write would have
+    recorded. Before, the write kept every old name as "another tool's", said "up to date",
+    and `status` said the names were not written, for ever."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        lib.name(face.person_id or 0, "Zoe Smith")
+    assert _run(where, "write", "--embed").exit_code == 0
+
+    rebuilt = tmp_path / "rebuilt.db"
+    with Library.open(rebuilt, Settings(library=rebuilt)) as lib:
+        lib.scan([photos])
+    imported = _run(rebuilt, "import", str(photos))
+    assert imported.exit_code == 0, imported.output
+    assert "Zoe Smith" in imported.stdout and "Eileen Collins" in imported.stdout
+    with Library.open(rebuilt, Settings(library=rebuilt), create=False) as lib:
+        zoe = lib.person_named("Zoe Smith").id
+        lib.name(zoe, "Zoé Smith-Jones")
+    done = _run(rebuilt, "write", "--embed")
+    assert done.exit_code == 0, done.output
+    assert "another tool" not in done.stderr
+    names = _regions_of(t1)
+    assert "Zoé Smith-Jones" in names and "Zoe Smith" not in names, names
+    assert _status(rebuilt)["unwritten_xmp_photos"] == 0
+    # the astronaut's region was another tool's, and the import made it the user's decision:
+    # a rename in facetags now reaches it too (as once a write had found it there)
+    with Library.open(rebuilt, Settings(library=rebuilt), create=False) as lib:
+        lib.name(lib.person_named("Eileen Collins").id, "Eileen M. Collins")
+    assert _run(rebuilt, "write", "--embed").exit_code == 0
+    assert _regions_of(photos / "astronaut.jpg") == ["Eileen M. Collins"]
+
+
+def test_the_write_summary_says_when_another_tools_name_was_kept(library: tuple[Path, Path]) -> None:
+    """A face another tool named otherwise is left as it is, with a warning: the summary no
+    longer counts that photo "up to date" (which, with `status` saying the names were not
+    written, read as a loop with no way out) and says how to write facetags' name."""
+    where, _photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (astronaut,) = (f for f in lib.faces() if f.path.endswith("astronaut.jpg"))
+        lib.name(astronaut.person_id or 0, "Sally Ride")  # the photo says Eileen Collins
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0, done.output
+    assert "named 'Eileen Collins' by another tool" in done.stderr
+    assert "1 photo: 0 changed, 0 up to date, 0 failed; in 1 photo another tool named a face otherwise" in (
+        done.stderr
+    )
+    assert "--replace-names" in done.stderr.splitlines()[-1]
+    (line,) = _run(where, "write", "--embed", "--json").stdout.splitlines()
+    assert json.loads(line)["kept"] == 1
 
 
 def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tuple[Path, Path]) -> None:

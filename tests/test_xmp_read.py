@@ -91,8 +91,9 @@ def test_disagreeing_regions_are_not_imported() -> None:
     from facetags.xmp.regions import Region
 
     regions = [Region(FACE_BOX, "Bob", "mwg", "a"), Region(FACE_BOX, "Robert", "mp", "a")]
-    matches, _unmatched, warnings = match_regions(regions, [(1, FACE_BOX)])
+    matches, unmatched, warnings = match_regions(regions, [(1, FACE_BOX)])
     assert matches == [] and "disagree" in warnings[0]
+    assert unmatched == []  # both lie on face 1: not "named regions on no detected face"
 
 
 # -- hostile input -----------------------------------------------------------------------------

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from facetags.commands import plural, shown
 from facetags.commands.group import Group
 from facetags.config import Settings
+
+if TYPE_CHECKING:
+    from facetags.xmp.write import WriteResult
 
 
 @click.group(name="xmp", cls=Group)
@@ -73,6 +77,7 @@ def write(
                         "changes": result.changes,
                         "warnings": result.warnings,
                         "error": result.error,
+                        "kept": result.kept,
                     },
                     ensure_ascii=False,
                 )
@@ -91,16 +96,26 @@ def write(
         options = lib.xmp_options(**overrides)
         person_id = lib.person_named(person).id if person else None
         results = lib.write_xmp(options, person_id, dry_run=dry_run, progress=show)
+    click.echo(write_summary(results, dry_run), err=True)
+    if any(r.error for r in results):
+        raise SystemExit(1)
+
+
+def write_summary(results: Sequence[WriteResult], dry_run: bool = False) -> str:
+    """One line on what an ``xmp write`` did: photos changed, up to date, failed, and those where
+    a face keeps another tool's name (the warnings above say which; no longer "up to date")."""
     changed = sum(1 for r in results if r.changes and not r.error)
     failed = sum(1 for r in results if r.error)
+    kept = sum(1 for r in results if r.kept and not r.error)
+    current = sum(1 for r in results if not (r.changes or r.error or r.kept))
     verb = "would change" if dry_run else "changed"
-    click.echo(
-        f"{plural(len(results), 'photo')}: {changed} {verb}, {len(results) - changed - failed} up to date, "
-        f"{failed} failed",
-        err=True,
-    )
-    if failed:
-        raise SystemExit(1)
+    text = f"{plural(len(results), 'photo')}: {changed} {verb}, {current} up to date, {failed} failed"
+    if kept:
+        text += (
+            f"; in {plural(kept, 'photo')} another tool named a face otherwise and its name was kept "
+            "(the warnings say which; --replace-names writes facetags' names)"
+        )
+    return text
 
 
 @xmp_group.command("import")

@@ -434,6 +434,8 @@ def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
     sidecars and how many of those because the photo is read-only), up to date, failed."""
     done = [r for r in results if r.changes and not r.error]
     failed = [r for r in results if r.error]
+    kept = [r for r in results if r.kept and not r.error]
+    current = [r for r in results if not (r.changes or r.error or r.kept)]
     sidecars = [r for r in done if r.mode == "sidecar"]
     read_only = sum(1 for r in sidecars if any("read-only" in w for w in r.warnings))
     where = f"{len(done) - len(sidecars)} embedded, {len(sidecars)} in sidecars"
@@ -441,10 +443,15 @@ def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
         where += f", {read_only} for read-only photos"
     text = (
         f"XMP for {who}: {plural(len(results), 'photo')}: {len(done)} changed ({where}), "
-        f"{len(results) - len(done) - len(failed)} up to date, {len(failed)} failed"
+        f"{len(current)} up to date, {len(failed)} failed"
     )
     if failed:
         text += f" (first: {failed[0].error})"
+    if kept:
+        text += (
+            f"; in {plural(len(kept), 'photo')} another tool named a face otherwise: its name was kept "
+            "(facetags xmp write --replace-names writes facetags')"
+        )
     return text
 
 

@@ -212,6 +212,9 @@ def match_regions(
         if rivals:
             names = ", ".join(sorted({region.name, *rivals}))
             warnings.append(f"face {face_id}: regions disagree ({names}); not imported")
+            used.update(  # they lie on this face: not regions "on no detected face"
+                i for i, r in enumerate(named) if r.name and iou(r.box, face_box) >= threshold
+            )
             continue
         matches.append(Match(face_id=face_id, name=region.name, iou=score, region=region))
         used.add(ri)
@@ -246,6 +249,10 @@ class Applied:
     # names facetags itself wrote that are no longer the face's: not decisions of another tool
     # (the next ``xmp write`` takes them back)
     stale: list[tuple[int, str]] = field(default_factory=list)
+    # face id -> its name in facetags, which the file's region now says (up to case): the file
+    # carries it as facetags' own from now on, as if ``xmp write`` had found it there, so a
+    # later rename reaches it
+    agreed: dict[int, str] = field(default_factory=dict)
 
 
 def apply_import(
@@ -270,9 +277,11 @@ def apply_import(
     out = Applied()
     earlier = earlier or {}
     by_name: dict[str, int] = {}
+    names: dict[int, str] = {}
     for person in lib.people():
         if person.name:
             by_name.setdefault(name_key(person.name), int(person.id))
+            names[int(person.id)] = person.name
     for match in matches:
         record = face_records.get(match.face_id)
         first = earlier.get(match.face_id)
@@ -288,6 +297,8 @@ def apply_import(
         current = record.person_name if record is not None else None
         if current and name_key(current) == name_key(match.name):
             out.unchanged.append((match.face_id, match.name))
+            if current.casefold() == match.name.casefold():
+                out.agreed[match.face_id] = current
             continue
         ours = getattr(record, "xmp_name", None)
         if ours and name_key(ours) == name_key(match.name):
@@ -310,9 +321,13 @@ def apply_import(
             if person_id is None:
                 person_id = lib.set_assignment(match.face_id, None, source="user")
                 person = lib.name(person_id, match.name)
-                by_name[name_key(match.name)] = int(getattr(person, "id", person_id))
+                person_id = int(getattr(person, "id", person_id))
+                by_name[name_key(match.name)] = person_id
+                names[person_id] = match.name
             else:
                 lib.set_assignment(match.face_id, person_id, source="user")
+            if names.get(person_id, "").casefold() == match.name.casefold():
+                out.agreed[match.face_id] = names[person_id]
         out.assigned.append((match.face_id, match.name))
     return out
 
@@ -340,9 +355,13 @@ def import_faces(
     *,
     dry_run: bool = False,
     progress: Callable[[PhotoImport], None] | None = None,
+    remember: Remember | None = None,
 ) -> ImportRun:
     """Import the regions of each file (path -> its face records, each with what facetags wrote
-    into that file: ``xmp_name``) present on disk, in path order."""
+    into that file: ``xmp_name``) present on disk, in path order. ``remember(path, names)``
+    records the names a file's regions now agree with (:attr:`Applied.agreed`) as facetags' own
+    there, as a write would: a later rename reaches them instead of meeting "another tool's"
+    name (the names were facetags' before a library was rebuilt, or are adopted by this import)."""
     run = ImportRun(photos=len(by_photo))
     named: dict[int, str] = {}  # faces named in this run (a photo's copies are other paths)
     for path in sorted(by_photo):
@@ -353,6 +372,8 @@ def import_faces(
         records = {f.face_id: f for f in faces}
         applied = apply_import(lib, found.matches, records, dry_run=dry_run, earlier=named)
         named.update(applied.assigned)
+        if remember is not None and not dry_run and applied.agreed:
+            remember(Path(path), dict(applied.agreed))
         one = PhotoImport(photo=path, found=found, applied=applied)
         run.done.append(one)
         if progress is not None:

@@ -110,6 +110,8 @@ class Plan:
     # position in the faces planned -> the name facetags' region carries once the plan is applied
     # (None: no name of ours); faces left out (a conflict, nothing to say) are absent
     names: dict[int, str | None] = field(default_factory=dict)
+    # faces left as they are because another tool gave them another name (a conflict)
+    kept: int = 0
 
 
 @dataclass
@@ -126,6 +128,8 @@ class WriteResult:
     # face id -> the name of ours the photo now carries for it (None: none); only once the file
     # holds it (written, or already up to date), never for a dry run or a failure
     names: dict[int, str | None] = field(default_factory=dict)
+    # faces whose tags were left as they are: another tool named them otherwise (a warning each)
+    kept: int = 0
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -379,6 +383,7 @@ def plan(
                 f"{source or 'photo'}: {what} is named {theirs!r} by another tool and {ours[i][1]!r} in "
                 "facetags; left this face's tags as they are (use --replace-names to write facetags' name)"
             )
+        out.kept = len(conflicts)
         ours = [o for i, o in enumerate(ours) if i not in conflicts]
         positions = [p for i, p in enumerate(positions) if i not in conflicts]
     renamed: dict[tuple[str, int], str] = {}  # (schema, index) -> the name it had
@@ -583,6 +588,7 @@ def _write_one(
             others=others,
         )
         result.changes, result.warnings = todo.changes, result.warnings + todo.warnings
+        result.kept = todo.kept
         names: dict[int, str | None] = {}
         for i, name in todo.names.items():
             face_id = faces[i].face_id
