@@ -197,6 +197,45 @@ async def test_filter_by_typing(arranged: Library) -> None:
 
 
 @run_async
+async def test_the_filter_puts_the_cursor_on_its_best_match(arranged: Library) -> None:
+    """The cursor kept its row number when the list was filtered: `/cluster` Enter from the
+    second row marked the second cluster, and `/9` Enter was on cluster 90 rather than 9 (a
+    newcomer's test). It now goes to the row the text names exactly (an id, a whole name), else
+    the first; Esc clears the filter and stays on the one found."""
+    arranged.name(UNNAMED[2], "Ada L")  # a second name that "ada l" is part of
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        table = app.screen.query_one(DataTable)
+
+        def here() -> str:
+            return str(table.get_row_at(table.cursor_row)[1])
+
+        await pilot.press("down")
+        assert here() == "Grace Hopper"
+        await pilot.press("slash")
+        await type_text(pilot, "cluster")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert row_labels(app) == [f"cluster {UNNAMED[0]}", f"cluster {UNNAMED[1]}"]
+        assert here() == f"cluster {UNNAMED[0]}"  # not the second row, where the cursor was
+        await pilot.press("down", "slash")
+        await pilot.press("ctrl+u")  # the filter box emptied
+        await type_text(pilot, str(UNNAMED[1]))
+        await pilot.press("enter")
+        await settle(pilot)
+        assert here() == f"cluster {UNNAMED[1]}"
+        await pilot.press("slash", "ctrl+u")
+        await type_text(pilot, "ada l")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert row_labels(app) == ["Ada Lovelace", "Ada L"] and here() == "Ada L"  # the whole name
+        await pilot.press("escape")
+        await settle(pilot)
+        assert len(row_labels(app)) == 5 and here() == "Ada L"
+
+
+@run_async
 async def test_a_cluster_named_from_a_filtered_list_stays_in_it(arranged: Library) -> None:
     """Filtered down to a cluster, which the user names: the filter no longer matches the new
     name, and the row stays (the list went empty) until the filter changes."""

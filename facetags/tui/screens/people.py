@@ -179,7 +179,19 @@ class PeopleScreen(LibraryScreen):
         )
         return max(12, (table.size.width or 80) - others - 2 * table.cell_padding - 2)  # 2: the scrollbar
 
-    def _fill(self) -> None:
+    def _best_match(self) -> int:
+        """The row the filter's text names exactly (a cluster's id, a whole name), else the
+        first: `/9` then Enter is on cluster #9, not on whichever row the cursor was at."""
+        text = self.query_one("#filter", Input).value.strip()
+        key = name_key(text) if text else ""
+        for i, p in enumerate(self.shown):
+            if key and (key == str(p.id) or (p.name is not None and name_key(p.name) == key)):
+                return i
+        return 0
+
+    def _fill(self, refiltered: bool = False) -> None:
+        """(Re)draw the list; ``refiltered``: the filter's text changed to something (the cursor
+        goes to its best match)."""
         table = self.table
         current = self.current
         row, scrolled = table.cursor_row, table.scroll_offset
@@ -209,7 +221,9 @@ class PeopleScreen(LibraryScreen):
             if not self._sorted:  # rows in place: the view too (clear() scrolled to the top),
                 # once the table knows its new height
                 self.call_after_refresh(table.scroll_to, x=scrolled.x, y=scrolled.y, animate=False)
-        if current is not None:
+        if refiltered and self.shown:  # the filter changed: its best match, not the old height
+            table.move_cursor(row=self._best_match(), animate=False, scroll=True)
+        elif current is not None:
             here = next((i for i, p in enumerate(self.shown) if p.id == current.id), None)
             if here is None:  # its row went (merged, hidden, re-clustered elsewhere): stay at the
                 here = min(row, len(self.shown) - 1)  # same height, not at the top of the list
@@ -298,7 +312,7 @@ class PeopleScreen(LibraryScreen):
 
     def on_input_changed(self, event: Input.Changed) -> None:
         self._pinned = None
-        self._fill()
+        self._fill(refiltered=bool(event.value.strip()))  # cleared: stay on the one found
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         self.table.focus()
