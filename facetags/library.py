@@ -286,6 +286,19 @@ class Library(Decisions, XmpSync):
         """Photos that are no longer on disk (or not readable), kept with their faces."""
         return self.store.missing()
 
+    def drop_gone(self, paths: Iterable[str | os.PathLike[str]]) -> int:
+        """Record as gone the indexed paths at or under ``paths`` that are no longer on disk, as a
+        scan of their folder would (a folder scanned through a link that has since been removed
+        is never scanned again). A photo still at another path loses that path only; one left
+        with none is missing. Returns how many indexed paths went."""
+        went = 0
+        with self._lock:
+            for path in paths:
+                where = os.path.abspath(path)
+                if not os.path.lexists(where):
+                    went += self.indexer.remove_paths([where]) + self.indexer.remove_tree(where)
+        return went
+
     def forget(self, paths: Iterable[str | os.PathLike[str]] | None = None) -> list[MissingPhoto]:
         """Forget the missing photos at or under ``paths`` (every missing photo with ``None``):
         their faces go, and with them the decisions on those faces. Photos on disk are never

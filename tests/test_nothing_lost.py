@@ -22,7 +22,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner
 
+from facetags.cli import cli
 from facetags.config import Settings
 from facetags.library import Library
 from facetags.paths import models_dir
@@ -162,6 +164,36 @@ def test_case4_forget_is_the_only_way_missing_faces_go(
     assert [m.path for m in gone] == [str(root / "a" / "bush1.jpg")]
     assert len(lib.faces()) == faces - 1
     assert lib.status().missing == []
+
+
+def test_forget_drops_paths_scanned_through_a_link_since_removed(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """The folder scanned again through a symbolic link: every photo got a second path. Once
+    the link is gone no scan can see those paths go (scanning it fails), `status` did not list
+    them and `forget LINK` said it "holds no missing photo": `find` showed dead paths for ever.
+    `forget` now drops the indexed paths under a path gone from disk; the photos, at their real
+    paths, keep their faces and names."""
+    root = tmp_path / "Pictures"
+    copy(lfw(shared_data, "George_W_Bush", 1), root / "bush1.jpg")
+    copy(lfw(shared_data, "Colin_Powell", 1), root / "powell1.jpg")
+    link = tmp_path / "PicLink"
+    link.symlink_to(root)
+    lib = open_library()
+    lib.scan([root])
+    (bush,) = lib.photo_faces(root / "bush1.jpg")
+    lib.name(bush.person_id or 0, "George")
+    assert lib.scan([link]).counts["duplicate"] == 2
+    assert sorted(lib.find(["George"])) == [str(link / "bush1.jpg"), str(root / "bush1.jpg")]
+    link.unlink()
+    lib.scan([root])
+    forgot = CliRunner().invoke(cli, ["--library", str(lib.path), "forget", str(link)])
+    assert forgot.exit_code == 0, forgot.output
+    assert "2 indexed paths no longer on disk dropped" in forgot.stderr
+    assert "forgot 0 missing photos" in forgot.stderr and "holds no missing photo" not in forgot.stderr
+    assert lib.find(["George"]) == [str(root / "bush1.jpg")]
+    assert lib.status().missing == [] and lib.status().photos == 2
+    assert lib.store.file_by_path(str(link / "powell1.jpg")) is None
 
 
 def test_case4_watcher_deletion_keeps_the_photo_as_missing(

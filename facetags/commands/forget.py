@@ -22,18 +22,23 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json
     A photo that vanishes from disk (deleted, moved out of the scanned folders, a drive or NAS
     offline) or stops reading is kept as missing, with its faces and every decision on them,
     until the same picture is back. `facetags status` lists them. Forgetting one drops its faces
-    for good; photos still on disk are never forgotten.
+    for good; photos still on disk are never forgotten. Indexed paths at or under PATHS that are
+    gone from disk though no scan saw them go (a folder scanned through a link since removed)
+    are dropped first.
     """
     from facetags.library import Library
 
     if not paths and not everything:
         raise click.UsageError("name the missing photos or folders to forget, or give --all")
     with Library.open(settings.library, settings, create=False) as lib:
+        dropped = lib.drop_gone(paths)  # indexed, gone from disk, never scanned again
         gone = lib.forget(None if everything else paths)
+    if dropped:
+        click.echo(f"facetags: {plural(dropped, 'indexed path')} no longer on disk dropped", err=True)
     if as_json:
         click.echo(json.dumps([m.to_json() for m in gone], indent=2, ensure_ascii=False))
         return
-    if not gone:
+    if not gone and not dropped:
         for path in paths:  # say why nothing was forgotten
             if os.path.isfile(path):
                 why = "is on disk: only photos gone from disk are forgotten"
