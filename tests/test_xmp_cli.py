@@ -544,6 +544,30 @@ def test_the_write_summary_says_when_another_tools_name_was_kept(library: tuple[
     assert json.loads(line)["kept"] == 1
 
 
+def test_the_write_says_which_named_photos_it_could_not_visit(library: tuple[Path, Path]) -> None:
+    """A named photo that stopped reading (truncated) is kept as missing by the scan, and the
+    write skipped it in silence: "51 photos" where 52 have names. It now says so."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        lib.name(face.person_id or 0, "Alice")
+    whole = t1.read_bytes()
+    t1.write_bytes(whole[: len(whole) // 2])
+    _scanned(where, photos)
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0, done.output
+    assert "1 photo with named faces not written: missing or unreadable" in done.stderr
+    assert "not written" not in _run(where, "write", "--embed", "--person", "Alice").stderr
+    t1.write_bytes(whole)
+    _scanned(where, photos)
+    again = _run(where, "write", "--embed")
+    assert "not written" not in again.stderr and "Alice" in _regions_of(t1)
+
+
 def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tuple[Path, Path]) -> None:
     """A watcher re-indexes a replaced file while a long `xmp write` runs: the names the run
     began with are the old photo's, and are not written into the new pixels."""

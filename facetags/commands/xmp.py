@@ -96,7 +96,14 @@ def write(
         options = lib.xmp_options(**overrides)
         person_id = lib.person_named(person).id if person else None
         results = lib.write_xmp(options, person_id, dry_run=dry_run, progress=show)
+        waiting = [m for m in lib.missing() if m.named_faces] if person_id is None else []
     click.echo(write_summary(results, dry_run), err=True)
+    if waiting:  # not visited, so in no count above
+        click.echo(
+            f"facetags: {plural(len(waiting), 'photo')} with named faces not written: missing or "
+            "unreadable since the last scan ('facetags status' lists them; written once back)",
+            err=True,
+        )
     if any(r.error for r in results):
         raise SystemExit(1)
 
