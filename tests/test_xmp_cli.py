@@ -568,6 +568,42 @@ def test_the_write_says_which_named_photos_it_could_not_visit(library: tuple[Pat
     assert "not written" not in again.stderr and "Alice" in _regions_of(t1)
 
 
+def test_an_edited_photo_that_kept_its_xmp_still_has_facetags_names_as_its_own(
+    library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """The user brightens a photo facetags wrote names into, in an editor that keeps the XMP:
+    the scan finds new pixels and carries each face's decisions to the new faces, but what
+    facetags had written into the file for them was forgotten, so a later rename met its own
+    old name as "another tool's" and kept it. The record is carried with the face."""
+    from PIL import Image, ImageEnhance
+
+    from tests.xmp_support import exiftool_write
+
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        person = lib.name(face.person_id or 0, "Alice").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    before = tmp_path / "before.jpg"
+    before.write_bytes(t1.read_bytes())
+    with Image.open(before) as im:
+        ImageEnhance.Brightness(im.convert("RGB")).enhance(1.15).save(t1, quality=92)
+    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)  # the editor keeps the XMP
+    assert "Alice" in _regions_of(t1)
+    assert _scanned(where, photos)[1] == ["changed", "unchanged"]
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.person(person).faces == 1  # carried
+        lib.name(person, "Alicia")
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "another tool" not in done.stderr, done.output
+    names = _regions_of(t1)
+    assert "Alicia" in names and "Alice" not in names, names
+
+
 def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tuple[Path, Path]) -> None:
     """A watcher re-indexes a replaced file while a long `xmp write` runs: the names the run
     began with are the old photo's, and are not written into the new pixels."""

@@ -678,6 +678,16 @@ class Store(PeopleStore):
             (new_face_id, old.face_id),
         )
 
+    def carry_xmp_names(self, mapping: dict[int, int], path: str) -> None:
+        """What facetags wrote into the file at ``path`` for old faces is what it carries for
+        their new faces (old id -> new id): an edit keeps the XMP, in most editors."""
+        for old, new in mapping.items():
+            self.conn.execute(
+                "INSERT OR IGNORE INTO xmp_names (face_id, path, name, written_at)"
+                " SELECT ?, path, name, written_at FROM xmp_names WHERE face_id = ? AND path = ?",
+                (new, old, path),
+            )
+
     def carry_cannot_links(self, mapping: dict[int, int]) -> None:
         """Copy the "different people" pairs of old faces to their new faces (old id -> new id)."""
         if not mapping:

@@ -354,7 +354,7 @@ class Indexer:
                 self.store.add_file(path, photo_id, st)
                 carried: set[int] = set()
                 if before is not None and before != photo_id:
-                    carried = self._carry(path, before, face_ids, analysis)
+                    carried = self._carry(path, before, photo_id, face_ids, analysis)
                 vectors = [v for v in vectors if v.face_id not in carried]
                 if vectors:
                     assigner = self.assigner(analysis.model_id)
@@ -368,10 +368,13 @@ class Indexer:
                 return "changed" if before is not None else "new"
         return self._link(path, existing, st, row)
 
-    def _carry(self, path: str, old_photo: int, face_ids: list[int], analysis: Analysis) -> set[int]:
+    def _carry(
+        self, path: str, old_photo: int, photo_id: int, face_ids: list[int], analysis: Analysis
+    ) -> set[int]:
         """``path`` showed ``old_photo`` and now shows new pixels (an edit, a crop, a re-export):
         the faces that are the same face keep their person, its source, "not a face" and their
-        rejections (facetags.ingest.rematch says which is which). A face the user had decided
+        rejections, and what facetags wrote into the file for them (facetags.ingest.rematch
+        says which is which; ``photo_id``: the new pixels' photo). A face the user had decided
         on that is gone from the new version (cropped out, or no longer detected) is logged and
         recorded as a ``face_lost`` decision, unless another path still shows the old version.
         Returns the new face ids that were given a place."""
@@ -390,6 +393,11 @@ class Indexer:
             if old[i].person_id is not None or old[i].not_face:
                 carried.add(face_ids[j])
         self.store.carry_cannot_links({old[i].face_id: face_ids[j] for i, j in pairs.items()})
+        # an editor keeps the XMP (most do): the names facetags wrote into the file are still its
+        # own; the next ``xmp write`` looks (unverified)
+        self.store.carry_xmp_names({old[i].face_id: face_ids[j] for i, j in pairs.items()}, path)
+        if pairs:
+            self.store.xmp_unverified(photo_id)
         self._lost(path, old_photo, [f for i, f in enumerate(old) if i not in pairs])
         log.info("%s changed: %d of %d faces kept their place", path, len(pairs), len(old))
         return carried
