@@ -51,7 +51,7 @@ class XmpSync:
         """How many photos on disk carry a name facetags wrote that the user has changed since
         (a missing photo cannot be written to: it waits until it is back)."""
         with self._lock:
-            return len({f.photo_id for f in self.store.faces_with_stale_xmp()})
+            return len({photo for photo, _face, _path, _name in self.store.stale_xmp_files()})
 
     def remember_xmp_names(self, path: Path, names: dict[int, str | None]) -> None:
         """Record what a successful XMP write left in the file at ``path`` for each face (face
@@ -99,7 +99,7 @@ class XmpSync:
             progress=progress,
             stop=stop,
             remember=self.remember_xmp_names,
-            guard=_IndexedFiles(self, records, dry_run),
+            guard=_IndexedFiles(self, records, dry_run, full=person_id is None),
         )
 
     def import_xmp(
@@ -131,11 +131,17 @@ class _IndexedFiles:
     re-tagged keeps its pixels: it is written. What facetags writes records the file's new size
     and time, so the next scan does not decode it again."""
 
-    def __init__(self, library: XmpSync, records: list[FaceRecord], dry_run: bool) -> None:
+    def __init__(self, library: XmpSync, records: list[FaceRecord], dry_run: bool, full: bool = True) -> None:
+        """``full``: the run writes every face (not one person's): a photo all of whose files
+        it writes is verified."""
         self.library = library
         self.photo_of = {Path(r.path): r.photo_id for r in records}
         self.dry_run = dry_run
+        self.full = full
         self.unwritten: set[int] = set()  # photos a file of which failed in this run
+        self.left: dict[int, set[Path]] = {}  # photo -> its files not yet done in this run
+        for path, photo_id in self.photo_of.items():
+            self.left.setdefault(photo_id, set()).add(path)
 
     def check(self, photo: Path) -> str | None:
         from facetags.errors import DecodeError
@@ -184,9 +190,11 @@ class _IndexedFiles:
                 return
             if written and not st.same_file(row):
                 lib.store.touch_file(row.id, st)
+            left = self.left.get(row.photo_id, set())
+            left.discard(photo)
             if row.photo_id in self.unwritten:  # a copy failed: this file is not all of the photo
                 lib.store.xmp_unverified(row.photo_id)  # (now that names of ours are recorded)
-            else:
+            elif self.full and not left:  # every file of it, every face: it carries what is recorded
                 lib.store.xmp_verified(row.photo_id)
 
     def failed(self, photo: Path) -> None:

@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -439,8 +440,8 @@ def test_names_follow_a_moved_copy_and_copies_that_disagree_are_a_conflict_on_im
 ) -> None:
     """A copy written by facetags, then moved by a scan's eyes (renamed on disk): its record
     moves with it, so a rename still takes the old name back there. And two copies that another
-    tool named differently: the import names the face from the first file and reports the
-    other as a conflict, instead of naming it twice."""
+    tool named differently: the import names the face from neither and reports it, instead of
+    naming it twice (the last one winning); also when the first copy agrees with facetags."""
     where, photos = library
     from facetags.config import Settings
     from facetags.library import Library
@@ -474,11 +475,18 @@ def test_names_follow_a_moved_copy_and_copies_that_disagree_are_a_conflict_on_im
     shutil.copyfile(astronaut, second)
     tag_astronaut(second.parent, "Eileen M. Collins")
     _scanned(where, photos)
-    imported = _run(where, "import", str(photos))
-    assert imported.exit_code == 0, imported.output
-    assert "another copy of the photo says 'Eileen Collins'; kept 'Eileen Collins'" in imported.stderr
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        assert [p.name for p in lib.people() if p.name and p.name.startswith("Eileen")] == ["Eileen Collins"]
+    for named_before in (False, True):
+        imported = _run(where, "import", str(photos))
+        assert imported.exit_code == 0, imported.output
+        said = f"'Eileen Collins' in {astronaut}; 'Eileen M. Collins' in {second}"
+        assert f"copies of the photo disagree ({said}); not imported" in imported.stderr
+        with Library.open(where, Settings(library=where), create=False) as lib:
+            (face,) = lib.photo_faces(astronaut)
+            eileens = [p.name for p in lib.people() if p.name and p.name.startswith("Eileen")]
+            assert eileens == (["Eileen Collins"] if named_before else [])
+            assert face.person_name == ("Eileen Collins" if named_before else None)
+            if not named_before:  # the first copy agrees with facetags now: the second still disagrees
+                lib.name(face.person_id or 0, "Eileen Collins")
 
 
 def test_a_rebuilt_library_imports_the_names_and_a_rename_then_reaches_the_photos(
@@ -602,6 +610,107 @@ def test_an_edited_photo_that_kept_its_xmp_still_has_facetags_names_as_its_own(
     assert done.exit_code == 0 and "another tool" not in done.stderr, done.output
     names = _regions_of(t1)
     assert "Alicia" in names and "Alice" not in names, names
+
+
+def test_an_old_copy_back_at_another_path_keeps_no_old_name(library: tuple[Path, Path]) -> None:
+    """A backup written "Alice" is unplugged; she is renamed "Alicia" and the photo written; the
+    backup comes back at another mount point, still saying "Alice". That name is facetags' own
+    (it wrote it for this face, in another file): the import did not know and moved the face to
+    a new person "Alice", and a write kept it as another tool's. Now the import ignores it as
+    stale, status says the copy needs a write, and the write puts "Alicia" there."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    drive = photos / "Backup" / "t1.jpg"
+    drive.parent.mkdir()
+    drive.write_bytes(t1.read_bytes())
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.scan([photos])
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        person = lib.name(face.person_id or 0, "Alice").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    written = drive.read_bytes()  # the backup, as it was when it was unplugged
+    shutil.rmtree(drive.parent)
+    assert _scanned(where, photos) == (0, ["copy_gone", "unchanged"])
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Alicia")
+    assert _run(where, "write", "--embed").exit_code == 0
+    back = photos / "Backup1" / "t1.jpg"  # the drive, mounted elsewhere
+    back.parent.mkdir()
+    back.write_bytes(written)
+    assert "Alice" in _regions_of(back)
+    assert _scanned(where, photos) == (1, ["duplicate", "unchanged"])
+
+    imported = _run(where, "import", str(photos))
+    assert imported.exit_code == 0, imported.output
+    assert "1 stale names of facetags' own ignored" in imported.stderr and "disagree" not in imported.stderr
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.face(face.face_id).person_id == person
+        assert [p.name for p in lib.people() if p.name and p.name.startswith("Ali")] == ["Alicia"]
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "another tool" not in done.stderr, done.output
+    names = _regions_of(back)
+    assert "Alicia" in names and "Alice" not in names, names
+    assert _scanned(where, photos)[0] == 0
+
+
+def test_a_person_s_write_leaves_a_new_copy_counted_as_not_written(library: tuple[Path, Path]) -> None:
+    """A new copy of a photo with Alice and Bob: `xmp write --person Alice` writes Alice into
+    it, not Bob, and a run stopped after the first file writes nothing into the copy. Either
+    way `status` said every name was written (the photo was marked verified after one file).
+    Only a write of every face, into every file of the photo, marks it so."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        alice, bob, *_ = (f for f in lib.faces() if f.path == str(t1))
+        lib.name(alice.person_id or 0, "Alice")
+        lib.name(bob.person_id or 0, "Bob")
+    assert _run(where, "write", "--embed").exit_code == 0
+    copy = photos / "z-copy" / "t1.jpg"
+    copy.parent.mkdir()
+    copy.write_bytes(t1.read_bytes())  # written: it has Alice and Bob; unverified all the same
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        stop = threading.Event()
+        lib.write_xmp(lib.xmp_options(mode="embed"), progress=lambda _r: stop.set(), stop=stop)
+    assert _scanned(where, photos)[0] == 1
+    assert _run(where, "write", "--embed", "--person", "Alice").exit_code == 0
+    assert _scanned(where, photos)[0] == 1
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert _scanned(where, photos)[0] == 0
+    assert {"Alice", "Bob"} <= set(_regions_of(copy))
+
+
+def test_a_renamed_folder_keeps_what_facetags_wrote_in_its_files(library: tuple[Path, Path]) -> None:
+    """The watcher sees a folder renamed (Library.folder_moved): each file's record moves with
+    it, so status does not take the moved files for unwritten, and a rename reaches them."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    folder = photos / "trip"
+    folder.mkdir()
+    (folder / "t1.jpg").write_bytes((photos / "t1.jpg").read_bytes())
+    (photos / "t1.jpg").unlink()
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.scan([photos])
+        (face, *_) = lib.photo_faces(folder / "t1.jpg")
+        person = lib.name(face.person_id or 0, "Alice").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    renamed = photos / "trip 2019"
+    folder.rename(renamed)
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.folder_moved(folder, renamed) == 1
+        assert lib.status().unwritten_xmp_photos == 0
+        lib.name(person, "Alicia")
+        assert lib.status().stale_xmp_photos == 1
+    assert _run(where, "write", "--embed").exit_code == 0
+    names = _regions_of(renamed / "t1.jpg")
+    assert "Alicia" in names and "Alice" not in names
 
 
 def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tuple[Path, Path]) -> None:

@@ -13,7 +13,7 @@ from facetags.commands.group import Group
 from facetags.config import Settings
 
 if TYPE_CHECKING:
-    from facetags.xmp.write import WriteResult
+    from facetags.library import WriteResult
 
 
 @click.group(name="xmp", cls=Group)

@@ -63,7 +63,8 @@ class FaceRecord:
     landmarks: tuple[tuple[float, float], ...] = ()
     width: int = 0  # upright full-size photo size in pixels
     height: int = 0
-    xmp_name: str | None = None  # the name facetags last wrote into the photo's XMP for this face
+    xmp_name: str | None = None  # the name facetags last wrote for this face into the file at path
+    xmp_written: tuple[str, ...] = ()  # every name facetags has written for this face, in any file
     missing: bool = False  # the photo is not on disk now (path: where it was last seen)
 
     def to_json(self) -> dict[str, object]:

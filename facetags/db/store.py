@@ -23,6 +23,8 @@ from facetags.db.people_store import PeopleStore
 from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, MissingPhoto
 
 _FILE_COLS = "id, path, photo_id, size, mtime_ns, device, inode"
+#: Ids at most in one ``IN (...)`` list (SQLite allows 32,766 parameters).
+_FEW = 900
 
 
 class _RolledBack(Exception):
@@ -183,10 +185,10 @@ class Store(PeopleStore):
 
     def move_file(self, file_id: int, new_path: str, st: FileStat) -> None:
         self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, file_id))
-        self.conn.execute(  # what facetags wrote into the file moves with it
-            "UPDATE OR REPLACE xmp_names SET path = ? WHERE path = (SELECT path FROM files WHERE id = ?)",
-            (new_path, file_id),
-        )
+        old = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
+        if old is not None and old[0] != new_path:  # what facetags wrote into the file moves with it,
+            self.conn.execute("DELETE FROM xmp_names WHERE path = ?", (new_path,))  # over what was there
+            self.conn.execute("UPDATE xmp_names SET path = ? WHERE path = ?", (new_path, old[0]))
         self.conn.execute(
             "UPDATE files SET path = ?, size = ?, mtime_ns = ?, device = ?, inode = ?, seen_at = ?"
             " WHERE id = ?",
@@ -209,8 +211,10 @@ class Store(PeopleStore):
             "UPDATE files SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
             (d_lo, len(s_lo) + 1, s_lo, s_hi),
         )
-        self.conn.execute(  # what facetags wrote into the files moves with them
-            "UPDATE OR REPLACE xmp_names SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
+        # what facetags wrote into the files moves with them, over what was there
+        self.conn.execute("DELETE FROM xmp_names WHERE path > ? AND path < ?", (d_lo, d_hi))
+        self.conn.execute(
+            "UPDATE xmp_names SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
             (d_lo, len(s_lo) + 1, s_lo, s_hi),
         )
         for table in ("failures", "queue"):
@@ -539,38 +543,74 @@ class Store(PeopleStore):
             for r in rows
         ]
 
-    def face_files(self, records: Iterable[FaceRecord], written_only: bool = False) -> list[FaceRecord]:
+    def face_files(self, records: Iterable[FaceRecord]) -> list[FaceRecord]:
         """Each record once for every file its photo is in (copies: the same pixels in several
         places), first indexed first, with the name facetags wrote into that file for the face
-        (``xmp_name``); a missing photo's record as it is. ``written_only``: only the files
-        that carry a name of facetags' (a cheaper query on a large library)."""
+        (``xmp_name``) and every name it wrote for the face (``xmp_written``); a missing
+        photo's record as it is, with those names."""
         wanted = {r.face_id: r for r in records}
-        out: list[FaceRecord] = []
+        if not wanted:
+            return []
+        where = ""
+        params: tuple[int, ...] = ()
+        if len(wanted) <= _FEW:  # one person's: by id; the whole library: one pass
+            where, params = f"WHERE f.id IN ({', '.join('?' * len(wanted))})", tuple(wanted)
+        written: dict[int, list[str]] = {}
+        for face_id, name in self.conn.execute(
+            f"SELECT h.face_id, h.name FROM xmp_history h JOIN faces f ON f.id = h.face_id {where}"
+            " ORDER BY h.face_id, h.name",
+            params,
+        ):
+            written.setdefault(int(face_id), []).append(str(name))
         rows = self.conn.execute(
             "SELECT f.id, fl.path, x.name FROM faces f JOIN files fl ON fl.photo_id = f.photo_id"
-            f" {'' if written_only else 'LEFT '}JOIN xmp_names x ON x.face_id = f.id AND x.path = fl.path"
-            " ORDER BY f.id, fl.id"
+            f" LEFT JOIN xmp_names x ON x.face_id = f.id AND x.path = fl.path {where}"
+            " ORDER BY f.id, fl.id",
+            params,
         )
+        out: list[FaceRecord] = []
         shown: set[int] = set()
         for face_id, path, name in rows:
             record = wanted.get(int(face_id))
             if record is not None:
                 shown.add(record.face_id)
-                out.append(dataclasses.replace(record, path=str(path), xmp_name=name))
-        if not written_only:
-            out += [r for r in wanted.values() if r.face_id not in shown]
+                names = tuple(written.get(record.face_id, ()))
+                out.append(dataclasses.replace(record, path=str(path), xmp_name=name, xmp_written=names))
+        for record in wanted.values():
+            if record.face_id not in shown:  # missing: no file on disk
+                out.append(dataclasses.replace(record, xmp_written=tuple(written.get(record.face_id, ()))))
         return out
 
-    def faces_with_stale_xmp(self) -> list[FaceRecord]:
-        """Faces whose photo carries a name facetags wrote that is no longer theirs (renamed,
-        moved, rejected, unnamed, or "not a face"): what the next ``xmp write`` takes back. One
-        record for each file on disk that carries such a name (``path``, ``xmp_name``)."""
-        found = self._face_records("AND f.id IN (SELECT face_id FROM xmp_names)", (), real_only=False)
+    def stale_xmp_files(self) -> list[tuple[int, int, str, str]]:
+        """(photo id, face id, path, name) of each file on disk that carries a name facetags
+        wrote for a face that no longer has it (renamed, moved, rejected, unnamed, "not a
+        face"): what the next ``xmp write`` takes back."""
+        rows = self.conn.execute(
+            "SELECT f.photo_id, f.id, x.path, x.name, CASE WHEN f.not_face THEN NULL ELSE p.name END"
+            " FROM xmp_names x JOIN faces f ON f.id = x.face_id"
+            " JOIN files fl ON fl.path = x.path AND fl.photo_id = f.photo_id"
+            " LEFT JOIN people p ON p.id = f.person_id"
+        )
         return [
-            r
-            for r in self.face_files(found, written_only=True)
-            if r.xmp_name is not None and (r.person_name or "").casefold() != r.xmp_name.casefold()
+            (int(photo), int(face), str(path), str(name))
+            for photo, face, path, name, now in rows
+            if (now or "").casefold() != str(name).casefold()
         ]
+
+    def faces_with_stale_xmp(self) -> list[FaceRecord]:
+        """:meth:`stale_xmp_files` as face records, one for each such file (``path``,
+        ``xmp_name``)."""
+        stale = self.stale_xmp_files()
+        if not stale:
+            return []
+        faces = sorted({face for _photo, face, _path, _name in stale})
+        found: list[FaceRecord] = []
+        for start in range(0, len(faces), _FEW):
+            chunk = faces[start : start + _FEW]
+            marks = ", ".join("?" * len(chunk))
+            found += self._face_records(f"AND f.id IN ({marks})", chunk, real_only=False)
+        files = {(face, path) for _photo, face, path, _name in stale}
+        return [r for r in self.face_files(found) if (r.face_id, r.path) in files]
 
     def photos_with_unwritten_names(self) -> int:
         """Photos on disk with a named face whose name facetags has never written into one of
@@ -607,6 +647,11 @@ class Store(PeopleStore):
             if name is None:
                 self.conn.execute("DELETE FROM xmp_names WHERE face_id = ? AND path = ?", (face_id, path))
             else:
+                self.conn.execute(
+                    "INSERT OR IGNORE INTO xmp_history (face_id, name) SELECT ?, ?"
+                    " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
+                    (face_id, name, face_id),
+                )
                 self.conn.execute(
                     "INSERT INTO xmp_names (face_id, path, name, written_at) SELECT ?, ?, ?, ?"
                     " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)"
@@ -686,6 +731,11 @@ class Store(PeopleStore):
                 "INSERT OR IGNORE INTO xmp_names (face_id, path, name, written_at)"
                 " SELECT ?, path, name, written_at FROM xmp_names WHERE face_id = ? AND path = ?",
                 (new, old, path),
+            )
+            self.conn.execute(
+                "INSERT OR IGNORE INTO xmp_history (face_id, name) SELECT ?, name FROM xmp_history"
+                " WHERE face_id = ?",
+                (new, old),
             )
 
     def carry_cannot_links(self, mapping: dict[int, int]) -> None:

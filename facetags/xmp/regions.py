@@ -34,7 +34,10 @@ class FaceTag:
 
     box: Box
     name: str | None = None
-    previous: str | None = None  # the name facetags last wrote for this face (to take back if stale)
+    previous: str | None = None  # the name facetags last wrote for this face in this file
+    # every other name facetags ever wrote for this face, in any file (a copy restored from before
+    # a rename carries an older one): all are facetags' own, to take back if stale
+    written: tuple[str, ...] = ()
     face_id: int | None = None  # the library's face, to report what the file now says of it
 
 

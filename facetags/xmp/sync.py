@@ -71,9 +71,16 @@ def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -
     for record in records:
         name = record.person_name or None
         previous = getattr(record, "xmp_name", None)
-        if name is None and previous is None and not include_unnamed:
+        written = tuple(getattr(record, "xmp_written", ()))
+        if name is None and previous is None and not written and not include_unnamed:
             continue
-        tag = FaceTag(box=tuple(record.box), name=name, previous=previous, face_id=record.face_id)  # type: ignore[arg-type]
+        tag = FaceTag(
+            box=tuple(record.box),  # type: ignore[arg-type]
+            name=name,
+            previous=previous,
+            written=written,
+            face_id=record.face_id,
+        )
         photos.setdefault(Path(record.path), []).append(tag)
     return photos
 
@@ -271,8 +278,8 @@ def apply_import(
     facetags wrote itself (``xmp_name``) that the face no longer has is facetags' own stale tag,
     not another tool's decision: ignored (``stale``). Otherwise the face goes to the person with
     that name, created if needed, as a ``source="user"`` assignment. ``earlier``: the faces this
-    run named already (face id -> name), from another file of the same photo (a copy): a copy
-    that says otherwise is a conflict, and the first file's name stays.
+    run named already (face id -> name), from another file of the same photo (a copy, which
+    says the same: :func:`import_faces` leaves out a face whose copies disagree).
     """
     out = Applied()
     earlier = earlier or {}
@@ -284,15 +291,8 @@ def apply_import(
             names[int(person.id)] = person.name
     for match in matches:
         record = face_records.get(match.face_id)
-        first = earlier.get(match.face_id)
-        if first is not None:  # named from another copy of the photo in this run
-            if name_key(first) == name_key(match.name):
-                out.unchanged.append((match.face_id, match.name))
-            else:
-                out.conflicts.append(
-                    f"face {match.face_id} in {record.path if record else '?'}: XMP says {match.name!r}, "
-                    f"another copy of the photo says {first!r}; kept {first!r}"
-                )
+        if match.face_id in earlier:  # named from another copy of the photo in this run
+            out.unchanged.append((match.face_id, match.name))
             continue
         current = record.person_name if record is not None else None
         if current and name_key(current) == name_key(match.name):
@@ -300,8 +300,8 @@ def apply_import(
             if current.casefold() == match.name.casefold():
                 out.agreed[match.face_id] = current
             continue
-        ours = getattr(record, "xmp_name", None)
-        if ours and name_key(ours) == name_key(match.name):
+        ours = [getattr(record, "xmp_name", None), *getattr(record, "xmp_written", ())]
+        if any(mine and name_key(mine) == name_key(match.name) for mine in ours):
             out.stale.append((match.face_id, match.name))
             continue
         person_id = by_name.get(name_key(match.name))
@@ -349,6 +349,24 @@ class ImportRun:
     done: list[PhotoImport] = field(default_factory=list)
 
 
+def _torn(read: Sequence[tuple[str, Sequence[Any], ImportResult]]) -> dict[int, list[tuple[str, str]]]:
+    """The faces whose copies (files of one photo) name them differently, not counting names
+    facetags itself wrote for the face (its own stale tags): face id -> (name, path) each. Such
+    a face is not imported from any copy: facetags does not guess between them."""
+    said: dict[int, dict[str, tuple[str, str]]] = {}
+    for path, faces, found in read:
+        records = {f.face_id: f for f in faces}
+        for match in found.matches:
+            record = records.get(match.face_id)
+            current = getattr(record, "person_name", None)
+            ours = [getattr(record, "xmp_name", None), *getattr(record, "xmp_written", ())]
+            key = name_key(match.name)
+            if not (current and name_key(current) == key) and any(o and name_key(o) == key for o in ours):
+                continue  # facetags' own old tag: not a claim of another tool's
+            said.setdefault(match.face_id, {}).setdefault(key, (match.name, path))
+    return {face: list(names.values()) for face, names in said.items() if len(names) > 1}
+
+
 def import_faces(
     lib: Decisions,
     by_photo: Mapping[str, list[Any]],
@@ -363,14 +381,22 @@ def import_faces(
     there, as a write would: a later rename reaches them instead of meeting "another tool's"
     name (the names were facetags' before a library was rebuilt, or are adopted by this import)."""
     run = ImportRun(photos=len(by_photo))
+    read = [
+        (path, by_photo[path], import_photo(path, by_photo[path]))
+        for path in sorted(by_photo)
+        if os.path.exists(path)
+    ]
+    torn = _torn(read)
+    told: set[int] = set()
     named: dict[int, str] = {}  # faces named in this run (a photo's copies are other paths)
-    for path in sorted(by_photo):
-        if not os.path.exists(path):
-            continue
-        faces = by_photo[path]
-        found = import_photo(path, faces)
+    for path, faces, found in read:
         records = {f.face_id: f for f in faces}
-        applied = apply_import(lib, found.matches, records, dry_run=dry_run, earlier=named)
+        matches = [m for m in found.matches if m.face_id not in torn]
+        applied = apply_import(lib, matches, records, dry_run=dry_run, earlier=named)
+        for face_id in sorted({m.face_id for m in found.matches} & set(torn) - told):
+            told.add(face_id)  # once, with the first copy
+            said = "; ".join(f"{name!r} in {where}" for name, where in torn[face_id])
+            applied.conflicts.append(f"face {face_id}: copies of the photo disagree ({said}); not imported")
         named.update(applied.assigned)
         if remember is not None and not dry_run and applied.agreed:
             remember(Path(path), dict(applied.agreed))

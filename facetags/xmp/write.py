@@ -8,7 +8,8 @@ left as they are. A region at the place of one of our faces (IoU >= ``iou_thresh
 carries another name, in this file or in the photo's other XMP, is kept and reported as a
 conflict, and nothing is written for that face (no region in any schema, no keyword: one story
 per photo), unless ``replace_names`` is set, or
-unless facetags wrote that name itself (``FaceTag.previous``, remembered by the library): then
+unless facetags wrote that name itself for that face (``FaceTag.previous`` in this file,
+``FaceTag.written`` in any, remembered by the library): then
 facetags' own stale name is replaced by the face's new one, or taken back (the region stays, unnamed,
 and the name leaves the keyword lists) when the face has none any more. Running it twice changes
 nothing the second time.
@@ -49,7 +50,8 @@ log = logging.getLogger(__name__)
 SCHEMAS = ("mwg", "mp", "iptc", "digikam", "lightroom", "dc")
 
 # one face to write, in the stored-image frame: (box, name or None, the name facetags wrote before)
-Ours = tuple[Box, str | None, str | None]
+#: A face to write: its box, its name, and the names facetags wrote for it (its own, if found)
+Ours = tuple[Box, str | None, tuple[str, ...]]
 
 # schema -> (flat key, array type, how a name becomes an item)
 _KEYWORDS: dict[str, tuple[str, str]] = {
@@ -139,10 +141,15 @@ def _same(a: str | None, b: str | None) -> bool:
     return a is not None and b is not None and a.casefold() == b.casefold()
 
 
+def _mine(written: tuple[str, ...], name: str | None) -> bool:
+    """Whether ``name`` is one facetags wrote for the face."""
+    return any(_same(w, name) for w in written)
+
+
 def _match(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) -> dict[int, int]:
     """Our face i -> their region position j; a region with the same name is preferred."""
     pairs: list[tuple[float, int, int]] = []
-    for i, (box, name, _previous) in enumerate(ours):
+    for i, (box, name, _written) in enumerate(ours):
         for j, region in enumerate(theirs):
             if region.box is None or region.type not in (None, "", "Face"):
                 continue
@@ -163,13 +170,13 @@ def _conflicts(ours: Sequence[Ours], regions: Sequence[RawRegion], threshold: fl
     """Our named face i -> a different name another tool gave a Face region at its place (not a
     name facetags wrote itself). Such a face is left as it is: one photo, one story."""
     out: dict[int, str] = {}
-    for i, (box, name, previous) in enumerate(ours):
+    for i, (box, name, written) in enumerate(ours):
         if name is None:
             continue
         for region in regions:
             if region.box is None or not region.name or region.type not in (None, "", "Face"):
                 continue
-            if _same(name, region.name) or _same(previous, region.name):
+            if _same(name, region.name) or _mine(written, region.name):
                 continue
             if iou(box, region.box) >= threshold:
                 out[i] = region.name
@@ -196,12 +203,12 @@ def _regions(
     if schema == "mp" and not parsed.mp_root:
         plan.updates[MP_ROOT] = 'type="Struct"'
     list_exists = parsed.mwg_list if schema == "mwg" else parsed.mp_list
-    for i, (box, name, previous) in enumerate(ours):
+    for i, (box, name, written) in enumerate(ours):
         j = matches.get(i)
         if j is not None:
             region = theirs[j]
             key = f"{lst}[{region.index}]/{name_field}"
-            ours_there = previous is not None and _same(previous, region.name)  # we wrote that name
+            ours_there = _mine(written, region.name)  # facetags wrote that name for this face
             if name is None:
                 if ours_there:
                     plan.updates[key] = None
@@ -211,7 +218,7 @@ def _regions(
                     )
                     renamed[(schema, region.index)] = str(region.name)
                     plan.names[i] = None
-                elif previous is not None:
+                elif written:
                     plan.names.setdefault(i, None)
                 continue
             if _same(name, region.name):
@@ -236,7 +243,7 @@ def _regions(
                 )
             continue
         if name is None and not opts.include_unnamed:
-            if previous is not None:
+            if written:
                 plan.names.setdefault(i, None)  # our region is gone (another tool removed it)
             continue
         if not list_exists:
@@ -365,14 +372,15 @@ def plan(
     positions: list[int] = []  # ours[k] is faces[positions[k]]
     for position, face in enumerate(faces):
         name = read.region_name(face.name) if face.name is not None else None
-        previous = read.region_name(face.previous) if face.previous is not None else None
-        if name is None and previous is None and not options.include_unnamed:
+        cleaned = (read.region_name(n) for n in (face.previous, *face.written) if n is not None)
+        written = tuple(dict.fromkeys(n for n in cleaned if n is not None))
+        if name is None and not written and not options.include_unnamed:
             continue
         box = upright_to_stored(clip(face.box), orientation)
         if box[2] <= 0 or box[3] <= 0:
             out.warnings.append(f"face {face.box} lies outside the photo; skipped")
             continue
-        ours.append((box, name, previous))
+        ours.append((box, name, written))
         positions.append(position)
     if not options.replace_names:
         conflicts = _conflicts(ours, [*parsed.mwg, *parsed.mp, *others], options.iou_threshold)
@@ -409,9 +417,9 @@ def plan(
         _regions(out, "mp", parsed, ours, options, renamed, kept)
     taken_back = set(renamed.values())
     if not {"mwg", "mp"} & options.schemas:  # keywords only: our old names go where they differ
-        kept = {name for _box, name, _previous in ours if name is not None}
-        out.names = {i: name for i, (_box, name, _previous) in enumerate(ours)}
-        taken_back = {p for _box, n, p in ours if p is not None and not _same(n, p)}
+        kept = {name for _box, name, _written in ours if name is not None}
+        out.names = {i: name for i, (_box, name, _written) in enumerate(ours)}
+        taken_back = {w for _box, n, written in ours for w in written if not _same(n, w)}
     # A replaced name leaves the keyword lists only if no region still carries it.
     still = {n.casefold() for n in kept}
     for schema, regions in (("mwg", parsed.mwg), ("mp", parsed.mp)):
