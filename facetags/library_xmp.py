@@ -53,13 +53,22 @@ class XmpSync:
         with self._lock:
             return len({photo for photo, _face, _path, _name in self.store.stale_xmp_files()})
 
-    def remember_xmp_names(self, path: Path, names: dict[int, str | None]) -> None:
-        """Record what a successful XMP write left in the file at ``path`` for each face (face
-        id -> the name facetags' region now carries, None: none of ours)."""
+    def remember_xmp_names(self, path: Path, names: dict[int, str | None], how: str = "written") -> None:
+        """Record what the file at ``path`` carries of facetags' for each face (face id -> name;
+        ``how``: :data:`facetags.xmp.sync.Remember`): "written", what a successful write left
+        there (None: none of ours); "claim", a name it is about to write (the photo counts as
+        not written until a write is seen through); "unclaim", that write failed; "found", an
+        import found the name there and the face has it."""
         if not names:
             return
+        given = {face: name for face, name in names.items() if name is not None}
         with self._lock, self.store.write():
-            self.store.set_xmp_names(str(path), names)
+            if how == "written":
+                self.store.set_xmp_names(str(path), names)
+            elif how == "unclaim":
+                self.store.unclaim_xmp_names(str(path), given)
+            else:
+                self.store.claim_xmp_names(str(path), given, unverified=how == "claim")
 
     def xmp_options(self, **overrides: Any) -> WriteOptions:
         """The XMP write options of the settings, with ``overrides`` (WriteOptions' fields);

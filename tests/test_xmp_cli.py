@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from facetags.cli import cli
-from tests.xmp_support import exiftool, need_exiftool, shipped_opener, tag_astronaut
+from tests.xmp_support import exiftool, exiftool_write, need_exiftool, shipped_opener, tag_astronaut
 
 
 @pytest.fixture
@@ -674,9 +675,11 @@ def test_a_person_s_write_leaves_a_new_copy_counted_as_not_written(library: tupl
     copy = photos / "z-copy" / "t1.jpg"
     copy.parent.mkdir()
     copy.write_bytes(t1.read_bytes())  # written: it has Alice and Bob; unverified all the same
+    assert _scanned(where, photos) == (1, ["duplicate", "unchanged"])
     with Library.open(where, Settings(library=where), create=False) as lib:
-        stop = threading.Event()
-        lib.write_xmp(lib.xmp_options(mode="embed"), progress=lambda _r: stop.set(), stop=stop)
+        stop = threading.Event()  # stopped after the first file, t1.jpg: the copy is not visited
+        done = lib.write_xmp(lib.xmp_options(mode="embed"), progress=lambda _r: stop.set(), stop=stop)
+        assert [r.photo for r in done] == [t1]
     assert _scanned(where, photos)[0] == 1
     assert _run(where, "write", "--embed", "--person", "Alice").exit_code == 0
     assert _scanned(where, photos)[0] == 1
@@ -711,6 +714,93 @@ def test_a_renamed_folder_keeps_what_facetags_wrote_in_its_files(library: tuple[
     assert _run(where, "write", "--embed").exit_code == 0
     names = _regions_of(renamed / "t1.jpg")
     assert "Alicia" in names and "Alice" not in names
+
+
+_KILLED_WRITE = """
+import os, signal, sys
+from facetags.xmp import write
+real, when = write.atomic_update, sys.argv[2]
+def killed(*args, **kwargs):
+    if when == "after":
+        real(*args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+write.atomic_update = killed
+from facetags.cli import main
+sys.argv = ["facetags", "--library", sys.argv[1], "xmp", "write", "--embed"]
+main()
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])  # the kill: before the file is replaced, after
+def test_a_rename_killed_mid_write_leaves_both_names_facetags_own(
+    library: tuple[Path, Path], when: str
+) -> None:
+    """Alice is written, then renamed Alicia, and `xmp write` is killed (-9) while it replaces
+    the photo. Killed after, the file said "Alicia" while the library knew only "Alice" as
+    facetags' there: a later rename met "Alicia" as another tool's (kept for good) and an import
+    moved the face to a new person "Alicia". Killed before, the library recorded "Alicia" as
+    written and `status` said every name was written. Both names are now facetags' own there,
+    the photo counts as not written, and the next write puts it right."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        person = lib.name(face.person_id or 0, "Alice").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Alicia")
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    killed = subprocess.run(
+        [sys.executable, "-c", _KILLED_WRITE, str(where), when], env=env, capture_output=True
+    )
+    assert killed.returncode == -9, killed.stderr
+    assert ("Alicia" if when == "after" else "Alice") in _regions_of(t1)
+    assert _status(where)["unwritten_xmp_photos"] == 1
+    imported = _run(where, "import", str(photos))
+    assert imported.exit_code == 0 and "Alicia\t" not in imported.stdout, imported.output
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        assert lib.face(face.face_id).person_id == person
+        lib.name(person, "Ally")
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "another tool" not in done.stderr, done.output
+    names = _regions_of(t1)
+    assert "Ally" in names and not {"Alice", "Alicia"} & set(names), names
+    assert _status(where)["unwritten_xmp_photos"] == 0 and _status(where)["stale_xmp_photos"] == 0
+
+
+def test_a_name_another_tool_puts_back_after_facetags_took_it_out_is_that_tool_s(
+    library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """facetags wrote "Alice", then took her out of the photo (the user moved the face to a
+    cluster of its own); another tool names the face "Alice" again. That name is the other
+    tool's now: an import brings it in, and a write leaves it."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        alice = lib.name(face.person_id or 0, "Alice").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.reject(face.face_id, alice)
+    assert "take back 'Alice'" in _run(where, "write", "--embed").stdout
+    (report,) = exiftool("-struct", "-RegionInfo", t1)  # another tool names the region again
+    region = next(r for r in report["RegionInfo"]["RegionList"] if not r.get("Name"))
+    region["Name"] = "Alice"
+    edit = tmp_path / "edit.json"
+    edit.write_text(json.dumps([{"SourceFile": str(t1), "RegionInfo": report["RegionInfo"]}]))
+    exiftool_write(f"-json={edit}", t1)
+    assert "Alice" in _regions_of(t1)
+    imported = _run(where, "import", str(photos))
+    assert imported.exit_code == 0, imported.output
+    assert "stale" not in imported.stderr
+    done = _run(where, "write", "--embed")
+    assert "take back 'Alice'" not in done.stdout and "Alice" in _regions_of(t1)
 
 
 def test_write_refuses_a_photo_reindexed_as_another_during_the_run(library: tuple[Path, Path]) -> None:

@@ -64,7 +64,7 @@ class FaceRecord:
     width: int = 0  # upright full-size photo size in pixels
     height: int = 0
     xmp_name: str | None = None  # the name facetags last wrote for this face into the file at path
-    xmp_written: tuple[str, ...] = ()  # every name facetags has written for this face, in any file
+    xmp_written: tuple[str, ...] = ()  # names of facetags' that file may carry for this face
     missing: bool = False  # the photo is not on disk now (path: where it was last seen)
 
     def to_json(self) -> dict[str, object]:

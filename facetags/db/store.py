@@ -515,12 +515,12 @@ class Store(PeopleStore):
             " f.x, f.y, f.w, f.h, f.score,"
             " CASE WHEN f.not_face THEN NULL ELSE f.person_id END,"
             " CASE WHEN f.not_face THEN NULL ELSE p.name END, f.assigned_by, f.landmarks,"
-            " ph.width, ph.height, x.name,"
+            " ph.width, ph.height, (SELECT x.name FROM xmp_names x WHERE x.face_id = f.id AND x.path ="
+            " COALESCE((SELECT path FROM files WHERE photo_id = f.photo_id ORDER BY id LIMIT 1),"
+            " (SELECT path FROM missing WHERE photo_id = f.photo_id LIMIT 1))"
+            " ORDER BY x.written_at DESC LIMIT 1),"
             " (SELECT path FROM missing WHERE photo_id = f.photo_id LIMIT 1)"
             " FROM faces f JOIN photos ph ON ph.id = f.photo_id LEFT JOIN people p ON p.id = f.person_id"
-            " LEFT JOIN xmp_names x ON x.face_id = f.id AND x.path = COALESCE((SELECT path FROM files"
-            " WHERE photo_id = f.photo_id ORDER BY id LIMIT 1), (SELECT path FROM missing WHERE"
-            " photo_id = f.photo_id LIMIT 1))"
             f" WHERE {'f.not_face = 0' if real_only else '1'} {where} ORDER BY f.photo_id, f.idx",
             params,
         )
@@ -545,9 +545,9 @@ class Store(PeopleStore):
 
     def face_files(self, records: Iterable[FaceRecord]) -> list[FaceRecord]:
         """Each record once for every file its photo is in (copies: the same pixels in several
-        places), first indexed first, with the name facetags wrote into that file for the face
-        (``xmp_name``) and every name it wrote for the face (``xmp_written``); a missing
-        photo's record as it is, with those names."""
+        places), first indexed first, with the names of facetags' that file may carry for the
+        face (``xmp_written``; ``xmp_name``: the last written); a missing photo's record with
+        those of where it was last seen."""
         wanted = {r.face_id: r for r in records}
         if not wanted:
             return []
@@ -555,30 +555,35 @@ class Store(PeopleStore):
         params: tuple[int, ...] = ()
         if len(wanted) <= _FEW:  # one person's: by id; the whole library: one pass
             where, params = f"WHERE f.id IN ({', '.join('?' * len(wanted))})", tuple(wanted)
-        written: dict[int, list[str]] = {}
-        for face_id, name in self.conn.execute(
-            f"SELECT h.face_id, h.name FROM xmp_history h JOIN faces f ON f.id = h.face_id {where}"
-            " ORDER BY h.face_id, h.name",
-            params,
-        ):
-            written.setdefault(int(face_id), []).append(str(name))
         rows = self.conn.execute(
             "SELECT f.id, fl.path, x.name FROM faces f JOIN files fl ON fl.photo_id = f.photo_id"
             f" LEFT JOIN xmp_names x ON x.face_id = f.id AND x.path = fl.path {where}"
-            " ORDER BY f.id, fl.id",
+            " ORDER BY f.id, fl.id, x.written_at",
             params,
         )
-        out: list[FaceRecord] = []
-        shown: set[int] = set()
+        names: dict[tuple[int, str], list[str]] = {}  # (face, path) -> names, the last written last
         for face_id, path, name in rows:
-            record = wanted.get(int(face_id))
-            if record is not None:
-                shown.add(record.face_id)
-                names = tuple(written.get(record.face_id, ()))
-                out.append(dataclasses.replace(record, path=str(path), xmp_name=name, xmp_written=names))
+            if int(face_id) in wanted:
+                names.setdefault((int(face_id), str(path)), [])
+                if name is not None:
+                    names[(int(face_id), str(path))].append(str(name))
+        out = [
+            dataclasses.replace(
+                wanted[face], path=path, xmp_name=said[-1] if said else None, xmp_written=tuple(said)
+            )
+            for (face, path), said in names.items()
+        ]
+        shown = {face for face, _path in names}
         for record in wanted.values():
             if record.face_id not in shown:  # missing: no file on disk
-                out.append(dataclasses.replace(record, xmp_written=tuple(written.get(record.face_id, ()))))
+                said = [
+                    str(r[0])
+                    for r in self.conn.execute(
+                        "SELECT name FROM xmp_names WHERE face_id = ? AND path = ? ORDER BY written_at",
+                        (record.face_id, record.path),
+                    )
+                ]
+                out.append(dataclasses.replace(record, xmp_written=tuple(said)))
         return out
 
     def stale_xmp_files(self) -> list[tuple[int, int, str, str]]:
@@ -644,31 +649,49 @@ class Store(PeopleStore):
         name of ours any more)."""
         now = time.time()
         for face_id, name in names.items():
-            if name is None:
-                self.conn.execute("DELETE FROM xmp_names WHERE face_id = ? AND path = ?", (face_id, path))
-            else:
-                self.conn.execute(
-                    "INSERT OR IGNORE INTO xmp_history (face_id, name) SELECT ?, ?"
-                    " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
-                    (face_id, name, face_id),
-                )
+            self.conn.execute("DELETE FROM xmp_names WHERE face_id = ? AND path = ?", (face_id, path))
+            if name is not None:
                 self.conn.execute(
                     "INSERT INTO xmp_names (face_id, path, name, written_at) SELECT ?, ?, ?, ?"
-                    " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)"
-                    " ON CONFLICT (face_id, path) DO UPDATE"
-                    " SET name = excluded.name, written_at = excluded.written_at",
+                    " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
                     (face_id, path, name, now, face_id),
                 )
 
+    def claim_xmp_names(self, path: str, names: dict[int, str], unverified: bool = True) -> None:
+        """The file at ``path`` may carry these names of facetags' from now on (face id -> name),
+        besides those it may carry already: a write is about to replace it (``unverified``:
+        until a write is seen through, the photo counts as not written), or an import found
+        them there."""
+        now = time.time()
+        for face_id, name in names.items():
+            self.conn.execute(
+                "INSERT OR IGNORE INTO xmp_names (face_id, path, name, written_at) SELECT ?, ?, ?, ?"
+                " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
+                (face_id, path, name, now, face_id),
+            )
+            if unverified:
+                photo = self.face_photo(face_id)
+                if photo is not None:
+                    self.xmp_unverified(photo)
+
+    def unclaim_xmp_names(self, path: str, names: dict[int, str]) -> None:
+        """A write that claimed these names (:meth:`claim_xmp_names`) failed: the file does not
+        carry them."""
+        for face_id, name in names.items():
+            self.conn.execute(
+                "DELETE FROM xmp_names WHERE face_id = ? AND path = ? AND name = ?", (face_id, path, name)
+            )
+
     def xmp_names_follow(self, photo_id: int, path: str) -> None:
-        """``path`` is a new file of the photo (a copy, or the photo back from elsewhere): take it
-        to carry, for each face, the name facetags last wrote into one of the photo's files, so
-        that a name it may carry is known as facetags' own (the photo is unverified: the next
-        ``xmp write`` looks). A record the path already has (the same file back) stays."""
+        """``path`` is a new file of the photo (a copy, or the photo back from elsewhere): it may
+        carry any name facetags wrote into one of the photo's files, at any path it was ever
+        seen at (a copy made before a rename carries the older name), so each is known as
+        facetags' own there (the photo is unverified: the next ``xmp write`` looks)."""
         self.conn.execute(
             "INSERT OR IGNORE INTO xmp_names (face_id, path, name, written_at)"
-            " SELECT x.face_id, ?, x.name, x.written_at FROM xmp_names x JOIN faces f ON f.id = x.face_id"
-            " WHERE f.photo_id = ? AND x.path != ? ORDER BY x.written_at DESC",
+            " SELECT x.face_id, ?, x.name, MAX(x.written_at) FROM xmp_names x"
+            " JOIN faces f ON f.id = x.face_id WHERE f.photo_id = ? AND x.path != ?"
+            " GROUP BY x.face_id, x.name",
             (path, photo_id, path),
         )
 
@@ -731,11 +754,6 @@ class Store(PeopleStore):
                 "INSERT OR IGNORE INTO xmp_names (face_id, path, name, written_at)"
                 " SELECT ?, path, name, written_at FROM xmp_names WHERE face_id = ? AND path = ?",
                 (new, old, path),
-            )
-            self.conn.execute(
-                "INSERT OR IGNORE INTO xmp_history (face_id, name) SELECT ?, name FROM xmp_history"
-                " WHERE face_id = ?",
-                (new, old),
             )
 
     def carry_cannot_links(self, mapping: dict[int, int]) -> None:

@@ -35,8 +35,8 @@ class FaceTag:
     box: Box
     name: str | None = None
     previous: str | None = None  # the name facetags last wrote for this face in this file
-    # every other name facetags ever wrote for this face, in any file (a copy restored from before
-    # a rename carries an older one): all are facetags' own, to take back if stale
+    # every name of facetags' this file may carry for this face (a write stopped part-way, a copy
+    # made before a rename): all are facetags' own, to replace or take back
     written: tuple[str, ...] = ()
     face_id: int | None = None  # the library's face, to report what the file now says of it
 

@@ -11,7 +11,6 @@ library's ``people``/``set_assignment``/``name`` methods. ``Library.write_xmp`` 
 
 from __future__ import annotations
 
-import functools
 import logging
 import os
 import threading
@@ -71,7 +70,7 @@ def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -
     for record in records:
         name = record.person_name or None
         previous = getattr(record, "xmp_name", None)
-        written = tuple(getattr(record, "xmp_written", ()))
+        written = tuple(getattr(record, "xmp_written", ()))  # what the file may carry of ours
         if name is None and previous is None and not written and not include_unnamed:
             continue
         tag = FaceTag(
@@ -85,8 +84,11 @@ def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -
     return photos
 
 
-#: Records what a file (its path) now carries of ours for each face (``Library.remember_xmp_names``).
-Remember = Callable[[Path, dict[int, str | None]], None]
+#: Records what a file (its path) carries of ours for each face (``Library.remember_xmp_names``):
+#: ``how`` "written" (what it carries now, after a write: None, nothing of ours), "claim" (it may
+#: carry these too: a write is about to replace it), "unclaim" (that write failed), "found" (an
+#: import found them there).
+Remember = Callable[[Path, dict[int, str | None], str], None]
 
 
 class Guard(Protocol):
@@ -138,10 +140,10 @@ def write_photos(
                 photo=path, target=None, mode="embedded", changes=[], warnings=[], error=refused
             )
         else:
-            claim = functools.partial(remember, path) if remember is not None else None
+            claim = _Claims(remember, path) if remember is not None else None
             result = write_photo(path, photos[path], options, dry_run=dry_run, claim=claim)
         if remember is not None and not dry_run and not result.error and result.names:
-            remember(path, result.names)
+            remember(path, result.names, "written")
         if guard is not None and not dry_run:
             if not result.error:
                 guard.done(path, result.written)
@@ -151,6 +153,24 @@ def write_photos(
         if progress is not None:
             progress(result)
     return results
+
+
+class _Claims:
+    """The writer's ``claim`` for one file: names it is about to write are recorded as names the
+    file may carry ("claim"); if the write fails, those same names are taken back ("unclaim")."""
+
+    def __init__(self, remember: Remember, path: Path) -> None:
+        self.remember, self.path = remember, path
+        self.claimed: dict[int, str | None] = {}
+
+    def __call__(self, names: dict[int, str | None]) -> None:
+        undone = {face: self.claimed.pop(face, None) for face, name in names.items() if name is None}
+        added: dict[int, str | None] = {face: name for face, name in names.items() if name is not None}
+        if added:
+            self.claimed.update(added)
+            self.remember(self.path, added, "claim")
+        if any(name is not None for name in undone.values()):
+            self.remember(self.path, {f: n for f, n in undone.items() if n is not None}, "unclaim")
 
 
 def write_records(
@@ -301,7 +321,7 @@ def apply_import(
                 out.agreed[match.face_id] = current
             continue
         ours = [getattr(record, "xmp_name", None), *getattr(record, "xmp_written", ())]
-        if any(mine and name_key(mine) == name_key(match.name) for mine in ours):
+        if any(mine and mine.casefold() == match.name.casefold() for mine in ours):  # as the writer
             out.stale.append((match.face_id, match.name))
             continue
         person_id = by_name.get(name_key(match.name))
@@ -361,7 +381,8 @@ def _torn(read: Sequence[tuple[str, Sequence[Any], ImportResult]]) -> dict[int, 
             current = getattr(record, "person_name", None)
             ours = [getattr(record, "xmp_name", None), *getattr(record, "xmp_written", ())]
             key = name_key(match.name)
-            if not (current and name_key(current) == key) and any(o and name_key(o) == key for o in ours):
+            mine = any(o and o.casefold() == match.name.casefold() for o in ours)  # as the writer
+            if not (current and name_key(current) == key) and mine:
                 continue  # facetags' own old tag: not a claim of another tool's
             said.setdefault(match.face_id, {}).setdefault(key, (match.name, path))
     return {face: list(names.values()) for face, names in said.items() if len(names) > 1}
@@ -399,7 +420,7 @@ def import_faces(
             applied.conflicts.append(f"face {face_id}: copies of the photo disagree ({said}); not imported")
         named.update(applied.assigned)
         if remember is not None and not dry_run and applied.agreed:
-            remember(Path(path), dict(applied.agreed))
+            remember(Path(path), dict(applied.agreed), "found")
         one = PhotoImport(photo=path, found=found, applied=applied)
         run.done.append(one)
         if progress is not None:

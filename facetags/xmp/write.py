@@ -8,8 +8,8 @@ left as they are. A region at the place of one of our faces (IoU >= ``iou_thresh
 carries another name, in this file or in the photo's other XMP, is kept and reported as a
 conflict, and nothing is written for that face (no region in any schema, no keyword: one story
 per photo), unless ``replace_names`` is set, or
-unless facetags wrote that name itself for that face (``FaceTag.previous`` in this file,
-``FaceTag.written`` in any, remembered by the library): then
+unless facetags wrote that name itself for that face into this file (``FaceTag.previous``,
+``FaceTag.written``, remembered by the library): then
 facetags' own stale name is replaced by the face's new one, or taken back (the region stays, unnamed,
 and the name leaves the keyword lists) when the face has none any more. Running it twice changes
 nothing the second time.
@@ -500,9 +500,10 @@ def write_photo(
     tools that prefer the sidecar would show its old names.
 
     ``claim(names)``, when given, is called just before the file is replaced with the names of
-    ours this write gives faces that had none (``FaceTag.previous`` is None), and again with
-    those faces set back to None if the write then fails: whoever records what facetags wrote
-    knows a name of ours before any photo can carry it, whenever the process is killed.
+    ours this write gives faces that the file may not carry as facetags' yet (not
+    ``FaceTag.previous`` nor in ``FaceTag.written``: a new name, a rename), and again with those
+    faces set to None if the write then fails: whoever records what facetags wrote knows a name
+    of ours before any photo can carry it, whenever the process is killed.
     Never raises for a problem with this one photo: the result carries ``error`` instead.
     """
     options = options or WriteOptions()
@@ -608,9 +609,9 @@ def _write_one(
             result.names = names  # the file already says all of it
             result.warnings = result.warnings[fallbacks:]  # why a sidecar: said when written
             return result
-        previous = {face.face_id: face.previous for face in faces if face.face_id is not None}
-        claimed: dict[int, str | None] = {
-            i: n for i, n in names.items() if n is not None and previous.get(i) is None
+        known = {face.face_id: (face.previous, *face.written) for face in faces if face.face_id is not None}
+        claimed: dict[int, str | None] = {  # names the file may not carry as facetags' yet
+            i: n for i, n in names.items() if n is not None and not any(_same(k, n) for k in known.get(i, ()))
         }
         if claim is not None and claimed:
             claim(claimed)
