@@ -101,6 +101,7 @@ class XmpSync:
             records = self.faces_to_write(person_id)
             if records and not dry_run:
                 self.store.check_writable()  # before any photo changes: what is written is recorded
+            doubted = self.store.unverified_photos()
         return write_records(
             records,
             options,
@@ -108,7 +109,7 @@ class XmpSync:
             progress=progress,
             stop=stop,
             remember=self.remember_xmp_names,
-            guard=_IndexedFiles(self, records, dry_run, full=person_id is None),
+            guard=_IndexedFiles(self, records, dry_run, full=person_id is None, doubted=doubted),
         )
 
     def import_xmp(
@@ -140,13 +141,23 @@ class _IndexedFiles:
     re-tagged keeps its pixels: it is written. What facetags writes records the file's new size
     and time, so the next scan does not decode it again."""
 
-    def __init__(self, library: XmpSync, records: list[FaceRecord], dry_run: bool, full: bool = True) -> None:
+    def __init__(
+        self,
+        library: XmpSync,
+        records: list[FaceRecord],
+        dry_run: bool,
+        full: bool = True,
+        doubted: set[int] | None = None,
+    ) -> None:
         """``full``: the run writes every face (not one person's): a photo all of whose files
-        it writes is verified."""
+        it writes is verified. ``doubted``: the photos unverified before the run; any other the
+        run wrote to is as verified as it was once its files are done (a name this run claimed
+        marked it unverified meanwhile, in case the run was killed)."""
         self.library = library
         self.photo_of = {Path(r.path): r.photo_id for r in records}
         self.dry_run = dry_run
         self.full = full
+        self.doubted = doubted if doubted is not None else set()
         self.unwritten: set[int] = set()  # photos a file of which failed in this run
         self.left: dict[int, set[Path]] = {}  # photo -> its files not yet done in this run
         for path, photo_id in self.photo_of.items():
@@ -203,8 +214,8 @@ class _IndexedFiles:
             left.discard(photo)
             if row.photo_id in self.unwritten:  # a copy failed: this file is not all of the photo
                 lib.store.xmp_unverified(row.photo_id)  # (now that names of ours are recorded)
-            elif self.full and not left:  # every file of it, every face: it carries what is recorded
-                lib.store.xmp_verified(row.photo_id)
+            elif not left and (self.full or row.photo_id not in self.doubted):
+                lib.store.xmp_verified(row.photo_id)  # every file of it: it carries what is recorded
 
     def failed(self, photo: Path) -> None:
         """A copy that could not be written keeps its photo counted as not written (``status``)

@@ -771,6 +771,51 @@ def test_a_rename_killed_mid_write_leaves_both_names_facetags_own(
     assert _status(where)["unwritten_xmp_photos"] == 0 and _status(where)["stale_xmp_photos"] == 0
 
 
+def test_a_person_s_write_leaves_its_photos_written_and_ctrl_c_keeps_the_claim(
+    library: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A name about to be written marks the photo not written, in case the run is killed; a
+    `--person` write (the TUI's `x` too) that then writes every file of it must leave it as it
+    was, or `status` said "not written" after every such write. And Ctrl-C just after the file
+    was replaced keeps the name it now carries as facetags' own (it was taken back, and a
+    rename then met the name as another tool's)."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+    from facetags.xmp import write
+
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        person = lib.name(face.person_id or 0, "Alice").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Ally")
+    assert _run(where, "write", "--embed", "--person", "Ally").exit_code == 0
+    assert _status(where)["unwritten_xmp_photos"] == 0 and _status(where)["stale_xmp_photos"] == 0
+
+    real = write.atomic_update
+
+    def interrupted(*args: Any, **kwargs: Any) -> None:
+        real(*args, **kwargs)
+        raise KeyboardInterrupt  # Ctrl-C while the folder is synced, after the replace
+
+    monkeypatch.setattr(write, "atomic_update", interrupted)
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Alys")
+        with pytest.raises(KeyboardInterrupt):
+            lib.write_xmp(lib.xmp_options(mode="embed"))
+        assert "Alys" in _regions_of(t1)
+        (here,) = (r for r in lib.store.face_files([lib.face(face.face_id)]) if r.path == str(t1))
+        assert set(here.xmp_written) == {"Ally", "Alys"}
+    monkeypatch.undo()
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Alyssa")
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "another tool" not in done.stderr, done.output
+    assert "Alyssa" in _regions_of(t1) and _status(where)["unwritten_xmp_photos"] == 0
+
+
 def test_a_name_another_tool_puts_back_after_facetags_took_it_out_is_that_tool_s(
     library: tuple[Path, Path], tmp_path: Path
 ) -> None:

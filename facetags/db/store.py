@@ -640,6 +640,10 @@ class Store(PeopleStore):
             (photo_id, time.time(), photo_id),
         )
 
+    def unverified_photos(self) -> set[int]:
+        """The photos a file of which may not carry what ``xmp_names`` says (:meth:`xmp_unverified`)."""
+        return {int(r[0]) for r in self.conn.execute("SELECT photo_id FROM xmp_unverified")}
+
     def xmp_verified(self, photo_id: int) -> None:
         """An ``xmp write`` found (or made) each file of the photo carry what is recorded."""
         self.conn.execute("DELETE FROM xmp_unverified WHERE photo_id = ?", (photo_id,))

@@ -117,11 +117,12 @@ def write_photos(
 ) -> list[WriteResult]:
     """:func:`facetags.xmp.write.write_photo` for each photo; a failure is reported, not raised.
 
-    ``remember(path, names)`` (``Library.remember_xmp_names``) records, file by file, the names
-    of ours each file carries: new ones just before the file is replaced, all of them right
-    after, before the next file is touched. A run killed part-way leaves records that match the
-    files. A photo in several files (copies: the same face ids at several paths) is written into
-    each, with each file's own record (``FaceTag.previous``). ``guard`` first says whether each
+    ``remember(path, names, how)`` (``Library.remember_xmp_names``) records, file by file, the
+    names of ours each file may carry: new ones just before the file is replaced ("claim"),
+    what it carries right after ("written"), before the next file is touched: a run killed
+    part-way leaves every name a file may carry recorded. A photo in several files (copies: the
+    same face ids at several paths) is written into each, with each file's own records
+    (``FaceTag.previous``, ``FaceTag.written``). ``guard`` first says whether each
     file still shows the photo the names are for.
     """
     from facetags.xmp.safefile import remove_stale_temps_in

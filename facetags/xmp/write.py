@@ -641,7 +641,7 @@ def _write_one(
                 verify_image=not sidecar,
                 mode_like=photo,
             )
-        except BaseException:
+        except Exception:  # (Ctrl-C may come after the replace: the claim stays, the safe way)
             if claim is not None and claimed:
                 claim(dict.fromkeys(claimed))
             raise
