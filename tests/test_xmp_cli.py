@@ -272,6 +272,21 @@ def _status(where: Path) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
+def _named_and_written(where: Path, photos: Path, name: str, scan: bool = True) -> tuple[Any, int]:
+    """Scan ``photos`` again (new copies), name the first face of t1.jpg ``name`` and write
+    every name: the face and its person's id."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        if scan:
+            lib.scan([photos])
+        (face, *_) = (f for f in lib.faces() if f.path == str(photos / "t1.jpg"))
+        person = lib.name(face.person_id or 0, name).id
+    assert _run(where, "write", "--embed").exit_code == 0
+    return face, person
+
+
 @contextlib.contextmanager
 def _locked(folder: Path) -> Iterator[None]:
     """Nothing can be written in ``folder`` meanwhile: immutable for root (who passes every
@@ -407,11 +422,7 @@ def test_a_copy_that_missed_a_rename_is_put_right_and_never_imported(library: tu
     backup = photos / "backup" / "t1.jpg"
     backup.parent.mkdir()
     backup.write_bytes(t1.read_bytes())
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        lib.scan([photos])
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
-        person = lib.name(face.person_id or 0, "Alice").id
-    assert _run(where, "write", "--embed").exit_code == 0
+    face, person = _named_and_written(where, photos, "Alice")
     assert "Alice" in _regions_of(backup)
 
     with Library.open(where, Settings(library=where), create=False) as lib:
@@ -452,11 +463,7 @@ def test_names_follow_a_moved_copy_and_copies_that_disagree_are_a_conflict_on_im
     (photos / "b").mkdir()
     copy = photos / "b" / "t1.jpg"
     copy.write_bytes(untagged)
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        lib.scan([photos])
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
-        person = lib.name(face.person_id or 0, "Alice").id
-    assert _run(where, "write", "--embed").exit_code == 0
+    face, person = _named_and_written(where, photos, "Alice")
     moved = photos / "c" / "renamed.jpg"
     moved.parent.mkdir()
     copy.rename(moved)
@@ -593,10 +600,7 @@ def test_an_edited_photo_that_kept_its_xmp_still_has_facetags_names_as_its_own(
     from facetags.library import Library
 
     t1 = photos / "t1.jpg"
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
-        person = lib.name(face.person_id or 0, "Alice").id
-    assert _run(where, "write", "--embed").exit_code == 0
+    _face, person = _named_and_written(where, photos, "Alice", scan=False)
     before = tmp_path / "before.jpg"
     before.write_bytes(t1.read_bytes())
     with Image.open(before) as im:
@@ -627,11 +631,7 @@ def test_an_old_copy_back_at_another_path_keeps_no_old_name(library: tuple[Path,
     drive = photos / "Backup" / "t1.jpg"
     drive.parent.mkdir()
     drive.write_bytes(t1.read_bytes())
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        lib.scan([photos])
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
-        person = lib.name(face.person_id or 0, "Alice").id
-    assert _run(where, "write", "--embed").exit_code == 0
+    face, person = _named_and_written(where, photos, "Alice")
     written = drive.read_bytes()  # the backup, as it was when it was unplugged
     shutil.rmtree(drive.parent)
     assert _scanned(where, photos) == (0, ["copy_gone", "unchanged"])
@@ -746,10 +746,7 @@ def test_a_rename_killed_mid_write_leaves_both_names_facetags_own(
     from facetags.library import Library
 
     t1 = photos / "t1.jpg"
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
-        person = lib.name(face.person_id or 0, "Alice").id
-    assert _run(where, "write", "--embed").exit_code == 0
+    face, person = _named_and_written(where, photos, "Alice", scan=False)
     with Library.open(where, Settings(library=where), create=False) as lib:
         lib.name(person, "Alicia")
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
@@ -785,10 +782,7 @@ def test_a_person_s_write_leaves_its_photos_written_and_ctrl_c_keeps_the_claim(
     from facetags.xmp import write
 
     t1 = photos / "t1.jpg"
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
-        person = lib.name(face.person_id or 0, "Alice").id
-    assert _run(where, "write", "--embed").exit_code == 0
+    face, person = _named_and_written(where, photos, "Alice", scan=False)
     with Library.open(where, Settings(library=where), create=False) as lib:
         lib.name(person, "Ally")
     assert _run(where, "write", "--embed", "--person", "Ally").exit_code == 0
