@@ -538,6 +538,30 @@ def test_a_rebuilt_library_imports_the_names_and_a_rename_then_reaches_the_photo
     assert _regions_of(photos / "astronaut.jpg") == ["Eileen M. Collins"]
 
 
+def test_an_import_from_two_copies_makes_the_name_facetags_own_in_both(library: tuple[Path, Path]) -> None:
+    """Another tool named the astronaut in the photo and in its copy; the import names the face
+    from the first and finds the same name in the second. Both files carry the name as
+    facetags' own from then on: a rename reaches both (the second was left as another tool's
+    name, a conflict on every write)."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    astronaut = photos / "astronaut.jpg"  # named "Eileen Collins" by another tool (the fixture)
+    copy = photos / "z" / "astronaut.jpg"
+    copy.parent.mkdir()
+    shutil.copyfile(astronaut, copy)
+    _scanned(where, photos)
+    imported = _run(where, "import", str(photos))
+    assert imported.exit_code == 0 and "Eileen Collins" in imported.stdout, imported.output
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(lib.person_named("Eileen Collins").id, "Eileen M. Collins")
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "another tool" not in done.stderr, done.output
+    for photo in (astronaut, copy):
+        assert _regions_of(photo) == ["Eileen M. Collins"], photo
+
+
 def test_the_write_summary_says_when_another_tools_name_was_kept(library: tuple[Path, Path]) -> None:
     """A face another tool named otherwise is left as it is, with a warning: the summary no
     longer counts that photo "up to date" (which, with `status` saying the names were not

@@ -299,7 +299,7 @@ def apply_import(
     facetags wrote itself (``xmp_name``) that the face no longer has is facetags' own stale tag,
     not another tool's decision: ignored (``stale``). Otherwise the face goes to the person with
     that name, created if needed, as a ``source="user"`` assignment. ``earlier``: the faces this
-    run named already (face id -> name), from another file of the same photo (a copy, which
+    run named already (face id -> its name), from another file of the same photo (a copy, which
     says the same: :func:`import_faces` leaves out a face whose copies disagree).
     """
     out = Applied()
@@ -314,6 +314,8 @@ def apply_import(
         record = face_records.get(match.face_id)
         if match.face_id in earlier:  # named from another copy of the photo in this run
             out.unchanged.append((match.face_id, match.name))
+            if earlier[match.face_id].casefold() == match.name.casefold():
+                out.agreed[match.face_id] = earlier[match.face_id]  # this copy says it too
             continue
         current = record.person_name if record is not None else None
         if current and name_key(current) == name_key(match.name):
@@ -420,6 +422,7 @@ def import_faces(
             said = "; ".join(f"{name!r} in {where}" for name, where in torn[face_id])
             applied.conflicts.append(f"face {face_id}: copies of the photo disagree ({said}); not imported")
         named.update(applied.assigned)
+        named.update(applied.agreed)  # (the face's name itself, where the region agrees with it)
         if remember is not None and not dry_run and applied.agreed:
             remember(Path(path), dict(applied.agreed), "found")
         one = PhotoImport(photo=path, found=found, applied=applied)
