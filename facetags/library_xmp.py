@@ -53,18 +53,25 @@ class XmpSync:
         with self._lock:
             return len({photo for photo, _face, _path, _name in self.store.stale_xmp_files()})
 
-    def remember_xmp_names(self, path: Path, names: dict[int, str | None], how: str = "written") -> None:
+    def remember_xmp_names(
+        self,
+        path: Path,
+        names: dict[int, str | None],
+        how: str = "written",
+        still: dict[int, tuple[str, ...]] | None = None,
+    ) -> None:
         """Record what the file at ``path`` carries of facetags' for each face (face id -> name;
         ``how``: :data:`facetags.xmp.sync.Remember`): "written", what a successful write left
         there (None: none of ours); "claim", a name it is about to write (the photo counts as
         not written until a write is seen through); "unclaim", that write failed; "found", an
-        import found the name there and the face has it."""
+        import found the name there and the face has it. ``still`` ("written"): names of
+        facetags' the file still carries for a face besides, in XMP the write left alone."""
         if not names:
             return
         given = {face: name for face, name in names.items() if name is not None}
         with self._lock, self.store.write():
             if how == "written":
-                self.store.set_xmp_names(str(path), names)
+                self.store.set_xmp_names(str(path), names, still or {})
             elif how == "unclaim":
                 self.store.unclaim_xmp_names(str(path), given)
             else:

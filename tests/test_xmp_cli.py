@@ -562,6 +562,43 @@ def test_an_import_from_two_copies_makes_the_name_facetags_own_in_both(library: 
         assert _regions_of(photo) == ["Eileen M. Collins"], photo
 
 
+def test_names_left_in_xmp_a_write_could_not_touch_stay_facetags_own(library: tuple[Path, Path]) -> None:
+    """Alice is written into the photo; the photo is then made read-only, so the rename to Bob
+    goes into a sidecar and the photo's own XMP keeps "Alice". The library forgot that "Alice"
+    there was facetags': `status` said all was well, every write called it another tool's, and
+    once the person was un-named an import named the face Alice again. It is remembered as
+    facetags' own (status counts it) until the photo can be written."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1 = photos / "t1.jpg"
+    face, person = _named_and_written(where, photos, "Alice", scan=False)
+    t1.chmod(0o444)
+    try:
+        with Library.open(where, Settings(library=where), create=False) as lib:
+            lib.name(person, "Bob")
+        done = _run(where, "write", "--embed")
+        assert done.exit_code == 0 and "another tool" not in done.stderr, done.output
+        assert "Alice" in _regions_of(t1) and "Bob" in _regions_of(Path(f"{t1}.xmp"))
+        assert _status(where)["stale_xmp_photos"] == 1  # the photo itself still says Alice
+        again = _run(where, "write", "--embed")
+        assert again.exit_code == 0 and "another tool" not in again.stderr, again.output
+        with Library.open(where, Settings(library=where), create=False) as lib:
+            lib.unname(person)
+        assert _run(where, "write", "--embed").exit_code == 0
+        imported = _run(where, "import", str(photos))
+        assert imported.exit_code == 0 and "Alice" not in imported.stdout, imported.output
+        with Library.open(where, Settings(library=where), create=False) as lib:
+            assert lib.face(face.face_id).person_name is None
+    finally:
+        t1.chmod(0o644)
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Carol")
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert "Alice" not in _regions_of(t1) and _status(where)["stale_xmp_photos"] == 0
+
+
 def test_the_write_summary_says_when_another_tools_name_was_kept(library: tuple[Path, Path]) -> None:
     """A face another tool named otherwise is left as it is, with a warning: the summary no
     longer counts that photo "up to date" (which, with `status` saying the names were not

@@ -648,17 +648,21 @@ class Store(PeopleStore):
         """An ``xmp write`` found (or made) each file of the photo carry what is recorded."""
         self.conn.execute("DELETE FROM xmp_unverified WHERE photo_id = ?", (photo_id,))
 
-    def set_xmp_names(self, path: str, names: dict[int, str | None]) -> None:
+    def set_xmp_names(
+        self, path: str, names: dict[int, str | None], still: dict[int, tuple[str, ...]] | None = None
+    ) -> None:
         """Remember what facetags' XMP in the file at ``path`` now says of each face (None: no
-        name of ours any more)."""
+        name of ours any more), and ``still``, names of facetags' it still carries for a face in
+        XMP the write left alone (older: the name written stays the last)."""
         now = time.time()
         for face_id, name in names.items():
             self.conn.execute("DELETE FROM xmp_names WHERE face_id = ? AND path = ?", (face_id, path))
-            if name is not None:
+            older = [(n, now - 1e-3) for n in (still or {}).get(face_id, ()) if n != name]
+            for carried, at in [*older, *([(name, now)] if name is not None else [])]:
                 self.conn.execute(
-                    "INSERT INTO xmp_names (face_id, path, name, written_at) SELECT ?, ?, ?, ?"
+                    "INSERT OR IGNORE INTO xmp_names (face_id, path, name, written_at) SELECT ?, ?, ?, ?"
                     " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
-                    (face_id, path, name, now, face_id),
+                    (face_id, path, carried, at, face_id),
                 )
 
     def claim_xmp_names(self, path: str, names: dict[int, str], unverified: bool = True) -> None:

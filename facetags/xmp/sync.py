@@ -87,8 +87,9 @@ def group_faces(records: Iterable[FaceLike], *, include_unnamed: bool = False) -
 #: Records what a file (its path) carries of ours for each face (``Library.remember_xmp_names``):
 #: ``how`` "written" (what it carries now, after a write: None, nothing of ours), "claim" (it may
 #: carry these too: a write is about to replace it), "unclaim" (that write failed), "found" (an
-#: import found them there).
-Remember = Callable[[Path, dict[int, str | None], str], None]
+#: import found them there); ``still`` ("written" only): other names of facetags' the file's XMP
+#: still carries for a face, in a part the write left alone (:attr:`WriteResult.still`).
+Remember = Callable[[Path, dict[int, str | None], str, dict[int, tuple[str, ...]] | None], None]
 
 
 class Guard(Protocol):
@@ -144,7 +145,7 @@ def write_photos(
             claim = _Claims(remember, path) if remember is not None else None
             result = write_photo(path, photos[path], options, dry_run=dry_run, claim=claim)
         if remember is not None and not dry_run and not result.error and result.names:
-            remember(path, result.names, "written")
+            remember(path, result.names, "written", result.still)
         if guard is not None and not dry_run:
             if not result.error:
                 guard.done(path, result.written)
@@ -169,9 +170,9 @@ class _Claims:
         added: dict[int, str | None] = {face: name for face, name in names.items() if name is not None}
         if added:
             self.claimed.update(added)
-            self.remember(self.path, added, "claim")
+            self.remember(self.path, added, "claim", None)
         if any(name is not None for name in undone.values()):
-            self.remember(self.path, {f: n for f, n in undone.items() if n is not None}, "unclaim")
+            self.remember(self.path, {f: n for f, n in undone.items() if n is not None}, "unclaim", None)
 
 
 def write_records(
@@ -424,7 +425,7 @@ def import_faces(
         named.update(applied.assigned)
         named.update(applied.agreed)  # (the face's name itself, where the region agrees with it)
         if remember is not None and not dry_run and applied.agreed:
-            remember(Path(path), dict(applied.agreed), "found")
+            remember(Path(path), dict(applied.agreed), "found", None)
         one = PhotoImport(photo=path, found=found, applied=applied)
         run.done.append(one)
         if progress is not None:

@@ -114,6 +114,9 @@ class Plan:
     names: dict[int, str | None] = field(default_factory=dict)
     # faces left as they are because another tool gave them another name (a conflict)
     kept: int = 0
+    # position -> names of facetags' still at the face in XMP this plan leaves alone (the photo's
+    # other XMP file, region lists of schemas not written): the file may still carry them
+    still: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 @dataclass
@@ -132,6 +135,9 @@ class WriteResult:
     names: dict[int, str | None] = field(default_factory=dict)
     # faces whose tags were left as they are: another tool named them otherwise (a warning each)
     kept: int = 0
+    # face id -> names of facetags' the photo's XMP still carries for it besides ``names``' (in
+    # XMP this write did not touch: the embedded packet while a sidecar was written, say)
+    still: dict[int, tuple[str, ...]] = field(default_factory=dict)
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -426,6 +432,25 @@ def plan(
         still |= {r.name.casefold() for r in regions if r.name and (schema, r.index) not in renamed}
     removed = {n for n in taken_back if n.casefold() not in still}
     _keywords(out, flat, options, kept, removed)
+    # names of ours this plan leaves in place at each face: regions in the photo's other XMP and
+    # in lists of schemas not written (their names are still facetags' own there)
+    untouched = [*others]
+    if "mwg" not in options.schemas:
+        untouched += parsed.mwg
+    if "mp" not in options.schemas:
+        untouched += parsed.mp
+    for i, (box, name, written) in enumerate(ours):
+        left = {
+            r.name
+            for r in untouched
+            if r.name
+            and r.box is not None
+            and _mine(written, r.name)
+            and not _same(name, r.name)
+            and iou(box, r.box) >= options.iou_threshold
+        }
+        if left and i in out.names:
+            out.still[positions[i]] = tuple(sorted(left))
     out.names = {positions[i]: name for i, name in out.names.items()}
     if not out.changes:
         out.updates.clear()  # containers declared for nothing: leave the file alone
@@ -523,6 +548,8 @@ def write_photo(
     result.changes += [f"{side.target}: {change}" for change in side.changes]
     result.warnings += [w for w in side.warnings if w not in result.warnings]
     result.written = result.written or side.written
+    if side.error is None:
+        result.still = side.still  # what is left of ours once both are written
     if side.error is not None:
         # an error for the photo: the names it now carries are not taken as written, so the
         # next run tries the sidecar again (its old names are still ours to replace)
@@ -598,6 +625,11 @@ def _write_one(
         )
         result.changes, result.warnings = todo.changes, result.warnings + todo.warnings
         result.kept = todo.kept
+        still: dict[int, tuple[str, ...]] = {}
+        for i, left in todo.still.items():
+            face_id = faces[i].face_id
+            if face_id is not None:
+                still[face_id] = left
         names: dict[int, str | None] = {}
         for i, name in todo.names.items():
             face_id = faces[i].face_id
@@ -607,6 +639,7 @@ def _write_one(
             return result
         if not todo.updates:
             result.names = names  # the file already says all of it
+            result.still = still
             result.warnings = result.warnings[fallbacks:]  # why a sidecar: said when written
             return result
         known = {face.face_id: (face.previous, *face.written) for face in faces if face.face_id is not None}
@@ -647,6 +680,7 @@ def _write_one(
             raise
         result.written = True
         result.names = names
+        result.still = still
         log.info("%s: %d change(s) written to %s", photo, len(todo.changes), target)
     except packet.PacketTooLarge as exc:
         if options.mode == "sidecar":
