@@ -288,8 +288,8 @@ class Library(Decisions, XmpSync):
 
     def drop_gone(self, paths: Iterable[str | os.PathLike[str]]) -> int:
         """Record as gone the indexed paths at or under ``paths`` that are no longer on disk, as a
-        scan of their folder would (a folder scanned through a link that has since been removed
-        is never scanned again). A photo still at another path loses that path only; one left
+        scan of their folder would (a card or disk scanned once and since removed is never
+        scanned again). A photo still at another path loses that path only; one left
         with none is missing. Returns how many indexed paths went."""
         went = 0
         with self._lock:

@@ -166,14 +166,44 @@ def test_case4_forget_is_the_only_way_missing_faces_go(
     assert lib.status().missing == []
 
 
-def test_forget_drops_paths_scanned_through_a_link_since_removed(
+def test_forget_drops_paths_under_a_folder_no_scan_covers_any_more(
     open_library: OpenLibrary, tmp_path: Path, shared_data: Path
 ) -> None:
-    """The folder scanned again through a symbolic link: every photo got a second path. Once
-    the link is gone no scan can see those paths go (scanning it fails), `status` did not list
-    them and `forget LINK` said it "holds no missing photo": `find` showed dead paths for ever.
-    `forget` now drops the indexed paths under a path gone from disk; the photos, at their real
-    paths, keep their faces and names."""
+    """Copies in a folder scanned once (a memory card, a second disk) that is then removed:
+    no scan of the other folders sees those paths go, `status` did not list them and `forget
+    FOLDER` said it "holds no missing photo": `find` showed dead paths for ever. `forget` now
+    drops the indexed paths under a path gone from disk; the photos, at their other paths,
+    keep their faces and names."""
+    root = tmp_path / "Pictures"
+    copy(lfw(shared_data, "George_W_Bush", 1), root / "bush1.jpg")
+    copy(lfw(shared_data, "Colin_Powell", 1), root / "powell1.jpg")
+    card = tmp_path / "card"
+    shutil.copytree(root, card)
+    lib = open_library()
+    lib.scan([root])
+    (bush,) = lib.photo_faces(root / "bush1.jpg")
+    lib.name(bush.person_id or 0, "George")
+    assert lib.scan([card]).counts["duplicate"] == 2
+    assert sorted(lib.find(["George"])) == sorted([str(card / "bush1.jpg"), str(root / "bush1.jpg")])
+    shutil.rmtree(card)
+    lib.scan([root])
+    forgot = CliRunner().invoke(cli, ["--library", str(lib.path), "forget", str(card)])
+    assert forgot.exit_code == 0, forgot.output
+    assert "2 indexed paths no longer on disk dropped" in forgot.stderr
+    assert "forgot 0 missing photos" in forgot.stderr and "holds no missing photo" not in forgot.stderr
+    assert lib.find(["George"]) == [str(root / "bush1.jpg")]
+    assert lib.status().missing == [] and lib.status().photos == 2
+    assert lib.store.file_by_path(str(card / "powell1.jpg")) is None
+
+
+def test_a_folder_scanned_again_through_a_link_is_not_indexed_twice(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """The folder scanned once as it is and once through a symbolic link to it (~/Pictures and
+    the NAS path it points to): every photo got a second path, as if it were a copy, `find`
+    listed each twice and names were written twice into one file. The same file reached
+    through a link is indexed once; once the link's paths are the only ones and the link goes,
+    the photos move to their real paths, names and all."""
     root = tmp_path / "Pictures"
     copy(lfw(shared_data, "George_W_Bush", 1), root / "bush1.jpg")
     copy(lfw(shared_data, "Colin_Powell", 1), root / "powell1.jpg")
@@ -183,17 +213,20 @@ def test_forget_drops_paths_scanned_through_a_link_since_removed(
     lib.scan([root])
     (bush,) = lib.photo_faces(root / "bush1.jpg")
     lib.name(bush.person_id or 0, "George")
-    assert lib.scan([link]).counts["duplicate"] == 2
-    assert sorted(lib.find(["George"])) == [str(link / "bush1.jpg"), str(root / "bush1.jpg")]
-    link.unlink()
-    lib.scan([root])
-    forgot = CliRunner().invoke(cli, ["--library", str(lib.path), "forget", str(link)])
-    assert forgot.exit_code == 0, forgot.output
-    assert "2 indexed paths no longer on disk dropped" in forgot.stderr
-    assert "forgot 0 missing photos" in forgot.stderr and "holds no missing photo" not in forgot.stderr
+    report = lib.scan([link])
+    assert report.counts["linked"] == 2 and report.counts["duplicate"] == 0
+    assert "2 skipped (reached through a link" in report.describe()
     assert lib.find(["George"]) == [str(root / "bush1.jpg")]
-    assert lib.status().missing == [] and lib.status().photos == 2
-    assert lib.store.file_by_path(str(link / "powell1.jpg")) is None
+    assert lib.scan([root]).counts["unchanged"] == 2
+
+    other = open_library(tmp_path / "other.db")  # indexed through the link first
+    other.scan([link])
+    (bush,) = other.photo_faces(link / "bush1.jpg")
+    other.name(bush.person_id or 0, "George")
+    assert other.scan([root]).counts["linked"] == 2
+    link.unlink()
+    assert other.scan([root]).counts["moved"] == 2
+    assert other.find(["George"]) == [str(root / "bush1.jpg")]
 
 
 def test_case4_watcher_deletion_keeps_the_photo_as_missing(

@@ -23,8 +23,8 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json
     offline) or stops reading is kept as missing, with its faces and every decision on them,
     until the same picture is back. `facetags status` lists them. Forgetting one drops its faces
     for good; photos still on disk are never forgotten. Indexed paths at or under PATHS that are
-    gone from disk though no scan saw them go (a folder scanned through a link since removed)
-    are dropped first.
+    gone from disk though no scan saw them go (a card or disk scanned once, since removed) are
+    dropped first.
     """
     from facetags.library import Library
 

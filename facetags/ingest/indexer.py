@@ -81,6 +81,7 @@ OUTCOMES = (
     "postponed",
     "failed",
     "known_bad",
+    "linked",
 )
 #: Why a path that vanished is kept as missing (facetags.db.store.Store.mark_missing).
 GONE = "gone"
@@ -139,6 +140,8 @@ class ScanReport:
             parts.append(f"{c['postponed']} postponed")
         if c["known_bad"]:
             parts.append(f"{c['known_bad']} known bad skipped")
+        if c["linked"]:  # the same files reached through a symbolic link: indexed once
+            parts.append(f"{c['linked']} skipped (reached through a link; indexed at another path)")
         tail = " (interrupted)" if self.interrupted else ""
         if c["deleted"]:
             tail += "; gone photos keep their faces and names ('facetags status' lists them)"
@@ -605,6 +608,8 @@ class Indexer:
                 report.counts["unchanged"] += 1
             elif known_bad.get(entry.path) == (entry.stat.size, entry.stat.mtime_ns):
                 report.counts["known_bad"] += 1
+            elif row is None and self._indexed_through_another_path(entry.path, entry.stat):
+                report.counts["linked"] += 1
             else:
                 todo.append((entry.path, entry.stat))
         if todo:
@@ -783,6 +788,17 @@ class Indexer:
         self._fail(entry.path, st, entry.error or "error", self.store.file_by_path(entry.path))
         report.counts["failed"] += 1
         report.failures.append((entry.path, entry.error or "error"))
+
+    def _indexed_through_another_path(self, path: str, st: FileStat) -> bool:
+        """Whether ``path`` is a file already indexed at another path that leads to it through a
+        symbolic link (a folder scanned again through a link to it, or the other way round):
+        the same file, not a copy, so it is indexed once. A hard link is another name of its
+        own, and a copy another file: both are indexed (duplicates)."""
+        here = os.path.realpath(path)
+        return any(
+            other.path != path and os.path.lexists(other.path) and os.path.realpath(other.path) == here
+            for other in self.store.files_by_inode(st)
+        )
 
     def _forget_missing(
         self, indexed: dict[str, FileRow], seen: set[str], info: Walk, roots: list[str]
