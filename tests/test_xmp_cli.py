@@ -272,6 +272,14 @@ def _status(where: Path) -> dict[str, Any]:
     return dict(json.loads(done.stdout))
 
 
+def _copy_of_t1(photos: Path, folder: str) -> Path:
+    """A byte-for-byte copy of t1.jpg in the folder ``folder`` of ``photos`` (made here)."""
+    copy = photos / folder / "t1.jpg"
+    copy.parent.mkdir()
+    copy.write_bytes((photos / "t1.jpg").read_bytes())
+    return copy
+
+
 def _named_and_written(where: Path, photos: Path, name: str, scan: bool = True) -> tuple[Any, int]:
     """Scan ``photos`` again (new copies), name the first face of t1.jpg ``name`` and write
     every name: the face and its person's id."""
@@ -317,9 +325,7 @@ def test_every_copy_of_a_photo_gets_its_names(library: tuple[Path, Path]) -> Non
 
     t1 = photos / "t1.jpg"
     untagged = t1.read_bytes()
-    (photos / "a-backup").mkdir()
-    backup = photos / "a-backup" / "t1.jpg"
-    backup.write_bytes(untagged)
+    backup = _copy_of_t1(photos, "a-backup")
 
     assert _scanned(where, photos)[1] == ["duplicate", "unchanged"]
     with Library.open(where, Settings(library=where), create=False) as lib:
@@ -419,9 +425,7 @@ def test_a_copy_that_missed_a_rename_is_put_right_and_never_imported(library: tu
     from facetags.library import Library
 
     t1 = photos / "t1.jpg"
-    backup = photos / "backup" / "t1.jpg"
-    backup.parent.mkdir()
-    backup.write_bytes(t1.read_bytes())
+    backup = _copy_of_t1(photos, "backup")
     face, person = _named_and_written(where, photos, "Alice")
     assert "Alice" in _regions_of(backup)
 
@@ -458,11 +462,7 @@ def test_names_follow_a_moved_copy_and_copies_that_disagree_are_a_conflict_on_im
     from facetags.config import Settings
     from facetags.library import Library
 
-    t1 = photos / "t1.jpg"
-    untagged = t1.read_bytes()
-    (photos / "b").mkdir()
-    copy = photos / "b" / "t1.jpg"
-    copy.write_bytes(untagged)
+    copy = _copy_of_t1(photos, "b")
     face, person = _named_and_written(where, photos, "Alice")
     moved = photos / "c" / "renamed.jpg"
     moved.parent.mkdir()
@@ -688,10 +688,7 @@ def test_an_old_copy_back_at_another_path_keeps_no_old_name(library: tuple[Path,
     from facetags.config import Settings
     from facetags.library import Library
 
-    t1 = photos / "t1.jpg"
-    drive = photos / "Backup" / "t1.jpg"
-    drive.parent.mkdir()
-    drive.write_bytes(t1.read_bytes())
+    drive = _copy_of_t1(photos, "Backup")
     face, person = _named_and_written(where, photos, "Alice")
     written = drive.read_bytes()  # the backup, as it was when it was unplugged
     shutil.rmtree(drive.parent)

@@ -546,8 +546,8 @@ class Store(PeopleStore):
     def face_files(self, records: Iterable[FaceRecord]) -> list[FaceRecord]:
         """Each record once for every file its photo is in (copies: the same pixels in several
         places), first indexed first, with the names of facetags' that file may carry for the
-        face (``xmp_written``; ``xmp_name``: the last written); a missing photo's record with
-        those of where it was last seen."""
+        face (``xmp_written``; ``xmp_name``: the last written); a missing photo's record as it
+        is (nothing is written to, or read from, a photo not on disk)."""
         wanted = {r.face_id: r for r in records}
         if not wanted:
             return []
@@ -574,17 +574,7 @@ class Store(PeopleStore):
             for (face, path), said in names.items()
         ]
         shown = {face for face, _path in names}
-        for record in wanted.values():
-            if record.face_id not in shown:  # missing: no file on disk
-                said = [
-                    str(r[0])
-                    for r in self.conn.execute(
-                        "SELECT name FROM xmp_names WHERE face_id = ? AND path = ? ORDER BY written_at",
-                        (record.face_id, record.path),
-                    )
-                ]
-                out.append(dataclasses.replace(record, xmp_written=tuple(said)))
-        return out
+        return out + [r for r in wanted.values() if r.face_id not in shown]  # missing: no file
 
     def stale_xmp_files(self) -> list[tuple[int, int, str, str]]:
         """(photo id, face id, path, name) of each file on disk that carries a name facetags
@@ -677,10 +667,9 @@ class Store(PeopleStore):
                 " WHERE EXISTS (SELECT 1 FROM faces WHERE id = ?)",
                 (face_id, path, name, now, face_id),
             )
-            if unverified:
-                photo = self.face_photo(face_id)
-                if photo is not None:
-                    self.xmp_unverified(photo)
+        photo = self.face_photo(next(iter(names))) if unverified and names else None
+        if photo is not None:  # (the faces of one file are one photo's)
+            self.xmp_unverified(photo)
 
     def unclaim_xmp_names(self, path: str, names: dict[int, str]) -> None:
         """A write that claimed these names (:meth:`claim_xmp_names`) failed: the file does not
