@@ -367,6 +367,29 @@ def test_every_copy_of_a_photo_gets_its_names(library: tuple[Path, Path]) -> Non
         assert "Ally" in names and "Alicia" not in names, (copy, names)
 
 
+def test_a_respelt_name_is_counted_stale_and_reaches_every_copy(library: tuple[Path, Path]) -> None:
+    """ "alice smith" to "Alice Smith": status said everything was written, the regions kept the
+    old spelling for ever and the keyword lists got both."""
+    where, photos = library
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    t1, backup = photos / "t1.jpg", _copy_of_t1(photos, "a-backup")
+    _face, person = _named_and_written(where, photos, "alice smith")
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(person, "Alice Smith")
+    assert _status(where)["stale_xmp_photos"] == 1
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "another tool" not in done.output, done.output
+    for copy in (t1, backup):
+        names = _regions_of(copy)
+        assert "Alice Smith" in names and "alice smith" not in names, (copy, names)
+        (report,) = exiftool("-PersonInImage", "-Subject", copy)
+        assert {str(v) for v in [report["PersonInImage"], report["Subject"]]} == {"Alice Smith"}, report
+    assert _status(where)["stale_xmp_photos"] == 0
+    assert _run(where, "write", "--embed").stdout.strip() == ""  # nothing left to do
+
+
 @pytest.mark.parametrize("folder", ["zz-locked", "a-locked"])  # written after the other copy, before
 def test_a_copy_that_cannot_be_written_keeps_the_photo_unwritten_not_its_other_copy(
     library: tuple[Path, Path], folder: str

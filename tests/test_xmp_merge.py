@@ -177,6 +177,36 @@ def test_our_own_stale_names_are_replaced_or_taken_back_others_kept(photo: Path)
     assert [r.get("Name") for r in _report(photo)["RegionInfo"]["RegionList"]] == ["Carol", None]
 
 
+def test_a_respelt_name_of_ours_is_written_another_tools_spelling_kept(photo: Path) -> None:
+    """ "alice smith" to "Alice Smith" reaches the region and every keyword list (both spellings
+    stayed in the lists and the region kept the old one); another tool's spelling of the face's
+    name is the same person (no conflict) and stays, unless --replace-names."""
+    first = write_photo(photo, [FaceTag(FACE_BOX, "alice smith", face_id=7)])
+    assert first.written
+    respelt = write_photo(photo, [FaceTag(FACE_BOX, "Alice Smith", previous="alice smith", face_id=7)])
+    assert "MWG region 1: rename 'alice smith' -> 'Alice Smith'" in respelt.changes
+    assert respelt.names == {7: "Alice Smith"} and not respelt.warnings
+    report = _report(photo)
+    assert [r.get("Name") for r in report["RegionInfo"]["RegionList"]] == ["Alice Smith"]
+    assert [r.get("PersonDisplayName") for r in report["RegionInfoMP"]["Regions"]] == ["Alice Smith"]
+    assert _as_list(report["PersonInImage"]) == ["Alice Smith"]
+    assert _as_list(report["Subject"]) == ["Alice Smith"]
+    assert _as_list(report["HierarchicalSubject"]) == ["People|Alice Smith"]
+    assert _as_list(report["TagsList"]) == ["People/Alice Smith"]
+    again = write_photo(photo, [FaceTag(FACE_BOX, "Alice Smith", previous="Alice Smith", face_id=7)])
+    assert again.changes == [] and not again.written
+
+    # another tool's spelling: the same person, kept as that tool wrote it
+    theirs = write_photo(photo, [FaceTag(FACE_BOX, "ALICE SMITH", previous="Eileen", face_id=7)])
+    assert not any("MWG region" in c for c in theirs.changes) and not theirs.warnings and theirs.kept == 0
+    assert [r.get("Name") for r in _report(photo)["RegionInfo"]["RegionList"]] == ["Alice Smith"]
+    replaced = write_photo(
+        photo, [FaceTag(FACE_BOX, "ALICE SMITH", face_id=7)], WriteOptions(replace_names=True)
+    )
+    assert "MWG region 1: rename 'Alice Smith' -> 'ALICE SMITH'" in replaced.changes
+    assert [r.get("Name") for r in _report(photo)["RegionInfo"]["RegionList"]] == ["ALICE SMITH"]
+
+
 def test_unnamed_faces_only_when_asked(photo: Path) -> None:
     faces = [FaceTag(FACE_BOX, None)]
     assert write_photo(photo, faces).changes == []

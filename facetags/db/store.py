@@ -589,7 +589,7 @@ class Store(PeopleStore):
         return [
             (int(photo), int(face), str(path), str(name))
             for photo, face, path, name, now in rows
-            if (now or "").casefold() != str(name).casefold()
+            if now != str(name)  # a respelt name too: "alice" to "Alice" is written again
         ]
 
     def faces_with_stale_xmp(self) -> list[FaceRecord]:

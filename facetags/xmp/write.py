@@ -227,7 +227,9 @@ def _regions(
                 elif written:
                     plan.names.setdefault(i, None)
                 continue
-            if _same(name, region.name):
+            if name == region.name or (
+                _same(name, region.name) and not opts.replace_names and region.name not in written
+            ):  # the name, or another tool's spelling of it (kept: not a conflict either)
                 kept_names.add(name)
                 plan.names[i] = name
                 continue
@@ -425,12 +427,13 @@ def plan(
     if not {"mwg", "mp"} & options.schemas:  # keywords only: our old names go where they differ
         kept = {name for _box, name, _written in ours if name is not None}
         out.names = {i: name for i, (_box, name, _written) in enumerate(ours)}
-        taken_back = {w for _box, n, written in ours for w in written if not _same(n, w)}
-    # A replaced name leaves the keyword lists only if no region still carries it.
-    still = {n.casefold() for n in kept}
+        taken_back = {w for _box, n, written in ours for w in written if w != n}
+    # A replaced name leaves the keyword lists only if no region still carries it (as it is
+    # spelt: a keyword is one string, and a name of ours respelt, "alice" to "Alice", goes).
+    still = set(kept)
     for schema, regions in (("mwg", parsed.mwg), ("mp", parsed.mp)):
-        still |= {r.name.casefold() for r in regions if r.name and (schema, r.index) not in renamed}
-    removed = {n for n in taken_back if n.casefold() not in still}
+        still |= {r.name for r in regions if r.name and (schema, r.index) not in renamed}
+    removed = taken_back - still
     _keywords(out, flat, options, kept, removed)
     # names of ours this plan leaves in place at each face: regions in the photo's other XMP and
     # in lists of schemas not written (their names are still facetags' own there)
