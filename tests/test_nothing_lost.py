@@ -228,6 +228,18 @@ def test_a_folder_scanned_again_through_a_link_is_not_indexed_twice(
     assert other.scan([root]).counts["moved"] == 2
     assert other.find(["George"]) == [str(root / "bush1.jpg")]
 
+    # the folder and a link to it in one scan (or one watcher), either order
+    link.symlink_to(root)
+    for n, roots in enumerate([[root, link], [link, root]]):
+        both = open_library(tmp_path / f"both{n}.db")
+        report = both.scan(roots)
+        assert (report.counts["new"], report.counts["linked"], report.counts["duplicate"]) == (2, 2, 0)
+        assert both.status().photos == 2 and len(both.store.files_under(str(tmp_path))) == 2
+    copy(lfw(shared_data, "Colin_Powell", 2), root / "powell2.jpg")  # what the watcher is told
+    assert both.index_photo(root / "powell2.jpg") == "new"
+    assert both.index_photo(link / "powell2.jpg") == "linked"
+    assert both.status().photos == 3 and len(both.store.files_under(str(tmp_path))) == 3
+
 
 def test_case4_watcher_deletion_keeps_the_photo_as_missing(
     open_library: OpenLibrary, tmp_path: Path, shared_data: Path

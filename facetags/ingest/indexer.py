@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections import Counter, deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -221,6 +221,8 @@ class Indexer:
             return "unchanged"
         if self.store.failure_stat(path) == (fst.size, fst.mtime_ns):
             return "known_bad"
+        if row is None and self._indexed_through_another_path(path, fst):
+            return "linked"
         return self.index_file(path, fst, row)
 
     def index_file(self, path: str, st: FileStat, row: FileRow | None) -> str:
@@ -598,6 +600,7 @@ class Indexer:
         info = Walk()
         seen: set[str] = set()
         todo: list[tuple[str, FileStat]] = []
+        walked: dict[tuple[int, int], list[str]] = {}  # (device, inode) -> the paths walked to it
         for entry in walk(folders, info):
             seen.add(entry.path)
             if entry.error is not None or entry.stat is None:
@@ -608,10 +611,11 @@ class Indexer:
                 report.counts["unchanged"] += 1
             elif known_bad.get(entry.path) == (entry.stat.size, entry.stat.mtime_ns):
                 report.counts["known_bad"] += 1
-            elif row is None and self._indexed_through_another_path(entry.path, entry.stat):
+            elif row is None and self._indexed_through_another_path(entry.path, entry.stat, walked):
                 report.counts["linked"] += 1
             else:
                 todo.append((entry.path, entry.stat))
+            walked.setdefault((entry.stat.device, entry.stat.inode), []).append(entry.path)
         if todo:
             with self.store.write():
                 self.store.enqueue(p for p, _ in todo)
@@ -789,15 +793,19 @@ class Indexer:
         report.counts["failed"] += 1
         report.failures.append((entry.path, entry.error or "error"))
 
-    def _indexed_through_another_path(self, path: str, st: FileStat) -> bool:
+    def _indexed_through_another_path(
+        self, path: str, st: FileStat, walked: Mapping[tuple[int, int], list[str]] | None = None
+    ) -> bool:
         """Whether ``path`` is a file already indexed at another path that leads to it through a
-        symbolic link (a folder scanned again through a link to it, or the other way round):
-        the same file, not a copy, so it is indexed once. A hard link is another name of its
-        own, and a copy another file: both are indexed (duplicates)."""
+        symbolic link (a folder scanned again through a link to it, or the other way round), or
+        reached by this scan at such a path already (``walked``: a folder and a link to it in one
+        scan): the same file, not a copy, so it is indexed once. A hard link is another name of
+        its own, and a copy another file: both are indexed (duplicates)."""
         here = os.path.realpath(path)
+        others = [other.path for other in self.store.files_by_inode(st)]
+        others += (walked or {}).get((st.device, st.inode), [])
         return any(
-            other.path != path and os.path.lexists(other.path) and os.path.realpath(other.path) == here
-            for other in self.store.files_by_inode(st)
+            other != path and os.path.lexists(other) and os.path.realpath(other) == here for other in others
         )
 
     def _forget_missing(
