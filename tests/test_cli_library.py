@@ -136,8 +136,9 @@ def test_suggest_move_reject(cli: tuple[dict[str, str], Path], astronaut_path: P
     assert now[copy.face_id]["person_name"] == "Eileen"
 
     rejected = run(env, "reject", str(eileen), str(copy.face_id))
-    placed = rejected.stdout.split()
+    placed = rejected.stdout.rstrip("\n").split("\t")  # the face and where it went
     assert placed[0] == str(copy.face_id) and placed[1] != str(eileen)
+    assert placed[2:] == ["(unnamed)", "1 face"], placed
     assert rejected.stderr == ""
     # a face that is not in the person: the rejection holds, and the reply says where the face is
     elsewhere = run(env, "reject", str(eileen), str(copy.face_id))

@@ -136,7 +136,9 @@ def move(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
 @click.command()
 @_person_and_faces
 def reject(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> None:
-    """Say the faces FACE_IDS are not PERSON_ID: never put there again; each finds a new place now."""
+    """Say the faces FACE_IDS are not PERSON_ID: never put there again; each finds a new place now.
+
+    Prints each face and its new place: face, person or cluster, its name, its size."""
     from facetags.library import Library
 
     with Library.open(settings.library, settings, create=False) as lib:
@@ -144,7 +146,12 @@ def reject(settings: Settings, person_id: int, face_ids: tuple[int, ...]) -> Non
         for face_id in face_ids:
             before = lib.face(face_id).person_id
             placed = lib.reject(face_id, person_id)
-            click.echo(f"{face_id}\t{placed}")
+            if placed:  # the face, then where it went: as 'move' and 'merge' print a person
+                now = lib.person(placed)
+                label = shown(now.name) if now.name is not None else "(unnamed)"
+                click.echo(f"{face_id}\t{now.id}\t{label}\t{plural(now.faces, 'face')}")
+            else:
+                click.echo(f"{face_id}\t-\t(in no cluster)")
             if before is None or lib.person(before).id != target:
                 where = f"it is in {placed}" if placed else "it is in no cluster"
                 click.echo(
