@@ -35,6 +35,7 @@ from facetags.ingest.assign import Assigner
 from facetags.ingest.indexer import Indexer, Progress, ScanReport
 from facetags.ingest.pipeline import Pipeline
 from facetags.library_decisions import Decisions
+from facetags.library_xmp import WriteTally as WriteTally
 from facetags.library_xmp import XmpSync
 from facetags.names import close_matches, name_key, name_words
 from facetags.people.assigner import ClusterAssigner, ReclusterReport

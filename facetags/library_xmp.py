@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,27 @@ if TYPE_CHECKING:
     from facetags.db.store import Store
     from facetags.xmp.sync import ImportRun, PhotoImport
     from facetags.xmp.write import WriteOptions, WriteResult
+
+
+@dataclass(frozen=True)
+class WriteTally:
+    """What an ``xmp write`` did, photo by photo, as every front end counts it: ``changed``
+    (written, or with ``dry_run`` to be), ``kept`` (a face kept another tool's name: the
+    warnings say which; not "up to date"), ``current`` (up to date) and ``failed``."""
+
+    changed: tuple[WriteResult, ...]
+    kept: tuple[WriteResult, ...]
+    current: tuple[WriteResult, ...]
+    failed: tuple[WriteResult, ...]
+
+    @classmethod
+    def of(cls, results: Sequence[WriteResult]) -> WriteTally:
+        return cls(
+            changed=tuple(r for r in results if r.changes and not r.error),
+            kept=tuple(r for r in results if r.kept and not r.error),
+            current=tuple(r for r in results if not (r.changes or r.error or r.kept)),
+            failed=tuple(r for r in results if r.error),
+        )
 
 
 class XmpSync:

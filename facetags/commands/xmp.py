@@ -111,16 +111,18 @@ def write(
 def write_summary(results: Sequence[WriteResult], dry_run: bool = False) -> str:
     """One line on what an ``xmp write`` did: photos changed, up to date, failed, and those where
     a face keeps another tool's name (the warnings above say which; no longer "up to date")."""
-    changed = sum(1 for r in results if r.changes and not r.error)
-    failed = sum(1 for r in results if r.error)
-    kept = sum(1 for r in results if r.kept and not r.error)
-    current = sum(1 for r in results if not (r.changes or r.error or r.kept))
+    from facetags.library import WriteTally
+
+    tally = WriteTally.of(results)
     verb = "would change" if dry_run else "changed"
-    text = f"{plural(len(results), 'photo')}: {changed} {verb}, {current} up to date, {failed} failed"
-    if kept:
+    text = (
+        f"{plural(len(results), 'photo')}: {len(tally.changed)} {verb}, {len(tally.current)} up to date, "
+        f"{len(tally.failed)} failed"
+    )
+    if tally.kept:
         text += (
-            f"; in {plural(kept, 'photo')} another tool named a face otherwise and its name was kept "
-            "(the warnings say which; --replace-names writes facetags' names)"
+            f"; in {plural(len(tally.kept), 'photo')} another tool named a face otherwise and its name was "
+            "kept (the warnings say which; --replace-names writes facetags' names)"
         )
     return text
 
