@@ -40,7 +40,8 @@ def status(settings: Settings, as_json: bool) -> None:
         )
     if st.stale_xmp_photos:
         click.echo(
-            f"xmp       {plural(st.stale_xmp_photos, 'photo')} still carry names facetags wrote that "
+            f"xmp       {plural(st.stale_xmp_photos, 'photo')} still "
+            f"{'carries' if st.stale_xmp_photos == 1 else 'carry'} names facetags wrote that "
             "you have changed since; 'facetags xmp write' brings them up to date"
         )
     if st.missing:

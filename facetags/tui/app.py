@@ -432,10 +432,10 @@ class FacetagsApp(App[None]):
 def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
     """What writing XMP did, as the CLI's summary says it: photos changed (embedded, or in
     sidecars and how many of those because the photo is read-only), up to date, failed."""
-    done = [r for r in results if r.changes and not r.error]
-    failed = [r for r in results if r.error]
-    kept = [r for r in results if r.kept and not r.error]
-    current = [r for r in results if not (r.changes or r.error or r.kept)]
+    from facetags.library import WriteTally
+
+    tally = WriteTally.of(results)
+    done, failed, kept, current = tally.changed, tally.failed, tally.kept, tally.current
     sidecars = [r for r in done if r.mode == "sidecar"]
     read_only = sum(1 for r in sidecars if any("read-only" in w for w in r.warnings))
     where = f"{len(done) - len(sidecars)} embedded, {len(sidecars)} in sidecars"
@@ -463,7 +463,8 @@ def _stale_xmp_notice(count: int) -> Notice | None:
     if not count:
         return None
     message = (
-        f"{plural(count, 'photo')} still carry names facetags wrote before your later changes. "
+        f"{plural(count, 'photo')} still {'carries' if count == 1 else 'carry'} names facetags wrote "
+        "before your later changes. "
         "Press X to write XMP for everyone."
     )
     return "XMP out of date", [message], "information"
