@@ -451,15 +451,14 @@ class Watcher:
                 self._dirs[event.path] = now
             return
         if event.kind == "moved" and event.dest is not None:
-            if event.path in self._files or not is_photo_name(event.path):
+            if not is_photo_name(event.path):  # a temporary file renamed over a photo (an
+                # editor's save, facetags' own XMP writer): never indexed, nothing to forget
                 self._files.pop(event.path, None)
-                if is_photo_name(event.path) and not is_hidden(event.path, self.roots):
-                    self._files[event.path] = _Pending(now, None)  # forget it if it was indexed
-                # else a temporary file renamed over a photo (an editor's save, facetags' own
-                # XMP writer): never indexed, so there is nothing to forget
                 if is_photo_name(event.dest):
                     self._files[event.dest] = _Pending(now, _stat(event.dest))
-            else:
+            else:  # a photo renamed, maybe written to just before (edited, then renamed: the
+                # library indexes the new path again as that photo, edited)
+                self._files.pop(event.path, None)
                 self._done(event.dest, self.library.moved(event.path, event.dest))
             return
         pending = self._files.get(event.path)

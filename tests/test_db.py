@@ -17,7 +17,7 @@ import pytest
 from facetags.db import vectors
 from facetags.db.connect import connect, transaction
 from facetags.db.migrate import available, current_version, latest_version, migrate, split_statements
-from facetags.db.store import Store
+from facetags.db.store import REPLACED, Store
 from facetags.errors import LibraryError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -292,6 +292,33 @@ def test_two_processes_migrating_at_once(tmp_path: Path) -> None:
         t.join()
     assert errors == []
     assert current_version(connect(path)) == latest_version()
+
+
+def test_0009_keeps_each_missing_photo_and_lets_two_share_a_path(tmp_path: Path) -> None:
+    """Until 0009 a path was where one missing photo was last seen: a second kept there
+    replaced the first one's row, and that photo was listed nowhere. The rows are kept as they
+    were, and a second photo missing at the same path gets a row of its own."""
+    conn = connect(tmp_path / "old.db")
+    migrate(conn, target=8)
+    _fill(conn)  # photo 1 at /p/a.jpg
+    with transaction(conn):
+        conn.execute(
+            "INSERT INTO photos (id, content_hash, width, height, detector, created_at)"
+            " VALUES (2, '1280:def', 640, 480, 'mtcnn', 0)"
+        )
+        conn.execute("INSERT INTO missing (path, photo_id, since, reason) VALUES ('/p/b.jpg', 2, 7, 'gone')")
+    migrate(conn)
+    store = Store(conn)
+    kept = conn.execute("SELECT path, photo_id, since, reason FROM missing").fetchall()
+    assert kept == [("/p/b.jpg", 2, 7, "gone")]
+    with transaction(conn):
+        store.mark_missing(["/p/a.jpg"], "gone")  # photo 1 goes missing at /p/a.jpg
+        store.keep_missing("/p/b.jpg", 1, REPLACED)  # and beside photo 2
+    rows = sorted(conn.execute("SELECT path, photo_id FROM missing").fetchall())
+    assert rows == [("/p/a.jpg", 1), ("/p/b.jpg", 1), ("/p/b.jpg", 2)]
+    assert store.last_missing_at("/p/b.jpg") == (1, pytest.approx(time.time(), abs=60), REPLACED)
+    with transaction(conn):
+        assert sorted(store.drop_missing(["/p/b.jpg"])) == [1, 2]
 
 
 def test_migration_files_are_well_formed() -> None:

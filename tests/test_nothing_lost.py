@@ -388,3 +388,120 @@ def test_case2_model_change_moves_no_named_face(
         assert report.reembedded == faces_before
         assert lib.store.embedding_models() == {new_id: faces_before}
         assert named_faces(lib) == before  # no named face left its person, no stranger joined
+
+
+# -- a path that shows another photo: renamed over, replaced, reused ---------------------------
+
+
+def _keep_as_missing_since(lib: Library, path: Path, seconds_ago: float) -> None:
+    """As if ``path`` had gone from disk ``seconds_ago`` (a scan that long ago saw it go)."""
+    with lib.store.write():
+        lib.store.conn.execute(
+            "UPDATE missing SET since = since - ? WHERE path = ?", (seconds_ago, str(path))
+        )
+
+
+def test_a_photo_renamed_then_rewritten_is_indexed_again(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """Renamed, then written to (another picture saved under the new name) before the watcher
+    handled the rename (busy, or during its catch-up scan, which handles renames at its end):
+    the new path kept the old photo's faces for good and every scan said "unchanged"."""
+    root = tmp_path / "Pictures"
+    a = copy(lfw(shared_data, "George_W_Bush", 1), root / "A.jpg")
+    lib = open_library()
+    lib.scan([root])
+    (george,) = lib.photo_faces(a)
+    lib.name(george.person_id or 0, "George")
+    b = root / "B.jpg"
+    a.rename(b)
+    b.write_bytes(lfw(shared_data, "Colin_Powell", 1).read_bytes())  # same file, new pixels
+    assert lib.moved(a, b) == "changed"
+    (now,) = lib.photo_faces(b)
+    assert now.face_id != george.face_id and now.person_name != "George"
+    assert lib.scan([root]).counts["unchanged"] == 1
+    assert [d.name for d in lib.status().lost_faces] == ["George"]  # the user is told
+
+
+def test_a_photo_renamed_over_another_keeps_the_other_as_missing(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """``mv A.jpg B.jpg`` over an indexed B.jpg, or a folder replaced by another of its name:
+    the photo B showed lost its path and was listed nowhere (not on disk, not missing, never
+    forgettable) while its people kept its faces. It is kept as missing, names and all."""
+    root = tmp_path / "Pictures"
+    a = copy(lfw(shared_data, "George_W_Bush", 1), root / "A.jpg")
+    b = copy(lfw(shared_data, "Colin_Powell", 1), root / "B.jpg")
+    album = copy(lfw(shared_data, "Tony_Blair", 1), root / "Album" / "blair.jpg").parent
+    new_album = copy(lfw(shared_data, "Gerhard_Schroeder", 1), root / "Album.new" / "schroeder.jpg").parent
+    lib = open_library()
+    lib.scan([root])
+    for photo, name in ((b, "Colin"), (album / "blair.jpg", "Tony")):
+        (face,) = lib.photo_faces(photo)
+        lib.name(face.person_id or 0, name)
+
+    a.rename(b)
+    assert lib.moved(a, b) == "moved"
+    shutil.rmtree(album)
+    new_album.rename(album)
+    assert lib.folder_moved(new_album, album) == 1
+    missing = {m.path: m for m in lib.status().missing}
+    assert sorted(missing) == [str(album / "blair.jpg"), str(b)]
+    assert all(m.named_faces == 1 for m in missing.values())
+    forgot = CliRunner().invoke(cli, ["--library", str(lib.path), "forget", str(b)])
+    assert forgot.exit_code == 0 and "forgot 1 missing photo (1 face, 1 of named people)" in forgot.stderr
+    assert [m.path for m in lib.status().missing] == [str(album / "blair.jpg")]
+
+
+def test_a_new_photo_at_a_missing_photo_s_path_leaves_it_missing(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """Photos moved off to an archive disk (missing), then a card reusing IMG_0001.jpg: the new
+    picture was taken for an edit of the missing one, whose faces and names went. Another photo
+    at its path (with none of its faces, or gone a while ago) leaves it missing, and once found
+    again it is whole; what an editor writes moments after it deleted the file is an edit."""
+    root = tmp_path / "Pictures"
+    photos = [copy(shared_data / "bbt" / "groups" / f"bbt{n}.jpg", root / f"IMG_000{n}.jpg") for n in (1, 2)]
+    lib = open_library()
+    lib.scan([root])
+    for n, photo in enumerate(photos):
+        name_everyone(lib, photo, f"Friend {n}")
+    before = named_faces(lib)
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    for photo in photos:
+        photo.rename(archive / photo.name)
+    lib.scan([root])
+    from PIL import Image
+
+    _keep_as_missing_since(lib, photos[1], 3600)  # gone an hour ago
+    copy(lfw(shared_data, "Colin_Powell", 1), photos[0])  # at once, with none of its faces
+    with Image.open(archive / photos[1].name) as im:  # its faces, but an hour later
+        im.crop((0, 0, im.width, im.height * 9 // 10)).save(photos[1], quality=95)
+    report = lib.scan([root])
+    assert report.counts["new"] == 2 and report.counts["changed"] == 0, report.describe()
+    assert sorted(m.path for m in lib.status().missing) == [str(p) for p in photos]
+    assert lib.status().lost_faces == []
+    assert all(faces <= named_faces(lib)[name] for name, faces in before.items())
+    photos[0].unlink()  # a second photo missing at IMG_0001.jpg: both kept
+    lib.scan([root])
+    assert sorted(m.path for m in lib.status().missing) == [str(photos[0]), *map(str, photos)]
+    back = root / "back"
+    archive.rename(back)
+    report = lib.scan([root])
+    assert report.counts["moved"] == 2 and named_faces(lib) == {
+        name: faces | named_faces(lib)[name] for name, faces in before.items()
+    }
+    assert [m.path for m in lib.status().missing] == [str(photos[0])]  # the Colin Powell photo
+
+    # an editor that deletes the photo, then writes the new version at once: an edit
+    photo = back / "IMG_0001.jpg"
+    cropped = tmp_path / "cropped.jpg"
+    with Image.open(photo) as im:
+        im.crop((0, 0, im.width, im.height * 9 // 10)).save(cropped, quality=95)
+    photo.unlink()
+    lib.scan([root])
+    shutil.copyfile(cropped, photo)
+    report = lib.scan([root])
+    assert report.counts["changed"] == 1 and [m.path for m in lib.status().missing] == [str(photos[0])]
+    assert set(named_faces(lib)) == set(before)

@@ -373,6 +373,39 @@ def test_case3_a_photo_rewritten_slowly_in_place_keeps_its_names(
     assert lib.status().missing == [] and lib.status().failures == []
 
 
+def test_a_photo_edited_then_renamed_before_it_settles_stays_the_same_photo(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """Saved (cropped) and renamed at once, before the watcher read the edit: the old path was
+    kept as missing, with the names, and the new one indexed as a new photo whose faces got
+    them back only if the clustering found them again (rejections and "not a face" stayed
+    behind). The rename now carries the photo, and the edit is indexed as its new version."""
+    from PIL import Image
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    photo = folder / "A.jpg"
+    shutil.copyfile(shared_data / "bbt" / "groups" / "bbt1.jpg", photo)
+    lib = open_library()
+    lib.scan([folder])
+    faces = lib.photo_faces(photo)
+    for i, face in enumerate(faces):
+        assert face.person_id is not None
+        lib.name(face.person_id, f"Cast {i}")
+    lib.not_a_face(faces[0].face_id)
+    with Image.open(photo) as im:
+        cropped = im.crop((0, 0, im.width, im.height * 9 // 10))
+    renamed = folder / "B.jpg"
+    with watching(lib, folder, settle=1.0) as running:
+        cropped.save(photo, quality=95)
+        photo.rename(renamed)
+        wait_for(lambda: running.outcomes_for(renamed) != [], what="the rename")
+        assert running.outcomes_for(renamed) == ["changed"]
+    assert lib.status().missing == [] and lib.status().lost_faces == []
+    now = lib.photo_faces(renamed)
+    assert sorted(f.person_name or "" for f in now) == [f"Cast {i}" for i in range(1, len(faces))]
+
+
 def _backlog(tmp_path: Path, shared_data: Path) -> tuple[Path, list[Path]]:
     """A folder to watch that holds 30 photos (deepface's), for a catch-up scan that lasts a
     while, and the photos copied in."""

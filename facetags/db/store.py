@@ -81,6 +81,10 @@ class EmbeddingSet:
     vectors: np.ndarray  # (N, dim) float32
 
 
+#: Why a photo whose path now shows another photo is kept as missing there.
+REPLACED = "its file now shows another photo"
+
+
 class Store(PeopleStore):
     def __init__(self, conn: sqlite3.Connection) -> None:
         self.conn = conn
@@ -184,7 +188,11 @@ class Store(PeopleStore):
         return int(cur.lastrowid or 0)
 
     def move_file(self, file_id: int, new_path: str, st: FileStat) -> None:
-        self.conn.execute("DELETE FROM files WHERE path = ? AND id != ?", (new_path, file_id))
+        """The file ``file_id`` was renamed to ``new_path``. A photo indexed there before (the
+        rename replaced its file) is kept as missing there, unless another path shows it."""
+        replaced = self.conn.execute(
+            "DELETE FROM files WHERE path = ? AND id != ? RETURNING photo_id", (new_path, file_id)
+        ).fetchall()
         old = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
         if old is not None and old[0] != new_path:  # what facetags wrote into the file moves with it,
             self.conn.execute("DELETE FROM xmp_names WHERE path = ?", (new_path,))  # over what was there
@@ -194,6 +202,8 @@ class Store(PeopleStore):
             " WHERE id = ?",
             (new_path, st.size, st.mtime_ns, st.device, st.inode, time.time(), file_id),
         )
+        for (photo_id,) in replaced:
+            self.keep_missing(new_path, int(photo_id), REPLACED)
 
     def touch_file(self, file_id: int, st: FileStat) -> None:
         """Same content, new stat (e.g. metadata written into the file)."""
@@ -203,10 +213,14 @@ class Store(PeopleStore):
         )
 
     def move_tree(self, src: str, dest: str) -> int:
-        """A folder was renamed: rewrite every indexed path under ``src`` to lie under ``dest``."""
+        """A folder was renamed: rewrite every indexed path under ``src`` to lie under ``dest``.
+        The photos indexed under ``dest`` before (a folder replaced by the renamed one) are kept
+        as missing where they were, unless another path shows them."""
         s_lo, s_hi = _prefix_range(src)
         d_lo, d_hi = _prefix_range(dest)
-        self.conn.execute("DELETE FROM files WHERE path > ? AND path < ?", (d_lo, d_hi))
+        replaced = self.conn.execute(
+            "DELETE FROM files WHERE path > ? AND path < ? RETURNING path, photo_id", (d_lo, d_hi)
+        ).fetchall()
         cur = self.conn.execute(
             "UPDATE files SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
             (d_lo, len(s_lo) + 1, s_lo, s_hi),
@@ -223,7 +237,10 @@ class Store(PeopleStore):
                 f"UPDATE {table} SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
                 (d_lo, len(s_lo) + 1, s_lo, s_hi),
             )
-        return cur.rowcount
+        moved = cur.rowcount
+        for path, photo_id in replaced:
+            self.keep_missing(str(path), int(photo_id), REPLACED)
+        return moved
 
     def delete_orphan_photos(self, photo_ids: Iterable[int]) -> int:
         """Delete the photos among ``photo_ids`` that no path points to any more and that are
@@ -275,16 +292,20 @@ class Store(PeopleStore):
         still shows it."""
         if self.conn.execute("SELECT 1 FROM files WHERE photo_id = ? LIMIT 1", (photo_id,)).fetchone():
             return  # another path still shows it: nothing is missing
-        self.conn.execute(
+        self.conn.execute(  # (another photo kept missing at the same path keeps its row)
             "INSERT INTO missing (path, photo_id, since, reason) VALUES (?, ?, ?, ?)"
-            " ON CONFLICT (path) DO UPDATE SET photo_id = excluded.photo_id, reason = excluded.reason",
+            " ON CONFLICT (path, photo_id) DO UPDATE SET reason = excluded.reason",
             (path, photo_id, time.time(), reason),
         )
 
-    def missing_photo_at(self, path: str) -> int | None:
-        """The photo ``path`` showed before it went missing, if it did."""
-        row = self.conn.execute("SELECT photo_id FROM missing WHERE path = ?", (path,)).fetchone()
-        return None if row is None else int(row[0])
+    def last_missing_at(self, path: str) -> tuple[int, float, str] | None:
+        """(photo id, since, reason) of the photo that went missing at ``path`` last, if any."""
+        row = self.conn.execute(
+            "SELECT photo_id, since, reason FROM missing WHERE path = ?"
+            " ORDER BY since DESC, rowid DESC LIMIT 1",
+            (path,),
+        ).fetchone()
+        return None if row is None else (int(row[0]), float(row[1]), str(row[2]))
 
     def photo_is_missing(self, photo_id: int) -> bool:
         row = self.conn.execute("SELECT 1 FROM missing WHERE photo_id = ?", (photo_id,)).fetchone()
@@ -299,11 +320,13 @@ class Store(PeopleStore):
         photo ids they named."""
         found: list[int] = []
         for path in paths:
-            sql = "DELETE FROM missing WHERE path = ? RETURNING photo_id"
-            row = self.conn.execute(sql, (path,)).fetchone()
-            if row is not None:
-                found.append(int(row[0]))
+            rows = self.conn.execute("DELETE FROM missing WHERE path = ? RETURNING photo_id", (path,))
+            found += [int(r[0]) for r in rows.fetchall()]
         return found
+
+    def drop_missing_photo_at(self, path: str, photo_id: int) -> None:
+        """``photo_id`` no longer counts as missing at ``path`` (others missing there still do)."""
+        self.conn.execute("DELETE FROM missing WHERE path = ? AND photo_id = ?", (path, photo_id))
 
     def missing(self, under: str | None = None) -> list[MissingPhoto]:
         """Missing photos (inside folder ``under``, if given), oldest first, with their faces."""

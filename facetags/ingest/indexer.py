@@ -32,13 +32,13 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from facetags.db.connect import database_file
 from facetags.db.records import FileRow, FileStat, NewFaceVector
-from facetags.db.store import OldFace, Store
+from facetags.db.store import REPLACED, OldFace, Store
 from facetags.ingest.assign import Assigner
 from facetags.ingest.parallel import PARALLEL_FROM, Analysers, Pending, PhotoPool, ScanStopped
 from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
@@ -85,8 +85,9 @@ OUTCOMES = (
 )
 #: Why a path that vanished is kept as missing (facetags.db.store.Store.mark_missing).
 GONE = "gone"
-#: ... and why a photo whose path now shows another photo is.
-REPLACED = "its file now shows another photo"
+#: Seconds after its file went within which a new file at the same path is the photo edited
+#: (deleted, then written anew); later it is another photo (:meth:`Indexer._previous`).
+EDITED_WITHIN_S = 60.0
 
 
 @dataclass
@@ -347,7 +348,12 @@ class Indexer:
                     self.pipeline.detector_id,
                     photo.orientation,
                 )
-                before = self._previous(path, row)
+                before, was_missing = self._previous(path, row)
+                if was_missing and before is not None:  # gone from this path moments ago
+                    if self._an_edit_of(before, analysis):
+                        self.store.drop_missing_photo_at(path, before)
+                    else:  # another photo: the missing one stays missing, decisions and all
+                        before = None
                 vectors = []
                 face_ids = []
                 for idx, face in enumerate(analysis.faces):
@@ -435,13 +441,39 @@ class Indexer:
                 not_face=face.not_face,
             )
 
-    def _previous(self, path: str, row: FileRow | None) -> int | None:
-        """The photo ``path`` showed before (indexed, or kept as missing); the path no longer
-        counts as missing (caller's transaction: it is being indexed anew)."""
+    def _previous(self, path: str, row: FileRow | None) -> tuple[int | None, bool]:
+        """The photo ``path`` showed before (indexed, or kept as missing there) that what it shows
+        now may be a new version of, and whether it is kept as missing there (the caller drops
+        that once it takes the new as its version). A photo kept as missing because it could
+        not be read there (half written, truncated) was never away. One whose file went counts
+        only if it went moments ago (an editor that deletes the file before it writes the new
+        one, :data:`EDITED_WITHIN_S`): later, what appears at its path is another photo (a
+        camera reusing a name once the photos were moved off), and the missing one stays
+        missing, with its faces and decisions."""
         if row is not None:
-            return row.photo_id
-        dropped = self.store.drop_missing([path])
-        return dropped[0] if dropped else None
+            return row.photo_id, False
+        last = self.store.last_missing_at(path)
+        if last is None:
+            return None, False
+        photo_id, since, reason = last
+        if reason == GONE and time.time() - since > EDITED_WITHIN_S:
+            return None, False
+        return photo_id, True
+
+    def _an_edit_of(self, old_photo: int, analysis: Analysis) -> bool:
+        """Whether new pixels can be ``old_photo`` edited: it had no face, or one of its faces is
+        among the new ones (facetags.ingest.rematch), as in a crop or a retouch."""
+        old = self.store.faces_to_carry(old_photo, analysis.model_id)
+        if not old:
+            return True
+        return bool(
+            match_faces(
+                [f.box for f in old],
+                [f.box for f in analysis.faces],
+                [f.vector for f in old],
+                [f.embedding for f in analysis.faces],
+            )
+        )
 
     def _reorient(self, path: str, photo_id: int, photo: Seen) -> bool:
         """The known photo ``photo_id`` is now shown under another EXIF orientation: turn its
@@ -471,7 +503,10 @@ class Indexer:
                 return "unchanged"
             outcome = "duplicate"
             was_missing = self.store.photo_is_missing(photo_id)
-            before = self._previous(path, row)
+            missing_here = was_missing and path in self.store.missing_paths(photo_id)
+            before, kept_missing = self._previous(path, row)
+            if kept_missing and before != photo_id:  # another photo went from this path: it
+                before = None  # stays missing there, decisions and all (not an edit of this one)
             # A path that showed another photo (``before``) now shows this one, which the library
             # has: files renamed in a ring, a copy saved over a photo, a camera reusing a name.
             # ``before`` is kept (as missing, unless another path shows it), faces, names and all,
@@ -481,7 +516,9 @@ class Indexer:
                 self.store.add_file(path, photo_id, st)
                 self.store.xmp_names_follow(photo_id, path)
                 self.store.xmp_unverified(photo_id)  # back from a backup, maybe without our tags
-                outcome = "restored" if before == photo_id else "moved"
+                if before is not None and before != photo_id:  # the photo the path showed stays
+                    self.store.keep_missing(path, before, REPLACED)
+                outcome = "restored" if before == photo_id or missing_here else "moved"
                 log.info("%s: a missing photo is back; its faces and decisions are kept", printable(path))
             elif before is not None:
                 self.store.add_file(path, photo_id, st)  # repoint: the file's content changed
@@ -560,10 +597,15 @@ class Indexer:
             st = FileStat.of(os.stat(dest))
         except OSError:
             return self._gone(src)
+        # Changed since it was indexed (edited, then renamed before the watcher looked; renamed
+        # during a catch-up scan, which handles renames once it ends): the row moves with the
+        # stat it was indexed with, so that the new path is indexed again as this photo edited.
+        same = st.same_file(row)
+        indexed = st if same else replace(st, size=row.size, mtime_ns=row.mtime_ns)
         with self.store.write():
-            self.store.move_file(row.id, dest, st)
+            self.store.move_file(row.id, dest, indexed)
             self._done(dest)
-        return "moved" if st.same_file(row) else self.index_path(dest)
+        return "moved" if same else self.index_path(dest)
 
     def move_tree(self, src: str, dest: str) -> int:
         with self.store.write():
