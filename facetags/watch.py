@@ -38,6 +38,7 @@ import logging
 import os
 import queue
 import re
+import stat
 import threading
 import time
 from collections import Counter, deque
@@ -75,6 +76,9 @@ SAID = {
     "restored": "back (with their faces and names)",
     "copy_gone": "gone, copies of photos still at another path",
 }
+#: Seconds between looks at whether each watched folder is still the one watched: a folder
+#: renamed or moved away raises no event of its own, and its events go on under the old path.
+ROOT_CHECK_S = 1.0
 #: Failed photos named in one line, at most.
 FAILURES_SHOWN = 3
 #: How often a folder on a network filesystem is polled for changes, seconds.
@@ -273,6 +277,15 @@ def _listed(failures: Sequence[str]) -> str:
     return f" ({'; '.join(failures[:FAILURES_SHOWN])}{f'; {more} more' if more > 0 else ''})"
 
 
+def _identity(folder: str) -> tuple[int, int] | None:
+    """(device, inode) of the folder at ``folder``; None if there is none."""
+    try:
+        st = os.stat(folder)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino) if stat.S_ISDIR(st.st_mode) else None
+
+
 def _stat(path: str) -> tuple[int, int] | None:
     try:
         st = os.stat(path)
@@ -307,6 +320,9 @@ class Watcher:
         self._handler = _Handler(self.events, self.roots)
         #: folders polled (network, or for want of inotify watches), with their observer and watch
         self._polled: dict[str, tuple[BaseObserver, ObservedWatch]] = {}
+        #: each watched folder's (device, inode) as watched; None while it is away (moved, removed)
+        self._root_ids: dict[str, tuple[int, int] | None] = {}
+        self._roots_checked = 0.0
         self.batch = Batch()
 
     @property
@@ -320,9 +336,10 @@ class Watcher:
                 from facetags.errors import NotFoundError
 
                 raise NotFoundError(f"{root}: not a folder")
+        self._root_ids = {root: _identity(root) for root in self.roots}
         folders: dict[float, list[str]] = {}
         for root in self.roots:
-            folders.setdefault(poll_interval(root) if self.poll is None else self.poll, []).append(root)
+            folders.setdefault(self._interval(root), []).append(root)
         with _WatchdogLog(self.events, self.roots):
             # before the catch-up scan: nothing that changes meanwhile is missed
             observers = self.observers = self._start(folders, self._handler)
@@ -343,6 +360,8 @@ class Watcher:
                 ready.set()
             last_work = time.monotonic()
             while not stop.is_set():
+                if time.monotonic() - self._roots_checked >= ROOT_CHECK_S:
+                    self._check_roots()
                 self._drain()
                 did = self._handle_ripe(stop)
                 now = time.monotonic()
@@ -483,6 +502,77 @@ class Watcher:
         self._polled[folder] = (poller, poller.schedule(self._handler, folder, recursive=True))
         self._dirs.setdefault(folder, time.monotonic())  # what came in before the poller looked
         self._check.setdefault(folder, "came in or changed")
+
+    def _interval(self, root: str) -> float:
+        """Seconds between polls of ``root``; 0: filesystem events."""
+        return poll_interval(root) if self.poll is None else self.poll
+
+    def _check_roots(self) -> None:
+        """A watched folder renamed or moved away raises no event, and the system goes on
+        reporting what happens inside it under the old path: photos copied into it were looked
+        for where they are not, and never indexed. Such a folder is let go (its photos are kept
+        as missing, as a scan finds them) and looked for at its path every :data:`ROOT_CHECK_S`;
+        once a folder is there again (the same, moved back, or another), it is watched and
+        scanned."""
+        self._roots_checked = time.monotonic()
+        for root in self.roots:
+            now = _identity(root)
+            was = self._root_ids.get(root)
+            if now == was:
+                continue
+            self._root_ids[root] = now
+            if was is not None:
+                self._let_go(root)
+            if now is None:
+                log.warning(
+                    "watched folder %s was moved or removed: its photos are kept as missing, and it "
+                    "is watched again once it is back",
+                    root,
+                )
+                self._dirs[root] = time.monotonic()  # (not a folder: kept as missing)
+                continue
+            if was is None:
+                log.warning("watched folder %s is back: watching it again", root)
+            else:
+                log.warning("watched folder %s was replaced by another folder: watching that one", root)
+            self._follow(root)
+            self._dirs[root] = time.monotonic()
+            self._check[root] = "is back" if was is None else "was replaced"
+
+    def _let_go(self, root: str) -> None:
+        """Stop following ``root``'s old folder; what is pending under it is void."""
+        self._unpoll(root)
+        for observer in self.observers.values():
+            for emitter in list(observer.emitters):
+                if emitter.watch.path == root:
+                    with contextlib.suppress(KeyError, OSError):
+                        observer.unschedule(emitter.watch)
+        prefix = root.rstrip(os.sep) + os.sep
+        for path in [p for p in self._files if p.startswith(prefix)]:
+            del self._files[path]
+        for folder in [f for f in self._dirs if f == root or f.startswith(prefix)]:
+            del self._dirs[folder]
+
+    def _follow(self, root: str) -> None:
+        """Watch (or poll) the folder now at ``root``."""
+        interval = self._interval(root)
+        if interval == 0:
+            observer = self.observers.get(0.0)
+            if observer is None:
+                observer = self.observers[0.0] = Observer()
+                observer.start()
+            try:
+                observer.schedule(self._handler, root, recursive=True)
+            except OSError as exc:
+                if exc.errno not in (errno.ENOSPC, errno.EMFILE):
+                    raise
+                self._poll_instead(root, exc.errno)
+            return
+        poller = self.observers.get(interval)
+        if poller is None:
+            poller = self.observers[interval] = PollingObserver(timeout=interval)
+            poller.start()
+        self._polled[root] = (poller, poller.schedule(self._handler, root, recursive=True))
 
     def _unpoll(self, folder: str) -> None:
         """A polled folder was deleted or renamed: its poller stops following it (a folder made

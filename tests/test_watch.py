@@ -406,6 +406,40 @@ def test_a_photo_edited_then_renamed_before_it_settles_stays_the_same_photo(
     assert sorted(f.person_name or "" for f in now) == [f"Cast {i}" for i in range(1, len(faces))]
 
 
+def test_a_watched_folder_moved_away_and_back_is_followed_again(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """A watched folder renamed raises no event, and the system goes on reporting what happens
+    inside it under the old path: a photo copied into it while it was away was looked for where
+    it was not and never indexed, nor after the folder came back, and the log said nothing."""
+    folder = tmp_path / "Pictures"
+    folder.mkdir()
+    shutil.copyfile(shared_data / "bbt" / "groups" / "bbt1.jpg", folder / "bbt1.jpg")
+    away = tmp_path / "Pictures.off"
+    lib = open_library()
+    with watching(lib, folder) as running:
+        assert lib.status().photos == 1
+        folder.rename(away)
+        wait_for(lambda: [m.path for m in lib.status().missing] == [str(folder / "bbt1.jpg")], what="missing")
+        shutil.copyfile(shared_data / "bbt" / "groups" / "bbt2.jpg", away / "bbt2.jpg")  # while away
+        time.sleep(0.5)
+        away.rename(folder)
+        wait_for(lambda: lib.status().photos == 2 and lib.status().missing == [], what="the folder back")
+        shutil.copyfile(shared_data / "bbt" / "groups" / "bbt3.jpg", folder / "bbt3.jpg")  # followed again
+        wait_for(lambda: lib.status().photos == 3, what="a photo copied in after")
+
+        # replaced by another folder of the same name
+        folder.rename(away)
+        folder.mkdir()
+        shutil.copyfile(shared_data / "bbt" / "groups" / "bbt4.jpg", folder / "bbt4.jpg")
+        wait_for(lambda: len(lib.status().missing) == 3 and lib.status().photos == 1, what="the new folder")
+        shutil.copyfile(shared_data / "bbt" / "groups" / "bbt5.jpg", away / "bbt5.jpg")  # not watched
+        shutil.copyfile(shared_data / "bbt" / "groups" / "bbt5.jpg", folder / "bbt5.jpg")
+        wait_for(lambda: lib.status().photos == 2, what="a photo copied into the new folder")
+    assert running.watcher.pending == 0
+    assert {p.path for p in lib.status().missing} == {str(folder / f"bbt{n}.jpg") for n in (1, 2, 3)}
+
+
 def _backlog(tmp_path: Path, shared_data: Path) -> tuple[Path, list[Path]]:
     """A folder to watch that holds 30 photos (deepface's), for a catch-up scan that lasts a
     while, and the photos copied in."""
