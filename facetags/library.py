@@ -349,12 +349,31 @@ class Library(Decisions, XmpSync):
             raise NotFoundError(f"no face {face_id}")
         return record
 
-    def photo_faces(self, path: str | os.PathLike[str]) -> list[FaceRecord]:
-        """The faces of the photo at ``path`` (empty if it has none; NotFoundError if not indexed)."""
+    def photo_faces(self, path: str | os.PathLike[str], face_id: int | None = None) -> list[FaceRecord]:
+        """The faces of the photo at ``path``, or of the photo last kept as missing there, or
+        (``face_id``) of that face's photo, on disk or missing (empty if it has none;
+        NotFoundError if none of these)."""
+        record = self.store.face_record(face_id) if face_id is not None else None
+        if record is not None:
+            return self.store.faces_of_photo(record.photo_id)
         row = self.store.file_by_path(os.path.abspath(path))
-        if row is None:
+        if row is not None:
+            return self.store.faces_of_photo(row.photo_id)
+        missing = self.store.last_missing_at(os.path.abspath(path))
+        if missing is None:
             raise NotFoundError(f"{path}: not in the library")
-        return self.store.faces_of_photo(row.photo_id)
+        return self.store.faces_of_photo(missing[0])
+
+    def missing_photo(self, path: str | os.PathLike[str], face_id: int | None = None) -> MissingPhoto | None:
+        """The photo kept as missing that ``face_id`` is in, or (without it) that was last seen
+        at ``path`` while no indexed file is there; None if it is on disk."""
+        record = self.store.face_record(face_id) if face_id is not None else None
+        if record is not None:
+            return next((m for m in self.store.missing() if m.photo_id == record.photo_id), None)
+        where = os.path.abspath(path)
+        if self.store.file_by_path(where) is not None:
+            return None
+        return next((m for m in self.store.missing(under=where) if m.path == where), None)
 
     def thumbnail(self, face_id: int) -> bytes:
         """The face's aligned 112x112 crop as JPEG bytes."""

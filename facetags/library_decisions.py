@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 
 from facetags.db.records import FaceRecord, Person
 from facetags.errors import FacetagsError, LibraryError, NameTaken, NotFoundError
-from facetags.names import clean_name, name_key
+from facetags.names import clean_name, name_key, same_name
 from facetags.text import plural
 
 if TYPE_CHECKING:
@@ -74,6 +74,8 @@ class Decisions:
                     " `facetags people` lists the current ones"
                 )
             same = [p for p in self.store.people_by_key(key) if p != target]
+            if not same:  # the same words, punctuation aside ("John D. Ashcroft", "john d ashcroft")
+                same = [p for p, _n, k in self.store.named_people() if p != target and same_name(k, key)]
             if same and not merge:
                 other = self._person(same[0])
                 faces = plural(other.faces, "face")
@@ -225,6 +227,21 @@ class Decisions:
             if moved:
                 self.move_faces(moved, target)
         return moved, left
+
+    def reject_cluster(self, person_id: int, cluster_id: int) -> list[int]:
+        """No to a whole suggested cluster: none of its faces is ``person_id``. Each is rejected
+        from that person (never suggested or put there again) and stays in its cluster.
+        Returns the faces rejected."""
+        target, cluster = self._resolve(person_id), self._resolve(cluster_id)
+        if target == cluster:
+            return []
+        with self._lock, self.store.write():
+            faces = [f.face_id for f in self.store.faces_of_person(cluster)]
+            for face_id in faces:
+                self.store.add_rejection(face_id, target)
+                self.store.log_decision("reject", face_id=face_id, person_id=target)
+        self.indexer.invalidate()
+        return faces
 
     def split(self, person_id: int, face_ids: Sequence[int]) -> Person:
         """Split ``face_ids`` off ``person_id`` into a new cluster of their own, as the user's decision."""

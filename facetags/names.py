@@ -54,6 +54,17 @@ def name_words(key: str) -> list[str]:
     return [w for w in words if w]
 
 
+def same_name(a: str, b: str) -> bool:
+    """Whether two names are one (keys or names alike): the same key, or the same words in the
+    same order, punctuation aside ("John D. Ashcroft" and "john d ashcroft", "Jean-Luc" and
+    "Jean Luc")."""
+    ka, kb = name_key(a), name_key(b)
+    if ka == kb:
+        return True
+    words = name_words(ka)
+    return bool(words) and words == name_words(kb)
+
+
 def close_matches(name: str, known: list[str], n: int = 3) -> list[str]:
     """Known names that look like ``name`` (compared by key), best first."""
     by_key: dict[str, str] = {}

@@ -111,6 +111,25 @@ def test_naming_with_an_existing_name_merges(lib: Library, photo_dir: Path) -> N
     assert len(lib.find(["Ann"])) == 3
 
 
+def test_a_name_with_other_punctuation_is_the_same_name(lib: Library, photo_dir: Path) -> None:
+    """ "john d ashcroft" beside "John D. Ashcroft" made a second person, without the question a
+    case or accent difference gets, and find then could not tell them apart."""
+    from facetags.errors import NameTaken
+    from facetags.names import same_name
+
+    (astro,) = lib.photo_faces(photo_dir / "astronaut.jpg")
+    first, second, *_ = _t1_people(lib, photo_dir)
+    lib.name(first, "John D. Ashcroft")
+    with pytest.raises(NameTaken, match=r"John D\. Ashcroft is person"):
+        lib.name(second, "john d ashcroft", merge=False)
+    assert lib.name(astro.person_id or 0, "Jean-Luc Picard").name == "Jean-Luc Picard"
+    joined = lib.name(second, "john d ashcroft")
+    assert joined.id == first and joined.name == "John D. Ashcroft" and joined.faces == 2
+    assert lib.find(["ashcroft"]) == [str(photo_dir / "t1.jpg")]
+    assert same_name("Jean Luc Picard", "jean-luc picard") and not same_name("AJ Smith", "A. J. Smith")
+    assert not same_name("...", "!!!")  # punctuation alone: no words, no match
+
+
 def test_merging_two_spellings_of_one_name_keeps_the_survivors(lib: Library, photo_dir: Path) -> None:
     """Two people whose names a newer facetags reads as one (O'Brien, O’Brien: keys made before
     schema 6 told them apart): the merge keeps the first id's spelling, the name given there."""

@@ -4,6 +4,7 @@ photos, edited for real (cropped, brightened, re-saved) and scanned again."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 from pathlib import Path
@@ -114,6 +115,7 @@ def test_a_named_face_cropped_out_is_recorded_and_the_person_stays(
     other = max(lib.photo_faces(t1), key=lambda f: f.box[0])
     ann = lib.name(leftmost.person_id or 0, "Ann").id
     lib.name(other.person_id or 0, "Zed")
+    original = t1.read_bytes()
     edit(t1, left=leftmost.box[0] + leftmost.box[2] + 0.02)  # Ann is cut off
     assert lib.scan([photo_dir]).counts["changed"] == 1
     assert lib.find(["ann"]) == []
@@ -136,6 +138,15 @@ def test_a_named_face_cropped_out_is_recorded_and_the_person_stays(
     assert out.exit_code == 0, out.output
     assert "lost      1 decided face gone from edited photos" in out.output
     assert f"  {t1}: Ann" in out.output
+    # it says who the person is now (it kept the name Ann had then), and not once she is back
+    lib.name(ann, "Ann Smith")
+    assert [f.name for f in lib.status().lost_faces] == ["Ann Smith"]
+    t1.write_bytes(original)  # the edit undone
+    assert lib.scan([photo_dir]).counts["changed"] == 1
+    back = min(lib.photo_faces(t1), key=lambda f: f.box[0])
+    assert lib.status().lost_faces == [dataclasses.replace(lost, name="Ann Smith")]  # not yet hers
+    lib.move_faces([back.face_id], ann)
+    assert lib.status().lost_faces == []
 
 
 def test_editing_one_copy_of_a_duplicate_keeps_both(open_library: OpenLibrary, photo_dir: Path) -> None:

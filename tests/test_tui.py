@@ -336,6 +336,22 @@ async def test_a_long_name_leaves_every_rows_counts_in_sight(arranged: Library) 
 
 
 @run_async
+async def test_a_name_with_other_punctuation_asks_too(arranged: Library) -> None:
+    """ "grace. hopper" is Grace Hopper: asked first, as "grace hopper" is."""
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await highlight_cluster(pilot, UNNAMED[0])
+        await pilot.press("n", *"grace", "full_stop", "space", *"hopper", "enter")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "Grace Hopper is someone already" in str(app.screen.query_one("#dialog-title", Label).render())
+        await pilot.press("y")
+        await settle(pilot)
+        assert names(arranged)["Grace Hopper"] == 2 and "grace. hopper" not in names(arranged)
+
+
+@run_async
 async def test_naming_with_an_existing_name_asks_then_merges(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:
@@ -611,6 +627,28 @@ async def test_photo_screen_shows_boxes_and_names(arranged: Library) -> None:
         assert app.screen.photo is not None
 
 
+@run_async
+async def test_a_missing_photo_shows_why_and_its_faces(arranged: Library) -> None:
+    """A photo kept as missing (moved off, a drive unplugged): Enter on its face showed
+    "FileNotFoundError: [Errno 2] ..." and "loading faces: ... not in the library", though the
+    library keeps it, faces and names and all."""
+    (face,) = [f for f in arranged.faces() if f.person_name == "Grace Hopper"]
+    with arranged.store.write():
+        arranged.store.mark_missing([face.path], "gone")
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        app.open_photo(face.path, face.face_id)
+        await settle(pilot)
+        assert isinstance(app.screen, PhotoScreen)
+        listed = app.screen.query_one(OptionList)
+        assert listed.option_count == 6  # t1's six faces, kept
+        await pilot.pause()
+        shown = " ".join("\n".join(strip.text for strip in app.screen._compositor.render_strips()).split())
+        assert "This photo is not on disk since" in shown and "It is kept, with its" in shown
+        assert not [n for n in app._notifications if n.severity == "error"]
+
+
 def _same_face(a: Any, b: Any) -> bool:
     return all(abs(u - v) < 0.02 for u, v in zip(a.box, b.box, strict=True))
 
@@ -699,7 +737,7 @@ async def test_all_of_a_suggested_cluster_joins_in_one_key(twins: Library) -> No
         screen = await open_suggestions(pilot, app, "ada")
         # the key first, before the photo's name: a long name and path cut the line in 80 columns
         question = str(screen.query_one("#suggest-question").render())
-        assert "Is this Ada?   (its cluster holds 3 faces: a for all)   face #" in question
+        assert "Is this Ada?   (its cluster holds 3 faces: a for all, x for none)   face #" in question
         await pilot.press("a")
         await settle(pilot)
         assert "No more suggestions" in str(screen.query_one("#suggest-question").render())
@@ -707,6 +745,29 @@ async def test_all_of_a_suggested_cluster_joins_in_one_key(twins: Library) -> No
     assert twins.face(first).assigned_by == "user"
     assert twins.face(other.face_id).person_id == cluster  # Ada is already in that photo
     assert twins.take_cluster(ada.id, cluster) == ([], [other.face_id])
+
+
+@run_async
+async def test_none_of_a_suggested_cluster_in_one_key(twins: Library) -> None:
+    """'x' answers no for the suggested face's whole cluster: each of its faces is rejected
+    from Ada (one 'n' a face, before) and stays in its cluster; one undo takes it back."""
+    ada = next(p for p in twins.people() if p.name == "Ada")
+    first, second = sorted(s.face_id for s in twins.suggest(ada.id, 10))
+    cluster = twins.face(first).person_id
+    assert cluster is not None
+    twins.move_faces([second], cluster)  # both twins in one cluster
+    app = make_app(twins)
+    async with app.run_test(size=SIZE) as pilot:
+        screen = await open_suggestions(pilot, app, "ada")
+        await pilot.press("x")
+        await settle(pilot)
+        assert "No more suggestions" in str(screen.query_one("#suggest-question").render())
+        assert {ada.id} <= twins.rejected_people(first) & twins.rejected_people(second)
+        assert twins.face(first).person_id == twins.face(second).person_id == cluster
+        assert twins.suggest(ada.id, 10) == []
+        await pilot.press("u")
+        await settle(pilot)
+    assert ada.id not in twins.rejected_people(first) | twins.rejected_people(second)
 
 
 # -- XMP, live updates, read-only, palette, docs ----------------------------------------------

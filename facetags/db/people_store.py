@@ -134,25 +134,46 @@ class PeopleStore:
         )
 
     def lost_faces(self, after_id: int = 0) -> list[LostFace]:
-        """The ``face_lost`` decisions (oldest first), those after decision ``after_id`` only."""
+        """The ``face_lost`` decisions (oldest first), those after decision ``after_id`` only,
+        each with its person's name now, leaving out a face that is back: the photo at that
+        path shows a face at that place again with the same decision (the edit undone)."""
         rows = self.conn.execute(
-            "SELECT id, at, person_id, detail FROM decisions WHERE kind = 'face_lost' AND id > ? ORDER BY id",
+            "SELECT d.id, d.at, d.person_id, d.detail, p.name FROM decisions d"
+            " LEFT JOIN people p ON p.id = d.person_id WHERE d.kind = 'face_lost' AND d.id > ? ORDER BY d.id",
             (after_id,),
         )
         out = []
-        for decision_id, at, person_id, detail in rows:
+        for decision_id, at, person_id, detail, name in rows.fetchall():
             d = json.loads(detail) if detail else {}
-            out.append(
-                LostFace(
-                    int(decision_id),
-                    float(at),
-                    str(d.get("path", "")),
-                    d.get("name") or None,
-                    None if person_id is None else int(person_id),
-                    bool(d.get("not_face")),
-                )
+            lost = LostFace(
+                int(decision_id),
+                float(at),
+                str(d.get("path", "")),
+                name or d.get("name") or None,
+                None if person_id is None else int(person_id),
+                bool(d.get("not_face")),
             )
+            box = d.get("box")
+            if not (box and len(box) == 4 and self._face_back(lost, tuple(float(v) for v in box))):
+                out.append(lost)
         return out
+
+    def _face_back(self, lost: LostFace, box: tuple[float, ...]) -> bool:
+        """Whether the photo at ``lost.path`` shows a face at ``box`` (half of them overlapping,
+        or more) with the decision that was lost: in the same person, or marked not a face."""
+        params: tuple[object, ...] = (lost.path,)
+        if lost.not_face:
+            decided = "f.not_face = 1"
+        elif lost.person_id is not None:
+            decided, params = "f.person_id = ?", (lost.path, lost.person_id)
+        else:
+            return False
+        rows = self.conn.execute(
+            "SELECT f.x, f.y, f.w, f.h FROM files fl JOIN faces f ON f.photo_id = fl.photo_id"
+            f" WHERE fl.path = ? AND {decided}",
+            params,
+        )
+        return any(_overlap(box, tuple(float(v) for v in r)) >= 0.5 for r in rows)
 
     # -- batch clustering (facetags.people.assigner) ------------------------------------------
 
@@ -231,3 +252,12 @@ class PeopleStore:
             "UPDATE faces SET person_id = ?, assigned_by = ?, assigned_at = ? WHERE id = ?",
             [(p, by, now, f) for f, p in pairs],
         )
+
+
+def _overlap(a: tuple[float, ...], b: tuple[float, ...]) -> float:
+    """Intersection over union of two (x, y, w, h) boxes."""
+    w = max(0.0, min(a[0] + a[2], b[0] + b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[1] + a[3], b[1] + b[3]) - max(a[1], b[1]))
+    inter = w * h
+    union = a[2] * a[3] + b[2] * b[3] - inter
+    return inter / union if union > 0 else 0.0

@@ -257,7 +257,7 @@ class FacetagsApp(App[None]):
     def name_person(self, person: Person, text: str | None) -> None:
         """Name (or rename) a person or cluster. A name someone else has merges the two, once
         the user says yes: naming a second cluster after a wrong first is how people get mixed."""
-        from facetags.names import name_key
+        from facetags.names import same_name
 
         if not text:
             return
@@ -280,9 +280,8 @@ class FacetagsApp(App[None]):
         def name(merge: bool) -> None:
             self.perform(f"name {before}", partial(act, merge=merge), summary=summary)
 
-        key = name_key(text)
         other = next(
-            (p for p in self.people_cache if p.name and p.id != person.id and name_key(p.name) == key), None
+            (p for p in self.people_cache if p.name and p.id != person.id and same_name(p.name, text)), None
         )
         if other is None:
             name(merge=False)  # (a name given since the list was read is refused, and says so)

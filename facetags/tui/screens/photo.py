@@ -7,6 +7,7 @@ same with Kitty/Sixel graphics and with Unicode half blocks.
 from __future__ import annotations
 
 import os
+import time
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from PIL import Image as PILImage
@@ -83,19 +84,37 @@ class PhotoScreen(LibraryScreen):
 
     def on_mount(self) -> None:
         self.query_one(OptionList).focus()
-        self.load("image", lambda _lib: load_photo(self.path), self._show_image)
+        self.load("image", self._read_photo, self._show_image)
+
+    def _read_photo(self, lib: Library) -> PILImage.Image | str:
+        """The photo, or why it cannot be shown: not on disk (kept as missing), unreadable."""
+        missing = lib.missing_photo(self.path, self.face_id)
+        if missing is not None:
+            since = time.strftime("%Y-%m-%d %H:%M", time.localtime(missing.since))
+            why = "not on disk" if missing.reason == "gone" else f"not readable ({missing.reason})"
+            return (
+                f"This photo is {why} since {since}. It is kept, with its faces and names, until it "
+                "is back or you forget it ('facetags status' lists it)."
+            )
+        try:
+            return load_photo(self.path)
+        except OSError as exc:
+            return f"This photo cannot be shown: {exc.strerror or exc}."
 
     def reload(self) -> None:
-        path = self.path
+        path, face_id = self.path, self.face_id
 
         def faces(lib: Library) -> tuple[list[FaceRecord], list[Person]]:
-            found = lib.photo_faces(path)
+            found = lib.photo_faces(path, face_id)
             ids = sorted({f.person_id for f in found if f.person_id is not None})
             return found, [lib.person(pid) for pid in ids]
 
         self.load("faces", faces, self._show_faces)
 
     def _show_image(self, photo: Any) -> None:
+        if isinstance(photo, str):  # why it cannot be shown
+            self.query_one(Picture).show(None, text=photo)
+            return
         self.photo = photo
         self._draw()
 

@@ -17,6 +17,7 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Header, Label, Static
 
+from facetags.text import plural
 from facetags.tui.faces import best_face, face_caption
 from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
@@ -34,6 +35,7 @@ class SuggestionsScreen(LibraryScreen):
         Binding("y", "answer(True)", "Yes"),
         Binding("a", "answer_cluster", "All"),
         Binding("n", "answer(False)", "No"),
+        Binding("x", "reject_cluster", "None"),
         Binding("space", "skip", "Skip"),
         Binding("escape,backspace", "back", "Done", key_display="esc"),
     ]
@@ -60,7 +62,8 @@ class SuggestionsScreen(LibraryScreen):
                 yield Picture(placeholder="", id="suggest-candidate", classes="large-face")
                 yield Label("", classes="suggest-detail", id="suggest-candidate-detail")
         yield Static(
-            "y yes  ·  a all its cluster  ·  n no  ·  space skip  ·  u undo  ·  esc done", id="suggest-keys"
+            "y yes · n no · a all its cluster · x none of it · space skip · u undo · esc done",
+            id="suggest-keys",
         )
         yield footer()
 
@@ -110,7 +113,7 @@ class SuggestionsScreen(LibraryScreen):
         # the key to answer for a whole cluster first: in 80 columns a long name cuts the line
         text = f"Is this {self.name_text}?"
         if s.cluster_faces > 1:
-            text += f"   (its cluster holds {s.cluster_faces} faces: a for all)"
+            text += f"   (its cluster holds {s.cluster_faces} faces: a for all, x for none)"
         text += f"   face #{s.face_id} in {os.path.basename(s.path)}"
         question.update(plain(text))
         question.tooltip = f"similarity {s.score:.2f} (cluster {s.cluster_id})"
@@ -165,7 +168,27 @@ class SuggestionsScreen(LibraryScreen):
             return text
 
         self.facetags.perform(f"yes, all {name}", lambda lib: lib.take_cluster(pid, cluster), summary=said)
-        # the rest of that cluster's suggestions are answered too
+        self._drop_cluster(cluster)
+
+    def action_reject_cluster(self) -> None:
+        """No for every face of the suggested face's cluster: each is rejected from the person."""
+        if not self.queue:
+            return
+        s = self.queue[0]
+        if s.cluster_faces <= 1:
+            self.action_answer(False)
+            return
+        pid, cluster, name = self.person_id, s.cluster_id, self.name_text
+        self.answered += 1
+        self.facetags.perform(
+            f"no, none {name}",
+            lambda lib: lib.reject_cluster(pid, cluster),
+            summary=lambda faces: f"{plural(len(faces), 'face')} are not {name}",
+        )
+        self._drop_cluster(cluster)
+
+    def _drop_cluster(self, cluster: int) -> None:
+        """The rest of that cluster's suggestions are answered too."""
         self.seen.update(x.face_id for x in self.queue if x.cluster_id == cluster)
         self.queue = [x for x in self.queue if x.cluster_id != cluster]
         self._show()

@@ -66,26 +66,36 @@ class Picture(Widget):
         self.placeholder = placeholder
         self._image: PILImage.Image | None = None
         self._inner: Widget | None = None
+        self._text: Static | None = None  # with pictures on: why there is no picture, if said
 
     def compose(self) -> ComposeResult:
         cls = _image_class()
         if cls is None:
             self._inner = Static(self.placeholder, classes="picture--text")
-        else:
-            self._inner = cls(None, classes="picture--image")
+            yield self._inner
+            return
+        self._inner = cls(None, classes="picture--image")
+        self._text = Static("", classes="picture--text")
+        self._text.display = False
         yield self._inner
+        yield self._text
 
     @property
     def image(self) -> PILImage.Image | None:
         return self._image
 
     def show(self, image: PILImage.Image | None, text: str | None = None) -> None:
-        """Show ``image`` (None: the placeholder, or ``text``)."""
+        """Show ``image`` (None: the placeholder, or ``text``: why there is no picture)."""
         self._image = image
         inner = self._inner
         if inner is None:
             return
         if isinstance(inner, Static):
             inner.update("▣" if image is not None else (text or self.placeholder))
-        else:
-            inner.image = image  # type: ignore[attr-defined]
+            return
+        inner.image = image  # type: ignore[attr-defined]
+        if self._text is not None:
+            said = image is None and bool(text)
+            self._text.update(text or "" if said else "")
+            self._text.display = said
+            inner.display = not said
