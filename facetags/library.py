@@ -365,15 +365,15 @@ class Library(Decisions, XmpSync):
         return self.store.faces_of_photo(missing[0])
 
     def missing_photo(self, path: str | os.PathLike[str], face_id: int | None = None) -> MissingPhoto | None:
-        """The photo kept as missing that ``face_id`` is in, or (without it) that was last seen
-        at ``path`` while no indexed file is there; None if it is on disk."""
+        """The photo kept as missing that ``face_id`` is in, or (without it) the last that went
+        missing at ``path`` while no indexed file is there; None if it is on disk."""
         record = self.store.face_record(face_id) if face_id is not None else None
         if record is not None:
             return next((m for m in self.store.missing() if m.photo_id == record.photo_id), None)
         where = os.path.abspath(path)
         if self.store.file_by_path(where) is not None:
             return None
-        return next((m for m in self.store.missing(under=where) if m.path == where), None)
+        return next((m for m in reversed(self.store.missing(under=where)) if m.path == where), None)
 
     def thumbnail(self, face_id: int) -> bytes:
         """The face's aligned 112x112 crop as JPEG bytes."""

@@ -54,15 +54,18 @@ def name_words(key: str) -> list[str]:
     return [w for w in words if w]
 
 
+def words_key(name: str) -> str:
+    """The key of :func:`same_name`: the name's words, punctuation aside ("john d ashcroft" for
+    "John D. Ashcroft"); the plain key for a name of punctuation alone."""
+    key = name_key(name)
+    return " ".join(name_words(key)) or key
+
+
 def same_name(a: str, b: str) -> bool:
-    """Whether two names are one (keys or names alike): the same key, or the same words in the
-    same order, punctuation aside ("John D. Ashcroft" and "john d ashcroft", "Jean-Luc" and
-    "Jean Luc")."""
-    ka, kb = name_key(a), name_key(b)
-    if ka == kb:
-        return True
-    words = name_words(ka)
-    return bool(words) and words == name_words(kb)
+    """Whether two names are one: the same key (case, accents and white space aside), or the
+    same words in the same order, punctuation aside ("John D. Ashcroft" and "john d ashcroft",
+    "Jean-Luc" and "Jean Luc")."""
+    return name_key(a) == name_key(b) or words_key(a) == words_key(b)
 
 
 def close_matches(name: str, known: list[str], n: int = 3) -> list[str]:

@@ -391,7 +391,7 @@ class Watcher:
             events = Observer()
             try:
                 for root in followed:  # no inotify instance left: raised here (EMFILE)
-                    events.schedule(handler, root, recursive=True)
+                    events.schedule(handler, root, recursive=True, follow_symlink=os.path.islink(root))
                 events.start()  # no watch left for a folder: raised here (ENOSPC)
                 observers[0.0] = events
             except OSError as exc:
@@ -403,7 +403,7 @@ class Watcher:
         for interval, roots in folders.items():
             poller = observers[interval] = PollingObserver(timeout=interval)
             for root in roots:
-                poller.schedule(handler, root, recursive=True)
+                poller.schedule(handler, root, recursive=True, follow_symlink=os.path.islink(root))
             poller.start()
         return observers
 
@@ -499,7 +499,8 @@ class Watcher:
         if poller is None:
             poller = self.observers[FALLBACK_POLL_S] = PollingObserver(timeout=FALLBACK_POLL_S)
             poller.start()
-        self._polled[folder] = (poller, poller.schedule(self._handler, folder, recursive=True))
+        watch = poller.schedule(self._handler, folder, recursive=True, follow_symlink=os.path.islink(folder))
+        self._polled[folder] = (poller, watch)
         self._dirs.setdefault(folder, time.monotonic())  # what came in before the poller looked
         self._check.setdefault(folder, "came in or changed")
 
@@ -562,7 +563,7 @@ class Watcher:
                 observer = self.observers[0.0] = Observer()
                 observer.start()
             try:
-                observer.schedule(self._handler, root, recursive=True)
+                observer.schedule(self._handler, root, recursive=True, follow_symlink=os.path.islink(root))
             except OSError as exc:
                 if exc.errno not in (errno.ENOSPC, errno.EMFILE):
                     raise
@@ -572,7 +573,8 @@ class Watcher:
         if poller is None:
             poller = self.observers[interval] = PollingObserver(timeout=interval)
             poller.start()
-        self._polled[root] = (poller, poller.schedule(self._handler, root, recursive=True))
+        watch = poller.schedule(self._handler, root, recursive=True, follow_symlink=os.path.islink(root))
+        self._polled[root] = (poller, watch)
 
     def _unpoll(self, folder: str) -> None:
         """A polled folder was deleted or renamed: its poller stops following it (a folder made

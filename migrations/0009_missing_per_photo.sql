@@ -17,3 +17,15 @@ SELECT path, photo_id, since, reason FROM missing;
 DROP TABLE missing;
 ALTER TABLE missing_per_photo RENAME TO missing;
 CREATE INDEX missing_photo ON missing(photo_id);
+-- Photos orphaned that way before this version (no file, not missing) are listed as missing
+-- again, where facetags last wrote names for them if it did, so that `status` shows them and
+-- a scan that finds their pixels brings them back; `facetags forget --all` drops them.
+INSERT INTO missing (path, photo_id, since, reason)
+SELECT COALESCE(
+           (SELECT x.path FROM xmp_names x JOIN faces f ON f.id = x.face_id
+            WHERE f.photo_id = p.id ORDER BY x.written_at DESC LIMIT 1),
+           '(path unknown)'),
+       p.id, CAST(strftime('%s', 'now') AS REAL), 'its file now shows another photo'
+FROM photos p
+WHERE NOT EXISTS (SELECT 1 FROM files WHERE photo_id = p.id)
+  AND NOT EXISTS (SELECT 1 FROM missing WHERE photo_id = p.id);

@@ -39,8 +39,8 @@ def test_scan_people_faces_name_merge_find_status(cli: tuple[dict[str, str], Pat
     assert "0 new" in run(env, "scan", str(folder)).stdout  # the plain summary
 
     people = json.loads(run(env, "people", "--json").stdout)
-    assert all(set(p) == {"id", "name", "faces", "photos"} for p in people)
-    assert all(p["name"] is None for p in people)
+    assert all(set(p) == {"id", "name", "faces", "photos", "hidden"} for p in people)
+    assert all(p["name"] is None and p["hidden"] is False for p in people)
 
     faces = json.loads(run(env, "faces", "--json").stdout)
     assert len(faces) == report["faces"]
@@ -48,7 +48,8 @@ def test_scan_people_faces_name_merge_find_status(cli: tuple[dict[str, str], Pat
     theirs = json.loads(run(env, "faces", "--json", "--person", str(one)).stdout)
     assert theirs and {f["person_id"] for f in theirs} == {one}  # whose cluster is this?
     for face in faces:
-        assert set(face) == {"face_id", "path", "box", "score", "person_id", "person_name"}
+        assert set(face) == {"face_id", "path", "box", "score", "person_id", "person_name", "missing"}
+        assert face["missing"] is False
         assert os.path.isabs(face["path"]) and len(face["box"]) == 4
         assert face["person_id"] in {p["id"] for p in people}
     assert sum(p["faces"] for p in people) == len(faces)

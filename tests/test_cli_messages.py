@@ -43,7 +43,7 @@ def test_empty_results_are_said_on_stderr_and_unwritten_names_in_status(
     assert run(env, "name", str(group["person_id"]), "Zoë").returncode == 0
     nothing = run(env, "suggest", str(group["person_id"]))  # six different people in t1
     assert nothing.returncode == 0 and nothing.stdout == ""
-    assert f"facetags: no face in an unnamed cluster looks like {group['person_id']}" in nothing.stderr
+    assert f"facetags: no face in an unnamed cluster looks like Zoë ({group['person_id']})" in nothing.stderr
 
     status = run(env, "status")
     assert "2 photos with names not yet written to XMP" in status.stdout

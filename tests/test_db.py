@@ -297,7 +297,8 @@ def test_two_processes_migrating_at_once(tmp_path: Path) -> None:
 def test_0009_keeps_each_missing_photo_and_lets_two_share_a_path(tmp_path: Path) -> None:
     """Until 0009 a path was where one missing photo was last seen: a second kept there
     replaced the first one's row, and that photo was listed nowhere. The rows are kept as they
-    were, and a second photo missing at the same path gets a row of its own."""
+    were, a photo orphaned that way is listed as missing again, and a second photo missing at
+    the same path gets a row of its own."""
     conn = connect(tmp_path / "old.db")
     migrate(conn, target=8)
     _fill(conn)  # photo 1 at /p/a.jpg
@@ -307,14 +308,19 @@ def test_0009_keeps_each_missing_photo_and_lets_two_share_a_path(tmp_path: Path)
             " VALUES (2, '1280:def', 640, 480, 'mtcnn', 0)"
         )
         conn.execute("INSERT INTO missing (path, photo_id, since, reason) VALUES ('/p/b.jpg', 2, 7, 'gone')")
+        conn.execute(  # photo 3: orphaned by the old rule (no file, not missing)
+            "INSERT INTO photos (id, content_hash, width, height, detector, created_at)"
+            " VALUES (3, '1280:ghi', 640, 480, 'mtcnn', 0)"
+        )
     migrate(conn)
     store = Store(conn)
-    kept = conn.execute("SELECT path, photo_id, since, reason FROM missing").fetchall()
-    assert kept == [("/p/b.jpg", 2, 7, "gone")]
+    kept = conn.execute("SELECT path, photo_id, since, reason FROM missing ORDER BY photo_id").fetchall()
+    assert kept[0] == ("/p/b.jpg", 2, 7, "gone")
+    assert [(r[0], r[1], r[3]) for r in kept[1:]] == [("(path unknown)", 3, REPLACED)]
     with transaction(conn):
         store.mark_missing(["/p/a.jpg"], "gone")  # photo 1 goes missing at /p/a.jpg
         store.keep_missing("/p/b.jpg", 1, REPLACED)  # and beside photo 2
-    rows = sorted(conn.execute("SELECT path, photo_id FROM missing").fetchall())
+    rows = sorted(conn.execute("SELECT path, photo_id FROM missing WHERE photo_id < 3").fetchall())
     assert rows == [("/p/a.jpg", 1), ("/p/b.jpg", 1), ("/p/b.jpg", 2)]
     assert store.last_missing_at("/p/b.jpg") == (1, pytest.approx(time.time(), abs=60), REPLACED)
     with transaction(conn):

@@ -406,7 +406,8 @@ def test_a_photo_renamed_then_rewritten_is_indexed_again(
 ) -> None:
     """Renamed, then written to (another picture saved under the new name) before the watcher
     handled the rename (busy, or during its catch-up scan, which handles renames at its end):
-    the new path kept the old photo's faces for good and every scan said "unchanged"."""
+    the new path kept the old photo's faces for good and every scan said "unchanged". It is
+    read again; another picture there leaves the photo it showed missing, names and all."""
     root = tmp_path / "Pictures"
     a = copy(lfw(shared_data, "George_W_Bush", 1), root / "A.jpg")
     lib = open_library()
@@ -416,11 +417,12 @@ def test_a_photo_renamed_then_rewritten_is_indexed_again(
     b = root / "B.jpg"
     a.rename(b)
     b.write_bytes(lfw(shared_data, "Colin_Powell", 1).read_bytes())  # same file, new pixels
-    assert lib.moved(a, b) == "changed"
+    assert lib.moved(a, b) == "new"  # another picture: George's photo is kept as missing
     (now,) = lib.photo_faces(b)
     assert now.face_id != george.face_id and now.person_name != "George"
     assert lib.scan([root]).counts["unchanged"] == 1
-    assert [d.name for d in lib.status().lost_faces] == ["George"]  # the user is told
+    assert [(m.path, m.named_faces) for m in lib.status().missing] == [(str(b), 1)]
+    assert lib.status().lost_faces == []
 
 
 def test_a_photo_renamed_over_another_keeps_the_other_as_missing(
@@ -483,16 +485,31 @@ def test_a_new_photo_at_a_missing_photo_s_path_leaves_it_missing(
     assert sorted(m.path for m in lib.status().missing) == [str(p) for p in photos]
     assert lib.status().lost_faces == []
     assert all(faces <= named_faces(lib)[name] for name, faces in before.items())
+    # a name reused with no scan in between: the photo indexed there is kept as missing too
+    third = copy(shared_data / "bbt" / "groups" / "bbt3.jpg", root / "IMG_0003.jpg")
+    lib.scan([root])
+    name_everyone(lib, third, "Third")
+    third.rename(archive / third.name)
+    copy(lfw(shared_data, "George_W_Bush", 1), third)
+    report = lib.scan([root])
+    assert report.counts["new"] == 1 and report.counts["changed"] == 0, report.describe()
+    assert str(third) in [m.path for m in lib.status().missing] and lib.status().lost_faces == []
+    before = named_faces(lib)
+    third.unlink()
+    lib.scan([root])
     photos[0].unlink()  # a second photo missing at IMG_0001.jpg: both kept
     lib.scan([root])
-    assert sorted(m.path for m in lib.status().missing) == [str(photos[0]), *map(str, photos)]
+    assert sorted(m.path for m in lib.status().missing) == sorted(
+        [str(photos[0]), *map(str, photos), str(third), str(third)]
+    )
     back = root / "back"
     archive.rename(back)
     report = lib.scan([root])
-    assert report.counts["moved"] == 2 and named_faces(lib) == {
+    assert report.counts["moved"] == 3 and named_faces(lib) == {
         name: faces | named_faces(lib)[name] for name, faces in before.items()
     }
-    assert [m.path for m in lib.status().missing] == [str(photos[0])]  # the Colin Powell photo
+    left = sorted(m.path for m in lib.status().missing)  # the Colin Powell and Bush photos
+    assert left == [str(photos[0]), str(third)]
 
     # an editor that deletes the photo, then writes the new version at once: an edit
     photo = back / "IMG_0001.jpg"
@@ -503,5 +520,5 @@ def test_a_new_photo_at_a_missing_photo_s_path_leaves_it_missing(
     lib.scan([root])
     shutil.copyfile(cropped, photo)
     report = lib.scan([root])
-    assert report.counts["changed"] == 1 and [m.path for m in lib.status().missing] == [str(photos[0])]
+    assert report.counts["changed"] == 1 and sorted(m.path for m in lib.status().missing) == left
     assert set(named_faces(lib)) == set(before)

@@ -440,6 +440,25 @@ def test_a_watched_folder_moved_away_and_back_is_followed_again(
     assert {p.path for p in lib.status().missing} == {str(folder / f"bbt{n}.jpg") for n in (1, 2, 3)}
 
 
+def test_a_watched_folder_given_as_a_link_is_followed(
+    open_library: OpenLibrary, tmp_path: Path, shared_data: Path
+) -> None:
+    """~/Pictures a link to the NAS's folder: the watch was on the link itself, which no change
+    inside the folder touches, so nothing copied in was ever indexed; and with the folder gone,
+    the link left behind kept its photos listed as on disk."""
+    real = tmp_path / "nas" / "Pictures"
+    real.mkdir(parents=True)
+    link = tmp_path / "Pictures"
+    link.symlink_to(real)
+    lib = open_library()
+    with watching(lib, link):
+        shutil.copyfile(shared_data / "bbt" / "groups" / "bbt1.jpg", real / "bbt1.jpg")
+        wait_for(lambda: lib.status().photos == 1, what="a photo copied into the linked folder")
+        assert lib.store.file_by_path(str(link / "bbt1.jpg")) is not None  # under the path watched
+        real.rename(tmp_path / "nas" / "Pictures.old")  # the link now leads nowhere
+        wait_for(lambda: [m.path for m in lib.status().missing] == [str(link / "bbt1.jpg")], what="missing")
+
+
 def _backlog(tmp_path: Path, shared_data: Path) -> tuple[Path, list[Path]]:
     """A folder to watch that holds 30 photos (deepface's), for a catch-up scan that lasts a
     while, and the photos copied in."""

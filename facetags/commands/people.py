@@ -175,6 +175,7 @@ def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> No
     with Library.open(settings.library, settings, create=False) as lib:
         found = lib.suggested_faces(person_id, limit)
         stale = lib.stale_faces()
+        who = lib.person(person_id)
     if stale:
         click.echo(
             f"the embedder changed: {plural(stale, 'face')} to re-embed; suggestions leave those "
@@ -187,4 +188,5 @@ def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> No
     for s in found:
         click.echo(f"{s.face_id}\t{s.cluster_id}\t{s.cluster_faces}\t{s.score:.3f}\t{shown(s.path)}")
     if not found:
-        click.echo(f"facetags: no face in an unnamed cluster looks like {person_id}", err=True)
+        label = shown(who.name) if who.name else f"cluster {who.id}"
+        click.echo(f"facetags: no face in an unnamed cluster looks like {label} ({who.id})", err=True)

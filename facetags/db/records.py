@@ -47,7 +47,13 @@ class Person:
     hidden: bool = False
 
     def to_json(self) -> dict[str, object]:
-        return {"id": self.id, "name": self.name, "faces": self.faces, "photos": self.photos}
+        return {
+            "id": self.id,
+            "name": self.name,
+            "faces": self.faces,
+            "photos": self.photos,
+            "hidden": self.hidden,
+        }
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,15 @@ class FaceRecord:
             "score": round(self.score, 5),
             "person_id": self.person_id,
             "person_name": self.person_name,
+            "missing": self.missing,  # its photo is not on disk (kept as missing)
         }
+
+
+#: Why a photo is kept as missing (MissingPhoto.reason): its path vanished ...
+GONE = "gone"
+#: ... its path now shows another photo (renamed over, replaced, a name reused); else the
+#: error that kept it from being read there
+REPLACED = "its file now shows another photo"
 
 
 @dataclass(frozen=True)
@@ -89,6 +103,14 @@ class MissingPhoto:
     reason: str  # "gone", or why it could not be read
     faces: int
     named_faces: int  # of those, faces of named people
+
+    def state(self) -> str:
+        """Where it is, in words: "not on disk", "no longer at its path (...)", "not readable (...)"."""
+        if self.reason == GONE:
+            return "not on disk"
+        if self.reason == REPLACED:
+            return "no longer at its path (another photo is there now)"
+        return f"not readable ({self.reason})"
 
     def to_json(self) -> dict[str, object]:
         return {

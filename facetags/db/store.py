@@ -20,7 +20,7 @@ import numpy as np
 from facetags.db import vectors
 from facetags.db.connect import GroupedWrites, stop_process, transaction
 from facetags.db.people_store import PeopleStore
-from facetags.db.records import FaceRecord, Failure, FileRow, FileStat, MissingPhoto
+from facetags.db.records import REPLACED, FaceRecord, Failure, FileRow, FileStat, MissingPhoto
 
 _FILE_COLS = "id, path, photo_id, size, mtime_ns, device, inode"
 #: Ids at most in one ``IN (...)`` list (SQLite allows 32,766 parameters).
@@ -79,10 +79,6 @@ class EmbeddingSet:
     person_ids: np.ndarray  # (N,) int64
     photo_ids: np.ndarray  # (N,) int64
     vectors: np.ndarray  # (N, dim) float32
-
-
-#: Why a photo whose path now shows another photo is kept as missing there.
-REPLACED = "its file now shows another photo"
 
 
 class Store(PeopleStore):

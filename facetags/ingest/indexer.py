@@ -37,8 +37,8 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 
 from facetags.db.connect import database_file
-from facetags.db.records import FileRow, FileStat, NewFaceVector
-from facetags.db.store import REPLACED, OldFace, Store
+from facetags.db.records import GONE, REPLACED, FileRow, FileStat, NewFaceVector
+from facetags.db.store import OldFace, Store
 from facetags.ingest.assign import Assigner
 from facetags.ingest.parallel import PARALLEL_FROM, Analysers, Pending, PhotoPool, ScanStopped
 from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
@@ -83,8 +83,6 @@ OUTCOMES = (
     "known_bad",
     "linked",
 )
-#: Why a path that vanished is kept as missing (facetags.db.store.Store.mark_missing).
-GONE = "gone"
 #: Seconds after its file went within which a new file at the same path is the photo edited
 #: (deleted, then written anew); later it is another photo (:meth:`Indexer._previous`).
 EDITED_WITHIN_S = 60.0
@@ -349,11 +347,14 @@ class Indexer:
                     photo.orientation,
                 )
                 before, was_missing = self._previous(path, row)
-                if was_missing and before is not None:  # gone from this path moments ago
-                    if self._an_edit_of(before, analysis):
-                        self.store.drop_missing_photo_at(path, before)
-                    else:  # another photo: the missing one stays missing, decisions and all
-                        before = None
+                replaced = None  # the photo the path showed, if what it shows now is another
+                if before is not None and not self._an_edit_of(before, analysis):
+                    # another picture at this path (a camera reusing a name once the photos
+                    # were moved away): that photo is kept as missing, decisions and all
+                    replaced = None if was_missing else before
+                    before = None
+                elif before is not None and was_missing:  # gone from this path moments ago
+                    self.store.drop_missing_photo_at(path, before)
                 vectors = []
                 face_ids = []
                 for idx, face in enumerate(analysis.faces):
@@ -363,6 +364,8 @@ class Indexer:
                         self.store.insert_embedding(face_id, analysis.model_id, face.embedding)
                         vectors.append(NewFaceVector(face_id, face.embedding))
                 self.store.add_file(path, photo_id, st)
+                if replaced is not None:  # (now that the path shows the new photo)
+                    self.store.keep_missing(path, replaced, REPLACED)
                 carried: set[int] = set()
                 if before is not None and before != photo_id:
                     carried = self._carry(path, before, photo_id, face_ids, analysis)
@@ -461,8 +464,9 @@ class Indexer:
         return photo_id, True
 
     def _an_edit_of(self, old_photo: int, analysis: Analysis) -> bool:
-        """Whether new pixels can be ``old_photo`` edited: it had no face, or one of its faces is
-        among the new ones (facetags.ingest.rematch), as in a crop or a retouch."""
+        """Whether new pixels at the path that showed ``old_photo`` can be it edited: it had no
+        face, or one of its faces is among the new ones (facetags.ingest.rematch), as in a crop
+        or a retouch. Else they are another picture saved under its name, and it is kept."""
         old = self.store.faces_to_carry(old_photo, analysis.model_id)
         if not old:
             return True
@@ -612,7 +616,8 @@ class Indexer:
             return self.store.move_tree(src, dest)
 
     def remove_tree(self, folder: str) -> int:
-        if os.path.lexists(folder):
+        """The folder is gone (a link to a folder that is gone too): its photos are missing."""
+        if os.path.isdir(folder):
             return 0
         with self.store.write():
             return len(self.store.mark_missing_under(folder, GONE))

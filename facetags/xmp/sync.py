@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from facetags.errors import FacetagsError
-from facetags.names import name_key
+from facetags.names import same_name, words_key
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import Box, FaceTag, Region, iou, match_boxes
 from facetags.xmp.write import WriteOptions, WriteResult, write_photo
@@ -236,7 +236,7 @@ def match_regions(
         rivals = {
             r.name
             for r in named
-            if r.name and name_key(r.name) != name_key(region.name) and iou(r.box, face_box) >= threshold
+            if r.name and not same_name(r.name, region.name) and iou(r.box, face_box) >= threshold
         }
         if rivals:
             names = ", ".join(sorted({region.name, *rivals}))
@@ -305,11 +305,11 @@ def apply_import(
     """
     out = Applied()
     earlier = earlier or {}
-    by_name: dict[str, int] = {}
+    by_name: dict[str, int] = {}  # by words_key: "John D Ashcroft" is John D. Ashcroft, as Library.name says
     names: dict[int, str] = {}
     for person in lib.people():
         if person.name:
-            by_name.setdefault(name_key(person.name), int(person.id))
+            by_name.setdefault(words_key(person.name), int(person.id))
             names[int(person.id)] = person.name
     for match in matches:
         record = face_records.get(match.face_id)
@@ -319,7 +319,7 @@ def apply_import(
                 out.agreed[match.face_id] = earlier[match.face_id]  # this copy says it too
             continue
         current = record.person_name if record is not None else None
-        if current and name_key(current) == name_key(match.name):
+        if current and same_name(current, match.name):
             out.unchanged.append((match.face_id, match.name))
             if current.casefold() == match.name.casefold():
                 out.agreed[match.face_id] = current
@@ -328,7 +328,7 @@ def apply_import(
         if any(mine and mine.casefold() == match.name.casefold() for mine in ours):  # as the writer
             out.stale.append((match.face_id, match.name))
             continue
-        person_id = by_name.get(name_key(match.name))
+        person_id = by_name.get(words_key(match.name))
         if person_id is not None and person_id in lib.rejected_people(match.face_id):
             out.conflicts.append(
                 f"face {match.face_id} in {record.path if record else '?'}: XMP says {match.name!r}, "
@@ -346,8 +346,8 @@ def apply_import(
                 person_id = lib.set_assignment(match.face_id, None, source="user")
                 person = lib.name(person_id, match.name)
                 person_id = int(getattr(person, "id", person_id))
-                by_name[name_key(match.name)] = person_id
-                names[person_id] = match.name
+                by_name[words_key(match.name)] = person_id
+                names[person_id] = getattr(person, "name", None) or match.name  # (the survivor's)
             else:
                 lib.set_assignment(match.face_id, person_id, source="user")
             if names.get(person_id, "").casefold() == match.name.casefold():
@@ -384,9 +384,9 @@ def _torn(read: Sequence[tuple[str, Sequence[Any], ImportResult]]) -> dict[int, 
             record = records.get(match.face_id)
             current = getattr(record, "person_name", None)
             ours = [getattr(record, "xmp_name", None), *getattr(record, "xmp_written", ())]
-            key = name_key(match.name)
+            key = words_key(match.name)
             mine = any(o and o.casefold() == match.name.casefold() for o in ours)  # as the writer
-            if not (current and name_key(current) == key) and mine:
+            if not (current and same_name(current, match.name)) and mine:
                 continue  # facetags' own old tag: not a claim of another tool's
             said.setdefault(match.face_id, {}).setdefault(key, (match.name, path))
     return {face: list(names.values()) for face, names in said.items() if len(names) > 1}

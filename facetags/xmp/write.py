@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from facetags.errors import FacetagsError, LibraryError
+from facetags.names import same_name
 from facetags.xmp import packet, read
 from facetags.xmp.packet import Entry, Flat, XmpError
 from facetags.xmp.read import MP_LIST, MP_ROOT, MWG_DIMS, MWG_LIST, MWG_ROOT, Parsed, RawRegion
@@ -144,7 +145,8 @@ class WriteResult:
 
 
 def _same(a: str | None, b: str | None) -> bool:
-    return a is not None and b is not None and a.casefold() == b.casefold()
+    """The same name, however spelt (case, accents, punctuation: facetags.names.same_name)."""
+    return a is not None and b is not None and same_name(a, b)
 
 
 def _mine(written: tuple[str, ...], name: str | None) -> bool:

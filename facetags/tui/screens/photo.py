@@ -91,10 +91,9 @@ class PhotoScreen(LibraryScreen):
         missing = lib.missing_photo(self.path, self.face_id)
         if missing is not None:
             since = time.strftime("%Y-%m-%d %H:%M", time.localtime(missing.since))
-            why = "not on disk" if missing.reason == "gone" else f"not readable ({missing.reason})"
             return (
-                f"This photo is {why} since {since}. It is kept, with its faces and names, until it "
-                "is back or you forget it ('facetags status' lists it)."
+                f"This photo is {missing.state()} since {since}. It is kept, with its faces and names, "
+                "until it is back or you forget it ('facetags status' lists it)."
             )
         try:
             return load_photo(self.path)

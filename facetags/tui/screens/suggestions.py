@@ -62,7 +62,7 @@ class SuggestionsScreen(LibraryScreen):
                 yield Picture(placeholder="", id="suggest-candidate", classes="large-face")
                 yield Label("", classes="suggest-detail", id="suggest-candidate-detail")
         yield Static(
-            "y yes · n no · a all its cluster · x none of it · space skip · u undo · esc done",
+            "y yes · n no · a all its cluster · x none of it · space skip · esc done",
             id="suggest-keys",
         )
         yield footer()
