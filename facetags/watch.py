@@ -495,12 +495,7 @@ class Watcher:
         if _inside(folder, self._polled) or not os.path.isdir(folder):
             return  # polled already (or the folder above it), or gone
         _no_events([folder], error, FALLBACK_POLL_S)
-        poller = self.observers.get(FALLBACK_POLL_S)
-        if poller is None:
-            poller = self.observers[FALLBACK_POLL_S] = PollingObserver(timeout=FALLBACK_POLL_S)
-            poller.start()
-        watch = poller.schedule(self._handler, folder, recursive=True, follow_symlink=os.path.islink(folder))
-        self._polled[folder] = (poller, watch)
+        self._poll(folder, FALLBACK_POLL_S)
         self._dirs.setdefault(folder, time.monotonic())  # what came in before the poller looked
         self._check.setdefault(folder, "came in or changed")
 
@@ -569,12 +564,16 @@ class Watcher:
                     raise
                 self._poll_instead(root, exc.errno)
             return
+        self._poll(root, interval)
+
+    def _poll(self, folder: str, interval: float) -> None:
+        """Poll ``folder`` every ``interval`` seconds (its poller started if there is none)."""
         poller = self.observers.get(interval)
         if poller is None:
             poller = self.observers[interval] = PollingObserver(timeout=interval)
             poller.start()
-        watch = poller.schedule(self._handler, root, recursive=True, follow_symlink=os.path.islink(root))
-        self._polled[root] = (poller, watch)
+        watch = poller.schedule(self._handler, folder, recursive=True, follow_symlink=os.path.islink(folder))
+        self._polled[folder] = (poller, watch)
 
     def _unpoll(self, folder: str) -> None:
         """A polled folder was deleted or renamed: its poller stops following it (a folder made

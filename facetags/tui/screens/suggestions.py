@@ -10,6 +10,7 @@ library, and u undoes the last one.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual.app import ComposeResult
@@ -151,14 +152,7 @@ class SuggestionsScreen(LibraryScreen):
 
     def action_answer_cluster(self) -> None:
         """Yes for every face of the suggested face's cluster (as Library.take_cluster allows)."""
-        if not self.queue:
-            return
-        s = self.queue[0]
-        if s.cluster_faces <= 1:
-            self.action_answer(True)
-            return
-        pid, cluster, name = self.person_id, s.cluster_id, self.name_text
-        self.answered += 1
+        name = self.name_text
 
         def said(result: tuple[list[int], list[int]]) -> str:
             moved, left = result
@@ -167,24 +161,32 @@ class SuggestionsScreen(LibraryScreen):
                 text += f"; {len(left)} left out (in a photo {name} is already in, or not {name})"
             return text
 
-        self.facetags.perform(f"yes, all {name}", lambda lib: lib.take_cluster(pid, cluster), summary=said)
-        self._drop_cluster(cluster)
+        self._answer_cluster(True, f"yes, all {name}", lambda lib, pid, c: lib.take_cluster(pid, c), said)
 
     def action_reject_cluster(self) -> None:
         """No for every face of the suggested face's cluster: each is rejected from the person."""
+        name = self.name_text
+        self._answer_cluster(
+            False,
+            f"no, none {name}",
+            lambda lib, pid, c: lib.reject_cluster(pid, c),
+            lambda faces: f"{plural(len(faces), 'face')} are not {name}",
+        )
+
+    def _answer_cluster(
+        self, yes: bool, label: str, act: Callable[[Library, int, int], Any], said: Callable[[Any], str]
+    ) -> None:
+        """One answer for the suggested face's whole cluster (``act(library, person, cluster)``),
+        or for the face alone when its cluster holds only it."""
         if not self.queue:
             return
         s = self.queue[0]
         if s.cluster_faces <= 1:
-            self.action_answer(False)
+            self.action_answer(yes)
             return
-        pid, cluster, name = self.person_id, s.cluster_id, self.name_text
+        pid, cluster = self.person_id, s.cluster_id
         self.answered += 1
-        self.facetags.perform(
-            f"no, none {name}",
-            lambda lib: lib.reject_cluster(pid, cluster),
-            summary=lambda faces: f"{plural(len(faces), 'face')} are not {name}",
-        )
+        self.facetags.perform(label, lambda lib: act(lib, pid, cluster), summary=said)
         self._drop_cluster(cluster)
 
     def _drop_cluster(self, cluster: int) -> None:
