@@ -335,24 +335,13 @@ async def test_a_long_name_leaves_every_rows_counts_in_sight(arranged: Library) 
         assert long in row_labels(app)  # room enough: the whole name
 
 
+@pytest.mark.parametrize(
+    "typed",
+    [[*"grace", "space", *"hopper"], [*"grace", "full_stop", "space", *"hopper"]],  # other punctuation too
+    ids=["same", "punctuation"],
+)
 @run_async
-async def test_a_name_with_other_punctuation_asks_too(arranged: Library) -> None:
-    """ "grace. hopper" is Grace Hopper: asked first, as "grace hopper" is."""
-    app = make_app(arranged)
-    async with app.run_test(size=SIZE) as pilot:
-        await settle(pilot)
-        await highlight_cluster(pilot, UNNAMED[0])
-        await pilot.press("n", *"grace", "full_stop", "space", *"hopper", "enter")
-        await settle(pilot)
-        assert isinstance(app.screen, ConfirmDialog)
-        assert "Grace Hopper is someone already" in str(app.screen.query_one("#dialog-title", Label).render())
-        await pilot.press("y")
-        await settle(pilot)
-        assert names(arranged)["Grace Hopper"] == 2 and "grace. hopper" not in names(arranged)
-
-
-@run_async
-async def test_naming_with_an_existing_name_asks_then_merges(arranged: Library) -> None:
+async def test_naming_with_an_existing_name_asks_then_merges(arranged: Library, typed: list[str]) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:
         await settle(pilot)
@@ -369,13 +358,13 @@ async def test_naming_with_an_existing_name_asks_then_merges(arranged: Library) 
         await pilot.press("n")
         await settle(pilot)
         assert names(arranged)["Grace Hopper"] == 1 and arranged.person(UNNAMED[0]).name is None
-        await pilot.press("n")
-        await type_text(pilot, "grace hopper")
-        await pilot.press("enter")
+        await pilot.press("n", *typed, "enter")
         await settle(pilot)
+        assert isinstance(app.screen, ConfirmDialog)
+        assert "Grace Hopper is someone already" in str(app.screen.query_one("#dialog-title", Label).render())
         await pilot.press("y")
         await settle(pilot)
-        assert names(arranged)["Grace Hopper"] == 2
+        assert names(arranged)["Grace Hopper"] == 2 and "grace. hopper" not in names(arranged)
         assert arranged.person(UNNAMED[0]).name == "Grace Hopper"  # the cluster now resolves to Grace
 
 

@@ -348,7 +348,8 @@ class Indexer:
                 )
                 before, was_missing = self._previous(path, row)
                 replaced = None  # the photo the path showed, if what it shows now is another
-                if before is not None and not self._an_edit_of(before, analysis):
+                old, pairs = self._rematch(before, analysis) if before is not None else ([], {})
+                if before is not None and old and not pairs:
                     # another picture at this path (a camera reusing a name once the photos
                     # were moved away): that photo is kept as missing, decisions and all
                     replaced = None if was_missing else before
@@ -368,7 +369,7 @@ class Indexer:
                     self.store.keep_missing(path, replaced, REPLACED)
                 carried: set[int] = set()
                 if before is not None and before != photo_id:
-                    carried = self._carry(path, before, photo_id, face_ids, analysis)
+                    carried = self._carry(path, before, photo_id, face_ids, old, pairs)
                 vectors = [v for v in vectors if v.face_id not in carried]
                 if vectors:
                     assigner = self.assigner(analysis.model_id)
@@ -383,7 +384,13 @@ class Indexer:
         return self._link(path, existing, st, row)
 
     def _carry(
-        self, path: str, old_photo: int, photo_id: int, face_ids: list[int], analysis: Analysis
+        self,
+        path: str,
+        old_photo: int,
+        photo_id: int,
+        face_ids: list[int],
+        old: list[OldFace],
+        pairs: dict[int, int],
     ) -> set[int]:
         """``path`` showed ``old_photo`` and now shows new pixels (an edit, a crop, a re-export):
         the faces that are the same face keep their person, its source, "not a face" and their
@@ -391,16 +398,9 @@ class Indexer:
         says which is which; ``photo_id``: the new pixels' photo). A face the user had decided
         on that is gone from the new version (cropped out, or no longer detected) is logged and
         recorded as a ``face_lost`` decision, unless another path still shows the old version.
-        Returns the new face ids that were given a place."""
-        old = self.store.faces_to_carry(old_photo, analysis.model_id)
+        ``old``, ``pairs``: :meth:`_rematch`'s. Returns the new face ids that were given a place."""
         if not old:
             return set()
-        pairs = match_faces(
-            [f.box for f in old],
-            [f.box for f in analysis.faces],
-            [f.vector for f in old],
-            [f.embedding for f in analysis.faces],
-        )
         carried: set[int] = set()
         for i, j in pairs.items():
             self.store.carry_face(old[i], face_ids[j])
@@ -463,21 +463,22 @@ class Indexer:
             return None, False
         return photo_id, True
 
-    def _an_edit_of(self, old_photo: int, analysis: Analysis) -> bool:
-        """Whether new pixels at the path that showed ``old_photo`` can be it edited: it had no
-        face, or one of its faces is among the new ones (facetags.ingest.rematch), as in a crop
-        or a retouch. Else they are another picture saved under its name, and it is kept."""
+    def _rematch(self, old_photo: int, analysis: Analysis) -> tuple[list[OldFace], dict[int, int]]:
+        """The faces of ``old_photo``, the photo the path showed, with what the user decided on
+        them, and which of them are among the new pixels' faces (old index -> new index,
+        facetags.ingest.rematch). New pixels are it edited (a crop, a retouch) if it had no
+        face or one of its faces is among the new ones; else they are another picture saved
+        under its name, and it is kept."""
         old = self.store.faces_to_carry(old_photo, analysis.model_id)
         if not old:
-            return True
-        return bool(
-            match_faces(
-                [f.box for f in old],
-                [f.box for f in analysis.faces],
-                [f.vector for f in old],
-                [f.embedding for f in analysis.faces],
-            )
+            return old, {}
+        pairs = match_faces(
+            [f.box for f in old],
+            [f.box for f in analysis.faces],
+            [f.vector for f in old],
+            [f.embedding for f in analysis.faces],
         )
+        return old, pairs
 
     def _reorient(self, path: str, photo_id: int, photo: Seen) -> bool:
         """The known photo ``photo_id`` is now shown under another EXIF orientation: turn its
