@@ -288,13 +288,17 @@ def test_case4_cli_status_and_forget(tmp_path: Path, shared_data: Path) -> None:
     assert "missing   1 photo not on disk" in status and str(root / "nas" / "bush1.jpg") in status
     assert json.loads(cli("status", "--json").stdout)["missing"][0]["faces"] == 1
     assert "--all" in cli("forget", ok=False).stderr  # nothing forgotten by accident
-    kept = cli("forget", str(on_disk)).stderr  # a photo on disk is never forgotten, and it says so
+    kept = cli(
+        "forget", str(on_disk), ok=False
+    ).stderr  # a photo on disk is never forgotten: it says so, exit 1
     assert f"{on_disk} is on disk: only photos gone from disk are forgotten" in kept
     assert "forgot 0 missing photos" in kept
-    folder = cli("forget", str(on_disk.parent)).stderr
+    folder = cli("forget", str(on_disk.parent), ok=False).stderr
     assert f"{on_disk.parent} holds no missing photo" in folder
     assert "forgot 1 missing photo (1 face" in cli("forget", str(root / "nas")).stderr
     assert json.loads(cli("status", "--json").stdout)["missing"] == []
+    assert json.loads(cli("forget", "--json", str(root / "nas"), ok=False).stdout) == []
+    assert "forgot 0 missing photos" in cli("forget", "--all").stderr  # nothing left: not an error
 
 
 # -- case 5: an orientation change and back ----------------------------------------------------

@@ -24,7 +24,7 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json
     until the same picture is back. `facetags status` lists them. Forgetting one drops its faces
     for good; photos still on disk are never forgotten. Indexed paths at or under PATHS that are
     gone from disk though no scan saw them go (a card or disk scanned once, since removed) are
-    dropped first.
+    dropped first. Exits with status 1 when PATHS held nothing to forget.
     """
     from facetags.library import Library
 
@@ -35,19 +35,22 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json
         gone = lib.forget(None if everything else paths)
     if dropped:
         click.echo(f"facetags: {plural(dropped, 'indexed path')} no longer on disk dropped", err=True)
+    nothing = not gone and not dropped and not everything  # PATHS named, none held anything
     if as_json:
         click.echo(json.dumps([m.to_json() for m in gone], indent=2, ensure_ascii=False))
-        return
-    if not gone and not dropped:
-        for path in paths:  # say why nothing was forgotten
-            if os.path.isfile(path):
-                why = "is on disk: only photos gone from disk are forgotten"
-            else:
-                why = "holds no missing photo ('facetags status' lists them)"
-            click.echo(shown(f"facetags: {path} {why}"), err=True)
-    faces = sum(m.faces for m in gone)
-    named = sum(m.named_faces for m in gone)
-    click.echo(
-        f"forgot {plural(len(gone), 'missing photo')} ({plural(faces, 'face')}, {named} of named people)",
-        err=True,
-    )
+    else:
+        if nothing:
+            for path in paths:  # say why nothing was forgotten
+                if os.path.isfile(path):
+                    why = "is on disk: only photos gone from disk are forgotten"
+                else:
+                    why = "holds no missing photo ('facetags status' lists them)"
+                click.echo(shown(f"facetags: {path} {why}"), err=True)
+        faces = sum(m.faces for m in gone)
+        named = sum(m.named_faces for m in gone)
+        click.echo(
+            f"forgot {plural(len(gone), 'missing photo')} ({plural(faces, 'face')}, {named} of named people)",
+            err=True,
+        )
+    if nothing:  # as rm does for a file that is not there: a script can tell
+        raise click.exceptions.Exit(1)
