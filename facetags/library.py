@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 
 #: meta key: the last ``face_lost`` decision a front end has shown (Library.lost_faces_to_show).
 LOST_SHOWN_KEY = "lost_faces_shown"
+#: meta key: the last ``face_lost`` decision the user has put aside (Library.forget_lost_faces).
+LOST_FORGOTTEN_KEY = "lost_faces_forgotten"
 
 
 def _calibrated(model_id: str) -> float | None:
@@ -213,12 +215,31 @@ class Library(Decisions, XmpSync):
     def lost_faces_to_show(self, mark: bool = True) -> list[LostFace]:
         """Faces the user had decided on that edited photos no longer show, recorded since a
         front end last showed them (``mark``: they count as shown from now on)."""
-        seen = self.store.get_meta(LOST_SHOWN_KEY)
-        lost = self.store.lost_faces(after_id=int(seen) if seen and seen.isdigit() else 0)
+        lost = self.store.lost_faces(
+            after_id=max(self._meta_id(LOST_SHOWN_KEY), self._meta_id(LOST_FORGOTTEN_KEY))
+        )
         if lost and mark:
             with self.store.write():
                 self.store.set_meta(LOST_SHOWN_KEY, str(lost[-1].decision_id))
         return lost
+
+    def lost_faces(self) -> list[LostFace]:
+        """The decided faces edited photos no longer show, but those put aside by
+        :meth:`forget_lost_faces` (``status`` lists these)."""
+        return self.store.lost_faces(after_id=self._meta_id(LOST_FORGOTTEN_KEY))
+
+    def forget_lost_faces(self) -> list[LostFace]:
+        """Put aside the lost faces :meth:`lost_faces` gives: ``status`` and the TUI stop telling
+        of them; the decision log keeps them. Returns those put aside."""
+        with self._lock, self.store.write():
+            lost = self.lost_faces()
+            if lost:
+                self.store.set_meta(LOST_FORGOTTEN_KEY, str(lost[-1].decision_id))
+        return lost
+
+    def _meta_id(self, key: str) -> int:
+        value = self.store.get_meta(key)
+        return int(value) if value and value.isdigit() else 0
 
     def stale_faces(self) -> int:
         """Faces with no vector of the current model version (made by another model or an older
@@ -448,7 +469,7 @@ class Library(Decisions, XmpSync):
             bytes=size,
             model=self.pipeline.model_id,
             stale_faces=self.stale_faces(),
-            lost_faces=self.store.lost_faces(),
+            lost_faces=self.lost_faces(),
             stale_xmp_photos=self.stale_xmp_photos(),
             missing=self.store.missing(),
             unwritten_xmp_photos=self.store.photos_with_unwritten_names(),

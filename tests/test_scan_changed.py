@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 from PIL import Image, ImageEnhance
 
 from facetags.cli import cli
@@ -146,6 +146,40 @@ def test_a_named_face_cropped_out_is_recorded_and_the_person_stays(
     back = min(lib.photo_faces(t1), key=lambda f: f.box[0])
     assert lib.status().lost_faces == [dataclasses.replace(lost, name="Ann Smith")]  # not yet hers
     lib.move_faces([back.face_id], ann)
+    assert lib.status().lost_faces == []
+
+
+def test_lost_faces_put_aside_are_no_longer_listed_and_later_ones_are(
+    open_library: OpenLibrary, photo_dir: Path
+) -> None:
+    lib = open_library()
+    lib.scan([photo_dir])
+    t1 = photo_dir / "t1.jpg"
+    by_x = sorted(lib.photo_faces(t1), key=lambda f: f.box[0])
+    ann = lib.name(by_x[0].person_id or 0, "Ann").id
+    bo = lib.name(by_x[1].person_id or 0, "Bo").id
+    edit(t1, left=by_x[0].box[0] + by_x[0].box[2] + 0.02)  # Ann is cut off
+    assert lib.scan([photo_dir]).counts["changed"] == 1
+    assert [f.name for f in lib.status().lost_faces] == ["Ann"]
+
+    def forget_lost(*extra: str) -> Result:
+        return CliRunner().invoke(cli, ["--library", str(lib.path), "forget", "--lost", *extra])
+
+    assert forget_lost(str(t1)).exit_code == 2  # not with PATHS: a photo on disk is not forgotten
+    done = forget_lost()
+    assert done.exit_code == 0 and "forgot 1 lost face" in done.output, done.output
+    assert lib.status().lost_faces == [] and lib.lost_faces_to_show() == []
+    out = CliRunner().invoke(cli, ["--library", str(lib.path), "status"]).output
+    assert "lost " not in out and "Ann" not in out
+    assert lib.person(ann).name == "Ann"  # the person stays
+    assert json.loads(forget_lost("--json").output) == []
+    # a face lost later is listed, and the front end told, as before
+    (bo_face,) = [f for f in lib.photo_faces(t1) if f.person_id == bo]
+    edit(t1, left=bo_face.box[0] + bo_face.box[2] + 0.02)  # then Bo
+    assert lib.scan([photo_dir]).counts["changed"] == 1
+    assert [f.name for f in lib.status().lost_faces] == ["Bo"]
+    assert [f.name for f in lib.lost_faces_to_show()] == ["Bo"]
+    assert [f["name"] for f in json.loads(forget_lost("--json").output)] == ["Bo"]
     assert lib.status().lost_faces == []
 
 

@@ -14,9 +14,14 @@ from facetags.config import Settings
 @click.command()
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.option("--all", "everything", is_flag=True, help="Forget every missing photo.")
-@click.option("--json", "as_json", is_flag=True, help="Print the photos forgotten as JSON.")
+@click.option(
+    "--lost",
+    is_flag=True,
+    help="Instead: stop listing the decided faces edits removed from photos (status's 'lost').",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print the photos (or lost faces) forgotten as JSON.")
 @click.pass_obj
-def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json: bool) -> None:
+def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: bool, as_json: bool) -> None:
     """Forget missing photos at or under PATHS (files or folders).
 
     A photo that vanishes from disk (deleted, moved out of the scanned folders, a drive or NAS
@@ -25,11 +30,24 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, as_json
     for good; photos still on disk are never forgotten. Indexed paths at or under PATHS that are
     gone from disk though no scan saw them go (a card or disk scanned once, since removed) are
     dropped first. Exits with status 1 when PATHS held nothing to forget.
+
+    With --lost, `facetags status` and the TUI stop telling of the faces you had named or
+    marked that edited photos no longer show; their people stay as they are.
     """
     from facetags.library import Library
 
+    if lost:
+        if paths or everything:
+            raise click.UsageError("--lost takes no PATHS and no --all")
+        with Library.open(settings.library, settings, create=False) as lib:
+            put_aside = lib.forget_lost_faces()
+        if as_json:
+            click.echo(json.dumps([f.to_json() for f in put_aside], indent=2, ensure_ascii=False))
+        else:
+            click.echo(f"forgot {plural(len(put_aside), 'lost face')}: status no longer lists them", err=True)
+        return
     if not paths and not everything:
-        raise click.UsageError("name the missing photos or folders to forget, or give --all")
+        raise click.UsageError("name the missing photos or folders to forget, or give --all (or --lost)")
     with Library.open(settings.library, settings, create=False) as lib:
         dropped = lib.drop_gone(paths)  # indexed, gone from disk, never scanned again
         gone = lib.forget(None if everything else paths)

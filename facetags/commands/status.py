@@ -56,6 +56,9 @@ def status(settings: Settings, as_json: bool) -> None:
             why = "" if m.reason == "gone" else f" ({m.reason})"
             click.echo(shown(f"  {m.path}: since {when}{why}"))
     if st.lost_faces:
-        click.echo(f"lost      {plural(len(st.lost_faces), 'decided face')} gone from edited photos")
+        click.echo(
+            f"lost      {plural(len(st.lost_faces), 'decided face')} gone from edited photos"
+            " (their people stay); 'facetags forget --lost' stops listing them"
+        )
         for lost in st.lost_faces:
             click.echo(shown(f"  {lost.describe()}"))
