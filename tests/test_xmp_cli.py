@@ -704,6 +704,68 @@ def test_an_edited_photo_that_kept_its_xmp_still_has_facetags_names_as_its_own(
     assert "Alicia" in names and "Alice" not in names, names
 
 
+@pytest.mark.parametrize("edit", ["crop", "resize"])
+def test_a_photo_cropped_or_resized_in_an_editor_that_kept_its_xmp_gets_no_second_region(
+    library: tuple[Path, Path], tmp_path: Path, edit: str
+) -> None:
+    """Cropped in an editor that keeps the XMP as it was (its regions now placed for the older
+    picture): facetags wrote a second region for every named face it still saw, beside its own
+    misplaced one, and said "existing regions left as they are" at every write. It moves its own
+    regions to their faces now, leaves the others (a face the crop cut off) as they are and says
+    so once; a resized copy (the same shape: every region still in place) gets its
+    AppliedToDimensions put right with the next change."""
+    from PIL import Image
+
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        by_x = sorted((f for f in lib.faces() if f.path == str(t1)), key=lambda f: f.box[0])
+        lib.name(by_x[0].person_id or 0, "Ann")
+        bo = lib.name(by_x[1].person_id or 0, "Bo").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    before = tmp_path / "before.jpg"
+    before.write_bytes(t1.read_bytes())
+    with Image.open(before) as im:
+        w, h = im.size
+        if edit == "crop":  # Ann is cut off
+            left = int(w * (by_x[0].box[0] + by_x[0].box[2] + 0.02))
+            im.convert("RGB").crop((left, 0, w, h)).save(t1, quality=92)
+        else:
+            im.convert("RGB").resize((w // 2, h // 2)).save(t1, quality=92)
+    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)  # the editor keeps the XMP
+    assert _scanned(where, photos)[1] == ["changed", "unchanged"]
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (bo_face,) = [f for f in lib.faces() if f.path == str(t1) and f.person_id == bo]
+        cy = max((f for f in lib.faces() if f.path == str(t1)), key=lambda f: f.box[0])
+        lib.name(cy.person_id or 0, "Cy")  # and a name to write in any case
+    stored = Image.open(t1).size
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0, done.output
+    (report,) = exiftool("-struct", "-RegionInfo", "-RegionInfoMP", t1)
+    mwg = report["RegionInfo"]["RegionList"]
+    mp = report["RegionInfoMP"]["Regions"]
+    assert sorted(r.get("Name") for r in mwg) == ["Ann", "Bo", "Cy"]  # one region each
+    assert sorted(r.get("PersonDisplayName") for r in mp) == ["Ann", "Bo", "Cy"]
+    x, y, fw, fh = bo_face.box  # t1 has no EXIF orientation: upright is stored
+    (area,) = [r["Area"] for r in mwg if r.get("Name") == "Bo"]
+    assert abs(area["X"] - (x + fw / 2)) < 0.01 and abs(area["Y"] - (y + fh / 2)) < 0.01, (area, bo_face)
+    (rect,) = [r["Rectangle"] for r in mp if r.get("PersonDisplayName") == "Bo"]
+    assert abs(float(rect.split(",")[0]) - x) < 0.01, (rect, bo_face)
+    dims = report["RegionInfo"]["AppliedToDimensions"]
+    if edit == "crop":  # Ann's region, misplaced now, is not facetags' to move: kept, and said
+        assert (dims["W"], dims["H"]) == (w, h)
+        assert "region 1 ('Ann'), not one of facetags' faces, is left as it is" in done.stderr, done.stderr
+    else:
+        assert (dims["W"], dims["H"]) == stored
+        assert "AppliedToDimensions" not in done.stderr and "left as" not in done.stderr, done.stderr
+    again = _run(where, "write", "--embed")
+    assert again.exit_code == 0 and "0 changed, 1 up to date" in again.stderr, again.output
+    assert "warning" not in again.stderr, again.stderr
+
+
 def test_an_old_copy_back_at_another_path_keeps_no_old_name(library: tuple[Path, Path]) -> None:
     """A backup written "Alice" is unplugged; she is renamed "Alicia" and the photo written; the
     backup comes back at another mount point, still saying "Alice". That name is facetags' own

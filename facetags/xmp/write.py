@@ -11,8 +11,10 @@ per photo), unless ``replace_names`` is set, or
 unless facetags wrote that name itself for that face into this file (``FaceTag.previous``,
 ``FaceTag.written``, remembered by the library): then
 facetags' own stale name is replaced by the face's new one, or taken back (the region stays, unnamed,
-and the name leaves the keyword lists) when the face has none any more. Running it twice changes
-nothing the second time.
+and the name leaves the keyword lists) when the face has none any more. In a file whose regions
+were placed for a picture of another shape (cropped since, by an editor that kept the XMP),
+facetags' own regions move to their faces and no other region is matched (:func:`_reframed`).
+Running it twice changes nothing the second time.
 
 All coordinates written are in the stored-image frame (MWG rule); see
 :mod:`facetags.xmp.regions`.
@@ -174,6 +176,46 @@ def _match(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) 
     return out
 
 
+def _match_ours(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) -> dict[int, int]:
+    """Our face i -> its region j in a file whose regions are placed for an older frame of the
+    picture (:func:`_reframed`): one with the face's name at its place (written for the picture
+    as it is), else the first that carries a name facetags wrote for the face (places cannot be
+    compared: facetags' own name says which region is the face's). Other regions match nothing."""
+    out: dict[int, int] = {}
+    used: set[int] = set()
+    for placed in (True, False):
+        for i, (box, name, written) in enumerate(ours):
+            if i in out:
+                continue
+            for j, region in enumerate(theirs):
+                if j in used or region.type not in (None, "", "Face"):
+                    continue
+                if placed:
+                    hit = (
+                        _same(name, region.name)
+                        and region.box is not None
+                        and iou(box, region.box) >= threshold
+                    )
+                else:
+                    hit = _mine(written, region.name)
+                if hit:
+                    out[i] = j
+                    used.add(j)
+                    break
+    return out
+
+
+def _reframed(dims: tuple[float, float] | None, stored_size: tuple[int, int]) -> bool:
+    """Whether regions given for pixel size ``dims`` (``AppliedToDimensions``) are in another
+    frame of the picture than the stored ``stored_size``: its shape differs (cropped, or turned a
+    quarter by rewriting the pixels). The same shape at another size (a resized copy) keeps every
+    normalised region in place."""
+    if dims is None or min(dims) <= 0 or min(stored_size) <= 0:
+        return False
+    (dw, dh), (sw, sh) = dims, stored_size
+    return abs(dw * sh - dh * sw) > 0.01 * dw * sh
+
+
 def _conflicts(ours: Sequence[Ours], regions: Sequence[RawRegion], threshold: float) -> dict[int, str]:
     """Our named face i -> a different name another tool gave a Face region at its place (not a
     name facetags wrote itself). Such a face is left as it is: one photo, one story."""
@@ -200,13 +242,22 @@ def _regions(
     opts: WriteOptions,
     renamed: dict[tuple[str, int], str],
     kept_names: set[str],
-) -> None:
+    reframed: bool = False,
+) -> tuple[set[int], set[int]]:
     """Plan one region list (MWG or MP): name unnamed matches, take back or replace the names
-    facetags wrote that are no longer right, append the rest."""
+    facetags wrote that are no longer right, append the rest. In a ``reframed`` file the regions
+    of facetags' names move to their faces' places, and no other region is matched. Returns the
+    indexes of facetags' regions in such a file, and of those this plan moves."""
     label = schema.upper()
     theirs = parsed.mwg if schema == "mwg" else parsed.mp
     lst, name_field = (MWG_LIST, "mwg-rs:Name") if schema == "mwg" else (MP_LIST, "MPReg:PersonDisplayName")
-    matches = _match(ours, theirs, opts.iou_threshold)
+    matches = (
+        _match_ours(ours, theirs, opts.iou_threshold)
+        if reframed
+        else _match(ours, theirs, opts.iou_threshold)
+    )
+    ours_found: set[int] = set()
+    moved: set[int] = set()
     next_index = parsed.max_index(schema) + 1
     if schema == "mp" and not parsed.mp_root:
         plan.updates[MP_ROOT] = 'type="Struct"'
@@ -217,6 +268,15 @@ def _regions(
             region = theirs[j]
             key = f"{lst}[{region.index}]/{name_field}"
             ours_there = _mine(written, region.name)  # facetags wrote that name for this face
+            if reframed:  # facetags' region, placed in an older frame of the picture or moved since
+                ours_found.add(region.index)
+                if region.box is None or iou(box, region.box) < opts.iou_threshold:
+                    plan.updates.update(_area(schema, f"{lst}[{region.index}]", box))
+                    plan.changes.append(
+                        f"{label} region {region.index}: move {region.name!r} to the face's place "
+                        "(the picture was cropped or turned since it was written)"
+                    )
+                    moved.add(region.index)
             if name is None:
                 if ours_there:
                     plan.updates[key] = None
@@ -260,26 +320,30 @@ def _regions(
             plan.updates[lst] = 'type="Bag"'
             list_exists = True
         item = f"{lst}[{next_index}]"
+        plan.updates.update(_area(schema, item, box))
         if schema == "mwg":
-            cx, cy, w, h = to_mwg_area(box)
-            plan.updates.update(
-                {
-                    f"{item}/mwg-rs:Area/stArea:x": format_number(cx),
-                    f"{item}/mwg-rs:Area/stArea:y": format_number(cy),
-                    f"{item}/mwg-rs:Area/stArea:w": format_number(w),
-                    f"{item}/mwg-rs:Area/stArea:h": format_number(h),
-                    f"{item}/mwg-rs:Area/stArea:unit": "normalized",
-                    f"{item}/mwg-rs:Type": "Face",
-                }
-            )
-        else:
-            plan.updates[f"{item}/MPReg:Rectangle"] = format_mp_rectangle(box)
+            plan.updates[f"{item}/mwg-rs:Type"] = "Face"
         if name is not None:
             plan.updates[f"{item}/{name_field}"] = name
             kept_names.add(name)
         plan.names[i] = name
         plan.changes.append(f"{label} region {next_index}: add {name or 'unnamed face'!r}")
         next_index += 1
+    return ours_found, moved
+
+
+def _area(schema: str, item: str, box: Box) -> dict[str, str]:
+    """The keys that place region ``item`` of ``schema``'s list at ``box`` (stored frame)."""
+    if schema == "mp":
+        return {f"{item}/MPReg:Rectangle": format_mp_rectangle(box)}
+    cx, cy, w, h = to_mwg_area(box)
+    return {
+        f"{item}/mwg-rs:Area/stArea:x": format_number(cx),
+        f"{item}/mwg-rs:Area/stArea:y": format_number(cy),
+        f"{item}/mwg-rs:Area/stArea:w": format_number(w),
+        f"{item}/mwg-rs:Area/stArea:h": format_number(h),
+        f"{item}/mwg-rs:Area/stArea:unit": "normalized",
+    }
 
 
 def _items(flat: Mapping[str, Entry], key: str) -> list[str] | None:
@@ -392,8 +456,12 @@ def plan(
             continue
         ours.append((box, name, written))
         positions.append(position)
+    # Regions written for a picture of another shape (cropped or turned since) are not where its
+    # faces are: facetags moves its own and compares no place with the others.
+    reframed = _reframed(parsed.mwg_dims, stored_size)
     if not options.replace_names:
-        conflicts = _conflicts(ours, [*parsed.mwg, *parsed.mp, *others], options.iou_threshold)
+        here = [] if reframed else [*parsed.mwg, *parsed.mp]
+        conflicts = _conflicts(ours, [*here, *others], options.iou_threshold)
         for i, theirs in sorted(conflicts.items()):
             face = faces[positions[i]]
             what = f"face {face.face_id}" if face.face_id is not None else f"the face at {face.box}"
@@ -417,14 +485,26 @@ def plan(
             out.updates[f"{MWG_DIMS}/stDim:w"] = str(int(w))
             out.updates[f"{MWG_DIMS}/stDim:h"] = str(int(h))
             out.updates[f"{MWG_DIMS}/stDim:unit"] = "pixel"
-        elif tuple(round(v) for v in parsed.mwg_dims) != tuple(stored_size):
-            out.warnings.append(
-                f"AppliedToDimensions {parsed.mwg_dims} differs from the stored size {stored_size}; "
-                "existing regions left as they are"
-            )
-        _regions(out, "mwg", parsed, ours, options, renamed, kept)
+        found, moved = _regions(out, "mwg", parsed, ours, options, renamed, kept, reframed)
+        if parsed.mwg_dims is not None and tuple(round(v) for v in parsed.mwg_dims) != tuple(stored_size):
+            others_left = [r for r in parsed.mwg if r.index not in found]
+            if out.changes and not (reframed and others_left):  # every region is where it says
+                w, h = stored_size
+                out.updates[f"{MWG_DIMS}/stDim:w"] = str(int(w))
+                out.updates[f"{MWG_DIMS}/stDim:h"] = str(int(h))
+                out.updates[f"{MWG_DIMS}/stDim:unit"] = "pixel"
+            elif moved and others_left:  # said when facetags moves its own, not at every write
+                many = len(others_left) > 1
+                rest = "are left as they are" if many else "is left as it is"
+                listed = ", ".join(f"{r.index} ({r.name!r})" if r.name else str(r.index) for r in others_left)
+                out.warnings.append(
+                    f"{source or 'photo'}: the picture is {stored_size[0]}x{stored_size[1]} but its MWG "
+                    f"regions were written for {round(parsed.mwg_dims[0])}x{round(parsed.mwg_dims[1])} "
+                    f"(cropped or turned since): facetags moved its own; region{'s' if many else ''} "
+                    f"{listed}, not one of facetags' faces, {rest}"
+                )
     if "mp" in options.schemas and ours:
-        _regions(out, "mp", parsed, ours, options, renamed, kept)
+        _regions(out, "mp", parsed, ours, options, renamed, kept, reframed)
     taken_back = set(renamed.values())
     if not {"mwg", "mp"} & options.schemas:  # keywords only: our old names go where they differ
         kept = {name for _box, name, _written in ours if name is not None}
