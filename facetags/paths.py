@@ -54,3 +54,30 @@ def migrations_dir() -> Path:
 def models_dir() -> Path:
     override = os.environ.get("FACETAGS_MODELS_DIR")
     return Path(override) if override else _shipped("models")
+
+
+def sidecar_candidates(photo: Path) -> list[Path]:
+    """The sidecar names facetags reads, in order: ``photo.jpg.xmp``, then ``photo.xmp``."""
+    names = [photo.name + ".xmp", photo.name + ".XMP", photo.stem + ".xmp", photo.stem + ".XMP"]
+    out: list[Path] = []
+    for name in names:
+        path = photo.with_name(name)
+        if path not in out:
+            out.append(path)
+    return out
+
+
+def existing_sidecars(photo: Path) -> list[Path]:
+    """Sidecars of ``photo`` that exist (case variants of one name count once)."""
+    found: list[Path] = []
+    seen: set[tuple[int, int]] = set()
+    for path in sidecar_candidates(photo):
+        try:
+            info = path.stat()
+        except OSError:
+            continue
+        key = (info.st_dev, info.st_ino)
+        if key not in seen and path.is_file():
+            seen.add(key)
+            found.append(path)
+    return found

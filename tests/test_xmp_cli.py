@@ -766,6 +766,46 @@ def test_a_photo_cropped_or_resized_in_an_editor_that_kept_its_xmp_gets_no_secon
     assert "warning" not in again.stderr, again.stderr
 
 
+@pytest.mark.parametrize(
+    ("mode", "seen_by"), [("sidecar", "watcher"), ("sidecar", "scan"), ("embed", "scan")]
+)
+def test_a_photo_moved_without_its_sidecar_counts_as_not_written(
+    library: tuple[Path, Path], mode: str, seen_by: str
+) -> None:
+    """``mv photo.jpg elsewhere/`` leaves its sidecar behind: the names facetags wrote there did
+    not follow, yet status said every name was written (the record followed the file). The
+    photo counts as not written now, and the next write puts the names beside it; names
+    embedded in the file follow it, as before."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        lib.name(face.person_id or 0, "Ann")
+    assert _run(where, "write", f"--{mode}").exit_code == 0
+    assert _status(where)["unwritten_xmp_photos"] == 0
+    moved = photos / "elsewhere" / "t1-moved.jpg"
+    moved.parent.mkdir()
+    t1.rename(moved)  # the photo alone
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        if seen_by == "watcher":
+            assert lib.moved(t1, moved) == "moved"
+        else:
+            assert lib.scan([photos]).counts["moved"] == 1
+    left_behind = mode == "sidecar"
+    assert _status(where)["unwritten_xmp_photos"] == (1 if left_behind else 0)
+    done = _run(where, "write", f"--{mode}")
+    assert done.exit_code == 0, done.output
+    assert _status(where)["unwritten_xmp_photos"] == 0
+    if left_behind:
+        assert "Ann" in _regions_of(moved.with_name("t1-moved.jpg.xmp"))
+        assert (photos / "t1.jpg.xmp").exists()  # the user's file: left where it is
+    else:
+        assert "Ann" in _regions_of(moved) and "0 changed, 1 up to date" in done.stderr, done.stderr
+
+
 def test_an_old_copy_back_at_another_path_keeps_no_old_name(library: tuple[Path, Path]) -> None:
     """A backup written "Alice" is unplugged; she is renamed "Alicia" and the photo written; the
     backup comes back at another mount point, still saying "Alice". That name is facetags' own

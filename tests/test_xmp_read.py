@@ -63,6 +63,31 @@ def test_exiftool_mwg_regions_import_onto_the_detected_face(
     assert unmatched == [] and warnings == []
 
 
+@pytest.mark.parametrize(("dims", "read"), [((512, 512), False), ((920, 1024), True), ((460, 512), True)])
+def test_regions_placed_for_a_picture_of_another_shape_are_not_read(
+    dims: tuple[int, int], read: bool, astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    """The 512x512 astronaut cropped to 460x512 by an editor that kept the XMP: the regions point
+    at the older picture's places, and an import would name whatever face is there now. Such a
+    file's regions are left out, with a warning; a resized copy's (the same shape) are read."""
+    need_exiftool()
+    photo = oriented_copy(Image.fromarray(astronaut[:, :460]), 1, tmp_path / "c.jpg", quality=92)
+    cx, cy = centre(FACE_BOX)
+    exiftool_write(
+        f"-RegionInfo={{AppliedToDimensions={{W={dims[0]},H={dims[1]},Unit=pixel}},"
+        f"RegionList=[{{Area={{X={cx},Y={cy},W={FACE_BOX[2]},H={FACE_BOX[3]},Unit=normalized}},"
+        "Type=Face,Name=Eileen Collins}]}",
+        photo,
+    )
+    found = read_regions(photo)
+    assert [r.name for r in found.regions] == (["Eileen Collins"] if read else [])
+    if read:
+        assert found.warnings == []
+    else:
+        (warning,) = found.warnings
+        assert "placed for a 512x512 picture and this one is 460x512" in warning, warning
+
+
 @pytest.mark.parametrize("sidecar", ["x.jpg.xmp", "x.xmp"])
 def test_exiftool_mp_regions_in_either_sidecar(sidecar: str, astronaut: np.ndarray, tmp_path: Path) -> None:
     need_exiftool()

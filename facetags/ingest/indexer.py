@@ -33,6 +33,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 
@@ -45,6 +46,7 @@ from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
 from facetags.orientation import reorient_box, reorient_point
+from facetags.paths import existing_sidecars
 from facetags.text import plural
 
 log = logging.getLogger(__name__)
@@ -542,6 +544,7 @@ class Indexer:
                 )
                 if gone is not None:
                     self.store.move_file(gone.id, path, st)
+                    self._sidecar_left(photo_id, gone.path)
                     outcome = "moved"
                 else:  # a copy: it gets the names too (facetags.library_xmp), maybe has them
                     self.store.add_file(path, photo_id, st)
@@ -559,6 +562,13 @@ class Indexer:
                 self.store.mark_missing([path], error)
             self.store.dequeue([path])
         return "failed"
+
+    def _sidecar_left(self, photo_id: int, old_path: str) -> None:
+        """A photo's file moved from ``old_path`` without its XMP sidecar (``mv`` moves one file):
+        the names facetags wrote there did not follow it, so the photo counts as not written until
+        the next ``xmp write`` looks (the sidecar left behind is the user's: it stays)."""
+        if existing_sidecars(Path(old_path)):
+            self.store.xmp_unverified(photo_id)
 
     def _done(self, path: str) -> None:
         self.store.clear_failures([path])
@@ -609,6 +619,7 @@ class Indexer:
         indexed = st if same else replace(st, size=row.size, mtime_ns=row.mtime_ns)
         with self.store.write():
             self.store.move_file(row.id, dest, indexed)
+            self._sidecar_left(row.photo_id, src)
             self._done(dest)
         return "moved" if same else self.index_path(dest)
 

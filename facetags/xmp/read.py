@@ -22,6 +22,8 @@ from pathlib import Path
 from typing import Any
 
 from facetags.names import MAX_NAME
+from facetags.paths import existing_sidecars as existing_sidecars
+from facetags.paths import sidecar_candidates as sidecar_candidates
 from facetags.xmp.packet import Entry, XmpError, load
 from facetags.xmp.regions import (
     Box,
@@ -204,33 +206,6 @@ def _parse_mp(out: Parsed, index: int, fields: dict[str, Any]) -> RawRegion:
     return region
 
 
-def sidecar_candidates(photo: Path) -> list[Path]:
-    """The sidecar names facetags reads, in order: ``photo.jpg.xmp``, then ``photo.xmp``."""
-    names = [photo.name + ".xmp", photo.name + ".XMP", photo.stem + ".xmp", photo.stem + ".XMP"]
-    out: list[Path] = []
-    for name in names:
-        path = photo.with_name(name)
-        if path not in out:
-            out.append(path)
-    return out
-
-
-def existing_sidecars(photo: Path) -> list[Path]:
-    """Sidecars of ``photo`` that exist (case variants of one name count once)."""
-    found: list[Path] = []
-    seen: set[tuple[int, int]] = set()
-    for path in sidecar_candidates(photo):
-        try:
-            info = path.stat()
-        except OSError:
-            continue
-        key = (info.st_dev, info.st_ino)
-        if key not in seen and path.is_file():
-            seen.add(key)
-            found.append(path)
-    return found
-
-
 def photo_geometry(photo: Path) -> tuple[int, tuple[int, int]]:
     """The EXIF orientation and stored ``(width, height)`` of ``photo``, as facetags decodes it."""
     from facetags.image.decode import image_size, read_orientation
@@ -250,20 +225,39 @@ def load_parsed(path: Path, *, sidecar: bool) -> Parsed:
     return parse(flat, str(path))
 
 
-def read_regions(photo: Path, *, orientation: int | None = None) -> ReadResult:
+def reframed(dims: tuple[float, float] | None, stored_size: tuple[int, int]) -> bool:
+    """Whether regions given for pixel size ``dims`` (``AppliedToDimensions``) are in another
+    frame of the picture than its stored ``stored_size``: its shape differs (cropped, or turned a
+    quarter by rewriting the pixels, by an editor that kept the XMP as it was). The same shape at
+    another size (a resized copy) keeps every normalised region in place."""
+    if dims is None or min(dims) <= 0 or min(stored_size) <= 0:
+        return False
+    (dw, dh), (sw, sh) = dims, stored_size
+    return abs(dw * sh - dh * sw) > 0.01 * dw * sh
+
+
+def read_regions(photo: Path) -> ReadResult:
     """Every valid face region of ``photo`` (embedded and sidecars) as normalised upright boxes.
 
-    Duplicates (the same face as MWG and MP, or in the photo and its sidecar) are merged.
+    Duplicates (the same face as MWG and MP, or in the photo and its sidecar) are merged. The
+    regions of a file placed for a picture of another shape (:func:`reframed`) are left out,
+    with a warning: they are not where the faces are.
     """
     photo = Path(photo)
-    if orientation is None:
-        orientation, _size = photo_geometry(photo)
+    orientation, size = photo_geometry(photo)
     parsed = [load_parsed(photo, sidecar=False)]
     parsed += [load_parsed(p, sidecar=True) for p in existing_sidecars(photo)]
     regions: list[Region] = []
     warnings: list[str] = []
     for item in parsed:
         warnings += item.warnings
+        if reframed(item.mwg_dims, size) and (item.mwg or item.mp):
+            dw, dh = (round(v) for v in item.mwg_dims or (0, 0))
+            warnings.append(
+                f"{item.source}: its regions were placed for a {dw}x{dh} picture and this one is "
+                f"{size[0]}x{size[1]} (cropped or turned since): not read"
+            )
+            continue
         for schema, raws in (("mwg", item.mwg), ("mp", item.mp)):
             for raw in raws:
                 if raw.box is None:

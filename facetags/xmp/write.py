@@ -13,7 +13,7 @@ unless facetags wrote that name itself for that face into this file (``FaceTag.p
 facetags' own stale name is replaced by the face's new one, or taken back (the region stays, unnamed,
 and the name leaves the keyword lists) when the face has none any more. In a file whose regions
 were placed for a picture of another shape (cropped since, by an editor that kept the XMP),
-facetags' own regions move to their faces and no other region is matched (:func:`_reframed`).
+facetags' own regions move to their faces and no other region is matched (:func:`facetags.xmp.read.reframed`).
 Running it twice changes nothing the second time.
 
 All coordinates written are in the stored-image frame (MWG rule); see
@@ -178,9 +178,10 @@ def _match(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) 
 
 def _match_ours(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) -> dict[int, int]:
     """Our face i -> its region j in a file whose regions are placed for an older frame of the
-    picture (:func:`_reframed`): one with the face's name at its place (written for the picture
-    as it is), else the first that carries a name facetags wrote for the face (places cannot be
-    compared: facetags' own name says which region is the face's). Other regions match nothing."""
+    picture (:func:`facetags.xmp.read.reframed`): one with the face's name at its place (written
+    for the picture as it is), else the first that carries a name facetags wrote for the face
+    (places cannot be compared: facetags' own name says which region is the face's). Other
+    regions match nothing."""
     out: dict[int, int] = {}
     used: set[int] = set()
     for placed in (True, False):
@@ -203,17 +204,6 @@ def _match_ours(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: fl
                     used.add(j)
                     break
     return out
-
-
-def _reframed(dims: tuple[float, float] | None, stored_size: tuple[int, int]) -> bool:
-    """Whether regions given for pixel size ``dims`` (``AppliedToDimensions``) are in another
-    frame of the picture than the stored ``stored_size``: its shape differs (cropped, or turned a
-    quarter by rewriting the pixels). The same shape at another size (a resized copy) keeps every
-    normalised region in place."""
-    if dims is None or min(dims) <= 0 or min(stored_size) <= 0:
-        return False
-    (dw, dh), (sw, sh) = dims, stored_size
-    return abs(dw * sh - dh * sw) > 0.01 * dw * sh
 
 
 def _conflicts(ours: Sequence[Ours], regions: Sequence[RawRegion], threshold: float) -> dict[int, str]:
@@ -458,7 +448,7 @@ def plan(
         positions.append(position)
     # Regions written for a picture of another shape (cropped or turned since) are not where its
     # faces are: facetags moves its own and compares no place with the others.
-    reframed = _reframed(parsed.mwg_dims, stored_size)
+    reframed = read.reframed(parsed.mwg_dims, stored_size)
     if not options.replace_names:
         here = [] if reframed else [*parsed.mwg, *parsed.mp]
         conflicts = _conflicts(ours, [*here, *others], options.iou_threshold)
