@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from facetags.config import Settings, load_settings
 from facetags.db.connect import connect
+from facetags.db.connect import scan_first as scan_first
 from facetags.db.migrate import current_version, migrate
 from facetags.db.records import FaceRecord, LostFace, MissingPhoto, Person, Status, SuggestedFace
 from facetags.db.store import Store

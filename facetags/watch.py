@@ -72,15 +72,23 @@ BATCH_LOG_S = 10.0
 LOGGED = ("new", "changed", "moved", "restored", "duplicate", "deleted", "copy_gone", "failed")
 #: ... in the words the scan's summary uses: a deleted photo is gone from disk, not forgotten
 SAID = {
-    "deleted": "gone (kept with their faces and names until back or forgotten)",
-    "restored": "back (with their faces and names)",
+    "deleted": "gone",
+    "restored": "back",
     "copy_gone": "gone, copies of photos still at another path",
+}
+#: ... and what is said after the paths named, for one photo and for several
+AFTER = {
+    "deleted": (
+        "kept with its faces and names until back or forgotten",
+        "kept with their faces and names until back or forgotten",
+    ),
+    "restored": ("with its faces and names", "with their faces and names"),
 }
 #: Seconds between looks at whether each watched folder is still the one watched: a folder
 #: renamed or moved away raises no event of its own, and its events go on under the old path.
 ROOT_CHECK_S = 1.0
-#: Failed photos named in one line, at most.
-FAILURES_SHOWN = 3
+#: Photos of each outcome (new, moved, failed...) named in one line, at most.
+NAMED_SHOWN = 3
 #: How often a folder on a network filesystem is polled for changes, seconds.
 NETWORK_POLL_S = 30.0
 #: ... and a folder the system's inotify limits leave without events.
@@ -257,24 +265,45 @@ class Batch:
 
     since: float = 0.0
     photos: Counter[str] = field(default_factory=Counter)
-    failures: list[str] = field(default_factory=list)
+    named: dict[str, list[str]] = field(default_factory=dict)  # outcome -> the first paths
     folders: list[str] = field(default_factory=list)
 
     def __bool__(self) -> bool:
-        return bool(self.folders or self.failures or any(self.photos[k] for k in LOGGED))
+        return bool(self.folders or any(self.photos[k] for k in LOGGED))
+
+    def add(self, outcome: str, path: str) -> None:
+        self.photos[outcome] += 1
+        if outcome in LOGGED and len(self.named.setdefault(outcome, [])) < NAMED_SHOWN:
+            self.named[outcome].append(path)
 
     def describe(self) -> str:
-        """'2 new, 1 failed (/p/x.jpg: not a photo); folder /p/trip came in or changed: 3 new'."""
-        text = ", ".join(f"{self.photos[k]} {SAID.get(k, k)}" for k in LOGGED if self.photos[k])
-        return "; ".join(([text + _listed(self.failures)] if text else []) + self.folders)
+        """'2 new (/p/a.jpg; /p/b.jpg), 1 gone (/p/c.jpg: kept with its faces and names until back
+        or forgotten), 1 failed (/p/x.jpg: not a photo); folder /p/trip came in or changed: 3 new'."""
+        parts = []
+        for outcome in LOGGED:
+            count = self.photos[outcome]
+            if not count:
+                continue
+            listed = self.named.get(outcome, [])
+            more = count - len(listed)
+            after = AFTER.get(outcome)
+            text = "; ".join(listed) + (f"; {more} more" if more > 0 else "")
+            if after:
+                text += f": {after[count > 1]}"
+            parts.append(
+                f"{count} {SAID.get(outcome, outcome)} ({text})"
+                if listed
+                else f"{count} {SAID.get(outcome, outcome)}"
+            )
+        return "; ".join(([", ".join(parts)] if parts else []) + self.folders)
 
 
 def _listed(failures: Sequence[str]) -> str:
-    """' (a: why; b: why; 2 more)', at most FAILURES_SHOWN named; '' for none."""
+    """' (a: why; b: why; 2 more)', at most NAMED_SHOWN named; '' for none."""
     if not failures:
         return ""
-    more = len(failures) - FAILURES_SHOWN
-    return f" ({'; '.join(failures[:FAILURES_SHOWN])}{f'; {more} more' if more > 0 else ''})"
+    more = len(failures) - NAMED_SHOWN
+    return f" ({'; '.join(failures[:NAMED_SHOWN])}{f'; {more} more' if more > 0 else ''})"
 
 
 def _identity(folder: str) -> tuple[int, int] | None:
@@ -652,10 +681,11 @@ class Watcher:
         if count:
             if not self.batch:
                 self.batch.since = time.monotonic()
-            self.batch.photos[outcome] += 1
+            said = path
             if outcome == "failed":
                 failure = self.library.store.failure(path)
-                self.batch.failures.append(f"{path}: {failure.error if failure else 'failed'}")
+                said = f"{path}: {failure.error if failure else 'failed'}"
+            self.batch.add(outcome, said)
         if self.on_done is not None:
             self.on_done(path, outcome)
 

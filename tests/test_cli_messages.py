@@ -90,6 +90,27 @@ def test_a_mistyped_folder_makes_no_new_library(tmp_path: Path) -> None:
     assert not library.exists()
 
 
+def test_no_library_here_says_how_to_make_that_library(tmp_path: Path) -> None:
+    """`facetags --library nope.db tui` said "run `facetags scan DIR` first", which, followed,
+    scans into the default library; it names the library given now (and leaves it out for the
+    default one, as the scan's own hints do)."""
+    library = tmp_path / "my nope.db"
+    for command in ("tui", "people", "status"):
+        result = run(dict(os.environ), "--library", str(library), command)
+        assert result.returncode == 1 and "Traceback" not in result.stderr, result.stderr
+        assert f"no library here (run `facetags --library '{library}' scan DIR` first)" in result.stderr, (
+            command,
+            result.stderr,
+        )
+    home = tmp_path / "home"
+    env = {**os.environ, "XDG_DATA_HOME": str(home / "data")}
+    env.pop("FACETAGS_LIBRARY", None)
+    result = run(env, "people")
+    assert result.returncode == 1 and "no library here (run `facetags scan DIR` first)" in result.stderr, (
+        result.stderr
+    )
+
+
 def test_a_first_scan_says_what_to_do_next(tmp_path: Path, t1_path: Path) -> None:
     library = tmp_path / "my lib.db"
     env = {**os.environ, "FACETAGS_LIBRARY": str(library)}

@@ -24,6 +24,7 @@ from facetags.errors import FacetagsError
 from facetags.library import Library
 from facetags.tui.app import FacetagsApp
 from facetags.tui.screens.confirm import ConfirmDialog
+from facetags.tui.screens.name_dialog import NameDialog
 from facetags.tui.screens.people import PeopleScreen
 from facetags.tui.screens.person import PersonScreen
 from facetags.tui.screens.photo import PhotoScreen
@@ -544,6 +545,34 @@ async def test_move_to_a_new_name_creates_the_person(arranged: Library) -> None:
         await settle(pilot)
         assert arranged.face(face).person_name == "Ada Lovelace"
         assert "Eileen Collins" not in names(arranged)
+
+
+@run_async
+async def test_enter_on_the_start_of_a_name_asks_before_a_new_person(arranged: Library) -> None:
+    """'Grace' typed while 'Grace Hopper' is completed: Enter made a new person 'Grace' (a
+    newcomer's junk person). It says so first; Enter again makes it, → takes the completion."""
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, "ada")
+        first, second = (f.face_id for f in arranged.faces(ADA))
+        await pilot.press("m")
+        await type_text(pilot, "Grace")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, NameDialog)  # asked, not done
+        hint = str(app.screen.query_one("#dialog-hint", Label).render())
+        assert "no one is called Grace: enter again for a new person, → for Grace Hopper" in hint, hint
+        assert arranged.face(first).person_name == "Ada Lovelace"
+        await pilot.press("right", "enter")  # the completion
+        await settle(pilot)
+        assert arranged.face(first).person_name == "Grace Hopper"
+        await pilot.press("m")
+        await type_text(pilot, "Grace")
+        await pilot.press("enter", "enter")  # a new person of that name, as asked
+        await settle(pilot)
+        assert arranged.face(second).person_name == "Grace"
+        assert names(arranged) == {"Ada Lovelace": 0, "Grace Hopper": 2, "Grace": 1}
 
 
 @pytest.mark.parametrize("embedder_changed", [False, True])

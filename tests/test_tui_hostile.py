@@ -188,7 +188,7 @@ async def test_photo_screen_of_each_hostile_file(lib: Library) -> None:
                 assert f"2  {shown(ANN)}" in who
             await pilot.press("escape", "right")
             await settle(pilot)
-        assert titles == {f"{T1}  ·  6 faces", f"{shown(ASTRO)}  ·  1 faces"}
+        assert titles == {f"{T1}  ·  6 faces", f"{shown(ASTRO)}  ·  1 face"}
 
 
 # -- suggestions and zoom -----------------------------------------------------------------------

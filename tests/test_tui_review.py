@@ -298,7 +298,7 @@ async def test_xmp_says_how_many_photos_went_to_sidecars(arranged: Library) -> N
         await settle(pilot)
         told = [n.message for n in app._notifications if n.message.startswith("XMP for")]
     assert told == [
-        "XMP for Ada Lovelace: 2 photos: 2 changed (1 embedded, 1 in sidecars, 1 for read-only photos), "
+        "XMP for Ada Lovelace: 2 photos: 2 changed (1 embedded, 1 in sidecars for read-only photos), "
         "0 up to date, 0 failed"
     ]
     assert os.path.exists(locked + ".xmp")
@@ -319,9 +319,7 @@ def test_the_xmp_summary_says_when_another_tools_name_was_kept() -> None:
     told = xmp_summary(
         "everyone", [result("a.jpg", [], 1), result("b.jpg", ["add"], 0), result("c.jpg", [], 0)]
     )
-    assert told.startswith(
-        "XMP for everyone: 3 photos: 1 changed (1 embedded, 0 in sidecars), 1 up to date, 0 failed"
-    )
+    assert told.startswith("XMP for everyone: 3 photos: 1 changed (1 embedded), 1 up to date, 0 failed")
     assert "in 1 photo another tool named a face otherwise" in told and "--replace-names" in told
 
 

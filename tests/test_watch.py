@@ -4,6 +4,7 @@ process writing to the library at the same time."""
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import subprocess
@@ -93,7 +94,9 @@ def test_copy_rename_delete(
     astronaut_path: Path,
     t1_path: Path,
     reader: Callable[[], Library],
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.INFO, logger="facetags.watch")
     folder = tmp_path / "watched"
     folder.mkdir()
     shutil.copyfile(t1_path, folder / "already-there.jpg")
@@ -118,6 +121,12 @@ def test_copy_rename_delete(
         (folder / "renamed.jpg").unlink()
         wait_for(lambda: other.status().photos == 1, what="the deletion")
         assert other.status().files == 1
+        # the log (a service's journal) names each photo and says what was done with it
+        wait_for(lambda: "1 gone (" in caplog.text, what="the deletion's log line")
+        assert f"1 new ({folder / 'new.jpg'})" in caplog.text, caplog.text
+        assert f"1 moved ({folder / 'renamed.jpg'})" in caplog.text, caplog.text
+        gone = f"1 gone ({folder / 'renamed.jpg'}: kept with its faces and names until back or forgotten)"
+        assert gone in caplog.text, caplog.text
 
 
 @pytest.mark.parametrize(

@@ -31,11 +31,11 @@ from facetags.config import Settings
 def tui(settings: Settings, images: str, poll: float) -> None:
     """Browse people and clusters, name, merge, split and fix them, and write XMP tags."""
     from facetags.errors import LibraryError
-    from facetags.library import Library
+    from facetags.library import Library, scan_first
 
     path = Path(settings.library).expanduser()
     if not path.exists():
-        raise LibraryError(f"{path}: no library here (run `facetags scan DIR` first)")
+        raise LibraryError(f"{path}: no library here ({scan_first(path)})")
     try:
         library = Library.open(path, settings, create=False)
     except LibraryError:

@@ -44,6 +44,19 @@ def _create_private(path: Path) -> None:
     os.chmod(path, FILE_MODE)  # the umask may have removed bits; never added any
 
 
+def scan_first(path: Path) -> str:
+    """What to run to make the library at ``path``: with ``--library`` unless it is the default."""
+    import shlex
+
+    from facetags.paths import default_library
+
+    here = path.expanduser().absolute()
+    given = (
+        "" if here == default_library().expanduser().absolute() else f" --library {shlex.quote(str(here))}"
+    )
+    return f"run `facetags{given} scan DIR` first"
+
+
 def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Connection:
     """An open connection to the library at ``path`` in autocommit mode (use :func:`transaction`)."""
     path = Path(path).expanduser()
@@ -51,7 +64,7 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
         raise LibraryError(f"{path}: is a directory, not a library file")
     if not path.exists():
         if not create:
-            raise LibraryError(f"{path}: no library here (run `facetags scan` first)")
+            raise LibraryError(f"{path}: no library here ({scan_first(path)})")
         _create_private(path)
     _companions_private(path)  # before SQLite maps a read-only -shm left from before
     read_only = marked_read_only(path)  # opened to read even by root, whom SQLite would let write
@@ -105,7 +118,7 @@ def _ours(conn: sqlite3.Connection, path: Path, create: bool) -> None:
             "left as it is: give --library a new file or a facetags library"
         )
     if not tables and not create:
-        raise LibraryError(f"{path}: no library here, an empty file (run `facetags scan` first)")
+        raise LibraryError(f"{path}: no library here, an empty file ({scan_first(path)})")
     st = path.stat()
     if not tables and stat.S_ISREG(st.st_mode) and st.st_uid == os.getuid():  # never /dev/null
         os.chmod(path, FILE_MODE)

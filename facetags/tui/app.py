@@ -437,11 +437,20 @@ def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
     done, failed, kept, current = tally.changed, tally.failed, tally.kept, tally.current
     sidecars = [r for r in done if r.mode == "sidecar"]
     read_only = sum(1 for r in sidecars if any("read-only" in w for w in r.warnings))
-    where = f"{len(done) - len(sidecars)} embedded, {len(sidecars)} in sidecars"
-    if read_only:
-        where += f", {read_only} for read-only photos"
+    embedded = len(done) - len(sidecars)
+    parts = [f"{embedded} embedded"] if embedded else []
+    if sidecars:
+        why = ""
+        if read_only:
+            why = (
+                " for read-only photos"
+                if read_only == len(sidecars)
+                else f", {read_only} of them for read-only photos"
+            )
+        parts.append(f"{len(sidecars)} in sidecars{why}")
+    where = f" ({', '.join(parts)})" if parts else ""
     text = (
-        f"XMP for {who}: {plural(len(results), 'photo')}: {len(done)} changed ({where}), "
+        f"XMP for {who}: {plural(len(results), 'photo')}: {len(done)} changed{where}, "
         f"{len(current)} up to date, {len(failed)} failed"
     )
     if failed:

@@ -1,7 +1,9 @@
 """Ask for a person's name, completing the names the library already has.
 
 Typing shows matching names below the input (and completes inline: → accepts). Choosing an
-existing name for a cluster merges the cluster into that person; the hint line says so. A name
+existing name for a cluster merges the cluster into that person; the hint line says so. Enter on
+the start of an existing name (``Pen`` while ``Penny`` is completed) asks first: enter again
+makes a new person of that name, → takes the completion. A name
 with control characters (another tool may have written one) is shown escaped; entered unchanged,
 it is left as it is.
 """
@@ -49,6 +51,7 @@ class NameDialog(ModalScreen[str | None]):
         # key that opened the dialog): kept and typed into the input once it is ready.
         self._early: list[events.Key] = []
         self._ready = False
+        self._new_asked: str | None = None  # the text Enter was pressed on once (_submit)
 
     def compose(self) -> ComposeResult:
         with Vertical(id="dialog", classes="dialog"):
@@ -92,8 +95,11 @@ class NameDialog(ModalScreen[str | None]):
             if key.key == "enter":
                 text = "".join(typed).strip() or field.value.strip()
                 if text:
-                    self._submit(text)
-                    return
+                    field.value = text
+                    field.cursor_position = len(text)
+                    if self._submit(text):
+                        return
+                    typed = []
             elif key.key == "backspace":
                 if typed:
                     typed.pop()
@@ -134,11 +140,28 @@ class NameDialog(ModalScreen[str | None]):
         if text:
             self._submit(text)
 
-    def _submit(self, text: str) -> None:
+    def _submit(self, text: str) -> bool:
+        """Dismiss with ``text``, unless it is the start of an existing name and Enter was not
+        pressed on it before (then say so, and wait). Whether it dismissed."""
         if text == self.shown_value != self.value:
             self.dismiss(None)  # the escaped form of a name, unchanged: nothing to rename
-        else:
-            self.dismiss(text)
+            return True
+        completion = self._completes(text)
+        if completion is not None and self._new_asked != text:
+            self._new_asked = text
+            self.query_one("#dialog-hint", Label).update(
+                plain(f"no one is called {text}: enter again for a new person, → for {completion}")
+            )
+            return False
+        self.dismiss(text)
+        return True
+
+    def _completes(self, text: str) -> str | None:
+        """The existing name ``text`` is the start of, if it is no one's whole name."""
+        key = name_key(text)
+        if any(name_key(n) == key for n in self.names) or (self.allow_ids and text.startswith("#")):
+            return None
+        return next((n for n in self.names if name_key(n).startswith(key)), None)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()

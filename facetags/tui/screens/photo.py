@@ -19,6 +19,7 @@ from textual.widgets import Header, OptionList, Static
 from textual.widgets.option_list import Option
 
 from facetags.db.records import FaceRecord, Person
+from facetags.text import plural
 from facetags.tui.plain import plain
 from facetags.tui.screens.base import LibraryScreen, footer
 from facetags.tui.screens.name_dialog import NameDialog
@@ -131,7 +132,7 @@ class PhotoScreen(LibraryScreen):
         if self.faces:
             options.highlighted = index or 0
         self.query_one("#photo-title", Static).update(
-            plain(f"{os.path.basename(self.path)}  ·  {len(self.faces)} faces")
+            plain(f"{os.path.basename(self.path)}  ·  {plural(len(self.faces), 'face')}")
         )
         self._draw()
 
