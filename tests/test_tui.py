@@ -612,6 +612,27 @@ async def test_not_a_face(arranged: Library) -> None:
 
 
 @run_async
+async def test_a_cluster_left_without_faces_goes_back_to_the_list(arranged: Library) -> None:
+    """Its only face moved into Grace: the screen stayed on "cluster 3 · 0 faces in 0 photos"
+    with nothing to do there. It goes back to the people, and says why; a named person whose
+    last face goes stays (the name is kept)."""
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await open_person(pilot, f"cluster {UNNAMED[0]}")
+        await pilot.press("m")
+        await type_text(pilot, "Grace Hopper")
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, PeopleScreen)
+        assert f"cluster {UNNAMED[0]} has no faces left." in [n.message for n in app._notifications]
+        await open_person(pilot, "grace")
+        await pilot.press("d", "d")  # both of Grace's faces: not faces
+        await settle(pilot)
+        assert isinstance(app.screen, PersonScreen) and names(arranged)["Grace Hopper"] == 0
+
+
+@run_async
 async def test_mouse_selects_faces(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:

@@ -75,6 +75,11 @@ class PersonScreen(PersonLoader):
     def show_faces(self, faces: list[FaceRecord]) -> None:
         self.grid.set_faces(faces)
         self._title()
+        person = self.person
+        if not faces and person is not None and not person.name and self.app.screen is self:
+            # every face moved, rejected or marked: nothing left here (a named person stays)
+            self.notify(f"{person_label(person)} has no faces left.")
+            self.app.pop_screen()
 
     def _title(self) -> None:
         person = self.person
