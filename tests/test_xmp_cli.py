@@ -9,6 +9,7 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -226,6 +227,54 @@ def test_write_refuses_a_photo_replaced_since_the_scan(library: tuple[Path, Path
     with Library.open(where, Settings(library=where), create=False) as lib:
         after = lib.scan([photos])
     assert after.counts["touched"] == 0 and after.counts["unchanged"] == 2  # what facetags wrote
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("mode", ["embed", "sidecar"])
+def test_a_save_by_another_program_during_the_write_is_never_undone(
+    library: tuple[Path, Path], tmp_path: Path, mode: str
+) -> None:
+    """exiftool saves the photo while facetags is writing it (between the copy and the rename,
+    held open with strace delaying every fsync): the rename put the copy, made before the
+    save, over it, and the other program's change was lost (a crop, a rating). The photo is
+    left as the other program saved it, the write says so, and the next write adds the names.
+    Writing a sidecar, a photo saved meanwhile (its pixels may be new) gets no names either."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        lib.name(face.person_id or 0, "Ann")
+    slow = [shutil.which("strace") or "strace", "-f", "-o", os.devnull, "-e", "trace=fsync,fdatasync"]
+    slow += ["-e", "inject=fsync,fdatasync:delay_enter=1500000"]
+    command = [*slow, sys.executable, "-m", "facetags", "--library", str(where), "xmp", "write", f"--{mode}"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) as writer:
+        copied = t1.stat().st_size if mode == "embed" else 1
+        deadline = time.monotonic() + 120
+        while not any(t.stat().st_size >= copied for t in photos.glob(".t1.jpg*.facetags.tmp")):
+            assert writer.poll() is None and time.monotonic() < deadline, writer.communicate()
+            time.sleep(0.01)
+        exiftool("-overwrite_original", "-Title=saved meanwhile", "-Rating=5", t1)  # the copy is made
+        out, err = writer.communicate(timeout=120)
+    assert writer.returncode == 1, (out, err)
+    if mode == "embed":
+        assert f"{t1}: changed while facetags was writing it (another program saved it meanwhile)" in err, err
+    else:
+        assert f"{t1}: changed since facetags looked at it (another program saved it)" in err, err
+    for xmp in (t1, t1.with_name("t1.jpg.xmp")):
+        if xmp.exists():
+            assert "Ann" not in str(exiftool("-RegionName", xmp)[0].get("RegionName"))
+    (tags,) = exiftool("-Title", "-Rating", t1)
+    assert (tags["Title"], tags["Rating"]) == ("saved meanwhile", 5)
+    assert not list(photos.glob(".*.facetags.tmp"))
+    again = _run(where, "write", f"--{mode}")  # the other program's save is what the library saw
+    assert again.exit_code == 0, again.output
+    (tags,) = exiftool("-Title", "-Rating", t1)
+    assert (tags["Title"], tags["Rating"]) == ("saved meanwhile", 5)
+    target = t1 if mode == "embed" else t1.with_name("t1.jpg.xmp")
+    assert "Ann" in str(exiftool("-RegionName", target)[0]["RegionName"])
 
 
 def test_a_photo_back_from_a_backup_without_its_tags_is_written_again(library: tuple[Path, Path]) -> None:

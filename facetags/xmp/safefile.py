@@ -162,6 +162,12 @@ def remove_stale_temps_in(folder: Path, older_than: float = STALE_TEMP_SECONDS) 
     return _remove(temps, older_than)
 
 
+def _identity(info: os.stat_result) -> tuple[int, ...]:
+    """What says a file is the one it was: a save by another program (in place, or a new file
+    renamed over it) changes one of these."""
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
 def atomic_update(
     target: Path,
     modify: Callable[[Path], None],
@@ -169,6 +175,7 @@ def atomic_update(
     initial: bytes | None = None,
     verify_image: bool = False,
     mode_like: Path | None = None,
+    still: Callable[[], str | None] | None = None,
 ) -> None:
     """Replace ``target`` by a modified copy, crash-safely.
 
@@ -176,6 +183,11 @@ def atomic_update(
     ``initial`` (e.g. an empty XMP packet for a new sidecar), with ``mode_like``'s read/write
     permissions (its photo's). With ``verify_image`` the copy must hold the same image data as
     the original. An existing file's mode and ownership are kept where permitted.
+
+    Another program's save meanwhile is never undone: if ``target`` is not the file that was
+    copied when the copy is about to replace it (changed, replaced, or created), nothing is
+    replaced; nor if ``still()`` says why not (the photo changed since the caller looked at it),
+    asked when the copy is made and again just before the replace.
     Raises :class:`XmpError`; on any failure the original is untouched and the copy removed.
     """
     real = Path(os.path.realpath(target))  # write through a symlink, don't replace the link
@@ -191,12 +203,19 @@ def atomic_update(
         raise XmpError(target, f"cannot create a temporary file beside it ({exc.strerror or exc})") from exc
     temp = Path(temp_name)
     done = False
+    copied: tuple[int, ...] | None = None  # the file copied, as it was
+    saved = "changed while facetags was writing it (another program saved it meanwhile); left as it is"
     try:
+        if still is not None and (why := still()) is not None:
+            raise XmpError(target, why)
         with os.fdopen(fd, "wb") as out:
             if exists:
                 with real.open("rb") as src:
+                    copied = _identity(os.fstat(src.fileno()))
                     while chunk := src.read(1 << 20):
                         out.write(chunk)
+                    if _identity(os.fstat(src.fileno())) != copied:
+                        raise XmpError(target, saved)
             else:
                 assert initial is not None
                 out.write(initial)
@@ -205,6 +224,18 @@ def atomic_update(
             verify_same_image(real, temp)
         _copy_mode(real if exists else None, temp, mode_like)
         _fsync_path(temp)
+        # the last look, a moment before the rename (what another program saves between the two
+        # is lost, as with any two programs writing one file: the window is this short)
+        try:
+            now: tuple[int, ...] | None = _identity(os.stat(real))
+        except FileNotFoundError:
+            now = None
+        if now != copied:
+            raise XmpError(
+                target, saved if copied is not None else "created by another program meanwhile; left as it is"
+            )
+        if still is not None and (why := still()) is not None:
+            raise XmpError(target, why)
         os.replace(temp, real)
         done = True
         _fsync_path(directory, directory=True)

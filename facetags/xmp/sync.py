@@ -23,7 +23,7 @@ from facetags.errors import FacetagsError
 from facetags.names import same_name, words_key
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import Box, FaceTag, Region, iou, match_boxes
-from facetags.xmp.write import WriteOptions, WriteResult, write_photo
+from facetags.xmp.write import WriteOptions, WriteResult, file_identity, write_photo
 
 log = logging.getLogger(__name__)
 
@@ -136,6 +136,7 @@ def write_photos(
     for path in sorted(photos):
         if stop is not None and stop.is_set():
             break
+        looked = file_identity(path)  # the file the guard vets: written only while it is that one
         refused = guard.check(path) if guard is not None else None
         if refused is not None:
             result = WriteResult(
@@ -143,7 +144,7 @@ def write_photos(
             )
         else:
             claim = _Claims(remember, path) if remember is not None else None
-            result = write_photo(path, photos[path], options, dry_run=dry_run, claim=claim)
+            result = write_photo(path, photos[path], options, dry_run=dry_run, claim=claim, unchanged=looked)
         if remember is not None and not dry_run and not result.error and result.names:
             remember(path, result.names, "written", result.still)
         if guard is not None and not dry_run:

@@ -592,6 +592,7 @@ def write_photo(
     orientation: int | None = None,
     stored_size: tuple[int, int] | None = None,
     claim: Callable[[dict[int, str | None]], None] | None = None,
+    unchanged: tuple[int, ...] | None = None,
 ) -> WriteResult:
     """Merge ``faces`` into ``photo``'s XMP (embedded, or sidecar as ``options.mode`` says).
 
@@ -604,14 +605,27 @@ def write_photo(
     ``FaceTag.previous`` nor in ``FaceTag.written``: a new name, a rename), and again with those
     faces set to None if the write then fails: whoever records what facetags wrote knows a name
     of ours before any photo can carry it, whenever the process is killed.
+    ``unchanged``: the photo's :func:`file_identity` when the caller made sure it is the photo
+    the faces are for; nothing is written if it is not that file any more when the file is
+    replaced (another program saved it meanwhile).
+
     Never raises for a problem with this one photo: the result carries ``error`` instead.
     """
     options = options or WriteOptions()
     result = _write_one(
-        photo, faces, options, dry_run=dry_run, orientation=orientation, stored_size=stored_size, claim=claim
+        photo,
+        faces,
+        options,
+        dry_run=dry_run,
+        orientation=orientation,
+        stored_size=stored_size,
+        claim=claim,
+        unchanged=unchanged,
     )
     if result.mode != "embedded" or result.error is not None:
         return result
+    if result.written and unchanged is not None:
+        unchanged = file_identity(Path(photo))  # facetags' own write
     sidecar = sidecar_for(Path(photo), options)
     if not sidecar.exists():
         return result
@@ -619,7 +633,9 @@ def write_photo(
     if not (parsed.mwg or parsed.mp):
         return result  # another tool's sidecar without faces: not ours to fill
     # claim=None: the photo's own write claimed the names; a failure here must not unclaim them
-    side = _into_sidecar(photo, faces, options, dry_run, orientation, stored_size, claim=None)
+    side = _into_sidecar(
+        photo, faces, options, dry_run, orientation, stored_size, claim=None, unchanged=unchanged
+    )
     result.changes += [f"{side.target}: {change}" for change in side.changes]
     result.warnings += [w for w in side.warnings if w not in result.warnings]
     result.written = result.written or side.written
@@ -642,12 +658,30 @@ def _into_sidecar(
     orientation: int | None,
     stored_size: tuple[int, int] | None,
     claim: Callable[[dict[int, str | None]], None] | None,
+    unchanged: tuple[int, ...] | None = None,
 ) -> WriteResult:
     """:func:`_write_one` into the photo's sidecar, whatever ``options.mode`` says."""
     sidecar = dataclasses.replace(options, mode="sidecar")
     return _write_one(
-        photo, faces, sidecar, dry_run=dry_run, orientation=orientation, stored_size=stored_size, claim=claim
+        photo,
+        faces,
+        sidecar,
+        dry_run=dry_run,
+        orientation=orientation,
+        stored_size=stored_size,
+        claim=claim,
+        unchanged=unchanged,
     )
+
+
+def file_identity(path: Path) -> tuple[int, ...] | None:
+    """What says ``path`` is the file it was (device, inode, size, modification time); None if
+    it cannot be read."""
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _write_one(
@@ -659,6 +693,7 @@ def _write_one(
     orientation: int | None = None,
     stored_size: tuple[int, int] | None = None,
     claim: Callable[[dict[int, str | None]], None] | None = None,
+    unchanged: tuple[int, ...] | None = None,
 ) -> WriteResult:
     """:func:`write_photo` into one file: the photo, or the sidecar it needs."""
     photo = Path(photo)
@@ -741,6 +776,11 @@ def _write_one(
                     target, f"the XMP written did not read back ({again.changes[0]}); original kept"
                 )
 
+        def same_photo() -> str | None:
+            if unchanged is None or file_identity(photo) == unchanged:
+                return None
+            return f"{photo}: changed since facetags looked at it (another program saved it); left as it is"
+
         try:
             atomic_update(
                 target,
@@ -748,6 +788,7 @@ def _write_one(
                 initial=packet.EMPTY_PACKET if sidecar else None,
                 verify_image=not sidecar,
                 mode_like=photo,
+                still=same_photo,
             )
         except Exception:  # (Ctrl-C may come after the replace: the claim stays, the safe way)
             if claim is not None and claimed:
