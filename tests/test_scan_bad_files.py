@@ -200,3 +200,30 @@ def test_a_photo_that_could_not_be_read_is_indexed_by_the_next_scan(photo_dir: P
         timeout=60,
     )
     assert "locked.jpg" not in status.stdout, status.stdout
+
+
+@pytest.mark.skipif(shutil.which("strace") is None, reason="strace is not installed (.ci/run installs it)")
+@pytest.mark.parametrize("error", ["EIO", "ENXIO"])
+def test_an_io_error_on_a_photo_s_first_read_skips_that_photo(
+    photo_dir: Path, tmp_path: Path, error: str
+) -> None:
+    """A failing disk's I/O error on the very first read of a photo (its format check) ended the
+    scan with a traceback, every time, at the same photo, and the watcher's catch-up scan with
+    it. It is recorded and skipped now, like an error later in the file, and the next scan
+    reads it (a failing read says nothing of the photo)."""
+    sick = photo_dir / "sick.jpg"
+    shutil.copyfile(photo_dir / "t1.jpg", sick)
+    library = tmp_path / "lib.db"
+    scan = [sys.executable, "-m", "facetags", "--library", str(library), "scan", "--json", str(photo_dir)]
+    tracer = [shutil.which("strace") or "strace", "-f", "-o", os.devnull, "-P", str(sick)]
+    tracer += ["-e", "trace=read", "-e", f"inject=read:error={error}"]
+    first = subprocess.run([*tracer, *scan], capture_output=True, text=True, timeout=600)
+    assert first.returncode == 0 and "Traceback" not in first.stderr, first.stderr[-2000:]
+    report = json.loads(first.stdout)
+    assert [f["path"] for f in report["failures"]] == [str(sick)], report
+    assert "cannot read file (OSError: " in report["failures"][0]["error"], report
+    assert report["new"] == len(list(photo_dir.glob("*.jpg"))) - 1, report
+    second = subprocess.run(scan, capture_output=True, text=True, timeout=600)
+    assert second.returncode == 0, second.stderr[-2000:]
+    again = json.loads(second.stdout)
+    assert again["failures"] == [] and again["known_bad"] == 0 and again["duplicate"] == 1, again

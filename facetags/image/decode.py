@@ -168,9 +168,12 @@ def _open(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
     except OSError as exc:
         raise DecodeError(path, f"cannot open file ({_describe(exc)})", access=True) from exc
     try:
-        if fh.read(12)[4:8] == _ISOBMFF_BRAND:
-            _register_heif()
-        fh.seek(0)
+        try:
+            if fh.read(12)[4:8] == _ISOBMFF_BRAND:
+                _register_heif()
+            fh.seek(0)
+        except OSError as exc:  # the first read of a failing disk or a share gone
+            raise DecodeError(path, f"cannot read file ({_describe(exc)})", access=_unreachable(exc)) from exc
         im = _pil_open(fh, path)
         try:
             width, height = im.size
