@@ -272,16 +272,19 @@ class Library(Decisions, XmpSync):
         stop: threading.Event | None = None,
         between: Callable[[], None] | None = None,
         grouping: Callable[[], None] | None = None,
+        retry_failed: bool = False,
     ) -> ScanReport:
         """Bring the index in step with the photos under ``paths`` (folders or files); then
         re-cluster when due (facetags.people.assigner), so scan order does not matter.
         ``between``: called after each photo, in this thread, holding the library (the
         watcher indexes photos copied in during its catch-up scan). ``grouping()``: called before
         the re-cluster, which takes a while in a large library. The report's seconds
-        count the re-cluster too."""
+        count the re-cluster too. ``retry_failed``: files recorded as failed are tried again."""
         with self._lock:
             reembedded = self.ensure_model()
-            report = self.indexer.scan(paths, progress=progress, stop=stop, between=between)
+            report = self.indexer.scan(
+                paths, progress=progress, stop=stop, between=between, retry_failed=retry_failed
+            )
             report.reembedded = reembedded
             due = report.faces > 0 and not report.interrupted
             due = due and self.clustering().recluster_due(self.store)

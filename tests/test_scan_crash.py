@@ -23,7 +23,8 @@ from pathlib import Path
 from tests.process_support import kill_when
 
 ROOT = Path(__file__).resolve().parents[1]
-MESSAGE = "crashed the process analysing it (killed by SIGKILL); skipped until it changes"
+SKIPPED = "skipped until it changes (scan --retry-failed tries it again)"
+MESSAGE = f"crashed the process analysing it (killed by SIGKILL); {SKIPPED}"
 
 
 def _slow_png(path: Path, side: int = 9000) -> None:
@@ -51,9 +52,9 @@ def _attempt(db: Path, path: Path) -> int | None:
     return None if row is None else int(row[0])
 
 
-def _scan(env: dict[str, str], folder: Path) -> subprocess.CompletedProcess[str]:
+def _scan(env: dict[str, str], folder: Path, *options: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "facetags", "scan", "--json", str(folder)],
+        [sys.executable, "-m", "facetags", "scan", "--json", *options, str(folder)],
         env=env,
         capture_output=True,
         text=True,
@@ -198,12 +199,18 @@ def test_a_stopped_analysis_is_postponed_not_blamed(tmp_path: Path, astronaut_pa
 
 def test_a_file_that_took_every_scan_down_is_skipped(tmp_path: Path, astronaut_path: Path) -> None:
     """Where the death of the process analysing it alone takes the scan too (an OOM killer that
-    ends a whole service), attempts do not go on for ever: after four, it is skipped."""
+    ends a whole service), attempts do not go on for ever: after four, it is skipped. Four kills
+    of the scan at that photo leave the same trace, and a healthy photo was then skipped for
+    good: `scan --retry-failed` tries it again."""
     folder, big, db, env = _folder(tmp_path, astronaut_path)
     _kill_first_scan(env, folder, db, big)
     with sqlite3.connect(db) as conn:  # three more attempts that died, as such scans leave them
         conn.execute("UPDATE attempts SET died = 3 WHERE path = ?", (str(big),))
     conn.close()
     report = json.loads(_scan(env, folder).stdout)
-    message = "crashed facetags 4 times while decoding; skipped until it changes"
+    message = f"crashed facetags 4 times while decoding; {SKIPPED}"
     assert report["failures"] == [{"path": str(big), "error": message}], report
+    assert json.loads(_scan(env, folder).stdout)["known_bad"] == 1  # skipped, unchanged
+    retried = json.loads(_scan(env, folder, "--retry-failed").stdout)
+    assert retried["new"] == 1 and retried["failures"] == [] and retried["known_bad"] == 0, retried
+    assert _attempt(db, big) is None

@@ -88,6 +88,11 @@ def summary(report: ScanReport) -> str:
     default=None,
     help="Analyse the photos on the workers of this Dask scheduler, tcp://host:8786 (setting cluster).",
 )
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="Try the files recorded as failed again, though unchanged (status lists them).",
+)
 @click.pass_obj
 def scan(
     settings: Settings,
@@ -96,6 +101,7 @@ def scan(
     workers: int | None,
     threads: int | None,
     cluster: str | None,
+    retry_failed: bool,
 ) -> None:
     """Index photo folders: new, changed, moved, duplicated and missing photos.
 
@@ -154,7 +160,9 @@ def scan(
 
             try:
                 grouping = functools.partial(progress.note, "grouping the faces into people...")
-                report = lib.scan(paths, progress=progressed, stop=stop, grouping=grouping)
+                report = lib.scan(
+                    paths, progress=progressed, stop=stop, grouping=grouping, retry_failed=retry_failed
+                )
             finally:
                 progress.close()
     except KeyboardInterrupt:

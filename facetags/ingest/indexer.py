@@ -68,6 +68,8 @@ CRASH_LIMIT = 2
 ALONE_LIMIT = 4
 #: A photo's failure when the process analysing it on its own died of it.
 CRASHED = "crashed the process analysing it"
+#: ... and what is done about a photo that crashed facetags, and how to have it tried again.
+SKIPPED = "skipped until it changes (scan --retry-failed tries it again)"
 OUTCOMES = (
     "new",
     "changed",
@@ -270,9 +272,7 @@ class Indexer:
             return self._analyse_alone(path, st, row)
         if died >= limit:  # every try took the scan down with it
             log.warning("%s: crashed facetags %d times; skipped until it changes", printable(path), died)
-            return self._fail(
-                path, st, f"crashed facetags {died} times while decoding; skipped until it changes", row
-            )
+            return self._fail(path, st, f"crashed facetags {died} times while decoding; {SKIPPED}", row)
         try:
             processed = process()
         except BaseException:  # an error or an interrupt, not a crash: the file is not to blame
@@ -296,7 +296,7 @@ class Indexer:
             log.warning(
                 "%s: crashed the process analysing it (%s); skipped until it changes", printable(path), exc
             )
-            return self._fail(path, st, f"{CRASHED} ({exc}); skipped until it changes", row)
+            return self._fail(path, st, f"{CRASHED} ({exc}); {SKIPPED}", row)
         self.pipeline.add_timings(processed)
         return self.commit(path, st, row, processed)
 
@@ -642,12 +642,15 @@ class Indexer:
         progress: Progress | None = None,
         stop: threading.Event | None = None,
         between: Callable[[], None] | None = None,
+        retry_failed: bool = False,
     ) -> ScanReport:
         """Index what changed under ``roots``. ``between`` is called in this thread after each
         photo is committed (the watcher handles files copied in meanwhile): it may index or move
         files itself, so each photo's entry is read again before it is committed, and a photo
         whose entry changed since the walk is left as it is (what was stored read the file
-        after the walk; the walk's stat, and a worker's result, may be older)."""
+        after the walk; the walk's stat, and a worker's result, may be older). ``retry_failed``:
+        the files recorded as failed are tried again though unchanged (a bad file, one skipped
+        after its attempts died with the scan)."""
         start = time.perf_counter()
         folders = [absolute(r) for r in roots]
         report = ScanReport()
@@ -655,7 +658,8 @@ class Indexer:
         known_bad: dict[str, tuple[int | None, int | None]] = {}
         for root in folders:
             indexed.update(self.store.files_under(root))
-            known_bad.update(self.store.failures_under(root))
+            if not retry_failed:
+                known_bad.update(self.store.failures_under(root))
         info = Walk()
         seen: set[str] = set()
         todo: list[tuple[str, FileStat]] = []
