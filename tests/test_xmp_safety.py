@@ -143,6 +143,25 @@ def test_read_only_photo_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -
     assert not again.written and again.warnings == []  # nothing to write: nothing to explain
 
 
+def test_a_photo_in_a_read_only_folder_is_left_alone(astronaut: np.ndarray, tmp_path: Path) -> None:
+    """`chmod a-w` on the folder: nothing is written there, into the photo nor beside it, even
+    by root (who passes every permission check: the photos were rewritten)."""
+    folder = tmp_path / "locked"
+    folder.mkdir()
+    photo = oriented_copy(Image.fromarray(astronaut), 1, folder / "p.jpg", quality=90)
+    before = photo.read_bytes()
+    folder.chmod(0o555)
+    try:
+        for mode in ("embed", "sidecar"):
+            result = write_photo(photo, [FACE], WriteOptions(mode=mode))
+            assert not result.written and result.error is not None, result
+            assert "read-only" in result.error or "Permission denied" in result.error, result.error
+        assert sorted(p.name for p in folder.iterdir()) == ["p.jpg"]
+        assert photo.read_bytes() == before
+    finally:
+        folder.chmod(0o755)
+
+
 def test_a_sidecar_with_faces_stays_in_step_once_the_photo_is_writable(
     astronaut: np.ndarray, tmp_path: Path
 ) -> None:

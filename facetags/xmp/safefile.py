@@ -195,6 +195,9 @@ def atomic_update(
     exists = real.exists()
     if not exists and initial is None:
         raise XmpError(target, "no such file")
+    with contextlib.suppress(OSError):  # the bits, not only access: root passes every access check
+        if not directory.stat().st_mode & (stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH):
+            raise XmpError(target, "its folder is read-only (no write permission bits); left as it is")
     try:
         fd, temp_name = tempfile.mkstemp(
             prefix=f".{real.name}.{_owner()}.", suffix=TEMP_SUFFIX, dir=directory
