@@ -855,6 +855,42 @@ def test_a_photo_moved_without_its_sidecar_counts_as_not_written(
         assert "Ann" in _regions_of(moved) and "0 changed, 1 up to date" in done.stderr, done.stderr
 
 
+@pytest.mark.parametrize("writable", [True, False])
+def test_a_rename_written_to_a_sidecar_reaches_the_name_written_into_the_photo_before(
+    library: tuple[Path, Path], writable: bool
+) -> None:
+    """Names written into the photo, then the setting changed to sidecars and a person renamed:
+    the sidecar said 'Robert', the photo still 'Bob', and status asked for an `xmp write` that
+    then had nothing to do, for ever. The photo is brought up to date too; a read-only photo
+    keeps the old name, and the write says so."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        bob = lib.name(face.person_id or 0, "Bob").id
+    assert _run(where, "write", "--embed").exit_code == 0
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(bob, "Robert")
+    if not writable:
+        t1.chmod(0o444)
+    done = _run(where, "write", "--sidecar")
+    assert done.exit_code == 0, done.output
+    sidecar = t1.with_name("t1.jpg.xmp")
+    assert "Robert" in _regions_of(sidecar)
+    if writable:
+        assert "Robert" in _regions_of(t1) and "Bob" not in _regions_of(t1)
+        assert _status(where)["stale_xmp_photos"] == 0
+        again = _run(where, "write", "--sidecar")
+        assert "0 changed" in again.stderr and "warning" not in again.stderr, again.stderr
+    else:
+        assert "Bob" in _regions_of(t1)
+        assert f"{t1}: its own XMP still carries 'Bob', written there by facetags before" in done.stderr
+        assert _status(where)["stale_xmp_photos"] == 1  # the photo does say 'Bob'
+
+
 def test_an_old_copy_back_at_another_path_keeps_no_old_name(library: tuple[Path, Path]) -> None:
     """A backup written "Alice" is unplugged; she is renamed "Alicia" and the photo written; the
     backup comes back at another mount point, still saying "Alice". That name is facetags' own

@@ -598,7 +598,9 @@ def write_photo(
 
     Written into the photo, the faces go into a sidecar it has with face regions too (one
     written while the photo was read-only, say), so that the two never tell different stories:
-    tools that prefer the sidecar would show its old names.
+    tools that prefer the sidecar would show its old names. Written into a sidecar (``mode``
+    sidecar), the photo's own XMP is brought up to date too where it still carries names
+    facetags wrote there before.
 
     ``claim(names)``, when given, is called just before the file is replaced with the names of
     ours this write gives faces that the file may not carry as facetags' yet (not
@@ -622,7 +624,11 @@ def write_photo(
         claim=claim,
         unchanged=unchanged,
     )
-    if result.mode != "embedded" or result.error is not None:
+    if result.error is not None:
+        return result
+    if result.mode == "sidecar":
+        if options.mode == "sidecar" and result.still:
+            _embedded_too(result, photo, faces, options, dry_run, orientation, stored_size, unchanged)
         return result
     if result.written and unchanged is not None:
         unchanged = file_identity(Path(photo))  # facetags' own write
@@ -648,6 +654,45 @@ def write_photo(
             f"{sidecar}: could not be brought up to date ({side.error}); the photo itself was written"
         )
     return result
+
+
+def _embedded_too(
+    result: WriteResult,
+    photo: Path,
+    faces: Sequence[FaceTag],
+    options: WriteOptions,
+    dry_run: bool,
+    orientation: int | None,
+    stored_size: tuple[int, int] | None,
+    unchanged: tuple[int, ...] | None,
+) -> None:
+    """Written into a sidecar while the photo's own XMP still carries names facetags wrote
+    there before (the setting was ``embed`` then): the photo is brought up to date too, so the
+    two never tell different stories, if it can be written; else the result says why not."""
+    inside = _write_one(
+        photo,
+        faces,
+        dataclasses.replace(options, mode="embed"),
+        dry_run=dry_run,
+        orientation=orientation,
+        stored_size=stored_size,
+        claim=None,  # the sidecar's write claimed the names; a failure here must not unclaim them
+        unchanged=unchanged,
+    )
+    if inside.mode != "embedded":  # read-only, hard-linked, a format without embedded XMP
+        left = sorted({n for names in result.still.values() for n in names})
+        result.warnings.append(
+            f"{photo}: its own XMP still carries {', '.join(map(repr, left))}, written there by facetags "
+            "before; the photo cannot be written, so it keeps them"
+        )
+        return
+    result.changes += [f"{photo}: {change}" for change in inside.changes]
+    result.warnings += [w for w in inside.warnings if w not in result.warnings]
+    result.written = result.written or inside.written
+    if inside.error is not None:
+        result.error = f"{photo}: could not be brought up to date ({inside.error}); the sidecar was written"
+    else:
+        result.still = inside.still
 
 
 def _into_sidecar(
