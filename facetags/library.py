@@ -39,7 +39,7 @@ from facetags.library_decisions import Decisions
 from facetags.library_xmp import WriteTally as WriteTally
 from facetags.library_xmp import XmpSync
 from facetags.names import close_matches, name_key, name_words
-from facetags.people.assigner import ClusterAssigner, ReclusterReport
+from facetags.people.assigner import CLUSTERED_WITH_KEY, ClusterAssigner, ReclusterReport
 from facetags.people.incremental import Suggestion
 
 if TYPE_CHECKING:
@@ -249,17 +249,23 @@ class Library(Decisions, XmpSync):
 
     def ensure_model(self) -> int:
         """Before assigning faces: if any face lacks a vector of the current model version,
-        re-embed and re-cluster (:meth:`change_model`) once. Returns how many faces were
-        re-embedded (0 when none was stale). Checked once per library object and model."""
+        re-embed and re-cluster (:meth:`change_model`) once; if every face has one but the
+        people were grouped with another model (the setting changed back), re-cluster. Returns
+        how many faces were re-embedded (0 when none was stale). Checked once per library object
+        and model."""
         with self._lock:
             model = self.pipeline.model_id
             if self._model_checked == model:
                 return 0
             stale = self.store.count_stale_faces(model)
+            grouped_with = self.store.get_meta(CLUSTERED_WITH_KEY)
             done = 0
             if stale:
                 log.info("%d faces have no vector of %s (the embedder changed): re-embedding", stale, model)
                 done = self._change_model()[0]
+            elif grouped_with not in (None, model) and self.store.counts()["faces"]:
+                log.info("the people were grouped with %s: grouping them again with %s", grouped_with, model)
+                self._change_model()
             self._model_checked = model
             return done
 

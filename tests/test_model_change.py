@@ -209,3 +209,32 @@ def test_rotated_model_is_a_real_embedder(tmp_path: Path) -> None:
     theirs = OnnxEmbedder(other, other.path(tmp_path / "models")).embed(crops)
     assert np.allclose(ours @ rotation(), theirs, atol=1e-4)
     shutil.rmtree(tmp_path / "models")
+
+
+def _partition(lib: Library) -> set[frozenset[int]]:
+    groups: dict[int, set[int]] = {}
+    for face in lib.faces():
+        groups.setdefault(face.person_id or 0, set()).add(face.face_id)
+    return {frozenset(g) for g in groups.values()}
+
+
+def test_an_embedder_changed_and_back_groups_the_people_with_it_again(
+    tmp_path: Path, shared_data: Path
+) -> None:
+    """The default embedder, then facetags-mobilenet-v1, then the default again: every face
+    still had the default's vectors, so nothing was re-embedded, and the people stayed as v1
+    had grouped them (more clusters: v1 splits people more). They are grouped with the default's
+    vectors again, as a library that never left it is."""
+    folder = tmp_path / "photos"
+    shutil.copytree(shared_data / "deepface" / "photos", folder)
+    where = tmp_path / "lib.db"
+
+    def scanned(**settings: Any) -> set[frozenset[int]]:
+        with Library.open(where, Settings(library=where, **settings)) as lib:
+            lib.scan([folder])
+            return _partition(lib)
+
+    default = scanned()
+    other = scanned(embedder="facetags-mobilenet-v1")
+    assert other != default, "the two embedders group these photos alike: the test shows nothing"
+    assert scanned() == default

@@ -29,6 +29,10 @@ from facetags.text import plural
 
 log = logging.getLogger(__name__)
 
+#: meta key: the embedder (versioned id) whose vectors the people were last grouped with; another
+#: one now (the setting changed back to an embedder whose vectors every face still has) regroups.
+CLUSTERED_WITH_KEY = "clustered_with"
+
 
 @dataclass(frozen=True)
 class ReclusterReport:
@@ -211,6 +215,7 @@ class ClusterAssigner:
             assignments.append((face_id, ids[label]))
         store.assign_many(assignments, "auto")
         store.set_meta(self._meta_key, str(len(rows)))
+        store.set_meta(CLUSTERED_WITH_KEY, self.model_id)
         self.invalidate()
         log.info("re-clustered: %s", plan.report.describe())
         return True
