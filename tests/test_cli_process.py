@@ -84,13 +84,15 @@ def test_the_watcher_says_what_it_did(
         bad = log.wait_for(lambda s: "1 failed" in s, "the bad file")
         assert f"{watched / 'bad.jpg'}: " in bad and "image" in bad  # the reason
         os.rename(watched / "a.jpg", watched / "b.jpg")
-        log.wait_for(lambda s: "INFO: 1 moved" in s, "the rename")
+        log.wait_for(lambda s: f"INFO: 1 moved ({watched / 'b.jpg'})" in s, "the rename")
         os.rename(outside, watched / "trip")
         log.wait_for(lambda s: f"folder {watched / 'trip'} came in" in s, "the folder moved in")
         (watched / "b.jpg").unlink()
-        log.wait_for(lambda s: "INFO: 1 gone (kept with their faces and names" in s, "the deletion")
+        gone = f"INFO: 1 gone ({watched / 'b.jpg'}: kept with its faces and names until back or forgotten)"
+        log.wait_for(lambda s: gone in s, "the deletion")
         shutil.copyfile(astronaut_path, watched / "b.jpg")  # from a backup
-        log.wait_for(lambda s: "INFO: 1 back (with their faces and names)" in s, "the photo back")
+        back = f"INFO: 1 back ({watched / 'b.jpg'}: with its faces and names)"
+        log.wait_for(lambda s: back in s, "the photo back")
         shutil.rmtree(watched / "trip")
         log.wait_for(lambda s: f"folder {watched / 'trip'} gone" in s, "the folder deleted")
         proc.send_signal(signal.SIGTERM)

@@ -47,12 +47,33 @@ def test_new_library_is_private_wal_with_foreign_keys(tmp_path: Path) -> None:
 def test_not_a_library(tmp_path: Path) -> None:
     junk = tmp_path / "junk.db"
     junk.write_bytes(b"this is not SQLite" * 100)
-    with pytest.raises(LibraryError, match="not a facetags library"):
+    with pytest.raises(LibraryError, match="not a library SQLite can read"):
         migrate(connect(junk))
     with pytest.raises(LibraryError, match="directory"):
         connect(tmp_path)
     with pytest.raises(LibraryError, match="no library"):
         connect(tmp_path / "missing.db", create=False)
+
+
+def test_a_damaged_library_is_called_damaged_not_another_file(tmp_path: Path) -> None:
+    """A library cut short (a full disk, a bad copy) said "not a facetags library": the user's
+    own library, called another program's file, with no word of a backup."""
+    where = tmp_path / "lib.db"
+    conn = connect(where)
+    migrate(conn)
+    with conn:
+        conn.executemany(
+            "INSERT INTO failures (path, error, attempts, failed_at) VALUES (?, 'x', 1, 0)",
+            ((f"/p/{i:06d}-{'x' * 200}.jpg",) for i in range(3000)),
+        )
+    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = where.read_bytes()
+    where.write_bytes(data[: len(data) // 2])
+    with pytest.raises(LibraryError, match=r"the library file is damaged .*restore it from a backup"):
+        conn = connect(where, create=False)
+        migrate(conn)
+        conn.execute("SELECT COUNT(*) FROM failures").fetchone()
 
 
 def test_another_programs_database_is_refused_untouched(tmp_path: Path) -> None:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from facetags.db.diagnose import library_error, marked_read_only
+from facetags.db.diagnose import BUSY, library_error, marked_read_only
 from facetags.errors import LibraryError
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,7 @@ def connect(path: str | os.PathLike[str], *, create: bool = True) -> sqlite3.Con
     except sqlite3.OperationalError as exc:
         conn.close()
         if _locked(exc):
-            raise LibraryError(f"{path}: library is busy ({exc})") from exc
+            raise LibraryError(f"{path}: {BUSY} ({exc})") from exc
         raise library_error(path, exc) from exc
     except sqlite3.DatabaseError as exc:
         conn.close()
@@ -310,7 +310,7 @@ def _begin(conn: sqlite3.Connection) -> None:
         conn.execute("BEGIN IMMEDIATE")
     except sqlite3.OperationalError as exc:
         if _locked(exc):
-            raise LibraryError(f"library is busy: {exc}") from exc
+            raise LibraryError(f"{_path_of(conn)}: {BUSY} ({exc})") from exc
         raise library_error(_path_of(conn), exc) from exc
 
 

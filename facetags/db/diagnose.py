@@ -22,6 +22,9 @@ from facetags.errors import LibraryError
 SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
 SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
 
+#: What a library another process holds too long is.
+BUSY = "library is busy: another facetags process (a scan, the watcher, the TUI) held it too long; try again"
+
 #: Less free space than this on the library's disk reads as "full" after an I/O error.
 NEARLY_FULL_BYTES = 1 << 20
 _DENIED = (errno.EACCES, errno.EPERM, errno.EROFS)
@@ -33,9 +36,17 @@ def library_error(path: str | os.PathLike[str], exc: sqlite3.Error) -> LibraryEr
     code = getattr(exc, "sqlite_errorcode", None)
     primary = code & 0xFF if isinstance(code, int) else None
     if primary in (SQLITE_BUSY, SQLITE_LOCKED):
-        return LibraryError(f"{path}: library is busy ({exc})")
-    if primary in (SQLITE_NOTADB, SQLITE_CORRUPT):
-        return LibraryError(f"{path}: not a facetags library ({exc})")
+        return LibraryError(f"{path}: {BUSY} ({exc})")
+    if primary == SQLITE_CORRUPT:
+        return LibraryError(
+            f"{path}: the library file is damaged ({exc}); restore it from a backup, or move it "
+            "aside and scan again (names written into photos come back with `facetags xmp import`)"
+        )
+    if primary == SQLITE_NOTADB:
+        return LibraryError(
+            f"{path}: not a library SQLite can read ({exc}): another kind of file, or a library "
+            "damaged at its start; restore it from a backup, or give --library another file"
+        )
     folder = path.parent
     free = _free_bytes(folder)
     if primary == SQLITE_FULL or (
