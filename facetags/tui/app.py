@@ -413,11 +413,14 @@ class FacetagsApp(App[None]):
     # -- the command palette lists every action --------------------------------------------------
 
     def get_system_commands(self, screen: Screen[Any]) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
+        """facetags' own actions of the screen first, then Textual's (theme, keys, quit); a
+        widget's own keys (a table's cursor moves, copying text) are left to the widget."""
         seen: set[str] = set()
         for active in screen.active_bindings.values():
             binding = active.binding
             if not binding.description or binding.action in seen or not active.enabled:
+                continue
+            if not _declared_by_facetags(active.node, binding):
                 continue
             seen.add(binding.action)
             key = self.get_key_display(binding)
@@ -426,6 +429,18 @@ class FacetagsApp(App[None]):
                 f"key: {key}",
                 partial(self.run_action, binding.action, active.node),
             )
+        yield from super().get_system_commands(screen)
+
+
+def _declared_by_facetags(node: object, binding: Binding) -> bool:
+    """Whether ``binding`` comes from a facetags class's BINDINGS (not Textual's own)."""
+    for cls in type(node).__mro__:
+        if cls.__module__.startswith("facetags") and any(
+            (b.action if isinstance(b, Binding) else b[1]) == binding.action
+            for b in cls.__dict__.get("BINDINGS", ())
+        ):
+            return True
+    return False
 
 
 def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
