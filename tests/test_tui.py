@@ -414,6 +414,34 @@ async def test_merge_marked_clusters(arranged: Library) -> None:
 
 
 @run_async
+async def test_naming_or_moving_into_someone_twice_in_a_photo_says_so(arranged: Library) -> None:
+    """A merge of marked clusters said when the person was now twice in one photo (one face
+    there is someone else's); the same merge by naming, and a move, said nothing."""
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await highlight_cluster(pilot, UNNAMED[0])  # a t1 face, like one of Ada's
+        await pilot.press("n")
+        await type_text(pilot, "Ada Lovelace")
+        await pilot.press("enter", "y")
+        await settle(pilot)
+        told = [str(n.message) for n in app._notifications]
+        assert any(m.startswith(f"cluster {UNNAMED[0]} joined Ada Lovelace") for m in told), told
+        assert any("In 1 photo more than once: reject the wrong face there" in m for m in told), told
+        app._notifications.clear()
+        await pilot.press("escape")
+        await open_person(pilot, "grace")  # Grace's face is in t1 too
+        await pilot.press("m")
+        await type_text(pilot, "Ada Lovelace")
+        await pilot.press("enter")
+        await settle(pilot)
+        told = [str(n.message) for n in app._notifications]
+        assert any(m.startswith("Moved 1 face to Ada Lovelace. In 1 photo more than once") for m in told), (
+            told
+        )
+
+
+@run_async
 async def test_errors_are_notifications_not_crashes(arranged: Library) -> None:
     app = make_app(arranged)
     async with app.run_test(size=SIZE) as pilot:

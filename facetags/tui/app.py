@@ -24,7 +24,7 @@ from facetags.errors import FacetagsError, NameTaken
 from facetags.text import plural, shown
 from facetags.tui.bindings import key_help
 from facetags.tui.client import LibraryClient
-from facetags.tui.faces import person_label
+from facetags.tui.faces import person_label, twice_note
 from facetags.tui.messages import ActionDone, ActionFailed, LibraryChanged
 from facetags.tui.screens.base import LibraryScreen, describe_error
 from facetags.tui.screens.confirm import ConfirmDialog
@@ -263,14 +263,16 @@ class FacetagsApp(App[None]):
             return
         before = person_label(person)
 
-        def summary(named: Person) -> str:
+        def summary(done: tuple[Person, int]) -> str:
+            named, twice = done
             if named.id != person.id:
-                return f"{before} joined {named.name} ({named.faces} faces)"
+                return f"{before} joined {named.name} ({named.faces} faces){twice_note(twice)}"
             return f"{before} is now {named.name}"
 
-        def act(lib: Library, merge: bool) -> Person:
+        def act(lib: Library, merge: bool) -> tuple[Person, int]:
             try:
-                return lib.name(person.id, text, merge=merge)
+                named = lib.name(person.id, text, merge=merge)
+                return named, len(lib.more_than_once(named.id)) if named.id != person.id else 0
             except NameTaken as exc:  # named meanwhile, elsewhere (the list shown was older)
                 self.people_cache = lib.people()  # the next try asks
                 raise FacetagsError(

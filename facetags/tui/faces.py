@@ -36,3 +36,11 @@ def face_caption(face: FaceRecord, size: bool = True) -> str:
 
 def person_label(person: Person) -> str:
     return person.name if person.name else f"cluster {person.id}"
+
+
+def twice_note(twice: int) -> str:
+    """What a merge, naming or move that put ``twice`` photos' faces in one person more than
+    once says (one face there is someone else's: the clustering never does this)."""
+    if not twice:
+        return ""
+    return f". In {twice} photo{'s' if twice != 1 else ''} more than once: reject the wrong face there"

@@ -21,7 +21,7 @@ from textual.widgets import DataTable, Header, Input, Static
 from facetags.db.records import Person
 from facetags.names import name_key
 from facetags.text import plural, shown
-from facetags.tui.faces import best_face, person_label
+from facetags.tui.faces import best_face, person_label, twice_note
 from facetags.tui.messages import ActionFailed
 from facetags.tui.plain import plain_lines
 from facetags.tui.screens.base import LibraryScreen, footer
@@ -375,10 +375,8 @@ class PeopleScreen(LibraryScreen):
 
             def summary(done: tuple[Person, int]) -> str:
                 person, twice = done
-                text = f"Merged {len(order)} into {person_label(person)} ({person.faces} faces)"
-                if twice:  # a merge the clustering would never make: one face there is wrong
-                    text += f". In {plural(twice, 'photo')} more than once: reject the wrong face there"
-                return text
+                merged = f"Merged {len(order)} into {person_label(person)} ({person.faces} faces)"
+                return merged + twice_note(twice)
 
             self.facetags.perform(f"merge {len(order)}", merged, summary=summary)
             self._fill()

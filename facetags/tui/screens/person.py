@@ -15,7 +15,7 @@ from textual.widgets import Header, Static
 from facetags.db.records import FaceRecord, Person
 from facetags.names import name_key
 from facetags.text import plural
-from facetags.tui.faces import person_label
+from facetags.tui.faces import person_label, twice_note
 from facetags.tui.plain import plain
 from facetags.tui.screens.base import PersonLoader, footer
 from facetags.tui.screens.name_dialog import NameDialog
@@ -164,7 +164,7 @@ class PersonScreen(PersonLoader):
 
         source = self.person_id
 
-        def move(lib: Library) -> Person:
+        def put(lib: Library) -> Person:
             if target is not None:
                 return lib.move_faces(ids, target)
             named = [p for p in lib.people() if p.name and name_key(p.name) == name_key(text)]
@@ -172,10 +172,14 @@ class PersonScreen(PersonLoader):
                 return lib.move_faces(ids, named[0].id)
             return lib.name(lib.split(source, ids).id, text)  # a new person
 
+        def move(lib: Library) -> tuple[Person, int]:
+            person = put(lib)
+            return person, len(lib.more_than_once(person.id))
+
         self.facetags.perform(
             f"move {word}",
             move,
-            summary=lambda p: f"Moved {word} to {person_label(p)}",
+            summary=lambda done: f"Moved {word} to {person_label(done[0])}{twice_note(done[1])}",
             then=self._done,
         )
 
