@@ -150,3 +150,47 @@ def test_vv_logs_facetags_debug_not_the_libraries(tmp_path: Path, t1_path: Path)
     assert "analysing with 2 worker processes" in done.stderr
     assert "built MTCNN" in done.stderr  # facetags' debug, from the workers
     assert "tag: " not in done.stderr and "Orientation" not in done.stderr, done.stderr[:2000]
+
+
+def _on_a_terminal(env: dict[str, str], *args: str) -> tuple[str, str]:
+    """Run facetags with its stdout on a pseudo-terminal: (stdout, stderr)."""
+    import pty
+
+    master, slave = pty.openpty()
+    with subprocess.Popen(
+        [sys.executable, "-m", "facetags", *args], env=env, stdout=slave, stderr=subprocess.PIPE
+    ) as proc:
+        os.close(slave)
+        out = b""
+        while True:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the other end closed
+                break
+            if not chunk:
+                break
+            out += chunk
+        err = proc.stderr.read() if proc.stderr else b""
+    os.close(master)
+    return out.decode(), err.decode()
+
+
+def test_faces_and_suggest_name_their_columns_on_a_terminal_only(tmp_path: Path, shared_data: Path) -> None:
+    """`faces` and `suggest` print tab-separated rows a newcomer could not read ('29 32 2 0.370
+    /p/img34.jpg'); on a terminal the column names come first (on stderr), a pipe gets the rows
+    alone."""
+    library = tmp_path / "lib.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(library)}
+    folder = tmp_path / "photos"
+    shutil.copytree(shared_data / "deepface" / "photos", folder)
+    assert run(env, "scan", str(folder)).returncode == 0
+    people = json.loads(run(env, "people", "--json").stdout)
+    person = next(p["id"] for p in people if run(env, "suggest", str(p["id"])).stdout)  # one split
+    for args, header in (
+        (("faces",), "face\tphoto\tbox (x y w h)\tscore\tperson\tname\n"),
+        (("suggest", str(person)), "face\tcluster\tits faces\tsimilarity\tphoto\n"),
+    ):
+        out, err = _on_a_terminal(env, *args)
+        assert err.startswith(header) and str(folder) in out, (args, out, err)
+        piped = run(env, *args)
+        assert piped.returncode == 0 and "\tphoto" not in piped.stderr and piped.stdout.count("\n") >= 1

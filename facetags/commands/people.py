@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -49,6 +51,7 @@ def faces(settings: Settings, as_json: bool, person_id: int | None) -> None:
     if as_json:
         click.echo(json.dumps([f.to_json() for f in found], indent=2, ensure_ascii=False))
         return
+    _header(found, "face", "photo", "box (x y w h)", "score", "person", "name")
     for f in found:
         box = " ".join(f"{v:.4f}" for v in f.box)
         who = shown(f.person_name) if f.person_name is not None else "(unnamed)"
@@ -185,8 +188,15 @@ def suggest(settings: Settings, person_id: int, limit: int, as_json: bool) -> No
     if as_json:
         click.echo(json.dumps([s.to_json() for s in found], indent=2, ensure_ascii=False))
         return
+    _header(found, "face", "cluster", "its faces", "similarity", "photo")
     for s in found:
         click.echo(f"{s.face_id}\t{s.cluster_id}\t{s.cluster_faces}\t{s.score:.3f}\t{shown(s.path)}")
     if not found:
         label = shown(who.name) if who.name else f"cluster {who.id}"
         click.echo(f"facetags: no face in an unnamed cluster looks like {label} ({who.id})", err=True)
+
+
+def _header(rows: Sequence[object], *columns: str) -> None:
+    """Name the tab-separated columns, on a terminal only (a pipe or a file gets the rows alone)."""
+    if rows and sys.stdout.isatty():
+        click.echo("\t".join(columns), err=True)
