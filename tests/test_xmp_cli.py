@@ -891,6 +891,29 @@ def test_a_rename_written_to_a_sidecar_reaches_the_name_written_into_the_photo_b
         assert _status(where)["stale_xmp_photos"] == 1  # the photo does say 'Bob'
 
 
+def test_a_read_only_photo_s_sidecar_is_said_on_its_line_not_in_a_warning_each(
+    library: tuple[Path, Path],
+) -> None:
+    """A folder of read-only photos gave a warning a photo ('read-only; using a sidecar') above
+    each photo's line; the line says it now, and --json keeps the warning."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        lib.name(face.person_id or 0, "Ann")
+    t1.chmod(0o444)
+    dry = _run(where, "write", "--embed", "--json", "--dry-run")
+    (line,) = [r for r in map(json.loads, dry.stdout.splitlines()) if r["photo"] == str(t1)]
+    assert any("read-only; using a sidecar" in w for w in line["warnings"]), line
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0, done.output
+    assert f"{t1}.xmp\tsidecar (read-only photo)\tchanged: " in done.stdout, done.stdout
+    assert "using a sidecar" not in done.stderr, done.stderr
+
+
 def test_an_old_copy_back_at_another_path_keeps_no_old_name(library: tuple[Path, Path]) -> None:
     """A backup written "Alice" is unplugged; she is renamed "Alicia" and the photo written; the
     backup comes back at another mount point, still saying "Alice". That name is facetags' own

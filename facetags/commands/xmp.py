@@ -83,14 +83,18 @@ def write(
                 )
             )
             return
-        for warning in result.warnings:
+        said = result.warnings
+        if result.fallback and result.changes and not result.error and said[:1] and "sidecar" in said[0]:
+            said = said[1:]  # why a sidecar: said on the photo's line
+        for warning in said:
             click.echo(shown(f"facetags: warning: {warning}"), err=True)
         if result.error:
             click.echo(shown(f"facetags: error: {result.error}"), err=True)
         elif result.changes:
             verb = "would change" if dry_run else "changed"
             changes = "; ".join(shown(change) for change in result.changes)
-            click.echo(f"{shown(str(result.target))}\t{result.mode}\t{verb}: {changes}")
+            mode = f"{result.mode} ({result.fallback})" if result.fallback else result.mode
+            click.echo(f"{shown(str(result.target))}\t{mode}\t{verb}: {changes}")
 
     with Library.open(settings.library, settings, create=False) as lib:
         options = lib.xmp_options(**overrides)

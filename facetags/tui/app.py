@@ -453,7 +453,7 @@ def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
     tally = WriteTally.of(results)
     done, failed, kept, current = tally.changed, tally.failed, tally.kept, tally.current
     sidecars = [r for r in done if r.mode == "sidecar"]
-    read_only = sum(1 for r in sidecars if any("read-only" in w for w in r.warnings))
+    read_only = sum(1 for r in sidecars if r.fallback == "read-only photo")
     embedded = len(done) - len(sidecars)
     parts = [f"{embedded} embedded"] if embedded else []
     if sidecars:

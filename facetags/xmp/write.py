@@ -141,6 +141,9 @@ class WriteResult:
     # face id -> names of facetags' the photo's XMP still carries for it besides ``names``' (in
     # XMP this write did not touch: the embedded packet while a sidecar was written, say)
     still: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # why a sidecar though the photo itself was asked for ("read-only photo", ...); its warning
+    # is in ``warnings`` too
+    fallback: str | None = None
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -752,15 +755,18 @@ def _write_one(
             flat, format_ok = packet.load(photo)
             if not format_ok:
                 result.warnings.append(f"{photo}: this format cannot hold embedded XMP here; using a sidecar")
+                result.fallback = "a format without embedded XMP"
                 sidecar = True
             elif not _writable(photo):
                 result.warnings.append(f"{photo}: read-only; using a sidecar")
+                result.fallback = "read-only photo"
                 sidecar = True
             elif (links := _hard_links(photo)) > 1:
                 result.warnings.append(
                     f"{photo}: one of {links} hard links to the same file; writing into it would "
                     "make this name a separate copy; using a sidecar"
                 )
+                result.fallback = "hard-linked photo"
                 sidecar = True
         fallbacks = len(result.warnings)  # why a sidecar instead of the photo
         if sidecar:
