@@ -282,28 +282,21 @@ class Batch:
         parts = []
         for outcome in LOGGED:
             count = self.photos[outcome]
-            if not count:
-                continue
-            listed = self.named.get(outcome, [])
-            more = count - len(listed)
-            after = AFTER.get(outcome)
-            text = "; ".join(listed) + (f"; {more} more" if more > 0 else "")
-            if after:
-                text += f": {after[count > 1]}"
-            parts.append(
-                f"{count} {SAID.get(outcome, outcome)} ({text})"
-                if listed
-                else f"{count} {SAID.get(outcome, outcome)}"
-            )
+            if count:
+                after = AFTER.get(outcome)
+                listed = _listed(self.named.get(outcome, []), count, after[count > 1] if after else "")
+                parts.append(f"{count} {SAID.get(outcome, outcome)}{listed}")
         return "; ".join(([", ".join(parts)] if parts else []) + self.folders)
 
 
-def _listed(failures: Sequence[str]) -> str:
-    """' (a: why; b: why; 2 more)', at most NAMED_SHOWN named; '' for none."""
-    if not failures:
+def _listed(items: Sequence[str], count: int | None = None, after: str = "") -> str:
+    """' (a: why; b: why; 2 more)', at most NAMED_SHOWN of ``count`` (default: all of
+    ``items``) named, then ``after``; '' for none."""
+    if not items:
         return ""
-    more = len(failures) - NAMED_SHOWN
-    return f" ({'; '.join(failures[:NAMED_SHOWN])}{f'; {more} more' if more > 0 else ''})"
+    more = (len(items) if count is None else count) - min(len(items), NAMED_SHOWN)
+    text = "; ".join(items[:NAMED_SHOWN]) + (f"; {more} more" if more > 0 else "")
+    return f" ({text}{f': {after}' if after else ''})"
 
 
 def _identity(folder: str) -> tuple[int, int] | None:

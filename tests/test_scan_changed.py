@@ -168,6 +168,7 @@ def test_lost_faces_put_aside_are_no_longer_listed_and_later_ones_are(
     assert forget_lost(str(t1)).exit_code == 2  # not with PATHS: a photo on disk is not forgotten
     done = forget_lost()
     assert done.exit_code == 0 and "forgot 1 lost face" in done.output, done.output
+    assert f"  {t1}: Ann\n" in done.output  # which: one recorded since status was read is seen
     assert lib.status().lost_faces == [] and lib.lost_faces_to_show() == []
     out = CliRunner().invoke(cli, ["--library", str(lib.path), "status"]).output
     assert "lost " not in out and "Ann" not in out

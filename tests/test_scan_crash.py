@@ -110,9 +110,9 @@ def _alone_decoding(scan: subprocess.Popen[str], big: Path) -> int:
     return alone
 
 
-def _scan_in_background(env: dict[str, str], folder: Path) -> subprocess.Popen[str]:
+def _scan_in_background(env: dict[str, str], folder: Path, *options: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "facetags", "scan", "--json", str(folder)],
+        [sys.executable, "-m", "facetags", "scan", "--json", *options, str(folder)],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -161,6 +161,13 @@ def test_a_file_that_crashes_the_process_analysing_it_is_skipped_until_it_change
 
     third = json.loads(_scan(env, folder).stdout)
     assert third["known_bad"] == 1 and third["failed"] == 0, third
+
+    # tried again on request: in a process of its own still, so that a crash is not the scan's
+    retry = _scan_in_background(env, folder, "--retry-failed")
+    os.kill(_alone_decoding(retry, big), signal.SIGKILL)
+    out, err = retry.communicate(timeout=120)
+    assert retry.returncode == 0, err
+    assert json.loads(out)["failures"] == [{"path": str(big), "error": MESSAGE}]
 
     os.utime(big, ns=(time.time_ns(), time.time_ns()))  # it changed: one more try
     fourth = json.loads(_scan(env, folder).stdout)

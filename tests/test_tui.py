@@ -603,6 +603,34 @@ async def test_enter_on_the_start_of_a_name_asks_before_a_new_person(arranged: L
         assert names(arranged) == {"Ada Lovelace": 0, "Grace Hopper": 2, "Grace": 1}
 
 
+@run_async
+async def test_naming_on_the_start_of_a_name_asks_unless_it_is_one_s_own(arranged: Library) -> None:
+    """The name dialog asks too ('Ada' while 'Ada Lovelace' is completed), saying what enter
+    does there (it names the cluster); shortening a person's own name asks nothing."""
+    app = make_app(arranged)
+    async with app.run_test(size=SIZE) as pilot:
+        await settle(pilot)
+        await highlight_cluster(pilot, UNNAMED[0])
+        await pilot.press("n")
+        await type_text(pilot, "Ada")
+        await pilot.press("enter")
+        await settle(pilot)
+        hint = str(app.screen.query_one("#dialog-hint", Label).render())
+        assert "no one is called Ada: enter again to name them Ada, → for Ada Lovelace" in hint, hint
+        await pilot.press("enter")
+        await settle(pilot)
+        assert arranged.person(UNNAMED[0]).name == "Ada"
+        await pilot.press("slash", "ctrl+u")
+        await type_text(pilot, "grace")
+        await pilot.press("enter")
+        await settle(pilot)
+        await pilot.press("n")
+        await type_text(pilot, "Grace")  # replaces "Grace Hopper", shown selected
+        await pilot.press("enter")
+        await settle(pilot)
+        assert arranged.person(GRACE).name == "Grace", "renamed at once"
+
+
 @pytest.mark.parametrize("embedder_changed", [False, True])
 @run_async
 async def test_reject_a_face_from_a_person(arranged: Library, embedder_changed: bool) -> None:

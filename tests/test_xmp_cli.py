@@ -813,6 +813,10 @@ def test_a_photo_cropped_or_resized_in_an_editor_that_kept_its_xmp_gets_no_secon
     again = _run(where, "write", "--embed")
     assert again.exit_code == 0 and "0 changed, 1 up to date" in again.stderr, again.output
     assert "warning" not in again.stderr, again.stderr
+    for _ in range(2):  # unnamed faces too: each written once (their region read back in place)
+        unnamed = _run(where, "write", "--embed", "--all-faces")
+        assert unnamed.exit_code == 0 and "did not read back" not in unnamed.stderr, unnamed.output
+    assert "0 changed, 2 up to date" in unnamed.stderr, unnamed.output  # astronaut too
 
 
 @pytest.mark.parametrize(
@@ -876,6 +880,9 @@ def test_a_rename_written_to_a_sidecar_reaches_the_name_written_into_the_photo_b
         lib.name(bob, "Robert")
     if not writable:
         t1.chmod(0o444)
+    else:  # a dry run shows the photo's update too
+        dry = _run(where, "write", "--sidecar", "--dry-run")
+        assert f"{t1}: MWG region" in dry.stdout and "'Bob' -> 'Robert'" in dry.stdout, dry.stdout
     done = _run(where, "write", "--sidecar")
     assert done.exit_code == 0, done.output
     sidecar = t1.with_name("t1.jpg.xmp")

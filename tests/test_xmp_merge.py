@@ -240,3 +240,18 @@ def test_settings_feed_the_options() -> None:
     )
     assert options.schemas == {"mwg", "mp"} and options.mode == "sidecar"
     assert options.sidecar_name == "photo.xmp" and options.people_root == "Family"
+
+
+def test_another_file_s_regions_placed_for_another_picture_are_no_conflict(photo: Path) -> None:
+    """Writing a sidecar, the photo's own XMP holds regions placed for a picture of another
+    shape (cropped since, by an editor that kept them), one of which now lies over the face:
+    it was taken for another tool's name for it, and the face got no name."""
+    exiftool_write(
+        "-RegionInfo={AppliedToDimensions={W=1024,H=512,Unit=pixel},"
+        f"RegionList=[{_mwg(FACE_BOX, 'Zed')}]}}",
+        photo,
+    )
+    result = write_photo(photo, [FaceTag(FACE_BOX, "Eileen")], WriteOptions(mode="sidecar"))
+    assert result.written and result.kept == 0 and result.error is None, result
+    (report,) = exiftool("-struct", "-RegionInfo", photo.with_name("m.jpg.xmp"))
+    assert [r.get("Name") for r in report["RegionInfo"]["RegionList"]] == ["Eileen"]

@@ -63,15 +63,25 @@ def test_exiftool_mwg_regions_import_onto_the_detected_face(
     assert unmatched == [] and warnings == []
 
 
-@pytest.mark.parametrize(("dims", "read"), [((512, 512), False), ((920, 1024), True), ((460, 512), True)])
+@pytest.mark.parametrize(
+    ("dims", "orientation", "read"),
+    [
+        ((512, 512), 1, False),  # cropped since
+        ((512, 460), 1, False),  # turned a quarter by rewriting the pixels
+        ((920, 1024), 1, True),  # a resized copy
+        ((460, 512), 1, True),
+        ((460, 512), 6, True),  # stored 512x460, shown turned: the size as shown (against MWG)
+    ],
+)
 def test_regions_placed_for_a_picture_of_another_shape_are_not_read(
-    dims: tuple[int, int], read: bool, astronaut: np.ndarray, tmp_path: Path
+    dims: tuple[int, int], orientation: int, read: bool, astronaut: np.ndarray, tmp_path: Path
 ) -> None:
     """The 512x512 astronaut cropped to 460x512 by an editor that kept the XMP: the regions point
     at the older picture's places, and an import would name whatever face is there now. Such a
-    file's regions are left out, with a warning; a resized copy's (the same shape) are read."""
+    file's regions are left out, with a warning; a resized copy's (the same shape) are read, and
+    so are those of a photo shown turned whose tool gave the size as shown."""
     need_exiftool()
-    photo = oriented_copy(Image.fromarray(astronaut[:, :460]), 1, tmp_path / "c.jpg", quality=92)
+    photo = oriented_copy(Image.fromarray(astronaut[:, :460]), orientation, tmp_path / "c.jpg", quality=92)
     cx, cy = centre(FACE_BOX)
     exiftool_write(
         f"-RegionInfo={{AppliedToDimensions={{W={dims[0]},H={dims[1]},Unit=pixel}},"
@@ -85,7 +95,7 @@ def test_regions_placed_for_a_picture_of_another_shape_are_not_read(
         assert found.warnings == []
     else:
         (warning,) = found.warnings
-        assert "placed for a 512x512 picture and this one is 460x512" in warning, warning
+        assert f"placed for a {dims[0]}x{dims[1]} picture and this one is 460x512" in warning, warning
 
 
 @pytest.mark.parametrize("sidecar", ["x.jpg.xmp", "x.xmp"])

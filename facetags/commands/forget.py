@@ -43,7 +43,9 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: b
             put_aside = lib.forget_lost_faces()
         if as_json:
             click.echo(json.dumps([f.to_json() for f in put_aside], indent=2, ensure_ascii=False))
-        else:
+        else:  # each named: one the watcher recorded since the user last looked is seen here
+            for face in put_aside:
+                click.echo(shown(f"  {face.describe()}"), err=True)
             click.echo(f"forgot {plural(len(put_aside), 'lost face')}: status no longer lists them", err=True)
         return
     if not paths and not everything:

@@ -23,7 +23,10 @@ SQLITE_BUSY, SQLITE_LOCKED, SQLITE_READONLY, SQLITE_IOERR = 5, 6, 8, 10
 SQLITE_CORRUPT, SQLITE_FULL, SQLITE_CANTOPEN, SQLITE_NOTADB = 11, 13, 14, 26
 
 #: What a library another process holds too long is.
-BUSY = "library is busy: another facetags process (a scan, the watcher, the TUI) held it too long; try again"
+BUSY = (
+    "library is busy: another program held it too long (a facetags scan, the watcher, the TUI, "
+    "or a tool that opened the file); try again"
+)
 
 #: Less free space than this on the library's disk reads as "full" after an I/O error.
 NEARLY_FULL_BYTES = 1 << 20

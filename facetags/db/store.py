@@ -387,6 +387,16 @@ class Store(PeopleStore):
         )
         return {r[0]: (r[1], r[2]) for r in rows}
 
+    def crashed_under(self, root: str) -> set[str]:
+        """The failed files at or under ``root`` that crashed facetags (facetags.ingest.indexer)."""
+        lo, hi = _prefix_range(root)
+        rows = self.conn.execute(
+            "SELECT path FROM failures WHERE (path = ? OR (path > ? AND path < ?))"
+            " AND error LIKE 'crashed %'",
+            (root, lo, hi),
+        )
+        return {r[0] for r in rows}
+
     def record_failure(self, path: str, st: FileStat | None, error: str) -> None:
         self.conn.execute(
             "INSERT INTO failures (path, size, mtime_ns, error, attempts, failed_at) VALUES (?, ?,"

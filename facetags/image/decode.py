@@ -169,11 +169,12 @@ def _open(path: str | os.PathLike[str]) -> Iterator[Image.Image]:
         raise DecodeError(path, f"cannot open file ({_describe(exc)})", access=True) from exc
     try:
         try:
-            if fh.read(12)[4:8] == _ISOBMFF_BRAND:
-                _register_heif()
+            head = fh.read(12)
             fh.seek(0)
         except OSError as exc:  # the first read of a failing disk or a share gone
             raise DecodeError(path, f"cannot read file ({_describe(exc)})", access=_unreachable(exc)) from exc
+        if head[4:8] == _ISOBMFF_BRAND:
+            _register_heif()
         im = _pil_open(fh, path)
         try:
             width, height = im.size

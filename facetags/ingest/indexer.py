@@ -195,6 +195,8 @@ class Indexer:
         self.faces_added = 0
         self._pool_broken = False  # a worker died during this scan (logged once)
         self._stop: threading.Event | None = None  # the scan's: a wait for a worker looks at it
+        # files a scan with retry_failed tries again that crashed facetags: analysed on their own
+        self._crashed: set[str] = set()
 
     def assigner(self, model_id: str) -> Assigner:
         if model_id not in self._assigners:
@@ -265,6 +267,8 @@ class Indexer:
             process = functools.partial(self.pipeline.process, path, self._known)
         with self.store.write():
             died = self.store.begin_attempt(path, st)
+        if path in self._crashed:  # retried: as if its last attempt had died (_analyse_alone)
+            died = max(died, 1)
         self.store.commit_now()  # a crash while decoding must find the attempt in the library
         # models handed to this process (tests) cannot be sent to another: the older rule
         limit = CRASH_LIMIT if self.pipeline.own_models else ALONE_LIMIT
@@ -656,10 +660,13 @@ class Indexer:
         report = ScanReport()
         indexed: dict[str, FileRow] = {}
         known_bad: dict[str, tuple[int | None, int | None]] = {}
+        self._crashed = set()
         for root in folders:
             indexed.update(self.store.files_under(root))
             if not retry_failed:
                 known_bad.update(self.store.failures_under(root))
+            else:  # tried again, but a photo that crashed facetags not in the scan's own process
+                self._crashed |= self.store.crashed_under(root)
         info = Walk()
         seen: set[str] = set()
         todo: list[tuple[str, FileStat]] = []
@@ -703,6 +710,7 @@ class Indexer:
         report.faces = self.faces_added - faces_before
         report.seconds = time.perf_counter() - start
         report.timings = self.pipeline.timings.to_json()
+        self._crashed = set()
         return report
 
     def _index_all(

@@ -225,15 +225,21 @@ def load_parsed(path: Path, *, sidecar: bool) -> Parsed:
     return parse(flat, str(path))
 
 
-def reframed(dims: tuple[float, float] | None, stored_size: tuple[int, int]) -> bool:
+def reframed(dims: tuple[float, float] | None, stored_size: tuple[int, int], orientation: int = 1) -> bool:
     """Whether regions given for pixel size ``dims`` (``AppliedToDimensions``) are in another
     frame of the picture than its stored ``stored_size``: its shape differs (cropped, or turned a
     quarter by rewriting the pixels, by an editor that kept the XMP as it was). The same shape at
-    another size (a resized copy) keeps every normalised region in place."""
+    another size (a resized copy) keeps every normalised region in place; so does, for a photo
+    shown turned a quarter (EXIF ``orientation`` 5 to 8), the shape as shown (some tools give
+    that size, against the MWG rule)."""
     if dims is None or min(dims) <= 0 or min(stored_size) <= 0:
         return False
     (dw, dh), (sw, sh) = dims, stored_size
-    return abs(dw * sh - dh * sw) > 0.01 * dw * sh
+
+    def other_shape(w: float, h: float) -> bool:
+        return abs(dw * h - dh * w) > 0.01 * dw * h
+
+    return other_shape(sw, sh) and (orientation < 5 or other_shape(sh, sw))
 
 
 def read_regions(photo: Path) -> ReadResult:
@@ -251,7 +257,7 @@ def read_regions(photo: Path) -> ReadResult:
     warnings: list[str] = []
     for item in parsed:
         warnings += item.warnings
-        if reframed(item.mwg_dims, size) and (item.mwg or item.mp):
+        if reframed(item.mwg_dims, size, orientation) and (item.mwg or item.mp):
             dw, dh = (round(v) for v in item.mwg_dims or (0, 0))
             warnings.append(
                 f"{item.source}: its regions were placed for a {dw}x{dh} picture and this one is "

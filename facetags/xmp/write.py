@@ -181,10 +181,10 @@ def _match(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) 
 
 def _match_ours(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) -> dict[int, int]:
     """Our face i -> its region j in a file whose regions are placed for an older frame of the
-    picture (:func:`facetags.xmp.read.reframed`): one with the face's name at its place (written
-    for the picture as it is), else the first that carries a name facetags wrote for the face
-    (places cannot be compared: facetags' own name says which region is the face's). Other
-    regions match nothing."""
+    picture (:func:`facetags.xmp.read.reframed`): one with the face's name (or, for an unnamed
+    face, none) at its place (written for the picture as it is), else the first that carries a
+    name facetags wrote for the face (places cannot be compared: facetags' own name says which
+    region is the face's). Other regions match nothing."""
     out: dict[int, int] = {}
     used: set[int] = set()
     for placed in (True, False):
@@ -194,12 +194,9 @@ def _match_ours(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: fl
             for j, region in enumerate(theirs):
                 if j in used or region.type not in (None, "", "Face"):
                     continue
-                if placed:
-                    hit = (
-                        _same(name, region.name)
-                        and region.box is not None
-                        and iou(box, region.box) >= threshold
-                    )
+                if placed:  # the face's name (or, unnamed, none) at its place: written for this frame
+                    alike = _same(name, region.name) or (name is None and region.name is None)
+                    hit = alike and region.box is not None and iou(box, region.box) >= threshold
                 else:
                     hit = _mine(written, region.name)
                 if hit:
@@ -451,7 +448,7 @@ def plan(
         positions.append(position)
     # Regions written for a picture of another shape (cropped or turned since) are not where its
     # faces are: facetags moves its own and compares no place with the others.
-    reframed = read.reframed(parsed.mwg_dims, stored_size)
+    reframed = read.reframed(parsed.mwg_dims, stored_size, orientation)
     if not options.replace_names:
         here = [] if reframed else [*parsed.mwg, *parsed.mp]
         conflicts = _conflicts(ours, [*here, *others], options.iou_threshold)
@@ -481,20 +478,23 @@ def plan(
         found, moved = _regions(out, "mwg", parsed, ours, options, renamed, kept, reframed)
         if parsed.mwg_dims is not None and tuple(round(v) for v in parsed.mwg_dims) != tuple(stored_size):
             others_left = [r for r in parsed.mwg if r.index not in found]
-            if out.changes and not (reframed and others_left):  # every region is where it says
+            if out.changes and not (reframed and others_left):
+                # every region of the list is placed for this picture now: it says so (with other
+                # regions left where they were, the list keeps the size they were placed for)
                 w, h = stored_size
                 out.updates[f"{MWG_DIMS}/stDim:w"] = str(int(w))
                 out.updates[f"{MWG_DIMS}/stDim:h"] = str(int(h))
                 out.updates[f"{MWG_DIMS}/stDim:unit"] = "pixel"
-            elif moved and others_left:  # said when facetags moves its own, not at every write
+            if moved and others_left:  # said when facetags moves its own, not at every write
                 many = len(others_left) > 1
-                rest = "are left as they are" if many else "is left as it is"
                 listed = ", ".join(f"{r.index} ({r.name!r})" if r.name else str(r.index) for r in others_left)
                 out.warnings.append(
                     f"{source or 'photo'}: the picture is {stored_size[0]}x{stored_size[1]} but its MWG "
-                    f"regions were written for {round(parsed.mwg_dims[0])}x{round(parsed.mwg_dims[1])} "
+                    f"regions were placed for {round(parsed.mwg_dims[0])}x{round(parsed.mwg_dims[1])} "
                     f"(cropped or turned since): facetags moved its own; region{'s' if many else ''} "
-                    f"{listed}, not one of facetags' faces, {rest}"
+                    f"{listed}, not one of facetags' faces, {'are' if many else 'is'} left as "
+                    f"{'they are' if many else 'it is'}, and so is the size they were placed for "
+                    "(xmp import does not read this photo's regions while they are there)"
                 )
     if "mp" in options.schemas and ours:
         _regions(out, "mp", parsed, ours, options, renamed, kept, reframed)
@@ -575,14 +575,18 @@ def sidecar_for(photo: Path, options: WriteOptions) -> Path:
     return existing[0] if existing else preferred
 
 
-def _other_regions(photo: Path, target: Path) -> list[RawRegion]:
-    """The regions of the photo's XMP files other than ``target`` (embedded and sidecars)."""
+def _other_regions(
+    photo: Path, target: Path, stored_size: tuple[int, int], orientation: int
+) -> list[RawRegion]:
+    """The regions of the photo's XMP files other than ``target`` (embedded and sidecars), but
+    those of a file placed for a picture of another shape (not where the faces are)."""
     found: list[RawRegion] = []
     for path, sidecar in [(photo, False), *((p, True) for p in read.existing_sidecars(photo))]:
         if path == target:
             continue
         parsed = read.load_parsed(path, sidecar=sidecar)
-        found += parsed.mwg + parsed.mp
+        if not read.reframed(parsed.mwg_dims, stored_size, orientation):
+            found += parsed.mwg + parsed.mp
     return found
 
 
@@ -774,7 +778,7 @@ def _write_one(
             flat = packet.load(target, sidecar=True)[0] if target.exists() else {}
             result.mode = "sidecar"
         result.target = target
-        others = _other_regions(photo, target)
+        others = _other_regions(photo, target, stored_size, orientation)
         todo = plan(
             flat,
             faces,
@@ -797,6 +801,7 @@ def _write_one(
             if face_id is not None:
                 names[face_id] = name
         if dry_run:
+            result.still = still  # what the photo's other XMP would keep (write_photo previews it)
             return result
         if not todo.updates:
             result.names = names  # the file already says all of it
@@ -853,7 +858,7 @@ def _write_one(
         if options.mode == "sidecar":
             result.error = str(exc)
             return result
-        again = _into_sidecar(photo, faces, options, dry_run, orientation, stored_size, claim)
+        again = _into_sidecar(photo, faces, options, dry_run, orientation, stored_size, claim, unchanged)
         if again.changes:  # why a sidecar: said when something is written
             again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
         return again

@@ -2,8 +2,8 @@
 
 Typing shows matching names below the input (and completes inline: → accepts). Choosing an
 existing name for a cluster merges the cluster into that person; the hint line says so. Enter on
-the start of an existing name (``Pen`` while ``Penny`` is completed) asks first: enter again
-makes a new person of that name, → takes the completion. A name
+the start of someone else's name (``Pen`` while ``Penny`` is completed) asks first: enter again
+takes the name as typed (a new person, in the move dialog), → takes the completion. A name
 with control characters (another tool may have written one) is shown escaped; entered unchanged,
 it is left as it is.
 """
@@ -149,19 +149,23 @@ class NameDialog(ModalScreen[str | None]):
         completion = self._completes(text)
         if completion is not None and self._new_asked != text:
             self._new_asked = text
+            # the move dialog (ids allowed) makes a new person of the name; naming renames
+            then = "for a new person" if self.allow_ids else f"to name them {text}"
             self.query_one("#dialog-hint", Label).update(
-                plain(f"no one is called {text}: enter again for a new person, → for {completion}")
+                plain(f"no one is called {text}: enter again {then}, → for {completion}")
             )
             return False
         self.dismiss(text)
         return True
 
     def _completes(self, text: str) -> str | None:
-        """The existing name ``text`` is the start of, if it is no one's whole name."""
+        """The existing name ``text`` is the start of, if it is no one's whole name (the name
+        being changed left out: shortening one's own name asks nothing)."""
         key = name_key(text)
         if any(name_key(n) == key for n in self.names) or (self.allow_ids and text.startswith("#")):
             return None
-        return next((n for n in self.names if name_key(n).startswith(key)), None)
+        own = name_key(self.value) if self.value else None
+        return next((n for n in self.names if name_key(n).startswith(key) and name_key(n) != own), None)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         event.stop()
