@@ -646,9 +646,7 @@ def write_photo(
     if not (parsed.mwg or parsed.mp):
         return result  # another tool's sidecar without faces: not ours to fill
     # claim=None: the photo's own write claimed the names; a failure here must not unclaim them
-    side = _into_sidecar(
-        photo, faces, options, dry_run, orientation, stored_size, claim=None, unchanged=unchanged
-    )
+    side = _write_in("sidecar", photo, faces, options, dry_run, orientation, stored_size, None, unchanged)
     result.changes += [f"{side.target}: {change}" for change in side.changes]
     result.warnings += [w for w in side.warnings if w not in result.warnings]
     result.written = result.written or side.written
@@ -676,16 +674,8 @@ def _embedded_too(
     """Written into a sidecar while the photo's own XMP still carries names facetags wrote
     there before (the setting was ``embed`` then): the photo is brought up to date too, so the
     two never tell different stories, if it can be written; else the result says why not."""
-    inside = _write_one(
-        photo,
-        faces,
-        dataclasses.replace(options, mode="embed"),
-        dry_run=dry_run,
-        orientation=orientation,
-        stored_size=stored_size,
-        claim=None,  # the sidecar's write claimed the names; a failure here must not unclaim them
-        unchanged=unchanged,
-    )
+    # claim=None: the sidecar's write claimed the names; a failure here must not unclaim them
+    inside = _write_in("embed", photo, faces, options, dry_run, orientation, stored_size, None, unchanged)
     if inside.mode != "embedded":  # read-only, hard-linked, a format without embedded XMP
         left = sorted({n for names in result.still.values() for n in names})
         result.warnings.append(
@@ -702,7 +692,8 @@ def _embedded_too(
         result.still = inside.still
 
 
-def _into_sidecar(
+def _write_in(
+    mode: str,
     photo: Path,
     faces: Sequence[FaceTag],
     options: WriteOptions,
@@ -712,12 +703,12 @@ def _into_sidecar(
     claim: Callable[[dict[int, str | None]], None] | None,
     unchanged: tuple[int, ...] | None = None,
 ) -> WriteResult:
-    """:func:`_write_one` into the photo's sidecar, whatever ``options.mode`` says."""
-    sidecar = dataclasses.replace(options, mode="sidecar")
+    """:func:`_write_one` into the photo's sidecar (``mode`` "sidecar") or the photo itself
+    ("embed"), whatever ``options.mode`` says."""
     return _write_one(
         photo,
         faces,
-        sidecar,
+        dataclasses.replace(options, mode=mode),
         dry_run=dry_run,
         orientation=orientation,
         stored_size=stored_size,
@@ -858,7 +849,9 @@ def _write_one(
         if options.mode == "sidecar":
             result.error = str(exc)
             return result
-        again = _into_sidecar(photo, faces, options, dry_run, orientation, stored_size, claim, unchanged)
+        again = _write_in(
+            "sidecar", photo, faces, options, dry_run, orientation, stored_size, claim, unchanged
+        )
         if again.changes:  # why a sidecar: said when something is written
             again.warnings.insert(0, f"{photo}: {exc.reason}; using a sidecar")
         return again
