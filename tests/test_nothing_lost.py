@@ -295,10 +295,13 @@ def test_case4_cli_status_and_forget(tmp_path: Path, shared_data: Path) -> None:
     assert "forgot 0 missing photos" in kept
     folder = cli("forget", str(on_disk.parent), ok=False).stderr
     assert f"{on_disk.parent} holds no missing photo" in folder
-    assert "forgot 1 missing photo (1 face" in cli("forget", str(root / "nas")).stderr
+    several = cli("forget", str(root / "nas"), str(on_disk), str(root / "typo.jpg"), ok=False)
+    assert "forgot 1 missing photo (1 face" in several.stderr  # done where there was something,
+    assert f"{on_disk} is on disk" in several.stderr and f"{root / 'typo.jpg'} holds no" in several.stderr
     assert json.loads(cli("status", "--json").stdout)["missing"] == []
     assert json.loads(cli("forget", "--json", str(root / "nas"), ok=False).stdout) == []
     assert "forgot 0 missing photos" in cli("forget", "--all").stderr  # nothing left: not an error
+    assert "no lost face to forget" in cli("forget", "--lost").stderr
 
 
 # -- case 5: an orientation change and back ----------------------------------------------------

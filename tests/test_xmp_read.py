@@ -95,7 +95,7 @@ def test_regions_placed_for_a_picture_of_another_shape_are_not_read(
         assert found.warnings == []
     else:
         (warning,) = found.warnings
-        assert f"placed for a {dims[0]}x{dims[1]} picture and this one is 460x512" in warning, warning
+        assert f"placed for a {dims[0]}x{dims[1]} picture and the photo is 460x512" in warning, warning
 
 
 @pytest.mark.parametrize("sidecar", ["x.jpg.xmp", "x.xmp"])

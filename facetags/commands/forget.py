@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from typing import TYPE_CHECKING
 
 import click
 
 from facetags.commands import plural, shown
 from facetags.config import Settings
+
+if TYPE_CHECKING:
+    from facetags.db.records import MissingPhoto
 
 
 @click.command()
@@ -29,7 +33,7 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: b
     until the same picture is back. `facetags status` lists them. Forgetting one drops its faces
     for good; photos still on disk are never forgotten. Indexed paths at or under PATHS that are
     gone from disk though no scan saw them go (a card or disk scanned once, since removed) are
-    dropped first. Exits with status 1 when PATHS held nothing to forget.
+    dropped first. Exits with status 1 when one of PATHS held nothing to forget.
 
     With --lost, `facetags status` and the TUI stop telling of the faces you had named or
     marked that edited photos no longer show; their people stay as they are.
@@ -43,6 +47,8 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: b
             put_aside = lib.forget_lost_faces()
         if as_json:
             click.echo(json.dumps([f.to_json() for f in put_aside], indent=2, ensure_ascii=False))
+        elif not put_aside:
+            click.echo("facetags: no lost face to forget ('facetags status' lists them)", err=True)
         else:  # each named: one the watcher recorded since the user last looked is seen here
             for face in put_aside:
                 click.echo(shown(f"  {face.describe()}"), err=True)
@@ -50,27 +56,35 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: b
         return
     if not paths and not everything:
         raise click.UsageError("name the missing photos or folders to forget, or give --all (or --lost)")
+    gone: list[MissingPhoto] = []
+    dropped = 0
+    idle: list[str] = []  # PATHS that held nothing to forget
     with Library.open(settings.library, settings, create=False) as lib:
-        dropped = lib.drop_gone(paths)  # indexed, gone from disk, never scanned again
-        gone = lib.forget(None if everything else paths)
+        if everything:
+            dropped = lib.drop_gone(paths)
+            gone = lib.forget(None)
+        for path in () if everything else paths:
+            went = lib.drop_gone([path])  # indexed, gone from disk, never scanned again
+            found = lib.forget([path])
+            dropped, gone = dropped + went, gone + found
+            if not went and not found:
+                idle.append(path)
     if dropped:
         click.echo(f"facetags: {plural(dropped, 'indexed path')} no longer on disk dropped", err=True)
-    nothing = not gone and not dropped and not everything  # PATHS named, none held anything
     if as_json:
         click.echo(json.dumps([m.to_json() for m in gone], indent=2, ensure_ascii=False))
     else:
-        if nothing:
-            for path in paths:  # say why nothing was forgotten
-                if os.path.isfile(path):
-                    why = "is on disk: only photos gone from disk are forgotten"
-                else:
-                    why = "holds no missing photo ('facetags status' lists them)"
-                click.echo(shown(f"facetags: {path} {why}"), err=True)
+        for path in idle:  # say why nothing was forgotten there
+            if os.path.isfile(path):
+                why = "is on disk: only photos gone from disk are forgotten"
+            else:
+                why = "holds no missing photo ('facetags status' lists them)"
+            click.echo(shown(f"facetags: {path} {why}"), err=True)
         faces = sum(m.faces for m in gone)
         named = sum(m.named_faces for m in gone)
         click.echo(
             f"forgot {plural(len(gone), 'missing photo')} ({plural(faces, 'face')}, {named} of named people)",
             err=True,
         )
-    if nothing:  # as rm does for a file that is not there: a script can tell
+    if idle:  # as rm does for a file that is not there: a script can tell
         raise click.exceptions.Exit(1)

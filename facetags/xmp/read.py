@@ -260,8 +260,8 @@ def read_regions(photo: Path) -> ReadResult:
         if reframed(item.mwg_dims, size, orientation) and (item.mwg or item.mp):
             dw, dh = (round(v) for v in item.mwg_dims or (0, 0))
             warnings.append(
-                f"{item.source}: its regions were placed for a {dw}x{dh} picture and this one is "
-                f"{size[0]}x{size[1]} (cropped or turned since): not read"
+                f"{item.source}: the regions in this file were placed for a {dw}x{dh} picture and the "
+                f"photo is {size[0]}x{size[1]} (cropped or turned since): not read from this file"
             )
             continue
         for schema, raws in (("mwg", item.mwg), ("mp", item.mp)):

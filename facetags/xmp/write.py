@@ -179,7 +179,13 @@ def _match(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) 
     return out
 
 
-def _match_ours(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: float) -> dict[int, int]:
+#: In a file placed for another frame of the picture, a region is where its face is now when it
+#: covers the face this closely (facetags' own, placed by it: IoU 1 but for rounding). A region
+#: left in the older frame by a small crop still overlaps its face by half or more: it is moved.
+PLACED_IOU = 0.9
+
+
+def _match_ours(ours: Sequence[Ours], theirs: Sequence[RawRegion]) -> dict[int, int]:
     """Our face i -> its region j in a file whose regions are placed for an older frame of the
     picture (:func:`facetags.xmp.read.reframed`): one with the face's name (or, for an unnamed
     face, none) at its place (written for the picture as it is), else the first that carries a
@@ -196,7 +202,7 @@ def _match_ours(ours: Sequence[Ours], theirs: Sequence[RawRegion], threshold: fl
                     continue
                 if placed:  # the face's name (or, unnamed, none) at its place: written for this frame
                     alike = _same(name, region.name) or (name is None and region.name is None)
-                    hit = alike and region.box is not None and iou(box, region.box) >= threshold
+                    hit = alike and region.box is not None and iou(box, region.box) >= PLACED_IOU
                 else:
                     hit = _mine(written, region.name)
                 if hit:
@@ -241,11 +247,7 @@ def _regions(
     label = schema.upper()
     theirs = parsed.mwg if schema == "mwg" else parsed.mp
     lst, name_field = (MWG_LIST, "mwg-rs:Name") if schema == "mwg" else (MP_LIST, "MPReg:PersonDisplayName")
-    matches = (
-        _match_ours(ours, theirs, opts.iou_threshold)
-        if reframed
-        else _match(ours, theirs, opts.iou_threshold)
-    )
+    matches = _match_ours(ours, theirs) if reframed else _match(ours, theirs, opts.iou_threshold)
     ours_found: set[int] = set()
     moved: set[int] = set()
     next_index = parsed.max_index(schema) + 1
@@ -260,7 +262,7 @@ def _regions(
             ours_there = _mine(written, region.name)  # facetags wrote that name for this face
             if reframed:  # facetags' region, placed in an older frame of the picture or moved since
                 ours_found.add(region.index)
-                if region.box is None or iou(box, region.box) < opts.iou_threshold:
+                if region.box is None or iou(box, region.box) < PLACED_IOU:
                     plan.updates.update(_area(schema, f"{lst}[{region.index}]", box))
                     plan.changes.append(
                         f"{label} region {region.index}: move {region.name!r} to the face's place "
@@ -478,23 +480,31 @@ def plan(
         found, moved = _regions(out, "mwg", parsed, ours, options, renamed, kept, reframed)
         if parsed.mwg_dims is not None and tuple(round(v) for v in parsed.mwg_dims) != tuple(stored_size):
             others_left = [r for r in parsed.mwg if r.index not in found]
-            if out.changes and not (reframed and others_left):
-                # every region of the list is placed for this picture now: it says so (with other
-                # regions left where they were, the list keeps the size they were placed for)
+            # every region of the list placed for this picture now: it says so, with the next
+            # change, or at once in a file of another shape (import reads it again); with other
+            # regions left where they were, the list keeps the size they were placed for
+            if (out.changes or reframed) and not (reframed and others_left):
                 w, h = stored_size
                 out.updates[f"{MWG_DIMS}/stDim:w"] = str(int(w))
                 out.updates[f"{MWG_DIMS}/stDim:h"] = str(int(h))
                 out.updates[f"{MWG_DIMS}/stDim:unit"] = "pixel"
+                if reframed:
+                    out.changes.append(
+                        f"MWG AppliedToDimensions: {round(parsed.mwg_dims[0])}x{round(parsed.mwg_dims[1])} "
+                        f"-> {w}x{h} (the picture was cropped or turned since)"
+                    )
             if moved and others_left:  # said when facetags moves its own, not at every write
                 many = len(others_left) > 1
                 listed = ", ".join(f"{r.index} ({r.name!r})" if r.name else str(r.index) for r in others_left)
                 out.warnings.append(
                     f"{source or 'photo'}: the picture is {stored_size[0]}x{stored_size[1]} but its MWG "
                     f"regions were placed for {round(parsed.mwg_dims[0])}x{round(parsed.mwg_dims[1])} "
-                    f"(cropped or turned since): facetags moved its own; region{'s' if many else ''} "
-                    f"{listed}, not one of facetags' faces, {'are' if many else 'is'} left as "
-                    f"{'they are' if many else 'it is'}, and so is the size they were placed for "
-                    "(xmp import does not read this photo's regions while they are there)"
+                    f"(cropped or turned since): facetags places its own where their faces are now; "
+                    f"region{'s' if many else ''} {listed}, which facetags does not know as a face of "
+                    "this picture (another tool's, or a face the crop cut off), "
+                    f"{'are' if many else 'is'} left as {'they are' if many else 'it is'}, with the size "
+                    f"{'they were' if many else 'it was'} placed for (xmp import does not read this "
+                    "file's regions while they are there)"
                 )
     if "mp" in options.schemas and ours:
         _regions(out, "mp", parsed, ours, options, renamed, kept, reframed)
@@ -678,9 +688,10 @@ def _embedded_too(
     inside = _write_in("embed", photo, faces, options, dry_run, orientation, stored_size, None, unchanged)
     if inside.mode != "embedded":  # read-only, hard-linked, a format without embedded XMP
         left = sorted({n for names in result.still.values() for n in names})
+        them = "them" if len(left) > 1 else "it"
         result.warnings.append(
             f"{photo}: its own XMP still carries {', '.join(map(repr, left))}, written there by facetags "
-            "before; the photo cannot be written, so it keeps them"
+            f"before; the photo cannot be written, so it keeps {them}"
         )
         return
     result.changes += [f"{photo}: {change}" for change in inside.changes]
@@ -793,6 +804,8 @@ def _write_one(
                 names[face_id] = name
         if dry_run:
             result.still = still  # what the photo's other XMP would keep (write_photo previews it)
+            if not todo.updates:
+                result.warnings = result.warnings[fallbacks:]  # why a sidecar: said when written
             return result
         if not todo.updates:
             result.names = names  # the file already says all of it

@@ -150,9 +150,9 @@ class NameDialog(ModalScreen[str | None]):
         if completion is not None and self._new_asked != text:
             self._new_asked = text
             # the move dialog (ids allowed) makes a new person of the name; naming renames
-            then = "for a new person" if self.allow_ids else f"to name them {text}"
+            then = "a new person" if self.allow_ids else "this name"
             self.query_one("#dialog-hint", Label).update(
-                plain(f"no one is called {text}: enter again {then}, → for {completion}")
+                plain(f"no one is {text}: enter: {then} · →: {completion}")
             )
             return False
         self.dismiss(text)

@@ -123,7 +123,8 @@ class PersonScreen(PersonLoader):
         return ids
 
     def _done(self, result: Any) -> None:
-        self.grid.action_clear()
+        for grid in self.query(FaceGrid):  # none once the screen has gone (a cluster left empty)
+            grid.action_clear()
 
     def action_back(self) -> None:
         self.app.pop_screen()
