@@ -263,7 +263,7 @@ class Library(Decisions, XmpSync):
             if stale:
                 log.info("%d faces have no vector of %s (the embedder changed): re-embedding", stale, model)
                 done = self._change_model()[0]
-            elif grouped_with not in (None, model) and self.store.counts()["faces"]:
+            elif grouped_with not in (None, model):
                 log.info("the people were grouped with %s: grouping them again with %s", grouped_with, model)
                 self._change_model()
             self._model_checked = model

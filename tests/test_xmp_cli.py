@@ -922,10 +922,7 @@ def test_a_rename_written_to_a_sidecar_reaches_the_name_written_into_the_photo_b
 
     where, photos = library
     t1 = photos / "t1.jpg"
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
-        bob = lib.name(face.person_id or 0, "Bob").id
-    assert _run(where, "write", "--embed").exit_code == 0
+    _face, bob = _named_and_written(where, photos, "Bob", scan=False)
     with Library.open(where, Settings(library=where), create=False) as lib:
         lib.name(bob, "Robert")
     if not writable:

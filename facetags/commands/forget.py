@@ -61,14 +61,15 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: b
     idle: list[str] = []  # PATHS that held nothing to forget
     with Library.open(settings.library, settings, create=False) as lib:
         if everything:
-            dropped = lib.drop_gone(paths)
+            dropped = lib.drop_gone(paths)  # any PATHS given too: gone from disk, never scanned again
             gone = lib.forget(None)
-        for path in () if everything else paths:
-            went = lib.drop_gone([path])  # indexed, gone from disk, never scanned again
-            found = lib.forget([path])
-            dropped, gone = dropped + went, gone + found
-            if not went and not found:
-                idle.append(path)
+        else:
+            for path in paths:  # one at a time: each says whether it held anything
+                went = lib.drop_gone([path])  # indexed, gone from disk, never scanned again
+                found = lib.forget([path])
+                dropped, gone = dropped + went, gone + found
+                if not went and not found:
+                    idle.append(path)
     if dropped:
         click.echo(f"facetags: {plural(dropped, 'indexed path')} no longer on disk dropped", err=True)
     if as_json:

@@ -379,23 +379,16 @@ class Store(PeopleStore):
 
     # -- failures and queue -------------------------------------------------------------------
 
-    def failures_under(self, root: str) -> dict[str, tuple[int | None, int | None]]:
+    def failures_under(self, root: str, error_prefix: str = "") -> dict[str, tuple[int | None, int | None]]:
+        """The failed files at or under ``root`` (those whose error starts with ``error_prefix``),
+        with the size and mtime they failed at."""
         lo, hi = _prefix_range(root)
         rows = self.conn.execute(
-            "SELECT path, size, mtime_ns FROM failures WHERE path = ? OR (path > ? AND path < ?)",
-            (root, lo, hi),
+            "SELECT path, size, mtime_ns FROM failures WHERE (path = ? OR (path > ? AND path < ?))"
+            " AND (? = '' OR substr(error, 1, ?) = ?)",
+            (root, lo, hi, error_prefix, len(error_prefix), error_prefix),
         )
         return {r[0]: (r[1], r[2]) for r in rows}
-
-    def crashed_under(self, root: str) -> set[str]:
-        """The failed files at or under ``root`` that crashed facetags (facetags.ingest.indexer)."""
-        lo, hi = _prefix_range(root)
-        rows = self.conn.execute(
-            "SELECT path FROM failures WHERE (path = ? OR (path > ? AND path < ?))"
-            " AND error LIKE 'crashed %'",
-            (root, lo, hi),
-        )
-        return {r[0] for r in rows}
 
     def record_failure(self, path: str, st: FileStat | None, error: str) -> None:
         self.conn.execute(

@@ -68,6 +68,8 @@ CRASH_LIMIT = 2
 ALONE_LIMIT = 4
 #: A photo's failure when the process analysing it on its own died of it.
 CRASHED = "crashed the process analysing it"
+#: ... how the failure of every photo that crashed facetags begins (this and the count of deaths)
+CRASHED_PREFIX = "crashed "
 #: ... and what is done about a photo that crashed facetags, and how to have it tried again.
 SKIPPED = "skipped until it changes (scan --retry-failed tries it again)"
 OUTCOMES = (
@@ -666,7 +668,7 @@ class Indexer:
             if not retry_failed:
                 known_bad.update(self.store.failures_under(root))
             else:  # tried again, but a photo that crashed facetags not in the scan's own process
-                self._crashed |= self.store.crashed_under(root)
+                self._crashed.update(self.store.failures_under(root, error_prefix=CRASHED_PREFIX))
         info = Walk()
         seen: set[str] = set()
         todo: list[tuple[str, FileStat]] = []

@@ -164,8 +164,18 @@ def remove_stale_temps_in(folder: Path, older_than: float = STALE_TEMP_SECONDS) 
 
 def _identity(info: os.stat_result) -> tuple[int, ...]:
     """What says a file is the one it was: a save by another program (in place, or a new file
-    renamed over it) changes one of these."""
+    renamed over it) changes one of these. The change time comes last: :func:`file_identity`
+    leaves it out."""
     return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns, info.st_ctime_ns)
+
+
+def file_identity(path: Path) -> tuple[int, ...] | None:
+    """:func:`_identity` of ``path`` but its change time (a ``chmod`` of the photo is no new
+    picture); None if it cannot be read. What ``atomic_update``'s ``still`` compares a photo by."""
+    try:
+        return _identity(os.stat(path))[:-1]
+    except OSError:
+        return None
 
 
 def atomic_update(

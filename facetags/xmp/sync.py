@@ -23,7 +23,8 @@ from facetags.errors import FacetagsError
 from facetags.names import same_name, words_key
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import Box, FaceTag, Region, iou, match_boxes
-from facetags.xmp.write import WriteOptions, WriteResult, file_identity, write_photo
+from facetags.xmp.safefile import file_identity
+from facetags.xmp.write import WriteOptions, WriteResult, write_photo
 
 log = logging.getLogger(__name__)
 

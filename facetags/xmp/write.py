@@ -46,7 +46,7 @@ from facetags.xmp.regions import (
     to_mwg_area,
     upright_to_stored,
 )
-from facetags.xmp.safefile import atomic_update
+from facetags.xmp.safefile import atomic_update, file_identity
 
 log = logging.getLogger(__name__)
 
@@ -324,6 +324,14 @@ def _regions(
     return ours_found, moved
 
 
+def _set_dims(plan: Plan, stored_size: tuple[int, int]) -> None:
+    """The region list's ``AppliedToDimensions``: the stored picture's pixel size."""
+    w, h = stored_size
+    plan.updates[f"{MWG_DIMS}/stDim:w"] = str(int(w))
+    plan.updates[f"{MWG_DIMS}/stDim:h"] = str(int(h))
+    plan.updates[f"{MWG_DIMS}/stDim:unit"] = "pixel"
+
+
 def _area(schema: str, item: str, box: Box) -> dict[str, str]:
     """The keys that place region ``item`` of ``schema``'s list at ``box`` (stored frame)."""
     if schema == "mp":
@@ -473,35 +481,30 @@ def plan(
         if parsed.mwg_dims is None:
             if not any(k.startswith(MWG_DIMS) for k in flat):
                 out.updates[MWG_DIMS] = 'type="Struct"'
-            w, h = stored_size
-            out.updates[f"{MWG_DIMS}/stDim:w"] = str(int(w))
-            out.updates[f"{MWG_DIMS}/stDim:h"] = str(int(h))
-            out.updates[f"{MWG_DIMS}/stDim:unit"] = "pixel"
+            _set_dims(out, stored_size)
         found, moved = _regions(out, "mwg", parsed, ours, options, renamed, kept, reframed)
         if parsed.mwg_dims is not None and tuple(round(v) for v in parsed.mwg_dims) != tuple(stored_size):
             others_left = [r for r in parsed.mwg if r.index not in found]
+            placed_for = "x".join(str(round(v)) for v in parsed.mwg_dims)
+            size = f"{stored_size[0]}x{stored_size[1]}"
             # every region of the list placed for this picture now: it says so, with the next
             # change, or at once in a file of another shape (import reads it again); with other
             # regions left where they were, the list keeps the size they were placed for
             if (out.changes or reframed) and not (reframed and others_left):
-                w, h = stored_size
-                out.updates[f"{MWG_DIMS}/stDim:w"] = str(int(w))
-                out.updates[f"{MWG_DIMS}/stDim:h"] = str(int(h))
-                out.updates[f"{MWG_DIMS}/stDim:unit"] = "pixel"
+                _set_dims(out, stored_size)
                 if reframed:
                     out.changes.append(
-                        f"MWG AppliedToDimensions: {round(parsed.mwg_dims[0])}x{round(parsed.mwg_dims[1])} "
-                        f"-> {w}x{h} (the picture was cropped or turned since)"
+                        f"MWG AppliedToDimensions: {placed_for} -> {size} "
+                        "(the picture was cropped or turned since)"
                     )
             if moved and others_left:  # said when facetags moves its own, not at every write
                 many = len(others_left) > 1
                 listed = ", ".join(f"{r.index} ({r.name!r})" if r.name else str(r.index) for r in others_left)
                 out.warnings.append(
-                    f"{source or 'photo'}: the picture is {stored_size[0]}x{stored_size[1]} but its MWG "
-                    f"regions were placed for {round(parsed.mwg_dims[0])}x{round(parsed.mwg_dims[1])} "
-                    f"(cropped or turned since): facetags places its own where their faces are now; "
-                    f"region{'s' if many else ''} {listed}, which facetags does not know as a face of "
-                    "this picture (another tool's, or a face the crop cut off), "
+                    f"{source or 'photo'}: the picture is {size} but its MWG regions were placed for "
+                    f"{placed_for} (cropped or turned since): facetags places its own where their faces "
+                    f"are now; region{'s' if many else ''} {listed}, which facetags does not know as a "
+                    "face of this picture (another tool's, or a face the crop cut off), "
                     f"{'are' if many else 'is'} left as {'they are' if many else 'it is'}, with the size "
                     f"{'they were' if many else 'it was'} placed for (xmp import does not read this "
                     "file's regions while they are there)"
@@ -643,9 +646,21 @@ def write_photo(
     )
     if result.error is not None:
         return result
-    if result.mode == "sidecar":
+    if result.mode == "sidecar":  # and, asked for sidecars, the photo where it has old names of ours
         if options.mode == "sidecar" and result.still:
-            _embedded_too(result, photo, faces, options, dry_run, orientation, stored_size, unchanged)
+            # claim=None: the sidecar's write claimed the names; a failure here must not unclaim them
+            inside = _write_in(
+                "embed", photo, faces, options, dry_run, orientation, stored_size, None, unchanged
+            )
+            if inside.mode == "embedded":
+                _absorb(result, inside, Path(photo), "the sidecar was written")
+            else:  # read-only, hard-linked, a format without embedded XMP
+                left = sorted({n for names in result.still.values() for n in names})
+                them = "them" if len(left) > 1 else "it"
+                result.warnings.append(
+                    f"{photo}: its own XMP still carries {', '.join(map(repr, left))}, written there by "
+                    f"facetags before; the photo cannot be written, so it keeps {them}"
+                )
         return result
     if result.written and unchanged is not None:
         unchanged = file_identity(Path(photo))  # facetags' own write
@@ -657,50 +672,23 @@ def write_photo(
         return result  # another tool's sidecar without faces: not ours to fill
     # claim=None: the photo's own write claimed the names; a failure here must not unclaim them
     side = _write_in("sidecar", photo, faces, options, dry_run, orientation, stored_size, None, unchanged)
-    result.changes += [f"{side.target}: {change}" for change in side.changes]
-    result.warnings += [w for w in side.warnings if w not in result.warnings]
-    result.written = result.written or side.written
-    if side.error is None:
-        result.still = side.still  # what is left of ours once both are written
-    if side.error is not None:
-        # an error for the photo: the names it now carries are not taken as written, so the
-        # next run tries the sidecar again (its old names are still ours to replace)
-        result.error = (
-            f"{sidecar}: could not be brought up to date ({side.error}); the photo itself was written"
-        )
+    # an error for the photo: the names it now carries are not taken as written, so the next run
+    # tries the sidecar again (its old names are still ours to replace)
+    _absorb(result, side, sidecar, "the photo itself was written")
     return result
 
 
-def _embedded_too(
-    result: WriteResult,
-    photo: Path,
-    faces: Sequence[FaceTag],
-    options: WriteOptions,
-    dry_run: bool,
-    orientation: int | None,
-    stored_size: tuple[int, int] | None,
-    unchanged: tuple[int, ...] | None,
-) -> None:
-    """Written into a sidecar while the photo's own XMP still carries names facetags wrote
-    there before (the setting was ``embed`` then): the photo is brought up to date too, so the
-    two never tell different stories, if it can be written; else the result says why not."""
-    # claim=None: the sidecar's write claimed the names; a failure here must not unclaim them
-    inside = _write_in("embed", photo, faces, options, dry_run, orientation, stored_size, None, unchanged)
-    if inside.mode != "embedded":  # read-only, hard-linked, a format without embedded XMP
-        left = sorted({n for names in result.still.values() for n in names})
-        them = "them" if len(left) > 1 else "it"
-        result.warnings.append(
-            f"{photo}: its own XMP still carries {', '.join(map(repr, left))}, written there by facetags "
-            f"before; the photo cannot be written, so it keeps {them}"
-        )
-        return
-    result.changes += [f"{photo}: {change}" for change in inside.changes]
-    result.warnings += [w for w in inside.warnings if w not in result.warnings]
-    result.written = result.written or inside.written
-    if inside.error is not None:
-        result.error = f"{photo}: could not be brought up to date ({inside.error}); the sidecar was written"
+def _absorb(result: WriteResult, other: WriteResult, where: Path, done: str) -> None:
+    """Add to ``result`` the write into the photo's other XMP file ``where`` that keeps the two
+    telling one story: its changes, warnings, and what is left of ours once both are written;
+    its failure is the photo's (``done``: what was written all the same)."""
+    result.changes += [f"{where}: {change}" for change in other.changes]
+    result.warnings += [w for w in other.warnings if w not in result.warnings]
+    result.written = result.written or other.written
+    if other.error is not None:
+        result.error = f"{where}: could not be brought up to date ({other.error}); {done}"
     else:
-        result.still = inside.still
+        result.still = other.still
 
 
 def _write_in(
@@ -726,16 +714,6 @@ def _write_in(
         claim=claim,
         unchanged=unchanged,
     )
-
-
-def file_identity(path: Path) -> tuple[int, ...] | None:
-    """What says ``path`` is the file it was (device, inode, size, modification time); None if
-    it cannot be read."""
-    try:
-        info = os.stat(path)
-    except OSError:
-        return None
-    return (info.st_dev, info.st_ino, info.st_size, info.st_mtime_ns)
 
 
 def _write_one(
