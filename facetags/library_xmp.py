@@ -123,23 +123,40 @@ class XmpSync:
         its own short transaction, so a run that is stopped or killed leaves records that match
         the photos. The library is not held while files are written. ``options``: the settings'
         (:meth:`xmp_options`) if not given."""
-        from facetags.xmp.sync import write_records
+        from facetags.xmp.regions import FaceTag
+        from facetags.xmp.sync import group_faces, write_photos
 
         options = options or self.xmp_options()
         with self._lock:
             records = self.faces_to_write(person_id)
-            if records and not dry_run:
+            lost = self.store.lost_xmp_files()
+            if (records or lost) and not dry_run:
                 self.store.check_writable()  # before any photo changes: what is written is recorded
             doubted = self.store.unverified_photos()
-        return write_records(
-            records,
+        photos = group_faces(records, include_unnamed=options.include_unnamed)
+        # names of ours for faces an edit cut off, to take out where the file is placed for the
+        # older picture (a crop)
+        for path, (_photo, names) in lost.items():
+            photos.setdefault(Path(path), []).append(
+                FaceTag(box=(0.0, 0.0, 0.0, 0.0), written=names, gone=True)
+            )
+        guard = _IndexedFiles(self, records, dry_run, full=person_id is None, doubted=doubted)
+        guard.add({Path(path): photo for path, (photo, _names) in lost.items()})
+        return write_photos(
+            photos,
             options,
             dry_run=dry_run,
             progress=progress,
             stop=stop,
             remember=self.remember_xmp_names,
-            guard=_IndexedFiles(self, records, dry_run, full=person_id is None, doubted=doubted),
+            guard=guard,
+            lost=self._lost_xmp_names_left,
         )
+
+    def _lost_xmp_names_left(self, path: Path, left: set[str]) -> None:
+        """After a write of ``path``: of the names of faces an edit cut off, it carries ``left``."""
+        with self._lock, self.store.write():
+            self.store.set_lost_xmp_names(str(path), left)
 
     def import_xmp(
         self,
@@ -183,14 +200,19 @@ class _IndexedFiles:
         run wrote to is as verified as it was once its files are done (a name this run claimed
         marked it unverified meanwhile, in case the run was killed)."""
         self.library = library
-        self.photo_of = {Path(r.path): r.photo_id for r in records}
+        self.photo_of: dict[Path, int] = {}
         self.dry_run = dry_run
         self.full = full
         self.doubted = doubted if doubted is not None else set()
         self.unwritten: set[int] = set()  # photos a file of which failed in this run
         self.left: dict[int, set[Path]] = {}  # photo -> its files not yet done in this run
-        for path, photo_id in self.photo_of.items():
-            self.left.setdefault(photo_id, set()).add(path)
+        self.add({Path(r.path): r.photo_id for r in records})
+
+    def add(self, files: dict[Path, int]) -> None:
+        """Files the run writes besides its records' (path -> the photo it is for)."""
+        for path, photo_id in files.items():
+            self.photo_of.setdefault(path, photo_id)
+            self.left.setdefault(self.photo_of[path], set()).add(path)
 
     def check(self, photo: Path) -> str | None:
         from facetags.errors import DecodeError

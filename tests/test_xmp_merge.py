@@ -255,3 +255,51 @@ def test_another_file_s_regions_placed_for_another_picture_are_no_conflict(photo
     assert result.written and result.kept == 0 and result.error is None, result
     (report,) = exiftool("-struct", "-RegionInfo", photo.with_name("m.jpg.xmp"))
     assert [r.get("Name") for r in report["RegionInfo"]["RegionList"]] == ["Eileen"]
+
+
+def test_a_cut_off_face_s_region_is_taken_out_and_the_list_closes_up(photo: Path) -> None:
+    """In a file placed for a picture of another shape (cropped since), facetags' region for a
+    face the crop cut off (``FaceTag.gone``) is taken out of both lists: an XMP array has no
+    gaps, so the regions after it move up, each with every field another tool gave it; its
+    keywords go, another tool's stay."""
+    left, right = (0.05, 0.1, 0.1, 0.1), (0.8, 0.1, 0.1, 0.1)
+    exiftool_write(
+        "-RegionInfo={AppliedToDimensions={W=1024,H=512,Unit=pixel},RegionList=["
+        f"{_mwg(left, 'Zed')},{_mwg(FACE_BOX, 'Ann')},{_mwg(right, 'Eve')[:-1]},Description=by hand}}]}}",
+        "-RegionInfoMP={Regions=[{PersonDisplayName=Zed,Rectangle=0.1|, 0.1|, 0.1|, 0.1},"
+        "{PersonDisplayName=Ann,Rectangle=0.3|, 0.3|, 0.1|, 0.1},"
+        "{PersonDisplayName=Eve,Rectangle=0.7|, 0.1|, 0.1|, 0.1}]}",
+        "-XMP-dc:Subject=holiday",
+        "-XMP-dc:Subject+=Ann",
+        "-XMP-iptcExt:PersonInImage=Ann",
+        photo,
+    )
+    gone = FaceTag((0.0, 0.0, 0.0, 0.0), written=("Ann",), gone=True)
+    result = write_photo(photo, [gone], WriteOptions(mode="embed"))
+    assert result.written and result.error is None, result
+    assert result.lost_left == set(), result
+    taken = [c.split(" (")[0] for c in result.changes if "take out" in c]
+    assert taken == ["MWG region 2: take out 'Ann'", "MP region 2: take out 'Ann'"], result.changes
+    report = _report(photo)
+    mwg = report["RegionInfo"]["RegionList"]
+    assert [r.get("Name") for r in mwg] == ["Zed", "Eve"]
+    assert mwg[1]["Description"] == "by hand"
+    assert [r["PersonDisplayName"] for r in report["RegionInfoMP"]["Regions"]] == ["Zed", "Eve"]
+    assert report["RegionInfoMP"]["Regions"][1]["Rectangle"] == "0.7, 0.1, 0.1, 0.1"
+    assert report["Subject"] == ["holiday"] and not report.get("PersonInImage"), report
+    # the other tool's regions are still where the older picture had them: so is the list's size
+    assert report["RegionInfo"]["AppliedToDimensions"] == {"W": 1024, "H": 512, "Unit": "pixel"}
+    again = write_photo(photo, [gone], WriteOptions(mode="embed"))
+    assert not again.written and not again.changes and again.lost_left == set(), again
+
+
+def test_a_cut_off_face_s_region_stays_in_a_file_of_the_picture_s_shape(photo: Path) -> None:
+    """The same region in a file placed for this picture's shape stays (the face may still be
+    there, missed by the detector), and the write says the file still carries the name."""
+    w, h = Image.open(photo).size
+    dims = f"AppliedToDimensions={{W={w},H={h},Unit=pixel}}"
+    exiftool_write(f"-RegionInfo={{{dims},RegionList=[{_mwg(FACE_BOX, 'Ann')}]}}", photo)
+    gone = FaceTag((0.0, 0.0, 0.0, 0.0), written=("Ann",), gone=True)
+    result = write_photo(photo, [gone], WriteOptions(mode="embed"))
+    assert result.error is None and not result.changes and result.lost_left == {"Ann"}, result
+    assert [r.get("Name") for r in _report(photo)["RegionInfo"]["RegionList"]] == ["Ann"]

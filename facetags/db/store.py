@@ -25,6 +25,8 @@ from facetags.db.records import REPLACED, FaceRecord, Failure, FileRow, FileStat
 _FILE_COLS = "id, path, photo_id, size, mtime_ns, device, inode"
 #: Ids at most in one ``IN (...)`` list (SQLite allows 32,766 parameters).
 _FEW = 900
+#: Tables whose rows name a file by path and follow it when it moves.
+XMP_PATH_TABLES = ("xmp_names", "xmp_lost_names")
 
 
 class _RolledBack(Exception):
@@ -191,8 +193,9 @@ class Store(PeopleStore):
         ).fetchall()
         old = self.conn.execute("SELECT path FROM files WHERE id = ?", (file_id,)).fetchone()
         if old is not None and old[0] != new_path:  # what facetags wrote into the file moves with it,
-            self.conn.execute("DELETE FROM xmp_names WHERE path = ?", (new_path,))  # over what was there
-            self.conn.execute("UPDATE xmp_names SET path = ? WHERE path = ?", (new_path, old[0]))
+            for table in XMP_PATH_TABLES:  # over what was there
+                self.conn.execute(f"DELETE FROM {table} WHERE path = ?", (new_path,))
+                self.conn.execute(f"UPDATE {table} SET path = ? WHERE path = ?", (new_path, old[0]))
         self.conn.execute(
             "UPDATE files SET path = ?, size = ?, mtime_ns = ?, device = ?, inode = ?, seen_at = ?"
             " WHERE id = ?",
@@ -222,12 +225,7 @@ class Store(PeopleStore):
             (d_lo, len(s_lo) + 1, s_lo, s_hi),
         )
         # what facetags wrote into the files moves with them, over what was there
-        self.conn.execute("DELETE FROM xmp_names WHERE path > ? AND path < ?", (d_lo, d_hi))
-        self.conn.execute(
-            "UPDATE xmp_names SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
-            (d_lo, len(s_lo) + 1, s_lo, s_hi),
-        )
-        for table in ("failures", "queue"):
+        for table in (*XMP_PATH_TABLES, "failures", "queue"):
             self.conn.execute(f"DELETE FROM {table} WHERE path > ? AND path < ?", (d_lo, d_hi))
             self.conn.execute(
                 f"UPDATE {table} SET path = ? || substr(path, ?) WHERE path > ? AND path < ?",
@@ -774,6 +772,49 @@ class Store(PeopleStore):
                 " SELECT ?, path, name, written_at FROM xmp_names WHERE face_id = ? AND path = ?",
                 (new, old, path),
             )
+
+    def keep_lost_xmp_names(self, face_id: int, path: str, photo_id: int) -> None:
+        """The file at ``path`` now shows ``photo_id``, an edit of the picture that cut off face
+        ``face_id``: the names facetags wrote into the file for that face stay known as its own
+        there (``xmp_lost_names``), for ``xmp write`` to take out, before the face goes."""
+        self.conn.execute(
+            "INSERT INTO xmp_lost_names (path, photo_id, name, written_at)"
+            " SELECT path, ?, name, written_at FROM xmp_names WHERE face_id = ? AND path = ?"
+            " ON CONFLICT (path, name) DO UPDATE SET photo_id = excluded.photo_id,"
+            " written_at = MAX(written_at, excluded.written_at)",
+            (photo_id, face_id, path),
+        )
+
+    def carry_lost_xmp_names(self, path: str, old_photo: int, photo_id: int) -> None:
+        """``path`` showed ``old_photo`` and now shows ``photo_id``, a further edit of it: the
+        names of cut-off faces the file carried still are."""
+        self.conn.execute(
+            "UPDATE xmp_lost_names SET photo_id = ? WHERE path = ? AND photo_id = ?",
+            (photo_id, path, old_photo),
+        )
+
+    def lost_xmp_files(self) -> dict[str, tuple[int, tuple[str, ...]]]:
+        """Path -> (photo id, names) of each file on disk that may carry names facetags wrote for
+        faces an edit of its picture cut off (:meth:`keep_lost_xmp_names`)."""
+        rows = self.conn.execute(
+            "SELECT x.path, x.photo_id, x.name FROM xmp_lost_names x"
+            " JOIN files fl ON fl.path = x.path AND fl.photo_id = x.photo_id ORDER BY x.path, x.written_at"
+        )
+        out: dict[str, tuple[int, tuple[str, ...]]] = {}
+        for path, photo_id, name in rows:
+            _photo, names = out.get(path, (int(photo_id), ()))
+            out[str(path)] = (int(photo_id), (*names, str(name)))
+        return out
+
+    def set_lost_xmp_names(self, path: str, left: Iterable[str]) -> None:
+        """After a write: of the cut-off faces' names recorded for the file at ``path``, it
+        still carries ``left``; the others are gone from it."""
+        keep = set(left)
+        for (name,) in self.conn.execute(
+            "SELECT name FROM xmp_lost_names WHERE path = ?", (path,)
+        ).fetchall():
+            if name not in keep:
+                self.conn.execute("DELETE FROM xmp_lost_names WHERE path = ? AND name = ?", (path, name))
 
     def carry_cannot_links(self, mapping: dict[int, int]) -> None:
         """Copy the "different people" pairs of old faces to their new faces (old id -> new id)."""

@@ -420,19 +420,22 @@ class Indexer:
         self.store.carry_xmp_names({old[i].face_id: face_ids[j] for i, j in pairs.items()}, path)
         if pairs:
             self.store.xmp_unverified(photo_id)
-        self._lost(path, old_photo, [f for i, f in enumerate(old) if i not in pairs])
+        self.store.carry_lost_xmp_names(path, old_photo, photo_id)
+        self._lost(path, old_photo, photo_id, [f for i, f in enumerate(old) if i not in pairs])
         log.info("%s changed: %d of %d faces kept their place", path, len(pairs), len(old))
         return carried
 
-    def _lost(self, path: str, old_photo: int, faces: list[OldFace]) -> None:
-        """``path`` no longer shows ``faces`` of ``old_photo``: each the user had decided on is
-        logged and recorded as a ``face_lost`` decision, unless another path still shows the
-        old version."""
+    def _lost(self, path: str, old_photo: int, photo_id: int, faces: list[OldFace]) -> None:
+        """``path`` no longer shows ``faces`` of ``old_photo`` (it shows ``photo_id``): each the
+        user had decided on is logged and recorded as a ``face_lost`` decision, and the names
+        facetags wrote into the file for any of them stay known as its own there (for ``xmp
+        write`` to take out), unless another path still shows the old version."""
         if any(f.path != path for f in self.store.photo_files(old_photo)):
             return  # shown at another path
         if any(p != path for p in self.store.missing_paths(old_photo)):
             return  # kept as missing at another path: its faces stay with it
         for face in faces:
+            self.store.keep_lost_xmp_names(face.face_id, path, photo_id)
             if not face.decided:
                 continue
             log.warning(

@@ -127,6 +127,17 @@ def _number(value: Any) -> float:
     return number
 
 
+def item_key(key: str, prefix: str) -> tuple[int, str] | None:
+    """``key`` as (index, what follows the index: "" or "/field...") when it lies in an item of
+    the array at ``prefix``; None otherwise."""
+    if not key.startswith(prefix + "["):
+        return None
+    match = _ITEM.match(key[len(prefix) :])
+    if match is None:
+        return None
+    return int(match.group(1)), key[len(prefix) + len(match.group(1)) + 2 :]
+
+
 def _group(flat: Mapping[str, Entry], prefix: str) -> tuple[bool, dict[int, dict[str, Any]]]:
     """Items of the array at ``prefix``: index -> {field path: value}; and whether it exists."""
     items: dict[int, dict[str, Any]] = {}

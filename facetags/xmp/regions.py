@@ -39,6 +39,9 @@ class FaceTag:
     # made before a rename): all are facetags' own, to replace or take back
     written: tuple[str, ...] = ()
     face_id: int | None = None  # the library's face, to report what the file now says of it
+    # a face an edit of the picture cut off: its regions of ours (``written``) are taken out of a
+    # file placed for the older picture (``box`` is not used)
+    gone: bool = False
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,7 @@ def write_photos(
     stop: threading.Event | None = None,
     remember: Remember | None = None,
     guard: Guard | None = None,
+    lost: Callable[[Path, set[str]], None] | None = None,
 ) -> list[WriteResult]:
     """:func:`facetags.xmp.write.write_photo` for each photo; a failure is reported, not raised.
 
@@ -125,7 +126,8 @@ def write_photos(
     part-way leaves every name a file may carry recorded. A photo in several files (copies: the
     same face ids at several paths) is written into each, with each file's own records
     (``FaceTag.previous``, ``FaceTag.written``). ``guard`` first says whether each
-    file still shows the photo the names are for.
+    file still shows the photo the names are for. ``lost(path, names)`` records, after each
+    file with faces an edit cut off (``FaceTag.gone``), which of their names it still carries.
     """
     from facetags.xmp.safefile import remove_stale_temps_in
 
@@ -148,6 +150,9 @@ def write_photos(
             result = write_photo(path, photos[path], options, dry_run=dry_run, claim=claim, unchanged=looked)
         if remember is not None and not dry_run and not result.error and result.names:
             remember(path, result.names, "written", result.still)
+        cut_off = any(face.gone for face in photos[path])
+        if lost is not None and cut_off and not dry_run and result.lost_left is not None:
+            lost(path, result.lost_left)
         if guard is not None and not dry_run:
             if not result.error:
                 guard.done(path, result.written)

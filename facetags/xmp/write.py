@@ -120,6 +120,9 @@ class Plan:
     # position -> names of facetags' still at the face in XMP this plan leaves alone (the photo's
     # other XMP file, region lists of schemas not written): the file may still carry them
     still: dict[int, tuple[str, ...]] = field(default_factory=dict)
+    # names of faces the picture no longer shows (FaceTag.gone) the file still carries once the
+    # plan is applied (a file of the picture's shape keeps them: the face may still be there)
+    lost_left: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -144,6 +147,9 @@ class WriteResult:
     # why a sidecar though the photo itself was asked for ("read-only photo", ...); its warning
     # is in ``warnings`` too
     fallback: str | None = None
+    # names of faces an edit cut off (FaceTag.gone) the photo's XMP still carries; None: not
+    # known (a dry run, a failure)
+    lost_left: set[str] | None = None
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -324,6 +330,56 @@ def _regions(
     return ours_found, moved
 
 
+def _take_out(
+    plan: Plan,
+    schema: str,
+    regions: Sequence[RawRegion],
+    ours_found: set[int],
+    gone: Sequence[str],
+    renamed: dict[tuple[str, int], str],
+) -> set[int]:
+    """In a file whose regions are placed for an older frame of the picture: the regions that
+    carry a name facetags wrote for a face the picture no longer shows (cut off by a crop), and
+    are not one of its faces', are taken out. Returns their indexes."""
+    out: set[int] = set()
+    for region in regions:
+        if region.index in ours_found or region.type not in (None, "", "Face"):
+            continue
+        if region.name and any(_same(region.name, name) for name in gone):
+            out.add(region.index)
+            renamed[(schema, region.index)] = region.name
+            plan.changes.append(
+                f"{schema.upper()} region {region.index}: take out {region.name!r} (facetags wrote it "
+                "for a face the edited picture no longer shows)"
+            )
+    return out
+
+
+def _without_items(flat: Flat, updates: dict[str, Any], lst: str, drop: set[int]) -> dict[str, Any]:
+    """``updates`` that also take the items ``drop`` (the file's indexes) out of the array at
+    ``lst``. An XMP array has no gaps (Exiv2 refuses to write one), so the array is written anew
+    from its first item: every item the file has there is deleted, then what is left (with the
+    other ``updates`` applied) is added again in order, numbered from 1."""
+    after = {key: value for key, (_type, value) in flat.items()}
+    for key, value in updates.items():
+        if value is None:
+            after.pop(key, None)
+        else:
+            after[key] = value
+    items: dict[int, list[tuple[str, Any]]] = {}
+    for key, value in after.items():
+        found = read.item_key(key, lst)
+        if found is not None:
+            items.setdefault(found[0], []).append((found[1], value))
+    out = {key: value for key, value in updates.items() if read.item_key(key, lst) is None}
+    out.update({key: None for key in flat if read.item_key(key, lst) is not None})
+    kept = [index for index in sorted(items) if index not in drop]
+    for number, index in enumerate(kept, start=1):
+        for rest, value in items[index]:
+            out[f"{lst}[{number}]{rest}"] = value
+    return out
+
+
 def _set_dims(plan: Plan, stored_size: tuple[int, int]) -> None:
     """The region list's ``AppliedToDimensions``: the stored picture's pixel size."""
     w, h = stored_size
@@ -444,10 +500,14 @@ def plan(
     out.warnings += parsed.warnings
     ours: list[Ours] = []
     positions: list[int] = []  # ours[k] is faces[positions[k]]
+    gone: list[str] = []  # names of ours for faces the picture no longer shows
     for position, face in enumerate(faces):
         name = read.region_name(face.name) if face.name is not None else None
         cleaned = (read.region_name(n) for n in (face.previous, *face.written) if n is not None)
         written = tuple(dict.fromkeys(n for n in cleaned if n is not None))
+        if face.gone:
+            gone += [n for n in written if n not in gone]
+            continue
         if name is None and not written and not options.include_unnamed:
             continue
         box = upright_to_stored(clip(face.box), orientation)
@@ -474,7 +534,11 @@ def plan(
         positions = [p for i, p in enumerate(positions) if i not in conflicts]
     renamed: dict[tuple[str, int], str] = {}  # (schema, index) -> the name it had
     kept: set[str] = set()
-    if "mwg" in options.schemas and ours:
+    # regions taken out: facetags' own for faces the picture no longer shows, in a file placed
+    # for the older picture (in one of its shape the face may still be there, missed)
+    dropped: dict[str, set[int]] = {"mwg": set(), "mp": set()}
+    take_out = reframed and bool(gone)
+    if "mwg" in options.schemas and (ours or take_out):
         # Containers are declared before anything inside them, or Exiv2 drops the contents.
         if not parsed.mwg_root:
             out.updates[MWG_ROOT] = 'type="Struct"'
@@ -483,8 +547,10 @@ def plan(
                 out.updates[MWG_DIMS] = 'type="Struct"'
             _set_dims(out, stored_size)
         found, moved = _regions(out, "mwg", parsed, ours, options, renamed, kept, reframed)
+        if take_out:
+            dropped["mwg"] = _take_out(out, "mwg", parsed.mwg, found, gone, renamed)
         if parsed.mwg_dims is not None and tuple(round(v) for v in parsed.mwg_dims) != tuple(stored_size):
-            others_left = [r for r in parsed.mwg if r.index not in found]
+            others_left = [r for r in parsed.mwg if r.index not in found | dropped["mwg"]]
             placed_for = "x".join(str(round(v)) for v in parsed.mwg_dims)
             size = f"{stored_size[0]}x{stored_size[1]}"
             # every region of the list placed for this picture now: it says so, with the next
@@ -510,7 +576,11 @@ def plan(
                     "file's regions while they are there)"
                 )
     if "mp" in options.schemas and ours:
-        _regions(out, "mp", parsed, ours, options, renamed, kept, reframed)
+        found_mp, _moved = _regions(out, "mp", parsed, ours, options, renamed, kept, reframed)
+        if take_out:
+            dropped["mp"] = _take_out(out, "mp", parsed.mp, found_mp, gone, renamed)
+    elif "mp" in options.schemas and take_out:
+        dropped["mp"] = _take_out(out, "mp", parsed.mp, set(), gone, renamed)
     taken_back = set(renamed.values())
     if not {"mwg", "mp"} & options.schemas:  # keywords only: our old names go where they differ
         kept = {name for _box, name, _written in ours if name is not None}
@@ -543,6 +613,16 @@ def plan(
         if left and i in out.names:
             out.still[positions[i]] = tuple(sorted(left))
     out.names = {positions[i]: name for i, name in out.names.items()}
+    carried = [
+        r.name
+        for schema, regions in (("mwg", parsed.mwg), ("mp", parsed.mp))
+        for r in regions
+        if r.name and r.index not in dropped[schema]
+    ]
+    out.lost_left = {name for name in gone if any(_same(name, n) for n in carried)}
+    for schema, lst in (("mwg", MWG_LIST), ("mp", MP_LIST)):
+        if dropped[schema]:
+            out.updates = _without_items(flat, out.updates, lst, dropped[schema])
     if not out.changes:
         out.updates.clear()  # containers declared for nothing: leave the file alone
     return out
@@ -689,6 +769,8 @@ def _absorb(result: WriteResult, other: WriteResult, where: Path, done: str) -> 
         result.error = f"{where}: could not be brought up to date ({other.error}); {done}"
     else:
         result.still = other.still
+        if result.lost_left is not None and other.lost_left is not None:
+            result.lost_left |= other.lost_left
 
 
 def _write_in(
@@ -788,6 +870,7 @@ def _write_one(
         if not todo.updates:
             result.names = names  # the file already says all of it
             result.still = still
+            result.lost_left = todo.lost_left
             result.warnings = result.warnings[fallbacks:]  # why a sidecar: said when written
             return result
         known = {face.face_id: (face.previous, *face.written) for face in faces if face.face_id is not None}
@@ -835,6 +918,7 @@ def _write_one(
         result.written = True
         result.names = names
         result.still = still
+        result.lost_left = todo.lost_left
         log.info("%s: %d change(s) written to %s", photo, len(todo.changes), target)
     except packet.PacketTooLarge as exc:
         if options.mode == "sidecar":
