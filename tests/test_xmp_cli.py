@@ -823,6 +823,33 @@ def test_a_photo_cropped_or_resized_in_an_editor_that_kept_its_xmp_gets_no_secon
     assert "0 changed, 2 up to date" in unnamed.stderr, unnamed.output  # astronaut too
 
 
+def _three_named_and_written(where: Path, t1: Path) -> list[Any]:
+    """t1's three faces named Ann, Bo and Cy from left to right and written into it; its faces
+    from left to right."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        by_x = sorted((f for f in lib.faces() if f.path == str(t1)), key=lambda f: f.box[0])
+        for face, name in zip(by_x, ("Ann", "Bo", "Cy"), strict=False):
+            lib.name(face.person_id or 0, name)
+    assert _run(where, "write", "--embed").exit_code == 0
+    return by_x
+
+
+def _imported_anew(photos: Path, rebuilt: Path) -> set[str]:
+    """The names ``xmp import`` gives people in a library made anew from ``photos``."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    with Library.open(rebuilt, Settings(library=rebuilt)) as lib:
+        lib.scan([photos])
+    imported = _run(rebuilt, "import", str(photos))
+    assert imported.exit_code == 0 and "not read" not in imported.stderr, imported.output
+    with Library.open(rebuilt, Settings(library=rebuilt), create=False) as lib:
+        return {p.name for p in lib.people() if p.name}
+
+
 def test_a_photo_trimmed_a_little_gets_its_regions_moved_and_its_size_and_reads_again(
     library: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -838,11 +865,7 @@ def test_a_photo_trimmed_a_little_gets_its_regions_moved_and_its_size_and_reads_
 
     where, photos = library
     t1 = photos / "t1.jpg"
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        by_x = sorted((f for f in lib.faces() if f.path == str(t1)), key=lambda f: f.box[0])
-        for face, name in zip(by_x, ("Ann", "Bo", "Cy"), strict=False):
-            lib.name(face.person_id or 0, name)
-    assert _run(where, "write", "--embed").exit_code == 0
+    _three_named_and_written(where, t1)
     before = tmp_path / "before.jpg"
     before.write_bytes(t1.read_bytes())
     with Image.open(before) as im:
@@ -862,13 +885,7 @@ def test_a_photo_trimmed_a_little_gets_its_regions_moved_and_its_size_and_reads_
     for name, (x, y, fw, fh) in placed.items():
         assert abs(areas[name]["X"] - (x + fw / 2)) < 0.005 and abs(areas[name]["Y"] - (y + fh / 2)) < 0.005
     assert "0 changed, 1 up to date" in _run(where, "write", "--embed").stderr
-    rebuilt = tmp_path / "rebuilt.db"  # a library made anew from the photos
-    with Library.open(rebuilt, Settings(library=rebuilt)) as lib:
-        lib.scan([photos])
-    imported = _run(rebuilt, "import", str(photos))
-    assert imported.exit_code == 0 and "not read" not in imported.stderr, imported.output
-    with Library.open(rebuilt, Settings(library=rebuilt), create=False) as lib:
-        assert {"Ann", "Bo", "Cy"} <= {p.name for p in lib.people() if p.name}
+    assert {"Ann", "Bo", "Cy"} <= _imported_anew(photos, tmp_path / "rebuilt.db")
 
 
 def test_a_face_painted_over_keeps_its_region_until_a_crop_cuts_it_off(
@@ -880,16 +897,9 @@ def test_a_face_painted_over_keeps_its_region_until_a_crop_cuts_it_off(
     the region is taken out, with its keyword; a library rebuilt from the photo reads it again."""
     from PIL import Image, ImageDraw
 
-    from facetags.config import Settings
-    from facetags.library import Library
-
     where, photos = library
     t1 = photos / "t1.jpg"
-    with Library.open(where, Settings(library=where), create=False) as lib:
-        by_x = sorted((f for f in lib.faces() if f.path == str(t1)), key=lambda f: f.box[0])
-        for face, name in zip(by_x, ("Ann", "Bo", "Cy"), strict=False):
-            lib.name(face.person_id or 0, name)
-    assert _run(where, "write", "--embed").exit_code == 0
+    by_x = _three_named_and_written(where, t1)
     before = tmp_path / "before.jpg"
     before.write_bytes(t1.read_bytes())
     with Image.open(before) as im:
@@ -922,13 +932,7 @@ def test_a_face_painted_over_keeps_its_region_until_a_crop_cuts_it_off(
     assert sorted(r["Name"] for r in report["RegionInfo"]["RegionList"]) == ["Bo", "Cy"]
     assert sorted(report["Subject"]) == ["Bo", "Cy"]
     assert "0 changed, 1 up to date" in _run(where, "write", "--embed").stderr
-    rebuilt = tmp_path / "rebuilt.db"  # a library made anew from the photos
-    with Library.open(rebuilt, Settings(library=rebuilt)) as lib:
-        lib.scan([photos])
-    imported = _run(rebuilt, "import", str(photos))
-    assert imported.exit_code == 0 and "not read" not in imported.stderr, imported.output
-    with Library.open(rebuilt, Settings(library=rebuilt), create=False) as lib:
-        assert {"Bo", "Cy"} <= {p.name for p in lib.people() if p.name}
+    assert {"Bo", "Cy"} <= _imported_anew(photos, tmp_path / "rebuilt.db")
 
 
 @pytest.mark.parametrize(
