@@ -481,6 +481,7 @@ class Library(Decisions, XmpSync):
             stale_faces=self.stale_faces(),
             lost_faces=self.lost_faces(),
             stale_xmp_photos=self.stale_xmp_photos(),
+            stale_xmp_read_only=self.stale_xmp_read_only(),
             missing=self.store.missing(),
             unwritten_xmp_photos=self.store.photos_with_unwritten_names(),
         )

@@ -75,6 +75,19 @@ class XmpSync:
         with self._lock:
             return len({photo for photo, _face, _path, _name in self.store.stale_xmp_files()})
 
+    def stale_xmp_read_only(self) -> int:
+        """How many of :meth:`stale_xmp_photos` no ``xmp write`` can bring up to date while they
+        stay as they are: every file of theirs that carries a changed name is read-only (the
+        write goes to a sidecar, and the old name stays in the photo)."""
+        from facetags.xmp.write import writable
+
+        with self._lock:
+            stale = self.store.stale_xmp_files()
+        files: dict[int, set[str]] = {}
+        for photo, _face, path, _name in stale:
+            files.setdefault(photo, set()).add(path)
+        return sum(1 for paths in files.values() if not any(writable(Path(p)) for p in paths))
+
     def remember_xmp_names(
         self,
         path: Path,

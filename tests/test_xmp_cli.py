@@ -1008,7 +1008,14 @@ def test_a_rename_written_to_a_sidecar_reaches_the_name_written_into_the_photo_b
     else:
         assert "Bob" in _regions_of(t1)
         assert f"{t1}: its own XMP still carries 'Bob', written there by facetags before" in done.stderr
-        assert _status(where)["stale_xmp_photos"] == 1  # the photo does say 'Bob'
+        said = _status(where)  # the photo does say 'Bob', and no write can change that as it is
+        assert (said["stale_xmp_photos"], said["stale_xmp_read_only"]) == (1, 1), said
+        status = CliRunner().invoke(cli, ["--library", str(where), "status"]).stdout
+        assert "1 read-only photo still carries names facetags wrote" in status, status
+        assert "brings them up to date" not in status, status
+        t1.chmod(0o644)  # as it says: writable, then a write
+        assert _run(where, "write", "--sidecar").exit_code == 0
+        assert "Bob" not in _regions_of(t1) and _status(where)["stale_xmp_photos"] == 0
 
 
 def test_a_read_only_photo_s_sidecar_is_said_on_its_line_not_in_a_warning_each(

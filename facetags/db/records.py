@@ -197,6 +197,7 @@ class Status:
     stale_faces: int = 0  # faces with no vector of that model yet (re-embedded on the next scan)
     lost_faces: list[LostFace] = field(default_factory=list)  # decided faces gone from edited photos
     stale_xmp_photos: int = 0  # photos carrying a name facetags wrote that is no longer right
+    stale_xmp_read_only: int = 0  # of those, read-only photos: no write can bring them up to date
     missing: list[MissingPhoto] = field(default_factory=list)  # photos gone from disk, kept
     unwritten_xmp_photos: int = 0  # photos with names not yet written into their XMP
 
@@ -216,6 +217,7 @@ class Status:
             "stale_faces": self.stale_faces,
             "lost_faces": [f.to_json() for f in self.lost_faces],
             "stale_xmp_photos": self.stale_xmp_photos,
+            "stale_xmp_read_only": self.stale_xmp_read_only,
             "missing": [m.to_json() for m in self.missing],
             "unwritten_xmp_photos": self.unwritten_xmp_photos,
         }

@@ -631,7 +631,7 @@ def plan(
 # -- choosing the file and writing --------------------------------------------------------------
 
 
-def _writable(path: Path) -> bool:
+def writable(path: Path) -> bool:
     """Whether facetags may rewrite ``path``: write permission bits set, and access granted.
 
     The mode bits are checked too because root passes every ``os.access`` test; a file the user
@@ -823,7 +823,7 @@ def _write_one(
                 result.warnings.append(f"{photo}: this format cannot hold embedded XMP here; using a sidecar")
                 result.fallback = "a format without embedded XMP"
                 sidecar = True
-            elif not _writable(photo):
+            elif not writable(photo):
                 result.warnings.append(f"{photo}: read-only; using a sidecar")
                 result.fallback = "read-only photo"
                 sidecar = True
