@@ -823,9 +823,9 @@ def test_a_photo_cropped_or_resized_in_an_editor_that_kept_its_xmp_gets_no_secon
     assert "0 changed, 2 up to date" in unnamed.stderr, unnamed.output  # astronaut too
 
 
-def _three_named_and_written(where: Path, t1: Path) -> list[Any]:
+def _three_named_and_written(where: Path, t1: Path, tmp_path: Path) -> tuple[list[Any], Path]:
     """t1's three faces named Ann, Bo and Cy from left to right and written into it; its faces
-    from left to right."""
+    from left to right, and a copy of t1 as written (what an editor starts from)."""
     from facetags.config import Settings
     from facetags.library import Library
 
@@ -834,7 +834,9 @@ def _three_named_and_written(where: Path, t1: Path) -> list[Any]:
         for face, name in zip(by_x, ("Ann", "Bo", "Cy"), strict=False):
             lib.name(face.person_id or 0, name)
     assert _run(where, "write", "--embed").exit_code == 0
-    return by_x
+    before = tmp_path / "before.jpg"
+    before.write_bytes(t1.read_bytes())
+    return by_x, before
 
 
 def _imported_anew(photos: Path, rebuilt: Path) -> set[str]:
@@ -865,9 +867,7 @@ def test_a_photo_trimmed_a_little_gets_its_regions_moved_and_its_size_and_reads_
 
     where, photos = library
     t1 = photos / "t1.jpg"
-    _three_named_and_written(where, t1)
-    before = tmp_path / "before.jpg"
-    before.write_bytes(t1.read_bytes())
+    _by_x, before = _three_named_and_written(where, t1, tmp_path)
     with Image.open(before) as im:
         w, h = im.size
         im.convert("RGB").crop((30, 0, w - 15, h - 80)).save(t1, quality=92)
@@ -888,6 +888,32 @@ def test_a_photo_trimmed_a_little_gets_its_regions_moved_and_its_size_and_reads_
     assert {"Ann", "Bo", "Cy"} <= _imported_anew(photos, tmp_path / "rebuilt.db")
 
 
+def test_a_copy_of_a_cropped_photo_loses_the_cut_off_face_s_region_too(
+    library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A copy of the cropped photo (made before the write) carries facetags' region of the face
+    the crop cut off, as the photo does: the write takes it out of both."""
+    from PIL import Image
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    by_x, before = _three_named_and_written(where, t1, tmp_path)
+    with Image.open(before) as im:
+        w, h = im.size
+        x, _y, fw, _fh = by_x[0].box
+        im.convert("RGB").crop((int(w * (x + fw + 0.02)), 0, w, h)).save(t1, quality=92)
+    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)
+    assert _scanned(where, photos)[1] == ["changed", "unchanged"]
+    copy = photos / "backup" / "t1.jpg"
+    copy.parent.mkdir()
+    shutil.copy2(t1, copy)
+    assert _scanned(where, photos)[1] == ["duplicate", "unchanged"]
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and done.stdout.count("MWG region 1: take out 'Ann'") == 2, done.output
+    for path in (t1, copy):
+        assert sorted(_regions_of(path)) == ["Bo", "Cy"], path
+
+
 def test_a_face_painted_over_keeps_its_region_until_a_crop_cuts_it_off(
     library: tuple[Path, Path], tmp_path: Path
 ) -> None:
@@ -899,9 +925,7 @@ def test_a_face_painted_over_keeps_its_region_until_a_crop_cuts_it_off(
 
     where, photos = library
     t1 = photos / "t1.jpg"
-    by_x = _three_named_and_written(where, t1)
-    before = tmp_path / "before.jpg"
-    before.write_bytes(t1.read_bytes())
+    by_x, before = _three_named_and_written(where, t1, tmp_path)
     with Image.open(before) as im:
         w, h = im.size
         painted = im.convert("RGB")

@@ -711,6 +711,12 @@ class Store(PeopleStore):
             " GROUP BY x.face_id, x.name",
             (path, photo_id, path),
         )
+        self.conn.execute(  # and the names of faces an edit cut off (xmp_lost_names)
+            "INSERT OR IGNORE INTO xmp_lost_names (path, photo_id, name, written_at)"
+            " SELECT ?, photo_id, name, MAX(written_at) FROM xmp_lost_names WHERE photo_id = ? AND path != ?"
+            " GROUP BY name",
+            (path, photo_id, path),
+        )
 
     def all_faces(self) -> list[FaceRecord]:
         return self._face_records("", ())
