@@ -77,16 +77,25 @@ class XmpSync:
 
     def stale_xmp_read_only(self) -> int:
         """How many of :meth:`stale_xmp_photos` no ``xmp write`` can bring up to date while they
-        stay as they are: every file of theirs that carries a changed name is read-only (the
-        write goes to a sidecar, and the old name stays in the photo)."""
+        stay as they are: each file of theirs that has a changed name is a read-only photo whose
+        own XMP carries it (a write goes to its sidecar; a name in the sidecar is brought up to
+        date, one in the photo stays)."""
+        from facetags.xmp.read import load_parsed
         from facetags.xmp.write import writable
 
         with self._lock:
             stale = self.store.stale_xmp_files()
-        files: dict[int, set[str]] = {}
-        for photo, _face, path, _name in stale:
-            files.setdefault(photo, set()).add(path)
-        return sum(1 for paths in files.values() if not any(writable(Path(p)) for p in paths))
+        names: dict[int, dict[str, set[str]]] = {}
+        for photo, _face, path, name in stale:
+            names.setdefault(photo, {}).setdefault(path, set()).add(name)
+
+        def stuck(path: str, old: set[str]) -> bool:
+            if writable(Path(path)):
+                return False
+            parsed = load_parsed(Path(path), sidecar=False)  # the photo's own XMP only
+            return any(r.name in old for r in [*parsed.mwg, *parsed.mp])
+
+        return sum(1 for files in names.values() if all(stuck(p, old) for p, old in files.items()))
 
     def remember_xmp_names(
         self,

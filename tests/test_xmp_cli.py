@@ -1042,6 +1042,32 @@ def test_a_rename_written_to_a_sidecar_reaches_the_name_written_into_the_photo_b
         assert "Bob" not in _regions_of(t1) and _status(where)["stale_xmp_photos"] == 0
 
 
+def test_a_read_only_photo_whose_names_are_in_its_sidecar_is_brought_up_to_date(
+    library: tuple[Path, Path],
+) -> None:
+    """A read-only photo whose names facetags wrote into its sidecar only: a rename is brought
+    up to date by a write (the sidecar is writable), and status says so; it told the user to
+    make the photo writable first."""
+    from facetags.config import Settings
+    from facetags.library import Library
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    t1.chmod(0o444)
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        (face, *_) = (f for f in lib.faces() if f.path == str(t1))
+        bob = lib.name(face.person_id or 0, "Bob").id
+    assert _run(where, "write", "--embed").exit_code == 0  # into a sidecar: the photo is read-only
+    with Library.open(where, Settings(library=where), create=False) as lib:
+        lib.name(bob, "Robert")
+    said = _status(where)
+    assert (said["stale_xmp_photos"], said["stale_xmp_read_only"]) == (1, 0), said
+    status = CliRunner().invoke(cli, ["--library", str(where), "status"]).stdout
+    assert "'facetags xmp write' brings them up to date" in status and "writable" not in status, status
+    assert _run(where, "write", "--embed").exit_code == 0
+    assert "Robert" in _regions_of(t1.with_name("t1.jpg.xmp")) and _status(where)["stale_xmp_photos"] == 0
+
+
 def test_a_read_only_photo_s_sidecar_is_said_on_its_line_not_in_a_warning_each(
     library: tuple[Path, Path],
 ) -> None:
