@@ -219,6 +219,42 @@ def test_same_person_in_two_photos_joins_one_cluster(
     assert main_person("Serena_Williams", 1) != main_person("Ariel_Sharon", 3)
 
 
+def test_a_named_person_grows_by_faces_like_it_not_by_the_group_of_one_odd_face(
+    open_library: OpenLibrary, shared_data: Path, tmp_path: Path
+) -> None:
+    """A named person holding one face of someone else (the user moved it there, or named a
+    cluster without looking at every face) took in that someone's every later photo: the
+    re-cluster grouped them with that one face, and a group with a person's face went to the
+    person (a hands-on test: 30 photos of Tom Ridge named George W. Bush, and written so into
+    the photos). They stay a cluster of their own now; the person's own new photos still join
+    it (LFW, real photos)."""
+    from tests.library_support import copy, lfw
+
+    folder = tmp_path / "photos"
+    for n in range(1, 13):
+        copy(lfw(shared_data, "George_W_Bush", n), folder / "a" / f"bush{n}.jpg")
+    copy(lfw(shared_data, "Tom_Ridge", 1), folder / "a" / "ridge1.jpg")
+    lib = open_library()
+    lib.scan([folder])
+
+    def person_of(path: Path) -> int | None:
+        return max(lib.photo_faces(path), key=lambda f: f.box[2] * f.box[3]).person_id
+
+    ridge = max(lib.photo_faces(folder / "a" / "ridge1.jpg"), key=lambda f: f.box[2] * f.box[3])
+    assert ridge.person_id != person_of(folder / "a" / "bush1.jpg")
+    george = lib.name(person_of(folder / "a" / "bush1.jpg") or 0, "George").id
+    lib.move_faces([ridge.face_id], george)
+    for n in range(2, 20):
+        copy(lfw(shared_data, "Tom_Ridge", n), folder / "b" / f"ridge{n}.jpg")
+    for n in range(13, 25):
+        copy(lfw(shared_data, "George_W_Bush", n), folder / "b" / f"bush{n}.jpg")
+    lib.scan([folder])
+    ridges = {person_of(folder / "b" / f"ridge{n}.jpg") for n in range(2, 20)}
+    assert george not in ridges and len(ridges) == 1, ridges  # one cluster, not George
+    assert {person_of(folder / "b" / f"bush{n}.jpg") for n in range(13, 25)} == {george}
+    assert person_of(folder / "a" / "ridge1.jpg") == george  # the user's decision stays
+
+
 def test_reading_commands_do_not_load_models(
     tmp_path: Path, photo_dir: Path, open_library: OpenLibrary
 ) -> None:

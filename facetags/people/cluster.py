@@ -5,7 +5,9 @@ returns one label per face:
 
 * a face the user placed (``fixed[i] = person id >= 0``) keeps that person id as its label, and
   every face clustered with it gets the same id (must-link: all faces of one person are one
-  cluster, whatever the algorithm thought);
+  cluster, whatever the algorithm thought), if the cluster holds half the person's fixed faces
+  or more, or if those faces' mean similarity to all of them reaches the threshold (as a new
+  face joins a person); else they stay a cluster of their own;
 * other clusters get fresh ids above every fixed id (``first_new``), numbered in a canonical order
   so the same faces in any input order get the same partition;
 * two faces of one photo are never in one cluster (cannot-link), and a face is never labelled with
@@ -89,7 +91,14 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
     photo = c.photos(n)
     labels = np.asarray(labels, np.int64).copy()
     # Fixed faces: their person decides. Clusters holding several people are split: each free
-    # member goes to the person whose fixed faces there it is most similar to.
+    # member goes to the person whose fixed faces there it is most similar to. Free faces join a
+    # person if the cluster holds at least half of its fixed faces, or if their mean similarity
+    # to all of them reaches the threshold (the rule that places a new face): clustered with a
+    # few of its faces (one that is not like the rest: a face the user moved there, a stranger
+    # in the cluster the user named), they stay a cluster of their own instead of bringing their
+    # whole group into the person.
+    anchors = {int(p): x[fixed == p].astype(np.float64).sum(0) for p in np.unique(fixed[fixed != FREE])}
+    counts = {p: int((fixed == p).sum()) for p in anchors}
     groups: dict[tuple[str, int], list[int]] = {}
     order = np.argsort(labels, kind="stable")
     cuts = np.flatnonzero(np.diff(labels[order])) + 1
@@ -100,15 +109,23 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
             groups[("c", int(cl))] = members.tolist()
             continue
         free = members[fixed[members] == FREE]
-        if len(persons) == 1:
-            groups.setdefault(("p", int(persons[0])), []).extend(members.tolist())
-            continue
-        cent = np.stack([unit(x[members[fixed[members] == p]].sum(0, keepdims=True))[0] for p in persons])
-        best = np.argmax(x[free] @ cent.T, axis=1) if len(free) else np.zeros(0, np.int64)
         for p in persons:
             groups.setdefault(("p", int(p)), []).extend(members[fixed[members] == p].tolist())
-        for i, b in zip(free.tolist(), best.tolist(), strict=True):
-            groups[("p", int(persons[b]))].append(i)
+        if len(persons) == 1:
+            best = np.zeros(len(free), np.int64)
+        else:
+            cent = np.stack([unit(x[members[fixed[members] == p]].sum(0, keepdims=True))[0] for p in persons])
+            best = np.argmax(x[free] @ cent.T, axis=1) if len(free) else np.zeros(0, np.int64)
+        for b, p in enumerate(persons.tolist()):
+            joining = free[best == b]
+            if not len(joining):
+                continue
+            held = int((fixed[members] == p).sum())
+            mean = float(x[joining].astype(np.float64).sum(0) @ anchors[p]) / (len(joining) * counts[p])
+            if 2 * held >= counts[p] or mean >= threshold:
+                groups[("p", p)].extend(joining.tolist())
+            else:
+                groups.setdefault(("c", int(cl)), []).extend(joining.tolist())
     # Cannot-link and rejections: keep fixed faces, then the members closest to the centroid.
     out = np.full(n, FREE, np.int64)
     partners = c.partners()
