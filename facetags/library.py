@@ -39,6 +39,7 @@ from facetags.library_decisions import Decisions
 from facetags.library_xmp import WriteTally as WriteTally
 from facetags.library_xmp import XmpSync
 from facetags.names import close_matches, name_key, name_words
+from facetags.paths import gone_from_disk as gone_from_disk
 from facetags.people.assigner import CLUSTERED_WITH_KEY, ClusterAssigner, ReclusterReport
 from facetags.people.incremental import Suggestion
 
@@ -327,7 +328,7 @@ class Library(Decisions, XmpSync):
         with self._lock:
             for path in paths:
                 where = os.path.abspath(path)
-                if not os.path.lexists(where):
+                if gone_from_disk(where):  # one that cannot be looked at may still be there
                     went += self.indexer.remove_paths([where]) + self.indexer.remove_tree(where)
         return went
 

@@ -81,3 +81,16 @@ def existing_sidecars(photo: Path) -> list[Path]:
             seen.add(key)
             found.append(path)
     return found
+
+
+def gone_from_disk(path: str | os.PathLike[str]) -> bool:
+    """Whether nothing is at ``path`` for sure: not there (or a component of it is not a
+    folder). A path that cannot be looked at (a folder without read or search permission, an
+    I/O error) may still hold the file: not gone."""
+    try:
+        os.lstat(path)
+    except (FileNotFoundError, NotADirectoryError):
+        return True
+    except OSError:
+        return False
+    return False

@@ -304,6 +304,35 @@ def test_case4_cli_status_and_forget(tmp_path: Path, shared_data: Path) -> None:
     assert "no lost face to forget" in cli("forget", "--lost").stderr
 
 
+def test_forget_keeps_a_photo_in_a_folder_it_cannot_look_into(tmp_path: Path, shared_data: Path) -> None:
+    """``forget PATH`` took a photo whose folder it could not read (permissions) for one gone
+    from disk, and dropped it with its faces and names; it keeps it now, and says why."""
+    from tests.process_support import without_read_override
+
+    root = tmp_path / "Pictures"
+    photo = copy(lfw(shared_data, "George_W_Bush", 1), root / "locked" / "bush1.jpg")
+    db = tmp_path / "lib.db"
+    env = {**os.environ, "FACETAGS_LIBRARY": str(db)}
+    prefix = without_read_override()
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [*prefix, sys.executable, "-m", "facetags", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    assert cli("scan", str(root)).returncode == 0
+    with Library.open(db, Settings(library=db), create=False) as lib:
+        lib.name(lib.faces()[0].person_id or 0, "George")
+    (root / "locked").chmod(0)
+    try:
+        done = cli("forget", str(photo))
+    finally:
+        (root / "locked").chmod(0o755)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert f"{photo} cannot be looked at" in done.stderr and "forgot 0 missing photos" in done.stderr
+    with Library.open(db, Settings(library=db), create=False) as lib:
+        assert [p.name for p in lib.people() if p.name] == ["George"] and len(lib.faces()) == 1
+
+
 # -- case 5: an orientation change and back ----------------------------------------------------
 
 

@@ -46,7 +46,7 @@ from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
 from facetags.orientation import reorient_box, reorient_point
-from facetags.paths import existing_sidecars
+from facetags.paths import existing_sidecars, gone_from_disk
 from facetags.text import plural
 
 log = logging.getLogger(__name__)
@@ -595,8 +595,9 @@ class Indexer:
         return "deleted" if self.store.photo_is_missing(photo_ids[0]) else "copy_gone"
 
     def _remove(self, paths: Iterable[str]) -> list[int]:
-        """Forget the paths that no longer exist; the photo id of each indexed one."""
-        paths = [p for p in paths if not os.path.lexists(p)]
+        """Forget the paths that no longer exist (not those that cannot be looked at); the photo
+        id of each indexed one."""
+        paths = [p for p in paths if gone_from_disk(p)]
         if not paths:
             return []
         with self.store.write():
