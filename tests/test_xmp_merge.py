@@ -303,3 +303,17 @@ def test_a_cut_off_face_s_region_stays_in_a_file_of_the_picture_s_shape(photo: P
     result = write_photo(photo, [gone], WriteOptions(mode="embed"))
     assert result.error is None and not result.changes and result.lost_left == {"Ann"}, result
     assert [r.get("Name") for r in _report(photo)["RegionInfo"]["RegionList"]] == ["Ann"]
+
+
+def test_a_name_longer_than_a_name_may_be_is_still_another_tool_s_name(photo: Path) -> None:
+    """A region another tool named with over 200 characters counted as unnamed: facetags
+    'named it' and the other tool's name was gone. It is a name (cut to 200 characters when
+    read): a conflict, left as it is; the file keeps the whole name."""
+    long_name = "Maria " + "N" * 250
+    exiftool_write(f"-RegionInfo={{AppliedToDimensions={{W=512,H=512,Unit=pixel}},"
+                   f"RegionList=[{_mwg(FACE_BOX, long_name)}]}}", photo)  # fmt: skip
+    result = write_photo(photo, [FaceTag(FACE_BOX, "Alice")], WriteOptions(mode="embed"))
+    assert result.error is None and result.kept == 1 and not result.written, result
+    assert [r.get("Name") for r in _report(photo)["RegionInfo"]["RegionList"]] == [long_name]
+    (region,) = read_regions(photo).regions
+    assert region.name == long_name[:200]

@@ -106,15 +106,14 @@ def text_of(value: Any) -> str | None:
 
 
 def region_name(value: Any) -> str | None:
-    """A region name as a file gives it: trimmed, control characters made spaces; None when empty
-    or longer than a name may be (:data:`facetags.names.MAX_NAME`)."""
+    """A region name as a file gives it: trimmed, control characters made spaces, cut to the
+    longest a name may be (:data:`facetags.names.MAX_NAME`); None when empty. A longer name is
+    still a name: the region is named (another tool's, not facetags' to fill in)."""
     text = text_of(value)
     if text is None:
         return None
     text = _CONTROL.sub(" ", text).strip()
-    if not text or len(text) > MAX_NAME:
-        return None
-    return text
+    return text[:MAX_NAME].rstrip() or None
 
 
 def _number(value: Any) -> float:
