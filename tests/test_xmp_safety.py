@@ -382,3 +382,47 @@ def test_keyword_list_with_qualifiers_is_left_alone(astronaut: np.ndarray, tmp_p
     (report,) = exiftool("-struct", "-RegionInfo", "-Subject", "-PersonInImage", photo)
     assert report["Subject"] == ["space"] and report["PersonInImage"] == ["Eileen Collins"]
     assert report["RegionInfo"]["RegionList"][0]["Name"] == "Eileen Collins"
+
+
+@pytest.mark.parametrize("kind", ["fifo", "device", "dangling link", "link"])
+def test_a_sidecar_that_is_not_a_plain_file_of_its_own_is_neither_read_nor_written(
+    kind: str, astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    """A named pipe at the sidecar's name hung xmp write (and its dry run) for ever, a link to
+    /dev/zero read until memory ran out, and a link to a file not there made the write create
+    that file, wherever the link pointed (anyone who can write into a shared photo folder could
+    choose where names go). Each is an error for that photo now, at once; nothing is created."""
+    photo = tmp_path / "photos" / "p.jpg"
+    photo.parent.mkdir()
+    Image.fromarray(astronaut).save(photo, quality=90)
+    sidecar = photo.with_name("p.jpg.xmp")
+    elsewhere = tmp_path / "elsewhere" / "created.xmp"
+    elsewhere.parent.mkdir()
+    if kind == "fifo":
+        os.mkfifo(sidecar)
+    elif kind == "device":
+        sidecar.symlink_to("/dev/zero")
+    elif kind == "dangling link":
+        sidecar.symlink_to(elsewhere)
+    else:  # to another folder's sidecar
+        from facetags.xmp.packet import EMPTY_PACKET
+
+        elsewhere.write_bytes(EMPTY_PACKET)
+        sidecar.symlink_to(elsewhere)
+    before = elsewhere.read_bytes() if elsewhere.exists() else None
+    script = (
+        "import sys; from pathlib import Path\n"
+        "from facetags.xmp.regions import FaceTag\n"
+        "from facetags.xmp.write import WriteOptions, write_photo\n"
+        "face = FaceTag((0.318, 0.127, 0.193, 0.209), 'Eileen Collins')\n"
+        "for dry in (True, False):\n"
+        "    r = write_photo(Path(sys.argv[1]), [face], WriteOptions(mode='sidecar'), dry_run=dry)\n"
+        "    print(r.error)\n"
+    )
+    done = subprocess.run(  # a hang or a runaway read must fail the test, not stop the run
+        [sys.executable, "-c", script, str(photo)], capture_output=True, text=True, timeout=60, cwd=ROOT
+    )
+    assert done.returncode == 0, done.stderr
+    errors = done.stdout.splitlines()
+    assert len(errors) == 2 and all(e != "None" and str(sidecar) in e for e in errors), done.stdout
+    assert (elsewhere.read_bytes() if elsewhere.exists() else None) == before

@@ -22,6 +22,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import stat
 import threading
 from pathlib import Path
 from typing import Any
@@ -87,17 +88,25 @@ def _describe(exc: BaseException) -> str:
 
 
 def check_sidecar_file(path: Path) -> None:
-    """Refuse a sidecar that is too large or declares a DTD, before any XML parser sees it."""
+    """Refuse a sidecar that is not a plain file (a named pipe would block the read for ever, a
+    device never end it), too large, or declares a DTD, before any XML parser sees it."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
     except OSError as exc:
         raise XmpError(path, f"cannot read sidecar ({_describe(exc)})") from exc
-    if size > MAX_PACKET_BYTES:
-        raise XmpError(path, f"XMP sidecar too large ({size} bytes, limit {MAX_PACKET_BYTES}); ignored")
+    if not stat.S_ISREG(info.st_mode):
+        raise XmpError(path, "not a plain file (a pipe, a device or a folder); left as it is")
+    if info.st_size > MAX_PACKET_BYTES:
+        raise XmpError(
+            path, f"XMP sidecar too large ({info.st_size} bytes, limit {MAX_PACKET_BYTES}); ignored"
+        )
     try:
-        data = path.read_bytes()
+        with path.open("rb") as fh:  # at most the limit: the file may grow meanwhile
+            data = fh.read(MAX_PACKET_BYTES + 1)
     except OSError as exc:
         raise XmpError(path, f"cannot read sidecar ({_describe(exc)})") from exc
+    if len(data) > MAX_PACKET_BYTES:
+        raise XmpError(path, f"XMP sidecar too large (over {MAX_PACKET_BYTES} bytes); ignored")
     check_packet(path, data)
 
 

@@ -837,6 +837,8 @@ def _write_one(
         fallbacks = len(result.warnings)  # why a sidecar instead of the photo
         if sidecar:
             target = sidecar_for(photo, options)
+            if target.is_symlink():  # a link could send the names anywhere (or create a file there)
+                raise XmpError(target, "a symbolic link: facetags does not write a sidecar through a link")
             flat = packet.load(target, sidecar=True)[0] if target.exists() else {}
             result.mode = "sidecar"
         result.target = target
