@@ -35,6 +35,7 @@ from facetags.errors import FacetagsError, NotFoundError
 from facetags.ingest.assign import Assigner
 from facetags.ingest.indexer import Indexer, Progress, ScanReport
 from facetags.ingest.pipeline import Pipeline
+from facetags.ingest.scan import storable
 from facetags.library_decisions import Decisions
 from facetags.library_xmp import WriteTally as WriteTally
 from facetags.library_xmp import XmpSync
@@ -340,7 +341,8 @@ class Library(Decisions, XmpSync):
             if paths is None:
                 found = self.store.missing()
             else:
-                found = [m for p in paths for m in self.store.missing(under=os.path.abspath(p))]
+                wanted = [os.path.abspath(p) for p in paths]  # (a name not valid UTF-8 holds none)
+                found = [m for p in wanted if storable(p) is not None for m in self.store.missing(under=p)]
             ids = self.store.drop_missing(dict.fromkeys(m.path for m in found))
             self.store.delete_orphan_photos(set(ids))
         self.indexer.invalidate()

@@ -51,7 +51,7 @@ from watchdog.observers import Observer
 from watchdog.observers.api import BaseObserver, ObservedWatch
 from watchdog.observers.polling import PollingObserver
 
-from facetags.ingest.scan import absolute, is_hidden, is_photo_name
+from facetags.ingest.scan import absolute, is_hidden, is_photo_name, printable, storable
 from facetags.text import plural
 
 if TYPE_CHECKING:
@@ -640,7 +640,9 @@ class Watcher:
                 continue
             del self._dirs[folder]
             quiet = self._check.pop(folder, None)  # say only what it finds
-            if os.path.isdir(folder):
+            if storable(folder) is None:  # the library keeps paths as text: nothing in it is indexed
+                self._folder(f"folder {printable(folder)} skipped: its name is not valid UTF-8; rename it")
+            elif os.path.isdir(folder):
                 report = self.library.scan([folder], stop=stop)
                 found = ", ".join(f"{report.counts[k]} {SAID.get(k, k)}" for k in LOGGED if report.counts[k])
                 failed = _listed([f"{p}: {e}" for p, e in report.failures])
@@ -674,8 +676,10 @@ class Watcher:
         if count:
             if not self.batch:
                 self.batch.since = time.monotonic()
-            said = path
-            if outcome == "failed":
+            said = printable(path)
+            if outcome == "failed" and storable(path) is None:  # not recorded: it cannot be
+                said = f"{printable(path)}: file name is not valid UTF-8; rename the file"
+            elif outcome == "failed":
                 failure = self.library.store.failure(path)
                 said = f"{path}: {failure.error if failure else 'failed'}"
             self.batch.add(outcome, said)

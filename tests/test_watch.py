@@ -662,3 +662,47 @@ def test_a_folder_that_comes_in_past_the_inotify_watch_limit_is_polled(
         wait_for(lambda: other.missing() == [], what="a photo copied in later, polled")
     assert "fs.inotify.max_user_watches" in caplog.text
     assert "Unable to watch" not in caplog.text  # said once, by facetags, without the bytes
+
+
+def test_names_that_are_not_utf8_are_skipped_not_fatal(
+    open_library: OpenLibrary,
+    tmp_path: Path,
+    astronaut_path: Path,
+    reader: Callable[[], Library],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A file or folder whose name is not valid UTF-8 (an old zip's Latin-1 names) copied,
+    renamed or moved into a watched folder ended the watcher with a traceback (the library keeps
+    paths as text); a photo renamed to such a name stayed indexed at its old path. Each is said
+    and skipped; the watcher goes on, and `scan` of such a folder is one line, exit 1."""
+    caplog.set_level(logging.WARNING)
+    folder = tmp_path / "watched"
+    folder.mkdir()
+    raw = os.fsencode(folder)
+    lib = open_library()
+    with watching(lib, folder) as run:
+        other = reader()
+        shutil.copyfile(astronaut_path, raw + b"/caf\xe9.jpg")  # a file
+        os.mkdir(raw + b"/\xe9t\xe9")  # a folder, then a photo in it
+        shutil.copyfile(astronaut_path, raw + b"/\xe9t\xe9/a.jpg")
+        staged = tmp_path / "staged"
+        staged.mkdir()
+        shutil.copyfile(astronaut_path, staged / "b.jpg")
+        os.rename(os.fsencode(staged), raw + b"/no\xebl")  # a folder moved in
+        shutil.copyfile(astronaut_path, folder / "fine.jpg")
+        wait_for(lambda: run.outcomes_for(folder / "fine.jpg") != [], what="the photo with a good name")
+        os.rename(folder / "fine.jpg", raw + b"/fin\xe9.jpg")  # an indexed photo renamed so
+        wait_for(lambda: other.status().files == 0 and len(other.missing()) == 1, what="the rename")
+        assert "not valid UTF-8" in caplog.text, caplog.text
+        shutil.copyfile(astronaut_path, folder / "after.jpg")  # still watching
+        wait_for(lambda: run.outcomes_for(folder / "after.jpg") != [], what="a photo after them")
+        assert other.status().files == 1
+    where = [b"--library", os.fsencode(tmp_path / "library.db")]
+    command = [os.fsencode(sys.executable), b"-m", b"facetags", *where, b"scan", raw + b"/\xe9t\xe9"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "not valid UTF-8" in done.stderr, done.stderr
+    forget = subprocess.run(
+        [*command[:-2], b"forget", raw + b"/caf\xe9.jpg"], capture_output=True, timeout=120
+    )
+    assert forget.returncode == 1 and b"Traceback" not in forget.stderr, forget.stderr

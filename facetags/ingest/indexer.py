@@ -40,11 +40,12 @@ import numpy as np
 from facetags.db.connect import database_file
 from facetags.db.records import GONE, REPLACED, FileRow, FileStat, NewFaceVector
 from facetags.db.store import OldFace, Store
+from facetags.errors import NotFoundError
 from facetags.ingest.assign import Assigner
 from facetags.ingest.parallel import PARALLEL_FROM, Analysers, Pending, PhotoPool, ScanStopped
 from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
 from facetags.ingest.rematch import match_faces
-from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, walk
+from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, storable, walk
 from facetags.orientation import reorient_box, reorient_point
 from facetags.paths import existing_sidecars, gone_from_disk
 from facetags.text import plural
@@ -214,6 +215,9 @@ class Indexer:
     def index_path(self, path: str) -> str:
         """Bring one path up to date (it may be new, changed, gone or bad). Returns the outcome."""
         path = absolute(path)
+        if storable(path) is None:  # the library stores paths as text: it cannot be recorded
+            log.warning("%s: skipped: file name is not valid UTF-8; rename the file", printable(path))
+            return "failed"
         try:
             st = os.stat(path)
         except FileNotFoundError:
@@ -596,8 +600,8 @@ class Indexer:
 
     def _remove(self, paths: Iterable[str]) -> list[int]:
         """Forget the paths that no longer exist (not those that cannot be looked at); the photo
-        id of each indexed one."""
-        paths = [p for p in paths if gone_from_disk(p)]
+        id of each indexed one (a path that is not valid UTF-8 was never indexed)."""
+        paths = [p for p in paths if storable(p) is not None and gone_from_disk(p)]
         if not paths:
             return []
         with self.store.write():
@@ -614,6 +618,11 @@ class Indexer:
     def move_path(self, src: str, dest: str) -> str:
         """A file was renamed from ``src`` to ``dest`` (both absolute)."""
         if not is_photo_name(dest):  # e.g. exiftool's photo.jpg_original, a new photo.jpg after
+            return self._gone(src)
+        if storable(src) is None:  # never indexed
+            return self.index_path(dest)
+        if storable(dest) is None:  # cannot be stored: skipped (said), and the photo went from src
+            self.index_path(dest)
             return self._gone(src)
         row = self.store.file_by_path(src)
         if row is None or os.path.lexists(src):
@@ -634,12 +643,20 @@ class Indexer:
         return "moved" if same else self.index_path(dest)
 
     def move_tree(self, src: str, dest: str) -> int:
+        """The folder ``src`` was renamed ``dest``: the paths indexed under it follow. A name that
+        is not valid UTF-8 holds nothing indexed (``src``) or cannot be stored (``dest``: its
+        photos are missing where they were, as if the folder had gone)."""
+        if storable(src) is None:
+            return 0
+        if storable(dest) is None:
+            log.warning("%s: its photos skipped: folder name is not valid UTF-8; rename it", printable(dest))
+            return self.remove_tree(src)
         with self.store.write():
             return self.store.move_tree(src, dest)
 
     def remove_tree(self, folder: str) -> int:
         """The folder is gone (a link to a folder that is gone too): its photos are missing."""
-        if os.path.isdir(folder):
+        if os.path.isdir(folder) or storable(folder) is None:
             return 0
         with self.store.write():
             return len(self.store.mark_missing_under(folder, GONE))
@@ -663,6 +680,9 @@ class Indexer:
         after its attempts died with the scan)."""
         start = time.perf_counter()
         folders = [absolute(r) for r in roots]
+        for root in folders:
+            if storable(root) is None:
+                raise NotFoundError(f"{printable(root)}: the name is not valid UTF-8; rename it to scan it")
         report = ScanReport()
         indexed: dict[str, FileRow] = {}
         known_bad: dict[str, tuple[int | None, int | None]] = {}
