@@ -532,3 +532,17 @@ def test_fifo_is_refused_without_blocking(tmp_path: Path) -> None:
     os.mkfifo(path)
     with pytest.raises(DecodeError, match="not a regular file"):
         decode(path)
+
+
+def test_a_png_with_a_large_compressed_xmp_packet_is_read(upright: np.ndarray, tmp_path: Path) -> None:
+    """A PNG whose compressed XMP unpacks to 2 MB (within the 4 MiB facetags reads) failed
+    ('cannot read image header': Pillow's 1 MiB limit on one text chunk): never indexed."""
+    from PIL import PngImagePlugin
+
+    info = PngImagePlugin.PngInfo()
+    packet = '<x:xmpmeta xmlns:x="adobe:ns:meta/">' + "<!-- history -->" * 130_000 + "</x:xmpmeta>"
+    info.add_itxt("XML:com.adobe.xmp", packet, zip=True)
+    path = tmp_path / "big-xmp.png"
+    Image.fromarray(upright).save(path, pnginfo=info)
+    decoded = decode(path)
+    assert decoded.image.shape[:2] == upright.shape[:2]

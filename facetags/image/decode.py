@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PIL import Image, Jpeg2KImagePlugin
+from PIL import Image, Jpeg2KImagePlugin, PngImagePlugin
 
 from facetags.errors import DecodeError
 from facetags.image import jpeg2000
@@ -56,6 +56,11 @@ FORMATS = (
     "PPM",
     "JPEG2000",
 )
+
+#: Pillow reads a PNG's text chunks as it opens it, and refused a photo whose compressed XMP
+#: unpacks to over 1 MiB: chunks up to the XMP packets facetags reads (4 MiB,
+#: facetags.xmp.packet.MAX_PACKET_BYTES) are read (Pillow's limit on all of them, 64 MiB, stays).
+PngImagePlugin.MAX_TEXT_CHUNK = max(PngImagePlugin.MAX_TEXT_CHUNK, 4 * 1024 * 1024)
 
 #: EXIF orientation tag (0x0112) value -> the transpose that makes the stored image upright.
 _TRANSPOSE = {
