@@ -1042,6 +1042,30 @@ def test_a_rename_written_to_a_sidecar_reaches_the_name_written_into_the_photo_b
         assert "Bob" not in _regions_of(t1) and _status(where)["stale_xmp_photos"] == 0
 
 
+def test_a_bad_region_is_said_once(library: tuple[Path, Path]) -> None:
+    """A region that cannot be read (a NaN area) was said three times by xmp write (logged at
+    each parse of the file, and reported) and twice by xmp import; once now."""
+    where, photos = library
+    (photos / "t1.jpg.xmp").write_text(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"'
+        ' xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#"><mwg-rs:Regions rdf:parseType="Resource">'
+        '<mwg-rs:RegionList><rdf:Bag><rdf:li><rdf:Description mwg-rs:Name="Bad" mwg-rs:Type="Face">'
+        '<mwg-rs:Area stArea:x="NaN" stArea:y="0.5" stArea:w="0.1" stArea:h="0.1" stArea:unit="normalized"/>'
+        "</rdf:Description></rdf:li></rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions></rdf:Description>"
+        "</rdf:RDF></x:xmpmeta>"
+    )
+    _named_and_written(where, photos, "Ann", scan=False)
+    for args in (["write", "--embed"], ["import", str(photos)]):
+        done = subprocess.run(
+            [sys.executable, "-m", "facetags", "--library", str(where), "xmp", *args],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+        assert done.returncode == 0 and done.stderr.count("not finite: 'NaN'") == 1, (args, done.stderr)
+
+
 def test_a_read_only_photo_whose_names_are_in_its_sidecar_is_brought_up_to_date(
     library: tuple[Path, Path],
 ) -> None:

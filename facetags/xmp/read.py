@@ -76,9 +76,11 @@ class Parsed:
     warnings: list[str] = field(default_factory=list)
 
     def warn(self, message: str) -> None:
+        """Note a problem with the file's regions: callers report :attr:`warnings` (a write or
+        an import says each once; logging it here too said it again at every parse of the file)."""
         text = f"{self.source}: {message}"
         self.warnings.append(text)
-        log.warning("%s", text)
+        log.debug("%s", text)
 
     def max_index(self, schema: str) -> int:
         items = self.mwg if schema == "mwg" else self.mp
