@@ -143,6 +143,25 @@ def test_read_only_photo_gets_a_sidecar(astronaut: np.ndarray, tmp_path: Path) -
     assert not again.written and again.warnings == []  # nothing to write: nothing to explain
 
 
+def test_a_new_sidecar_is_readable_by_those_who_may_read_its_photo_only(
+    astronaut: np.ndarray, tmp_path: Path
+) -> None:
+    """A sidecar took its photo's mode but the writer's group: a photo 0640 of another group got
+    a sidecar 0640 of the user's group, so another set of people could read the names in it. It
+    takes the photo's group; where the user cannot give it (not one of theirs), the group bits
+    go."""
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / "g.jpg", quality=90)
+    other_group = 54321
+    try:
+        os.chown(photo, -1, other_group)
+    except PermissionError:  # an ordinary user cannot: the photo's group is one of theirs
+        other_group = photo.stat().st_gid
+    os.chmod(photo, 0o640)
+    assert write_photo(photo, [FACE], WriteOptions(mode="sidecar")).written
+    sidecar = (tmp_path / "g.jpg.xmp").stat()
+    assert sidecar.st_gid == other_group and stat.S_IMODE(sidecar.st_mode) == 0o640, sidecar
+
+
 def test_a_photo_in_a_read_only_folder_is_left_alone(astronaut: np.ndarray, tmp_path: Path) -> None:
     """`chmod a-w` on the folder: nothing is written there, into the photo nor beside it, even
     by root (who passes every permission check: the photos were rewritten)."""

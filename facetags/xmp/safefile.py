@@ -91,10 +91,19 @@ def _fsync_path(path: Path, *, directory: bool = False) -> None:
 
 
 def _copy_mode(original: Path | None, temp: Path, like: Path | None) -> None:
-    """Give ``temp`` the original's mode and owner; a new file takes ``like``'s read/write bits."""
+    """Give ``temp`` the original's mode and owner; a new file takes ``like``'s read/write bits
+    and group (a sidecar holds the names of the people in its photo: those who may read the
+    photo may read it, no one else). Where that group cannot be given, the group gets nothing."""
     if original is None:
         if like is not None and like.exists():
-            os.chmod(temp, (stat.S_IMODE(like.stat().st_mode) & 0o666) | stat.S_IRUSR | stat.S_IWUSR)
+            info = like.stat()
+            mode = (stat.S_IMODE(info.st_mode) & 0o666) | stat.S_IRUSR | stat.S_IWUSR
+            if info.st_gid != os.stat(temp).st_gid:
+                try:
+                    os.chown(temp, -1, info.st_gid)
+                except OSError:  # not a group of the user's: its bits would go to another group
+                    mode &= ~0o070
+            os.chmod(temp, mode)
         else:
             os.chmod(temp, 0o644)
         return
