@@ -363,6 +363,8 @@ class PeopleScreen(LibraryScreen):
         order = [p.id for p in chosen]
         into = merge_label(chosen[0], faces=False)
         question = f"Merge {len(chosen)} into {into}?"
+        if self.current is not None and self.current.id not in order:  # the marked ones, not it
+            question += f" Not {merge_label(self.current, faces=False)}: highlighted, not marked."
 
         def answered(yes: bool | None) -> None:
             if not yes:
