@@ -162,6 +162,17 @@ def test_a_new_sidecar_is_readable_by_those_who_may_read_its_photo_only(
     assert sidecar.st_gid == other_group and stat.S_IMODE(sidecar.st_mode) == 0o640, sidecar
 
 
+def test_a_photo_with_a_long_name_is_written(astronaut: np.ndarray, tmp_path: Path) -> None:
+    """A photo named with 240 characters (the most a name may have is 255 bytes) failed every
+    write: 'cannot create a temporary file beside it (File name too long)'."""
+    name = "é" * 20 + "a" * 200 + ".jpg"
+    photo = oriented_copy(Image.fromarray(astronaut), 1, tmp_path / name, quality=90)
+    result = write_photo(photo, [FACE])
+    assert result.written and result.error is None, result
+    assert [r.name for r in read_regions(photo).regions] == ["Eileen Collins"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [photo.name]  # no copy left behind
+
+
 def test_a_photo_in_a_read_only_folder_is_left_alone(astronaut: np.ndarray, tmp_path: Path) -> None:
     """`chmod a-w` on the folder: nothing is written there, into the photo nor beside it, even
     by root (who passes every permission check: the photos were rewritten)."""

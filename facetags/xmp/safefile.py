@@ -114,6 +114,17 @@ def _copy_mode(original: Path | None, temp: Path, like: Path | None) -> None:
             os.chown(temp, info.st_uid, info.st_gid)
 
 
+#: Bytes of the file's name a temporary copy's name keeps: with the owner, the random part and
+#: the suffix it stays within the 255 bytes a file name may have.
+TEMP_NAME_BYTES = 150
+
+
+def _short(name: str) -> str:
+    """``name``, cut to :data:`TEMP_NAME_BYTES` bytes (a whole character at the end)."""
+    raw = os.fsencode(name)
+    return name if len(raw) <= TEMP_NAME_BYTES else raw[:TEMP_NAME_BYTES].decode("utf-8", "ignore")
+
+
 def _host() -> str:
     return re.sub(r"[^A-Za-z0-9]", "", socket.gethostname())[:32] or "host"
 
@@ -219,7 +230,7 @@ def atomic_update(
             raise XmpError(target, "its folder is read-only (no write permission bits); left as it is")
     try:
         fd, temp_name = tempfile.mkstemp(
-            prefix=f".{real.name}.{_owner()}.", suffix=TEMP_SUFFIX, dir=directory
+            prefix=f".{_short(real.name)}.{_owner()}.", suffix=TEMP_SUFFIX, dir=directory
         )
     except OSError as exc:
         raise XmpError(target, f"cannot create a temporary file beside it ({exc.strerror or exc})") from exc
