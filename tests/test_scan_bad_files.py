@@ -227,3 +227,30 @@ def test_an_io_error_on_a_photo_s_first_read_skips_that_photo(
     assert second.returncode == 0, second.stderr[-2000:]
     again = json.loads(second.stdout)
     assert again["failures"] == [] and again["known_bad"] == 0 and again["duplicate"] == 1, again
+
+
+def test_a_folder_that_cannot_be_read_is_listed_until_a_scan_reads_it(
+    photo_dir: Path, tmp_path: Path
+) -> None:
+    """A folder the scan could not list (permissions) was a warning in the scan's output and
+    nowhere after: status listed nothing, so its photos were quietly never indexed. It is listed
+    with the failures until a scan can read it."""
+    prefix = without_read_override()
+    locked = photo_dir / "locked"
+    locked.mkdir()
+    shutil.copyfile(photo_dir / "astronaut.jpg", locked / "a.jpg")
+    env = {**os.environ, "FACETAGS_LIBRARY": str(tmp_path / "lib.db")}
+
+    def facetags(*args: str) -> subprocess.CompletedProcess[str]:
+        command = [*prefix, sys.executable, "-m", "facetags", *args]
+        return subprocess.run(command, capture_output=True, text=True, env=env, timeout=300)
+
+    locked.chmod(0)
+    try:
+        assert facetags("scan", str(photo_dir)).returncode == 0
+    finally:
+        locked.chmod(0o755)
+    failures = {f["path"]: f["error"] for f in json.loads(facetags("status", "--json").stdout)["failures"]}
+    assert "cannot read this folder" in failures.get(str(locked), ""), failures
+    assert facetags("scan", str(photo_dir)).returncode == 0
+    assert json.loads(facetags("status", "--json").stdout)["failures"] == []

@@ -95,6 +95,10 @@ OUTCOMES = (
 EDITED_WITHIN_S = 60.0
 
 
+#: A folder the walk could not list: its photos were not looked at (nor taken for gone).
+UNREADABLE_FOLDER = "cannot read this folder: its photos were not looked at"
+
+
 @dataclass
 class ScanReport:
     counts: Counter[str] = field(default_factory=Counter)
@@ -917,6 +921,9 @@ class Indexer:
             photo_ids = self.store.mark_missing(missing, GONE)
             now_missing = {p for p in photo_ids if self.store.photo_is_missing(p)}
             self.store.clear_failures(gone_bad)
+            for folder in info.unreadable:  # listed by status until a scan can read it
+                if storable(folder) is not None:
+                    self.store.record_failure(folder, None, UNREADABLE_FOLDER)
             for root in roots:
                 self.store.dequeue(q for q in self.store.queued_under(root) if q not in seen)
         if now_missing:
