@@ -151,7 +151,8 @@ class XmpSync:
         options = options or self.xmp_options()
         with self._lock:
             records = self.faces_to_write(person_id)
-            lost = self.store.lost_xmp_files()
+            # (one person's write leaves other people's photos alone)
+            lost = self.store.lost_xmp_files() if person_id is None else {}
             if (records or lost) and not dry_run:
                 self.store.check_writable()  # before any photo changes: what is written is recorded
             doubted = self.store.unverified_photos()

@@ -908,10 +908,39 @@ def test_a_copy_of_a_cropped_photo_loses_the_cut_off_face_s_region_too(
     copy.parent.mkdir()
     shutil.copy2(t1, copy)
     assert _scanned(where, photos)[1] == ["duplicate", "unchanged"]
+    bo = _run(where, "write", "--embed", "--person", "Bo")  # one person's write: not Ann's photos
+    assert bo.exit_code == 0 and "take out" not in bo.stdout, bo.output
     done = _run(where, "write", "--embed")
     assert done.exit_code == 0 and done.stdout.count("MWG region 1: take out 'Ann'") == 2, done.output
     for path in (t1, copy):
         assert sorted(_regions_of(path)) == ["Bo", "Cy"], path
+
+
+def test_a_cropped_read_only_photo_keeps_the_cut_off_name_until_it_can_be_written(
+    library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A cropped photo that is read-only gets its names in a sidecar; its own XMP still carries
+    the cut-off face's region, and facetags forgot that it did (the record went with the write
+    of the sidecar): once the photo was writable, nothing took the name out. It is taken out
+    then."""
+    from PIL import Image
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    by_x, before = _three_named_and_written(where, t1, tmp_path)
+    with Image.open(before) as im:
+        w, h = im.size
+        x, _y, fw, _fh = by_x[0].box
+        im.convert("RGB").crop((int(w * (x + fw + 0.02)), 0, w, h)).save(t1, quality=92)
+    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)
+    assert _scanned(where, photos)[1] == ["changed", "unchanged"]
+    t1.chmod(0o444)
+    assert _run(where, "write", "--embed").exit_code == 0  # into a sidecar
+    assert "Ann" in _regions_of(t1)
+    t1.chmod(0o644)
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "take out 'Ann'" in done.stdout, done.output
+    assert sorted(_regions_of(t1)) == ["Bo", "Cy"]
 
 
 def test_a_face_painted_over_keeps_its_region_until_a_crop_cuts_it_off(

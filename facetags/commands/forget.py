@@ -78,7 +78,7 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: b
         for path in idle:  # say why nothing was forgotten there
             if os.path.isfile(path):
                 why = "is on disk: only photos gone from disk are forgotten"
-            elif not gone_from_disk(path) and not os.path.exists(path):
+            elif not gone_from_disk(path) and not os.path.exists(path) and not os.path.islink(path):
                 why = "cannot be looked at (a folder on the way is not readable): it may still be on disk"
             else:
                 why = "holds no missing photo ('facetags status' lists them)"

@@ -415,6 +415,8 @@ class Indexer:
         on that is gone from the new version (cropped out, or no longer detected) is logged and
         recorded as a ``face_lost`` decision, unless another path still shows the old version.
         ``old``, ``pairs``: :meth:`_rematch`'s. Returns the new face ids that were given a place."""
+        # names of faces an earlier edit cut off stay with the file (even if it had no face left)
+        self.store.carry_lost_xmp_names(path, old_photo, photo_id)
         if not old:
             return set()
         carried: set[int] = set()
@@ -428,7 +430,6 @@ class Indexer:
         self.store.carry_xmp_names({old[i].face_id: face_ids[j] for i, j in pairs.items()}, path)
         if pairs:
             self.store.xmp_unverified(photo_id)
-        self.store.carry_lost_xmp_names(path, old_photo, photo_id)
         self._lost(path, old_photo, photo_id, [f for i, f in enumerate(old) if i not in pairs])
         log.info("%s changed: %d of %d faces kept their place", path, len(pairs), len(old))
         return carried
@@ -659,8 +660,11 @@ class Indexer:
             return self.store.move_tree(src, dest)
 
     def remove_tree(self, folder: str) -> int:
-        """The folder is gone (a link to a folder that is gone too): its photos are missing."""
+        """The folder is gone (a link to a folder that is gone too): its photos are missing. Not
+        one that cannot be looked at (a folder above it without permissions)."""
         if os.path.isdir(folder) or storable(folder) is None:
+            return 0
+        if not (gone_from_disk(folder) or os.path.islink(folder)):
             return 0
         with self.store.write():
             return len(self.store.mark_missing_under(folder, GONE))

@@ -24,7 +24,7 @@ from facetags.names import same_name, words_key
 from facetags.xmp.read import read_regions
 from facetags.xmp.regions import Box, FaceTag, Region, iou, match_boxes
 from facetags.xmp.safefile import file_identity
-from facetags.xmp.write import WriteOptions, WriteResult, write_photo
+from facetags.xmp.write import WriteOptions, WriteResult, still_carried, write_photo
 
 log = logging.getLogger(__name__)
 
@@ -150,9 +150,11 @@ def write_photos(
             result = write_photo(path, photos[path], options, dry_run=dry_run, claim=claim, unchanged=looked)
         if remember is not None and not dry_run and not result.error and result.names:
             remember(path, result.names, "written", result.still)
-        cut_off = any(face.gone for face in photos[path])
-        if lost is not None and cut_off and not dry_run and result.lost_left is not None:
-            lost(path, result.lost_left)
+        cut_off = [name for face in photos[path] if face.gone for name in face.written]
+        if lost is not None and cut_off and not dry_run and result.error is None:
+            # what any XMP of the photo still carries (a read-only photo's own, a sidecar that
+            # failed) stays recorded, to take out once it can be
+            lost(path, still_carried(path, cut_off))
         if guard is not None and not dry_run:
             if not result.error:
                 guard.done(path, result.written)

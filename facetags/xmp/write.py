@@ -120,9 +120,6 @@ class Plan:
     # position -> names of facetags' still at the face in XMP this plan leaves alone (the photo's
     # other XMP file, region lists of schemas not written): the file may still carry them
     still: dict[int, tuple[str, ...]] = field(default_factory=dict)
-    # names of faces the picture no longer shows (FaceTag.gone) the file still carries once the
-    # plan is applied (a file of the picture's shape keeps them: the face may still be there)
-    lost_left: set[str] = field(default_factory=set)
 
 
 @dataclass
@@ -147,9 +144,6 @@ class WriteResult:
     # why a sidecar though the photo itself was asked for ("read-only photo", ...); its warning
     # is in ``warnings`` too
     fallback: str | None = None
-    # names of faces an edit cut off (FaceTag.gone) the photo's XMP still carries; None: not
-    # known (a dry run, a failure)
-    lost_left: set[str] | None = None
 
 
 # -- planning ---------------------------------------------------------------------------------
@@ -613,13 +607,6 @@ def plan(
         if left and i in out.names:
             out.still[positions[i]] = tuple(sorted(left))
     out.names = {positions[i]: name for i, name in out.names.items()}
-    carried = [
-        r.name
-        for schema, regions in (("mwg", parsed.mwg), ("mp", parsed.mp))
-        for r in regions
-        if r.name and r.index not in dropped[schema]
-    ]
-    out.lost_left = {name for name in gone if any(_same(name, n) for n in carried)}
     for schema, lst in (("mwg", MWG_LIST), ("mp", MP_LIST)):
         if dropped[schema]:
             out.updates = _without_items(flat, out.updates, lst, dropped[schema])
@@ -666,6 +653,15 @@ def sidecar_for(photo: Path, options: WriteOptions) -> Path:
         if path.name.casefold() == preferred.name.casefold():
             return path
     return existing[0] if existing else preferred
+
+
+def still_carried(photo: Path, names: Sequence[str]) -> set[str]:
+    """Which of ``names`` a region in any XMP of ``photo`` (its own, its sidecars) carries."""
+    found: list[str] = []
+    for path, sidecar in [(photo, False), *((p, True) for p in read.existing_sidecars(photo))]:
+        parsed = read.load_parsed(path, sidecar=sidecar)
+        found += [r.name for r in [*parsed.mwg, *parsed.mp] if r.name]
+    return {name for name in names if any(_same(name, n) for n in found)}
 
 
 def _other_regions(
@@ -769,8 +765,6 @@ def _absorb(result: WriteResult, other: WriteResult, where: Path, done: str) -> 
         result.error = f"{where}: could not be brought up to date ({other.error}); {done}"
     else:
         result.still = other.still
-        if result.lost_left is not None and other.lost_left is not None:
-            result.lost_left |= other.lost_left
 
 
 def _write_in(
@@ -872,7 +866,6 @@ def _write_one(
         if not todo.updates:
             result.names = names  # the file already says all of it
             result.still = still
-            result.lost_left = todo.lost_left
             result.warnings = result.warnings[fallbacks:]  # why a sidecar: said when written
             return result
         known = {face.face_id: (face.previous, *face.written) for face in faces if face.face_id is not None}
@@ -920,7 +913,6 @@ def _write_one(
         result.written = True
         result.names = names
         result.still = still
-        result.lost_left = todo.lost_left
         log.info("%s: %d change(s) written to %s", photo, len(todo.changes), target)
     except packet.PacketTooLarge as exc:
         if options.mode == "sidecar":
