@@ -16,7 +16,15 @@ import pytest
 
 from facetags.evaluate.clustering import agreement, score_clustering
 from facetags.evaluate.labels import DetectedFace, match_labels, read_labels
-from facetags.people.cluster import ALGORITHMS, FREE, Constraints, chinese_whispers, graph_average, unit
+from facetags.people.cluster import (
+    ALGORITHMS,
+    FREE,
+    Constraints,
+    chinese_whispers,
+    enforce,
+    graph_average,
+    unit,
+)
 from facetags.people.graph import components, knn_graph
 from facetags.people.incremental import FaceIndex
 
@@ -439,3 +447,29 @@ def test_the_large_component_path_does_not_depend_on_the_order_faces_come_in() -
         again = np.empty_like(labels)
         again[order] = graph_average(x[order], 0.5, component_limit=20)
         assert score_clustering(labels.tolist(), again.tolist()).bcubed_f == 1.0
+
+
+@pytest.mark.parametrize("named", [False, True])
+def test_faces_clustered_with_a_few_odd_faces_of_a_person(named: bool) -> None:
+    """A cluster the user placed four faces in, three of them unlike the rest (profile views),
+    and 40 faces clustered with the one that is like them: unnamed, the 40 stay with it (the
+    user said where such faces go); named, the 40 join only if like the person as a whole,
+    which they are not here (mean similarity 0.4 at a threshold of 0.5): a name is not written
+    on a group because of one of its faces."""
+    rng = np.random.default_rng(0)
+    dim = 64
+    a = unit(rng.normal(size=(1, dim)))[0]
+
+    def near(base: np.ndarray, n: int) -> np.ndarray:
+        return unit(base + 0.6 * rng.normal(size=(n, dim)) / np.sqrt(dim))
+
+    odd = unit(0.55 * a + 0.85 * unit(rng.normal(size=(3, dim))))
+    x = np.vstack([near(a, 40), near(a, 1), odd]).astype(np.float32)
+    n = len(x)
+    fixed = np.full(n, FREE)
+    fixed[40:] = 5
+    labels = np.array([0] * 41 + [1, 2, 3])  # the 40 with the one like them; the odd ones apart
+    c = Constraints(photo=np.arange(n), fixed=fixed, named={5} if named else ())
+    out = enforce(labels, x, c, threshold=0.5)
+    assert out[40:].tolist() == [5, 5, 5, 5]  # the user's faces stay, whatever happens
+    assert set(out[:40].tolist()) == ({6} if named else {5})

@@ -187,7 +187,7 @@ class ClusterAssigner:
             rejected.setdefault(row_of[f], set()).add(p)
             if p not in fixed:  # an unnamed cluster: "not like these faces" (its members now)
                 cannot.extend((row_of[f], int(j)) for j in np.flatnonzero(person == p) if j != row_of[f])
-        c = Constraints(photo=photo, fixed=fixed, rejected=rejected, cannot=cannot)
+        c = Constraints(photo=photo, fixed=fixed, rejected=rejected, cannot=cannot, named=frozenset(touched))
         labels = graph_average(x, self.threshold, c, k=self.k)
         new_ids = _stable_ids(labels, person, fixed, set(flags) - touched)
         moves: list[tuple[int, int]] = []  # (face id, label); a label without an id gets a new person

@@ -5,9 +5,9 @@ returns one label per face:
 
 * a face the user placed (``fixed[i] = person id >= 0``) keeps that person id as its label, and
   every face clustered with it gets the same id (must-link: all faces of one person are one
-  cluster, whatever the algorithm thought), if the cluster holds half the person's fixed faces
-  or more, or if those faces' mean similarity to all of them reaches the threshold (as a new
-  face joins a person); else they stay a cluster of their own;
+  cluster, whatever the algorithm thought); for a person the user named (``named``), only if the
+  cluster holds half the person's fixed faces or more, or if those faces' mean similarity, as a
+  group, to all of them reaches the threshold; else they stay a cluster of their own;
 * other clusters get fresh ids above every fixed id (``first_new``), numbered in a canonical order
   so the same faces in any input order get the same partition;
 * two faces of one photo are never in one cluster (cannot-link), and a face is never labelled with
@@ -51,6 +51,10 @@ class Constraints:
     fixed: np.ndarray | None = None  # (n,) person id the user put the face in, or FREE (-1)
     rejected: Mapping[int, Collection[int]] = field(default_factory=dict)  # face index -> person ids
     cannot: Collection[tuple[int, int]] = ()  # face index pairs the user split apart
+    # people the user named (or hid, or merged into): faces clustered with a few of theirs join
+    # them only if like them as a whole (see enforce); an unnamed cluster a user placed faces in
+    # takes every face clustered with them, as before
+    named: Collection[int] = ()
 
     def partners(self) -> dict[int, set[int]]:
         out: dict[int, set[int]] = {}
@@ -92,11 +96,11 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
     labels = np.asarray(labels, np.int64).copy()
     # Fixed faces: their person decides. Clusters holding several people are split: each free
     # member goes to the person whose fixed faces there it is most similar to. Free faces join a
-    # person if the cluster holds at least half of its fixed faces, or if their mean similarity
-    # to all of them reaches the threshold (the rule that places a new face): clustered with a
+    # named person (``c.named``) if the cluster holds at least half of its fixed faces, or if
+    # their mean similarity, as a group, to all of them reaches the threshold: clustered with a
     # few of its faces (one that is not like the rest: a face the user moved there, a stranger
     # in the cluster the user named), they stay a cluster of their own instead of bringing their
-    # whole group into the person.
+    # whole group, and the name, into the person.
     anchors = {int(p): x[fixed == p].astype(np.float64).sum(0) for p in np.unique(fixed[fixed != FREE])}
     counts = {p: int((fixed == p).sum()) for p in anchors}
     groups: dict[tuple[str, int], list[int]] = {}
@@ -122,7 +126,7 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
                 continue
             held = int((fixed[members] == p).sum())
             mean = float(x[joining].astype(np.float64).sum(0) @ anchors[p]) / (len(joining) * counts[p])
-            if 2 * held >= counts[p] or mean >= threshold:
+            if p not in c.named or 2 * held >= counts[p] or mean >= threshold:
                 groups[("p", p)].extend(joining.tolist())
             else:
                 groups.setdefault(("c", int(cl)), []).extend(joining.tolist())
