@@ -317,3 +317,34 @@ def test_a_name_longer_than_a_name_may_be_is_still_another_tool_s_name(photo: Pa
     assert [r.get("Name") for r in _report(photo)["RegionInfo"]["RegionList"]] == [long_name]
     (region,) = read_regions(photo).regions
     assert region.name == long_name[:200]
+
+
+def test_taking_a_region_out_keeps_the_kind_of_a_list_inside_the_others(photo: Path) -> None:
+    """The regions after the one taken out are written anew: a list inside one (another tool's
+    extension, a Bag of tags) came back as a Seq; it keeps its kind."""
+    w, h = Image.open(photo).size
+    sidecar = photo.with_name("m.jpg.xmp")
+    sidecar.write_text(
+        '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+        '<rdf:Description rdf:about="" xmlns:mwg-rs="http://www.metadataworkinggroup.com/schemas/regions/"'
+        ' xmlns:stArea="http://ns.adobe.com/xmp/sType/Area#" xmlns:stDim="http://ns.adobe.com/xap/1.0/sType/Dimensions#"'
+        ' xmlns:dc="http://purl.org/dc/elements/1.1/"><mwg-rs:Regions rdf:parseType="Resource">'
+        f'<mwg-rs:AppliedToDimensions stDim:w="{w * 2}" stDim:h="{h}" stDim:unit="pixel"/>'
+        "<mwg-rs:RegionList><rdf:Bag>"
+        '<rdf:li rdf:parseType="Resource"><mwg-rs:Name>Ann</mwg-rs:Name><mwg-rs:Type>Face</mwg-rs:Type>'
+        '<mwg-rs:Area stArea:x="0.2" stArea:y="0.2" stArea:w="0.1" stArea:h="0.1"'
+        ' stArea:unit="normalized"/></rdf:li>'
+        '<rdf:li rdf:parseType="Resource"><mwg-rs:Name>Eve</mwg-rs:Name><mwg-rs:Type>Face</mwg-rs:Type>'
+        '<mwg-rs:Area stArea:x="0.7" stArea:y="0.7" stArea:w="0.1" stArea:h="0.1" stArea:unit="normalized"/>'
+        '<mwg-rs:Extensions rdf:parseType="Resource"><dc:subject><rdf:Bag>'
+        "<rdf:li>x</rdf:li><rdf:li>y</rdf:li></rdf:Bag></dc:subject></mwg-rs:Extensions></rdf:li>"
+        "</rdf:Bag></mwg-rs:RegionList></mwg-rs:Regions></rdf:Description></rdf:RDF></x:xmpmeta>"
+    )
+    gone = FaceTag((0.0, 0.0, 0.0, 0.0), written=("Ann",), gone=True)
+    result = write_photo(photo, [gone], WriteOptions(mode="sidecar"))
+    assert result.written and result.error is None, result
+    (report,) = exiftool("-struct", "-RegionInfo", sidecar)
+    assert [r["Name"] for r in report["RegionInfo"]["RegionList"]] == ["Eve"], report
+    text = sidecar.read_text()
+    assert "<rdf:li>x</rdf:li>" in text and "<rdf:li>y</rdf:li>" in text, text
+    assert "<rdf:Bag>" in text.split("Extensions", 1)[1] and "rdf:Seq" not in text, text

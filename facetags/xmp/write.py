@@ -370,8 +370,19 @@ def _without_items(flat: Flat, updates: dict[str, Any], lst: str, drop: set[int]
     kept = [index for index in sorted(items) if index not in drop]
     for number, index in enumerate(kept, start=1):
         for rest, value in items[index]:
-            out[f"{lst}[{number}]{rest}"] = value
+            key = f"{lst}[{number}]{rest}"
+            kind = _ARRAY_KINDS.get(flat.get(f"{lst}[{index}]{rest}", ("", None))[0])
+            if kind is not None and isinstance(value, list):  # a list inside a region: its kind kept
+                out[key] = f'type="{kind}"'
+                out.update({f"{key}[{n}]": item for n, item in enumerate(value, start=1)})
+            else:
+                out[key] = value
     return out
+
+
+#: Exiv2's array types -> the XMP array kind a list is written back as (a plain list would be
+#: written as a Seq).
+_ARRAY_KINDS = {"XmpBag": "Bag", "XmpSeq": "Seq", "XmpAlt": "Alt"}
 
 
 def _set_dims(plan: Plan, stored_size: tuple[int, int]) -> None:
