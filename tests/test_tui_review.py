@@ -324,6 +324,21 @@ def test_the_xmp_summary_says_when_another_tools_name_was_kept() -> None:
     )
     assert told.startswith("XMP for everyone: 3 photos: 1 changed (1 embedded), 1 up to date, 0 failed")
     assert "in 1 photo another tool named a face otherwise" in told and "--replace-names" in told
+    assert "warning" not in told
+
+
+def test_the_xmp_summary_says_what_the_cli_warns_of() -> None:
+    """A region that cannot be read reached the TUI only as a log message (the TUI shows those
+    at WARNING); the write's own warnings are in its summary, why a sidecar aside."""
+    from facetags.tui.app import xmp_summary
+    from facetags.xmp.write import WriteResult
+
+    bad = "a.jpg.xmp: MWG region 1 (Bad) ignored: not finite: 'NaN'"
+    results = [
+        WriteResult(Path("a.jpg"), Path("a.jpg"), "embedded", ["add"], [bad]),
+        WriteResult(Path("b.jpg"), Path("b.jpg.xmp"), "sidecar", ["add"], ["b.jpg: read-only"], fallback="x"),
+    ]
+    assert xmp_summary("everyone", results).endswith(f"; 1 warning (first: {bad})")
 
 
 # -- faces large enough to judge (case 5) -------------------------------------------------------

@@ -477,6 +477,16 @@ def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
             f"; in {plural(len(kept), 'photo')} another tool named a face otherwise: its name was kept "
             "(facetags xmp write --replace-names writes facetags')"
         )
+    # the rest of what the CLI prints as warnings (a region that cannot be read, a region left
+    # where a crop put it): why a sidecar and another tool's name are said above
+    warned = [
+        w
+        for r in results
+        for w in (r.warnings[1:] if r.fallback else r.warnings)
+        if "--replace-names" not in w
+    ]
+    if warned:
+        text += f"; {plural(len(warned), 'warning')} (first: {warned[0]})"
     return text
 
 

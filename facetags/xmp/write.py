@@ -677,17 +677,20 @@ def still_carried(photo: Path, names: Sequence[str]) -> set[str]:
 
 def _other_regions(
     photo: Path, target: Path, stored_size: tuple[int, int], orientation: int
-) -> list[RawRegion]:
+) -> tuple[list[RawRegion], list[str]]:
     """The regions of the photo's XMP files other than ``target`` (embedded and sidecars), but
-    those of a file placed for a picture of another shape (not where the faces are)."""
+    those of a file placed for a picture of another shape (not where the faces are); and what
+    could not be read in them (warnings)."""
     found: list[RawRegion] = []
+    warnings: list[str] = []
     for path, sidecar in [(photo, False), *((p, True) for p in read.existing_sidecars(photo))]:
         if path == target:
             continue
         parsed = read.load_parsed(path, sidecar=sidecar)
+        warnings += parsed.warnings
         if not read.reframed(parsed.mwg_dims, stored_size, orientation):
             found += parsed.mwg + parsed.mp
-    return found
+    return found, warnings
 
 
 def write_photo(
@@ -847,7 +850,8 @@ def _write_one(
             flat = packet.load(target, sidecar=True)[0] if target.exists() else {}
             result.mode = "sidecar"
         result.target = target
-        others = _other_regions(photo, target, stored_size, orientation)
+        others, unread = _other_regions(photo, target, stored_size, orientation)
+        result.warnings += [w for w in unread if w not in result.warnings]
         todo = plan(
             flat,
             faces,
