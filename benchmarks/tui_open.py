@@ -1,10 +1,10 @@
 """How fast the TUI opens on a large library.
 
-    python benchmarks/tui_open.py [--faces 100000] [--big 5000]
+    python benchmarks/tui_open.py [--faces 100000] [--big 5000] [--size 160x45]
 
 Builds a library of ``--faces`` faces (real face thumbnails from insightface's t1.jpg and
 scikit-image's astronaut, indexed by the real pipeline, replicated), one person with ``--big``
-faces and the rest in clusters of 1 to 40, then drives the app headless (80x24) and reports:
+faces and the rest in clusters of 1 to 40, then drives the app headless (80x24, or ``--size``) and reports:
 the time from start until the people screen lists everyone, and the time from opening the big
 person until its first thumbnails are on screen. Goal (issue 6): both under one second.
 """
@@ -89,7 +89,7 @@ def _stat(n: int) -> FileStat:
     return FileStat(size=1000 + n, mtime_ns=n, device=1, inode=n + 1)
 
 
-async def measure(db: Path, big_id: int) -> tuple[float, float, int]:
+async def measure(db: Path, big_id: int, size: tuple[int, int] = (80, 24)) -> tuple[float, float, int]:
     from textual.widgets import DataTable
 
     from facetags.config import load_settings
@@ -100,7 +100,7 @@ async def measure(db: Path, big_id: int) -> tuple[float, float, int]:
     with Library.open(db, load_settings(library=str(db)), create=False) as lib:
         start = time.perf_counter()
         app = FacetagsApp(lib, images="unicode", poll_seconds=0)
-        async with app.run_test(size=(80, 24)) as pilot:
+        async with app.run_test(size=size) as pilot:
             while not app.screen.query(DataTable) or app.screen.query_one(DataTable).row_count == 0:
                 await pilot.pause(0.01)
             people_s = time.perf_counter() - start
@@ -127,7 +127,9 @@ def main() -> None:
     )
     parser.add_argument("--faces", type=int, default=100_000)
     parser.add_argument("--big", type=int, default=5_000)
+    parser.add_argument("--size", default="80x24", help="the terminal's COLUMNSxROWS (default 80x24)")
     args = parser.parse_args()
+    columns, rows = (int(v) for v in args.size.lower().split("x"))
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         seed = real_faces(folder)
@@ -135,8 +137,8 @@ def main() -> None:
         t = time.perf_counter()
         big_id = build(db, args.faces, args.big, seed)
         print(f"built {args.faces} faces in {time.perf_counter() - t:.1f} s", file=sys.stderr)
-        people_s, thumbs_s, rows = asyncio.run(measure(db, big_id))
-    print(f"faces: {args.faces}  people+clusters listed: {rows}")
+        people_s, thumbs_s, listed = asyncio.run(measure(db, big_id, (columns, rows)))
+    print(f"faces: {args.faces}  people+clusters listed: {listed}  terminal: {columns}x{rows}")
     print(f"people screen listed everyone in {people_s:.2f} s")
     print(f"person with {args.big} faces: first thumbnails in {thumbs_s:.2f} s")
 

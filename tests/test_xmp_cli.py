@@ -888,6 +888,33 @@ def test_a_photo_trimmed_a_little_gets_its_regions_moved_and_its_size_and_reads_
     assert {"Ann", "Bo", "Cy"} <= _imported_anew(photos, tmp_path / "rebuilt.db")
 
 
+def test_a_photo_cropped_beside_a_copy_of_the_original_loses_the_region_the_copy_keeps(
+    library: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """A backup of the original beside it (the same pixels, so the old version is still on
+    disk): the cropped file lost the cut-off face, the backup did not. The cropped file's region
+    is taken out; the backup keeps it, and its face its name."""
+    from PIL import Image
+
+    where, photos = library
+    t1 = photos / "t1.jpg"
+    by_x, before = _three_named_and_written(where, t1, tmp_path)
+    backup = photos / "backup" / "t1.jpg"
+    backup.parent.mkdir()
+    shutil.copy2(t1, backup)
+    assert _scanned(where, photos)[1] == ["duplicate", "unchanged"]
+    with Image.open(before) as im:
+        w, h = im.size
+        x, _y, fw, _fh = by_x[0].box
+        im.convert("RGB").crop((int(w * (x + fw + 0.02)), 0, w, h)).save(t1, quality=92)
+    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)
+    assert _scanned(where, photos)[1] == ["changed", "unchanged"]
+    done = _run(where, "write", "--embed")
+    assert done.exit_code == 0 and "take out 'Ann'" in done.stdout, done.output
+    assert sorted(_regions_of(t1)) == ["Bo", "Cy"]
+    assert sorted(_regions_of(backup)) == ["Ann", "Bo", "Cy"]
+
+
 def test_a_copy_of_a_cropped_photo_loses_the_cut_off_face_s_region_too(
     library: tuple[Path, Path], tmp_path: Path
 ) -> None:

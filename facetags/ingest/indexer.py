@@ -435,16 +435,17 @@ class Indexer:
         return carried
 
     def _lost(self, path: str, old_photo: int, photo_id: int, faces: list[OldFace]) -> None:
-        """``path`` no longer shows ``faces`` of ``old_photo`` (it shows ``photo_id``): each the
-        user had decided on is logged and recorded as a ``face_lost`` decision, and the names
+        """``path`` no longer shows ``faces`` of ``old_photo`` (it shows ``photo_id``): the names
         facetags wrote into the file for any of them stay known as its own there (for ``xmp
-        write`` to take out), unless another path still shows the old version."""
+        write`` to take out), and each the user had decided on is logged and recorded as a
+        ``face_lost`` decision, unless another path still shows the old version."""
+        for face in faces:  # what this file carries, whoever else shows the old version
+            self.store.keep_lost_xmp_names(face.face_id, path, photo_id)
         if any(f.path != path for f in self.store.photo_files(old_photo)):
             return  # shown at another path
         if any(p != path for p in self.store.missing_paths(old_photo)):
             return  # kept as missing at another path: its faces stay with it
         for face in faces:
-            self.store.keep_lost_xmp_names(face.face_id, path, photo_id)
             if not face.decided:
                 continue
             log.warning(
