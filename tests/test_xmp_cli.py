@@ -839,6 +839,17 @@ def _three_named_and_written(where: Path, t1: Path, tmp_path: Path) -> tuple[lis
     return by_x, before
 
 
+def _cut_ann_off(t1: Path, before: Path, ann: Any) -> None:
+    """t1 cropped (from ``before``) just right of Ann's face, by an editor that keeps the XMP."""
+    from PIL import Image
+
+    with Image.open(before) as im:
+        w, h = im.size
+        x, _y, fw, _fh = ann.box
+        im.convert("RGB").crop((int(w * (x + fw + 0.02)), 0, w, h)).save(t1, quality=92)
+    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)
+
+
 def _imported_anew(photos: Path, rebuilt: Path) -> set[str]:
     """The names ``xmp import`` gives people in a library made anew from ``photos``."""
     from facetags.config import Settings
@@ -894,7 +905,6 @@ def test_a_photo_cropped_beside_a_copy_of_the_original_loses_the_region_the_copy
     """A backup of the original beside it (the same pixels, so the old version is still on
     disk): the cropped file lost the cut-off face, the backup did not. The cropped file's region
     is taken out; the backup keeps it, and its face its name."""
-    from PIL import Image
 
     where, photos = library
     t1 = photos / "t1.jpg"
@@ -903,11 +913,7 @@ def test_a_photo_cropped_beside_a_copy_of_the_original_loses_the_region_the_copy
     backup.parent.mkdir()
     shutil.copy2(t1, backup)
     assert _scanned(where, photos)[1] == ["duplicate", "unchanged"]
-    with Image.open(before) as im:
-        w, h = im.size
-        x, _y, fw, _fh = by_x[0].box
-        im.convert("RGB").crop((int(w * (x + fw + 0.02)), 0, w, h)).save(t1, quality=92)
-    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)
+    _cut_ann_off(t1, before, by_x[0])
     assert _scanned(where, photos)[1] == ["changed", "unchanged"]
     done = _run(where, "write", "--embed")
     assert done.exit_code == 0 and "take out 'Ann'" in done.stdout, done.output
@@ -920,16 +926,11 @@ def test_a_copy_of_a_cropped_photo_loses_the_cut_off_face_s_region_too(
 ) -> None:
     """A copy of the cropped photo (made before the write) carries facetags' region of the face
     the crop cut off, as the photo does: the write takes it out of both."""
-    from PIL import Image
 
     where, photos = library
     t1 = photos / "t1.jpg"
     by_x, before = _three_named_and_written(where, t1, tmp_path)
-    with Image.open(before) as im:
-        w, h = im.size
-        x, _y, fw, _fh = by_x[0].box
-        im.convert("RGB").crop((int(w * (x + fw + 0.02)), 0, w, h)).save(t1, quality=92)
-    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)
+    _cut_ann_off(t1, before, by_x[0])
     assert _scanned(where, photos)[1] == ["changed", "unchanged"]
     copy = photos / "backup" / "t1.jpg"
     copy.parent.mkdir()
@@ -950,16 +951,11 @@ def test_a_cropped_read_only_photo_keeps_the_cut_off_name_until_it_can_be_writte
     the cut-off face's region, and facetags forgot that it did (the record went with the write
     of the sidecar): once the photo was writable, nothing took the name out. It is taken out
     then."""
-    from PIL import Image
 
     where, photos = library
     t1 = photos / "t1.jpg"
     by_x, before = _three_named_and_written(where, t1, tmp_path)
-    with Image.open(before) as im:
-        w, h = im.size
-        x, _y, fw, _fh = by_x[0].box
-        im.convert("RGB").crop((int(w * (x + fw + 0.02)), 0, w, h)).save(t1, quality=92)
-    exiftool_write("-tagsFromFile", before, "-XMP:all", t1)
+    _cut_ann_off(t1, before, by_x[0])
     assert _scanned(where, photos)[1] == ["changed", "unchanged"]
     t1.chmod(0o444)
     assert _run(where, "write", "--embed").exit_code == 0  # into a sidecar
