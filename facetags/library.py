@@ -40,7 +40,7 @@ from facetags.library_decisions import Decisions
 from facetags.library_xmp import WriteTally as WriteTally
 from facetags.library_xmp import XmpSync
 from facetags.names import close_matches, name_key, name_words
-from facetags.paths import gone_from_disk as gone_from_disk
+from facetags.paths import on_disk as on_disk
 from facetags.people.assigner import CLUSTERED_WITH_KEY, ClusterAssigner, ReclusterReport
 from facetags.people.incremental import Suggestion
 
@@ -329,7 +329,7 @@ class Library(Decisions, XmpSync):
         with self._lock:
             for path in paths:
                 where = os.path.abspath(path)
-                if gone_from_disk(where):  # one that cannot be looked at may still be there
+                if on_disk(where) is False:  # one that cannot be looked at may still be there
                     went += self.indexer.remove_paths([where]) + self.indexer.remove_tree(where)
         return went
 
@@ -469,6 +469,7 @@ class Library(Decisions, XmpSync):
     def status(self) -> Status:
         counts = self.store.counts()
         size = sum(os.path.getsize(p) for p in (self.path, Path(f"{self.path}-wal")) if os.path.exists(p))
+        stale_xmp = self.stale_xmp()
         return Status(
             library=str(self.path),
             schema_version=current_version(self.store.conn),
@@ -483,8 +484,8 @@ class Library(Decisions, XmpSync):
             model=self.pipeline.model_id,
             stale_faces=self.stale_faces(),
             lost_faces=self.lost_faces(),
-            stale_xmp_photos=self.stale_xmp_photos(),
-            stale_xmp_read_only=self.stale_xmp_read_only(),
+            stale_xmp_photos=stale_xmp[0],
+            stale_xmp_read_only=stale_xmp[1],
             missing=self.store.missing(),
             unwritten_xmp_photos=self.store.photos_with_unwritten_names(),
         )

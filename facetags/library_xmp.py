@@ -69,17 +69,12 @@ class XmpSync:
         on_disk = (r for r in records.values() if not r.missing)
         return sorted(on_disk, key=lambda r: (r.photo_id, r.path, r.face_id))
 
-    def stale_xmp_photos(self) -> int:
+    def stale_xmp(self) -> tuple[int, int]:
         """How many photos on disk carry a name facetags wrote that the user has changed since
-        (a missing photo cannot be written to: it waits until it is back)."""
-        with self._lock:
-            return len({photo for photo, _face, _path, _name in self.store.stale_xmp_files()})
-
-    def stale_xmp_read_only(self) -> int:
-        """How many of :meth:`stale_xmp_photos` no ``xmp write`` can bring up to date while they
-        stay as they are: each file of theirs that has a changed name is a read-only photo whose
-        own XMP carries it (a write goes to its sidecar; a name in the sidecar is brought up to
-        date, one in the photo stays)."""
+        (a missing photo cannot be written to: it waits until it is back), and how many of those
+        no ``xmp write`` can bring up to date while they stay as they are: each file of theirs
+        that has a changed name is a read-only photo whose own XMP carries it (a write goes to
+        its sidecar; a name in the sidecar is brought up to date, one in the photo stays)."""
         from facetags.xmp.read import load_parsed
         from facetags.xmp.write import writable
 
@@ -95,7 +90,9 @@ class XmpSync:
             parsed = load_parsed(Path(path), sidecar=False)  # the photo's own XMP only
             return any(r.name in old for r in [*parsed.mwg, *parsed.mp])
 
-        return sum(1 for files in names.values() if all(stuck(p, old) for p, old in files.items()))
+        return len(names), sum(
+            1 for files in names.values() if all(stuck(p, old) for p, old in files.items())
+        )
 
     def remember_xmp_names(
         self,

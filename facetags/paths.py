@@ -83,14 +83,15 @@ def existing_sidecars(photo: Path) -> list[Path]:
     return found
 
 
-def gone_from_disk(path: str | os.PathLike[str]) -> bool:
-    """Whether nothing is at ``path`` for sure: not there (or a component of it is not a
-    folder). A path that cannot be looked at (a folder without read or search permission, an
-    I/O error) may still hold the file: not gone."""
+def on_disk(path: str | os.PathLike[str]) -> bool | None:
+    """Whether something is at ``path`` (a link counts, wherever it points): False only when
+    nothing is there for sure (not there, or a component of it is not a folder); None when it
+    cannot be looked at (a folder without read or search permission, an I/O error), since it
+    may still be there."""
     try:
         os.lstat(path)
     except (FileNotFoundError, NotADirectoryError):
-        return True
-    except OSError:
         return False
-    return False
+    except OSError:
+        return None
+    return True

@@ -266,7 +266,7 @@ def test_hidden_files_temp_files_and_xmp_written_into_a_watched_photo(
     atomic rename of our own temp file over it) is recorded as metadata only: no detection,
     faces, ids and names unchanged."""
     from facetags.ingest.pipeline import Pipeline
-    from facetags.xmp.sync import write_records
+    from facetags.xmp.sync import group_faces, write_photos
     from facetags.xmp.write import WriteOptions
 
     folder = tmp_path / "watched"
@@ -287,7 +287,7 @@ def test_hidden_files_temp_files_and_xmp_written_into_a_watched_photo(
             raise AssertionError("a photo whose pixels did not change was analysed again")
 
         monkeypatch.setattr(Pipeline, "analyse", no_detection)
-        (result,) = write_records(other.faces(), WriteOptions(mode="embed"))
+        (result,) = write_photos(group_faces(other.faces()), WriteOptions(mode="embed"))
         assert result.written and result.error is None, result
         assert b"Ann" in photo.read_bytes()
         shutil.copyfile(t1_path, folder / ".another.jpg")  # hidden, created while watching

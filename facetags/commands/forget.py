@@ -38,7 +38,7 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: b
     With --lost, `facetags status` and the TUI stop telling of the faces you had named or
     marked that edited photos no longer show; their people stay as they are.
     """
-    from facetags.library import Library, gone_from_disk
+    from facetags.library import Library, on_disk
 
     if lost:
         if paths or everything:
@@ -78,7 +78,7 @@ def forget(settings: Settings, paths: tuple[str, ...], everything: bool, lost: b
         for path in idle:  # say why nothing was forgotten there
             if os.path.isfile(path):
                 why = "is on disk: only photos gone from disk are forgotten"
-            elif not gone_from_disk(path) and not os.path.exists(path) and not os.path.islink(path):
+            elif on_disk(path) is None:
                 why = "cannot be looked at (a folder on the way is not readable): it may still be on disk"
             else:
                 why = "holds no missing photo ('facetags status' lists them)"

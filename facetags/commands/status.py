@@ -38,19 +38,19 @@ def status(settings: Settings, as_json: bool) -> None:
             f"xmp       {plural(st.unwritten_xmp_photos, 'photo')} with names not yet written to XMP; "
             "'facetags xmp write' writes them"
         )
-    writable = st.stale_xmp_photos - st.stale_xmp_read_only
-    if writable:
-        click.echo(
-            f"xmp       {plural(writable, 'photo')} still "
-            f"{'carries' if writable == 1 else 'carry'} names facetags wrote that "
-            "you have changed since; 'facetags xmp write' brings them up to date"
-        )
-    if st.stale_xmp_read_only:
-        click.echo(
-            f"xmp       {plural(st.stale_xmp_read_only, 'read-only photo')} still "
-            f"{'carries' if st.stale_xmp_read_only == 1 else 'carry'} names facetags wrote that "
-            "you have changed since; make them writable, then 'facetags xmp write'"
-        )
+    for count, what, then in (
+        (
+            st.stale_xmp_photos - st.stale_xmp_read_only,
+            "photo",
+            "'facetags xmp write' brings them up to date",
+        ),
+        (st.stale_xmp_read_only, "read-only photo", "make them writable, then 'facetags xmp write'"),
+    ):
+        if count:
+            click.echo(
+                f"xmp       {plural(count, what)} still {'carries' if count == 1 else 'carry'} names "
+                f"facetags wrote that you have changed since; {then}"
+            )
     if st.missing:
         named = sum(m.named_faces for m in st.missing)
         click.echo(

@@ -806,21 +806,21 @@ class Store(PeopleStore):
             "SELECT x.path, x.photo_id, x.name FROM xmp_lost_names x"
             " JOIN files fl ON fl.path = x.path AND fl.photo_id = x.photo_id ORDER BY x.path, x.written_at"
         )
-        out: dict[str, tuple[int, tuple[str, ...]]] = {}
+        names: dict[str, list[str]] = {}
+        photos: dict[str, int] = {}
         for path, photo_id, name in rows:
-            _photo, names = out.get(path, (int(photo_id), ()))
-            out[str(path)] = (int(photo_id), (*names, str(name)))
-        return out
+            names.setdefault(path, []).append(name)
+            photos[path] = int(photo_id)
+        return {path: (photos[path], tuple(found)) for path, found in names.items()}
 
     def set_lost_xmp_names(self, path: str, left: Iterable[str]) -> None:
         """After a write: of the cut-off faces' names recorded for the file at ``path``, it
         still carries ``left``; the others are gone from it."""
-        keep = set(left)
-        for (name,) in self.conn.execute(
-            "SELECT name FROM xmp_lost_names WHERE path = ?", (path,)
-        ).fetchall():
-            if name not in keep:
-                self.conn.execute("DELETE FROM xmp_lost_names WHERE path = ? AND name = ?", (path, name))
+        keep = sorted(set(left))
+        marks = ", ".join("?" * len(keep))
+        self.conn.execute(
+            f"DELETE FROM xmp_lost_names WHERE path = ? AND name NOT IN ({marks})", (path, *keep)
+        )
 
     def carry_cannot_links(self, mapping: dict[int, int]) -> None:
         """Copy the "different people" pairs of old faces to their new faces (old id -> new id)."""

@@ -47,7 +47,7 @@ from facetags.ingest.pipeline import Analysis, Pipeline, Processed, Seen
 from facetags.ingest.rematch import match_faces
 from facetags.ingest.scan import Entry, Walk, absolute, is_photo_name, printable, storable, walk
 from facetags.orientation import reorient_box, reorient_point
-from facetags.paths import existing_sidecars, gone_from_disk
+from facetags.paths import existing_sidecars, on_disk
 from facetags.text import plural
 
 log = logging.getLogger(__name__)
@@ -607,7 +607,7 @@ class Indexer:
     def _remove(self, paths: Iterable[str]) -> list[int]:
         """Forget the paths that no longer exist (not those that cannot be looked at); the photo
         id of each indexed one (a path that is not valid UTF-8 was never indexed)."""
-        paths = [p for p in paths if storable(p) is not None and gone_from_disk(p)]
+        paths = [p for p in paths if storable(p) is not None and on_disk(p) is False]
         if not paths:
             return []
         with self.store.write():
@@ -663,9 +663,7 @@ class Indexer:
     def remove_tree(self, folder: str) -> int:
         """The folder is gone (a link to a folder that is gone too): its photos are missing. Not
         one that cannot be looked at (a folder above it without permissions)."""
-        if os.path.isdir(folder) or storable(folder) is None:
-            return 0
-        if not (gone_from_disk(folder) or os.path.islink(folder)):
+        if os.path.isdir(folder) or storable(folder) is None or on_disk(folder) is None:
             return 0
         with self.store.write():
             return len(self.store.mark_missing_under(folder, GONE))

@@ -101,8 +101,21 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
     # few of its faces (one that is not like the rest: a face the user moved there, a stranger
     # in the cluster the user named), they stay a cluster of their own instead of bringing their
     # whole group, and the name, into the person.
-    anchors = {int(p): x[fixed == p].astype(np.float64).sum(0) for p in np.unique(fixed[fixed != FREE])}
-    counts = {p: int((fixed == p).sum()) for p in anchors}
+    # each named person's fixed faces: their vector sum and count, in one pass over the faces
+    held_by_named = np.flatnonzero(np.isin(fixed, list(c.named)))
+    named, which, sizes = np.unique(fixed[held_by_named], return_inverse=True, return_counts=True)
+    sums = np.zeros((len(named), x.shape[1]))
+    np.add.at(sums, which, x[held_by_named])
+    anchors = {int(p): (sums[k], int(sizes[k])) for k, p in enumerate(named.tolist())}
+
+    def joins(p: int, joining: np.ndarray, members: np.ndarray) -> bool:
+        if p not in anchors:
+            return True
+        total, count = anchors[p]
+        if 2 * int((fixed[members] == p).sum()) >= count:
+            return True
+        return float(x[joining].astype(np.float64).sum(0) @ total) / (len(joining) * count) >= threshold
+
     groups: dict[tuple[str, int], list[int]] = {}
     order = np.argsort(labels, kind="stable")
     cuts = np.flatnonzero(np.diff(labels[order])) + 1
@@ -124,9 +137,7 @@ def enforce(labels: np.ndarray, x: np.ndarray, c: Constraints, threshold: float)
             joining = free[best == b]
             if not len(joining):
                 continue
-            held = int((fixed[members] == p).sum())
-            mean = float(x[joining].astype(np.float64).sum(0) @ anchors[p]) / (len(joining) * counts[p])
-            if p not in c.named or 2 * held >= counts[p] or mean >= threshold:
+            if joins(p, joining, members):
                 groups[("p", p)].extend(joining.tolist())
             else:
                 groups.setdefault(("c", int(cl)), []).extend(joining.tolist())

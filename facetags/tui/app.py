@@ -335,7 +335,7 @@ class FacetagsApp(App[None]):
         first = not self._started
         self._started = True
         if first:  # at start: photos whose names facetags wrote are out of date
-            self._tell(lambda lib: lib.stale_xmp_photos() - lib.stale_xmp_read_only(), _stale_xmp_notice)
+            self._tell(lambda lib: lib.stale_xmp(), _stale_xmp_notice)
             self._tell(lambda lib: (lib.stale_faces(), lib.pipeline.model_id), _stale_faces_notice)
         if changed or first:  # at start, then when a scan may have lost some
             mark = not self.client.read_only
@@ -493,9 +493,10 @@ def xmp_summary(who: str, results: Sequence[WriteResult]) -> str:
 # -- start-up notices ---------------------------------------------------------------------------
 
 
-def _stale_xmp_notice(count: int) -> Notice | None:
+def _stale_xmp_notice(stale: tuple[int, int]) -> Notice | None:
     """Photos still carrying names facetags wrote that the user has changed since (read-only
     ones aside: X cannot bring them up to date; ``status`` says what to do)."""
+    count = stale[0] - stale[1]
     if not count:
         return None
     message = (

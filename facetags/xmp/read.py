@@ -144,15 +144,14 @@ def _group(flat: Mapping[str, Entry], prefix: str) -> tuple[bool, dict[int, dict
     items: dict[int, dict[str, Any]] = {}
     exists = prefix in flat
     for key, (_type, value) in flat.items():
-        if not key.startswith(prefix) or key == prefix:
-            continue
-        match = _ITEM.match(key[len(prefix) :])
-        if match is None:
+        found = item_key(key, prefix)
+        if found is None:
             continue
         exists = True
-        fields = items.setdefault(int(match.group(1)), {})
-        if match.group(2):
-            fields[match.group(2)] = value
+        index, rest = found
+        fields = items.setdefault(index, {})
+        if rest:
+            fields[rest[1:]] = value
     return exists, items
 
 
@@ -254,6 +253,13 @@ def reframed(dims: tuple[float, float] | None, stored_size: tuple[int, int], ori
     return other_shape(sw, sh) and (orientation < 5 or other_shape(sh, sw))
 
 
+def parsed_files(photo: Path, but: Path | None = None) -> list[tuple[Path, Parsed]]:
+    """Every XMP file of ``photo`` (``but`` that one), parsed: the photo's own XMP, then each of
+    its sidecars."""
+    files = [(photo, False), *((path, True) for path in existing_sidecars(photo))]
+    return [(path, load_parsed(path, sidecar=sidecar)) for path, sidecar in files if path != but]
+
+
 def read_regions(photo: Path) -> ReadResult:
     """Every valid face region of ``photo`` (embedded and sidecars) as normalised upright boxes.
 
@@ -263,11 +269,9 @@ def read_regions(photo: Path) -> ReadResult:
     """
     photo = Path(photo)
     orientation, size = photo_geometry(photo)
-    parsed = [load_parsed(photo, sidecar=False)]
-    parsed += [load_parsed(p, sidecar=True) for p in existing_sidecars(photo)]
     regions: list[Region] = []
     warnings: list[str] = []
-    for item in parsed:
+    for _path, item in parsed_files(photo):
         warnings += item.warnings
         if reframed(item.mwg_dims, size, orientation) and (item.mwg or item.mp):
             dw, dh = (round(v) for v in item.mwg_dims or (0, 0))

@@ -30,7 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class FaceLike(Protocol):
-    """What :func:`write_records` and :func:`import_photo` need of a face record."""
+    """What :func:`group_faces` and :func:`import_photo` need of a face record."""
 
     @property
     def face_id(self) -> int: ...
@@ -182,24 +182,6 @@ class _Claims:
             self.remember(self.path, added, "claim", None)
         if any(name is not None for name in undone.values()):
             self.remember(self.path, {f: n for f, n in undone.items() if n is not None}, "unclaim", None)
-
-
-def write_records(
-    records: Iterable[FaceLike],
-    options: WriteOptions | None = None,
-    *,
-    dry_run: bool = False,
-    progress: Callable[[WriteResult], None] | None = None,
-    stop: threading.Event | None = None,
-    remember: Remember | None = None,
-    guard: Guard | None = None,
-) -> list[WriteResult]:
-    """Write the faces the library gave (e.g. ``lib.faces(person_id)``) into their photos."""
-    options = options or WriteOptions()
-    photos = group_faces(records, include_unnamed=options.include_unnamed)
-    return write_photos(
-        photos, options, dry_run=dry_run, progress=progress, stop=stop, remember=remember, guard=guard
-    )
 
 
 # -- importing ----------------------------------------------------------------------------------

@@ -580,12 +580,10 @@ def plan(
                     f"{'they were' if many else 'it was'} placed for (xmp import does not read this "
                     "file's regions while they are there)"
                 )
-    if "mp" in options.schemas and ours:
-        found_mp, _moved = _regions(out, "mp", parsed, ours, options, renamed, kept, reframed)
+    if "mp" in options.schemas and (ours or take_out):
+        found_mp = _regions(out, "mp", parsed, ours, options, renamed, kept, reframed)[0] if ours else set()
         if take_out:
             dropped["mp"] = _take_out(out, "mp", parsed.mp, found_mp, gone, renamed)
-    elif "mp" in options.schemas and take_out:
-        dropped["mp"] = _take_out(out, "mp", parsed.mp, set(), gone, renamed)
     taken_back = set(renamed.values())
     if not {"mwg", "mp"} & options.schemas:  # keywords only: our old names go where they differ
         kept = {name for _box, name, _written in ours if name is not None}
@@ -668,10 +666,9 @@ def sidecar_for(photo: Path, options: WriteOptions) -> Path:
 
 def still_carried(photo: Path, names: Sequence[str]) -> set[str]:
     """Which of ``names`` a region in any XMP of ``photo`` (its own, its sidecars) carries."""
-    found: list[str] = []
-    for path, sidecar in [(photo, False), *((p, True) for p in read.existing_sidecars(photo))]:
-        parsed = read.load_parsed(path, sidecar=sidecar)
-        found += [r.name for r in [*parsed.mwg, *parsed.mp] if r.name]
+    found = [
+        r.name for _path, parsed in read.parsed_files(photo) for r in [*parsed.mwg, *parsed.mp] if r.name
+    ]
     return {name for name in names if any(_same(name, n) for n in found)}
 
 
@@ -683,10 +680,7 @@ def _other_regions(
     could not be read in them (warnings)."""
     found: list[RawRegion] = []
     warnings: list[str] = []
-    for path, sidecar in [(photo, False), *((p, True) for p in read.existing_sidecars(photo))]:
-        if path == target:
-            continue
-        parsed = read.load_parsed(path, sidecar=sidecar)
+    for _path, parsed in read.parsed_files(photo, but=target):
         warnings += parsed.warnings
         if not read.reframed(parsed.mwg_dims, stored_size, orientation):
             found += parsed.mwg + parsed.mp
